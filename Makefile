@@ -1,0 +1,54 @@
+# The two commands of the README's quick start, and the checks around them.
+#   make demo  - install everything, then run the main job
+#   make test  - install everything, then run the whole test suite
+# Installs are idempotent: system packages only when missing, pip only when pyproject.toml changed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMPS := .make-stamps
+SYSTEM_PACKAGES := git gnupg openssh-server openssh-client
+
+.PHONY: install system-deps demo test lint typecheck check clean
+
+$(STAMPS)/system:
+	@mkdir -p $(STAMPS)
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
+	fi
+	@touch $@
+
+system-deps: $(STAMPS)/system
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/pip: pyproject.toml $(BIN)/python
+	@mkdir -p $(STAMPS)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMPS)/system $(STAMPS)/pip
+
+demo: install
+	$(BIN)/sealed-gitops demo
+
+test: install
+	$(BIN)/python -m pytest -n auto -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check sealed_gitops
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) $(STAMPS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Git history turned into per-key change records, without any plaintext."""

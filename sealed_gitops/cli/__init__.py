@@ -1,0 +1,1 @@
+"""The command-line face: click commands, rich output, exit codes."""

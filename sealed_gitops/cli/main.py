@@ -1,0 +1,70 @@
+"""Entry point of the ``sealed-gitops`` command.
+
+Subcommands are loaded lazily from their own modules (see :data:`COMMANDS`), so that
+``sealed-gitops decrypt`` does not pay for importing kopf or the kubernetes client, and so that each
+area of the CLI lives in a module of its own. Expected errors (:class:`SealedGitopsError`) become
+one line on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from sealed_gitops import __version__
+from sealed_gitops.errors import SealedGitopsError
+from sealed_gitops.redact import install_logging_filter, redact
+
+#: command name -> "module:attribute" of the click command implementing it.
+COMMANDS: dict[str, str] = {
+}
+
+#: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
+EXIT_FAILURE = 1
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported only when named (or when help lists them)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):  # pragma: no cover - a wiring mistake
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SealedGitopsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_FAILURE)
+        except OSError as exc:
+            # A missing or unreadable file is an expected failure: one line, no traceback.
+            name = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {redact(name + (exc.strerror or str(exc)))}", err=True)
+            ctx.exit(EXIT_FAILURE)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sealed-gitops")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (repeatable).")
+def cli(verbose: int) -> None:
+    """GitOps for Kubernetes with every secret encrypted in Git."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    install_logging_filter()
+
+
+def main() -> None:
+    cli(prog_name="sealed-gitops")

@@ -1,0 +1,1 @@
+"""Pure cryptographic formats: bytes in, bytes out. No I/O, no subprocess."""

@@ -1,0 +1,1 @@
+"""SOPS documents, byte-compatible with the sops 3.x binary."""

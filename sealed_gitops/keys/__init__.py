@@ -1,0 +1,1 @@
+"""The keyring: key providers (local files, Kubernetes Secrets, Vault) and rotation."""

@@ -1,0 +1,1 @@
+"""The operator face: kopf handlers, CR status and conditions, webhook receiver, metrics."""

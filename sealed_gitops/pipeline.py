@@ -1,0 +1,1 @@
+"""One reconcile as a straight list of phases: source, render, decrypt, plan, apply."""

@@ -1,0 +1,1 @@
+"""Pure planning: object ids, inventory diff, change sets, redacted diffs."""

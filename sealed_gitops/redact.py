@@ -1,0 +1,141 @@
+"""The single redaction layer: every log line, Event, status message and error passes through here.
+
+Why one place: a secret leaks through whichever path was forgotten. Instead of asking each caller
+to be careful, every plaintext value the decryption stage produces is *registered* here, and every
+text that leaves the process (``str()`` of any :class:`~sealed_gitops.errors.SealedGitopsError`,
+every log record through :class:`RedactingFilter`, every Event and status message the operator
+writes) is passed through :func:`redact`, which replaces each registered value, and its base64
+form, with ``[REDACTED]``.
+
+Values shorter than :data:`MIN_LENGTH` are not registered: redacting every ``1`` or ``true`` in
+every message would make all output unreadable while protecting nothing a guesser could not
+guess. Such values still never reach messages by construction: no code path formats values.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import threading
+from collections.abc import Iterable
+
+__all__ = [
+    "MASK",
+    "MIN_LENGTH",
+    "RedactingFilter",
+    "install_logging_filter",
+    "is_registered",
+    "register",
+    "register_many",
+    "redact",
+    "registered_count",
+]
+
+#: What a redacted value is replaced with.
+MASK = "[REDACTED]"
+
+#: Shortest value (in characters) that is registered; see the module docstring for why.
+MIN_LENGTH = 4
+
+_lock = threading.Lock()
+_values: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+_dirty = False
+
+
+def _forms(value: str | bytes) -> list[str]:
+    """The textual forms in which a value may show up in a message."""
+    forms: list[str] = []
+    raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+    if isinstance(value, str):
+        forms.append(value)
+    else:
+        try:
+            forms.append(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            pass
+    # Secret.data carries base64; a value may also appear in that form in an API error.
+    forms.append(base64.b64encode(raw).decode("ascii"))
+    # Each line of a multi-line value (a PEM key) is a secret on its own in a truncated message.
+    for text in list(forms):
+        if "\n" in text:
+            forms.extend(line.strip() for line in text.splitlines())
+    return [f for f in forms if len(f) >= MIN_LENGTH]
+
+
+def register(value: str | bytes) -> None:
+    """Remember a plaintext value so that :func:`redact` masks it from now on."""
+    global _dirty
+    new = _forms(value)
+    if not new:
+        return
+    with _lock:
+        before = len(_values)
+        _values.update(new)
+        if len(_values) != before:
+            _dirty = True
+
+
+def register_many(values: Iterable[str | bytes]) -> None:
+    for value in values:
+        register(value)
+
+
+def is_registered(value: str | bytes) -> bool:
+    forms = _forms(value)
+    with _lock:
+        return bool(forms) and forms[0] in _values
+
+
+def registered_count() -> int:
+    with _lock:
+        return len(_values)
+
+
+def _current_pattern() -> re.Pattern[str] | None:
+    global _pattern, _dirty
+    with _lock:
+        if _dirty or (_pattern is None and _values):
+            # Longest first, so a value that contains another is masked whole.
+            ordered = sorted(_values, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            _dirty = False
+        return _pattern
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered value replaced by :data:`MASK`."""
+    pattern = _current_pattern()
+    if pattern is None or not text:
+        return text
+    return pattern.sub(MASK, text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts the fully formatted message of every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not take logging down
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            # The formatter would print the exception text unredacted; keep only a redacted form.
+            record.msg = f"{record.msg}: {redact(f'{type(exc).__name__}: {exc}')}"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def install_logging_filter(logger: logging.Logger | None = None) -> None:
+    """Attach :class:`RedactingFilter` to every handler of ``logger`` (the root by default)."""
+    target = logger or logging.getLogger()
+    flt = RedactingFilter()
+    target.addFilter(flt)
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(flt)

@@ -1,0 +1,1 @@
+"""Rendering: safe YAML loading with limits, kustomize, and finding the encrypted documents."""

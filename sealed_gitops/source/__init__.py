@@ -1,0 +1,1 @@
+"""Git sources: fetch, ref selection and commit signature verification."""
