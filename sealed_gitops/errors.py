@@ -10,8 +10,8 @@ condition reason.
 
     SealedGitopsError                 base; message always passes through redact.py
     ├── InputError                    the user's input is wrong; names the file and what is wrong
-    │   ├── FormatError               malformed document: bad YAML/JSON, bad ENC[...] value, unknown type
-    │   ├── LimitExceeded             over a safety limit: file size, YAML aliases, documents per file
+    │   ├── FormatError               malformed YAML/JSON, bad ENC[...] value, unknown type
+    │   ├── LimitExceeded             over a limit: file size, YAML aliases, documents per file
     │   ├── NotEncryptedError         a file or Secret that should be encrypted is not
     │   └── PathError                 a path that leaves the repository root, or a refused symlink
     ├── ConfigError                   bad flags, .sops.yaml, CR spec or settings

@@ -15,6 +15,7 @@ guess. Such values still never reach messages by construction: no code path form
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import re
 import threading
@@ -26,9 +27,9 @@ __all__ = [
     "RedactingFilter",
     "install_logging_filter",
     "is_registered",
+    "redact",
     "register",
     "register_many",
-    "redact",
     "registered_count",
 ]
 
@@ -38,10 +39,34 @@ MASK = "[REDACTED]"
 #: Shortest value (in characters) that is registered; see the module docstring for why.
 MIN_LENGTH = 4
 
-_lock = threading.Lock()
-_values: set[str] = set()
-_pattern: re.Pattern[str] | None = None
-_dirty = False
+
+class _Registry:
+    """The set of registered forms and the compiled pattern that masks them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: set[str] = set()
+        self.pattern: re.Pattern[str] | None = None
+        self.dirty = False
+
+    def add(self, forms: list[str]) -> None:
+        with self.lock:
+            before = len(self.values)
+            self.values.update(forms)
+            if len(self.values) != before:
+                self.dirty = True
+
+    def current_pattern(self) -> re.Pattern[str] | None:
+        with self.lock:
+            if self.dirty:
+                # Longest first, so a value that contains another is masked whole.
+                ordered = sorted(self.values, key=len, reverse=True)
+                self.pattern = re.compile("|".join(re.escape(v) for v in ordered))
+                self.dirty = False
+            return self.pattern
+
+
+_registry = _Registry()
 
 
 def _forms(value: str | bytes) -> list[str]:
@@ -51,10 +76,8 @@ def _forms(value: str | bytes) -> list[str]:
     if isinstance(value, str):
         forms.append(value)
     else:
-        try:
+        with contextlib.suppress(UnicodeDecodeError):
             forms.append(value.decode("utf-8"))
-        except UnicodeDecodeError:
-            pass
     # Secret.data carries base64; a value may also appear in that form in an API error.
     forms.append(base64.b64encode(raw).decode("ascii"))
     # Each line of a multi-line value (a PEM key) is a secret on its own in a truncated message.
@@ -66,15 +89,9 @@ def _forms(value: str | bytes) -> list[str]:
 
 def register(value: str | bytes) -> None:
     """Remember a plaintext value so that :func:`redact` masks it from now on."""
-    global _dirty
-    new = _forms(value)
-    if not new:
-        return
-    with _lock:
-        before = len(_values)
-        _values.update(new)
-        if len(_values) != before:
-            _dirty = True
+    forms = _forms(value)
+    if forms:
+        _registry.add(forms)
 
 
 def register_many(values: Iterable[str | bytes]) -> None:
@@ -84,32 +101,21 @@ def register_many(values: Iterable[str | bytes]) -> None:
 
 def is_registered(value: str | bytes) -> bool:
     forms = _forms(value)
-    with _lock:
-        return bool(forms) and forms[0] in _values
+    with _registry.lock:
+        return bool(forms) and forms[0] in _registry.values
 
 
 def registered_count() -> int:
-    with _lock:
-        return len(_values)
-
-
-def _current_pattern() -> re.Pattern[str] | None:
-    global _pattern, _dirty
-    with _lock:
-        if _dirty or (_pattern is None and _values):
-            # Longest first, so a value that contains another is masked whole.
-            ordered = sorted(_values, key=len, reverse=True)
-            _pattern = re.compile("|".join(re.escape(v) for v in ordered))
-            _dirty = False
-        return _pattern
+    with _registry.lock:
+        return len(_registry.values)
 
 
 def redact(text: str) -> str:
     """Return ``text`` with every registered value replaced by :data:`MASK`."""
-    pattern = _current_pattern()
-    if pattern is None or not text:
+    if not text:
         return text
-    return pattern.sub(MASK, text)
+    pattern = _registry.current_pattern()
+    return text if pattern is None else pattern.sub(MASK, text)
 
 
 class RedactingFilter(logging.Filter):

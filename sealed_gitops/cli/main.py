@@ -20,8 +20,7 @@ from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.redact import install_logging_filter, redact
 
 #: command name -> "module:attribute" of the click command implementing it.
-COMMANDS: dict[str, str] = {
-}
+COMMANDS: dict[str, str] = {}
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
 EXIT_FAILURE = 1
@@ -62,7 +61,9 @@ class LazyGroup(click.Group):
 def cli(verbose: int) -> None:
     """GitOps for Kubernetes with every secret encrypted in Git."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     install_logging_filter()
 
 

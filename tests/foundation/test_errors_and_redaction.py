@@ -1,0 +1,88 @@
+"""The error tree and the redaction layer: the two things every other module leans on."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+
+import pytest
+
+from sealed_gitops import errors, redact
+
+CANARY = "canary-Zq8v-do-not-leak-41c7"
+
+
+def test_all_lists_exactly_the_exception_classes() -> None:
+    classes = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+    assert set(errors.__all__) == classes
+
+
+@pytest.mark.parametrize("name", errors.__all__)
+def test_every_error_derives_from_the_base_and_has_a_code(name: str) -> None:
+    cls = getattr(errors, name)
+    assert issubclass(cls, errors.SealedGitopsError)
+    assert cls.code and cls.code.isidentifier()
+
+
+def test_message_names_file_location_and_key() -> None:
+    exc = errors.MacMismatch(
+        "MAC mismatch", file="deploy/db.yaml", key_id="age1abc", location="doc 2"
+    )
+    assert str(exc) == "deploy/db.yaml (doc 2): MAC mismatch [key age1abc]"
+
+
+def test_with_file_keeps_an_existing_file() -> None:
+    exc = errors.FormatError("bad", file="a.yaml")
+    assert exc.with_file("b.yaml").file == "a.yaml"
+    assert errors.FormatError("bad").with_file("b.yaml").file == "b.yaml"
+
+
+def test_registered_value_never_reaches_an_error_message() -> None:
+    redact.register(CANARY)
+    exc = errors.IntegrityError(f"value {CANARY!r} could not be parsed", file="x.yaml")
+    text = str(exc)
+    assert CANARY not in text
+    assert redact.MASK in text
+
+
+def test_base64_form_and_lines_are_redacted() -> None:
+    secret = "multi-line-secret\nsecond-line-secret"
+    redact.register(secret)
+    encoded = base64.b64encode(secret.encode()).decode()
+    out = redact.redact(f"data: {encoded} and second-line-secret")
+    assert encoded not in out
+    assert "second-line-secret" not in out
+
+
+def test_short_values_are_not_registered() -> None:
+    redact.register("abc")
+    assert redact.redact("abc") == "abc"
+
+
+def test_longest_value_masked_whole() -> None:
+    redact.register("password-one")
+    redact.register("password-one-two-three")
+    assert redact.redact("x password-one-two-three y") == f"x {redact.MASK} y"
+
+
+def test_logging_filter_redacts_messages_args_and_exceptions() -> None:
+    redact.register(CANARY)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("sealed_gitops.test.redact")
+    logger.addHandler(handler)
+    logger.propagate = False
+    redact.install_logging_filter(logger)
+    logger.warning("value %s", CANARY)
+    try:
+        raise ValueError(f"bad {CANARY}")
+    except ValueError:
+        logger.exception("failed")
+    output = stream.getvalue()
+    assert CANARY not in output
+    assert output.count(redact.MASK) == 2
