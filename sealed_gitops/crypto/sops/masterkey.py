@@ -1,11 +1,11 @@
 """The seam between the SOPS engine and whoever holds keys.
 
-A SOPS file's data key is wrapped once per *master key* (an age recipient, a PGP key, a Vault transit
-key, a cloud KMS key) and the wrapped forms are stored in the ``sops`` metadata as *stanzas*. The
-engine in this package never talks to gpg, Vault or a KMS itself: it hands stanzas to an
-:class:`Unwrapper` (the keyring, in ``sealed_gitops.keys``) and asks :class:`MasterKey` objects to
-wrap a new data key. That keeps ``crypto/`` pure (no subprocess, no network) and lets the operator
-and the CLI bring different keyrings to the same engine.
+A SOPS file's data key is wrapped once per *master key* (an age recipient, a PGP key, a Vault
+transit key, a cloud KMS key) and the wrapped forms are stored in the ``sops`` metadata as
+*stanzas*. The engine in this package never talks to gpg, Vault or a KMS itself: it hands stanzas to
+an :class:`Unwrapper` (the keyring, in ``sealed_gitops.keys``) and asks :class:`MasterKey` objects
+to wrap a new data key. That keeps ``crypto/`` pure (no subprocess, no network) and lets the
+operator and the CLI bring different keyrings to the same engine.
 """
 
 from __future__ import annotations
