@@ -1,0 +1,346 @@
+"""Vault / OpenBao transit master keys for SOPS (``hc_vault`` stanzas), through hvac.
+
+Why transit: the data key is wrapped by a key that never leaves Vault, so access to a file is
+access to a Vault policy, revocable at any time.
+
+Wire format, as sops writes it so files interoperate: the data key is base64-encoded (standard
+alphabet, padded), sent as ``plaintext`` to ``POST /v1/<engine_path>/encrypt/<key_name>``, and the
+returned ``vault:vN:...`` ciphertext is the stanza's ``enc``. The stanza is ``{vault_address,
+engine_path, key_name, created_at, enc}``; ``vault_address`` is scheme, host and port only.
+
+A security note that sops does not make: the stanza names the Vault address, and a file in Git is
+input from whoever can push. An unwrapper built with ``allowed_addresses`` only ever sends its token
+to those addresses, so a crafted stanza cannot make the operator hand its Vault token to another
+host. The operator should always set it; the CLI, like sops, trusts the files its user opens.
+
+Every hvac and transport error is mapped here; every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import hvac
+import hvac.exceptions
+
+from sealed_gitops.crypto.sops.masterkey import KeyStanza
+from sealed_gitops.errors import ConfigError, IntegrityError, KeyProviderError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "VAULT_KIND",
+    "TransitKeyRef",
+    "VaultTransitKey",
+    "VaultUnwrapper",
+    "normalize_address",
+    "parse_transit_uri",
+    "resolve_vault_token",
+]
+
+VAULT_KIND = "hc_vault"
+
+#: Seconds for each HTTP call to Vault. A reconcile must not hang on a dead Vault; 10 s is long
+#: enough for a loaded server across regions and short enough to fail a reconcile visibly.
+DEFAULT_TIMEOUT = 10.0
+
+# The path part of a sops transit URI: /v1/<engine path, may contain slashes>/keys/<name>
+_PATH = re.compile(r"^/v\d+/(?P<engine>.+)/keys/(?P<name>[^/]+)/?$")
+
+
+@dataclass(frozen=True)
+class TransitKeyRef:
+    """Where a transit key lives: the three fields a stanza stores."""
+
+    address: str
+    engine_path: str
+    key_name: str
+
+    @property
+    def uri(self) -> str:
+        """The URI form sops takes on its command line and in ``.sops.yaml``."""
+        return f"{self.address}/v1/{self.engine_path}/keys/{self.key_name}"
+
+
+def normalize_address(address: str) -> str:
+    """``scheme://host[:port]`` lower-cased, without path or trailing slash: compare these."""
+    parts = urlsplit(address.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"not a Vault address (want http(s)://host:port): {address!r}")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), "", "", ""))
+
+
+def parse_transit_uri(uri: str) -> TransitKeyRef:
+    """Split ``http(s)://host:port/v1/ENGINE/keys/NAME`` (ENGINE may contain slashes)."""
+    parts = urlsplit(uri.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            "Vault transit URI needs a scheme and host, like "
+            f"https://vault.example.com:8200/v1/transit/keys/NAME: {uri!r}"
+        )
+    match = _PATH.match(parts.path)
+    if match is None:
+        raise ConfigError(
+            "Vault transit URI path must be /v1/ENGINE/keys/NAME "
+            f"(a Vault behind a path prefix is not supported, as in sops): {uri!r}"
+        )
+    engine = match.group("engine").strip("/")
+    return TransitKeyRef(
+        address=urlunsplit((parts.scheme, parts.netloc, "", "", "")),
+        engine_path=engine,
+        key_name=match.group("name"),
+    )
+
+
+def resolve_vault_token(
+    explicit: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> str | None:
+    """The token sops would use: explicit, else ``$VAULT_TOKEN``, else ``~/.vault-token``."""
+    if explicit:
+        return explicit.strip()
+    environ = os.environ if env is None else env
+    if environ.get("VAULT_TOKEN"):
+        return environ["VAULT_TOKEN"].strip()
+    token_file = (home if home is not None else Path.home()) / ".vault-token"
+    try:
+        text = token_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {token_file}") from exc
+    return text or None
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Clients:
+    """hvac clients by address, so a keyring talks to each Vault over one connection pool."""
+
+    def __init__(self, *, token: str | None, timeout: float) -> None:
+        self._token = token
+        self._timeout = timeout
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, address: str) -> Any:
+        key = normalize_address(address)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = hvac.Client(url=key, token=self._token, timeout=self._timeout)
+                self._clients[key] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
+            adapter = getattr(client, "adapter", None)
+            if adapter is not None and hasattr(adapter, "close"):
+                adapter.close()
+
+
+def _call(what: str, ref: TransitKeyRef, fn: Any, /, **kwargs: Any) -> Mapping[str, Any]:
+    """Run one hvac call and turn every failure into the project's errors.
+
+    Vault's error texts name paths and policies, never the payload, but they are still kept out
+    of the message except for the short, known reasons below.
+    """
+    key_id = ref.uri
+    try:
+        response = fn(**kwargs)
+    except hvac.exceptions.Unauthorized as exc:
+        raise KeyProviderError(
+            f"Vault at {ref.address} refused the token for {what} (unauthorized)", key_id=key_id
+        ) from exc
+    except hvac.exceptions.Forbidden as exc:
+        raise KeyProviderError(
+            f"Vault at {ref.address} denied {what} (permission denied or bad token)",
+            key_id=key_id,
+        ) from exc
+    except hvac.exceptions.InvalidPath as exc:
+        raise KeyProviderError(
+            f"Vault at {ref.address} has no transit key {ref.key_name!r} "
+            f"under {ref.engine_path!r}",
+            key_id=key_id,
+        ) from exc
+    except hvac.exceptions.InvalidRequest as exc:
+        text = str(exc).lower()
+        if what == "decrypt" and any(
+            word in text for word in ("authentication failed", "invalid ciphertext", "base64")
+        ):
+            raise IntegrityError(
+                "Vault transit could not decrypt the stanza (tampered, or another key)",
+                key_id=key_id,
+            ) from exc
+        if "no existing key" in text or "encryption key not found" in text:
+            raise KeyProviderError(
+                f"Vault at {ref.address} has no transit key {ref.key_name!r} "
+                f"under {ref.engine_path!r}",
+                key_id=key_id,
+            ) from exc
+        raise KeyProviderError(
+            f"Vault at {ref.address} rejected the transit {what} request", key_id=key_id
+        ) from exc
+    except hvac.exceptions.VaultError as exc:
+        raise KeyProviderError(
+            f"Vault at {ref.address} failed the transit {what} ({type(exc).__name__})",
+            key_id=key_id,
+        ) from exc
+    except OSError as exc:
+        # requests' ConnectionError and Timeout are OSErrors.
+        raise KeyProviderError(f"Vault is unreachable at {ref.address}", key_id=key_id) from exc
+    data = response.get("data") if isinstance(response, Mapping) else None
+    if not isinstance(data, Mapping):
+        raise KeyProviderError(
+            f"Vault at {ref.address} returned no data for the transit {what}", key_id=key_id
+        )
+    return data
+
+
+class VaultTransitKey:
+    """A Vault transit recipient (:class:`~sealed_gitops.crypto.sops.masterkey.MasterKey`)."""
+
+    kind = VAULT_KIND
+
+    def __init__(
+        self,
+        ref: TransitKeyRef,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        clients: _Clients | None = None,
+    ) -> None:
+        self.ref = ref
+        self._clients = clients or _Clients(token=resolve_vault_token(token), timeout=timeout)
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> VaultTransitKey:
+        return cls(parse_transit_uri(uri), token=token, timeout=timeout)
+
+    @property
+    def key_id(self) -> str:
+        return self.ref.uri
+
+    def wrap(self, data_key: bytes) -> KeyStanza:
+        client = self._clients.get(self.ref.address)
+        data = _call(
+            "encrypt",
+            self.ref,
+            client.secrets.transit.encrypt_data,
+            name=self.ref.key_name,
+            plaintext=base64.b64encode(data_key).decode("ascii"),
+            mount_point=self.ref.engine_path,
+        )
+        ciphertext = data.get("ciphertext")
+        if not isinstance(ciphertext, str) or not ciphertext.startswith("vault:"):
+            raise KeyProviderError(
+                f"Vault at {self.ref.address} returned no transit ciphertext", key_id=self.key_id
+            )
+        return KeyStanza(
+            kind=VAULT_KIND,
+            data={
+                "vault_address": self.ref.address,
+                "engine_path": self.ref.engine_path,
+                "key_name": self.ref.key_name,
+                "created_at": _now_rfc3339(),
+                "enc": ciphertext,
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"VaultTransitKey({self.key_id})"
+
+
+class VaultUnwrapper:
+    """Unwraps ``hc_vault`` stanzas with one token (a keyring provider).
+
+    ``allowed_addresses`` None: any address a stanza names (sops' behaviour). Otherwise only
+    stanzas whose address is listed are sent to Vault; others get ``None`` ("no key here").
+    """
+
+    kinds = frozenset({VAULT_KIND})
+
+    def __init__(
+        self,
+        *,
+        token: str | None,
+        allowed_addresses: Collection[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._clients = _Clients(token=token, timeout=timeout)
+        self._allowed = (
+            None
+            if allowed_addresses is None
+            else frozenset(normalize_address(a) for a in allowed_addresses)
+        )
+
+    @property
+    def clients(self) -> _Clients:
+        """Shared with :class:`VaultTransitKey` objects made for the same token."""
+        return self._clients
+
+    def unwrap(self, stanza: KeyStanza) -> bytes | None:
+        if stanza.kind != VAULT_KIND:
+            return None
+        d = stanza.data
+        ref = TransitKeyRef(
+            address=str(d.get("vault_address", "")).rstrip("/"),
+            engine_path=str(d.get("engine_path", "")).strip("/"),
+            key_name=str(d.get("key_name", "")),
+        )
+        if not ref.engine_path or not ref.key_name:
+            raise IntegrityError("hc_vault stanza lacks engine_path or key_name",
+                                 key_id=stanza.key_id)
+        try:
+            address = normalize_address(ref.address)
+        except ConfigError as exc:
+            raise IntegrityError("hc_vault stanza has no valid vault_address",
+                                 key_id=stanza.key_id) from exc
+        if self._allowed is not None and address not in self._allowed:
+            return None
+        enc = stanza.enc
+        if not enc.startswith("vault:"):
+            raise IntegrityError("hc_vault stanza holds no transit ciphertext", key_id=ref.uri)
+        client = self._clients.get(address)
+        data = _call(
+            "decrypt",
+            ref,
+            client.secrets.transit.decrypt_data,
+            name=ref.key_name,
+            ciphertext=enc,
+            mount_point=ref.engine_path,
+        )
+        plaintext = data.get("plaintext")
+        if not isinstance(plaintext, str):
+            raise KeyProviderError(
+                f"Vault at {ref.address} returned no transit plaintext", key_id=ref.uri
+            )
+        try:
+            return base64.b64decode(plaintext, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise IntegrityError("Vault returned a data key that is not base64",
+                                 key_id=ref.uri) from exc
+
+    def close(self) -> None:
+        self._clients.close()
+
+    def __repr__(self) -> str:
+        allowed = "any" if self._allowed is None else ",".join(sorted(self._allowed))
+        return f"VaultUnwrapper(addresses={allowed})"
