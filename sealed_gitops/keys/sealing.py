@@ -1,0 +1,173 @@
+"""The sealing keyring: a set of RSA private keys that opens SealedSecrets.
+
+Why this module exists: Bitnami's controller opens a value by trying every key it holds, because
+the ciphertext does not say which key made it, and when nothing opens it all it can say is
+"no key could decrypt". We use the key-id hint our sealer writes to go straight to the right key,
+fall back to trying each key for files without hints, and, when nothing opens a value, find out
+*why*, so the error says "scope mismatch" or "tampered" instead of only "wrong key".
+
+How the cause is found without a padding oracle: OAEP decryption fails the same way for another
+key, another label or altered bytes, and must stay that way. So we only ever ask the library
+"does this open, fully, under this key and label?" for a few candidate labels (the other two
+scopes for this name and namespace, and the label our sealer recorded). A full success under
+another label proves a scope mismatch; a hinted key that opens nothing, not even under its
+recorded label, means the RSA part was altered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sealed_gitops.crypto import sealed
+from sealed_gitops.crypto.sealed_document import SealedSecretDoc, label_scope
+from sealed_gitops.crypto.sealing_keys import fingerprint
+from sealed_gitops.errors import (
+    IntegrityError,
+    NoMatchingKey,
+    ScopeMismatch,
+    SealedGitopsError,
+)
+from sealed_gitops.redact import register
+
+__all__ = ["SealingKeyring", "UnsealResult"]
+
+
+@dataclass
+class UnsealResult:
+    """The opened values of one SealedSecret, and which key opened each."""
+
+    values: dict[str, bytes] = field(default_factory=dict)
+    #: value key -> fingerprint of the private key that opened it
+    opened_by: dict[str, str] = field(default_factory=dict)
+    #: value key -> fingerprint, only for values opened from ``spec.encryptedData`` itself
+    primary_key_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One ciphertext of a value: the primary one or one for an additional cluster."""
+
+    hint: str | None
+    value: sealed.SealedValue
+
+
+class SealingKeyring:
+    """Private sealing keys by fingerprint, in the order given (the first is tried first)."""
+
+    def __init__(self, keys: Iterable[rsa.RSAPrivateKey]) -> None:
+        self._keys: dict[str, rsa.RSAPrivateKey] = {}
+        for key in keys:
+            self._keys.setdefault(fingerprint(key.public_key()), key)
+
+    @property
+    def fingerprints(self) -> list[str]:
+        return list(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def unseal(self, doc: SealedSecretDoc, *, file: str | None = None) -> UnsealResult:
+        """Open every value of ``doc`` under its own scope, or raise for the first that fails.
+
+        Opened values are registered with the redaction layer before they are returned.
+        """
+        label = doc.label(file=file)
+        result = UnsealResult()
+        for key in sorted(doc.encrypted_data):
+            location = f"spec.encryptedData.{key}"
+            try:
+                candidates = self._candidates(doc, key)
+                plaintext, used, primary = self._open(candidates, label=label)
+                if used is None:
+                    self._diagnose(doc, key, candidates, label=label)
+            except SealedGitopsError as exc:
+                exc.location = exc.location or location
+                if file:
+                    exc.with_file(file)
+                raise
+            register(plaintext)
+            result.values[key] = plaintext
+            result.opened_by[key] = used
+            if primary:
+                result.primary_key_ids[key] = used
+        return result
+
+    def _candidates(self, doc: SealedSecretDoc, key: str) -> list[_Candidate]:
+        found = [
+            _Candidate(
+                hint=doc.key_ids.get(key),
+                value=sealed.parse(sealed.decode_value(doc.encrypted_data[key])),
+            )
+        ]
+        for fp, values in doc.additional.items():
+            if key in values:
+                value = sealed.parse(sealed.decode_value(values[key]))
+                found.append(_Candidate(hint=fp, value=value))
+        return found
+
+    def _open(
+        self, candidates: list[_Candidate], *, label: bytes
+    ) -> tuple[bytes, str | None, bool]:
+        """(plaintext, fingerprint, from-primary) or (b"", None, False) when nothing opens."""
+        tried: set[tuple[int, str]] = set()
+        # Hinted keys first: one RSA operation in the common case.
+        order = [
+            (i, c.hint)
+            for i, c in enumerate(candidates)
+            if c.hint is not None and c.hint in self._keys
+        ]
+        order += [(i, fp) for i in range(len(candidates)) for fp in self._keys]
+        for index, fp in order:
+            if (index, fp) in tried:
+                continue
+            tried.add((index, fp))
+            value = candidates[index].value
+            session_key = sealed.unwrap_session_key(value, private_key=self._keys[fp], label=label)
+            if session_key is None:
+                continue
+            try:
+                plaintext = sealed.open_value(value, session_key=session_key)
+            except IntegrityError as exc:
+                exc.key_id = fp
+                raise
+            return plaintext, fp, index == 0
+        return b"", None, False
+
+    def _diagnose(
+        self, doc: SealedSecretDoc, key: str, candidates: list[_Candidate], *, label: bytes
+    ) -> NoReturn:
+        """Raise the most precise error for a value that no key opens under ``label``."""
+        tried_as = label_scope(label)
+        for other in doc.other_labels():
+            for candidate in candidates:
+                for fp, private in self._keys.items():
+                    if sealed.unwrap_session_key(candidate.value, private_key=private, label=other):
+                        raise ScopeMismatch(
+                            f"scope mismatch: value {key!r} was sealed for "
+                            f"{label_scope(other)}, not for {tried_as} it was opened as",
+                            key_id=fp,
+                        )
+        hinted = [c.hint for c in candidates if c.hint in self._keys]
+        if hinted and doc.sealed_for is not None:
+            raise IntegrityError(
+                f"value {key!r} does not open with the key that sealed it, under {tried_as} "
+                "or the scope it records: its RSA part or its annotations were altered",
+                key_id=hinted[0],
+            )
+        if hinted:
+            raise ScopeMismatch(
+                f"scope mismatch or tampering: value {key!r} does not open under {tried_as} "
+                "with the key that sealed it (per its key-id hint)",
+                key_id=hinted[0],
+            )
+        hint = next((c.hint for c in candidates if c.hint), None)
+        reason = (
+            f"no key opens value {key!r} under {tried_as} (tried {len(self._keys)} "
+            "key(s)): it was sealed for another key, or for a scope other than the three "
+            "this name and namespace allow"
+        )
+        raise NoMatchingKey(reason, key_id=hint)
