@@ -29,6 +29,7 @@ from sealed_gitops.testing.kube.auth import (
 from sealed_gitops.testing.kube.faults import Fault, FaultInjector
 from sealed_gitops.testing.kube.rbac import (
     Authorizer,
+    bootstrap_policy,
     forbidden_status,
     impersonation_checks,
 )
@@ -615,6 +616,77 @@ def test_rbac_without_version_always_reads_the_store() -> None:
         b for b in store["rolebindings"] if b["metadata"]["name"] != "devs-read-secrets"
     ]
     assert authz.authorize(ALICE, **kwargs)[0] is False
+
+
+def _bootstrap_store(*extra: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    store: dict[str, list[dict[str, Any]]] = {}
+    for obj in [*bootstrap_policy(), *extra]:
+        plural = {
+            "ClusterRole": "clusterroles",
+            "ClusterRoleBinding": "clusterrolebindings",
+            "RoleBinding": "rolebindings",
+        }[obj["kind"]]
+        store.setdefault(plural, []).append(obj)
+    return store
+
+
+def _grant(kind: str, role: str, user: str, namespace: str | None = None) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "metadata": _meta(f"{role}-{user}", namespace),
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "User", "apiGroup": RBAC, "name": user}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("grant", "verb", "group", "resource", "allowed"),
+    [
+        (None, "create", "authorization.k8s.io", "selfsubjectaccessreviews", True),
+        (None, "get", "", "configmaps", False),
+        (None, "create", "authentication.k8s.io", "tokenreviews", False),
+        ("system:auth-delegator", "create", "authentication.k8s.io", "tokenreviews", True),
+        ("view", "list", "apps", "deployments", True),
+        ("view", "get", "", "secrets", False),
+        ("view", "create", "", "configmaps", False),
+        ("edit", "create", "", "configmaps", True),
+        ("edit", "get", "", "secrets", True),
+        ("edit", "create", RBAC, "rolebindings", False),
+        ("admin", "create", RBAC, "rolebindings", True),
+        ("cluster-admin", "deletecollection", "anything.example.com", "things", True),
+    ],
+)
+def test_bootstrap_policy(
+    grant: str | None, verb: str, group: str, resource: str, allowed: bool
+) -> None:
+    extra = [_grant("ClusterRoleBinding", grant, "carol")] if grant else []
+    authz = Authorizer(lister=_lister(_bootstrap_store(*extra)))
+    carol = UserInfo("carol", (AUTHENTICATED_GROUP,))
+    ok, reason = authz.authorize(
+        carol,
+        verb=verb,
+        api_group=group,
+        resource=resource,
+        subresource="",
+        namespace="default",
+        name=None,
+    )
+    assert ok is allowed, reason
+
+
+def test_cluster_role_through_a_role_binding_is_namespaced() -> None:
+    authz = Authorizer(lister=_lister(_bootstrap_store(_grant("RoleBinding", "edit", "dan", "a"))))
+    dan = UserInfo("dan", (AUTHENTICATED_GROUP,))
+    common: dict[str, Any] = {
+        "verb": "create",
+        "api_group": "",
+        "resource": "secrets",
+        "subresource": "",
+        "name": None,
+    }
+    assert authz.authorize(dan, namespace="a", **common)[0] is True
+    assert authz.authorize(dan, namespace="b", **common)[0] is False
+    assert authz.authorize(dan, namespace=None, **common)[0] is False
 
 
 # --------------------------------------------------------------------------- faults

@@ -28,6 +28,7 @@ __all__ = [
     "RBAC_GROUP",
     "Authorizer",
     "Lister",
+    "bootstrap_policy",
     "forbidden_message",
     "forbidden_status",
     "impersonation_checks",
@@ -299,47 +300,112 @@ def impersonation_checks(target: UserInfo) -> list[dict[str, Any]]:
     that the *caller* must pass; all must be allowed. A service-account username is checked as
     ``serviceaccounts`` in its namespace, any other as ``users``; each group and the uid follow.
     """
-    checks: list[dict[str, Any]] = []
-    base: dict[str, Any] = {"verb": "impersonate", "subresource": ""}
+
+    def check(group: str, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
+        return {
+            "verb": "impersonate",
+            "api_group": group,
+            "resource": resource,
+            "subresource": "",
+            "namespace": namespace,
+            "name": name,
+        }
+
     prefix = "system:serviceaccount:"
+    implied = {"system:authenticated"}
     if target.username.startswith(prefix):
         namespace, _, sa_name = target.username[len(prefix) :].partition(":")
-        checks.append(
-            {
-                **base,
-                "api_group": "",
-                "resource": "serviceaccounts",
-                "namespace": namespace,
-                "name": sa_name,
-            }
-        )
-        implied = {"system:serviceaccounts", f"system:serviceaccounts:{namespace}"}
+        checks = [check("", "serviceaccounts", namespace, sa_name)]
+        implied |= {"system:serviceaccounts", f"system:serviceaccounts:{namespace}"}
     else:
-        checks.append(
-            {
-                **base,
-                "api_group": "",
-                "resource": "users",
-                "namespace": None,
-                "name": target.username,
-            }
-        )
-        implied = set()
-    implied.add("system:authenticated")
-    for group in target.groups:
-        # Groups the server adds by itself are not something the caller asked for.
-        if group not in implied:
-            checks.append(
-                {**base, "api_group": "", "resource": "groups", "namespace": None, "name": group}
-            )
+        checks = [check("", "users", None, target.username)]
+    # Groups the server adds by itself are not something the caller asked for.
+    checks += [check("", "groups", None, g) for g in target.groups if g not in implied]
     if target.uid:
-        checks.append(
-            {
-                **base,
-                "api_group": "authentication.k8s.io",
-                "resource": "uids",
-                "namespace": None,
-                "name": target.uid,
-            }
-        )
+        checks.append(check("authentication.k8s.io", "uids", None, target.uid))
     return checks
+
+
+_DEFAULTS_META = {
+    "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+}
+
+
+def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:
+    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
+
+
+def _cluster_role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    meta = {"name": name, **_DEFAULTS_META}
+    return {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "ClusterRole",
+        "metadata": meta,
+        "rules": rules,
+    }
+
+
+def _cluster_binding(name: str, group: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, **_DEFAULTS_META},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "Group", "name": group}],
+    }
+
+
+_READ = ["get", "list", "watch"]
+_ALL = [*_READ, "create", "delete", "deletecollection", "patch", "update"]
+# The namespaced kinds the user-facing roles cover, by API group (the emulator's built-ins).
+_USER_KINDS: dict[str, list[str]] = {
+    "": ["configmaps", "services", "serviceaccounts", "events", "secrets"],
+    "apps": ["deployments", "statefulsets", "daemonsets"],
+    "batch": ["jobs", "cronjobs"],
+    "networking.k8s.io": ["ingresses"],
+}
+
+
+def bootstrap_policy() -> list[dict[str, Any]]:
+    """The default RBAC objects every real cluster starts with, trimmed to what tests need.
+
+    ``cluster-admin`` bound to ``system:masters``; the self-review and discovery roles bound to
+    ``system:authenticated`` (so any user may ask "can I?" and read discovery);
+    ``system:auth-delegator`` (TokenReview and SubjectAccessReview, what Vault's reviewer needs,
+    left unbound as on a real cluster); and flattened ``view`` / ``edit`` / ``admin`` for the
+    built-in namespaced kinds (aggregated on a real cluster; ``view`` excludes Secrets there too).
+    """
+    view = [_rule([g], [r for r in rs if r != "secrets"], _READ) for g, rs in _USER_KINDS.items()]
+    view.append(_rule([""], ["namespaces"], _READ))
+    edit = [*view, *(_rule([g], rs, _ALL) for g, rs in _USER_KINDS.items())]
+    admin = [*edit, _rule([RBAC_GROUP], ["roles", "rolebindings"], _ALL)]
+    discovery = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version"]
+    self_reviews = ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]
+    return [
+        _cluster_role(
+            "cluster-admin",
+            [_rule(["*"], ["*"], ["*"]), {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+        ),
+        _cluster_role(
+            "system:basic-user",
+            [
+                _rule(["authorization.k8s.io"], self_reviews, ["create"]),
+                _rule(["authentication.k8s.io"], ["selfsubjectreviews"], ["create"]),
+            ],
+        ),
+        _cluster_role("system:discovery", [{"nonResourceURLs": discovery, "verbs": ["get"]}]),
+        _cluster_role(
+            "system:auth-delegator",
+            [
+                _rule(["authentication.k8s.io"], ["tokenreviews"], ["create"]),
+                _rule(["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
+            ],
+        ),
+        _cluster_role("view", view),
+        _cluster_role("edit", edit),
+        _cluster_role("admin", admin),
+        _cluster_binding("cluster-admin", MASTERS_GROUP),
+        _cluster_binding("system:basic-user", "system:authenticated"),
+        _cluster_binding("system:discovery", "system:authenticated"),
+    ]

@@ -1,0 +1,270 @@
+"""kopf against the emulator: an operator with a finalizer and status patches, end to end.
+
+kopf is the strictest client the emulator has: it watches with resourceVersion resumes, stores its
+progress in annotations with JSON patches guarded by a ``test`` op on the resourceVersion (and
+relies on a failed test answering 422), merge-patches the status subresource, adds and removes a
+finalizer, and posts Events. If it runs a full create / update / delete cycle here, the operator of
+this project can be tested against the emulator with confidence.
+
+The operator runs as a real ``kopf run`` subprocess, restricted to one namespace and cluster-wide.
+Every assertion holds on real Kubernetes too: with ``SEALED_GITOPS_E2E_KUBECONFIG`` set, the
+kubeconfig fixture points at that cluster instead (the CRD is then created once and left in place,
+since concurrent runs share it; each run's objects carry their own label and namespace).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+GROUP = "fidelity.sealed-gitops.io"
+PLURAL = "widgets"
+FINALIZER = f"{GROUP}/finalizer"
+OPERATOR = Path(__file__).parent / "kopf_operators" / "widgets.py"
+#: Generous, because a loaded CI machine can take seconds to start a Python process with kopf.
+TIMEOUT = 30.0
+
+T = TypeVar("T")
+
+CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"{PLURAL}.{GROUP}"},
+    "spec": {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "plural": PLURAL,
+            "singular": "widget",
+            "kind": "Widget",
+            "listKind": "WidgetList",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = TIMEOUT) -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+
+
+@pytest.fixture(scope="module")
+def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture(scope="module")
+def widgets_crd(api: client.ApiClient) -> str:
+    extensions = client.ApiextensionsV1Api(api)
+    name = str(CRD["metadata"]["name"])
+    try:
+        extensions.create_custom_resource_definition(CRD)
+    except ApiException as exc:
+        # Another run against the same real cluster may have created it first.
+        if exc.status != 409:
+            raise
+
+    def established() -> bool:
+        crd = extensions.read_custom_resource_definition(name)
+        conditions = (crd.status.conditions if crd.status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_for(established, what=f"CRD {name} to be Established")
+    return name
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient) -> Iterator[str]:
+    core = client.CoreV1Api(api)
+    name = f"kopf-{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+@contextmanager
+def kopf_operator(
+    *, kubeconfig: Path, scope: list[str], run_id: str, workdir: Path
+) -> Iterator[Path]:
+    """Run the widgets operator; yields the file its handlers append to. Stops it by PID."""
+    handler_log = workdir / "handlers.log"
+    handler_log.touch()
+    output = workdir / "kopf.log"
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "FIDELITY_RUN": run_id,
+        "FIDELITY_LOG": str(handler_log),
+    }
+    with output.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                "--standalone",
+                "--verbose",
+                *scope,
+                str(OPERATOR),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+        try:
+            yield handler_log
+            assert proc.poll() is None, "kopf exited early:\n" + output.read_text()[-4000:]
+        except BaseException:
+            # The operator's own log is the only way to see why a cycle did not finish.
+            sys.stderr.write(f"--- kopf output ({output}) ---\n{output.read_text()[-8000:]}\n")
+            raise
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def _widget(objects: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(objects.get_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, name))
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+@pytest.mark.parametrize(
+    "scope", [["--namespace", "{ns}"], ["--all-namespaces"]], ids=["namespaced", "cluster-wide"]
+)
+@pytest.mark.usefixtures("widgets_crd")
+def test_operator_lifecycle(
+    api: client.ApiClient,
+    kubeconfig: Path,
+    namespace: str,
+    scope: list[str],
+    tmp_path: Path,
+) -> None:
+    objects = client.CustomObjectsApi(api)
+    run_id = uuid.uuid4().hex[:12]
+    name = "w1"
+    args = [a.format(ns=namespace) for a in scope]
+    with kopf_operator(
+        kubeconfig=kubeconfig, scope=args, run_id=run_id, workdir=tmp_path
+    ) as handlers:
+        objects.create_namespaced_custom_object(
+            GROUP,
+            "v1",
+            namespace,
+            PLURAL,
+            {
+                "apiVersion": f"{GROUP}/v1",
+                "kind": "Widget",
+                "metadata": {"name": name, "labels": {"fidelity-run": run_id}},
+                "spec": {"size": 1},
+            },
+        )
+
+        # Create: the finalizer goes on, and the handler's status patch lands in status.
+        def created() -> dict[str, Any] | None:
+            obj = _widget(objects, namespace, name)
+            status = (obj or {}).get("status") or {}
+            finalizers = (obj or {}).get("metadata", {}).get("finalizers") or []
+            ready = FINALIZER in finalizers and status.get("phase") == "Created"
+            return obj if ready and status.get("created") else None
+
+        obj = wait_for(created, what="the finalizer and the create handler's status")
+        assert obj["status"]["observedSize"] == 1
+        assert obj["status"]["created"] == {"message": "widget of size 1"}
+        assert obj["metadata"]["generation"] == 1
+
+        # Update: a spec change bumps the generation and runs the update handler once.
+        objects.patch_namespaced_custom_object(
+            GROUP, "v1", namespace, PLURAL, name, {"spec": {"size": 2}}
+        )
+
+        def updated() -> dict[str, Any] | None:
+            obj = _widget(objects, namespace, name)
+            status = (obj or {}).get("status") or {}
+            return obj if status.get("phase") == "Updated" else None
+
+        obj = wait_for(updated, what="the update handler's status")
+        assert obj["status"]["observedSize"] == 2
+        assert obj["metadata"]["generation"] == 2
+        assert FINALIZER in obj["metadata"]["finalizers"]
+
+        # Delete: the object waits for the finalizer, the handler runs, then it is gone.
+        objects.delete_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, name)
+        wait_for(
+            lambda: _widget(objects, namespace, name) is None,
+            what="the widget to disappear once the finalizer is removed",
+        )
+        lines = handlers.read_text().splitlines()
+        assert lines == [
+            f"create {namespace}/{name}",
+            f"update {namespace}/{name}",
+            f"delete {namespace}/{name}",
+        ]
+
+        # kopf reports each handler as an Event on the object (core/v1 events).
+        core = client.CoreV1Api(api)
+
+        def handler_events() -> list[Any]:
+            events = core.list_namespaced_event(namespace).items
+            return [
+                e
+                for e in events
+                if e.involved_object.name == name
+                and e.involved_object.kind == "Widget"
+                and "created" in (e.message or "")
+            ]
+
+        events = wait_for(handler_events, what="kopf's Event for the create handler")
+        assert events[0].involved_object.api_version == f"{GROUP}/v1"
+        assert events[0].type == "Normal"
