@@ -20,7 +20,10 @@ from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.redact import install_logging_filter, redact
 
 #: command name -> "module:attribute" of the click command implementing it.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "seal": "sealed_gitops.cli.sealed_cmds:seal",
+    "unseal": "sealed_gitops.cli.sealed_cmds:unseal",
+}
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
 EXIT_FAILURE = 1
