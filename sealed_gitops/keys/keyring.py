@@ -66,6 +66,8 @@ class ProviderEntry:
     unwrapper: Unwrapper
     #: called by :meth:`KeyRing.close` (a temporary GnuPG home is removed here)
     close: Callable[[], None] | None = None
+    #: where the keys came from, for diagnostics ("SOPS_AGE_KEY_FILE=/path"); never key material
+    source: str = ""
 
 
 def _digest(stanza: KeyStanza) -> bytes:
@@ -107,8 +109,12 @@ class KeyRing:
         *,
         kinds: Iterable[str] | None = None,
         close: Callable[[], None] | None = None,
+        source: str = "",
     ) -> None:
-        """Register an unwrapper; ``kinds`` is required unless it is a :class:`Provider`."""
+        """Register an unwrapper; ``kinds`` is required unless it is a :class:`Provider`.
+
+        ``close`` defaults to the provider's own ``close()`` method, if it has one.
+        """
         if isinstance(provider, ProviderEntry):
             entry = provider
         else:
@@ -119,7 +125,9 @@ class KeyRing:
             if close is None:
                 maybe_close = getattr(provider, "close", None)
                 close = maybe_close if callable(maybe_close) else None
-            entry = ProviderEntry(kinds=frozenset(kinds), unwrapper=provider, close=close)
+            entry = ProviderEntry(
+                kinds=frozenset(kinds), unwrapper=provider, close=close, source=source
+            )
         with self._lock:
             self._entries.append(entry)
             # A new key may open stanzas that were "no match" so far.
@@ -130,6 +138,15 @@ class KeyRing:
         """Every stanza kind some provider here handles."""
         with self._lock:
             return frozenset().union(*(e.kinds for e in self._entries))
+
+    def sources(self) -> list[str]:
+        """One line per provider: its kinds and where its keys came from (for ``--verbose``)."""
+        with self._lock:
+            entries = list(self._entries)
+        return [
+            f"{','.join(sorted(e.kinds))}: {e.source or type(e.unwrapper).__name__}"
+            for e in entries
+        ]
 
     def __len__(self) -> int:
         return len(self._entries)
