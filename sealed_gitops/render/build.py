@@ -1,0 +1,203 @@
+"""``render()``: from a path in a checked-out repository to the list of documents it declares.
+
+Why this module exists: it is the one entry point the pipeline (and ``sealed-gitops build``) calls
+for the render phase. It decides walk-or-kustomize, loads every file through the safe loader,
+wraps and classifies each document, restores SOPS documents that went through kustomize to their
+original form (see below), and refuses the same object declared twice. It also implements the
+collecting half of the failure policy: with a ``failures`` list, a bad file or document is recorded
+there and left out instead of failing the whole render (the "isolate" policy); without one, the
+first failure raises ("atomic").
+
+Why SOPS documents are restored: kustomize re-emits each document with its keys sorted, and the
+SOPS MAC covers the values in their original order, so the document kustomize prints can no
+longer be verified. Every manifest file the build reads is known from the kustomization scan; its
+SOPS documents are loaded as written and matched to kustomize's output by their MAC. When the
+output equals the original (key order aside) the original is used, with its own file and index.
+When a transformer changed it (``namespace``, ``namePrefix``, ``commonLabels``...) the MAC, which
+covers unencrypted values too, cannot match: that is reported here, naming the file, instead of
+as a puzzling MAC failure later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sealed_gitops.errors import RenderError, SealedGitopsError
+from sealed_gitops.plan.ids import ObjectId
+from sealed_gitops.render import kustomize
+from sealed_gitops.render.document import DocKind, Document, Failure, make_document
+from sealed_gitops.render.loader import DEFAULT_LIMITS, Limits, load_bytes, load_file
+from sealed_gitops.render.walk import Unit, walk
+
+__all__ = ["render"]
+
+
+class _Collector:
+    """Applies the failure policy: raise at once, or record and carry on."""
+
+    def __init__(self, failures: list[Failure] | None) -> None:
+        self.failures = failures
+
+    def fail(
+        self, exc: SealedGitopsError, *, file: str, index: int | None, obj: str | None = None
+    ) -> None:
+        if self.failures is None:
+            raise exc
+        reason = exc.reason if exc.file else str(exc)
+        self.failures.append(Failure(exc.file or file, index, obj, reason, exc))
+
+
+def _index_of(exc: SealedGitopsError) -> int | None:
+    loc = exc.location or ""
+    if loc.startswith("document "):
+        try:
+            return int(loc.removeprefix("document "))
+        except ValueError:
+            return None
+    return None
+
+
+def _load_unit_file(unit: Unit, limits: Limits, out: _Collector) -> list[Document]:
+    docs: list[Document] = []
+    try:
+        parsed = load_file(unit.path, file=unit.rel, limits=limits)
+    except SealedGitopsError as exc:
+        out.fail(exc, file=unit.rel, index=_index_of(exc))
+        return docs
+    for index, data in parsed:
+        try:
+            docs.append(make_document(data, file=unit.rel, index=index))
+        except SealedGitopsError as exc:
+            out.fail(exc, file=unit.rel, index=index, obj=object_name(data))
+    return docs
+
+
+def _sops_originals(root: Path, files: Iterable[str], limits: Limits) -> dict[str, list[Document]]:
+    """SOPS documents of the files a build reads, as written, by MAC."""
+    found: dict[str, list[Document]] = {}
+    for rel in files:
+        try:
+            parsed = load_file(root / rel, file=rel, limits=limits)
+        except SealedGitopsError:
+            continue  # kustomize read it fine or failed on it; either way it is reported there
+        for index, data in parsed:
+            if not isinstance(data, Mapping) or not isinstance(data.get("sops"), Mapping):
+                continue
+            mac = data["sops"].get("mac")
+            if isinstance(mac, str):
+                try:
+                    doc = make_document(data, file=rel, index=index)
+                except SealedGitopsError:
+                    continue
+                found.setdefault(mac, []).append(doc)
+    return found
+
+
+def _restore(
+    doc: Document, originals: Mapping[str, list[Document]], *, via: str
+) -> Document:
+    mac = doc.data["sops"].get("mac") if isinstance(doc.data.get("sops"), Mapping) else None
+    candidates = originals.get(mac, []) if isinstance(mac, str) else []
+    for original in candidates:
+        if original.data == doc.data:  # dict equality ignores key order, as we want here
+            return Document(original.file, original.index, original.data, original.kind,
+                            original.id, via)
+    if candidates:
+        source = candidates[0]
+        raise RenderError(
+            "kustomize changed this SOPS-encrypted document (a namespace, name prefix/suffix, "
+            "label or patch transformer); its MAC covers the unencrypted fields too, so it could "
+            "not be verified: set those fields in the file before encrypting it, or keep the file "
+            "out of that kustomization's transformers",
+            file=source.file,
+            location=f"document {source.index}, built by {via}",
+        )
+    return doc
+
+
+def _build_unit(
+    root: Path, unit: Unit, *, limits: Limits, kubectl: str | None, timeout: float,
+    out: _Collector,
+) -> list[Document]:
+    docs: list[Document] = []
+    try:
+        output, scanned = kustomize.build(root, unit.path, rel=unit.rel, kubectl=kubectl,
+                                          timeout=timeout)
+        parsed = load_bytes(output, file=unit.rel, limits=kustomize.OUTPUT_LIMITS)
+    except SealedGitopsError as exc:
+        out.fail(exc, file=unit.rel, index=None)
+        return docs
+    originals = _sops_originals(root, scanned.manifests, limits) if any(
+        isinstance(d, Mapping) and "sops" in d for _, d in parsed
+    ) else {}
+    for index, data in parsed:
+        try:
+            doc = make_document(data, file=unit.rel, index=index, via=unit.rel)
+            if doc.kind is DocKind.SOPS:
+                doc = _restore(doc, originals, via=unit.rel)
+            docs.append(doc)
+        except SealedGitopsError as exc:
+            out.fail(exc, file=exc.file or unit.rel, index=_index_of(exc) or index,
+                     obj=object_name(data))
+    return docs
+
+
+def _refuse_duplicates(docs: list[Document], out: _Collector) -> list[Document]:
+    by_id: dict[ObjectId, list[Document]] = {}
+    for doc in docs:
+        if doc.id is not None:
+            by_id.setdefault(doc.id, []).append(doc)
+    bad = {oid: group for oid, group in by_id.items() if len(group) > 1}
+    if not bad:
+        return docs
+    for oid, group in sorted(bad.items()):
+        places = " and ".join(d.location for d in group)
+        for doc in group:
+            exc = RenderError(f"{oid.describe()} is declared more than once: {places}",
+                              file=doc.file, location=f"document {doc.index}")
+            out.fail(exc, file=doc.file, index=doc.index, obj=oid.describe())
+    return [d for d in docs if d.id not in bad]
+
+
+def render(
+    root: Path,
+    path: str = ".",
+    *,
+    failures: list[Failure] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    kubectl: str | None = None,
+    timeout: float = kustomize.DEFAULT_TIMEOUT,
+) -> list[Document]:
+    """Every document declared under ``path`` of the repository checked out at ``root``.
+
+    - ``path`` is relative to ``root``; a file, a kustomization directory, or a directory to walk
+      (subdirectories with a kustomization are built with kustomize).
+    - ``failures``: pass a list to collect per-file and per-document failures there and leave
+      those documents out (the isolate policy); leave it None to raise on the first (atomic).
+      Errors that concern the path itself (it leaves the root, does not exist) always raise.
+    - ``kubectl``, ``timeout``: the binary and the per-build time limit for kustomize.
+
+    The result is in a deterministic order: units (files and kustomizations) by path, documents
+    of a file by index, those of a kustomization in kustomize's output order. A SOPS document
+    whose identity is encrypted has ``id`` None and is not checked for duplicates here.
+    """
+    out = _Collector(failures)
+    root = root.resolve()
+    docs: list[Document] = []
+    for unit in walk(root, path):
+        if unit.kustomize:
+            docs.extend(_build_unit(root, unit, limits=limits, kubectl=kubectl, timeout=timeout,
+                                    out=out))
+        else:
+            docs.extend(_load_unit_file(unit, limits, out))
+    return _refuse_duplicates(docs, out)
+
+
+def object_name(data: Any) -> str | None:
+    """``Kind namespace/name`` of a parsed document when it can be told, for failure records."""
+    try:
+        return ObjectId.of(data).describe() if isinstance(data, Mapping) else None
+    except SealedGitopsError:
+        return None
