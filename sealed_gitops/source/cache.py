@@ -1,0 +1,166 @@
+"""The local cache of fetched commits: one bare repository per remote, one worktree per commit.
+
+Why: an operator polls every minute, and most polls find nothing new. With the objects kept here a
+poll costs one ``ls-remote``; a commit already in the cache is checked out (or reused) without any
+network. Worktrees of a bare repository share its object store, so keeping a few recent commits
+checked out is cheap, and a commit's worktree never changes under a reader once made.
+
+Local work goes through GitPython; config from the user and the system is ignored (no filters,
+hooks or url rewrites can be smuggled in) and a repository is never configured with templates.
+Access to one remote's cache is serialised with an ``flock`` so two reconciles of the same
+Repository in one process (or two processes) do not race.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import git
+
+from sealed_gitops.errors import SourceError
+from sealed_gitops.source.transport import base_env
+
+__all__ = ["CommitInfo", "Person", "RepoCache", "default_cache_dir"]
+
+#: Worktrees kept per remote; older ones are removed after a new one is made.
+KEEP_WORKTREES = 4
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sealed-gitops" / "git"
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str
+    when: datetime
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: Person
+    committer: Person
+    message: str
+    raw: bytes  # the commit object as stored, for signature verification
+
+
+class RepoCache:
+    """The cache of one remote (keyed by its credential-free URL) under ``root``."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+        self.dir = root / key
+        self.git_dir = self.dir / "repo.git"
+        self.worktrees = self.dir / "worktrees"
+        self._repo: git.Repo | None = None
+
+    @contextmanager
+    def locked(self) -> Iterator[RepoCache]:
+        """Hold the cache's lock; the bare repository is created on first use."""
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.dir / "lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._open()
+                yield self
+            finally:
+                self._repo = None
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _open(self) -> None:
+        try:
+            if (self.git_dir / "HEAD").exists():
+                repo = git.Repo(self.git_dir)
+            else:
+                repo = git.Repo.init(
+                    self.git_dir, bare=True, template="", allow_unsafe_options=True
+                )
+        except (git.GitError, OSError) as exc:
+            raise SourceError(f"cannot open the git cache at {self.git_dir}: {exc}") from exc
+        repo.git.update_environment(**base_env())
+        self._repo = repo
+
+    @property
+    def repo(self) -> git.Repo:
+        if self._repo is None:
+            raise RuntimeError("RepoCache used outside locked()")
+        return self._repo
+
+    def has_commit(self, sha: str) -> bool:
+        try:
+            return bool(self.repo.odb.info(bytes.fromhex(sha)).type == b"commit")
+        except (git.BadObject, git.BadName, ValueError):
+            return False
+
+    def is_shallow(self) -> bool:
+        return (self.git_dir / "shallow").exists()
+
+    def ref_commit(self, local_ref: str) -> str | None:
+        try:
+            return str(self.repo.git.rev_parse("--verify", "--quiet", f"{local_ref}^{{commit}}"))
+        except git.GitCommandError:
+            return None
+
+    def commit_info(self, sha: str) -> CommitInfo:
+        try:
+            commit = self.repo.commit(sha)
+            raw = self.repo.odb.stream(bytes.fromhex(sha)).read()
+        except (ValueError, git.BadObject, git.BadName, git.GitError) as exc:
+            raise SourceError(f"commit {sha} is not in the cache") from exc
+        return CommitInfo(
+            sha=sha,
+            author=Person(
+                commit.author.name or "", commit.author.email or "", commit.authored_datetime
+            ),
+            committer=Person(
+                commit.committer.name or "", commit.committer.email or "", commit.committed_datetime
+            ),
+            message=str(commit.message),
+            raw=raw,
+        )
+
+    def worktree(self, sha: str) -> Path:
+        """A checkout of ``sha`` (made once, then reused); old checkouts are pruned."""
+        path = self.worktrees / sha
+        if (path / ".git").exists() and self._head_of(path) == sha:
+            os.utime(path)  # mark as recently used for pruning
+            return path
+        if path.exists():
+            shutil.rmtree(path)
+        self.worktrees.mkdir(exist_ok=True)
+        try:
+            self.repo.git.worktree("prune")
+            self.repo.git.worktree("add", "--detach", "--force", str(path), sha)
+        except git.GitCommandError as exc:
+            shutil.rmtree(path, ignore_errors=True)
+            raise SourceError(f"cannot check out commit {sha}: {exc.stderr.strip()}") from exc
+        self._prune_worktrees(keep=path)
+        return path
+
+    def _head_of(self, path: Path) -> str | None:
+        try:
+            return str(git.Repo(path).head.commit.hexsha)
+        except (git.GitError, ValueError, OSError):
+            return None
+
+    def _prune_worktrees(self, *, keep: Path) -> None:
+        entries = sorted(
+            (p for p in self.worktrees.iterdir() if p != keep and p.is_dir()),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for old in entries[KEEP_WORKTREES - 1 :]:
+            shutil.rmtree(old, ignore_errors=True)
+        if len(entries) >= KEEP_WORKTREES:
+            self.repo.git.worktree("prune")
