@@ -180,9 +180,8 @@ def walk(root: Path, path: str = ".") -> list[Unit]:
 
     rules = IgnoreRules.from_root(root)
     units: list[Unit] = []
-    visited: set[Path] = {start}
 
-    def visit(directory: Path, rel_dir: str) -> None:
+    def visit(directory: Path, rel_dir: str, ancestors: frozenset[Path]) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
@@ -202,16 +201,15 @@ def walk(root: Path, path: str = ".") -> list[Unit]:
             if rules.ignored(rel, is_dir=is_dir):
                 continue
             if is_dir:
-                if target in visited:  # a symlink back up the tree
+                if target in ancestors:  # a symlink back up the tree would never end
                     continue
-                visited.add(target)
                 if find_kustomization(target) is not None:
                     units.append(Unit(rel, target, kustomize=True))
                 else:
-                    visit(target, rel)
+                    visit(target, rel, ancestors | {target})
             elif target.suffix in MANIFEST_SUFFIXES and target.is_file():
                 units.append(Unit(rel, target))
 
-    visit(start, rel_start)
+    visit(start, rel_start, frozenset({start}))
     units.sort(key=lambda u: u.rel)
     return units
