@@ -20,9 +20,12 @@ Our annotations (all values are compact JSON or plain text)::
         controller uses ``spec.encryptedData`` only, which holds the ciphertexts for the first
         certificate, so a Bitnami cluster with that key keeps working.
 
-    sealed-gitops.io/sealed-for
-        the scope label the values were sealed under ("ns/name", "ns" or ""). Only a diagnostic
-        hint: it lets unseal tell "sealed for another scope" from "wrong key" with certainty.
+    sealed-gitops.io/scope-sha256
+        hex SHA-256 of the scope label the values were sealed under ("ns/name", "ns" or "").
+        Only a diagnostic: it lets unseal say "sealed for another scope" rather than "wrong
+        key" when a file was copied to another name or namespace. A digest, not the label in
+        clear, so that renaming a namespace throughout a file (``sed s/team-a/team-b/``) does
+        not rewrite the record of where the values were sealed.
 
 The scope itself is Bitnami's: ``sealedsecrets.bitnami.com/namespace-wide: "true"`` or
 ``.../cluster-wide: "true"`` on the SealedSecret's metadata (read from there, as the controller
@@ -34,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -51,7 +55,7 @@ __all__ = [
     "ANNOTATION_CLUSTER_WIDE",
     "ANNOTATION_KEY_IDS",
     "ANNOTATION_NAMESPACE_WIDE",
-    "ANNOTATION_SEALED_FOR",
+    "ANNOTATION_SCOPE_DIGEST",
     "API_VERSION",
     "KIND",
     "PlainSecret",
@@ -60,6 +64,7 @@ __all__ = [
     "merge_into",
     "parse_sealed_secret",
     "parse_secret",
+    "scope_digest",
     "scope_from_annotations",
     "seal_secret",
     "secret_manifest",
@@ -71,8 +76,8 @@ ANNOTATION_NAMESPACE_WIDE = "sealedsecrets.bitnami.com/namespace-wide"
 ANNOTATION_CLUSTER_WIDE = "sealedsecrets.bitnami.com/cluster-wide"
 ANNOTATION_KEY_IDS = "sealed-gitops.io/key-ids"
 ANNOTATION_ADDITIONAL = "sealed-gitops.io/additional-encrypted-data"
-ANNOTATION_SEALED_FOR = "sealed-gitops.io/sealed-for"
-_OUR_ANNOTATIONS = (ANNOTATION_KEY_IDS, ANNOTATION_ADDITIONAL, ANNOTATION_SEALED_FOR)
+ANNOTATION_SCOPE_DIGEST = "sealed-gitops.io/scope-sha256"
+_OUR_ANNOTATIONS = (ANNOTATION_KEY_IDS, ANNOTATION_ADDITIONAL, ANNOTATION_SCOPE_DIGEST)
 _SCOPE_ANNOTATIONS = (ANNOTATION_NAMESPACE_WIDE, ANNOTATION_CLUSTER_WIDE)
 
 # Server-set or leak-prone metadata that must not be copied into a template: last-applied
@@ -95,6 +100,11 @@ def scope_from_annotations(annotations: Mapping[str, Any] | None) -> Scope:
     if annotations.get(ANNOTATION_NAMESPACE_WIDE) == "true":
         return Scope.NAMESPACE_WIDE
     return Scope.STRICT
+
+
+def scope_digest(label: bytes) -> str:
+    """What the ``scope-sha256`` annotation records for a scope label."""
+    return hashlib.sha256(label).hexdigest()
 
 
 def label_scope(label: bytes) -> str:
@@ -183,7 +193,7 @@ class SealedSecretDoc:
     encrypted_data: dict[str, str]
     key_ids: dict[str, str] = field(default_factory=dict)
     additional: dict[str, dict[str, str]] = field(default_factory=dict)
-    sealed_for: bytes | None = None
+    scope_digest: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     template: dict[str, Any] = field(default_factory=dict)
 
@@ -196,13 +206,11 @@ class SealedSecretDoc:
         return scope_label(self.scope, namespace=self.namespace or "", name=self.name)
 
     def other_labels(self) -> list[bytes]:
-        """Labels of the other scopes, plus the recorded one: where a misplaced value may open."""
+        """Labels of the other scopes of this name and namespace: where a value may open."""
         own = self.label()
         labels = [
             scope_label(scope, namespace=self.namespace or "", name=self.name) for scope in Scope
         ]
-        if self.sealed_for is not None:
-            labels.insert(0, self.sealed_for)
         unique: list[bytes] = []
         for label in labels:
             if label != own and label not in unique:
@@ -225,8 +233,8 @@ class SealedSecretDoc:
             annotations[ANNOTATION_ADDITIONAL] = _compact(
                 {fp: values for fp, values in self.additional.items() if values}
             )
-        if self.sealed_for is not None:
-            annotations[ANNOTATION_SEALED_FOR] = self.sealed_for.decode("utf-8")
+        if self.scope_digest is not None:
+            annotations[ANNOTATION_SCOPE_DIGEST] = self.scope_digest
         head: dict[str, Any] = {"name": self.name}
         if self.namespace:
             head["namespace"] = self.namespace
@@ -290,7 +298,6 @@ def parse_sealed_secret(doc: Mapping[str, Any], *, file: str | None = None) -> S
         str(fp): _str_map(values, what=f"annotation {ANNOTATION_ADDITIONAL}", file=file)
         for fp, values in raw_additional.items()
     }
-    sealed_for = annotations.get(ANNOTATION_SEALED_FOR)
     return SealedSecretDoc(
         name=name,
         namespace=metadata.get("namespace") or None,
@@ -298,7 +305,7 @@ def parse_sealed_secret(doc: Mapping[str, Any], *, file: str | None = None) -> S
         encrypted_data=_str_map(spec.get("encryptedData"), what="spec.encryptedData", file=file),
         key_ids=key_ids,
         additional=additional,
-        sealed_for=sealed_for.encode("utf-8") if sealed_for is not None else None,
+        scope_digest=annotations.get(ANNOTATION_SCOPE_DIGEST),
         metadata=metadata,
         template=copy.deepcopy(_mapping(spec.get("template"), what="spec.template", file=file)),
     )
@@ -359,7 +366,7 @@ def seal_secret(
         encrypted_data=encrypted,
         key_ids=dict.fromkeys(encrypted, prints[0]),
         additional=additional,
-        sealed_for=label,
+        scope_digest=scope_digest(label),
         template=template,
     )
 
@@ -446,7 +453,7 @@ def merge_into(
     )
     merged = copy.deepcopy(old)
     merged.scope = scope
-    merged.sealed_for = new_label
+    merged.scope_digest = scope_digest(new_label)
     for key in to_seal:
         for values in merged.additional.values():
             values.pop(key, None)

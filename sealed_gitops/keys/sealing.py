@@ -8,10 +8,11 @@ fall back to trying each key for files without hints, and, when nothing opens a 
 
 How the cause is found without a padding oracle: OAEP decryption fails the same way for another
 key, another label or altered bytes, and must stay that way. So we only ever ask the library
-"does this open, fully, under this key and label?" for a few candidate labels (the other two
-scopes for this name and namespace, and the label our sealer recorded). A full success under
-another label proves a scope mismatch; a hinted key that opens nothing, not even under its
-recorded label, means the RSA part was altered.
+"does this open, fully, under this key and label?" for the other two scopes of this name and
+namespace: a full success under one of them proves a scope mismatch. Beyond that we read what
+our sealer recorded: a scope digest that differs from the scope tried means the file was
+sealed elsewhere; a matching digest with a hinted key that does not open the value means the
+RSA part was altered.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import NoReturn
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sealed_gitops.crypto import sealed
-from sealed_gitops.crypto.sealed_document import SealedSecretDoc, label_scope
+from sealed_gitops.crypto.sealed_document import SealedSecretDoc, label_scope, scope_digest
 from sealed_gitops.crypto.sealing_keys import fingerprint
 from sealed_gitops.errors import (
     IntegrityError,
@@ -151,11 +152,17 @@ class SealingKeyring:
                             f"{label_scope(other)}, not for {tried_as} it was opened as",
                             key_id=fp,
                         )
+        if doc.scope_digest is not None and doc.scope_digest != scope_digest(label):
+            raise ScopeMismatch(
+                f"scope mismatch: value {key!r} was sealed for another scope than {tried_as} "
+                "(the scope digest the file records differs)",
+                key_id=next((c.hint for c in candidates if c.hint), None),
+            )
         hinted = [c.hint for c in candidates if c.hint in self._keys]
-        if hinted and doc.sealed_for is not None:
+        if hinted and doc.scope_digest is not None:
             raise IntegrityError(
-                f"value {key!r} does not open with the key that sealed it, under {tried_as} "
-                "or the scope it records: its RSA part or its annotations were altered",
+                f"value {key!r} does not open under {tried_as}, the scope it was sealed for, "
+                "with the key that sealed it: its RSA part was altered",
                 key_id=hinted[0],
             )
         if hinted:
