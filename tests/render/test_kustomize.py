@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sealed_gitops.errors import PathError, RenderError
-from sealed_gitops.render import DocKind, render
+from sealed_gitops.render import DocKind, Failure, render
 from sealed_gitops.render.kustomize import find_kubectl, is_remote, scan
 from sealed_gitops.render.loader import load_bytes
 
@@ -162,10 +162,10 @@ def test_sops_secret_through_kustomize_is_restored_and_still_decrypts(
     # Fact: kustomize sorts mapping keys, so its raw output no longer verifies with sops.
     raw = subprocess.run([kubectl, "kustomize", str(repo / "app")], check=True,
                          capture_output=True, timeout=60).stdout
-    sops_part = [d for _, d in load_bytes(raw, file="out") if "sops" in d][0]
+    sops_part = next(d for _, d in load_bytes(raw, file="out") if "sops" in d)
     assert sops_part == as_written and list(sops_part) != list(as_written)
     out = repo.parent / "raw-secret.yaml"
-    part = [p for p in re.split(r"(?m)^---\n", raw.decode()) if "sops:" in p][0]
+    part = next(p for p in re.split(r"(?m)^---\n", raw.decode()) if "sops:" in p)
     out.write_text(part)
     refused = subprocess.run([str(SOPS), "decrypt", str(out)], env=sops_env,
                              capture_output=True, timeout=60, check=False)
@@ -201,6 +201,6 @@ def test_transformers_that_touch_a_sops_document_are_reported(
     text = str(info.value)
     assert text.startswith("app/secret.yaml (document 0, built by app)")
     assert "MAC" in text
-    failures: list = []
+    failures: list[Failure] = []
     assert render(repo, "app", kubectl=kubectl, failures=failures) == []
     assert [f.file for f in failures] == ["app/secret.yaml"]
