@@ -1,0 +1,127 @@
+"""A pure parser for ``.sops.yaml`` creation rules.
+
+Why pure: turning a PGP fingerprint or a Vault URI into a working key needs gpg or the network,
+which ``crypto/`` never touches; this module only answers "which rule applies to this path and what
+does it ask for", as strings. ``sealed_gitops.keys`` turns the strings into master keys (age
+recipients can be made with :mod:`sealed_gitops.crypto.age`). First matching rule wins, as in sops.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from sealed_gitops.errors import ConfigError
+
+from .tree import Rules
+
+__all__ = ["CreationRule", "KeyGroupSpec", "load_creation_rules", "match_creation_rule"]
+
+
+@dataclass(frozen=True)
+class KeyGroupSpec:
+    """One key group's recipients, as strings."""
+
+    age: tuple[str, ...] = ()
+    pgp: tuple[str, ...] = ()
+    hc_vault: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CreationRule:
+    path_regex: str = ""
+    key_groups: tuple[KeyGroupSpec, ...] = ()
+    shamir_threshold: int = 0
+    rules: Rules = field(default_factory=Rules)
+    #: True when the rule names an encryption rule (else the Kubernetes default may apply)
+    has_rule: bool = False
+
+
+def _strings(value: Any, *, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip())
+    raise ConfigError(f".sops.yaml: {what} must be a string or a list of strings")
+
+
+def _group(raw: Any) -> KeyGroupSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(".sops.yaml: a key group must be a mapping")
+    return KeyGroupSpec(
+        age=_strings(raw.get("age"), what="age"),
+        pgp=_strings(raw.get("pgp"), what="pgp"),
+        hc_vault=_strings(raw.get("hc_vault") or raw.get("hc_vault_transit_uri"), what="hc_vault"),
+    )
+
+
+def _rule(raw: Any) -> CreationRule:
+    if not isinstance(raw, dict):
+        raise ConfigError(".sops.yaml: each creation rule must be a mapping")
+    names = (
+        "unencrypted_suffix",
+        "encrypted_suffix",
+        "unencrypted_regex",
+        "encrypted_regex",
+        "unencrypted_comment_regex",
+        "encrypted_comment_regex",
+    )
+    texts = {n: str(raw.get(n) or "") for n in names}
+    if sum(1 for t in texts.values() if t) > 1:
+        raise ConfigError(".sops.yaml: a creation rule sets more than one encryption rule")
+    path_regex = str(raw.get("path_regex") or "")
+    try:
+        re.compile(path_regex)
+        for name in ("unencrypted_regex", "encrypted_regex"):
+            re.compile(texts[name])
+    except re.error as exc:
+        raise ConfigError(f".sops.yaml: invalid regular expression: {exc}") from exc
+    if raw.get("key_groups"):
+        if not isinstance(raw["key_groups"], list):
+            raise ConfigError(".sops.yaml: key_groups must be a list")
+        groups = tuple(_group(g) for g in raw["key_groups"])
+    else:
+        groups = (
+            KeyGroupSpec(
+                age=_strings(raw.get("age"), what="age"),
+                pgp=_strings(raw.get("pgp"), what="pgp"),
+                hc_vault=_strings(raw.get("hc_vault_transit_uri"), what="hc_vault_transit_uri"),
+            ),
+        )
+    threshold = raw.get("shamir_threshold") or 0
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+        raise ConfigError(".sops.yaml: shamir_threshold must be a positive integer")
+    return CreationRule(
+        path_regex=path_regex,
+        key_groups=groups,
+        shamir_threshold=threshold,
+        rules=Rules(**texts, mac_only_encrypted=raw.get("mac_only_encrypted") is True),
+        has_rule=any(texts.values()),
+    )
+
+
+def load_creation_rules(text: str) -> list[CreationRule]:
+    """Parse the ``creation_rules`` of a ``.sops.yaml`` text."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(".sops.yaml is not valid YAML") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(".sops.yaml must be a mapping")
+    rules = raw.get("creation_rules") or []
+    if not isinstance(rules, list):
+        raise ConfigError(".sops.yaml: creation_rules must be a list")
+    return [_rule(r) for r in rules]
+
+
+def match_creation_rule(rules: list[CreationRule], path: str) -> CreationRule | None:
+    """The first rule whose ``path_regex`` matches (searches, like Go's MatchString)."""
+    for rule in rules:
+        if not rule.path_regex or re.search(rule.path_regex, path):
+            return rule
+    return None

@@ -1,0 +1,244 @@
+"""Whole SOPS documents: load, unwrap the data key, decrypt and verify, encrypt and write.
+
+Why: this is the one place that ties the stores, the tree walk, the MAC and the master keys
+together, with the safety limits applied before any parsing and every error naming the file. The
+operator's hot path is :func:`decrypt_document`: one parse, one data-key unwrap, one walk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sealed_gitops.errors import (
+    CryptoError,
+    FormatError,
+    InputError,
+    IntegrityError,
+    KeyProviderError,
+    LimitExceeded,
+    MacMismatch,
+    NoMatchingKey,
+    NotEncryptedError,
+    SealedGitopsError,
+)
+
+from . import shamir
+from .json_store import dump_json, load_json
+from .masterkey import MasterKey, Unwrapper
+from .metadata import Metadata, parse_metadata
+from .tree import Rules, Stash, TreeBranch, decrypt_branches, encrypt_branches
+from .values import decrypt_value, encrypt_value
+from .yaml_emit import dump_yaml
+from .yaml_load import load_yaml
+
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "Decrypted",
+    "decrypt_document",
+    "detect_format",
+    "dump_tree",
+    "encrypt_tree",
+    "load_tree",
+    "now_rfc3339",
+    "split_metadata",
+    "unwrap_data_key",
+]
+
+#: Inputs larger than this are refused before parsing (Flux uses the same cap).
+MAX_INPUT_BYTES = 5 * 1024 * 1024
+
+
+def detect_format(file: str | None, fmt: str | None = None) -> str:
+    if fmt:
+        if fmt not in ("yaml", "json"):
+            raise InputError(f"unsupported format {fmt!r} (yaml or json)", file=file)
+        return fmt
+    return "json" if file and file.lower().endswith(".json") else "yaml"
+
+
+def load_tree(data: bytes, *, fmt: str, file: str | None) -> list[TreeBranch]:
+    """Parse bytes with the size and encoding limits; errors name ``file``."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise LimitExceeded(f"input is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB", file=file)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"input is not UTF-8 (byte offset {exc.start})", file=file) from exc
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return load_json(text) if fmt == "json" else load_yaml(text)
+    except SealedGitopsError as exc:
+        raise exc.with_file(file) if file else exc
+
+
+def dump_tree(branches: list[TreeBranch], *, fmt: str) -> bytes:
+    return dump_json(branches) if fmt == "json" else dump_yaml(branches)
+
+
+def split_metadata(
+    branches: list[TreeBranch], *, file: str | None
+) -> tuple[list[TreeBranch], Metadata]:
+    """Remove the ``sops`` key from every document; parse the first one found."""
+    meta_branch = None
+    data: list[TreeBranch] = []
+    for branch in branches:
+        kept = TreeBranch()
+        for key, value in branch:
+            if key == "sops" and isinstance(key, str):
+                if meta_branch is None:
+                    meta_branch = value
+                continue
+            kept.append((key, value))
+        data.append(kept)
+    if not isinstance(meta_branch, TreeBranch):
+        raise NotEncryptedError("not a SOPS document (no sops metadata)", file=file)
+    try:
+        return data, parse_metadata(meta_branch)
+    except SealedGitopsError as exc:
+        raise exc.with_file(file) if file else exc
+
+
+def unwrap_data_key(meta: Metadata, unwrapper: Unwrapper, *, file: str | None) -> bytes:
+    """Ask ``unwrapper`` for one stanza per key group; combine Shamir shares when needed."""
+    groups = meta.key_groups
+    needed = 1 if len(groups) <= 1 else (meta.shamir_threshold or len(groups))
+    parts: list[bytes] = []
+    tried: list[str] = []
+    provider_errors: list[KeyProviderError] = []
+    for group in groups:
+        for stanza in group:
+            tried.append(stanza.key_id)
+            try:
+                part = unwrapper.unwrap(stanza)
+            except KeyProviderError as exc:
+                provider_errors.append(exc)
+                continue
+            if part is not None:
+                parts.append(part)
+                break
+        if len(parts) >= needed:
+            break
+    if len(parts) < needed:
+        ids = ", ".join(tried) or "none"
+        if provider_errors:
+            raise KeyProviderError(
+                f"no key could unwrap the data key ({provider_errors[0].reason}); tried: {ids}",
+                file=file,
+            )
+        raise NoMatchingKey(
+            f"no available key can decrypt this file (need {needed} of {len(groups)} "
+            f"key groups); tried: {ids}",
+            file=file,
+        )
+    key = parts[0] if len(groups) <= 1 else shamir.combine(parts[:needed])
+    if len(key) != 32:
+        raise CryptoError("the unwrapped data key is not 32 bytes", file=file)
+    return key
+
+
+@dataclass
+class Decrypted:
+    """A decrypted document and what is needed to write it back with stable ciphertext."""
+
+    branches: list[TreeBranch]
+    metadata: Metadata
+    data_key: bytes
+    fmt: str
+    stash: Stash = field(default_factory=dict)
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decrypt_document(
+    data: bytes,
+    *,
+    unwrapper: Unwrapper,
+    file: str | None = None,
+    fmt: str | None = None,
+    ignore_mac: bool = False,
+    data_key: bytes | None = None,
+    keep_stash: bool = False,
+) -> Decrypted:
+    """Decrypt and verify a document. ``ignore_mac=True`` is for recovery only."""
+    kind = detect_format(file, fmt)
+    encrypted, meta = split_metadata(load_tree(data, fmt=kind, file=file), file=file)
+    key = data_key if data_key is not None else unwrap_data_key(meta, unwrapper, file=file)
+    stash: Stash | None = {} if keep_stash else None
+    try:
+        plain, computed = decrypt_branches(encrypted, key=key, rules=meta.rules, stash=stash)
+    except SealedGitopsError as exc:
+        raise exc.with_file(file) if file else exc
+    if not ignore_mac:
+        _verify_mac(meta, key, computed, file=file)
+    return Decrypted(plain, meta, key, kind, stash or {})
+
+
+def _verify_mac(meta: Metadata, key: bytes, computed: str, *, file: str | None) -> None:
+    if not meta.mac:
+        raise MacMismatch("the file has no MAC", file=file)
+    try:
+        stored, _ = decrypt_value(AESGCM(key), meta.mac, meta.lastmodified)
+    except (FormatError, IntegrityError) as exc:
+        raise MacMismatch(
+            "the MAC does not authenticate (metadata or lastmodified changed)", file=file
+        ) from exc
+    if not isinstance(stored, str) or stored.upper() != computed:
+        raise MacMismatch(
+            "MAC mismatch: the file was modified outside sops/sealed-gitops", file=file
+        )
+
+
+def wrap_data_key(
+    data_key: bytes, key_groups: Sequence[Sequence[MasterKey]], *, threshold: int, file: str | None
+) -> list[list]:  # type: ignore[type-arg]
+    """Wrap ``data_key`` (or its Shamir shares) for every master key, group by group."""
+    groups = [list(g) for g in key_groups]
+    if not groups or any(not g for g in groups):
+        raise InputError("at least one non-empty key group is needed", file=file)
+    if len(groups) == 1:
+        parts = [data_key]
+    else:
+        parts = shamir.split(data_key, parts=len(groups), threshold=threshold or len(groups))
+    return [[mk.wrap(part) for mk in group] for group, part in zip(groups, parts, strict=True)]
+
+
+def encrypt_tree(
+    branches: list[TreeBranch],
+    *,
+    fmt: str,
+    metadata: Metadata,
+    data_key: bytes,
+    stash: Stash | None = None,
+    lastmodified: str | None = None,
+    file: str | None = None,
+) -> bytes:
+    """Encrypt plain branches with ``data_key`` and write them with ``metadata`` (MAC renewed)."""
+    meta = metadata.with_rules_default()
+    try:
+        encrypted, mac = encrypt_branches(branches, key=data_key, rules=meta.rules, stash=stash)
+    except SealedGitopsError as exc:
+        raise exc.with_file(file) if file else exc
+    stamp = lastmodified or now_rfc3339()
+    meta = replace(meta, lastmodified=stamp, mac=encrypt_value(AESGCM(data_key), mac, stamp))
+    out = []
+    for branch in encrypted:
+        with_meta = TreeBranch(branch)
+        with_meta.append(("sops", meta.to_branch(json_style=fmt == "json")))
+        out.append(with_meta)
+    return dump_tree(out, fmt=fmt)
+
+
+def new_data_key() -> bytes:
+    return os.urandom(32)
+
+
+def rules_or_default(rules: Rules | None) -> Rules:
+    return rules if rules is not None else Rules()

@@ -1,0 +1,108 @@
+"""Reading and writing JSON SOPS documents the way sops does (Go ``encoding/json``, tab indent).
+
+Why: number types decide ciphertext types and MAC bytes, so JSON integers stay ``int`` (within
+int64, else ``float``, as Go's decoder falls back) and every other number is a ``float``; output
+mirrors ``json.MarshalIndent(v, "", "\\t")`` including Go's escaping of ``<``, ``>`` and ``&``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from sealed_gitops.errors import FormatError, LimitExceeded
+
+from .tree import TreeBranch
+from .values import Comment, format_float_json
+
+__all__ = ["dump_json", "load_json"]
+
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> TreeBranch:
+    branch = TreeBranch()
+    seen: set[str] = set()
+    for key, value in pairs:
+        if key in seen:
+            raise FormatError(f"duplicate key {key!r}")
+        seen.add(key)
+        branch.append((key, value))
+    return branch
+
+
+def _int(text: str) -> int | float:
+    number = int(text)
+    return number if -(2**63) <= number < 2**63 else float(text)
+
+
+def _constant(name: str) -> Any:
+    raise FormatError(f"invalid JSON constant {name}")
+
+
+def load_json(text: str) -> list[TreeBranch]:
+    try:
+        value = json.loads(
+            text, object_pairs_hook=_pairs, parse_int=_int, parse_constant=_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"invalid JSON: {exc.msg}", location=f"line {exc.lineno}") from exc
+    except RecursionError as exc:
+        raise LimitExceeded("JSON nesting is too deep") from exc
+    if not isinstance(value, TreeBranch):
+        raise FormatError("a JSON SOPS document must be an object")
+    return [value]
+
+
+def _string(text: str) -> str:
+    out = json.dumps(text, ensure_ascii=False)
+    if any(c in out for c in _GO_ESCAPES):
+        out = "".join(_GO_ESCAPES.get(c, c) for c in out)
+    return out
+
+
+def _write(value: Any, indent: str, out: list[str]) -> None:
+    if isinstance(value, TreeBranch):
+        items = [(k, v) for k, v in value if isinstance(k, str)]
+        if not items:
+            out.append("{}")
+            return
+        inner = indent + "\t"
+        out.append("{\n")
+        for i, (key, item) in enumerate(items):
+            out.append(f"{inner}{_string(key)}: ")
+            _write(item, inner, out)
+            out.append(",\n" if i < len(items) - 1 else "\n")
+        out.append(indent + "}")
+    elif isinstance(value, list):
+        items = [v for v in value if not isinstance(v, Comment)]
+        if not items:
+            out.append("[]")
+            return
+        inner = indent + "\t"
+        out.append("[\n")
+        for i, item in enumerate(items):
+            out.append(inner)
+            _write(item, inner, out)
+            out.append(",\n" if i < len(items) - 1 else "\n")
+        out.append(indent + "]")
+    elif value is None:
+        out.append("null")
+    elif isinstance(value, bool):
+        out.append("true" if value else "false")
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, float):
+        out.append(format_float_json(value))
+    elif isinstance(value, bytes):
+        out.append(_string(base64.b64encode(value).decode("ascii")))
+    else:
+        out.append(_string(str(value)))
+
+
+def dump_json(branches: list[TreeBranch]) -> bytes:
+    """Write the first branch (JSON holds one document) with a trailing newline."""
+    out: list[str] = []
+    _write(branches[0] if branches else TreeBranch(), "", out)
+    return ("".join(out) + "\n").encode("utf-8", "surrogateescape")

@@ -1,0 +1,354 @@
+"""The operations the CLI and the operator call: bytes in, bytes out.
+
+Why a thin layer: each command of ``sops`` (``-d``, ``-e``, ``--extract``, ``set``, ``unset``,
+``updatekeys``, ``rotate``) is one function here, so the CLI only parses flags and prints. Set and
+unset re-encrypt with the file's own data key and a stash of the previous ciphertexts, so only
+changed values (plus ``mac`` and ``lastmodified``) differ in the output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from sealed_gitops.errors import FormatError, InputError, NotEncryptedError, SealedGitopsError
+
+from .document import (
+    decrypt_document,
+    detect_format,
+    dump_tree,
+    encrypt_tree,
+    load_tree,
+    new_data_key,
+    split_metadata,
+    wrap_data_key,
+)
+from .masterkey import MasterKey, Unwrapper
+from .metadata import Metadata
+from .tree import Rules, TreeBranch
+from .values import Comment
+
+__all__ = [
+    "KUBERNETES_ENCRYPTED_REGEX",
+    "decrypt_bytes",
+    "encrypt_bytes",
+    "extract",
+    "is_sops_document",
+    "master_key_ids",
+    "parse_path",
+    "reencrypt_plain",
+    "rotate",
+    "set_value",
+    "unset_value",
+    "update_keys",
+]
+
+#: What a Kubernetes manifest gets when no rule says otherwise: its metadata stays readable.
+KUBERNETES_ENCRYPTED_REGEX = "^(data|stringData)$"
+
+_PATH_RE = re.compile(r'\[\s*(?:"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(-?\d+))\s*\]')
+
+
+def parse_path(text: str) -> list[str | int]:
+    """Parse sops' path syntax ``["data"]["password"]`` / ``[0]`` into keys and indexes."""
+    out: list[str | int] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        match = _PATH_RE.match(text, pos)
+        if match is None:
+            raise InputError(f"invalid path {text!r}: expected [\"key\"] or [index] parts")
+        double, single, index = match.groups()
+        if index is not None:
+            out.append(int(index))
+        else:
+            raw = double if double is not None else single
+            out.append(json.loads(f'"{raw}"') if double is not None else str(raw))
+        pos = match.end()
+    if not out:
+        raise InputError("empty path")
+    return out
+
+
+def _to_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return TreeBranch((str(k), _to_tree(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_to_tree(v) for v in value]
+    return value
+
+
+def _lookup(root: Any, path: Sequence[str | int], *, file: str | None) -> Any:
+    current = root
+    for part in path:
+        if isinstance(part, int):
+            items = [v for v in current if not isinstance(v, Comment)] if isinstance(
+                current, list
+            ) and not isinstance(current, TreeBranch) else None
+            if items is None or not -len(items) <= part < len(items):
+                raise InputError(f"path component [{part}] not found", file=file)
+            current = items[part]
+        else:
+            if not isinstance(current, TreeBranch) or part not in current.keys_in_order():
+                raise InputError(f"path component [{part!r}] not found", file=file)
+            current = current.get(part)
+    return current
+
+
+def _set(node: Any, path: Sequence[str | int], value: Any) -> Any:
+    head, rest = path[0], path[1:]
+    if isinstance(node, TreeBranch) and isinstance(head, str):
+        for i, (k, v) in enumerate(node):
+            if k == head and isinstance(k, str):
+                node[i] = (k, _set(v, rest, value) if rest else value)
+                return node
+        node.append((head, _set(None, rest, value) if rest else value))
+        return node
+    if isinstance(node, list) and not isinstance(node, TreeBranch) and isinstance(head, int):
+        slots = [i for i, v in enumerate(node) if not isinstance(v, Comment)]
+        if head < len(slots):
+            node[slots[head]] = _set(node[slots[head]], rest, value) if rest else value
+        else:
+            node.append(_set(None, rest, value) if rest else value)
+        return node
+    fresh: Any = TreeBranch() if isinstance(head, str) else []
+    return _set(fresh, path, value)
+
+
+def _unset(node: Any, path: Sequence[str | int], *, file: str | None) -> None:
+    parent = _lookup(node, path[:-1], file=file)
+    last = path[-1]
+    if isinstance(parent, TreeBranch) and isinstance(last, str):
+        for i, (k, _) in enumerate(parent):
+            if k == last and isinstance(k, str):
+                del parent[i]
+                return
+    elif isinstance(parent, list) and isinstance(last, int):
+        slots = [i for i, v in enumerate(parent) if not isinstance(v, Comment)]
+        if 0 <= last < len(slots):
+            del parent[slots[last]]
+            return
+    raise InputError(f"path component [{last!r}] not found", file=file)
+
+
+def decrypt_bytes(
+    data: bytes,
+    *,
+    unwrapper: Unwrapper,
+    file: str | None = None,
+    fmt: str | None = None,
+    ignore_mac: bool = False,
+) -> bytes:
+    """``sops -d``: the plain document in its own format."""
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, ignore_mac=ignore_mac)
+    return dump_tree(doc.branches, fmt=doc.fmt)
+
+
+def extract(
+    data: bytes,
+    path: str | Sequence[str | int],
+    *,
+    unwrapper: Unwrapper,
+    file: str | None = None,
+    fmt: str | None = None,
+) -> bytes:
+    """``sops -d --extract``: a scalar as its raw text, a subtree in the file's format."""
+    parts = parse_path(path) if isinstance(path, str) else list(path)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt)
+    value = _lookup(doc.branches[0], parts, file=file)
+    if isinstance(value, TreeBranch | list):
+        wrapped = value if isinstance(value, TreeBranch) else TreeBranch([("value", value)])
+        return dump_tree([wrapped], fmt=doc.fmt)
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if value is None:
+        return b"null"
+    from .values import format_float_g
+
+    if isinstance(value, float):
+        return format_float_g(value).encode()
+    return str(value).encode("utf-8", "surrogateescape")
+
+
+def _rewrite(
+    data: bytes,
+    *,
+    unwrapper: Unwrapper,
+    file: str | None,
+    fmt: str | None,
+    edit: Any,
+) -> bytes:
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
+    edit(doc.branches)
+    return encrypt_tree(
+        doc.branches,
+        fmt=doc.fmt,
+        metadata=doc.metadata,
+        data_key=doc.data_key,
+        stash=doc.stash,
+        file=file,
+    )
+
+
+def set_value(
+    data: bytes,
+    path: str | Sequence[str | int],
+    value_json: str,
+    *,
+    unwrapper: Unwrapper,
+    file: str | None = None,
+    fmt: str | None = None,
+) -> bytes:
+    """``sops set FILE PATH VALUE``: VALUE is JSON; unchanged values keep their ciphertext."""
+    parts = parse_path(path) if isinstance(path, str) else list(path)
+    try:
+        value = _to_tree(json.loads(value_json))
+    except json.JSONDecodeError as exc:
+        raise InputError("the value is not valid JSON", file=file) from exc
+
+    def edit(branches: list[TreeBranch]) -> None:
+        branches[0] = _set(branches[0], parts, value)
+
+    return _rewrite(data, unwrapper=unwrapper, file=file, fmt=fmt, edit=edit)
+
+
+def unset_value(
+    data: bytes,
+    path: str | Sequence[str | int],
+    *,
+    unwrapper: Unwrapper,
+    file: str | None = None,
+    fmt: str | None = None,
+) -> bytes:
+    """``sops unset FILE PATH``."""
+    parts = parse_path(path) if isinstance(path, str) else list(path)
+    return _rewrite(
+        data,
+        unwrapper=unwrapper,
+        file=file,
+        fmt=fmt,
+        edit=lambda branches: _unset(branches[0], parts, file=file),
+    )
+
+
+def reencrypt_plain(
+    data: bytes,
+    new_plain: bytes,
+    *,
+    unwrapper: Unwrapper,
+    file: str | None = None,
+    fmt: str | None = None,
+) -> bytes | None:
+    """For ``edit``: encrypt ``new_plain`` with the file's key and stash; None when unchanged."""
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
+    branches = load_tree(new_plain, fmt=doc.fmt, file=file)
+    if dump_tree(branches, fmt=doc.fmt) == dump_tree(doc.branches, fmt=doc.fmt):
+        return None
+    return encrypt_tree(
+        branches, fmt=doc.fmt, metadata=doc.metadata, data_key=doc.data_key, stash=doc.stash,
+        file=file,
+    )
+
+
+def encrypt_bytes(
+    plain: bytes,
+    *,
+    key_groups: Sequence[Sequence[MasterKey]],
+    threshold: int = 0,
+    rules: Rules | None = None,
+    file: str | None = None,
+    fmt: str | None = None,
+) -> bytes:
+    """``sops -e``: encrypt a plain document for the given key groups and rules.
+
+    Without ``rules``, a Kubernetes manifest (``apiVersion`` and ``kind`` at the top) gets
+    :data:`KUBERNETES_ENCRYPTED_REGEX`; anything else sops' default ``_unencrypted`` suffix.
+    """
+    kind = detect_format(file, fmt)
+    branches = load_tree(plain, fmt=kind, file=file)
+    if any(b.get("sops") is not None for b in branches):
+        raise InputError("the file is already encrypted", file=file)
+    if rules is None:
+        first = branches[0] if branches else TreeBranch()
+        is_manifest = "apiVersion" in first.keys_in_order() and "kind" in first.keys_in_order()
+        rules = Rules(encrypted_regex=KUBERNETES_ENCRYPTED_REGEX) if is_manifest else Rules()
+    key = new_data_key()
+    stanzas = wrap_data_key(key, key_groups, threshold=threshold, file=file)
+    meta = Metadata(
+        key_groups=stanzas,
+        shamir_threshold=threshold if len(stanzas) > 1 else 0,
+        rules=rules,
+    )
+    if len(stanzas) > 1 and not meta.shamir_threshold:
+        meta.shamir_threshold = len(stanzas)
+    return encrypt_tree(branches, fmt=kind, metadata=meta, data_key=key, file=file)
+
+
+def update_keys(
+    data: bytes,
+    *,
+    unwrapper: Unwrapper,
+    key_groups: Sequence[Sequence[MasterKey]],
+    threshold: int = 0,
+    file: str | None = None,
+    fmt: str | None = None,
+) -> bytes:
+    """``sops updatekeys``: re-wrap the SAME data key for new recipients; values unchanged."""
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
+    stanzas = wrap_data_key(doc.data_key, key_groups, threshold=threshold, file=file)
+    groups_threshold = (threshold or len(stanzas)) if len(stanzas) > 1 else 0
+    meta = replace(doc.metadata, key_groups=stanzas, shamir_threshold=groups_threshold)
+    return encrypt_tree(
+        doc.branches, fmt=doc.fmt, metadata=meta, data_key=doc.data_key, stash=doc.stash,
+        lastmodified=doc.metadata.lastmodified, file=file,
+    )
+
+
+def rotate(
+    data: bytes,
+    *,
+    unwrapper: Unwrapper,
+    key_groups: Sequence[Sequence[MasterKey]] | None = None,
+    threshold: int = 0,
+    file: str | None = None,
+    fmt: str | None = None,
+) -> bytes:
+    """``sops rotate``: a new data key, every value re-encrypted.
+
+    Without ``key_groups`` the file's own recipients are needed, which only the caller can turn
+    back into :class:`MasterKey` objects; so they are required here.
+    """
+    if key_groups is None:
+        raise InputError("rotate needs the recipients (key groups) to wrap the new key", file=file)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt)
+    key = new_data_key()
+    stanzas = wrap_data_key(key, key_groups, threshold=threshold, file=file)
+    groups_threshold = (threshold or len(stanzas)) if len(stanzas) > 1 else 0
+    meta = replace(doc.metadata, key_groups=stanzas, shamir_threshold=groups_threshold)
+    return encrypt_tree(doc.branches, fmt=doc.fmt, metadata=meta, data_key=key, file=file)
+
+
+def _metadata(data: bytes, *, file: str | None, fmt: str | None) -> Metadata:
+    kind = detect_format(file, fmt)
+    return split_metadata(load_tree(data, fmt=kind, file=file), file=file)[1]
+
+
+def is_sops_document(data: bytes, *, file: str | None = None, fmt: str | None = None) -> bool:
+    """True when the bytes parse and carry a ``sops`` metadata block with a MAC field."""
+    try:
+        meta = _metadata(data, file=file, fmt=fmt)
+    except NotEncryptedError:
+        return False
+    except (FormatError, SealedGitopsError):
+        return False
+    return bool(meta.key_groups) and bool(meta.version or meta.mac)
+
+
+def master_key_ids(data: bytes, *, file: str | None = None, fmt: str | None = None) -> list[str]:
+    """The ids of every master key the document's data key is wrapped for, in file order."""
+    return _metadata(data, file=file, fmt=fmt).key_ids()
