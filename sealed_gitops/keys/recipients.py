@@ -18,7 +18,7 @@ from typing import Any
 
 from sealed_gitops.crypto.sops.masterkey import MasterKey
 from sealed_gitops.errors import ConfigError
-from sealed_gitops.keys.age_identities import AGE_KIND
+from sealed_gitops.keys.age_identities import AGE_KIND, age_recipient
 from sealed_gitops.keys.pgp import GnuPG, PgpMasterKey
 from sealed_gitops.keys.vault import DEFAULT_TIMEOUT, VaultTransitKey, parse_transit_uri
 
@@ -61,20 +61,6 @@ def classify_recipient(text: str) -> str:
     )
 
 
-def _age_master_key(recipient: str) -> MasterKey:
-    try:
-        from sealed_gitops.crypto.age import AgeRecipient  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the engine's age module is not there: use the local one
-        from sealed_gitops.keys.age_identities import PyrageRecipient
-
-        return PyrageRecipient(recipient)
-    parse = getattr(AgeRecipient, "parse", None) or getattr(AgeRecipient, "from_str", None)
-    key = parse(recipient) if parse is not None else AgeRecipient(recipient)
-    if not isinstance(key, MasterKey):
-        raise TypeError("sealed_gitops.crypto.age.AgeRecipient does not implement MasterKey")
-    return key
-
-
 class KeyFactory:
     """Makes MasterKeys that share one GnuPG home and one Vault token (and connection pool)."""
 
@@ -92,7 +78,7 @@ class KeyFactory:
     def age(self, recipient: str) -> MasterKey:
         if not _AGE.match(recipient.strip()):
             raise ConfigError(f"not an age X25519 recipient: {recipient!r}")
-        return _age_master_key(recipient.strip())
+        return age_recipient(recipient.strip())
 
     def pgp(self, fingerprint: str) -> MasterKey:
         return PgpMasterKey(fingerprint, gnupg_home=self.gnupg_home)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyrage
 import pytest
 
+from sealed_gitops.crypto.age import AgeRecipient
 from sealed_gitops.errors import ConfigError, KeyProviderError
-from sealed_gitops.keys.age_identities import PyrageRecipient
 from sealed_gitops.keys.discovery import (
     age_identity_sources,
     default_age_keys_file,
@@ -74,7 +74,7 @@ class TestAge:
         assert ring.kinds == {"age"}
         origin = "sops/age/keys.txt" if where.endswith("HOME") else where
         assert origin in "".join(ring.sources())
-        assert ring.unwrap(PyrageRecipient(recipient).wrap(DATA_KEY)) == DATA_KEY
+        assert ring.unwrap(AgeRecipient(recipient).wrap(DATA_KEY)) == DATA_KEY
 
     def test_all_locations_are_used_together_with_explicit_files(
         self, clean_env: dict[str, str], tmp_path: Path
@@ -87,8 +87,8 @@ class TestAge:
             home=home_of(env),
         )
         for recipient in (r1, r2, r3):
-            assert ring.unwrap(PyrageRecipient(recipient).wrap(DATA_KEY)) == DATA_KEY
-        assert ring.unwrap(PyrageRecipient(age_pair()[1]).wrap(DATA_KEY)) is None
+            assert ring.unwrap(AgeRecipient(recipient).wrap(DATA_KEY)) == DATA_KEY
+        assert ring.unwrap(AgeRecipient(age_pair()[1]).wrap(DATA_KEY)) is None
 
     def test_use_environment_false_ignores_every_variable(
         self, clean_env: dict[str, str], tmp_path: Path
@@ -188,7 +188,7 @@ class TestFluxSecret:
             "sops.aws-kms": b"ignored",
         }
         stanzas = [
-            PyrageRecipient(recipient).wrap(DATA_KEY),
+            AgeRecipient(recipient).wrap(DATA_KEY),
             PgpMasterKey(pgp_key.fingerprint, gnupg_home=GnuPG(home=str(pgp_key.home.path))).wrap(
                 DATA_KEY
             ),

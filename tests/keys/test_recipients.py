@@ -34,6 +34,7 @@ AGE = str(pyrage.x25519.Identity.generate().to_public())
         ("https://vault.example.com:8200/v1/transit/keys/app", "hc_vault"),
         ("http://127.0.0.1:8200/v1/a/b/keys/c", "hc_vault"),
     ],
+    ids=["age", "pgp-fingerprint", "pgp-keyid", "vault-https", "vault-nested"],
 )
 def test_classify_recipient(text: str, kind: str) -> None:
     assert classify_recipient(text) == kind
