@@ -1,0 +1,203 @@
+"""The HTTP face of the resource API: turns requests into calls on :class:`Objects` and back.
+
+Everything here is translation: query parameters (``dryRun``, ``fieldManager``, ``force``,
+selectors, ``limit``/``continue``, ``watch``), request bodies (JSON, or YAML for apply patches),
+``Accept: ...;as=Table`` for kubectl's printing, and status codes (201 for creates). The three
+endpoints that are not storage (TokenRequest, TokenReview, SelfSubjectAccessReview) are delegated to
+the authenticator and authorizer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from sealed_gitops.testing.kube.objects import Objects
+from sealed_gitops.testing.kube.requestinfo import RequestInfo
+from sealed_gitops.testing.kube.resources import ResourceType
+from sealed_gitops.testing.kube.selectors import Matcher, parse_field_selector, parse_label_selector
+from sealed_gitops.testing.kube.status import (
+    ApiError,
+    bad_request,
+    method_not_allowed,
+    unsupported_media_type,
+)
+from sealed_gitops.testing.kube.table import to_table, wants_table
+from sealed_gitops.testing.kube.watch import serve_watch
+
+__all__ = ["ResourceHandler", "json_response"]
+
+Special = Callable[[web.Request, RequestInfo, Any], Awaitable[dict[str, Any]]]
+_DUMPS_SEPARATORS = (",", ":")
+_BINARY = ("application/vnd.kubernetes.protobuf", "application/cbor")
+
+
+def json_response(body: dict[str, Any], *, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=_DUMPS_SEPARATORS).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _manager(request: web.Request) -> str:
+    given = request.query.get("fieldManager")
+    if given:
+        return given
+    # A real server names an anonymous manager after the User-Agent up to its first "/".
+    return request.headers.get("User-Agent", "unknown").split("/")[0][:128] or "unknown"
+
+
+def _dry_run(request: web.Request, body: Any = None) -> bool:
+    values = request.query.getall("dryRun", [])
+    if isinstance(body, dict) and isinstance(body.get("dryRun"), list):
+        values = [*values, *body["dryRun"]]
+    for value in values:
+        if value != "All":
+            raise bad_request(f"unsupported dry run value: {value!r}")
+    return bool(values)
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    if content_type in _BINARY:
+        # Like a server without protobuf/CBOR: 415 makes client-go retry the request as JSON.
+        raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
+    try:
+        if content_type == "application/apply-patch+yaml":
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise bad_request(f"the request body is not valid {content_type}: {exc}") from exc
+
+
+class ResourceHandler:
+    """Serves ``/api/...`` and ``/apis/...`` resource paths."""
+
+    def __init__(
+        self,
+        *,
+        objects: Objects,
+        specials: dict[tuple[str, str, str], Special],
+        bookmark_interval: float,
+    ) -> None:
+        self.objects = objects
+        self.specials = specials
+        self.bookmark_interval = bookmark_interval
+
+    async def __call__(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        registry = self.objects.registry
+        rt = registry.lookup(info.api_group, info.api_version, info.resource)
+        if rt is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        special = self.specials.get((rt.group, rt.plural, info.subresource))
+        if special is not None:
+            if info.verb != "create":
+                raise method_not_allowed(f"{info.verb} is not supported on {rt.plural}")
+            return json_response(await special(request, info, await _body(request)), status=201)
+        if info.subresource and not (info.subresource == "status" and rt.status):
+            raise ApiError(404, "the server could not find the requested resource")
+        namespace = info.namespace if rt.namespaced else ""
+        if rt.key == ("", "namespaces"):
+            namespace = ""
+        elif (rt.namespaced and info.namespace is None and info.verb not in ("list", "watch")) or (not rt.namespaced and info.namespace is not None):
+            raise ApiError(404, "the server could not find the requested resource")
+        return await self._verb(request, info, rt, namespace or "")
+
+    def _render(self, rt: ResourceType) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def render(obj: dict[str, Any]) -> dict[str, Any]:
+            if obj.get("apiVersion") == rt.api_version:
+                return obj
+            return {**obj, "apiVersion": rt.api_version}  # another served version of a CRD
+        return render
+
+    def _matchers(self, request: web.Request, rt: ResourceType) -> Matcher | None:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"), plural=rt.plural,
+                                      kind=rt.kind)
+        if labels and fields:
+            return lambda o: labels(o) and fields(o)
+        return labels or fields
+
+    async def _verb(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType, namespace: str
+    ) -> web.StreamResponse:
+        objects = self.objects
+        render = self._render(rt)
+        table = wants_table(request.headers.get("Accept", ""))
+        include = request.query.get("includeObject", "Metadata")
+        name = info.name or ""
+        if info.verb == "get":
+            obj = render(objects.get(rt, namespace, name))
+            if table:
+                return json_response(to_table(rt.plural, [obj], meta={}, include=include))
+            return json_response(obj)
+        if info.verb in ("list", "watch"):
+            match = self._matchers(request, rt)
+            scope = info.namespace if rt.namespaced else None
+            if info.verb == "watch":
+                if table:
+                    def render_row(obj: dict[str, Any]) -> dict[str, Any]:
+                        if obj.get("kind") != rt.kind or "name" not in obj["metadata"]:
+                            return obj
+                        meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+                        return to_table(rt.plural, [render(obj)], meta=meta, include=include)
+                    out = render_row
+                else:
+                    out = render
+                return await serve_watch(request, rt=rt, store=objects.store, namespace=scope,
+                                         match=match, render=out,
+                                         bookmark_interval=self.bookmark_interval)
+            try:
+                limit = int(request.query.get("limit") or 0)
+            except ValueError as exc:
+                raise bad_request("limit must be an integer") from exc
+            listed = objects.list(rt, scope, match=match, limit=limit,
+                                  continue_token=request.query.get("continue"))
+            items = [render(o) for o in listed["items"]]
+            if table:
+                return json_response(to_table(rt.plural, items, meta=listed["metadata"],
+                                              include=include))
+            listed["items"] = items
+            return json_response(listed)
+        if info.verb == "create":
+            body = await _body(request)
+            obj = objects.create(rt, namespace, body, dry_run=_dry_run(request), manager=_manager(request))
+            return json_response(render(obj), status=201)
+        if info.verb == "update":
+            body = await _body(request)
+            obj = objects.update(rt, namespace, name, body, dry_run=_dry_run(request),
+                                 manager=_manager(request), subresource=info.subresource)
+            return json_response(render(obj))
+        if info.verb == "patch":
+            body = await _body(request)
+            content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+            existed = objects.store.get(rt.key, namespace, name) is not None
+            obj = objects.patch(
+                rt, namespace, name, content_type, body, dry_run=_dry_run(request),
+                manager=request.query.get("fieldManager") or (
+                    None if content_type == "application/apply-patch+yaml" else _manager(request)),
+                force=request.query.get("force") == "true", subresource=info.subresource,
+            )
+            return json_response(render(obj), status=200 if existed else 201)
+        if info.verb == "delete":
+            body = await _body(request)
+            preconditions = body.get("preconditions") if isinstance(body, dict) else None
+            obj = objects.delete(rt, namespace, name, dry_run=_dry_run(request, body),
+                                 preconditions=preconditions)
+            return json_response(obj if obj.get("kind") == "Status" else render(obj))
+        if info.verb == "deletecollection":
+            body = await _body(request)
+            listed = objects.delete_collection(rt, info.namespace if rt.namespaced else None,
+                                               match=self._matchers(request, rt),
+                                               dry_run=_dry_run(request, body))
+            return json_response(listed)
+        raise method_not_allowed("the server does not allow this method on the requested resource")
+

@@ -1,0 +1,194 @@
+"""Object storage with a global resourceVersion and a bounded watch history per resource.
+
+Why it looks like this: a real API server's cost per request does not depend on how many requests it
+has served, and GET does not depend on how many objects are stored. So objects live in one dict per
+resource keyed by (namespace, name) (GET is one lookup), nothing about past requests is kept except a
+fixed-size ring of recent watch events per resource (so a watch can resume from a recent
+resourceVersion, and a too-old one gets 410 Gone as etcd compaction would give), and stored objects
+are never mutated in place: every write stores a fresh dict, so readers and queued watch events can
+share them without copying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealed_gitops.testing.kube.selectors import Matcher
+from sealed_gitops.testing.kube.status import bad_request, gone
+
+__all__ = ["Bucket", "Event", "Store", "Watcher"]
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change, as a watch sends it; ``obj`` is shared and must not be mutated."""
+
+    rv: int
+    type: str  # ADDED, MODIFIED, DELETED
+    obj: dict[str, Any]
+
+
+@dataclass(eq=False)
+class Watcher:
+    """A live watch: events are pushed to its queue, filtering happens on the watcher's side."""
+
+    namespace: str | None
+    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class Bucket:
+    """The objects of one resource (all its versions), and its recent history."""
+
+    history: int
+    objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    events: deque[Event] = field(init=False)
+    #: a resume from a version below this needs events that were dropped: 410 Gone
+    compacted_rv: int = 0
+    watchers: set[Watcher] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.events = deque(maxlen=self.history)
+
+    def record(self, event: Event) -> None:
+        if len(self.events) == self.history:
+            self.compacted_rv = self.events[0].rv
+        self.events.append(event)
+        for watcher in self.watchers:
+            ns = event.obj["metadata"].get("namespace")
+            if watcher.namespace is None or watcher.namespace == ns:
+                watcher.queue.put_nowait(event)
+
+    def since(self, rv: int) -> list[Event]:
+        """Events after ``rv``, or 410 if some of them were already dropped."""
+        if rv < self.compacted_rv:
+            raise gone(f"too old resource version: {rv} ({self.compacted_rv})")
+        return [e for e in self.events if e.rv > rv]
+
+
+class Store:
+    """All buckets, and the one counter every write takes its resourceVersion from."""
+
+    def __init__(self, *, history: int = 2000, first_rv: int = 1000) -> None:
+        self.history = history
+        # Versions below the first one never existed here; treating them as compacted makes an
+        # arbitrary old version (a client's "1") answer 410 as a long-running real cluster would.
+        self._first_rv = first_rv
+        self._rv = first_rv
+        self._buckets: dict[tuple[str, str], Bucket] = {}
+
+    @property
+    def rv(self) -> int:
+        return self._rv
+
+    def next_rv(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def bucket(self, key: tuple[str, str]) -> Bucket:
+        found = self._buckets.get(key)
+        if found is None:
+            found = Bucket(history=self.history, compacted_rv=self._first_rv)
+            self._buckets[key] = found
+        return found
+
+    def drop_bucket(self, key: tuple[str, str]) -> list[dict[str, Any]]:
+        """Forget a resource entirely (its CRD was deleted); returns what it held."""
+        found = self._buckets.pop(key, None)
+        if found is None:
+            return []
+        for watcher in found.watchers:
+            watcher.queue.put_nowait(None)
+        return list(found.objects.values())
+
+    def close_watchers(self) -> None:
+        """End every open watch (the server is stopping)."""
+        for bucket in self._buckets.values():
+            for watcher in bucket.watchers:
+                watcher.queue.put_nowait(None)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def put(self, key: tuple[str, str], obj: dict[str, Any], *, event_type: str) -> None:
+        meta = obj["metadata"]
+        bucket = self.bucket(key)
+        bucket.objects[(meta.get("namespace", ""), meta["name"])] = obj
+        bucket.record(Event(int(meta["resourceVersion"]), event_type, obj))
+
+    def remove(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        """Delete ``obj``; its final state (with a fresh resourceVersion) goes to watchers."""
+        meta = obj["metadata"]
+        bucket = self.bucket(key)
+        bucket.objects.pop((meta.get("namespace", ""), meta["name"]), None)
+        bucket.record(Event(int(meta["resourceVersion"]), "DELETED", obj))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, key: tuple[str, str], namespace: str, name: str) -> dict[str, Any] | None:
+        found = self._buckets.get(key)
+        return None if found is None else found.objects.get((namespace, name))
+
+    def items(self, key: tuple[str, str], namespace: str | None) -> Iterator[dict[str, Any]]:
+        found = self._buckets.get(key)
+        if found is None:
+            return iter(())
+        if namespace is None:
+            return iter(list(found.objects.values()))
+        return iter([o for (ns, _), o in list(found.objects.items()) if ns == namespace])
+
+    def list(
+        self,
+        key: tuple[str, str],
+        *,
+        namespace: str | None,
+        match: Matcher | None,
+        limit: int,
+        continue_token: str | None,
+    ) -> tuple[list[dict[str, Any]], str, int | None]:
+        """One page, sorted by namespace/name: (items, continue token or "", remaining count)."""
+        found = self._buckets.get(key)
+        objects = found.objects if found is not None else {}
+        keys = sorted(k for k in objects if namespace is None or k[0] == namespace)
+        start = 0
+        if continue_token:
+            after = _decode_continue(continue_token)
+            # bisect: keys are sorted tuples, continue after the last key the previous page sent
+            from bisect import bisect_right
+
+            start = bisect_right(keys, after)
+        items: list[dict[str, Any]] = []
+        index = start
+        while index < len(keys) and (limit <= 0 or len(items) < limit):
+            obj = objects[keys[index]]
+            index += 1
+            if match is None or match(obj):
+                items.append(obj)
+        if limit > 0 and index < len(keys):
+            remaining = None
+            if match is None:
+                remaining = len(keys) - index
+            last = keys[index - 1]
+            return items, _encode_continue(last, self._rv), remaining
+        return items, "", None
+
+
+def _encode_continue(last: Key, rv: int) -> str:
+    raw = json.dumps({"v": "emulator/1", "rv": rv, "start": list(last)}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_continue(token: str) -> Key:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        ns, name = data["start"]
+        return (str(ns), str(name))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from exc

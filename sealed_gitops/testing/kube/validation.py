@@ -1,0 +1,139 @@
+"""What a real API server refuses (422) or rewrites before it stores an object.
+
+Only the checks that code under test can trip over: object names (RFC 1123 subdomains, DNS labels
+for namespaces and services, path segments for RBAC), Secret and ConfigMap keys, Secret ``data``
+being base64 (a real server fails to decode it: 400), ``stringData`` folded into ``data``, and the
+defaults kubectl and kopf read back (Secret ``type``, Namespace ``phase``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from sealed_gitops.testing.kube.resources import ResourceType
+from sealed_gitops.testing.kube.status import ApiError, invalid
+
+__all__ = ["normalize", "validate_name"]
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+_DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+    "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _name_problem(rt: ResourceType, name: str) -> str | None:
+    if rt.group == _RBAC_GROUP:
+        if name in (".", "..") or "/" in name or "%" in name:
+            return f'may not be "{name}" or contain "/" or "%"'
+        return None
+    if rt.plural == "namespaces":
+        if len(name) > 63:
+            return "must be no more than 63 characters"
+        return None if _LABEL.match(name) else _LABEL_MSG
+    if rt.plural == "services":
+        if len(name) > 63:
+            return "must be no more than 63 characters"
+        return None if _DNS1035.match(name) else _DNS1035_MSG
+    if len(name) > 253:
+        return "must be no more than 253 characters"
+    return None if _SUBDOMAIN.match(name) else _SUBDOMAIN_MSG
+
+
+def validate_name(rt: ResourceType, name: str) -> None:
+    problem = _name_problem(rt, name)
+    if problem:
+        raise invalid(rt.group, rt.kind, name, [
+            ("metadata.name", f'Invalid value: "{name}": {problem}')
+        ])
+
+
+def normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """Validate ``obj`` and apply the server's rewrites and defaults, in place."""
+    meta = obj["metadata"]
+    name = meta.get("name", "")
+    validate_name(rt, name)
+    for field in ("labels", "annotations"):
+        values = meta.get(field)
+        if values is not None and (
+            not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values())
+        ):
+            raise ApiError(400, f"{rt.kind} in version \"{rt.version}\" cannot be handled as a "
+                                f"{rt.kind}: metadata.{field} values must be strings")
+    if rt.group == "" and rt.plural == "secrets":
+        _secret(rt, obj)
+    elif rt.group == "" and rt.plural == "configmaps":
+        _check_keys(rt, name, "data", obj.get("data"))
+        _check_keys(rt, name, "binaryData", obj.get("binaryData"))
+    elif rt.group == "" and rt.plural == "namespaces":
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj.setdefault("status", {}).setdefault("phase", "Active")
+        meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+
+
+def _check_keys(rt: ResourceType, name: str, field: str, values: Any) -> None:
+    if values is None:
+        return
+    if not isinstance(values, dict):
+        raise ApiError(400, f'{rt.kind} in version "v1" cannot be handled as a {rt.kind}: '
+                            f"{field} must be an object")
+    bad = [k for k in values if len(k) > 253 or not _CONFIG_KEY.match(k) or k in (".", "..")]
+    if bad:
+        raise invalid(rt.group, rt.kind, name, [
+            (f"{field}[{key}]", f'Invalid value: "{key}": a valid config key must consist of '
+                                f"alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
+                                f"'KEY_NAME',  or 'key-name', regex used for validation is "
+                                f"'[-._a-zA-Z0-9]+')")
+            for key in bad
+        ])
+
+
+def _secret(rt: ResourceType, obj: dict[str, Any]) -> None:
+    name = obj["metadata"].get("name", "")
+    data = obj.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise ApiError(400, 'Secret in version "v1" cannot be handled as a Secret: data must be an '
+                            "object")
+    for value in (data or {}).values():
+        # A real server fails while decoding []byte, before validation: 400, not 422.
+        try:
+            if not isinstance(value, str):
+                raise TypeError
+            base64.b64decode(value.encode("ascii"), validate=True)
+        except (TypeError, ValueError, binascii.Error, UnicodeEncodeError) as exc:
+            raise ApiError(
+                400,
+                'Secret in version "v1" cannot be handled as a Secret: illegal base64 data',
+            ) from exc
+    string_data = obj.pop("stringData", None)
+    if string_data is not None:
+        if not isinstance(string_data, dict) or not all(
+            isinstance(v, str) for v in string_data.values()
+        ):
+            raise ApiError(400, 'Secret in version "v1" cannot be handled as a Secret: '
+                                "stringData values must be strings")
+        merged = dict(data or {})
+        for key, value in string_data.items():
+            merged[key] = base64.b64encode(value.encode()).decode()
+        obj["data"] = merged
+    _check_keys(rt, name, "data", obj.get("data"))
+    obj.setdefault("type", "Opaque")
