@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sealed_gitops.errors import ConfigError, SourceError
@@ -149,8 +149,9 @@ _CAUSES = (
     ("Host key verification failed", "the server's host key is not in known_hosts (refused)"),
     ("REMOTE HOST IDENTIFICATION HAS CHANGED", "the server's host key changed (refused)"),
     ("No RSA host key is known", "the server's host key is not in known_hosts (refused)"),
-    ("Connection refused", "connection refused"),
-    ("Connection timed out", "connection timed out"),
+    ("Connection refused", "cannot connect: connection refused"),
+    ("Couldn't connect to server", "cannot connect to the server"),
+    ("Connection timed out", "cannot connect: connection timed out"),
     ("Could not resolve host", "host name does not resolve"),
     ("Name or service not known", "host name does not resolve"),
     ("Permission denied", "authentication refused by the server"),
@@ -162,6 +163,7 @@ _CAUSES = (
     ("does not appear to be a git repository", "no git repository at that path"),
     ("not found", "repository not found"),
     ("SSL certificate problem", "TLS certificate not trusted"),
+    ("certificate verification failed", "TLS certificate not trusted"),
 )
 
 
@@ -218,7 +220,13 @@ def _http_env(directory: Path, remote: RemoteUrl, auth: HttpAuth | None) -> dict
         "GIT_HTTP_LOW_SPEED_LIMIT": str(LOW_SPEED_BYTES),
         "GIT_HTTP_LOW_SPEED_TIME": str(LOW_SPEED_SECONDS),
     }
-    auth = auth or remote.url_auth
+    if remote.url_auth is not None and (auth is None or not auth.has_credentials()):
+        # Credentials written in the URL, with the CA and http policy of the given auth.
+        auth = replace(
+            remote.url_auth,
+            ca_bundle=auth.ca_bundle if auth else None,
+            allow_insecure_http=auth.allow_insecure_http if auth else False,
+        )
     if auth is None:
         return env
     if auth.has_credentials() and remote.scheme == "http" and not auth.allow_insecure_http:
