@@ -20,12 +20,14 @@ SOPS MAC and the API server would disagree about which value counts). So every f
   these values, so reading them as sops does matters.
 
 Errors name the file, the document index (0-based) and what is wrong. The parser is libyaml's
-(``CParser``) when PyYAML was built with it; construction stays in Python so the checks apply.
+(``CParser``) when PyYAML was built with it; building Python values is one linear pass here (no
+PyYAML constructor), which is where the checks live.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
@@ -89,54 +90,146 @@ _CoreResolver.add_implicit_resolver(
 _CoreResolver.add_implicit_resolver(_MERGE_TAG, re.compile(r"^(?:<<)$"), ["<"])
 
 
-class _StrictConstructor(SafeConstructor):
-    """SafeConstructor that refuses duplicate keys and non-JSON types."""
+class _Refused(Exception):
+    """A document over a limit; carries no position (the caller names file and document)."""
 
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
+
+class _Invalid(Exception):
+    """A document that is not acceptable; ``node`` gives the position."""
+
+    def __init__(self, reason: str, node: Node) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.node = node
+
+
+_TRUE = frozenset({"true", "True", "TRUE"})
+_FALSE = frozenset({"false", "False", "FALSE"})
+_INF = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf}
+
+
+def _int(text: str) -> int:
+    value = text.replace("_", "")
+    sign = -1 if value.startswith("-") else 1
+    digits = value.lstrip("+-")
+    if digits.startswith(("0x", "0X")):
+        return sign * int(digits[2:], 16)
+    if digits.startswith(("0o", "0O")):
+        return sign * int(digits[2:], 8)
+    if len(digits) > 1 and digits.startswith("0") and set(digits) <= set("01234567"):
+        # go-yaml v3 still reads 1.1-style octals such as file modes (0644).
+        return sign * int(digits, 8)
+    return sign * int(digits)
+
+
+def _float(text: str) -> float:
+    lowered = text.lower()
+    if lowered in _INF:
+        return _INF[lowered]
+    if lowered == ".nan":
+        return math.nan
+    return float(text.replace("_", ""))
+
+
+class _Builder:
+    """Turns one document's node graph into plain Python values, in a single linear pass.
+
+    Why not PyYAML's constructor: it is three times slower here and would need overriding in
+    five places to refuse duplicates and odd types anyway. Aliases are libyaml's shared node
+    objects: each is built once (so an alias yields the same Python object, as PyYAML does) and
+    its *expanded* size is memoised, so a billion-laughs is measured, not expanded.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.built: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}
+        self.active: set[int] = set()
+
+    def build(self, node: Node) -> Any:
+        key = id(node)
+        if key in self.built:
+            return self.built[key]
+        if key in self.active:
+            raise _Refused("recursive alias")
+        if isinstance(node, ScalarNode):
+            value = self._scalar(node)
+            self.sizes[key] = 1
+        elif isinstance(node, SequenceNode):
+            self.active.add(key)
+            items = []
+            size = 1
+            for child in node.value:
+                items.append(self.build(child))
+                size += self.sizes[id(child)]
+                if size > self.limit:
+                    break  # refused below; building the rest would only cost time
+            value = items
+            self.sizes[key] = size
+            self.active.discard(key)
+        elif isinstance(node, MappingNode):
+            self.active.add(key)
+            value, size = self._mapping(node)
+            self.sizes[key] = size
+            self.active.discard(key)
+        else:  # pragma: no cover - libyaml produces only the three node kinds
+            raise _Invalid("unknown node", node)
+        if self.sizes[key] > self.limit:
+            raise _Refused(f"more than {self.limit} nodes with aliases expanded (alias bomb?)")
+        self.built[key] = value
+        return value
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        tag, text = node.tag, node.value
+        try:
+            if tag == _STR_TAG:
+                return text
+            if tag == "tag:yaml.org,2002:int":
+                return _int(text)
+            if tag == "tag:yaml.org,2002:bool":
+                if text in _TRUE or text in _FALSE:
+                    return text in _TRUE
+                raise ValueError(text)
+            if tag == "tag:yaml.org,2002:null":
+                return None
+            if tag == "tag:yaml.org,2002:float":
+                return _float(text)
+            if tag == "tag:yaml.org,2002:timestamp":
+                return text  # timestamps stay strings, as the API server and sops see them
+        except ValueError:
+            raise _Invalid(f"invalid {tag.rpartition(':')[2]} value", node) from None
+        raise _Invalid(f"unsupported tag {tag}", node)
+
+    def _mapping(self, node: MappingNode) -> tuple[dict[Any, Any], int]:
+        """The mapping and its expanded size (merged-in mappings counted in full)."""
+        merged: dict[Any, Any] = {}
+        explicit: dict[Any, Any] = {}
+        size = 1
+        for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                # Earlier sources win over later ones; explicit keys win over all of them.
+                for source in reversed(sources):
+                    value = self.build(source)
+                    if not isinstance(value, dict):
+                        raise _Invalid("a merge key needs a mapping", source)
+                    merged.update(value)
+                    size += self.sizes[id(source)]
                 continue
-            key = self.construct_object(key_node, deep=False)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                raise ConstructorError(
-                    None, None, "a mapping key must be a scalar", key_node.start_mark
-                )
-            if key in seen:
-                raise ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+            if not isinstance(key_node, ScalarNode):
+                raise _Invalid("a mapping key must be a scalar", key_node)
+            key = self.build(key_node)
+            if key in explicit:
+                raise _Invalid(f"duplicate key {key!r}", key_node)
+            explicit[key] = self.build(value_node)
+            size += 1 + self.sizes[id(value_node)]
+            if size > self.limit:
+                break  # the caller refuses it; no need to build the rest
+        if not merged:
+            return explicit, size
+        merged.update(explicit)
+        return merged, size
 
-    def construct_yaml_int(self, node: ScalarNode) -> int:
-        value = str(self.construct_scalar(node)).replace("_", "")
-        sign = -1 if value.startswith("-") else 1
-        digits = value.lstrip("+-")
-        if digits.startswith("0x"):
-            return sign * int(digits[2:], 16)
-        if digits.startswith("0o"):
-            return sign * int(digits[2:], 8)
-        if len(digits) > 1 and digits.startswith("0"):
-            # go-yaml v3 still reads 1.1-style octals such as file modes (0644).
-            return sign * int(digits, 8) if set(digits) <= set("01234567") else sign * int(digits)
-        return sign * int(digits)
-
-    def refuse(self, node: Node) -> Any:
-        raise ConstructorError(None, None, f"unsupported tag {node.tag}", node.start_mark)
-
-
-def _register() -> None:
-    add = _StrictConstructor.add_constructor
-    add("tag:yaml.org,2002:int", _StrictConstructor.construct_yaml_int)  # type: ignore[type-var]
-    # Timestamps stay strings, as the API server and sops see them.
-    add("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)  # type: ignore[type-var]
-    for tag in ("binary", "set", "omap", "pairs"):
-        add(f"tag:yaml.org,2002:{tag}", _StrictConstructor.refuse)  # type: ignore[type-var]
-    add(None, _StrictConstructor.refuse)  # type: ignore[type-var]
-
-
-_register()
 
 try:
     from yaml._yaml import CParser
@@ -145,12 +238,11 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 
 if CParser is not None:
 
-    class _Loader(CParser, _StrictConstructor, _CoreResolver):
-        """libyaml parses and composes (fast); construction and checks stay in Python."""
+    class _Loader(CParser, _CoreResolver):
+        """libyaml parses and composes (fast); building and the checks are :class:`_Builder`."""
 
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
-            _StrictConstructor.__init__(self)
             _CoreResolver.__init__(self)
 
 else:  # pragma: no cover - PyYAML built without libyaml
@@ -160,7 +252,6 @@ else:  # pragma: no cover - PyYAML built without libyaml
         yaml.scanner.Scanner,
         yaml.parser.Parser,
         yaml.composer.Composer,
-        _StrictConstructor,
         _CoreResolver,
     ):
         def __init__(self, stream: str) -> None:
@@ -168,48 +259,7 @@ else:  # pragma: no cover - PyYAML built without libyaml
             yaml.scanner.Scanner.__init__(self)
             yaml.parser.Parser.__init__(self)
             yaml.composer.Composer.__init__(self)
-            _StrictConstructor.__init__(self)
             _CoreResolver.__init__(self)
-
-
-def _expanded_size(root: Node, *, limit: int) -> int:
-    """Number of nodes with aliases expanded, memoised per node; raises on cycles or > limit.
-
-    libyaml's composer hands aliases back as the *same* node object, so a node reached twice is an
-    alias; memoising by identity keeps this linear while the result counts the expansion.
-    """
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-
-    def size(node: Node) -> int:
-        key = id(node)
-        if key in sizes:
-            return sizes[key]
-        if key in active:
-            raise _Refused("recursive alias")
-        active.add(key)
-        total = 1
-        if isinstance(node, SequenceNode):
-            for child in node.value:
-                total += size(child)
-                if total > limit:
-                    break
-        elif isinstance(node, MappingNode):
-            for k, v in node.value:
-                total += size(k) + size(v)
-                if total > limit:
-                    break
-        active.discard(key)
-        if total > limit:
-            raise _Refused(f"more than {limit} nodes with aliases expanded (alias bomb?)")
-        sizes[key] = total
-        return total
-
-    return size(root)
-
-
-class _Refused(Exception):
-    pass
 
 
 def _decode(data: bytes, *, file: str) -> str:
@@ -238,8 +288,11 @@ def _yaml_documents(text: str, *, file: str, limits: Limits) -> Iterator[tuple[i
                 node = loader.get_node()
                 if node is None:
                     continue
-                _expanded_size(node, limit=limits.max_nodes)
-                value = loader.construct_document(node)
+                value = _Builder(limits.max_nodes).build(node)
+            except _Invalid as exc:
+                mark = exc.node.start_mark
+                raise FormatError(f"{exc.reason} (line {mark.line + 1}, column {mark.column + 1})",
+                                  file=file, location=f"document {index}") from None
             except _Refused as exc:
                 raise LimitExceeded(str(exc), file=file, location=f"document {index}") from None
             except yaml.YAMLError as exc:
