@@ -204,3 +204,19 @@ def test_transformers_that_touch_a_sops_document_are_reported(
     failures: list[Failure] = []
     assert render(repo, "app", kubectl=kubectl, failures=failures) == []
     assert [f.file for f in failures] == ["app/secret.yaml"]
+
+
+def test_kustomize_own_load_restrictor_applies_inside_the_root(
+    repo: Path, write: Callable[..., Path], kubectl: str
+) -> None:
+    """A patch file outside the kustomization's directory passes our root check but not
+    kustomize's LoadRestrictionsRootOnly, which we always pass explicitly."""
+    write("shared/patch.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"
+          "data:\n  k: patched\n")
+    write("app/cm.yaml", CM.format(name="a"))
+    write("app/kustomization.yaml",
+          "resources:\n- cm.yaml\npatches:\n- path: ../shared/patch.yaml\n")
+    with pytest.raises(RenderError) as info:
+        render(repo, "app", kubectl=kubectl)
+    assert "kustomize build failed" in str(info.value)
+    assert "security" in str(info.value) or "restrict" in str(info.value).lower()
