@@ -71,6 +71,10 @@ def transit() -> Iterator[Transit]:
 @pytest.fixture(scope="session")
 def sops_env() -> dict[str, str]:
     """A base environment for running sops: no version check, no user keys leaking in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPS_", "VAULT_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SOPS_", "VAULT_")) and k != "GNUPGHOME"
+    }
     env["SOPS_DISABLE_VERSION_CHECK"] = "true"
     return env
