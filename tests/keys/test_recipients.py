@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pyrage
 import pytest
 
+from sealed_gitops.crypto.sops import load_creation_rules, match_creation_rule
 from sealed_gitops.crypto.sops.masterkey import MasterKey
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.keys.discovery import discover_keyring
@@ -148,3 +149,30 @@ def test_master_key_recognises_the_kind() -> None:
     assert master_key(AGE).kind == "age"
     with pytest.raises(ConfigError):
         master_key("arn:aws:kms:eu-west-1:1:key/x")
+
+
+def test_rules_from_the_engines_sops_yaml_parser(pgp_key: PgpKey, transit: Transit) -> None:
+    rules = load_creation_rules(
+        "creation_rules:\n"
+        "  - path_regex: flat\\.yaml$\n"
+        f"    age: '{AGE}'\n"
+        f"    pgp: '{pgp_key.fingerprint}'\n"
+        f"    hc_vault_transit_uri: '{transit.nested_uri}'\n"
+        "  - path_regex: grouped\\.yaml$\n"
+        "    shamir_threshold: 2\n"
+        "    key_groups:\n"
+        f"      - age: ['{AGE}']\n"
+        f"      - pgp: ['{pgp_key.fingerprint}']\n"
+        f"        hc_vault: ['{transit.uri}']\n"
+    )
+    factory = KeyFactory(gnupg_home=GnuPG(home=str(pgp_key.home.path)))
+    flat = match_creation_rule(rules, "app/flat.yaml")
+    grouped = match_creation_rule(rules, "app/grouped.yaml")
+    assert flat is not None and grouped is not None
+    assert [[k.key_id for k in g] for g in key_groups_from_rule(flat, factory=factory)] == [
+        [AGE, pgp_key.fingerprint, transit.nested_uri]
+    ]
+    assert [[k.kind for k in g] for g in key_groups_from_rule(grouped, factory=factory)] == [
+        ["age"],
+        ["pgp", "hc_vault"],
+    ]
