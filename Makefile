@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMPS := .make-stamps
-SYSTEM_PACKAGES := git gnupg openssh-server openssh-client
+SYSTEM_PACKAGES := git gnupg openssh-server openssh-client golang-go
 
 .PHONY: install system-deps demo test lint typecheck check clean
 
