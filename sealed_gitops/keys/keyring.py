@@ -91,8 +91,12 @@ class KeyRing:
         providers: Iterable[ProviderEntry | Provider] = (),
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        observer: Callable[[str, str], None] | None = None,
     ) -> None:
+        """``observer(kind, result)`` is called after each real provider operation (the
+        operator increments a Prometheus counter there); it must not raise."""
         self._entries: list[ProviderEntry] = []
+        self._observer = observer
         self._cache: dict[bytes, bytes | None] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -248,6 +252,8 @@ class KeyRing:
     def _count(self, kind: str, result: str) -> None:
         with self._lock:
             self._operations[(kind, result)] += 1
+        if self._observer is not None:
+            self._observer(kind, result)
 
     def _store(self, digest: bytes, value: bytes | None) -> None:
         with self._lock:

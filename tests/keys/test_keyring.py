@@ -107,6 +107,17 @@ class TestCache:
         ring.unwrap(stanza("age", "e0"))  # evicted: asked again
         assert provider.calls == 11
 
+    def test_observer_sees_each_real_operation(self) -> None:
+        seen: list[tuple[str, str]] = []
+        ring = KeyRing(
+            [Table("age", {"w": DATA_KEY}), Table("pgp", {})],
+            observer=lambda kind, result: seen.append((kind, result)),
+        )
+        for _ in range(3):
+            ring.unwrap(stanza("age", "w"))
+            ring.unwrap(stanza("pgp", "x"))
+        assert seen == [("age", RESULT_OK), ("pgp", RESULT_NO_MATCH)]
+
     def test_clear_cache_forgets_data_keys(self) -> None:
         provider = Table("age", {"wrapped-1": DATA_KEY})
         ring = KeyRing([provider])
