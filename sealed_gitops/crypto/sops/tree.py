@@ -227,6 +227,9 @@ def decrypt_branches(
                     plain, _ = decrypt_value(aead, value.value, aad)
                 except (FormatError, IntegrityError):
                     plain = value  # sops: a comment that does not decrypt was never encrypted
+                else:
+                    if stash is not None and isinstance(plain, Comment):
+                        stash[(aad, _digest(plain))] = value.value
             elif isinstance(value, str):
                 plain, _ = decrypt_value(aead, value, aad)
                 if isinstance(plain, str | bytes):
