@@ -8,8 +8,9 @@ must agree on what counts as a key, and a user coming from sops expects the same
   ``$XDG_CONFIG_HOME/sops/age/keys.txt`` (else ``~/.config/sops/age/keys.txt``). Like sops, all
   that are present are used together.
 - PGP: ``GNUPGHOME``, else ``~/.gnupg``.
-- Vault: ``VAULT_TOKEN``, else ``~/.vault-token``; the address comes from each file's stanza, as
-  in sops. ``vault_addresses`` restricts where the token may be sent (see ``keys/vault.py``).
+- Vault: ``VAULT_TOKEN``, else ``~/.vault-token``, and ``VAULT_NAMESPACE``; the address comes
+  from each file's stanza, as in sops. ``vault_addresses`` restricts where the token may be
+  sent (see ``keys/vault.py``).
 
 Explicit inputs (identity files, a GNUPGHOME, a Vault token) are added to, or for GnuPG and the
 token take precedence over, what the environment provides. ``use_environment=False`` ignores the
@@ -179,8 +180,14 @@ def discover_keyring(
         token = vault_token
     if token:
         origin = "explicit token" if vault_token else "VAULT_TOKEN or ~/.vault-token"
+        namespace = environ.get("VAULT_NAMESPACE") if use_environment else None
         ring.add(
-            VaultUnwrapper(token=token, allowed_addresses=vault_addresses, timeout=vault_timeout),
+            VaultUnwrapper(
+                token=token,
+                allowed_addresses=vault_addresses,
+                timeout=vault_timeout,
+                namespace=namespace,
+            ),
             source=f"Vault transit ({origin})",
         )
     return ring

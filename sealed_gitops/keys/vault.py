@@ -130,9 +130,12 @@ def _now_rfc3339() -> str:
 class _Clients:
     """hvac clients by address, so a keyring talks to each Vault over one connection pool."""
 
-    def __init__(self, *, token: str | None, timeout: float) -> None:
+    def __init__(
+        self, *, token: str | None, timeout: float, namespace: str | None = None
+    ) -> None:
         self._token = token
         self._timeout = timeout
+        self._namespace = namespace or None
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -141,7 +144,16 @@ class _Clients:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = hvac.Client(url=key, token=self._token, timeout=self._timeout)
+                # token "" rather than None: with None hvac would read VAULT_TOKEN and
+                # ~/.vault-token itself, and the operator must only use the token it was given.
+                # TLS settings (VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT) are hvac's, as
+                # they are the Vault client's in sops.
+                client = hvac.Client(
+                    url=key,
+                    token=self._token or "",
+                    timeout=self._timeout,
+                    namespace=self._namespace,
+                )
                 self._clients[key] = client
             return client
 
@@ -223,16 +235,24 @@ class VaultTransitKey:
         *,
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        namespace: str | None = None,
         clients: _Clients | None = None,
     ) -> None:
         self.ref = ref
-        self._clients = clients or _Clients(token=resolve_vault_token(token), timeout=timeout)
+        self._clients = clients or _Clients(
+            token=resolve_vault_token(token), timeout=timeout, namespace=namespace
+        )
 
     @classmethod
     def from_uri(
-        cls, uri: str, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT
+        cls,
+        uri: str,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        namespace: str | None = None,
     ) -> VaultTransitKey:
-        return cls(parse_transit_uri(uri), token=token, timeout=timeout)
+        return cls(parse_transit_uri(uri), token=token, timeout=timeout, namespace=namespace)
 
     @property
     def key_id(self) -> str:
@@ -283,8 +303,9 @@ class VaultUnwrapper:
         token: str | None,
         allowed_addresses: Collection[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        namespace: str | None = None,
     ) -> None:
-        self._clients = _Clients(token=token, timeout=timeout)
+        self._clients = _Clients(token=token, timeout=timeout, namespace=namespace)
         self._allowed = (
             None
             if allowed_addresses is None

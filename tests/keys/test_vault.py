@@ -129,6 +129,17 @@ class TestAgainstOpenBao:
         stanza = VaultTransitKey.from_uri(transit.uri).wrap(b"d" * 32)
         assert VaultUnwrapper(token=resolve_vault_token()).unwrap(stanza) == b"d" * 32
 
+    def test_unwrapper_never_picks_up_the_processs_own_token(
+        self, transit: Transit, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        # The operator passes the token from the Sync's Secret; an absent one must not fall
+        # back to whatever VAULT_TOKEN the operator process happens to have.
+        stanza = VaultTransitKey.from_uri(transit.uri, token=transit.server.token).wrap(b"k" * 32)
+        monkeypatch.setenv("VAULT_TOKEN", transit.server.token)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        with pytest.raises(KeyProviderError, match=r"denied|refused"):
+            VaultUnwrapper(token=None).unwrap(stanza)
+
     def test_unwrapper_is_a_keyring_provider(self, transit: Transit) -> None:
         unwrapper = VaultUnwrapper(token=transit.server.token)
         assert isinstance(unwrapper, Unwrapper)
