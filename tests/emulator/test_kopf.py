@@ -252,7 +252,7 @@ def test_operator_lifecycle(
             f"delete {namespace}/{name}",
         ]
 
-        # kopf reports each handler as an Event on the object (core/v1 events).
+        # The handler's kopf.info() is posted as an Event on the object (core/v1 events).
         core = client.CoreV1Api(api)
 
         def handler_events() -> list[Any]:
@@ -262,9 +262,10 @@ def test_operator_lifecycle(
                 for e in events
                 if e.involved_object.name == name
                 and e.involved_object.kind == "Widget"
-                and "created" in (e.message or "")
+                and e.reason == "WidgetCreated"
             ]
 
         events = wait_for(handler_events, what="kopf's Event for the create handler")
         assert events[0].involved_object.api_version == f"{GROUP}/v1"
         assert events[0].type == "Normal"
+        assert events[0].message == "widget of size 1"
