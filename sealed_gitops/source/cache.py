@@ -18,7 +18,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,6 +129,12 @@ class RepoCache:
             message=str(commit.message),
             raw=raw,
         )
+
+    def maintain(self) -> None:
+        """Pack loose objects when git thinks it is due; in the foreground, so no process is left
+        behind. Commits still checked out stay reachable through their worktrees."""
+        with suppress(git.GitCommandError):  # an unpacked cache is slower, not wrong
+            self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
 
     def worktree(self, sha: str) -> Path:
         """A checkout of ``sha`` (made once, then reused); old checkouts are pruned."""

@@ -171,6 +171,7 @@ def fetch(
         if not cache.has_commit(want.commit):
             download = _download_pinned if ref.commit else _download
             want = download(cache, session, want)
+            cache.maintain()
         info = cache.commit_info(want.commit)
         signer = verify_commit(want.commit, info.raw, verify)
         path = cache.worktree(want.commit)

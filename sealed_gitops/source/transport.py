@@ -231,26 +231,37 @@ def _http_env(directory: Path, remote: RemoteUrl, auth: HttpAuth | None) -> dict
         return env
     if auth.has_credentials() and remote.scheme == "http" and not auth.allow_insecure_http:
         raise ConfigError("refusing to send credentials over plain http:// (use https://)")
-    config: list[tuple[str, str]] = []
+    config: list[tuple[str, str, str]] = []
     basic = auth.basic()
     if basic is not None:
         username, password = basic
+        if any(c in username + password for c in "\n\r\0"):
+            raise ConfigError("https credentials must not contain line breaks")
         lines = f"username={username}\npassword={password}\n"
-        if "\n" in username or "\n" in password:
-            raise ConfigError("https credentials must not contain newlines")
         creds = _private_file(directory, "credentials", lines.encode("utf-8"))
         # A shell-function helper: only "get" is answered; store/erase are ignored.
         helper = f'!f() {{ test "$1" = get && cat {shlex.quote(str(creds))}; }}; f'
-        config += [("credential.helper", helper), ("credential.useHttpPath", "true")]
+        config += [("credential", "helper", helper), ("credential", "useHttpPath", "true")]
     if auth.bearer_token:
-        config.append(("http.extraHeader", f"Authorization: Bearer {auth.bearer_token}"))
+        if any(c in auth.bearer_token for c in "\n\r\0"):
+            raise ConfigError("the bearer token must not contain line breaks")
+        config.append(("http", "extraHeader", f"Authorization: Bearer {auth.bearer_token}"))
     if auth.ca_bundle:
-        config.append(("http.sslCAInfo", str(_private_file(directory, "ca.pem", auth.ca_bundle))))
-    env["GIT_CONFIG_COUNT"] = str(len(config))
-    for i, (key, value) in enumerate(config):
-        env[f"GIT_CONFIG_KEY_{i}"] = key
-        env[f"GIT_CONFIG_VALUE_{i}"] = value
+        ca = _private_file(directory, "ca.pem", auth.ca_bundle)
+        config.append(("http", "sslCAInfo", str(ca)))
+    if config:
+        # A private config file (0600, removed after the call) rather than GIT_CONFIG_* variables,
+        # so that no secret sits in the environment of git or its helpers either.
+        text = "".join(
+            f"[{section}]\n\t{key} = {_quote(value)}\n" for section, key, value in config
+        )
+        env["GIT_CONFIG_GLOBAL"] = str(_private_file(directory, "gitconfig", text.encode("utf-8")))
     return env
+
+
+def _quote(value: str) -> str:
+    """A git config value in double quotes (backslash and quote escaped)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import ClassVar
 
@@ -119,23 +118,25 @@ def test_credentials_in_the_url_are_moved_out_of_it(
 def test_ssh_key_lives_in_a_private_file_only_during_the_call(
     sshd: SshServer, shared_origin: Origin, tmp_path: Path, runner: CountingRunner
 ) -> None:
-    before = set(Path(tempfile.gettempdir()).glob("sg-git-*"))
     auth = SshAuth(known_hosts=sshd.known_hosts, private_key=sshd.deploy_key)
 
     class Inspecting(CountingRunner):
         modes: ClassVar[list[int]] = []
+        dirs: ClassVar[list[str]] = []
 
         def run(self, args, *, env, cwd=None, timeout, network):  # type: ignore[no-untyped-def]
             key = env["GIT_SSH_COMMAND"].split(" -i ")[1].split()[0]
             self.modes.append(os.stat(key).st_mode & 0o777)
             self.modes.append(os.stat(os.path.dirname(key)).st_mode & 0o777)
+            self.dirs.append(os.path.dirname(key))
             return super().run(args, env=env, cwd=cwd, timeout=timeout, network=network)
 
     inspecting = Inspecting()
     fetch(sshd.url(shared_origin.name), auth=auth, cache_dir=tmp_path, runner=inspecting)
     assert set(inspecting.modes) == {0o600, 0o700}
     _secrets_absent(inspecting, sshd.deploy_key)
-    assert set(Path(tempfile.gettempdir()).glob("sg-git-*")) == before
+    assert inspecting.dirs
+    assert not any(os.path.exists(d) for d in inspecting.dirs)  # removed after the call
 
 
 @pytest.mark.parametrize("transport", ["file", "https"])
