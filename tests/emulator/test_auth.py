@@ -9,15 +9,24 @@ serves; it skips, saying why, while the core is not there yet.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import os
 import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sealed_gitops.testing import KubeEmulator
 from sealed_gitops.testing.kube.auth import (
     API_AUDIENCES,
     AUTHENTICATED_GROUP,
@@ -33,6 +42,9 @@ from sealed_gitops.testing.kube.rbac import (
     forbidden_status,
     impersonation_checks,
 )
+from tests.emulator.kubehttp import Endpoint, Http
+
+E2E_ENV = "SEALED_GITOPS_E2E_KUBECONFIG"
 
 RBAC = "rbac.authorization.k8s.io"
 ALICE = UserInfo("alice", ("devs", AUTHENTICATED_GROUP))
@@ -785,3 +797,417 @@ def test_faults_are_taken_exactly_count_times_across_threads() -> None:
     for thread in threads:
         thread.join()
     assert len(taken) == 1000
+
+
+# --------------------------------------------------------------------------- over HTTP
+#
+# These run against an emulator with RBAC on, or against the real cluster named by
+# SEALED_GITOPS_E2E_KUBECONFIG, so every assertion below is one a real API server satisfies.
+# Users other than the admin are reached the two ways a real cluster allows without setting up
+# an identity provider: impersonation and service-account tokens.
+
+
+@pytest.fixture(scope="module")
+def secured_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A kubeconfig for an admin of a server that enforces RBAC."""
+    real = os.environ.get(E2E_ENV)
+    if real:
+        yield Path(real)
+        return
+    with KubeEmulator(rbac=True).run_in_thread() as api:
+        yield api.kubeconfig_path
+
+
+@pytest.fixture(scope="module")
+def admin(secured_kubeconfig: Path) -> Endpoint:
+    return Endpoint.from_kubeconfig(secured_kubeconfig)
+
+
+@pytest.fixture
+def token_endpoint(secured_kubeconfig: Path, tmp_path: Path) -> Callable[[str], Endpoint]:
+    """An endpoint that authenticates with nothing but the given bearer token."""
+
+    def make(token: str) -> Endpoint:
+        config = yaml.safe_load(secured_kubeconfig.read_text())
+        context = next(
+            c["context"] for c in config["contexts"] if c["name"] == config["current-context"]
+        )
+        # Only the token: a client certificate would win over it on a real server.
+        config["users"] = [{"name": context["user"], "user": {"token": token}}]
+        path = tmp_path / f"kubeconfig-{uuid.uuid4().hex[:8]}"
+        path.write_text(yaml.safe_dump(config))
+        return Endpoint.from_kubeconfig(path)
+
+    return make
+
+
+def _as(endpoint: Endpoint, **headers: str) -> Endpoint:
+    return dataclasses.replace(endpoint, headers={**endpoint.headers, **headers})
+
+
+def _impersonating(endpoint: Endpoint, user: str, group: str | None = None) -> Endpoint:
+    headers = {"Impersonate-User": user}
+    if group:
+        headers["Impersonate-Group"] = group
+    return _as(endpoint, **headers)
+
+
+def _eventually(call: Callable[[], tuple[int, Any]], expected: int) -> tuple[int, Any]:
+    # A real server's RBAC cache lags a write by a few milliseconds; the emulator does not.
+    deadline = time.monotonic() + 10
+    while True:
+        status, body = call()
+        if status == expected or time.monotonic() > deadline:
+            return status, body
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def ns(admin: Endpoint) -> Iterator[str]:
+    name = f"auth-{uuid.uuid4().hex[:10]}"
+    status, body = admin.call(
+        "POST",
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+    )
+    assert status == 201, body
+    yield name
+    admin.call("DELETE", f"/api/v1/namespaces/{name}")
+
+
+def _create(admin: Endpoint, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+    status, body = admin.call("POST", path, obj)
+    assert status == 201, body
+    return dict(body)
+
+
+def _bind(admin: Endpoint, ns: str, *, role_kind: str, role: str, subject: dict[str, Any]) -> None:
+    _create(
+        admin,
+        f"/apis/{RBAC}/v1/namespaces/{ns}/rolebindings",
+        {
+            "apiVersion": f"{RBAC}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": f"bind-{uuid.uuid4().hex[:8]}"},
+            "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role},
+            "subjects": [subject],
+        },
+    )
+
+
+def _service_account_token(
+    admin: Endpoint, ns: str, name: str, audiences: list[str] | None = None
+) -> tuple[str, str]:
+    """(token, uid) of a new service account, from TokenRequest."""
+    account = _create(
+        admin,
+        f"/api/v1/namespaces/{ns}/serviceaccounts",
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+    )
+    spec: dict[str, Any] = {"expirationSeconds": 600}
+    if audiences:
+        spec["audiences"] = audiences
+    request = _create(
+        admin,
+        f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+    )
+    return str(request["status"]["token"]), str(account["metadata"]["uid"])
+
+
+def _review(admin: Endpoint, token: str, audiences: list[str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"token": token}
+    if audiences:
+        spec["audiences"] = audiences
+    status, body = admin.call(
+        "POST",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec},
+    )
+    assert status == 201, body
+    return dict(body["status"])
+
+
+class TestOverHttp:
+    def test_a_wrong_token_answers_401(self, token_endpoint: Callable[[str], Endpoint]) -> None:
+        status, body = token_endpoint("not-a-token").call("GET", "/api/v1/namespaces")
+        assert status == 401
+        assert body["kind"] == "Status"
+        assert body["reason"] == "Unauthorized"
+
+    def test_rbac_through_impersonation(self, admin: Endpoint, ns: str) -> None:
+        user = f"user-{uuid.uuid4().hex[:8]}"
+        _create(
+            admin,
+            f"/apis/{RBAC}/v1/namespaces/{ns}/roles",
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "Role",
+                "metadata": {"name": "narrow"},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "resources": ["configmaps"],
+                        "resourceNames": ["app-config"],
+                        "verbs": ["get"],
+                    },
+                    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]},
+                ],
+            },
+        )
+        _bind(
+            admin,
+            ns,
+            role_kind="Role",
+            role="narrow",
+            subject={"kind": "User", "apiGroup": RBAC, "name": user},
+        )
+        for name in ("app-config", "other"):
+            _create(
+                admin,
+                f"/api/v1/namespaces/{ns}/configmaps",
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}},
+            )
+        as_user = _impersonating(admin, user)
+        cms = f"/api/v1/namespaces/{ns}/configmaps"
+
+        status, body = _eventually(lambda: as_user.call("GET", f"{cms}/app-config"), 200)
+        assert status == 200, body
+        assert as_user.call("GET", f"/api/v1/namespaces/{ns}/secrets")[0] == 200
+
+        status, body = as_user.call("GET", f"{cms}/other")
+        assert status == 403
+        assert body["reason"] == "Forbidden"
+        assert body["message"] == (
+            f'configmaps "other" is forbidden: User "{user}" cannot get resource "configmaps" '
+            f'in API group "" in the namespace "{ns}"'
+        )
+        assert body["details"] == {"name": "other", "kind": "configmaps"}
+
+        # resourceNames never cover a list; a RoleBinding grants nothing in other namespaces.
+        status, body = as_user.call("GET", cms)
+        assert status == 403
+        assert body["message"] == (
+            f'configmaps is forbidden: User "{user}" cannot list resource "configmaps" '
+            f'in API group "" in the namespace "{ns}"'
+        )
+        assert as_user.call("GET", "/api/v1/namespaces/default/secrets")[0] == 403
+        status, body = as_user.call("GET", "/api/v1/secrets")
+        assert status == 403
+        assert body["message"].endswith("at the cluster scope")
+
+    def test_group_subjects_through_impersonated_groups(self, admin: Endpoint, ns: str) -> None:
+        group = f"group-{uuid.uuid4().hex[:8]}"
+        _bind(
+            admin,
+            ns,
+            role_kind="ClusterRole",
+            role="view",
+            subject={"kind": "Group", "apiGroup": RBAC, "name": group},
+        )
+        path = f"/apis/apps/v1/namespaces/{ns}/deployments"
+        member = _impersonating(admin, "someone", group)
+        assert _eventually(lambda: member.call("GET", path), 200)[0] == 200
+        assert _impersonating(admin, "someone").call("GET", path)[0] == 403
+        # view does not include writes
+        deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+        assert member.call("POST", path, deployment)[0] == 403
+
+    def test_impersonating_groups_without_a_user_is_refused(self, admin: Endpoint) -> None:
+        status, _ = _as(admin, **{"Impersonate-Group": "devs"}).call("GET", "/api/v1/namespaces")
+        # The real server answers with an internal error here, not with a 4xx.
+        assert status == 500
+
+    def test_token_request_and_review_round_trip(self, admin: Endpoint, ns: str) -> None:
+        token, uid = _service_account_token(admin, ns, "vault-client", ["vault-test"])
+        status = _review(admin, token, ["vault-test"])
+        assert status["authenticated"] is True
+        assert status["audiences"] == ["vault-test"]
+        user = status["user"]
+        assert user["username"] == f"system:serviceaccount:{ns}:vault-client"
+        assert user["uid"] == uid
+        assert {
+            "system:serviceaccounts",
+            f"system:serviceaccounts:{ns}",
+            "system:authenticated",
+        } <= set(user["groups"])
+
+        refused = _review(admin, token, ["somebody-else"])
+        assert refused["authenticated"] is False
+        assert refused.get("error")
+        assert _review(admin, "garbage", [])["authenticated"] is False
+
+    def test_a_token_for_another_audience_is_not_an_api_credential(
+        self, admin: Endpoint, ns: str, token_endpoint: Callable[[str], Endpoint]
+    ) -> None:
+        token, _ = _service_account_token(admin, ns, "sa", ["vault-test"])
+        assert token_endpoint(token).call("GET", f"/api/v1/namespaces/{ns}/configmaps")[0] == 401
+
+    def test_token_request_for_a_missing_account_is_404(self, admin: Endpoint, ns: str) -> None:
+        status, _ = admin.call(
+            "POST",
+            f"/api/v1/namespaces/{ns}/serviceaccounts/nobody/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+        )
+        assert status == 404
+
+    def test_service_account_token_is_subject_to_rbac(
+        self, admin: Endpoint, ns: str, token_endpoint: Callable[[str], Endpoint]
+    ) -> None:
+        token, _ = _service_account_token(admin, ns, "deployer")
+        as_sa = token_endpoint(token)
+        cms = f"/api/v1/namespaces/{ns}/configmaps"
+        status, body = as_sa.call("GET", cms)
+        assert status == 403
+        assert body["message"] == (
+            f'configmaps is forbidden: User "system:serviceaccount:{ns}:deployer" cannot list '
+            f'resource "configmaps" in API group "" in the namespace "{ns}"'
+        )
+        # A ServiceAccount subject; the namespace is spelled out, as kubectl does.
+        _bind(
+            admin,
+            ns,
+            role_kind="ClusterRole",
+            role="edit",
+            subject={"kind": "ServiceAccount", "name": "deployer", "namespace": ns},
+        )
+        assert _eventually(lambda: as_sa.call("GET", cms), 200)[0] == 200
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "made-by-sa"}}
+        assert as_sa.call("POST", cms, configmap)[0] == 201
+
+        # SelfSubjectAccessReview answers the same question without trying.
+        def can_i(verb: str, resource: str) -> bool:
+            status, body = as_sa.call(
+                "POST",
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                {
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SelfSubjectAccessReview",
+                    "spec": {
+                        "resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource}
+                    },
+                },
+            )
+            assert status == 201, body
+            return bool(body["status"]["allowed"])
+
+        assert can_i("create", "configmaps") is True
+        assert can_i("create", "roles") is False
+
+    def test_impersonation_needs_permission(
+        self, admin: Endpoint, ns: str, token_endpoint: Callable[[str], Endpoint]
+    ) -> None:
+        token, _ = _service_account_token(admin, ns, "impostor")
+        as_sa = token_endpoint(token)
+        target = f"target-{uuid.uuid4().hex[:8]}"
+        status, body = _impersonating(as_sa, target).call("GET", "/api/v1/namespaces")
+        assert status == 403
+        assert body["message"] == (
+            f'users "{target}" is forbidden: User "system:serviceaccount:{ns}:impostor" '
+            'cannot impersonate resource "users" in API group "" at the cluster scope'
+        )
+        # Allowed to impersonate exactly one user, through a cluster-wide grant.
+        role = f"impersonate-{uuid.uuid4().hex[:8]}"
+        _create(
+            admin,
+            f"/apis/{RBAC}/v1/clusterroles",
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": role},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "resources": ["users"],
+                        "resourceNames": [target],
+                        "verbs": ["impersonate"],
+                    }
+                ],
+            },
+        )
+        _create(
+            admin,
+            f"/apis/{RBAC}/v1/clusterrolebindings",
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": role},
+                "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": "impostor", "namespace": ns}],
+            },
+        )
+        try:
+            # Now the request is evaluated as the target, who may not list namespaces.
+            status, body = _eventually(
+                lambda: _impersonating(as_sa, target).call("GET", "/api/v1/namespaces"), 403
+            )
+            assert status == 403
+            assert f'User "{target}" cannot list resource "namespaces"' in body["message"]
+            assert _impersonating(as_sa, "someone-else").call("GET", "/api/v1/namespaces")[0] == 403
+        finally:
+            admin.call("DELETE", f"/apis/{RBAC}/v1/clusterrolebindings/{role}")
+            admin.call("DELETE", f"/apis/{RBAC}/v1/clusterroles/{role}")
+
+
+# --------------------------------------------------------------------------- faults over HTTP
+
+
+class TestFaultsOverHttp:
+    """Emulator only (the ``emulator`` fixture skips on a real cluster): no cluster fails on cue."""
+
+    async def test_status_faults_count_down(
+        self, emulator: KubeEmulator, http: Http, namespace: str
+    ) -> None:
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        emulator.faults.add(
+            verb="list", resource="configmaps", namespace=namespace, count=2, status=503
+        )
+        for _ in range(2):
+            status, body = await http.get(path)
+            assert status == 503
+            assert body["kind"] == "Status"
+            assert body["code"] == 503
+        assert (await http.get(path))[0] == 200
+
+    async def test_faults_match_only_their_target(
+        self, emulator: KubeEmulator, http: Http, namespace: str
+    ) -> None:
+        cms = f"/api/v1/namespaces/{namespace}/configmaps"
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "target"}}
+        assert (await http.post(cms, configmap))[0] == 201
+        emulator.faults.add(
+            verb="get", resource="configmaps", namespace=namespace, name="target", status=500
+        )
+        assert (await http.get(f"{cms}/other"))[0] == 404
+        assert (await http.get(cms))[0] == 200
+        assert (await http.get(f"/api/v1/namespaces/{namespace}/secrets/target"))[0] == 404
+        assert (await http.get(f"{cms}/target"))[0] == 500
+        assert (await http.get(f"{cms}/target"))[0] == 200
+
+    async def test_a_fault_applies_before_the_write(
+        self, emulator: KubeEmulator, http: Http, namespace: str
+    ) -> None:
+        cms = f"/api/v1/namespaces/{namespace}/configmaps"
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "never"}}
+        emulator.faults.add(verb="create", resource="configmaps", namespace=namespace, status=409)
+        assert (await http.post(cms, configmap))[0] == 409
+        assert (await http.get(f"{cms}/never"))[0] == 404
+
+    async def test_delay(self, emulator: KubeEmulator, http: Http, namespace: str) -> None:
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        emulator.faults.add(verb="list", resource="configmaps", namespace=namespace, delay=0.3)
+        started = time.monotonic()
+        assert (await http.get(path))[0] == 200
+        assert time.monotonic() - started >= 0.3
+
+    async def test_drop(self, emulator: KubeEmulator, http: Http, namespace: str) -> None:
+        # A POST, because aiohttp silently retries an idempotent request once on a reused
+        # connection that was closed; a create is never retried, so the drop is seen as is.
+        cms = f"/api/v1/namespaces/{namespace}/configmaps"
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dropped"}}
+        emulator.faults.add(verb="create", resource="configmaps", namespace=namespace, drop=True)
+        with pytest.raises(aiohttp.ClientError):
+            await http.post(cms, configmap)
+        assert emulator.faults.pending() == 0
+        assert (await http.get(f"{cms}/dropped"))[0] == 404
+        assert (await http.post(cms, configmap))[0] == 201

@@ -64,7 +64,10 @@ def forbidden_status(
     """A ``Status`` object for a 403, worded as the real server words it."""
     qualified = f"{resource}.{api_group}" if api_group else resource
     subject = f'{qualified} "{name}"' if name else qualified
-    details: dict[str, Any] = {"group": api_group, "kind": kind or resource}
+    # As the real server's JSON: empty fields are left out (``omitempty``).
+    details: dict[str, Any] = {"kind": kind or resource}
+    if api_group:
+        details["group"] = api_group
     if name:
         details["name"] = name
     return {
