@@ -16,6 +16,7 @@ content-addressed and never answers "which commit is main" from what it saw befo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,9 @@ __all__ = ["Artifact", "check", "fetch"]
 DEFAULT_TIMEOUT = 60.0
 
 _LOCAL_PREFIX = "refs/sealed-gitops/"
+
+# Messages name only credential-free URLs (RemoteUrl.url) and commit ids.
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,9 @@ def fetch(
             download = _download_pinned if ref.commit else _download
             want = download(cache, session, want)
             cache.maintain()
+            log.info("fetched %s at %s", remote.url, want.revision)
+        else:
+            log.debug("%s at %s: already in the cache", remote.url, want.revision)
         info = cache.commit_info(want.commit)
         signer = verify_commit(want.commit, info.raw, verify)
         path = cache.worktree(want.commit)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +43,16 @@ class Verification:
     @classmethod
     def head(cls, *public_keys: bytes) -> Verification:
         return cls(mode=VerifyMode.HEAD, public_keys=tuple(public_keys))
+
+    @classmethod
+    def from_spec(cls, mode: str | None, keys: Mapping[str, bytes] | None) -> Verification:
+        """From a Repository's ``verify.mode`` and the data of its ``verify.secretRef`` Secret,
+        whose every entry is an armored public key (Flux's layout; entry names are free)."""
+        if mode is None or mode.lower() in ("", "off", "none"):
+            return cls()
+        if mode.lower() != "head":
+            raise ConfigError(f"unsupported verification mode {mode!r} (use HEAD or off)")
+        return cls(mode=VerifyMode.HEAD, public_keys=tuple((keys or {}).values()))
 
     def __post_init__(self) -> None:
         if self.mode is VerifyMode.HEAD and not self.public_keys:

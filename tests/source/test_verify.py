@@ -95,6 +95,21 @@ def test_bad_verification_settings_are_config_errors(keys: tuple[bytes, ...], me
         Verification(mode=VerifyMode.HEAD, public_keys=keys)
 
 
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [(None, VerifyMode.OFF), ("off", VerifyMode.OFF), ("HEAD", VerifyMode.HEAD)],
+)
+def test_verification_from_the_repository_spec(mode: str | None, expected: VerifyMode) -> None:
+    assert Verification.from_spec(mode, {"a.asc": b"key"}).mode is expected
+
+
+def test_an_unsupported_verification_mode_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unsupported verification mode 'Tag'"):
+        Verification.from_spec("Tag", {"a.asc": b"key"})
+    with pytest.raises(ConfigError, match="no public keys"):
+        Verification.from_spec("HEAD", {})
+
+
 def test_keys_that_are_not_openpgp_are_refused(signed_origin: SignedOrigin, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="could be imported"):
         fetch(
