@@ -1,1 +1,82 @@
-"""One reconcile as a straight list of phases: source, render, decrypt, plan, apply."""
+"""One reconcile as a straight list of phases: source, render, decrypt, plan, apply.
+
+Why this module is so short: each phase is a function with plain inputs and outputs in its own
+package, and this file only says in which order they run and what each hands to the next. The CLI's
+``build`` runs :func:`build` (no cluster); the operator runs the same phases and then plans and
+applies. Nothing here formats a value: plaintext stays inside the objects it returns.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sealed_gitops.plan import ObjectId, apply_order
+from sealed_gitops.render import Document, Failure, render
+from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject, decrypt_documents
+from sealed_gitops.render.loader import DEFAULT_LIMITS, Limits
+from sealed_gitops.source import Artifact
+
+__all__ = ["BuildResult", "FailurePolicy", "build"]
+
+
+class FailurePolicy(enum.Enum):
+    """What a failing document does to the revision."""
+
+    #: any failure fails the revision; nothing of it is used (the default)
+    ATOMIC = "atomic"
+    #: failing documents are left out and listed; the rest goes on
+    ISOLATE = "isolate"
+
+    @classmethod
+    def parse(cls, text: str) -> FailurePolicy:
+        return cls(text.strip().lower())
+
+
+@dataclass
+class BuildResult:
+    """The objects a revision asks for, in apply order, and what was left out (isolate only)."""
+
+    objects: list[RenderedObject]
+    failures: list[Failure] = field(default_factory=list)
+    artifact: Artifact | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when every document rendered and decrypted: the precondition for pruning."""
+        return not self.failures
+
+    def ids(self) -> list[ObjectId]:
+        return [obj.id for obj in self.objects]
+
+
+def build(
+    *,
+    root: Path,
+    path: str = ".",
+    keys: DecryptionKeys,
+    policy: FailurePolicy = FailurePolicy.ATOMIC,
+    allow_plain_secrets: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+    artifact: Artifact | None = None,
+) -> BuildResult:
+    """Render and decrypt the manifests under ``root/path``: the pipeline without the cluster."""
+    failures: list[Failure] | None = [] if policy is FailurePolicy.ISOLATE else None
+
+    # Phase 1, render: files or a kustomize build -> documents, still encrypted.
+    documents: list[Document] = render(root, path, failures=failures, limits=limits)
+
+    # Phase 2, decrypt: documents -> objects; plaintext exists from here on, in memory only.
+    objects = decrypt_documents(
+        documents,
+        root=root,
+        keys=keys,
+        allow_plain_secrets=allow_plain_secrets,
+        failures=failures,
+    )
+
+    # Phase 3, order: Namespaces and CRDs first, then cluster-scoped, then namespaced objects.
+    by_identity = {id(obj.data): obj for obj in objects}
+    ordered = [by_identity[id(data)] for data in apply_order([obj.data for obj in objects])]
+    return BuildResult(objects=ordered, failures=failures or [], artifact=artifact)

@@ -21,8 +21,17 @@ from sealed_gitops.redact import install_logging_filter, redact
 
 #: command name -> "module:attribute" of the click command implementing it.
 COMMANDS: dict[str, str] = {
+    "build": "sealed_gitops.cli.build_cmds:build_command",
     "seal": "sealed_gitops.cli.sealed_cmds:seal",
     "unseal": "sealed_gitops.cli.sealed_cmds:unseal",
+    "encrypt": "sealed_gitops.cli.sops_cmds:encrypt",
+    "decrypt": "sealed_gitops.cli.sops_cmds:decrypt",
+    "set": "sealed_gitops.cli.sops_cmds:set_cmd",
+    "unset": "sealed_gitops.cli.sops_cmds:unset_cmd",
+    "updatekeys": "sealed_gitops.cli.sops_cmds:updatekeys",
+    "rotate": "sealed_gitops.cli.sops_cmds:rotate_cmd",
+    "edit": "sealed_gitops.cli.edit:edit",
+    "verify": "sealed_gitops.cli.verify:verify",
 }
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.

@@ -1,0 +1,143 @@
+"""``sealed-gitops build``: the pipeline without the cluster, printed.
+
+Why a command of its own: it is how a person (or CI) sees exactly what the operator would apply for
+a path or a remote revision, decrypted with their own keys, in a deterministic order. Secret values
+are masked unless ``--show-secrets`` is given, which exists to pipe the output into
+``kubectl apply -f -``; failures go to stderr, one line each, naming file, document and object.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from sealed_gitops.crypto.sealing_keys import load_private_keys
+from sealed_gitops.errors import ConfigError
+from sealed_gitops.keys.discovery import discover_keyring
+from sealed_gitops.keys.sealing import SealingKeyring
+from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
+from sealed_gitops.redact import MASK, redact
+from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject
+from sealed_gitops.source import Ref, fetch
+
+__all__ = ["build_command", "load_decryption_keys", "masked"]
+
+
+def masked(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` with every Secret value replaced by the mask (key names stay)."""
+    if obj.get("kind") != "Secret":
+        return obj
+    out = copy.deepcopy(obj)
+    for section in ("data", "stringData"):
+        values = out.get(section)
+        if isinstance(values, dict):
+            out[section] = dict.fromkeys(values, MASK)
+    return out
+
+
+def load_decryption_keys(
+    *, age_identities: tuple[Path, ...], sealing_keys: tuple[Path, ...], gnupghome: Path | None
+) -> DecryptionKeys:
+    """SOPS keys the way sops finds them plus the flags; sealing keys from the given files."""
+    ring = discover_keyring(age_identity_files=list(age_identities), gnupghome=gnupghome)
+    private = []
+    for path in sealing_keys:
+        private.extend(load_private_keys(path.read_bytes(), source=str(path)))
+    return DecryptionKeys(sops=ring, sealing=SealingKeyring(private))
+
+
+def _emit(objects: list[RenderedObject], *, output: str, show_secrets: bool) -> str:
+    items = [obj.data if show_secrets else masked(obj.data) for obj in objects]
+    if output == "json":
+        doc = {"apiVersion": "v1", "kind": "List", "items": items}
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump_all(items, sort_keys=False, allow_unicode=True, explicit_start=True)
+
+
+def _report(result: BuildResult) -> None:
+    for failure in result.failures:
+        click.echo(f"error: {redact(str(failure))}", err=True)
+
+
+@click.command("build")
+@click.argument("path", default=".")
+@click.option("--repo", "repo_url", help="Fetch this Git URL instead of reading a local directory.")
+@click.option("--ref", "ref_text", help="With --repo: branch, tag:NAME, semver:RANGE or a commit.")
+@click.option("--show-secrets", is_flag=True, help="Print Secret values (for kubectl apply -f -).")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
+@click.option(
+    "--failure-policy",
+    type=click.Choice([p.value for p in FailurePolicy]),
+    default=FailurePolicy.ATOMIC.value,
+    help="atomic: any failure fails the build; isolate: leave failing documents out.",
+)
+@click.option("--allow-plain-secrets", is_flag=True, help="Accept unencrypted Secrets in Git.")
+@click.option(
+    "--age-identity",
+    "age_identities",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="age identity file (repeatable); SOPS_AGE_KEY* and the default keys file are read too.",
+)
+@click.option(
+    "--sealing-key",
+    "sealing_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sealed-secrets private key: PEM or a kubernetes.io/tls Secret manifest (repeatable).",
+)
+@click.option("--gnupghome", type=click.Path(file_okay=False, path_type=Path))
+def build_command(
+    *,
+    path: str,
+    repo_url: str | None,
+    ref_text: str | None,
+    show_secrets: bool,
+    output: str,
+    failure_policy: str,
+    allow_plain_secrets: bool,
+    age_identities: tuple[Path, ...],
+    sealing_keys: tuple[Path, ...],
+    gnupghome: Path | None,
+) -> None:
+    """Render and decrypt PATH (a local checkout, or --repo at --ref) as the operator would."""
+    if ref_text and not repo_url:
+        raise ConfigError("--ref needs --repo")
+    artifact = None
+    if repo_url:
+        artifact = fetch(repo_url, Ref.parse(ref_text) if ref_text else None)
+        root = artifact.path
+    else:
+        root, path = _split_root(Path(path))
+    keys = load_decryption_keys(
+        age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
+    )
+    result = build(
+        root=root,
+        path=path,
+        keys=keys,
+        policy=FailurePolicy.parse(failure_policy),
+        allow_plain_secrets=allow_plain_secrets,
+        artifact=artifact,
+    )
+    click.echo(_emit(result.objects, output=output, show_secrets=show_secrets), nl=False)
+    _report(result)
+    if result.failures:
+        raise click.exceptions.Exit(1)
+
+
+def _split_root(target: Path) -> tuple[Path, str]:
+    """The repository root for a local path (the enclosing Git work tree, else the path itself)."""
+    target = target.resolve()
+    if not target.exists():
+        raise ConfigError(f"{target}: no such file or directory")
+    start = target if target.is_dir() else target.parent
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate, str(target.relative_to(candidate)) or "."
+    return start, "." if target.is_dir() else target.name

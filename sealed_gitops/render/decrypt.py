@@ -1,0 +1,211 @@
+"""The decryption stage: rendered documents in, plain Kubernetes objects out, in memory only.
+
+Why a stage of its own: this is the one place in the pipeline where plaintext comes into being, so
+the rules that protect it live together here. Every SOPS document and every SealedSecret is opened
+with the keys the caller brings (the CLI's from the sops environment and flags, the operator's from
+Kubernetes Secrets); the SOPS MAC is always verified, over the whole file exactly as written (a
+multi-document SOPS file shares one MAC, so its documents are opened together); every decrypted
+leaf is registered with :mod:`sealed_gitops.redact` before anything else can see it; a plain
+``Secret`` in Git is refused unless the caller allows it. Failures name the file, the document index
+and the object when known; with a ``failures`` list (the isolate policy) the failing documents are
+left out and listed, otherwise the first failure is raised (atomic).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sealed_gitops.crypto.sealed_document import parse_sealed_secret, secret_manifest
+from sealed_gitops.crypto.sops import Comment, TreeBranch, Unwrapper, decrypt_document
+from sealed_gitops.errors import (
+    FormatError,
+    NoMatchingKey,
+    NotEncryptedError,
+    SealedGitopsError,
+)
+from sealed_gitops.keys.sealing import SealingKeyring
+from sealed_gitops.plan import ObjectId
+from sealed_gitops.redact import register
+from sealed_gitops.render.document import DocKind, Document, Failure
+
+__all__ = ["DecryptionKeys", "RenderedObject", "decrypt_documents", "tree_to_python"]
+
+
+@dataclass(frozen=True)
+class DecryptionKeys:
+    """The keys a decryption may use: SOPS master keys and Sealed-Secrets private keys."""
+
+    sops: Unwrapper | None = None
+    sealing: SealingKeyring | None = None
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    """One object ready to plan and apply; ``data`` holds plaintext for Secrets (memory only)."""
+
+    id: ObjectId
+    data: dict[str, Any]
+    file: str
+    index: int
+    source: DocKind
+    via: str | None = None
+
+    @property
+    def location(self) -> str:
+        return f"{self.file} (document {self.index})"
+
+
+def tree_to_python(value: Any) -> Any:
+    """An engine tree (ordered pairs, comments) as plain dicts and lists, comments dropped."""
+    if isinstance(value, TreeBranch):
+        return {k: tree_to_python(v) for k, v in value if not isinstance(k, Comment)}
+    if isinstance(value, list):
+        return [tree_to_python(v) for v in value if not isinstance(v, Comment)]
+    return value
+
+
+def _register_leaves(value: Any) -> None:
+    """Register every decrypted scalar (and, for base64 Secret data, its decoded form)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _register_leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            _register_leaves(item)
+    elif isinstance(value, str | bytes):
+        register(value)
+
+
+def _register_secret(obj: Mapping[str, Any]) -> None:
+    """Secret ``data`` is base64: the decoded value must be masked as well as its encoding."""
+    _register_leaves(dict(obj))
+    if obj.get("kind") != "Secret":
+        return
+    for encoded in (obj.get("data") or {}).values():
+        if isinstance(encoded, str):
+            try:
+                register(base64.b64decode(encoded, validate=True))
+            except ValueError:
+                continue  # the API server will refuse it; nothing decodable to hide
+
+
+def _identify(obj: dict[str, Any], doc: Document) -> ObjectId:
+    if not isinstance(obj, dict):
+        raise FormatError(
+            "decrypted document is not a mapping", file=doc.file, location=doc.location
+        )
+    missing = [f for f in ("apiVersion", "kind") if not obj.get(f)]
+    if not (obj.get("metadata") or {}).get("name"):
+        missing.append("metadata.name")
+    if missing:
+        raise FormatError(
+            f"decrypted document has no {', '.join(missing)}",
+            file=doc.file,
+            location=f"document {doc.index}",
+        )
+    return ObjectId.of(obj)
+
+
+class _Stage:
+    """State of one run: file bytes read once, SOPS files decrypted once per file."""
+
+    def __init__(self, *, root: Path, keys: DecryptionKeys, failures: list[Failure] | None) -> None:
+        self.root = root
+        self.keys = keys
+        self.failures = failures
+        self.sops_files: dict[str, list[dict[str, Any]] | SealedGitopsError] = {}
+
+    def fail(self, doc: Document, error: SealedGitopsError) -> None:
+        error.with_file(doc.file)
+        if error.location is None:
+            error.location = f"document {doc.index}"
+        if self.failures is None:
+            raise error
+        what = doc.id.describe() if doc.id else None
+        self.failures.append(
+            Failure(file=doc.file, index=doc.index, object=what, reason=error.reason, error=error)
+        )
+
+    def sops_branches(self, doc: Document) -> list[dict[str, Any]]:
+        cached = self.sops_files.get(doc.file)
+        if cached is None:
+            cached = self._decrypt_sops_file(doc.file)
+            self.sops_files[doc.file] = cached
+        if isinstance(cached, SealedGitopsError):
+            raise cached
+        return cached
+
+    def _decrypt_sops_file(self, file: str) -> list[dict[str, Any]] | SealedGitopsError:
+        if self.keys.sops is None:
+            return NoMatchingKey("no SOPS keys were given to decrypt this file", file=file)
+        try:
+            data = (self.root / file).read_bytes()
+            opened = decrypt_document(data, unwrapper=self.keys.sops, file=file)
+        except SealedGitopsError as exc:
+            return exc.with_file(file)
+        except OSError as exc:
+            return FormatError(f"cannot read: {exc.strerror}", file=file)
+        branches = [tree_to_python(b) for b in opened.branches]
+        for branch in branches:
+            _register_secret(branch)
+        return branches
+
+    def open(self, doc: Document) -> dict[str, Any]:
+        if doc.kind is DocKind.SOPS:
+            branches = self.sops_branches(doc)
+            if not 0 <= doc.index < len(branches):
+                raise FormatError(f"document {doc.index} not found after decryption", file=doc.file)
+            return dict(branches[doc.index])
+        if doc.kind is DocKind.SEALED:
+            if self.keys.sealing is None or len(self.keys.sealing) == 0:
+                raise NoMatchingKey("no sealing keys were given to unseal this SealedSecret")
+            sealed = parse_sealed_secret(doc.data, file=doc.file)
+            result = self.keys.sealing.unseal(sealed, file=doc.file)
+            manifest = secret_manifest(sealed, result.values)
+            _register_secret(manifest)
+            return manifest
+        return dict(doc.data)
+
+
+def decrypt_documents(
+    documents: Sequence[Document],
+    *,
+    root: Path,
+    keys: DecryptionKeys,
+    allow_plain_secrets: bool = False,
+    failures: list[Failure] | None = None,
+) -> list[RenderedObject]:
+    """Open every encrypted document; plain ones pass through unchanged.
+
+    ``root`` is the repository root the documents' ``file`` fields are relative to (SOPS files are
+    re-read from there, so the MAC is checked over the bytes as committed). With ``failures`` given,
+    a failing document is appended there and left out (isolate); without it the first failure
+    raises (atomic). Objects whose ids were hidden by encryption are checked for duplicates here.
+    """
+    stage = _Stage(root=root, keys=keys, failures=failures)
+    out: list[RenderedObject] = []
+    seen: dict[ObjectId, RenderedObject] = {}
+    for doc in documents:
+        try:
+            if doc.kind is DocKind.PLAIN_SECRET and not allow_plain_secrets:
+                raise NotEncryptedError(
+                    "a plain Secret in Git is refused: encrypt it with `sealed-gitops encrypt` or "
+                    "`seal` (or allow plain secrets explicitly)"
+                )
+            obj = stage.open(doc)
+            obj_id = _identify(obj, doc)
+            if obj_id in seen:
+                raise FormatError(f"{obj_id.describe()} is also defined in {seen[obj_id].location}")
+        except SealedGitopsError as exc:
+            stage.fail(doc, exc)
+            continue
+        rendered = RenderedObject(
+            id=obj_id, data=obj, file=doc.file, index=doc.index, source=doc.kind, via=doc.via
+        )
+        seen[obj_id] = rendered
+        out.append(rendered)
+    return out
