@@ -14,8 +14,14 @@ pytestmark = pytest.mark.e2e
 
 
 def _configmap(namespace: str, name: str, data: dict[str, str], **meta: Any) -> str:
-    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": name, "namespace": namespace, **meta}, "data": data})
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, **meta},
+            "data": data,
+        }
+    )
 
 
 def test_create_then_get_json(run_kubectl: Any, namespace: str) -> None:
@@ -30,8 +36,12 @@ def test_create_then_get_json(run_kubectl: Any, namespace: str) -> None:
 
 
 def test_get_secrets_prints_a_table(run_kubectl: Any, namespace: str) -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": namespace},
-              "stringData": {"password": "hunter2"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": namespace},
+        "stringData": {"password": "hunter2"},
+    }
     run_kubectl("create", "-f", "-", stdin=json.dumps(secret))
     out = run_kubectl("-n", namespace, "get", "secrets").stdout
     header, *rows = out.strip().splitlines()
@@ -42,24 +52,48 @@ def test_get_secrets_prints_a_table(run_kubectl: Any, namespace: str) -> None:
 
 
 def test_apply_server_side_creates_updates_and_conflicts(run_kubectl: Any, namespace: str) -> None:
-    first = run_kubectl("apply", "--server-side", "-f", "-",
-                        stdin=_configmap(namespace, "app", {"a": "1", "b": "2"}))
+    first = run_kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=_configmap(namespace, "app", {"a": "1", "b": "2"}),
+    )
     assert "serverside-applied" in first.stdout
     # The same manager dropping "b" removes it; a second manager changing "a" conflicts.
     run_kubectl("apply", "--server-side", "-f", "-", stdin=_configmap(namespace, "app", {"a": "1"}))
-    got = json.loads(run_kubectl("-n", namespace, "get", "cm", "app", "-o", "json",
-                                 "--show-managed-fields").stdout)
+    got = json.loads(
+        run_kubectl(
+            "-n", namespace, "get", "cm", "app", "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
     assert got["data"] == {"a": "1"}
     managers = {e["manager"]: e for e in got["metadata"]["managedFields"]}
     assert managers["kubectl"]["operation"] == "Apply"
     assert "f:a" in managers["kubectl"]["fieldsV1"]["f:data"]
-    clash = run_kubectl("apply", "--server-side", "--field-manager", "other", "-f", "-",
-                        stdin=_configmap(namespace, "app", {"a": "2"}), check=False)
+    clash = run_kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "other",
+        "-f",
+        "-",
+        stdin=_configmap(namespace, "app", {"a": "2"}),
+        check=False,
+    )
     assert clash.returncode != 0
     assert "conflict" in clash.stderr.lower()
     assert ".data.a" in clash.stderr
-    run_kubectl("apply", "--server-side", "--force-conflicts", "--field-manager", "other", "-f",
-                "-", stdin=_configmap(namespace, "app", {"a": "2"}))
+    run_kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "other",
+        "-f",
+        "-",
+        stdin=_configmap(namespace, "app", {"a": "2"}),
+    )
     got = json.loads(run_kubectl("-n", namespace, "get", "cm", "app", "-o", "json").stdout)
     assert got["data"] == {"a": "2"}
 
@@ -67,8 +101,7 @@ def test_apply_server_side_creates_updates_and_conflicts(run_kubectl: Any, names
 def test_replace_with_a_stale_version_is_a_conflict(run_kubectl: Any, namespace: str) -> None:
     run_kubectl("create", "-f", "-", stdin=_configmap(namespace, "cm", {"k": "1"}))
     stale = json.loads(run_kubectl("-n", namespace, "get", "cm", "cm", "-o", "json").stdout)
-    run_kubectl("-n", namespace, "patch", "cm", "cm", "--type", "merge", "-p",
-                '{"data":{"k":"2"}}')
+    run_kubectl("-n", namespace, "patch", "cm", "cm", "--type", "merge", "-p", '{"data":{"k":"2"}}')
     stale["data"] = {"k": "3"}
     result = run_kubectl("replace", "-f", "-", stdin=json.dumps(stale), check=False)
     assert result.returncode != 0
@@ -94,9 +127,23 @@ def test_get_watch_streams_changes(
 ) -> None:
     run_kubectl("create", "-f", "-", stdin=_configmap(namespace, "w0", {}))
     with subprocess.Popen(
-        [str(kubectl), "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "c"),
-         "-n", namespace, "get", "configmaps", "-w", "-o", "name"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(kubectl),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "-n",
+            namespace,
+            "get",
+            "configmaps",
+            "-w",
+            "-o",
+            "name",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as proc:
         try:
             assert proc.stdout is not None

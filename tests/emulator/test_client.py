@@ -1,0 +1,179 @@
+"""The official Python client (``kubernetes``) against the server: typed, dynamic, and watch."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config, dynamic, watch
+from kubernetes.client.rest import ApiException
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))
+    yield api_client
+    api_client.close()
+
+
+def test_typed_crud(api: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(name="creds", labels={"app": "x"}),
+        string_data={"token": "s3cr3t"},
+    )
+    created = core.create_namespaced_secret(namespace, secret)
+    assert base64.b64decode(created.data["token"]) == b"s3cr3t"
+    read = core.read_namespaced_secret("creds", namespace)
+    assert read.metadata.uid == created.metadata.uid
+    listed = core.list_namespaced_secret(namespace, label_selector="app=x")
+    assert [s.metadata.name for s in listed.items] == ["creds"]
+    patched = core.patch_namespaced_secret("creds", namespace, {"metadata": {"labels": {"b": "c"}}})
+    assert patched.metadata.labels == {"app": "x", "b": "c"}
+    with pytest.raises(ApiException) as exc:
+        core.create_namespaced_secret(namespace, secret)
+    assert exc.value.status == 409
+    core.delete_namespaced_secret("creds", namespace)
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_secret("creds", namespace)
+    assert exc.value.status == 404
+
+
+def test_apps_and_server_side_apply(api: client.ApiClient, namespace: str) -> None:
+    apps = client.AppsV1Api(api)
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+            },
+        },
+    }
+    applied = apps.patch_namespaced_deployment(
+        "web",
+        namespace,
+        body,
+        field_manager="sealed-gitops",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
+    assert applied.spec.replicas == 2
+    assert applied.metadata.generation == 1
+    managers = {m.manager: m.operation for m in applied.metadata.managed_fields}
+    assert managers == {"sealed-gitops": "Apply"}
+
+
+def test_dynamic_client_with_a_crd(api: client.ApiClient, namespace: str) -> None:
+    group = f"dyn{uuid.uuid4().hex[:6]}.sealed-gitops.io"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"things.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    ext = client.ApiextensionsV1Api(api)
+    ext.create_custom_resource_definition(crd)
+    try:
+        _wait(lambda: _established(ext, f"things.{group}"), "CRD established")
+        dyn = dynamic.DynamicClient(api)
+        things = _wait(lambda: _resource(dyn, f"{group}/v1", "Thing"), "discovery of Thing")
+        made = things.create(
+            namespace=namespace,
+            body={
+                "apiVersion": f"{group}/v1",
+                "kind": "Thing",
+                "metadata": {"name": "t1"},
+                "spec": {"n": 1},
+            },
+        )
+        assert made.metadata.generation == 1
+        assert [t.metadata.name for t in things.get(namespace=namespace).items] == ["t1"]
+    finally:
+        ext.delete_custom_resource_definition(f"things.{group}")
+    custom = client.CustomObjectsApi(api)
+    gone = _wait(lambda: _missing(custom, group, namespace), "CRD resources removed")
+    assert gone
+
+
+def test_watch_stream(api: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "first"}})
+    seen: list[tuple[str, str]] = []
+    w = watch.Watch()
+
+    def produce() -> None:
+        time.sleep(0.5)
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "second"}})
+
+    threading.Thread(target=produce, daemon=True).start()
+    for event in w.stream(core.list_namespaced_config_map, namespace, timeout_seconds=10):
+        name = event["object"].metadata.name
+        if name == "kube-root-ca.crt":
+            continue
+        seen.append((event["type"], name))
+        if name == "second":
+            w.stop()
+    assert seen == [("ADDED", "first"), ("ADDED", "second")]
+
+
+def _wait(probe: Any, what: str, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _established(ext: client.ApiextensionsV1Api, name: str) -> bool:
+    crd = ext.read_custom_resource_definition(name)
+    return any(
+        c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
+    )
+
+
+def _resource(dyn: dynamic.DynamicClient, api_version: str, kind: str) -> Any:
+    try:
+        dyn.resources.invalidate_cache()
+        return dyn.resources.get(api_version=api_version, kind=kind)
+    except Exception:
+        return None
+
+
+def _missing(custom: client.CustomObjectsApi, group: str, namespace: str) -> bool:
+    try:
+        custom.list_namespaced_custom_object(group, "v1", namespace, "things")
+    except ApiException as exc:
+        return exc.status == 404
+    return False
