@@ -1,0 +1,412 @@
+"""``sealed-gitops encrypt|decrypt|set|unset|updatekeys|rotate``: the sops commands, natively.
+
+Why this module exists: users come from ``sops`` and expect its commands, flags and
+``.sops.yaml`` to work unchanged. Each command here reads a file, asks ``crypto.sops`` (the
+engine) for bytes, and writes bytes; keys come from ``keys/`` (the keyring for decryption, the key
+factory for recipients). No crypto and no format knowledge lives here.
+
+The one decision made here is the decryption backend: files whose key groups hold only cloud KMS
+keys (which we do not open natively) go to the real ``sops`` over stdin/stdout, as does every file
+when ``SEALED_GITOPS_SOPS_BACKEND=binary`` (a switch for tests and for comparing behaviour).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from sealed_gitops.crypto.sops import (
+    KUBERNETES_ENCRYPTED_REGEX,
+    MasterKey,
+    Metadata,
+    Rules,
+    decrypt_document,
+    encrypt_bytes,
+    extract,
+    rotate,
+    set_value,
+    unset_value,
+    update_keys,
+)
+from sealed_gitops.crypto.sops.document import dump_tree, load_tree, split_metadata
+from sealed_gitops.errors import ConfigError, InputError, NoMatchingKey
+from sealed_gitops.keys.recipients import KeyFactory, key_groups_from_rule, master_keys
+from sealed_gitops.keys.sops_binary import FALLBACK_KINDS, SopsBinary, needs_sops_binary
+
+from .options import (
+    STDIN,
+    KeyInputs,
+    check_regex,
+    display_name,
+    emit,
+    file_format,
+    format_options,
+    key_inputs,
+    key_options,
+    matching_rule,
+    output_options,
+    read_input,
+)
+
+__all__ = ["decrypt", "encrypt", "rotate_cmd", "set_cmd", "unset_cmd", "updatekeys"]
+
+#: Set to ``binary`` to decrypt every file with the real sops (tests, behaviour comparisons).
+BACKEND_ENV = "SEALED_GITOPS_SOPS_BACKEND"
+
+_config_option = click.option(
+    "--config", type=click.Path(dir_okay=False, path_type=Path),
+    help="The .sops.yaml to use (default: the nearest one above FILE, else above the cwd).",
+)
+
+
+def read_metadata(data: bytes, *, fmt: str, file: str) -> Metadata:
+    """The ``sops`` block of a file, without decrypting anything."""
+    return split_metadata(load_tree(data, fmt=fmt, file=file), file=file)[1]
+
+
+def _same_format(fmt: str, output_type: str | None, *, file: str) -> None:
+    if output_type and output_type != fmt:
+        raise ConfigError(
+            f"--output-type {output_type} differs from the input's {fmt}: convert after "
+            "decrypting (only decrypt changes the format)",
+            file=file,
+        )
+
+
+# -- encrypt ----------------------------------------------------------------------------------
+
+
+def _flag_rules(
+    *,
+    encrypted_regex: str | None,
+    unencrypted_regex: str | None,
+    encrypted_suffix: str | None,
+    unencrypted_suffix: str | None,
+    mac_only_encrypted: bool,
+) -> Rules | None:
+    given = {
+        "encrypted_regex": encrypted_regex or "",
+        "unencrypted_regex": unencrypted_regex or "",
+        "encrypted_suffix": encrypted_suffix or "",
+        "unencrypted_suffix": unencrypted_suffix or "",
+    }
+    if sum(1 for v in given.values() if v) > 1:
+        raise ConfigError("give at most one of --encrypted-regex, --unencrypted-regex, "
+                          "--encrypted-suffix and --unencrypted-suffix")
+    check_regex(encrypted_regex, flag="--encrypted-regex")
+    check_regex(unencrypted_regex, flag="--unencrypted-regex")
+    if not any(given.values()) and not mac_only_encrypted:
+        return None
+    return Rules(**given, mac_only_encrypted=mac_only_encrypted)
+
+
+def _is_manifest(plain: bytes, *, fmt: str, file: str) -> bool:
+    branches = load_tree(plain, fmt=fmt, file=file)
+    keys = branches[0].keys_in_order() if branches else []
+    return "apiVersion" in keys and "kind" in keys
+
+
+@click.command("encrypt")
+@click.argument("file")
+@click.option("--age", "age", multiple=True, metavar="RECIPIENT", help="age recipient(s).")
+@click.option("--pgp", "pgp", multiple=True, metavar="FINGERPRINT", help="PGP fingerprint(s).")
+@click.option("--vault-transit", "vault", multiple=True, metavar="URI",
+              help="Vault transit key: https://host:port/v1/ENGINE/keys/NAME.")
+@click.option("--encrypted-regex", help="Encrypt only values whose key matches.")
+@click.option("--unencrypted-regex", help="Leave values whose key matches in the clear.")
+@click.option("--encrypted-suffix", help="Encrypt only values whose key ends so.")
+@click.option("--unencrypted-suffix", help="Leave values whose key ends so in the clear.")
+@click.option("--mac-only-encrypted", is_flag=True, help="The MAC covers encrypted values only.")
+@click.option("--shamir-threshold", type=click.IntRange(min=1), help="Key groups needed.")
+@_config_option
+@format_options
+@output_options
+@key_options
+def encrypt(
+    *, file: str, age: Sequence[str], pgp: Sequence[str], vault: Sequence[str],
+    encrypted_regex: str | None, unencrypted_regex: str | None, encrypted_suffix: str | None,
+    unencrypted_suffix: str | None, mac_only_encrypted: bool, shamir_threshold: int | None,
+    config: Path | None, input_type: str | None, output_type: str | None,
+    output: Path | None, in_place: bool,
+    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+) -> None:
+    """Encrypt FILE for recipients given as flags or by the matching .sops.yaml rule."""
+    name = display_name(file)
+    fmt = file_format(file, input_type)
+    _same_format(fmt, output_type, file=name)
+    keys = key_inputs(age_identities, gnupghome, vault_token)
+    plain = read_input(file)
+    rules = _flag_rules(
+        encrypted_regex=encrypted_regex, unencrypted_regex=unencrypted_regex,
+        encrypted_suffix=encrypted_suffix, unencrypted_suffix=unencrypted_suffix,
+        mac_only_encrypted=mac_only_encrypted,
+    )
+    factory = keys.factory()
+    threshold = shamir_threshold or 0
+    if age or pgp or vault:
+        groups = [master_keys(age=age, pgp=pgp, vault=vault, factory=factory)]
+    else:
+        rule, found = matching_rule(file, config)
+        if rule is None:
+            where = f"no creation rule in {found} matches" if found else "no .sops.yaml found"
+            raise ConfigError(f"no recipients: give --age/--pgp/--vault-transit ({where})",
+                              file=name)
+        groups = key_groups_from_rule(rule, factory=factory)
+        threshold = threshold or rule.shamir_threshold
+        if rules is None and rule.has_rule:
+            rules = rule.rules
+        elif rules is None and rule.rules.mac_only_encrypted:
+            rules = Rules(mac_only_encrypted=True)
+    # Only the MAC flag: keep the default a Kubernetes manifest would get otherwise.
+    if rules == Rules(mac_only_encrypted=True) and _is_manifest(plain, fmt=fmt, file=name):
+        rules = Rules(encrypted_regex=KUBERNETES_ENCRYPTED_REGEX, mac_only_encrypted=True)
+    if threshold and threshold > len(groups):
+        raise ConfigError(f"--shamir-threshold {threshold} exceeds the {len(groups)} key groups")
+    result = encrypt_bytes(plain, key_groups=groups, threshold=threshold, rules=rules,
+                           file=name, fmt=fmt)
+    emit(result, source=file, output=output, in_place=in_place)
+
+
+# -- decrypt ----------------------------------------------------------------------------------
+
+
+def _binary_decrypt(
+    data: bytes, *, fmt: str, out_fmt: str, file: str, keys: KeyInputs, ignore_mac: bool
+) -> bytes:
+    env = dict(os.environ)
+    if keys.age_identities:
+        # sops reads identities from its variables only: hand ours over the same way.
+        texts = [p.read_text(encoding="utf-8") for p in keys.age_identities]
+        env["SOPS_AGE_KEY"] = "\n".join([env.get("SOPS_AGE_KEY", ""), *texts]).strip()
+    if keys.gnupghome is not None:
+        env["GNUPGHOME"] = str(keys.gnupghome)
+    if keys.vault_token:
+        env["VAULT_TOKEN"] = keys.vault_token
+    binary = SopsBinary(env=env)
+    return binary.decrypt(
+        data, fmt=fmt, output_fmt=out_fmt,
+        filename=None if file == display_name(STDIN) else file, ignore_mac=ignore_mac,
+    )
+
+
+def decrypt_to_bytes(
+    data: bytes,
+    *,
+    file: str,
+    fmt: str,
+    out_fmt: str,
+    keys: KeyInputs,
+    ignore_mac: bool = False,
+    extract_path: str | None = None,
+) -> bytes:
+    """Decrypt natively, or with the sops binary when only it can open the file."""
+    meta = read_metadata(data, fmt=fmt, file=file)
+    kinds = [[s.kind for s in group] for group in meta.key_groups]
+    use_binary = os.environ.get(BACKEND_ENV, "").lower() == "binary" or needs_sops_binary(kinds)
+    if not use_binary:
+        with keys.keyring() as ring:
+            try:
+                if extract_path is not None:
+                    if ignore_mac:
+                        raise ConfigError("--ignore-mac cannot be combined with --extract")
+                    return extract(data, extract_path, unwrapper=ring, file=file, fmt=fmt)
+                doc = decrypt_document(data, unwrapper=ring, file=file, fmt=fmt,
+                                       ignore_mac=ignore_mac)
+                return dump_tree(doc.branches, fmt=out_fmt)
+            except NoMatchingKey:
+                if not any(k in FALLBACK_KINDS for group in kinds for k in group):
+                    raise
+    if extract_path is not None:
+        raise ConfigError("--extract is not available for files only sops can open: "
+                          "decrypt the whole file", file=file)
+    return _binary_decrypt(data, fmt=fmt, out_fmt=out_fmt, file=file, keys=keys,
+                           ignore_mac=ignore_mac)
+
+
+@click.command("decrypt")
+@click.argument("file")
+@click.option("--extract", "extract_path", metavar="PATH",
+              help='Print one value or subtree, e.g. \'["data"]["password"]\'.')
+@click.option("--ignore-mac", is_flag=True,
+              help="Recovery only: decrypt even when the MAC does not match.")
+@format_options
+@output_options
+@key_options
+def decrypt(
+    *, file: str, extract_path: str | None, ignore_mac: bool,
+    input_type: str | None, output_type: str | None, output: Path | None, in_place: bool,
+    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+) -> None:
+    """Decrypt FILE (- for stdin) to stdout, -o FILE, or in place."""
+    name = display_name(file)
+    fmt = file_format(file, input_type)
+    plain = decrypt_to_bytes(
+        read_input(file), file=name, fmt=fmt, out_fmt=output_type or fmt,
+        keys=key_inputs(age_identities, gnupghome, vault_token),
+        ignore_mac=ignore_mac, extract_path=extract_path,
+    )
+    emit(plain, source=file, output=output, in_place=in_place, private=True)
+
+
+# -- set / unset ------------------------------------------------------------------------------
+
+
+def _value_json(value: str | None, value_file: Path | None, value_stdin: bool) -> str:
+    given = sum(1 for v in (value is not None, value_file is not None, value_stdin) if v)
+    if given != 1:
+        raise ConfigError("give the value once: as VALUE, --value-file or --value-stdin")
+    if value_file is not None:
+        return value_file.read_text(encoding="utf-8")
+    if value_stdin:
+        return sys.stdin.read()
+    return value if value is not None else ""
+
+
+@click.command("set")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("path")
+@click.argument("value", required=False)
+@click.option("--value-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read the JSON value from this file (keeps it out of the process list).")
+@click.option("--value-stdin", is_flag=True, help="Read the JSON value from stdin.")
+@format_options
+@key_options
+def set_cmd(
+    *, file: str, path: str, value: str | None, value_file: Path | None, value_stdin: bool,
+    input_type: str | None, output_type: str | None,
+    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+) -> None:
+    """Set PATH (e.g. '["data"]["password"]') to VALUE (JSON) in FILE, in place."""
+    fmt = file_format(file, input_type)
+    _same_format(fmt, output_type, file=file)
+    value_json = _value_json(value, value_file, value_stdin)
+    keys = key_inputs(age_identities, gnupghome, vault_token)
+    with keys.keyring() as ring:
+        result = set_value(read_input(file), path, value_json, unwrapper=ring, file=file, fmt=fmt)
+    emit(result, source=file, output=None, in_place=True)
+
+
+@click.command("unset")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("path")
+@format_options
+@key_options
+def unset_cmd(
+    *, file: str, path: str, input_type: str | None, output_type: str | None,
+    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+) -> None:
+    """Remove PATH from FILE, in place."""
+    fmt = file_format(file, input_type)
+    _same_format(fmt, output_type, file=file)
+    keys = key_inputs(age_identities, gnupghome, vault_token)
+    with keys.keyring() as ring:
+        result = unset_value(read_input(file), path, unwrapper=ring, file=file, fmt=fmt)
+    emit(result, source=file, output=None, in_place=True)
+
+
+# -- updatekeys / rotate ----------------------------------------------------------------------
+
+
+def _show_changes(old: Sequence[str], new: Sequence[str], *, file: str) -> bool:
+    added = [k for k in new if k not in old]
+    removed = [k for k in old if k not in new]
+    if not added and not removed:
+        click.echo(f"{file}: already up to date", err=True)
+        return False
+    click.echo(f"{file}: the data key will be wrapped for:", err=True)
+    for key_id in added:
+        click.echo(f"  + {key_id}", err=True)
+    for key_id in removed:
+        click.echo(f"  - {key_id}", err=True)
+    return True
+
+
+@click.command("updatekeys")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@_config_option
+@format_options
+@key_options
+def updatekeys(
+    *, file: str, yes: bool, config: Path | None, input_type: str | None, output_type: str | None,
+    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+) -> None:
+    """Re-wrap FILE's data key for the recipients of its .sops.yaml rule (values unchanged)."""
+    fmt = file_format(file, input_type)
+    _same_format(fmt, output_type, file=file)
+    keys = key_inputs(age_identities, gnupghome, vault_token)
+    rule, found = matching_rule(file, config)
+    if rule is None:
+        raise ConfigError(
+            f"no creation rule in {found} matches" if found else "no .sops.yaml found", file=file
+        )
+    data = read_input(file)
+    meta = read_metadata(data, fmt=fmt, file=file)
+    groups = key_groups_from_rule(rule, factory=keys.factory())
+    new_ids = [mk.key_id for group in groups for mk in group]
+    same_threshold = (rule.shamir_threshold or 0) == (meta.shamir_threshold or 0) or len(groups) < 2
+    if not _show_changes(meta.key_ids(), new_ids, file=file) and same_threshold:
+        return
+    interactive = sys.stdin.isatty()
+    if interactive and not yes and not click.confirm("Apply these changes?", err=True):
+        raise click.exceptions.Exit(1)
+    with keys.keyring() as ring:
+        result = update_keys(data, unwrapper=ring, key_groups=groups,
+                             threshold=rule.shamir_threshold, file=file, fmt=fmt)
+    emit(result, source=file, output=None, in_place=True)
+
+
+def _recipients_of(meta: Metadata, factory: KeyFactory, *, file: str) -> list[list[MasterKey]]:
+    groups: list[list[MasterKey]] = []
+    for group in meta.key_groups:
+        keys: list[MasterKey] = []
+        for stanza in group:
+            if stanza.kind in FALLBACK_KINDS:
+                raise ConfigError(f"rotate cannot re-wrap {stanza.kind} keys: use sops rotate",
+                                  file=file)
+            keys.append(factory.make(stanza.key_id, kind=stanza.kind))
+        groups.append(keys)
+    return groups
+
+
+@click.command("rotate")
+@click.argument("file")
+@click.option("--add-age", multiple=True, metavar="RECIPIENT",
+              help="Also wrap the new data key for this age recipient (first key group).")
+@click.option("--rm-age", multiple=True, metavar="RECIPIENT",
+              help="Stop wrapping the data key for this age recipient.")
+@format_options
+@output_options
+@key_options
+def rotate_cmd(
+    *, file: str, add_age: Sequence[str], rm_age: Sequence[str],
+    input_type: str | None, output_type: str | None, output: Path | None, in_place: bool,
+    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+) -> None:
+    """Give FILE a new data key and re-encrypt every value, for the same recipients."""
+    name = display_name(file)
+    fmt = file_format(file, input_type)
+    _same_format(fmt, output_type, file=name)
+    keys = key_inputs(age_identities, gnupghome, vault_token)
+    data = read_input(file)
+    meta = read_metadata(data, fmt=fmt, file=name)
+    factory = keys.factory()
+    groups = _recipients_of(meta, factory, file=name)
+    removed = {r.strip() for r in rm_age}
+    unknown = removed - {mk.key_id for group in groups for mk in group}
+    if unknown:
+        raise InputError(f"--rm-age: not a recipient of this file: {sorted(unknown)[0]}",
+                         file=name)
+    groups = [[mk for mk in group if mk.key_id not in removed] for group in groups]
+    present = {mk.key_id for group in groups for mk in group}
+    groups[0].extend(factory.age(r) for r in add_age if r.strip() not in present)
+    if any(not group for group in groups):
+        raise InputError("rotate would leave a key group without recipients", file=name)
+    with keys.keyring() as ring:
+        result = rotate(data, unwrapper=ring, key_groups=groups,
+                        threshold=meta.shamir_threshold, file=name, fmt=fmt)
+    emit(result, source=file, output=output, in_place=in_place)
