@@ -1,0 +1,257 @@
+"""Server-side apply of a set of desired objects, in stages, writing only what changed.
+
+Why this module exists: this is the one place that writes the desired state into the cluster, and
+the three things issue 6 asks of it are about order, economy and containment:
+
+* order: Namespaces and CRDs first, waiting until each CRD is ``Established`` so the custom
+  resources of the same apply can be served, then cluster-scoped and namespaced objects in the
+  order :mod:`sealed_gitops.plan.order` gives;
+* economy: an object whose digest and live ``resourceVersion`` are both what they were at the last
+  apply is not written at all, so a no-op reconcile makes zero writes (the comparison itself is
+  :func:`sealed_gitops.plan.plan_changes`);
+* containment: with the ``Isolate`` policy one refused object does not stop the others; every
+  object gets its own outcome, and errors never carry a value (see ``apierrors.py``).
+
+We always apply with server-side apply (``PATCH`` as ``application/apply-patch+yaml``), field
+manager ``sealed-gitops`` and ``force=true``: the fields we send are ours even if someone edited
+them, and there is never a ``last-applied-configuration`` annotation holding a copy of a Secret.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sealed_gitops.cluster.client import APPLY_PATCH, KubeClient
+from sealed_gitops.cluster.discovery import Discovery
+from sealed_gitops.cluster.live import read_live
+from sealed_gitops.cluster.ownership import FIELD_MANAGER, SyncRef, is_core_secret, with_commit
+from sealed_gitops.errors import ClusterError
+from sealed_gitops.plan.changes import Change, ObjectChange, digest, plan_changes
+from sealed_gitops.plan.ids import Inventory, InventoryEntry, ObjectId, split_api_version
+from sealed_gitops.plan.order import apply_stages
+
+__all__ = ["ApplyResult", "ObjectOutcome", "Policy", "Result", "apply", "wait_established"]
+
+_CRD_GROUP = "apiextensions.k8s.io"
+
+
+class Policy(StrEnum):
+    """What one failing object does to the rest (the Sync's ``failurePolicy``)."""
+
+    ATOMIC = "Atomic"  # stop at the first failure; what follows is skipped
+    ISOLATE = "Isolate"  # leave the failing object out, apply the rest
+
+
+class Result(StrEnum):
+    CREATED = "created"
+    CONFIGURED = "configured"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not attempted: an earlier object failed under the Atomic policy
+
+
+@dataclass(frozen=True)
+class ObjectOutcome:
+    """What happened to one desired object. ``change`` holds a Secret's changed key names."""
+
+    id: ObjectId
+    result: Result
+    version: str
+    digest: str = ""
+    resource_version: str = ""
+    change: ObjectChange | None = None
+    error: ClusterError | None = None
+
+    def describe(self) -> str:
+        if self.error is not None:
+            return f"{self.result.value} {self.id.describe()}: {self.error}"
+        if self.change is not None and self.result in (Result.CREATED, Result.CONFIGURED):
+            return self.change.describe()
+        return f"{self.result.value} {self.id.describe()}"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    outcomes: tuple[ObjectOutcome, ...]
+
+    def _count(self, *results: Result) -> int:
+        return sum(1 for o in self.outcomes if o.result in results)
+
+    @property
+    def applied(self) -> int:
+        return self._count(Result.CREATED, Result.CONFIGURED)
+
+    @property
+    def unchanged(self) -> int:
+        return self._count(Result.UNCHANGED)
+
+    @property
+    def failed(self) -> int:
+        return self._count(Result.FAILED)
+
+    @property
+    def skipped(self) -> int:
+        return self._count(Result.SKIPPED)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+    @property
+    def errors(self) -> tuple[ObjectOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.result is Result.FAILED)
+
+    @property
+    def records(self) -> dict[ObjectId, tuple[str, str]]:
+        """Per applied or unchanged id, (digest, resourceVersion): next call's ``recorded``."""
+        return {o.id: (o.digest, o.resource_version) for o in self.outcomes
+                if o.result in (Result.CREATED, Result.CONFIGURED, Result.UNCHANGED)}
+
+    @property
+    def inventory(self) -> Inventory:
+        """The objects now live as desired (failed and skipped ones left out).
+
+        With Isolate, merge the previous inventory's entries for the failed ids back in (see
+        :meth:`sealed_gitops.plan.Inventory.merge`) so that they are not pruned.
+        """
+        return Inventory(tuple(InventoryEntry(o.id, o.version) for o in self.outcomes
+                               if o.result not in (Result.FAILED, Result.SKIPPED)))
+
+
+def _established(crd: Mapping[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def wait_established(
+    client: KubeClient, discovery: Discovery, name: str, *, timeout: float
+) -> None:
+    """Wait until the CRD ``name`` is Established; ClusterError after ``timeout`` seconds."""
+    resource = discovery.resource(f"{_CRD_GROUP}/v1", "CustomResourceDefinition")
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        crd = client.request("GET", resource.path(name=name), action="read",
+                             what=f"CustomResourceDefinition {name}")
+        if _established(crd):
+            return
+        if time.monotonic() >= deadline:
+            raise ClusterError(f"CustomResourceDefinition {name} was not Established "
+                               f"within {timeout:g}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def _scope_function(
+    discovery: Discovery, objects: Sequence[Mapping[str, Any]]
+) -> Callable[[ObjectId], bool]:
+    """Cluster-scoped or not, for ordering: CRDs in this apply first, then discovery."""
+    crd_scopes: dict[tuple[str, str], bool] = {}
+    versions: dict[ObjectId, str] = {}
+    for obj in objects:
+        versions[ObjectId.of(obj)] = str(obj.get("apiVersion", ""))
+        if obj.get("kind") == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            kind = str((spec.get("names") or {}).get("kind", ""))
+            crd_scopes[(str(spec.get("group", "")), kind)] = spec.get("scope") == "Cluster"
+
+    def is_cluster_scoped(oid: ObjectId) -> bool:
+        if (oid.group, oid.kind) in crd_scopes:
+            return crd_scopes[(oid.group, oid.kind)]
+        resource = discovery.find(versions.get(oid, ""), oid.kind)
+        return (not resource.namespaced) if resource is not None else not oid.namespace
+
+    return is_cluster_scoped
+
+
+def _write(
+    client: KubeClient, discovery: Discovery, obj: Mapping[str, Any], oid: ObjectId,
+    *, revision: str | None,
+) -> str:
+    """Server-side apply of one object; returns the new resourceVersion."""
+    resource = discovery.for_object(obj)
+    answer = client.request(
+        "PATCH", resource.path(namespace=oid.namespace, name=oid.name),
+        query={"fieldManager": FIELD_MANAGER, "force": "true"},
+        body=with_commit(obj, revision),
+        content_type=APPLY_PATCH,
+        action="apply", what=oid.describe(), sensitive=is_core_secret(obj),
+    )
+    return str((answer.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def apply(
+    client: KubeClient,
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    sync: SyncRef,
+    revision: str | None = None,
+    sources: Mapping[ObjectId, str] | None = None,
+    recorded: Mapping[ObjectId, tuple[str, str]] | None = None,
+    policy: Policy = Policy.ATOMIC,
+    crd_timeout: float = 60.0,
+    digest_key: bytes | None = None,
+    discovery: Discovery | None = None,
+) -> ApplyResult:
+    """Apply ``objects`` for ``sync`` and return one outcome per object, in apply order.
+
+    - ``revision``: written on Secrets as the commit annotation (``main@sha1:<id>``).
+    - ``sources``: per id, the repository path the object came from (annotated on Secrets).
+    - ``recorded``: the previous result's :attr:`ApplyResult.records`; an object whose digest
+      and live resourceVersion both match is not written.
+    - ``discovery``: pass a long-lived one to keep its cache between reconciles.
+
+    API failures become FAILED outcomes (never exceptions), except that reading the live state
+    up front fails the whole call with a ClusterError: without it nothing can be planned.
+    """
+    discovery = discovery or Discovery(client)
+    prepared = [sync.prepare(obj, source_path=(sources or {}).get(ObjectId.of(obj)))
+                for obj in objects]
+    versions = {ObjectId.of(o): str(o.get("apiVersion", "")) for o in prepared}
+    live = read_live(client, discovery, versions, sync=sync)
+    plan = plan_changes(prepared, live, recorded=recorded, digest_key=digest_key)
+    changes = {c.id: c for c in plan.create + plan.update + plan.unchanged}
+
+    outcomes: list[ObjectOutcome] = []
+    stopped = False
+    for stage in apply_stages(prepared, is_cluster_scoped=_scope_function(discovery, prepared)):
+        written_crds: list[tuple[int, str]] = []
+        for obj in stage.objects:
+            oid = ObjectId.of(obj)
+            version = split_api_version(versions[oid])[1]
+            change = changes[oid]
+            mark = digest(obj, key=digest_key)
+            if stopped:
+                outcomes.append(ObjectOutcome(oid, Result.SKIPPED, version, change=change))
+                continue
+            if change.change is Change.UNCHANGED:
+                rv = str((live[oid].get("metadata") or {}).get("resourceVersion", ""))
+                outcomes.append(ObjectOutcome(oid, Result.UNCHANGED, version, mark, rv, change))
+                continue
+            try:
+                rv = _write(client, discovery, obj, oid, revision=revision)
+            except ClusterError as exc:
+                outcomes.append(ObjectOutcome(oid, Result.FAILED, version, change=change,
+                                              error=exc))
+                stopped = policy is Policy.ATOMIC
+                continue
+            result = Result.CREATED if change.change is Change.CREATE else Result.CONFIGURED
+            outcomes.append(ObjectOutcome(oid, result, version, mark, rv, change))
+            if oid.kind == "CustomResourceDefinition" and oid.group == _CRD_GROUP:
+                written_crds.append((len(outcomes) - 1, oid.name))
+        for index, name in written_crds:
+            try:
+                wait_established(client, discovery, name, timeout=crd_timeout)
+            except ClusterError as exc:
+                done = outcomes[index]
+                outcomes[index] = ObjectOutcome(done.id, Result.FAILED, done.version,
+                                                change=done.change, error=exc)
+                stopped = stopped or policy is Policy.ATOMIC
+        if written_crds:
+            # New kinds are served now; forget what discovery said before they existed.
+            discovery.invalidate()
+    return ApplyResult(tuple(outcomes))
