@@ -1,0 +1,128 @@
+"""Status conditions as Kubernetes conventions and Flux write them: Ready, Reconciling, Stalled.
+
+Why a module: every handler sets the same three conditions with the same reasons, and users' tools
+(kubectl wait, Flux-aware dashboards, alerts) key on those names; keeping them in one place stops
+two handlers from spelling a reason two ways. Messages pass through redact before they are stored.
+Pure: dicts in, dicts out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sealed_gitops.redact import redact
+
+__all__ = [
+    "READY",
+    "RECONCILING",
+    "STALLED",
+    "Reason",
+    "now_rfc3339",
+    "remove_condition",
+    "set_condition",
+    "summarize",
+]
+
+READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+
+#: Longest message stored in a condition; Kubernetes allows 32 KiB, people read a screen.
+MAX_MESSAGE = 2048
+
+
+class Reason:
+    """Condition reasons, shared by the Repository, Sync and KeyRing handlers."""
+
+    SOURCE_FAILED = "SourceFailed"
+    VERIFICATION_FAILED = "VerificationFailed"
+    BUILD_FAILED = "BuildFailed"
+    DECRYPTION_FAILED = "DecryptionFailed"
+    APPLY_FAILED = "ApplyFailed"
+    PRUNE_FAILED = "PruneFailed"
+    PROGRESSING = "Progressing"
+    SUCCEEDED = "Succeeded"
+    PARTIALLY_APPLIED = "PartiallyApplied"
+    SUSPENDED = "Suspended"
+    DEPENDENCY_NOT_READY = "DependencyNotReady"
+    ACCESS_DENIED = "AccessDenied"
+    INVALID_SPEC = "InvalidSpec"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]] | None,
+    *,
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: str | None = None,
+) -> list[dict[str, Any]]:
+    """Return ``conditions`` with ``type_`` set; lastTransitionTime changes only with the status."""
+    text = redact(message)[:MAX_MESSAGE]
+    wanted = "True" if status else "False"
+    out: list[dict[str, Any]] = []
+    found = False
+    for cond in conditions or ():
+        if cond.get("type") != type_:
+            out.append(dict(cond))
+            continue
+        found = True
+        transition = cond.get("lastTransitionTime") if cond.get("status") == wanted else None
+        out.append(
+            _condition(
+                type_,
+                wanted,
+                reason=reason,
+                message=text,
+                generation=generation,
+                when=transition or now,
+            )
+        )
+    if not found:
+        out.append(
+            _condition(type_, wanted, reason=reason, message=text, generation=generation, when=now)
+        )
+    return out
+
+
+def remove_condition(
+    conditions: Sequence[Mapping[str, Any]] | None, type_: str
+) -> list[dict[str, Any]]:
+    return [dict(c) for c in conditions or () if c.get("type") != type_]
+
+
+def _condition(
+    type_: str,
+    status: str,
+    *,
+    reason: str,
+    message: str,
+    generation: int | None,
+    when: str | None,
+) -> dict[str, Any]:
+    cond: dict[str, Any] = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": when or now_rfc3339(),
+    }
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    return cond
+
+
+def summarize(conditions: Sequence[Mapping[str, Any]] | None) -> tuple[str, str]:
+    """(Ready status, message) for tables: "True"/"False"/"Unknown"."""
+    for cond in conditions or ():
+        if cond.get("type") == READY:
+            return str(cond.get("status", "Unknown")), str(cond.get("message", ""))
+    return "Unknown", ""

@@ -1,0 +1,73 @@
+"""Settings of one operator process, grouped, with the unit and the reason for each default.
+
+Why a dataclass and not globals: tests and the demo run several operators in one process against
+different emulators, and the CLI maps its flags onto these fields in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sealed_gitops.errors import ConfigError
+
+__all__ = ["OperatorSettings", "parse_duration"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | None, *, default: float, what: str = "duration") -> float:
+    """Seconds in a Go-style duration (``90s``, ``5m``, ``1h30m``, ``250ms``), or ``default``."""
+    if text is None or str(text).strip() == "":
+        return default
+    raw = str(text).strip()
+    pos = 0
+    total = 0.0
+    for match in _DURATION.finditer(raw):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(raw) or pos == 0:
+        raise ConfigError(f"{what} {raw!r} is not a duration such as 30s, 5m or 1h30m")
+    return total
+
+
+@dataclass
+class OperatorSettings:
+    """What one operator process does and where."""
+
+    #: namespaces to watch; empty means all namespaces
+    namespaces: list[str] = field(default_factory=list)
+    #: namespaces a Sync without serviceAccountName may write into besides its own; "*" for all.
+    #: Empty (the default) keeps every tenant in its own namespace.
+    target_namespace_allowlist: list[str] = field(default_factory=list)
+    #: kubeconfig path; None means in-cluster configuration (or $KUBECONFIG)
+    kubeconfig: str | None = None
+    #: where Git checkouts are cached; one directory per remote
+    cache_dir: Path | None = None
+    #: port of the Prometheus metrics endpoint (0: pick a free one; None: off)
+    metrics_port: int | None = 8080
+    #: port of the webhook receiver (0: pick a free one; None: off)
+    webhook_port: int | None = 9292
+    #: address the HTTP servers bind to; 0.0.0.0 in a pod, 127.0.0.1 in tests and the demo
+    bind_address: str = "127.0.0.1"
+    #: seconds before the first retry after a failure; doubles up to max_backoff
+    min_backoff: float = 2.0
+    #: upper bound of the retry delay in seconds, so a long outage is noticed within minutes
+    max_backoff: float = 300.0
+    #: Git URL schemes a Repository may use; file:// is for the demo and tests only, since a
+    #: tenant could otherwise read repositories on the operator's own filesystem
+    allowed_schemes: frozenset[str] = frozenset({"git", "ssh", "https", "http"})
+    #: seconds a single git fetch may take when the Repository does not say
+    default_fetch_timeout: float = 60.0
+    #: name of the Lease used for leader election; None runs without election (one replica)
+    leader_lease: str | None = "sealed-gitops-operator"
+    #: namespace of that Lease
+    leader_namespace: str = "sealed-gitops-system"
+    #: identity of this replica in the Lease (pod name in a cluster)
+    identity: str = ""
+    #: seconds a leader's Lease lasts without renewal before another replica may take it
+    lease_duration: float = 15.0
