@@ -22,16 +22,19 @@ from sealed_gitops.testing import KubeEmulator
 NAMESPACE = "bench"
 
 
-async def _create(session: aiohttp.ClientSession, api: KubeEmulator, start: int, count: int,
-                  concurrency: int) -> float:
+async def _create(
+    session: aiohttp.ClientSession, api: KubeEmulator, start: int, count: int, concurrency: int
+) -> float:
     url = f"{api.url}/api/v1/namespaces/{NAMESPACE}/configmaps"
     ssl = api.ssl_context()
     queue = iter(range(start, start + count))
 
     async def worker() -> None:
         for n in queue:
-            body = {"metadata": {"name": f"cm-{n:06d}", "labels": {"n": str(n % 10)}},
-                    "data": {"key": "value" * 4}}
+            body = {
+                "metadata": {"name": f"cm-{n:06d}", "labels": {"n": str(n % 10)}},
+                "data": {"key": "value" * 4},
+            }
             async with session.post(url, json=body, ssl=ssl) as response:
                 assert response.status == 201, await response.text()
 
@@ -40,8 +43,9 @@ async def _create(session: aiohttp.ClientSession, api: KubeEmulator, start: int,
     return count / (time.perf_counter() - started)
 
 
-async def _gets(session: aiohttp.ClientSession, api: KubeEmulator, stored: int,
-                gets: int) -> list[float]:
+async def _gets(
+    session: aiohttp.ClientSession, api: KubeEmulator, stored: int, gets: int
+) -> list[float]:
     ssl = api.ssl_context()
     base = f"{api.url}/api/v1/namespaces/{NAMESPACE}/configmaps/"
     latencies = []
@@ -65,9 +69,11 @@ async def main(gets: int, concurrency: int) -> float:
         headers = {"Authorization": f"Bearer {api.token}"}
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
-            async with session.post(f"{api.url}/api/v1/namespaces",
-                                    json={"metadata": {"name": NAMESPACE}},
-                                    ssl=api.ssl_context()) as response:
+            async with session.post(
+                f"{api.url}/api/v1/namespaces",
+                json={"metadata": {"name": NAMESPACE}},
+                ssl=api.ssl_context(),
+            ) as response:
                 assert response.status == 201
             results = {}
             stored = 0
@@ -77,8 +83,10 @@ async def main(gets: int, concurrency: int) -> float:
                 await _gets(session, api, stored, 200)  # warm up
                 latencies = await _gets(session, api, stored, gets)
                 results[target] = (rate, statistics.median(latencies), _pct(latencies, 0.99))
-                print(f"{target:>6} objects: creates/s {rate:8.0f}   GET p50 "
-                      f"{results[target][1] * 1000:6.3f} ms   p99 {results[target][2] * 1000:6.3f} ms")
+                print(
+                    f"{target:>6} objects: creates/s {rate:8.0f}   GET p50 "
+                    f"{results[target][1] * 1000:6.3f} ms   p99 {results[target][2] * 1000:6.3f} ms"
+                )
     ratio = results[10_000][1] / results[100][1]
     print(f"p50@10000 / p50@100 = {ratio:.2f} (goal: <= 2.00)")
     return ratio

@@ -27,8 +27,10 @@ async def _serve(port: int, kubeconfig: Path, rbac: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sealed_gitops.testing",
-                                     description="Kubernetes API emulator (test/sandbox tool)")
+    parser = argparse.ArgumentParser(
+        prog="python -m sealed_gitops.testing",
+        description="Kubernetes API emulator (test/sandbox tool)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve until SIGTERM")
     serve.add_argument("--port", type=int, default=0, help="0 lets the OS pick (the default)")

@@ -1,10 +1,10 @@
 """Fixtures of the emulator suite: one emulator per session, or a real cluster.
 
 Every test here is written to hold on real Kubernetes as well. With ``SEALED_GITOPS_E2E_KUBECONFIG``
-naming a kubeconfig, the ``kubeconfig`` fixture yields that file instead of the emulator's, and tests
-that only make sense on the emulator (fault injection, its own start-up) skip through the ``emulator``
-fixture. Each test works in a namespace of its own (``namespace``), so tests run in parallel
-(``-n auto``) and on a shared cluster without stepping on each other.
+naming a kubeconfig, the ``kubeconfig`` fixture yields that file instead of the emulator's, and
+tests that only make sense on the emulator (fault injection, its own start-up) skip through the
+``emulator`` fixture. Each test works in a namespace of its own (``namespace``), so tests run in
+parallel (``-n auto``) and on a shared cluster without stepping on each other.
 """
 
 from __future__ import annotations

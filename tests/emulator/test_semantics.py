@@ -164,7 +164,7 @@ async def test_deleting_a_namespace_removes_its_objects(http: Http) -> None:
     status, ns = await http.delete(f"/api/v1/namespaces/{name}")
     assert status == 200
     assert ns["status"]["phase"] == "Terminating"
-    status, err = await http.post(CM.format(ns=name), cm("late"))
+    status, _ = await http.post(CM.format(ns=name), cm("late"))
     assert status in (403, 404)  # Forbidden while terminating, NotFound once gone
     for _ in range(300):
         status, _ = await http.get(f"{CM.format(ns=name)}/inside")
@@ -196,9 +196,7 @@ async def test_dry_run_persists_nothing(http: Http, namespace: str, verb: str) -
     status, _ = await http.request(verb, url, body, content_type="application/merge-patch+json")
     assert status in (200, 201)
     _, after = await http.get(path)
-    assert [i["data"] if "data" in i else None for i in after["items"]] == [
-        i["data"] if "data" in i else None for i in before["items"]
-    ]
+    assert [i.get("data") for i in after["items"]] == [i.get("data") for i in before["items"]]
     assert [i["metadata"]["resourceVersion"] for i in after["items"]] == [
         i["metadata"]["resourceVersion"] for i in before["items"]
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -128,10 +129,8 @@ async def _watch(http: Http, url: str, *, until: int, timeout: float = 10) -> li
                 if len(events) >= until:
                     return
 
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(read(), timeout)
-    except TimeoutError:
-        pass
     return events
 
 
@@ -326,7 +325,10 @@ async def test_apply_to_keyed_lists(http: Http, namespace: str) -> None:
 
 
 async def test_apply_with_yaml_body(http: Http, namespace: str) -> None:
-    body = f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n  namespace: {namespace}\ndata:\n  k: v\n"
+    body = (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n  namespace: {namespace}\n"
+        "data:\n  k: v\n"
+    )
     status, obj = await http.patch(
         f"{CM.format(ns=namespace)}/y?fieldManager=yaml", body.encode(), APPLY
     )

@@ -48,13 +48,19 @@ def _gv_path(group: str, version: str) -> str:
 def _operations(rt: ResourceType) -> dict[str, Any]:
     gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
     base = "/" + _gv_path(rt.group, rt.version)
-    collection = (f"{base}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced
-                  else f"{base}/{rt.plural}")
-    op = {"parameters": _PARAMS, "x-kubernetes-group-version-kind": gvk,
-          "responses": {"200": {"description": "OK"}}}
+    collection = (
+        f"{base}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{base}/{rt.plural}"
+    )
+    op = {
+        "parameters": _PARAMS,
+        "x-kubernetes-group-version-kind": gvk,
+        "responses": {"200": {"description": "OK"}},
+    }
     return {
-        collection: {"post": {**op, "x-kubernetes-action": "post"},
-                     "get": {**op, "x-kubernetes-action": "list"}},
+        collection: {
+            "post": {**op, "x-kubernetes-action": "post"},
+            "get": {**op, "x-kubernetes-action": "list"},
+        },
         f"{collection}/{{name}}": {
             "put": {**op, "x-kubernetes-action": "put"},
             "patch": {**op, "x-kubernetes-action": "patch"},
@@ -75,11 +81,15 @@ class DiscoveryHandler:
         if path == "/version":
             return json_response(VERSION)
         if path == "/api":
-            return json_response({
-                "kind": "APIVersions", "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
-                                                "serverAddress": request.host}],
-            })
+            return json_response(
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}
+                    ],
+                }
+            )
         if path == "/apis":
             return json_response(self.registry.group_list())
         if parts[0] in ("api", "apis"):
@@ -108,20 +118,24 @@ class DiscoveryHandler:
         for rt in self.registry.all():
             by_gv.setdefault(_gv_path(rt.group, rt.version), []).append(rt)
         if not rest:
-            paths = {}
-            for gv, rts in by_gv.items():
-                digest = hashlib.sha256(json.dumps(sorted(r.plural for r in rts)).encode())
-                paths[gv] = {"serverRelativeURL": f"/openapi/v3/{gv}?hash={digest.hexdigest()[:32]}"}
-            return json_response({"paths": paths})
-        rts = by_gv.get("/".join(rest))
+            roots: dict[str, Any] = {}
+            for gv, members in by_gv.items():
+                digest = hashlib.sha256(json.dumps(sorted(r.plural for r in members)).encode())
+                roots[gv] = {
+                    "serverRelativeURL": f"/openapi/v3/{gv}?hash={digest.hexdigest()[:32]}"
+                }
+            return json_response({"paths": roots})
+        rts = by_gv.get("/".join(rest)) or []
         if not rts:
             raise ApiError(404, "the server could not find the requested resource")
         paths: dict[str, Any] = {}
         for rt in rts:
             paths.update(_operations(rt))
-        return json_response({
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
-            "paths": paths,
-            "components": {"schemas": {}},
-        })
+        return json_response(
+            {
+                "openapi": "3.0.0",
+                "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
+                "paths": paths,
+                "components": {"schemas": {}},
+            }
+        )

@@ -107,7 +107,9 @@ class ResourceHandler:
         namespace = info.namespace if rt.namespaced else ""
         if rt.key == ("", "namespaces"):
             namespace = ""
-        elif (rt.namespaced and info.namespace is None and info.verb not in ("list", "watch")) or (not rt.namespaced and info.namespace is not None):
+        elif (rt.namespaced and info.namespace is None and info.verb not in ("list", "watch")) or (
+            not rt.namespaced and info.namespace is not None
+        ):
             raise ApiError(404, "the server could not find the requested resource")
         return await self._verb(request, info, rt, namespace or "")
 
@@ -116,17 +118,26 @@ class ResourceHandler:
             if obj.get("apiVersion") == rt.api_version:
                 return obj
             return {**obj, "apiVersion": rt.api_version}  # another served version of a CRD
+
         return render
 
     def _matchers(self, request: web.Request, rt: ResourceType) -> Matcher | None:
         labels = parse_label_selector(request.query.get("labelSelector"))
-        fields = parse_field_selector(request.query.get("fieldSelector"), plural=rt.plural,
-                                      kind=rt.kind)
+        fields = parse_field_selector(
+            request.query.get("fieldSelector"), plural=rt.plural, kind=rt.kind
+        )
         if labels and fields:
             return lambda o: labels(o) and fields(o)
         return labels or fields
 
     async def _verb(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType, namespace: str
+    ) -> web.StreamResponse:
+        if info.verb in ("get", "list", "watch"):
+            return await self._read(request, info, rt, namespace)
+        return await self._write(request, info, rt, namespace)
+
+    async def _read(
         self, request: web.Request, info: RequestInfo, rt: ResourceType, namespace: str
     ) -> web.StreamResponse:
         objects = self.objects
@@ -139,65 +150,98 @@ class ResourceHandler:
             if table:
                 return json_response(to_table(rt.plural, [obj], meta={}, include=include))
             return json_response(obj)
-        if info.verb in ("list", "watch"):
-            match = self._matchers(request, rt)
-            scope = info.namespace if rt.namespaced else None
-            if info.verb == "watch":
-                if table:
-                    def render_row(obj: dict[str, Any]) -> dict[str, Any]:
-                        if obj.get("kind") != rt.kind or "name" not in obj["metadata"]:
-                            return obj
-                        meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
-                        return to_table(rt.plural, [render(obj)], meta=meta, include=include)
-                    out = render_row
-                else:
-                    out = render
-                return await serve_watch(request, rt=rt, store=objects.store, namespace=scope,
-                                         match=match, render=out,
-                                         bookmark_interval=self.bookmark_interval)
-            try:
-                limit = int(request.query.get("limit") or 0)
-            except ValueError as exc:
-                raise bad_request("limit must be an integer") from exc
-            listed = objects.list(rt, scope, match=match, limit=limit,
-                                  continue_token=request.query.get("continue"))
-            items = [render(o) for o in listed["items"]]
+        match = self._matchers(request, rt)
+        scope = info.namespace if rt.namespaced else None
+        if info.verb == "watch":
+            out: Callable[[dict[str, Any]], dict[str, Any]] = render
             if table:
-                return json_response(to_table(rt.plural, items, meta=listed["metadata"],
-                                              include=include))
-            listed["items"] = items
-            return json_response(listed)
+
+                def render_row(obj: dict[str, Any]) -> dict[str, Any]:
+                    if obj.get("kind") != rt.kind or "name" not in obj["metadata"]:
+                        return obj
+                    meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+                    return to_table(rt.plural, [render(obj)], meta=meta, include=include)
+
+                out = render_row
+            return await serve_watch(
+                request,
+                rt=rt,
+                store=objects.store,
+                namespace=scope,
+                match=match,
+                render=out,
+                bookmark_interval=self.bookmark_interval,
+            )
+        try:
+            limit = int(request.query.get("limit") or 0)
+        except ValueError as exc:
+            raise bad_request("limit must be an integer") from exc
+        listed = objects.list_page(
+            rt, scope, match=match, limit=limit, continue_token=request.query.get("continue")
+        )
+        items = [render(o) for o in listed["items"]]
+        if table:
+            return json_response(
+                to_table(rt.plural, items, meta=listed["metadata"], include=include)
+            )
+        listed["items"] = items
+        return json_response(listed)
+
+    async def _write(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType, namespace: str
+    ) -> web.StreamResponse:
+        objects = self.objects
+        render = self._render(rt)
+        name = info.name or ""
         if info.verb == "create":
             body = await _body(request)
-            obj = objects.create(rt, namespace, body, dry_run=_dry_run(request), manager=_manager(request))
+            obj = objects.create(
+                rt, namespace, body, dry_run=_dry_run(request), manager=_manager(request)
+            )
             return json_response(render(obj), status=201)
         if info.verb == "update":
             body = await _body(request)
-            obj = objects.update(rt, namespace, name, body, dry_run=_dry_run(request),
-                                 manager=_manager(request), subresource=info.subresource)
+            obj = objects.update(
+                rt,
+                namespace,
+                name,
+                body,
+                dry_run=_dry_run(request),
+                manager=_manager(request),
+                subresource=info.subresource,
+            )
             return json_response(render(obj))
         if info.verb == "patch":
             body = await _body(request)
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
             existed = objects.store.get(rt.key, namespace, name) is not None
             obj = objects.patch(
-                rt, namespace, name, content_type, body, dry_run=_dry_run(request),
-                manager=request.query.get("fieldManager") or (
-                    None if content_type == "application/apply-patch+yaml" else _manager(request)),
-                force=request.query.get("force") == "true", subresource=info.subresource,
+                rt,
+                namespace,
+                name,
+                content_type,
+                body,
+                dry_run=_dry_run(request),
+                manager=request.query.get("fieldManager")
+                or (None if content_type == "application/apply-patch+yaml" else _manager(request)),
+                force=request.query.get("force") == "true",
+                subresource=info.subresource,
             )
             return json_response(render(obj), status=200 if existed else 201)
         if info.verb == "delete":
             body = await _body(request)
             preconditions = body.get("preconditions") if isinstance(body, dict) else None
-            obj = objects.delete(rt, namespace, name, dry_run=_dry_run(request, body),
-                                 preconditions=preconditions)
+            obj = objects.delete(
+                rt, namespace, name, dry_run=_dry_run(request, body), preconditions=preconditions
+            )
             return json_response(obj if obj.get("kind") == "Status" else render(obj))
         if info.verb == "deletecollection":
             body = await _body(request)
-            listed = objects.delete_collection(rt, info.namespace if rt.namespaced else None,
-                                               match=self._matchers(request, rt),
-                                               dry_run=_dry_run(request, body))
+            listed = objects.delete_collection(
+                rt,
+                info.namespace if rt.namespaced else None,
+                match=self._matchers(request, rt),
+                dry_run=_dry_run(request, body),
+            )
             return json_response(listed)
         raise method_not_allowed("the server does not allow this method on the requested resource")
-

@@ -1,10 +1,10 @@
 """Field ownership (``metadata.managedFields``) and server-side apply.
 
-The operator applies everything with server-side apply, so the emulator must keep the three promises
-that make SSA safe: every manager's fields are recorded (in the ``FieldsV1`` format real servers
-write, e.g. ``{"f:data": {"f:key": {}}}`` and ``k:{"name":"c"}`` for list items), applying a value
-another manager owns is a 409 listing the fields unless ``force=true``, and a field the applier owned
-last time but no longer sends is removed (unless someone else still owns it).
+The operator applies everything with server-side apply, so the emulator must keep the three
+promises that make SSA safe: every manager's fields are recorded (in the ``FieldsV1`` format real
+servers write, e.g. ``{"f:data": {"f:key": {}}}`` and ``k:{"name":"c"}`` for list items), applying
+a value another manager owns is a 409 listing the fields unless ``force=true``, and a field the
+applier owned last time but no longer sends is removed (unless someone else still owns it).
 
 Simplifications, deliberate: lists of objects are associative when their items share a merge key
 (``name`` first, see :mod:`patch`), every other list is atomic; there is no schema, so CRD lists of
@@ -25,10 +25,21 @@ __all__ = ["Entry", "apply", "decode", "encode", "field_paths", "record_update"]
 Path = tuple[str, ...]
 
 #: metadata fields the server owns; no manager ever does
-_SERVER_META = frozenset({
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink", "generateName",
-})
+_SERVER_META = frozenset(
+    {
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+        "generateName",
+    }
+)
 _MISSING = object()
 
 
@@ -97,7 +108,11 @@ def value_at(obj: Any, path: Path) -> Any:
         elif step.startswith("k:") and isinstance(obj, list):
             wanted = json.loads(step[2:])
             obj = next(
-                (i for i in obj if isinstance(i, dict) and all(i.get(k) == v for k, v in wanted.items())),
+                (
+                    i
+                    for i in obj
+                    if isinstance(i, dict) and all(i.get(k) == v for k, v in wanted.items())
+                ),
                 _MISSING,
             )
         else:
@@ -126,7 +141,8 @@ def _remove_item(obj: Any, path: Path) -> None:
     if isinstance(container, list):
         wanted = json.loads(path[-1][2:])
         container[:] = [
-            i for i in container
+            i
+            for i in container
             if not (isinstance(i, dict) and all(i.get(k) == v for k, v in wanted.items()))
         ]
 
@@ -154,11 +170,16 @@ def decode(obj: dict[str, Any]) -> list[Entry]:
     for raw in (obj.get("metadata") or {}).get("managedFields") or []:
         paths: set[Path] = set()
         _from_tree(raw.get("fieldsV1") or {}, (), paths)
-        entries.append(Entry(
-            manager=raw.get("manager", ""), operation=raw.get("operation", "Update"),
-            api_version=raw.get("apiVersion", ""), time=raw.get("time", ""),
-            subresource=raw.get("subresource", ""), paths=paths,
-        ))
+        entries.append(
+            Entry(
+                manager=raw.get("manager", ""),
+                operation=raw.get("operation", "Update"),
+                api_version=raw.get("apiVersion", ""),
+                time=raw.get("time", ""),
+                subresource=raw.get("subresource", ""),
+                paths=paths,
+            )
+        )
     return entries
 
 
@@ -168,8 +189,12 @@ def encode(entries: list[Entry]) -> list[dict[str, Any]]:
         if not e.paths:
             continue
         raw: dict[str, Any] = {
-            "manager": e.manager, "operation": e.operation, "apiVersion": e.api_version,
-            "time": e.time, "fieldsType": "FieldsV1", "fieldsV1": to_tree(e.paths),
+            "manager": e.manager,
+            "operation": e.operation,
+            "apiVersion": e.api_version,
+            "time": e.time,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": to_tree(e.paths),
         }
         if e.subresource:
             raw["subresource"] = e.subresource
@@ -201,8 +226,10 @@ def record_update(
     entries = decode(old) if old is not None else []
     new_paths = field_paths(new, part=part)
     changed = {
-        p for p in new_paths
-        if old is None or (p[-1] == "." and value_at(old, p[:-1]) is _MISSING)
+        p
+        for p in new_paths
+        if old is None
+        or (p[-1] == "." and value_at(old, p[:-1]) is _MISSING)
         or (p[-1] != "." and value_at(old, p) != value_at(new, p))
     }
     every = field_paths(new, part="all")
@@ -222,7 +249,11 @@ def _dotted(path: Path) -> str:
         if step.startswith("f:"):
             text += "." + step[2:]
         elif step.startswith("k:"):
-            text += "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in json.loads(step[2:]).items()) + "]"
+            text += (
+                "["
+                + ",".join(f"{k}={json.dumps(v)}" for k, v in json.loads(step[2:]).items())
+                + "]"
+            )
     return text
 
 
@@ -241,13 +272,7 @@ def apply(
     entries = decode(live)
     me = (manager, "Apply", subresource)
     wanted = field_paths(applied, part=part)
-    conflicts: dict[Path, list[Entry]] = {}
-    for e in entries:
-        if e.manager == manager:
-            continue
-        for path in wanted & e.paths:
-            if path[-1] != "." and value_at(live, path) != value_at(applied, path):
-                conflicts.setdefault(path, []).append(e)
+    conflicts = _conflicts(entries, manager, wanted, live, applied)
     if conflicts and not force:
         raise _conflict_error(conflicts)
     for path, owners in conflicts.items():
@@ -256,13 +281,7 @@ def apply(
     mine = _entry(entries, me, api_version, now)
     others = [p for e in entries if e is not mine for p in e.paths]
     result = json.loads(json.dumps(live))
-    for path in sorted(mine.paths - wanted, key=len, reverse=True):
-        if any(o[: len(path) - (path[-1] == ".")] == path[: len(path) - (path[-1] == ".")] for o in others):
-            continue
-        if path[-1] == ".":
-            _remove_item(result, path[:-1])
-        else:
-            _remove(result, path)
+    _prune(result, mine.paths - wanted, others)
     mine.paths = wanted
     if part == "status":
         patch = {"status": applied.get("status", {})}
@@ -274,6 +293,37 @@ def apply(
     result = apply_strategic_patch(result, _no_nulls(patch))
     result.setdefault("metadata", {})["managedFields"] = encode(entries)
     return dict(result)
+
+
+def _conflicts(
+    entries: list[Entry],
+    manager: str,
+    wanted: set[Path],
+    live: dict[str, Any],
+    applied: dict[str, Any],
+) -> dict[Path, list[Entry]]:
+    """Fields another manager owns that the apply would set to a different value."""
+    found: dict[Path, list[Entry]] = {}
+    for e in entries:
+        if e.manager == manager:
+            continue
+        for path in wanted & e.paths:
+            if path[-1] != "." and value_at(live, path) != value_at(applied, path):
+                found.setdefault(path, []).append(e)
+    return found
+
+
+def _prune(obj: dict[str, Any], dropped: set[Path], others: list[Path]) -> None:
+    """Remove the fields an applier stopped sending, unless another manager still owns them."""
+    for path in sorted(dropped, key=len, reverse=True):
+        # a list item ("k:..", ".") survives while anyone owns any of its fields
+        stem = path[:-1] if path[-1] == "." else path
+        if any(o[: len(stem)] == stem for o in others):
+            continue
+        if path[-1] == ".":
+            _remove_item(obj, stem)
+        else:
+            _remove(obj, path)
 
 
 def _no_nulls(value: Any) -> Any:
@@ -288,12 +338,14 @@ def _conflict_error(conflicts: dict[Path, list[Entry]]) -> ApiError:
     causes = []
     for path in sorted(conflicts):
         for e in conflicts[path]:
-            causes.append({
-                "reason": "FieldManagerConflict",
-                "message": f'conflict with "{e.manager}"'
-                + (f" using {e.api_version}" if e.api_version else ""),
-                "field": _dotted(path),
-            })
+            causes.append(
+                {
+                    "reason": "FieldManagerConflict",
+                    "message": f'conflict with "{e.manager}"'
+                    + (f" using {e.api_version}" if e.api_version else ""),
+                    "field": _dotted(path),
+                }
+            )
     count = len(causes)
     if count == 1:
         text = f"Apply failed with 1 conflict: {causes[0]['message']}: {causes[0]['field']}"

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from sealed_gitops.testing.kube.auth import (
     Authenticator,
@@ -34,11 +35,13 @@ INFO_KEY = web.RequestKey("info", RequestInfo)
 USER_KEY = web.RequestKey("user", UserInfo)
 
 #: every authenticated user may ask about itself (the bootstrap ``system:basic-user`` role)
-_SELF_SERVICE = frozenset({
-    ("authorization.k8s.io", "selfsubjectaccessreviews"),
-    ("authorization.k8s.io", "selfsubjectrulesreviews"),
-    ("authentication.k8s.io", "selfsubjectreviews"),
-})
+_SELF_SERVICE = frozenset(
+    {
+        ("authorization.k8s.io", "selfsubjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews"),
+        ("authentication.k8s.io", "selfsubjectreviews"),
+    }
+)
 
 
 def make_middleware(
@@ -47,15 +50,16 @@ def make_middleware(
     authenticator: Authenticator,
     authorizer: Authorizer,
     rbac: Callable[[], bool],
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     """The one aiohttp middleware; ``rbac`` is read per request so tests can switch it."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         info = parse(request.method, request.path, dict(request.query))
         request[INFO_KEY] = info
-        fault = faults.take(verb=info.verb, resource=info.resource, namespace=info.namespace,
-                            name=info.name)
+        fault = faults.take(
+            verb=info.verb, resource=info.resource, namespace=info.namespace, name=info.name
+        )
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
@@ -84,13 +88,22 @@ def make_middleware(
         request[USER_KEY] = user
         if rbac() and info.is_resource and (info.api_group, info.resource) not in _SELF_SERVICE:
             allowed, reason = authorizer.authorize(
-                user, verb=info.verb, api_group=info.api_group, resource=info.resource,
-                subresource=info.subresource, namespace=info.namespace, name=info.name,
+                user,
+                verb=info.verb,
+                api_group=info.api_group,
+                resource=info.resource,
+                subresource=info.subresource,
+                namespace=info.namespace,
+                name=info.name,
             )
             if not allowed:
                 return json_response(
-                    forbidden_status(api_group=info.api_group, resource=info.resource,
-                                     name=info.name, reason=reason),
+                    forbidden_status(
+                        api_group=info.api_group,
+                        resource=info.resource,
+                        name=info.name,
+                        reason=reason,
+                    ),
                     status=403,
                 )
         try:
@@ -107,8 +120,12 @@ def _impersonation_refused(
     for check in impersonation_checks(target):
         allowed, reason = authorizer.authorize(user, **check)
         if not allowed:
-            return forbidden_status(api_group=check["api_group"], resource=check["resource"],
-                                    name=check["name"], reason=reason)
+            return forbidden_status(
+                api_group=check["api_group"],
+                resource=check["resource"],
+                name=check["name"],
+                reason=reason,
+            )
     return None
 
 

@@ -51,7 +51,9 @@ _NAMESPACES = ("", "namespaces")
 _CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 #: generateName suffix alphabet of the real server (no vowels, no look-alike digits)
 _SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
-_STALE = "the object has been modified; please apply your changes to the latest version and try again"
+_STALE = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
 
 
 def now() -> str:
@@ -68,11 +70,55 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in obj.items() if k != "metadata"}
-    meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    meta = {
+        k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")
+    }
     out["metadata"] = meta
-    fields = [{k: v for k, v in e.items() if k != "time"} for e in obj["metadata"].get("managedFields") or []]
+    fields = [
+        {k: v for k, v in e.items() if k != "time"}
+        for e in obj["metadata"].get("managedFields") or []
+    ]
     out["_fields"] = fields
     return out
+
+
+_KEPT_META = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+)
+
+
+def _split_status(
+    rt: ResourceType, old: dict[str, Any], obj: dict[str, Any], subresource: str
+) -> tuple[dict[str, Any], str]:
+    """The object a write produces, and the part of it the writer manages.
+
+    ``/status`` changes only status; the main resource of a kind with a status subresource changes
+    everything but status; server-owned metadata always comes from the stored object.
+    """
+    if subresource == "status":
+        new = _copy(old)
+        if "status" in obj:
+            new["status"] = obj["status"]
+        else:
+            new.pop("status", None)
+        return new, "status"
+    new = obj
+    if rt.status:
+        if "status" in old:
+            new["status"] = _copy(old["status"])
+        else:
+            new.pop("status", None)
+    meta, old_meta = new["metadata"], old["metadata"]
+    for keep in _KEPT_META:
+        if keep in old_meta:
+            meta[keep] = old_meta[keep]
+        else:
+            meta.pop(keep, None)
+    return new, "main" if rt.status else "all"
 
 
 class Objects:
@@ -93,7 +139,7 @@ class Objects:
             raise not_found(rt.group, rt.plural, name)
         return found
 
-    def list(
+    def list_page(
         self,
         rt: ResourceType,
         namespace: str | None,
@@ -103,7 +149,10 @@ class Objects:
         continue_token: str | None = None,
     ) -> dict[str, Any]:
         items, token, remaining = self.store.list(
-            rt.key, namespace=namespace if rt.namespaced else None, match=match, limit=limit,
+            rt.key,
+            namespace=namespace if rt.namespaced else None,
+            match=match,
+            limit=limit,
             continue_token=continue_token,
         )
         meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
@@ -111,8 +160,12 @@ class Objects:
             meta["continue"] = token
         if remaining is not None:
             meta["remainingItemCount"] = remaining
-        return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
-                "items": items}
+        return {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.api_version,
+            "metadata": meta,
+            "items": items,
+        }
 
     def lister(self, group: str, plural: str, namespace: str | None) -> list[dict[str, Any]]:
         """Stored objects by (group, resource, namespace or None): the RBAC authorizer's view."""
@@ -121,7 +174,13 @@ class Objects:
     # -- writes --------------------------------------------------------------------------------
 
     def create(
-        self, rt: ResourceType, namespace: str, body: Any, *, dry_run: bool, manager: str,
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        *,
+        dry_run: bool,
+        manager: str,
         fields: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """POST; ``fields`` replaces the managedFields a plain create records (for apply)."""
@@ -130,9 +189,12 @@ class Objects:
         if not meta.get("name"):
             prefix = meta.get("generateName")
             if not prefix:
-                raise invalid(rt.group, rt.kind, "", [
-                    ("metadata.name", "Required value: name or generateName is required")
-                ])
+                raise invalid(
+                    rt.group,
+                    rt.kind,
+                    "",
+                    [("metadata.name", "Required value: name or generateName is required")],
+                )
             meta["name"] = prefix + "".join(secrets.choice(_SUFFIX) for _ in range(5))
         ns = meta.get("namespace", "")
         if self.store.get(rt.key, ns, meta["name"]) is not None:
@@ -155,14 +217,26 @@ class Objects:
             meta["managedFields"] = fields
         else:
             meta["managedFields"] = managed.record_update(
-                None, obj, manager=manager, api_version=rt.api_version, subresource="",
-                part="main" if rt.status else "all", now=meta["creationTimestamp"],
+                None,
+                obj,
+                manager=manager,
+                api_version=rt.api_version,
+                subresource="",
+                part="main" if rt.status else "all",
+                now=meta["creationTimestamp"],
             )
         return self._commit(rt, None, obj, dry_run=dry_run)
 
     def update(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, *, dry_run: bool,
-        manager: str, subresource: str = "",
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        dry_run: bool,
+        manager: str,
+        subresource: str = "",
     ) -> dict[str, Any]:
         old = self.get(rt, namespace, name)
         obj = self._incoming(rt, namespace, body)
@@ -174,12 +248,29 @@ class Objects:
         return self._write(rt, old, obj, dry_run=dry_run, manager=manager, subresource=subresource)
 
     def patch(
-        self, rt: ResourceType, namespace: str, name: str, content_type: str, body: Any, *,
-        dry_run: bool, manager: str | None, force: bool, subresource: str = "",
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        body: Any,
+        *,
+        dry_run: bool,
+        manager: str | None,
+        force: bool,
+        subresource: str = "",
     ) -> dict[str, Any]:
         if content_type == "application/apply-patch+yaml":
-            return self._apply(rt, namespace, name, body, dry_run=dry_run, manager=manager,
-                               force=force, subresource=subresource)
+            return self._apply(
+                rt,
+                namespace,
+                name,
+                body,
+                dry_run=dry_run,
+                manager=manager,
+                force=force,
+                subresource=subresource,
+            )
         old = self.get(rt, namespace, name)
         if content_type == "application/json-patch+json":
             patched = apply_json_patch(old, body)
@@ -197,24 +288,41 @@ class Objects:
         if patched["metadata"].get("resourceVersion") != old["metadata"]["resourceVersion"]:
             raise conflict(rt.group, rt.plural, name, _STALE)
         patched["metadata"]["name"] = name
-        return self._write(rt, old, patched, dry_run=dry_run, manager=manager or "unknown",
-                           subresource=subresource)
+        return self._write(
+            rt, old, patched, dry_run=dry_run, manager=manager or "unknown", subresource=subresource
+        )
 
     def delete(
-        self, rt: ResourceType, namespace: str, name: str, *, dry_run: bool,
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool,
         preconditions: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         old = self.get(rt, namespace, name)
         pre = preconditions or {}
-        if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
-            raise conflict(rt.group, rt.plural, name,
-                           "Precondition failed: ResourceVersion in precondition: "
-                           f"{pre['resourceVersion']}, ResourceVersion in object meta: "
-                           f"{old['metadata']['resourceVersion']}")
+        if (
+            pre.get("resourceVersion")
+            and pre["resourceVersion"] != old["metadata"]["resourceVersion"]
+        ):
+            raise conflict(
+                rt.group,
+                rt.plural,
+                name,
+                "Precondition failed: ResourceVersion in precondition: "
+                f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                f"{old['metadata']['resourceVersion']}",
+            )
         if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
-            raise conflict(rt.group, rt.plural, name,
-                           f"Precondition failed: UID in precondition: {pre['uid']}, UID in object "
-                           f"meta: {old['metadata']['uid']}")
+            raise conflict(
+                rt.group,
+                rt.plural,
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object "
+                f"meta: {old['metadata']['uid']}",
+            )
         if dry_run:
             return old
         if rt.key == _NAMESPACES:
@@ -229,15 +337,26 @@ class Objects:
         gone = self._remove(rt, old)
         if rt.crd or rt.plural == "pods":
             return gone
-        return status_body(200, "", details={
-            "name": name, "kind": rt.plural, "uid": old["metadata"]["uid"],
-            **({"group": rt.group} if rt.group else {}),
-        })
+        return status_body(
+            200,
+            "",
+            details={
+                "name": name,
+                "kind": rt.plural,
+                "uid": old["metadata"]["uid"],
+                **({"group": rt.group} if rt.group else {}),
+            },
+        )
 
     def delete_collection(
-        self, rt: ResourceType, namespace: str | None, *, match: Matcher | None, dry_run: bool,
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        *,
+        match: Matcher | None,
+        dry_run: bool,
     ) -> dict[str, Any]:
-        listed = self.list(rt, namespace, match=match)
+        listed = self.list_page(rt, namespace, match=match)
         deleted = []
         for obj in listed["items"]:
             meta = obj["metadata"]
@@ -254,12 +373,15 @@ class Objects:
         obj = _copy(body)
         kind = obj.get("kind")
         if kind and kind != rt.kind:
-            raise bad_request(f'the kind in the data ({kind}) does not match the expected kind '
-                              f'({rt.kind})')
+            raise bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+            )
         version = obj.get("apiVersion")
         if version and version.split("/")[0] != rt.api_version.split("/")[0] and rt.group:
-            raise bad_request(f"the API version in the data ({version}) does not match the "
-                              f"expected API version ({rt.api_version})")
+            raise bad_request(
+                f"the API version in the data ({version}) does not match the "
+                f"expected API version ({rt.api_version})"
+            )
         obj = {"apiVersion": rt.api_version, "kind": rt.kind, **obj}
         obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
         meta = obj.get("metadata")
@@ -269,8 +391,10 @@ class Objects:
             raise bad_request("metadata must be an object")
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
-                raise bad_request("the namespace of the provided object does not match the "
-                                  "namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -285,36 +409,25 @@ class Objects:
             raise forbidden(
                 f'{rt.plural}{"." + rt.group if rt.group else ""} "{name}" is forbidden: unable '
                 f"to create new content in namespace {namespace} because it is being terminated",
-                group=rt.group, resource=rt.plural, name=name,
+                group=rt.group,
+                resource=rt.plural,
+                name=name,
             )
 
     def _write(
-        self, rt: ResourceType, old: dict[str, Any], obj: dict[str, Any], *, dry_run: bool,
-        manager: str, subresource: str, fields: list[dict[str, Any]] | None = None,
+        self,
+        rt: ResourceType,
+        old: dict[str, Any],
+        obj: dict[str, Any],
+        *,
+        dry_run: bool,
+        manager: str,
+        subresource: str,
+        fields: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Shared tail of PUT and PATCH: merge by subresource, validate, version, store."""
-        if subresource == "status":
-            new = _copy(old)
-            if "status" in obj:
-                new["status"] = obj["status"]
-            else:
-                new.pop("status", None)
-            part = "status"
-        else:
-            new = obj
-            if rt.status:
-                if "status" in old:
-                    new["status"] = _copy(old["status"])
-                else:
-                    new.pop("status", None)
-            part = "main" if rt.status else "all"
-            meta, old_meta = new["metadata"], old["metadata"]
-            for keep in ("uid", "creationTimestamp", "deletionTimestamp",
-                         "deletionGracePeriodSeconds", "generation"):
-                if keep in old_meta:
-                    meta[keep] = old_meta[keep]
-                else:
-                    meta.pop(keep, None)
+        new, part = _split_status(rt, old, obj, subresource)
+        if subresource != "status":
             normalize(rt, new)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         new["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
@@ -326,14 +439,27 @@ class Objects:
             new["metadata"]["managedFields"] = fields
         else:
             new["metadata"]["managedFields"] = managed.record_update(
-                old, new, manager=manager, api_version=rt.api_version, subresource=subresource,
-                part=part, now=now(),
+                old,
+                new,
+                manager=manager,
+                api_version=rt.api_version,
+                subresource=subresource,
+                part=part,
+                now=now(),
             )
         return self._commit(rt, old, new, dry_run=dry_run)
 
     def _apply(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, *, dry_run: bool,
-        manager: str | None, force: bool, subresource: str,
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        dry_run: bool,
+        manager: str | None,
+        force: bool,
+        subresource: str,
     ) -> dict[str, Any]:
         if not manager:
             raise bad_request("PATCH, fieldManager is required for apply requests")
@@ -346,25 +472,57 @@ class Objects:
         if live is None:
             if subresource:
                 raise not_found(rt.group, rt.plural, name)
-            seed = {"apiVersion": rt.api_version, "kind": rt.kind,
-                    "metadata": {k: v for k, v in applied["metadata"].items()
-                                 if k in ("name", "namespace")}}
-            merged = managed.apply(seed, applied, manager=manager, force=force,
-                                   api_version=rt.api_version, subresource="", part=part, now=now())
+            seed = {
+                "apiVersion": rt.api_version,
+                "kind": rt.kind,
+                "metadata": {
+                    k: v for k, v in applied["metadata"].items() if k in ("name", "namespace")
+                },
+            }
+            merged = managed.apply(
+                seed,
+                applied,
+                manager=manager,
+                force=force,
+                api_version=rt.api_version,
+                subresource="",
+                part=part,
+                now=now(),
+            )
             fields = merged["metadata"].pop("managedFields")
-            return self.create(rt, namespace, merged, dry_run=dry_run, manager=manager,
-                               fields=fields)
+            return self.create(
+                rt, namespace, merged, dry_run=dry_run, manager=manager, fields=fields
+            )
         wanted_rv = applied["metadata"].get("resourceVersion")
         if wanted_rv and wanted_rv != live["metadata"]["resourceVersion"]:
             raise conflict(rt.group, rt.plural, name, _STALE)
-        merged = managed.apply(live, applied, manager=manager, force=force,
-                               api_version=rt.api_version, subresource=subresource, part=part,
-                               now=now())
-        return self._write(rt, live, merged, dry_run=dry_run, manager=manager,
-                           subresource=subresource, fields=merged["metadata"]["managedFields"])
+        merged = managed.apply(
+            live,
+            applied,
+            manager=manager,
+            force=force,
+            api_version=rt.api_version,
+            subresource=subresource,
+            part=part,
+            now=now(),
+        )
+        return self._write(
+            rt,
+            live,
+            merged,
+            dry_run=dry_run,
+            manager=manager,
+            subresource=subresource,
+            fields=merged["metadata"]["managedFields"],
+        )
 
     def _commit(
-        self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any], *, dry_run: bool,
+        self,
+        rt: ResourceType,
+        old: dict[str, Any] | None,
+        obj: dict[str, Any],
+        *,
+        dry_run: bool,
     ) -> dict[str, Any]:
         if old is not None and _comparable(obj) == _comparable(old):
             return old  # a no-op write changes nothing, not even the resourceVersion
@@ -404,9 +562,19 @@ class Objects:
         if not names.get("plural") or not names.get("kind"):
             causes.append(("spec.names", "Required value: plural and kind are required"))
         elif name != f"{names['plural']}.{spec.get('group')}":
-            causes.append(("metadata.name", f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
+            causes.append(
+                (
+                    "metadata.name",
+                    f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+                )
+            )
         if not spec.get("versions"):
-            causes.append(("spec.versions", "Invalid value: must have exactly one version marked as storage version"))
+            causes.append(
+                (
+                    "spec.versions",
+                    "Invalid value: must have exactly one version marked as storage version",
+                )
+            )
         if spec.get("scope") not in ("Namespaced", "Cluster"):
             causes.append(("spec.scope", f"Unsupported value: {json.dumps(spec.get('scope'))}"))
         if causes:
@@ -418,10 +586,20 @@ class Objects:
         crd["status"] = {
             "acceptedNames": accepted,
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                 "message": "no conflicts found", "lastTransitionTime": stamp},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": stamp},
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": stamp,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": stamp,
+                },
             ],
             "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
         }
@@ -450,10 +628,9 @@ class Objects:
         self._terminating.discard(namespace)
         ns = self.store.get(_NAMESPACES, "", namespace)
         if ns is not None:
-            rt = self.registry.lookup("", "v1", "namespaces")
-            assert rt is not None  # noqa: S101 - a built-in
+            ns_type = self.registry.lookup("", "v1", "namespaces")
+            assert ns_type is not None  # noqa: S101 - a built-in
             final = _copy(ns)
             final["metadata"]["resourceVersion"] = str(self.store.next_rv())
             final["spec"] = {"finalizers": []}
-            self.store.remove(rt.key, final)
-
+            self.store.remove(ns_type.key, final)

@@ -1,8 +1,8 @@
 """The three PATCH formats of the Kubernetes API: JSON patch, merge patch, strategic merge patch.
 
 kopf sends JSON patches with ``test`` operations (a failed test must answer 422 so kopf retries),
-kubectl and controllers send merge and strategic patches. Strategic merge differs from merge patch in
-one way that matters: lists of objects with a merge key (``name`` for containers, env, volumes;
+kubectl and controllers send merge and strategic patches. Strategic merge differs from merge patch
+in one way that matters: lists of objects with a merge key (``name`` for containers, env, volumes;
 ``containerPort`` for ports, ...) are merged item by item instead of replaced, and an item with
 ``$patch: delete`` is removed. All functions are pure: they return a new document.
 """
@@ -15,7 +15,13 @@ from typing import Any
 
 from sealed_gitops.testing.kube.status import ApiError
 
-__all__ = ["PatchError", "apply_json_patch", "apply_merge_patch", "apply_strategic_patch", "merge_key"]
+__all__ = [
+    "PatchError",
+    "apply_json_patch",
+    "apply_merge_patch",
+    "apply_strategic_patch",
+    "merge_key",
+]
 
 #: merge keys tried in order; the first one every list item has wins
 _MERGE_KEYS = ("name", "containerPort", "mountPath", "devicePath", "ip", "type", "topologyKey")
@@ -37,8 +43,11 @@ def _walk(doc: Any, parts: list[str]) -> Any:
     for part in parts:
         if isinstance(doc, dict):
             if part not in doc:
-                raise PatchError(422, f"the server rejected our request due to an error in our "
-                                      f"request: missing path segment {part!r}")
+                raise PatchError(
+                    422,
+                    f"the server rejected our request due to an error in our "
+                    f"request: missing path segment {part!r}",
+                )
             doc = doc[part]
         elif isinstance(doc, list):
             doc = doc[_index(doc, part, allow_end=False)]
@@ -106,7 +115,9 @@ def apply_json_patch(doc: dict[str, Any], operations: Any) -> dict[str, Any]:
             _remove(result, parts)
         elif kind in ("move", "copy"):
             source = _pointer(op.get("from", ""))
-            value = _remove(result, source) if kind == "move" else copy.deepcopy(_walk(result, source))
+            value = (
+                _remove(result, source) if kind == "move" else copy.deepcopy(_walk(result, source))
+            )
             result = _add(result, parts, value, replace=False)
         elif kind == "test":
             try:
@@ -186,9 +197,7 @@ def _merge_list(current: list[Any], patch: list[Any]) -> list[Any]:
         return [_strip(v) for v in patch]
     merged = list(current)
     for item in patch:
-        position = next(
-            (n for n, old in enumerate(merged) if old.get(key) == item.get(key)), None
-        )
+        position = next((n for n, old in enumerate(merged) if old.get(key) == item.get(key)), None)
         if _is_delete(item):
             if position is not None:
                 merged.pop(position)

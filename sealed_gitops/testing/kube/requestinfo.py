@@ -12,6 +12,7 @@ from dataclasses import dataclass
 __all__ = ["RequestInfo", "parse"]
 
 _WATCH_VALUES = ("1", "true", "True")
+_VERBS = {"get": "get", "post": "create", "put": "update", "patch": "patch"}
 
 
 @dataclass(frozen=True)
@@ -47,19 +48,10 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else None
     subresource = rest[2] if len(rest) > 2 else ""
-    if lower == "get":
-        if name is None:
-            verb = "watch" if query.get("watch") in _WATCH_VALUES else "list"
-        else:
-            verb = "get"
-    elif lower == "post":
-        verb = "create"
-    elif lower == "put":
-        verb = "update"
-    elif lower == "patch":
-        verb = "patch"
+    if lower == "get" and name is None:
+        verb = "watch" if query.get("watch") in _WATCH_VALUES else "list"
     elif lower == "delete":
         verb = "delete" if name is not None else "deletecollection"
     else:
-        verb = lower
+        verb = _VERBS.get(lower, lower)
     return RequestInfo(True, verb, path, group, version, resource, subresource, namespace, name)

@@ -80,13 +80,19 @@ class ResourceType:
                     "namespaced": self.namespaced,
                     "kind": kind,
                     "verbs": list(verbs),
-                    **({"group": "authentication.k8s.io", "version": "v1"} if name == "token" else {}),
+                    **(
+                        {"group": "authentication.k8s.io", "version": "v1"}
+                        if name == "token"
+                        else {}
+                    ),
                 }
             )
         return entries
 
 
-def _rt(group: str, version: str, plural: str, kind: str, namespaced: bool, **kw: Any) -> ResourceType:
+def _rt(
+    group: str, version: str, plural: str, kind: str, namespaced: bool, **kw: Any
+) -> ResourceType:
     return ResourceType(group, version, plural, kind, namespaced, **kw)
 
 
@@ -94,15 +100,38 @@ _APPS = {"status": True, "generation": True, "categories": ("all",)}
 _RBAC = "rbac.authorization.k8s.io"
 
 BUILTIN: tuple[ResourceType, ...] = (
-    _rt("", "v1", "namespaces", "Namespace", False, short_names=("ns",), status=True,
-        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    _rt(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        False,
+        short_names=("ns",),
+        status=True,
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+    ),
     _rt("", "v1", "secrets", "Secret", True),
     _rt("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
-    _rt("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",),
-        extra_subresources=(("token", "TokenRequest", ("create",)),)),
-    _rt("", "v1", "services", "Service", True, short_names=("svc",), status=True,
+    _rt(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        True,
+        short_names=("sa",),
+        extra_subresources=(("token", "TokenRequest", ("create",)),),
+    ),
+    _rt(
+        "",
+        "v1",
+        "services",
+        "Service",
+        True,
+        short_names=("svc",),
+        status=True,
         categories=("all",),
-        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
+        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+    ),
     _rt("", "v1", "events", "Event", True, short_names=("ev",)),
     _rt("", "v1", "pods", "Pod", True, short_names=("po",), status=True, categories=("all",)),
     _rt("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",)),
@@ -111,24 +140,55 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("apps", "v1", "daemonsets", "DaemonSet", True, short_names=("ds",), **_APPS),
     _rt("batch", "v1", "jobs", "Job", True, **_APPS),
     _rt("batch", "v1", "cronjobs", "CronJob", True, short_names=("cj",), **_APPS),
-    _rt("networking.k8s.io", "v1", "ingresses", "Ingress", True, short_names=("ing",),
-        status=True, generation=True),
+    _rt(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        True,
+        short_names=("ing",),
+        status=True,
+        generation=True,
+    ),
     _rt(_RBAC, "v1", "roles", "Role", True),
     _rt(_RBAC, "v1", "rolebindings", "RoleBinding", True),
     _rt(_RBAC, "v1", "clusterroles", "ClusterRole", False),
     _rt(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False),
-    _rt("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
-        False, short_names=("crd", "crds"), status=True, generation=True,
-        categories=("api-extensions",)),
+    _rt(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        short_names=("crd", "crds"),
+        status=True,
+        generation=True,
+        categories=("api-extensions",),
+    ),
     _rt("coordination.k8s.io", "v1", "leases", "Lease", True),
     _rt("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=("create",)),
-    _rt("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
-        False, verbs=("create",)),
+    _rt(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        verbs=("create",),
+    ),
 )
 
 #: group -> preferred version, in the order ``/apis`` lists groups
-_GROUP_ORDER = ("apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-                "networking.k8s.io", _RBAC, "apiextensions.k8s.io", "coordination.k8s.io")
+_GROUP_ORDER = (
+    "apps",
+    "events.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "batch",
+    "networking.k8s.io",
+    _RBAC,
+    "apiextensions.k8s.io",
+    "coordination.k8s.io",
+)
 
 
 @dataclass
@@ -223,9 +283,11 @@ class Registry:
         }
 
     def group_list(self) -> dict[str, Any]:
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-            self.group_doc(g) for g in self.groups()
-        ]}
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [self.group_doc(g) for g in self.groups()],
+        }
 
     def group_doc(self, group: str) -> dict[str, Any]:
         versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in self.versions(group)]

@@ -24,7 +24,9 @@ _EQ_RE = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)\s*$
 
 def _split(selector: str) -> list[str]:
     """Split on commas that are not inside ``in (a,b)`` parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in selector:
         if ch == "(":
             depth += 1
@@ -91,6 +93,15 @@ _KIND_FIELDS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
 }
 
 
+def _field_test(
+    getter: Callable[[dict[str, Any]], str], value: str, *, negate: bool
+) -> Callable[[dict[str, Any]], bool]:
+    def test(obj: dict[str, Any]) -> bool:
+        return (getter(obj) == value) != negate
+
+    return test
+
+
 def parse_field_selector(selector: str | None, *, plural: str, kind: str) -> Matcher | None:
     """A matcher over the supported field paths; an unknown field answers 400 as a server does."""
     if not selector or not selector.strip():
@@ -106,13 +117,10 @@ def parse_field_selector(selector: str | None, *, plural: str, kind: str) -> Mat
         if getter is None:
             raise ApiError(
                 400,
-                f'field label not supported: {path}',
+                f"field label not supported: {path}",
                 reason="BadRequest",
             )
-        if op == "!=":
-            tests.append(lambda o, g=getter, v=value: g(o) != v)
-        else:
-            tests.append(lambda o, g=getter, v=value: g(o) == v)
+        tests.append(_field_test(getter, value, negate=op == "!="))
     del kind
 
     def match(obj: dict[str, Any]) -> bool:

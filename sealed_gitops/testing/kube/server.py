@@ -38,8 +38,12 @@ from sealed_gitops.testing.kube.tls import make_certificate
 
 __all__ = ["ADMIN_USER", "KubeEmulator"]
 
-_RBAC_PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
-                 "Role": "roles", "RoleBinding": "rolebindings"}
+_RBAC_PLURALS = {
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+}
 ADMIN_USER = UserInfo("admin", (MASTERS_GROUP, "system:authenticated"))
 
 
@@ -91,11 +95,16 @@ class KubeEmulator:
 
     def _app(self) -> web.Application:
         specials = Specials(
-            objects=self.objects, authenticator=self.authenticator, authorizer=self.authorizer,
+            objects=self.objects,
+            authenticator=self.authenticator,
+            authorizer=self.authorizer,
             rbac=lambda: self.rbac,
         )
-        resources = ResourceHandler(objects=self.objects, specials=specials.table(),
-                                    bookmark_interval=self._bookmark_interval)
+        resources = ResourceHandler(
+            objects=self.objects,
+            specials=specials.table(),
+            bookmark_interval=self._bookmark_interval,
+        )
         discovery = DiscoveryHandler(registry=self.registry)
 
         async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -105,20 +114,31 @@ class KubeEmulator:
             return await discovery(request)
 
         app = web.Application(
-            middlewares=[make_middleware(faults=self.faults, authenticator=self.authenticator,
-                                         authorizer=self.authorizer, rbac=lambda: self.rbac)],
+            middlewares=[
+                make_middleware(
+                    faults=self.faults,
+                    authenticator=self.authenticator,
+                    authorizer=self.authorizer,
+                    rbac=lambda: self.rbac,
+                )
+            ],
             client_max_size=16 * 1024 * 1024,
         )
         app.router.add_route("*", "/{tail:.*}", dispatch)
         return app
 
     async def start(self) -> KubeEmulator:
-        runner = web.AppRunner(self._app(), access_log=None, handler_cancellation=True,
-                               shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            self._app(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
         await runner.setup()
         self._tempdir = tempfile.mkdtemp(prefix="kube-emulator-")
-        site = web.TCPSite(runner, self.host, self.port,
-                           ssl_context=self.certificate.server_context(Path(self._tempdir)))
+        site = web.TCPSite(
+            runner,
+            self.host,
+            self.port,
+            ssl_context=self.certificate.server_context(Path(self._tempdir)),
+        )
         await site.start()
         self._runner = runner
         address: Any = runner.addresses[0]
@@ -128,8 +148,9 @@ class KubeEmulator:
             path = Path(self._tempdir) / "kubeconfig"
         else:
             path = self._kubeconfig_wanted
-        self.kubeconfig_path = write_kubeconfig(path, server=self.url, token=self.token,
-                                                 ca_pem=self.certificate.ca_pem)
+        self.kubeconfig_path = write_kubeconfig(
+            path, server=self.url, token=self.token, ca_pem=self.certificate.ca_pem
+        )
         return self
 
     async def stop(self) -> None:
@@ -161,8 +182,9 @@ class KubeEmulator:
         """
         loop = asyncio.new_event_loop()
         ready = threading.Event()
-        thread = threading.Thread(target=self._thread_main, args=(loop, ready), daemon=True,
-                                  name="kube-emulator")
+        thread = threading.Thread(
+            target=self._thread_main, args=(loop, ready), daemon=True, name="kube-emulator"
+        )
         thread.start()
         ready.wait()
         try:
@@ -193,6 +215,6 @@ class KubeEmulator:
 
     def write_kubeconfig(self, path: str | Path, *, token: str | None = None) -> Path:
         """Another kubeconfig for this server, e.g. for a user added with :meth:`add_user`."""
-        return write_kubeconfig(Path(path), server=self.url, token=token or self.token,
-                                ca_pem=self.certificate.ca_pem)
-
+        return write_kubeconfig(
+            Path(path), server=self.url, token=token or self.token, ca_pem=self.certificate.ca_pem
+        )

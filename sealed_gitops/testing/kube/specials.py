@@ -38,7 +38,11 @@ def _spec(body: Any) -> dict[str, Any]:
 
 class Specials:
     def __init__(
-        self, *, objects: Objects, authenticator: Authenticator, authorizer: Authorizer,
+        self,
+        *,
+        objects: Objects,
+        authenticator: Authenticator,
+        authorizer: Authorizer,
         rbac: Callable[[], bool],
     ) -> None:
         self.objects = objects
@@ -62,35 +66,54 @@ class Specials:
         account = self.objects.get(rt, info.namespace or "", info.name or "")
         expiry = int(spec.get("expirationSeconds") or _DEFAULT_EXPIRY)
         if expiry < _MIN_EXPIRY:
-            raise invalid("authentication.k8s.io", "TokenRequest", info.name or "", [
-                ("spec.expirationSeconds",
-                 f"Invalid value: {expiry}: may not specify a duration less than 10 minutes")
-            ])
+            raise invalid(
+                "authentication.k8s.io",
+                "TokenRequest",
+                info.name or "",
+                [
+                    (
+                        "spec.expirationSeconds",
+                        f"Invalid value: {expiry}: may not specify a duration less than 10 minutes",
+                    )
+                ],
+            )
         audiences = list(spec.get("audiences") or [])
         token, expires = self.authenticator.issue_token(
-            namespace=info.namespace or "", name=info.name or "",
-            uid=account["metadata"]["uid"], audiences=audiences, expiration_seconds=expiry,
+            namespace=info.namespace or "",
+            name=info.name or "",
+            uid=account["metadata"]["uid"],
+            audiences=audiences,
+            expiration_seconds=expiry,
         )
         return {
             "kind": "TokenRequest",
             "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"name": info.name, "namespace": info.namespace,
-                         "creationTimestamp": None},
-            "spec": {"audiences": audiences, "expirationSeconds": expiry,
-                     "boundObjectRef": spec.get("boundObjectRef")},
-            "status": {"token": token,
-                       "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "metadata": {"name": info.name, "namespace": info.namespace, "creationTimestamp": None},
+            "spec": {
+                "audiences": audiences,
+                "expirationSeconds": expiry,
+                "boundObjectRef": spec.get("boundObjectRef"),
+            },
+            "status": {
+                "token": token,
+                "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
         }
 
     async def token_review(
         self, request: web.Request, info: RequestInfo, body: Any
     ) -> dict[str, Any]:
         spec = _spec(body)
-        status = self.authenticator.review(str(spec.get("token", "")),
-                                           list(spec.get("audiences") or []))
-        return {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
-                "spec": {k: v for k, v in spec.items() if k != "token"}, "status": status}
+        status = self.authenticator.review(
+            str(spec.get("token", "")), list(spec.get("audiences") or [])
+        )
+        return {
+            "kind": "TokenReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": {k: v for k, v in spec.items() if k != "token"},
+            "status": status,
+        }
 
     async def access_review(
         self, request: web.Request, info: RequestInfo, body: Any
@@ -101,15 +124,23 @@ class Specials:
         allowed, reason = True, ""
         if isinstance(attrs, dict) and self.rbac():
             allowed, reason = self.authorizer.authorize(
-                user, verb=str(attrs.get("verb", "")), api_group=str(attrs.get("group", "")),
+                user,
+                verb=str(attrs.get("verb", "")),
+                api_group=str(attrs.get("group", "")),
                 resource=str(attrs.get("resource", "")),
                 subresource=str(attrs.get("subresource", "")),
-                namespace=attrs.get("namespace") or None, name=attrs.get("name") or None,
+                namespace=attrs.get("namespace") or None,
+                name=attrs.get("name") or None,
             )
         status: dict[str, Any] = {"allowed": allowed}
         if reason and allowed:
             status["reason"] = reason
         if not allowed:
             status["reason"] = ""
-        return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-                "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
+        return {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }

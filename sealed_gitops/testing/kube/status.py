@@ -2,8 +2,8 @@
 
 kubectl, kopf and the official Python client all parse the JSON ``Status`` object a real API server
 sends with every error (``reason`` drives their retry and conflict logic, ``details.causes`` is what
-kubectl prints for a 422), so the emulator answers every failure with one. :class:`ApiError` is raised
-anywhere in the emulator and turned into a response in one place, the HTTP layer.
+kubectl prints for a 422), so the emulator answers every failure with one. :class:`ApiError` is
+raised anywhere in the emulator and turned into a response in one place, the HTTP layer.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Why it looks like this: a real API server's cost per request does not depend on how many requests it
 has served, and GET does not depend on how many objects are stored. So objects live in one dict per
-resource keyed by (namespace, name) (GET is one lookup), nothing about past requests is kept except a
-fixed-size ring of recent watch events per resource (so a watch can resume from a recent
+resource keyed by (namespace, name) (GET is one lookup), nothing about past requests is kept except
+a fixed-size ring of recent watch events per resource (so a watch can resume from a recent
 resourceVersion, and a too-old one gets 410 Gone as etcd compaction would give), and stored objects
 are never mutated in place: every write stores a fresh dict, so readers and queued watch events can
 share them without copying.
@@ -191,4 +191,6 @@ def _decode_continue(token: str) -> Key:
         ns, name = data["start"]
         return (str(ns), str(name))
     except (ValueError, KeyError, TypeError) as exc:
-        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from exc
+        raise bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion"
+        ) from exc

@@ -18,7 +18,9 @@ _EXTRA: dict[str, list[tuple[str, Callable[[dict[str, Any]], str]]]] = {
         ("Type", lambda o: str(o.get("type", ""))),
         ("Data", lambda o: str(len(o.get("data") or {}))),
     ],
-    "configmaps": [("Data", lambda o: str(len(o.get("data") or {}) + len(o.get("binaryData") or {})))],
+    "configmaps": [
+        ("Data", lambda o: str(len(o.get("data") or {}) + len(o.get("binaryData") or {})))
+    ],
     "namespaces": [("Status", lambda o: str((o.get("status") or {}).get("phase", "")))],
 }
 
@@ -46,12 +48,28 @@ def to_table(
 ) -> dict[str, Any]:
     """A Table of ``objects``; ``include`` is the ``includeObject`` parameter (Metadata default)."""
     extra = _EXTRA.get(plural, [])
-    columns = [{"name": "Name", "type": "string", "format": "name", "priority": 0,
-                "description": "Name must be unique within a namespace."}]
-    columns += [{"name": title, "type": "string", "format": "", "priority": 0, "description": title}
-                for title, _ in extra]
-    columns.append({"name": "Age", "type": "string", "format": "", "priority": 0,
-                    "description": "CreationTimestamp is the time the object was created."})
+    columns = [
+        {
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "priority": 0,
+            "description": "Name must be unique within a namespace.",
+        }
+    ]
+    columns += [
+        {"name": title, "type": "string", "format": "", "priority": 0, "description": title}
+        for title, _ in extra
+    ]
+    columns.append(
+        {
+            "name": "Age",
+            "type": "string",
+            "format": "",
+            "priority": 0,
+            "description": "CreationTimestamp is the time the object was created.",
+        }
+    )
     rows = []
     for obj in objects:
         metadata = obj["metadata"]
@@ -61,8 +79,16 @@ def to_table(
         if include == "Object":
             row["object"] = obj
         elif include != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": metadata}
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": metadata,
+            }
         rows.append(row)
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-            "columnDefinitions": columns, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "columnDefinitions": columns,
+        "rows": rows,
+    }

@@ -62,9 +62,9 @@ def _name_problem(rt: ResourceType, name: str) -> str | None:
 def validate_name(rt: ResourceType, name: str) -> None:
     problem = _name_problem(rt, name)
     if problem:
-        raise invalid(rt.group, rt.kind, name, [
-            ("metadata.name", f'Invalid value: "{name}": {problem}')
-        ])
+        raise invalid(
+            rt.group, rt.kind, name, [("metadata.name", f'Invalid value: "{name}": {problem}')]
+        )
 
 
 def normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -77,8 +77,11 @@ def normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
         if values is not None and (
             not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values())
         ):
-            raise ApiError(400, f"{rt.kind} in version \"{rt.version}\" cannot be handled as a "
-                                f"{rt.kind}: metadata.{field} values must be strings")
+            raise ApiError(
+                400,
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                f"{rt.kind}: metadata.{field} values must be strings",
+            )
     if rt.group == "" and rt.plural == "secrets":
         _secret(rt, obj)
     elif rt.group == "" and rt.plural == "configmaps":
@@ -94,25 +97,37 @@ def _check_keys(rt: ResourceType, name: str, field: str, values: Any) -> None:
     if values is None:
         return
     if not isinstance(values, dict):
-        raise ApiError(400, f'{rt.kind} in version "v1" cannot be handled as a {rt.kind}: '
-                            f"{field} must be an object")
+        raise ApiError(
+            400,
+            f'{rt.kind} in version "v1" cannot be handled as a {rt.kind}: '
+            f"{field} must be an object",
+        )
     bad = [k for k in values if len(k) > 253 or not _CONFIG_KEY.match(k) or k in (".", "..")]
     if bad:
-        raise invalid(rt.group, rt.kind, name, [
-            (f"{field}[{key}]", f'Invalid value: "{key}": a valid config key must consist of '
-                                f"alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
-                                f"'KEY_NAME',  or 'key-name', regex used for validation is "
-                                f"'[-._a-zA-Z0-9]+')")
-            for key in bad
-        ])
+        raise invalid(
+            rt.group,
+            rt.kind,
+            name,
+            [
+                (
+                    f"{field}[{key}]",
+                    f'Invalid value: "{key}": a valid config key must consist of '
+                    f"alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
+                    f"'KEY_NAME',  or 'key-name', regex used for validation is "
+                    f"'[-._a-zA-Z0-9]+')",
+                )
+                for key in bad
+            ],
+        )
 
 
 def _secret(rt: ResourceType, obj: dict[str, Any]) -> None:
     name = obj["metadata"].get("name", "")
     data = obj.get("data")
     if data is not None and not isinstance(data, dict):
-        raise ApiError(400, 'Secret in version "v1" cannot be handled as a Secret: data must be an '
-                            "object")
+        raise ApiError(
+            400, 'Secret in version "v1" cannot be handled as a Secret: data must be an object'
+        )
     for value in (data or {}).values():
         # A real server fails while decoding []byte, before validation: 400, not 422.
         try:
@@ -129,8 +144,11 @@ def _secret(rt: ResourceType, obj: dict[str, Any]) -> None:
         if not isinstance(string_data, dict) or not all(
             isinstance(v, str) for v in string_data.values()
         ):
-            raise ApiError(400, 'Secret in version "v1" cannot be handled as a Secret: '
-                                "stringData values must be strings")
+            raise ApiError(
+                400,
+                'Secret in version "v1" cannot be handled as a Secret: '
+                "stringData values must be strings",
+            )
         merged = dict(data or {})
         for key, value in string_data.items():
             merged[key] = base64.b64encode(value.encode()).decode()

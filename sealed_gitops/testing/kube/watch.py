@@ -11,10 +11,10 @@ ADDED events with the ``k8s.io/initial-events-end`` bookmark.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +41,47 @@ def _bookmark(rt: ResourceType, rv: int, *, initial_end: bool = False) -> dict[s
     return {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
 
 
+@dataclass
+class _Params:
+    """The watch parameters of one request."""
+
+    rv_text: str
+    timeout: float
+    bookmarks: bool
+    initial: bool
+
+    @classmethod
+    def parse(cls, request: web.Request) -> _Params:
+        query = request.query
+        try:
+            timeout = float(query.get("timeoutSeconds") or _DEFAULT_TIMEOUT)
+        except ValueError as exc:
+            raise bad_request("timeoutSeconds must be a number") from exc
+        return cls(
+            rv_text=query.get("resourceVersion", ""),
+            timeout=timeout,
+            bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
+            initial=query.get("sendInitialEvents") == "true",
+        )
+
+
+def _backlog(
+    store: Store, rt: ResourceType, namespace: str | None, params: _Params
+) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """What to send before live events, and the version live events must be newer than."""
+    if params.rv_text in ("", "0") or params.initial:
+        objs = sorted(
+            store.items(rt.key, namespace),
+            key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]),
+        )
+        return [("ADDED", o) for o in objs], store.rv
+    try:
+        start_rv = int(params.rv_text)
+    except ValueError as exc:
+        raise bad_request(f"invalid resource version {params.rv_text!r}") from exc
+    return [(e.type, e.obj) for e in store.bucket(rt.key).since(start_rv)], start_rv
+
+
 async def serve_watch(
     request: web.Request,
     *,
@@ -51,77 +92,82 @@ async def serve_watch(
     render: Callable[[dict[str, Any]], dict[str, Any]],
     bookmark_interval: float,
 ) -> web.StreamResponse:
-    query = request.query
-    rv_text = query.get("resourceVersion", "")
-    try:
-        timeout = float(query.get("timeoutSeconds") or _DEFAULT_TIMEOUT)
-    except ValueError as exc:
-        raise bad_request("timeoutSeconds must be a number") from exc
-    bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
-    initial = query.get("sendInitialEvents") == "true"
-    bucket = store.bucket(rt.key)
+    params = _Params.parse(request)
     watcher = Watcher(namespace=namespace if rt.namespaced else None)
-    # Subscribe before reading the backlog: both happen without an await in between, so no event
-    # can fall between the snapshot and the live stream.
-    backlog: list[tuple[str, dict[str, Any]]] = []
+    bucket = store.bucket(rt.key)
+    # Snapshot and subscription happen without an await in between, so no event can fall
+    # between the backlog and the live stream.
     error: ApiError | None = None
-    if rv_text in ("", "0") or initial:
-        objs = store.items(rt.key, watcher.namespace)
-        backlog = [("ADDED", o) for o in sorted(objs, key=lambda o: (
-            o["metadata"].get("namespace", ""), o["metadata"]["name"]))]
-        start_rv = store.rv
-    else:
-        try:
-            start_rv = int(rv_text)
-            backlog = [(e.type, e.obj) for e in bucket.since(start_rv)]
-        except ValueError:
-            error = bad_request(f"invalid resource version {rv_text!r}")
-        except ApiError as exc:
-            error = exc
+    backlog: list[tuple[str, dict[str, Any]]] = []
+    start_rv = store.rv
+    try:
+        backlog, start_rv = _backlog(store, rt, watcher.namespace, params)
+    except ApiError as exc:
+        error = exc  # a real server answers 200 and an ERROR event (410 for a compacted version)
     bucket.watchers.add(watcher)
-    response = web.StreamResponse(headers={"Content-Type": "application/json",
-                                           "Cache-Control": "no-cache, private"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"}
+    )
     response.enable_chunked_encoding()
     try:
         await response.prepare(request)
         if error is not None:
             await response.write(_line("ERROR", error.body()))
-            return response
-        last_rv = start_rv
-        for kind, obj in backlog:
-            if _visible(obj, watcher.namespace, match):
-                await response.write(_line(kind, render(obj)))
-            last_rv = max(last_rv, int(obj["metadata"]["resourceVersion"]))
-        if initial and bookmarks:
-            await response.write(_line("BOOKMARK", _bookmark(rt, store.rv, initial_end=True)))
-        deadline = time.monotonic() + timeout
-        next_bookmark = time.monotonic() + bookmark_interval
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                break
-            wait = deadline - now
-            if bookmarks:
-                wait = min(wait, max(0.0, next_bookmark - now))
-            try:
-                event = await asyncio.wait_for(watcher.queue.get(), timeout=wait)
-            except TimeoutError:
-                if bookmarks and time.monotonic() >= next_bookmark:
-                    await response.write(_line("BOOKMARK", _bookmark(rt, max(last_rv, store.rv))))
-                    next_bookmark = time.monotonic() + bookmark_interval
-                continue
-            if event is None:
-                break  # the resource went away (its CRD was deleted)
-            last_rv = max(last_rv, event.rv)
-            if _visible(event.obj, watcher.namespace, match) and event.rv > start_rv:
-                await response.write(_line(event.type, render(event.obj)))
+        else:
+            for kind, obj in backlog:
+                if _visible(obj, watcher.namespace, match):
+                    await response.write(_line(kind, render(obj)))
+            if params.initial and params.bookmarks:
+                await response.write(_line("BOOKMARK", _bookmark(rt, store.rv, initial_end=True)))
+            await _live(
+                response,
+                watcher,
+                params,
+                start_rv=start_rv,
+                rt=rt,
+                store=store,
+                match=match,
+                render=render,
+                bookmark_interval=bookmark_interval,
+            )
+        await response.write_eof()
     except ConnectionResetError:
-        return response
+        pass  # the client went away; nothing to finish
     finally:
         bucket.watchers.discard(watcher)
-    with contextlib.suppress(ConnectionResetError):
-        await response.write_eof()
     return response
+
+
+async def _live(
+    response: web.StreamResponse,
+    watcher: Watcher,
+    params: _Params,
+    *,
+    start_rv: int,
+    rt: ResourceType,
+    store: Store,
+    match: Matcher | None,
+    render: Callable[[dict[str, Any]], dict[str, Any]],
+    bookmark_interval: float,
+) -> None:
+    deadline = time.monotonic() + params.timeout
+    next_bookmark = time.monotonic() + bookmark_interval
+    while (now := time.monotonic()) < deadline:
+        wait = deadline - now
+        if params.bookmarks:
+            wait = min(wait, max(0.0, next_bookmark - now))
+        try:
+            event = await asyncio.wait_for(watcher.queue.get(), timeout=wait)
+        except TimeoutError:
+            if params.bookmarks and time.monotonic() >= next_bookmark:
+                # Only sent while the queue is empty: every event up to store.rv was delivered.
+                await response.write(_line("BOOKMARK", _bookmark(rt, store.rv)))
+                next_bookmark = time.monotonic() + bookmark_interval
+            continue
+        if event is None:
+            return  # the resource went away (its CRD was deleted) or the server is stopping
+        if event.rv > start_rv and _visible(event.obj, watcher.namespace, match):
+            await response.write(_line(event.type, render(event.obj)))
 
 
 def _visible(obj: dict[str, Any], namespace: str | None, match: Matcher | None) -> bool:
