@@ -14,6 +14,7 @@ since concurrent runs share it; each run's objects carry their own label and nam
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,8 +27,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+from sealed_gitops.testing import KubeEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -340,3 +344,156 @@ def test_operator_catches_up_after_a_restart(
     assert lines[0] == f"create {namespace}/w"
     assert sorted(lines[1:3]) == [f"create {namespace}/w2", f"update {namespace}/w"]
     assert lines[3:] == [f"delete {namespace}/w"]
+
+
+# ---------------------------------------------------------------------- as a service account
+
+
+@pytest.fixture(scope="module")
+def secured_kubeconfig(e2e_kubeconfig: Path | None) -> Iterator[Path]:
+    """An admin kubeconfig of a server enforcing RBAC: a fresh emulator, or the real cluster."""
+    if e2e_kubeconfig is not None:
+        yield e2e_kubeconfig
+        return
+    with KubeEmulator(rbac=True).run_in_thread() as emulator:
+        yield emulator.kubeconfig_path
+
+
+def _token_kubeconfig(admin_kubeconfig: Path, token: str, path: Path) -> Path:
+    config = yaml.safe_load(admin_kubeconfig.read_text())
+    context = next(
+        c["context"] for c in config["contexts"] if c["name"] == config["current-context"]
+    )
+    # Only the token: a client certificate would win over it on a real server.
+    config["users"] = [{"name": context["user"], "user": {"token": token}}]
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_operator_as_a_namespaced_service_account(secured_kubeconfig: Path, tmp_path: Path) -> None:
+    """kopf under RBAC: a Role in its namespace, and cluster-wide only what kopf insists on.
+
+    kopf lists and watches CRDs and namespaces cluster-wide even when it serves one namespace
+    (without that it retries the 403 and never starts), so a ClusterRole grants exactly that, as
+    kopf's own deployment docs do; everything else comes from a namespaced Role.
+    """
+    with config.new_client_from_config(config_file=str(secured_kubeconfig)) as admin:
+        extensions = client.ApiextensionsV1Api(admin)
+        with contextlib.suppress(ApiException):
+            extensions.create_custom_resource_definition(CRD)
+        wait_for(
+            lambda: any(
+                c.type == "Established" and c.status == "True"
+                for c in (
+                    extensions.read_custom_resource_definition(
+                        CRD["metadata"]["name"]
+                    ).status.conditions
+                    or []
+                )
+            ),
+            what="the CRD to be Established",
+        )
+        core = client.CoreV1Api(admin)
+        rbac = client.RbacAuthorizationV1Api(admin)
+        ns = f"kopf-sa-{uuid.uuid4().hex[:8]}"
+        core.create_namespace({"metadata": {"name": ns}})
+        cluster_role = f"{ns}-operator"
+        try:
+            rbac.create_cluster_role(
+                {
+                    "metadata": {"name": cluster_role},
+                    "rules": [
+                        {
+                            "apiGroups": ["apiextensions.k8s.io"],
+                            "resources": ["customresourcedefinitions"],
+                            "verbs": ["list", "watch"],
+                        },
+                        {
+                            "apiGroups": [""],
+                            "resources": ["namespaces"],
+                            "verbs": ["list", "watch"],
+                        },
+                    ],
+                }
+            )
+            rbac.create_cluster_role_binding(
+                {
+                    "metadata": {"name": cluster_role},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": cluster_role,
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}],
+                }
+            )
+            core.create_namespaced_service_account(ns, {"metadata": {"name": "operator"}})
+            rbac.create_namespaced_role(
+                ns,
+                {
+                    "metadata": {"name": "operator"},
+                    "rules": [
+                        {
+                            "apiGroups": [GROUP],
+                            "resources": [PLURAL],
+                            "verbs": ["get", "list", "watch", "patch", "update"],
+                        },
+                        {
+                            "apiGroups": [GROUP],
+                            "resources": [f"{PLURAL}/status"],
+                            "verbs": ["get", "patch", "update"],
+                        },
+                        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+                    ],
+                },
+            )
+            rbac.create_namespaced_role_binding(
+                ns,
+                {
+                    "metadata": {"name": "operator"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "Role",
+                        "name": "operator",
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}],
+                },
+            )
+            token = core.create_namespaced_service_account_token(
+                "operator", ns, {"spec": {"expirationSeconds": 3600}}
+            ).status.token
+            kubeconfig = _token_kubeconfig(secured_kubeconfig, token, tmp_path / "operator.yaml")
+
+            objects = client.CustomObjectsApi(admin)
+            run_id = uuid.uuid4().hex[:12]
+            with kopf_operator(
+                kubeconfig=kubeconfig, scope=["--namespace", ns], run_id=run_id, workdir=tmp_path
+            ) as handlers:
+                objects.create_namespaced_custom_object(
+                    GROUP,
+                    "v1",
+                    ns,
+                    PLURAL,
+                    {
+                        "apiVersion": f"{GROUP}/v1",
+                        "kind": "Widget",
+                        "metadata": {"name": "w", "labels": {"fidelity-run": run_id}},
+                        "spec": {"size": 5},
+                    },
+                )
+
+                def handled() -> dict[str, Any] | None:
+                    obj = _widget(objects, ns, "w")
+                    status = (obj or {}).get("status") or {}
+                    return obj if status.get("phase") == "Created" else None
+
+                obj = wait_for(handled, what="the create handler, run as the service account")
+                assert FINALIZER in obj["metadata"]["finalizers"]
+                objects.delete_namespaced_custom_object(GROUP, "v1", ns, PLURAL, "w")
+                wait_for(lambda: _widget(objects, ns, "w") is None, what="the finalized delete")
+                assert handlers.read_text().splitlines() == [f"create {ns}/w", f"delete {ns}/w"]
+        finally:
+            for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
+                with contextlib.suppress(ApiException):
+                    delete(cluster_role)
+            core.delete_namespace(ns)
