@@ -205,19 +205,23 @@ def apply(
       and live resourceVersion both match is not written.
     - ``discovery``: pass a long-lived one to keep its cache between reconciles.
 
-    API failures become FAILED outcomes (never exceptions), except that reading the live state
-    up front fails the whole call with a ClusterError: without it nothing can be planned.
+    API failures become FAILED outcomes, never exceptions: an object that cannot be read or
+    written fails on its own; with ``Policy.ATOMIC`` everything after the first failure (and
+    everything, when a read failed) is SKIPPED, with ``Policy.ISOLATE`` the rest goes on.
+    Discovery failures (the API server is down) do raise ClusterError: nothing can be planned.
     """
     discovery = discovery or Discovery(client)
     prepared = [sync.prepare(obj, source_path=(sources or {}).get(ObjectId.of(obj)))
                 for obj in objects]
     versions = {ObjectId.of(o): str(o.get("apiVersion", "")) for o in prepared}
-    live = read_live(client, discovery, versions, sync=sync)
+    unreadable: dict[ObjectId, ClusterError] = {}
+    live = read_live(client, discovery, versions, sync=sync, failures=unreadable)
     plan = plan_changes(prepared, live, recorded=recorded, digest_key=digest_key)
     changes = {c.id: c for c in plan.create + plan.update + plan.unchanged}
 
     outcomes: list[ObjectOutcome] = []
-    stopped = False
+    # Atomic: an object we cannot even read means nothing is written this time.
+    stopped = bool(unreadable) and policy is Policy.ATOMIC
     for stage in apply_stages(prepared, is_cluster_scoped=_scope_function(discovery, prepared)):
         written_crds: list[tuple[int, str]] = []
         for obj in stage.objects:
@@ -225,6 +229,10 @@ def apply(
             version = split_api_version(versions[oid])[1]
             change = changes[oid]
             mark = digest(obj, key=digest_key)
+            if oid in unreadable:
+                outcomes.append(ObjectOutcome(oid, Result.FAILED, version, change=change,
+                                              error=unreadable[oid]))
+                continue
             if stopped:
                 outcomes.append(ObjectOutcome(oid, Result.SKIPPED, version, change=change))
                 continue

@@ -15,7 +15,7 @@ from typing import Any
 from sealed_gitops.cluster.client import KubeClient
 from sealed_gitops.cluster.discovery import Discovery, Resource
 from sealed_gitops.cluster.ownership import SyncRef
-from sealed_gitops.errors import ApiNotFound
+from sealed_gitops.errors import ApiNotFound, ClusterError
 from sealed_gitops.plan.ids import InventoryEntry, ObjectId
 
 __all__ = ["api_version_of", "read_live", "read_object"]
@@ -47,12 +47,17 @@ def read_live(
     entries: Iterable[InventoryEntry] | Mapping[ObjectId, str],
     *,
     sync: SyncRef | None = None,
+    failures: dict[ObjectId, ClusterError] | None = None,
 ) -> dict[ObjectId, dict[str, Any]]:
     """The live objects for ``entries`` (ids with their API version), by id; absent ids omitted.
 
     ``entries`` is an inventory's entries, or a mapping of id to ``apiVersion``. With ``sync``,
     ids of one kind and namespace are read with one LIST selecting that Sync's labels first.
     A kind the server does not serve (its CRD is gone or not applied yet) has no live objects.
+
+    With ``failures`` given, an id whose read fails (403 in a namespace the identity may not
+    read, a 5xx) is put there with its error and the others are still read; without it the
+    first failure is raised.
     """
     wanted: dict[ObjectId, str] = {}
     if isinstance(entries, Mapping):
@@ -70,24 +75,44 @@ def read_live(
     for (resource, namespace), ids in sorted(groups.items(), key=lambda kv: str(kv[0])):
         missing = set(ids)
         if sync is not None and len(ids) >= _LIST_THRESHOLD:
-            listed = client.request(
-                "GET", resource.path(namespace=namespace),
-                query={"labelSelector": sync.selector},
-                action="list", what=f"{resource.plural} {namespace}".strip(),
-            )
-            for item in listed.get("items") or ():
-                meta = item.get("metadata") or {}
-                oid = ObjectId(namespace=str(meta.get("namespace") or ""),
-                               name=str(meta.get("name") or ""),
-                               group=resource.group, kind=resource.kind)
-                if oid in missing:
-                    # LIST items lack apiVersion/kind; put them back so callers see an object.
-                    item.setdefault("apiVersion", resource.api_version)
-                    item.setdefault("kind", resource.kind)
-                    live[oid] = item
-                    missing.discard(oid)
+            try:
+                found = _list_owned(client, resource, namespace, sync, missing)
+            except ClusterError:
+                if failures is None:
+                    raise
+                found = {}  # read them one by one below, each with its own outcome
+            live.update(found)
+            missing -= found.keys()
         for oid in sorted(missing):
-            obj = read_object(client, resource, oid)
+            try:
+                obj = read_object(client, resource, oid)
+            except ClusterError as exc:
+                if failures is None:
+                    raise
+                failures[oid] = exc
+                continue
             if obj is not None:
                 live[oid] = obj
     return live
+
+
+def _list_owned(
+    client: KubeClient, resource: Resource, namespace: str, sync: SyncRef, wanted: set[ObjectId]
+) -> dict[ObjectId, dict[str, Any]]:
+    """The objects among ``wanted`` that one LIST selecting ``sync``'s labels returns."""
+    listed = client.request(
+        "GET", resource.path(namespace=namespace), query={"labelSelector": sync.selector},
+        action="list", what=f"{resource.plural} {namespace}".strip(),
+    )
+    found: dict[ObjectId, dict[str, Any]] = {}
+    for item in listed.get("items") or ():
+        meta = item.get("metadata") or {}
+        oid = ObjectId(namespace=str(meta.get("namespace") or ""),
+                       name=str(meta.get("name") or ""),
+                       group=resource.group, kind=resource.kind)
+        if oid in wanted:
+            # LIST items lack apiVersion and kind; put them back so callers see an object.
+            item.setdefault("apiVersion", resource.api_version)
+            item.setdefault("kind", resource.kind)
+            found[oid] = item
+    return found

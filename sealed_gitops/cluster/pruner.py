@@ -75,7 +75,9 @@ class PruneResult:
         return not self.failed
 
 
-def _reverse_apply_order(entries: list[InventoryEntry]) -> list[InventoryEntry]:
+def _reverse_apply_order(
+    entries: list[InventoryEntry], discovery: Discovery
+) -> list[InventoryEntry]:
     stubs = []
     by_id = {e.id: e for e in entries}
     for entry in entries:
@@ -84,7 +86,12 @@ def _reverse_apply_order(entries: list[InventoryEntry]) -> list[InventoryEntry]:
             meta["namespace"] = entry.id.namespace
         stubs.append({"apiVersion": api_version_of(entry.id, entry.version),
                       "kind": entry.id.kind, "metadata": meta})
-    ordered = [by_id[ObjectId.of(s)] for s in apply_order(stubs)]
+    def is_cluster_scoped(oid: ObjectId) -> bool:
+        resource = discovery.find(api_version_of(oid, by_id[oid].version), oid.kind)
+        return (not resource.namespaced) if resource is not None else not oid.namespace
+
+    ordered = [by_id[ObjectId.of(s)] for s in apply_order(stubs,
+                                                          is_cluster_scoped=is_cluster_scoped)]
     return ordered[::-1]
 
 
@@ -103,7 +110,7 @@ def prune(
     """
     discovery = discovery or Discovery(client)
     outcomes: list[PruneOutcome] = []
-    for entry in _reverse_apply_order(previous.diff(current)):
+    for entry in _reverse_apply_order(previous.diff(current), discovery):
         oid = entry.id
         try:
             resource = discovery.find(api_version_of(oid, entry.version), oid.kind)
