@@ -497,3 +497,61 @@ def test_operator_as_a_namespaced_service_account(secured_kubeconfig: Path, tmp_
                 with contextlib.suppress(ApiException):
                     delete(cluster_role)
             core.delete_namespace(ns)
+
+
+# ---------------------------------------------------------------------- under injected faults
+
+
+@pytest.mark.usefixtures("widgets_crd")
+def test_operator_retries_through_injected_faults(
+    emulator: KubeEmulator,
+    api: client.ApiClient,
+    kubeconfig: Path,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Emulator only: kopf's retries against 5xx answers and a dropped connection.
+
+    The first PATCHes of the widget fail (503 twice, then the connection is dropped) and the
+    first event post is slow; kopf must retry and still finish the cycle with nothing lost.
+    """
+    objects = client.CustomObjectsApi(api)
+    run_id = uuid.uuid4().hex[:12]
+    emulator.faults.add(verb="patch", resource=PLURAL, namespace=namespace, count=2, status=503)
+    emulator.faults.add(verb="patch", resource=PLURAL, namespace=namespace, drop=True)
+    emulator.faults.add(verb="create", resource="events", namespace=namespace, delay=1.0)
+    try:
+        with kopf_operator(
+            kubeconfig=kubeconfig, scope=["--namespace", namespace], run_id=run_id, workdir=tmp_path
+        ) as handlers:
+            objects.create_namespaced_custom_object(
+                GROUP,
+                "v1",
+                namespace,
+                PLURAL,
+                {
+                    "apiVersion": f"{GROUP}/v1",
+                    "kind": "Widget",
+                    "metadata": {"name": "w", "labels": {"fidelity-run": run_id}},
+                    "spec": {"size": 7},
+                },
+            )
+
+            def handled() -> dict[str, Any] | None:
+                obj = _widget(objects, namespace, "w")
+                status = (obj or {}).get("status") or {}
+                finalizers = (obj or {}).get("metadata", {}).get("finalizers") or []
+                return obj if status.get("phase") == "Created" and FINALIZER in finalizers else None
+
+            obj = wait_for(handled, what="the create cycle despite the faults")
+            assert obj["status"]["observedSize"] == 7
+            # Every armed fault was met (the event post is asynchronous, hence the wait).
+            wait_for(lambda: emulator.faults.pending() == 0, what="every fault to be taken")
+            objects.delete_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, "w")
+            wait_for(lambda: _widget(objects, namespace, "w") is None, what="the finalized delete")
+            assert handlers.read_text().splitlines() == [
+                f"create {namespace}/w",
+                f"delete {namespace}/w",
+            ]
+    finally:
+        emulator.faults.clear()
