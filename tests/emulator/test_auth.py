@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import json
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -935,6 +936,60 @@ class TestOverHttp:
         assert status == 401
         assert body["kind"] == "Status"
         assert body["reason"] == "Unauthorized"
+
+    def test_no_credentials_is_anonymous_at_best(
+        self, token_endpoint: Callable[[str], Endpoint]
+    ) -> None:
+        anonymous = token_endpoint("x")
+        headers = {k: v for k, v in anonymous.headers.items() if k != "Authorization"}
+        status, body = dataclasses.replace(anonymous, headers=headers).call(
+            "GET", "/api/v1/namespaces/default/secrets"
+        )
+        # 401, or 403 for system:anonymous where anonymous auth is on (the kubeadm default).
+        assert status in (401, 403)
+        assert body["kind"] == "Status"
+
+    def test_kubectl_auth_can_i(
+        self, admin: Endpoint, ns: str, kubectl: Path, secured_kubeconfig: Path
+    ) -> None:
+        """The real kubectl asks SelfSubjectAccessReview, impersonating with ``--as``."""
+        user = f"user-{uuid.uuid4().hex[:8]}"
+        _bind(
+            admin,
+            ns,
+            role_kind="ClusterRole",
+            role="view",
+            subject={"kind": "User", "apiGroup": RBAC, "name": user},
+        )
+
+        def can_i(*args: str) -> str:
+            result = subprocess.run(
+                [
+                    str(kubectl),
+                    "--kubeconfig",
+                    str(secured_kubeconfig),
+                    "auth",
+                    "can-i",
+                    *args,
+                    "-n",
+                    ns,
+                    "--as",
+                    user,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            return result.stdout.strip()
+
+        deadline = time.monotonic() + 10
+        while can_i("list", "deployments.apps") != "yes" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert can_i("list", "deployments.apps") == "yes"
+        assert can_i("get", "configmaps") == "yes"
+        assert can_i("get", "secrets") == "no"
+        assert can_i("create", "configmaps") == "no"
 
     def test_rbac_through_impersonation(self, admin: Endpoint, ns: str) -> None:
         user = f"user-{uuid.uuid4().hex[:8]}"
