@@ -32,6 +32,10 @@ COMMANDS: dict[str, str] = {
     "rotate": "sealed_gitops.cli.sops_cmds:rotate_cmd",
     "edit": "sealed_gitops.cli.edit:edit",
     "verify": "sealed_gitops.cli.verify:verify",
+    "audit": "sealed_gitops.cli.audit_cmds:audit",
+    "git-setup": "sealed_gitops.cli.audit_cmds:git_setup",
+    "git-textconv": "sealed_gitops.cli.audit_cmds:git_textconv",
+    "git-merge": "sealed_gitops.cli.audit_cmds:git_merge",
 }
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.

@@ -1,0 +1,285 @@
+"""``sealed-gitops audit`` and ``git-setup``, and the hidden commands git calls as drivers.
+
+Why this module exists: it is the face of ``sealed_gitops.audit``. ``audit`` answers "who changed
+which encrypted value, and when" from Git history, as a table for people (plain columns when
+piped, a progress bar only on a terminal) or as JSON rows for tools. ``git-setup`` wires git's
+textconv and merge-driver hooks to ``git-textconv`` and ``git-merge`` so that ``git diff`` shows
+which keys of an encrypted file changed and ``git merge`` of two branches that changed different
+values of one SOPS file succeeds. No command here ever prints a value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from sealed_gitops.audit import (
+    AuditResult,
+    ChangeRecord,
+    KeyedHasher,
+    audit_history,
+    masked_text,
+    merge_sops,
+    parse_date,
+)
+from sealed_gitops.audit.snapshot import read_snapshot
+from sealed_gitops.errors import AuditError, ConfigError, SealedGitopsError
+from sealed_gitops.redact import redact
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["audit", "git_merge", "git_setup", "git_textconv"]
+
+DRIVER = "sealed-gitops"
+#: Patterns git-setup always writes: the usual names of encrypted files.
+DEFAULT_PATTERNS = ("*.sops.yaml", "*.sops.yml", "*.sops.json", "*.enc.yaml", "*.enc.json")
+#: Below this many commits a progress bar would only flicker.
+PROGRESS_MIN_COMMITS = 200
+_COLUMNS = ("date", "author", "signature", "file", "object", "key", "change", "commit")
+
+
+def _hasher(
+    age_identities: tuple[Path, ...], gnupghome: Path | None, sealing_keys: tuple[Path, ...]
+) -> KeyedHasher:
+    from sealed_gitops.crypto.sealing_keys import load_private_keys
+    from sealed_gitops.keys.discovery import discover_keyring
+    from sealed_gitops.keys.sealing import SealingKeyring
+
+    ring = discover_keyring(age_identity_files=list(age_identities), gnupghome=gnupghome)
+    private = []
+    for path in sealing_keys:
+        private.extend(load_private_keys(path.read_bytes(), source=str(path)))
+    return KeyedHasher(sops=ring, sealing=SealingKeyring(private) if private else None)
+
+
+def _run(
+    path: Path, *, progress_on: bool, **kwargs: object
+) -> AuditResult:
+    if not progress_on:
+        return audit_history(path, **kwargs)  # type: ignore[arg-type]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), transient=True, console=_console(stderr=True),
+    ) as bar:
+        task = bar.add_task("reading history", total=None)
+
+        def report(done: int, total: int) -> None:
+            if total >= PROGRESS_MIN_COMMITS and (done % 50 == 0 or done == total):
+                bar.update(task, completed=done, total=total)
+
+        return audit_history(path, progress=report, **kwargs)  # type: ignore[arg-type]
+
+
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _cell(record: ChangeRecord, column: str) -> str:
+    if column == "commit":
+        return record.commit[:12]
+    if column == "signature":
+        signer = f" {record.signer[-16:]}" if record.signer else ""
+        return f"{record.signature.value}{signer}"
+    value = record.to_json()[column]
+    return "-" if value is None else str(value)
+
+
+def _print_table(records: list[ChangeRecord]) -> None:
+    if not sys.stdout.isatty():
+        # Piped: plain tab-separated columns, no colours, no box drawing.
+        click.echo("\t".join(_COLUMNS))
+        for record in records:
+            click.echo("\t".join(_cell(record, c) for c in _COLUMNS))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_lines=False, header_style="bold")
+    styles = {"added": "green", "removed": "red", "changed": "yellow"}
+    for column in _COLUMNS:
+        table.add_column(column, overflow="fold")
+    for record in records:
+        cells = [escape(_cell(record, c)) for c in _COLUMNS]
+        style = styles.get(record.change.value, "")
+        table.add_row(*cells, style=style)
+    Console(highlight=False).print(table)
+    if not records:
+        click.echo("no changes of encrypted values found", err=True)
+
+
+@click.command("audit")
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--since", help="Only changes authored on or after this date (ISO 8601).")
+@click.option("--until", help="Only changes authored on or before this date (ISO 8601).")
+@click.option("--object", "object_filter", metavar="KIND/NAMESPACE/NAME",
+              help="Only this object (e.g. Secret/app/db).")
+@click.option("--decrypt", is_flag=True,
+              help="Use your keys to tell re-encryptions from real changes (keyed hashes only; "
+                   "no value is printed).")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table")
+@click.option("--rev", default="HEAD", show_default=True,
+              help="Audit the history of this revision.")
+@click.option("--signer-key", "signer_keys", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Armored OpenPGP public key whose signatures count as good (repeatable); "
+                   "default: your GnuPG keyring.")
+@click.option("--age-identity", "age_identities", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --decrypt: age identity file (repeatable), besides SOPS_AGE_KEY*.")
+@click.option("--gnupghome", type=click.Path(file_okay=False, path_type=Path),
+              help="With --decrypt: GnuPG home holding PGP keys.")
+@click.option("--sealing-key", "sealing_keys", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --decrypt: a sealed-secrets private key (PEM or TLS Secret; repeatable).")
+def audit(
+    *,
+    path: Path,
+    since: str | None,
+    until: str | None,
+    object_filter: str | None,
+    decrypt: bool,
+    output: str,
+    rev: str,
+    signer_keys: tuple[Path, ...],
+    age_identities: tuple[Path, ...],
+    gnupghome: Path | None,
+    sealing_keys: tuple[Path, ...],
+) -> None:
+    """Who changed which encrypted value under PATH, and when: one row per change of one value."""
+    if object_filter is not None and object_filter.count("/") != 2:
+        raise ConfigError("--object must be KIND/NAMESPACE/NAME (namespace may be empty)")
+    judge = _hasher(age_identities, gnupghome, sealing_keys) if decrypt else None
+    result = _run(
+        path,
+        progress_on=output == "table" and sys.stderr.isatty(),
+        since=parse_date(since) if since else None,
+        until=parse_date(until) if until else None,
+        object_filter=object_filter,
+        judge=judge,
+        signer_keys=[p.read_bytes() for p in signer_keys] or None,
+        rev=rev,
+    )
+    if output == "json":
+        click.echo(json.dumps([r.to_json() for r in result.records], indent=2, ensure_ascii=False))
+    else:
+        _print_table(result.records)
+    for notice in result.notices:
+        click.echo(f"note: {redact(notice)}", err=True)
+
+
+def _driver_command() -> str:
+    """How git should call us: this interpreter and module, so it works without PATH."""
+    return shlex.join([sys.executable, "-m", "sealed_gitops"])
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise AuditError(f"git {args[0]} failed") from exc
+    return proc.stdout
+
+
+def _encrypted_tracked_files(root: Path) -> list[str]:
+    found = []
+    for name in _git(root, "ls-files", "-z").split("\0"):
+        if not name or not (root / name).is_file():
+            continue
+        if read_snapshot((root / name).read_bytes(), file=name).objects:
+            found.append(name)
+    return found
+
+
+@click.command("git-setup")
+@click.argument("repo", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--pattern", "patterns", multiple=True,
+              help="A .gitattributes pattern for encrypted files (repeatable), beyond the "
+                   "defaults and the encrypted files already tracked.")
+@click.option("--command", "command", help="How git runs sealed-gitops (default: this one).")
+def git_setup(*, repo: Path, patterns: tuple[str, ...], command: str | None) -> None:
+    """Configure git diff (masked textconv) and git merge (SOPS-aware) for encrypted files."""
+    root = Path(_git(repo, "rev-parse", "--show-toplevel").strip())
+    run = command or _driver_command()
+    settings = {
+        f"diff.{DRIVER}.textconv": f"{run} git-textconv",
+        f"merge.{DRIVER}.name": "sealed-gitops: merge SOPS files value by value",
+        f"merge.{DRIVER}.driver": f"{run} git-merge %O %A %B %P",
+    }
+    for key, value in settings.items():
+        _git(root, "config", "--local", key, value)
+    wanted = [*DEFAULT_PATTERNS, *patterns]
+    covered = set(wanted)
+    wanted += [
+        "/" + name.replace(" ", "[[:space:]]")
+        for name in _encrypted_tracked_files(root) if name not in covered
+    ]
+    attributes = root / ".gitattributes"
+    existing = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
+    present = {line.split()[0] for line in existing.splitlines() if line.strip()}
+    lines = [f"{p} diff={DRIVER} merge={DRIVER}" for p in wanted if p not in present]
+    if lines:
+        prefix = "" if not existing or existing.endswith("\n") else "\n"
+        attributes.write_text(existing + prefix + "\n".join(lines) + "\n", encoding="utf-8")
+    click.echo(f"git config: {', '.join(settings)}; .gitattributes: {len(lines)} line(s) added")
+
+
+@click.command("git-textconv", hidden=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def git_textconv(*, file: Path) -> None:
+    """(for git) Print FILE with every encrypted value masked."""
+    sys.stdout.buffer.write(masked_text(file.read_bytes(), file=file.name))
+    sys.stdout.buffer.flush()
+
+
+@click.command("git-merge", hidden=True)
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ours", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("theirs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path")
+def git_merge(*, base: Path, ours: Path, theirs: Path, path: str) -> None:
+    """(for git) Merge THEIRS into OURS (BASE is the ancestor); PATH is the file's name."""
+    from sealed_gitops.crypto.sops import is_sops_document
+
+    ours_data, theirs_data = ours.read_bytes(), theirs.read_bytes()
+    base_data = base.read_bytes() if base.exists() else b""
+    if not (is_sops_document(ours_data, file=path) and is_sops_document(theirs_data, file=path)):
+        # Not SOPS (a SealedSecret, or a plain file): git's own text merge is the right one.
+        proc = subprocess.run(
+            ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
+             str(ours), str(base), str(theirs)],
+            check=False, timeout=60,
+        )
+        raise click.exceptions.Exit(0 if proc.returncode == 0 else 1)
+    from sealed_gitops.keys.discovery import discover_keyring
+
+    try:
+        with discover_keyring() as ring:
+            merged = merge_sops(
+                base_data or None, ours_data, theirs_data, unwrapper=ring, file=path
+            )
+    except SealedGitopsError as exc:
+        click.echo(
+            f"sealed-gitops merge driver: cannot merge {path} ({exc.code}): {exc}; "
+            "the MAC can only be recomputed with a key that opens the file; resolve by hand "
+            "(sealed-gitops edit) or provide a key (SOPS_AGE_KEY_FILE, GNUPGHOME)",
+            err=True,
+        )
+        raise click.exceptions.Exit(1) from None
+    tmp = ours.with_name(ours.name + ".sg-merge")
+    tmp.write_bytes(merged)
+    os.replace(tmp, ours)
