@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from sealed_gitops.crypto.age import AgeIdentities
 from sealed_gitops.crypto.sops import decrypt_bytes, encrypt_bytes
@@ -68,23 +70,73 @@ def test_shamir_any_threshold_subset_recovers(secret: bytes, parts: int, data: s
     assert [s[-1] for s in shares] == list(range(1, parts + 1))
 
 
-keys = st.text(_chars, min_size=1, max_size=10).filter(
-    lambda k: k != "sops"
+# Every character YAML can carry except "<<": sops writes that string as the merge key
+# (``!!merge <<``), which every YAML reader, sops included, then takes for a merge, so sops
+# itself cannot carry it. Surrogates cannot be encoded in UTF-8 at all.
+_tree_chars = st.characters(blacklist_categories=("Cs",))
+tree_text = st.text(_tree_chars, max_size=12).filter(lambda t: t != "<<") | st.sampled_from(
+    ["a\n", "\n", "a\n\n", " a\nb", "a \nb", "a\n b", "yes", "1:20", "a\u2028b", "- a", "#x",
+     "a: b", "a #b", "'", "\t", "a\tb\nc", "\U00010000", "2001-01-01", "0o17", "1_0", "~", ""]
 )
+keys = tree_text.filter(lambda k: k not in ("sops", ""))
 json_leaves = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
-    st.floats(allow_nan=False, allow_infinity=False), text,
+    st.floats(allow_nan=False, allow_infinity=False), tree_text,
 )
+
+
+def _indicator_ok(value: object) -> bool:
+    """False for a multi-line string that starts with a space or break anywhere inside ``value``.
+
+    Inside a sequence go-yaml writes such a string as ``|4`` with its lines indented from the
+    dash column instead of from where YAML counts the indicator, so sops writes a file that no
+    YAML reader reads back: sops cannot carry that value in a list.
+    """
+    if isinstance(value, str):
+        return not ("\n" in value and value[:1] in (" ", *_BREAKS))
+    if isinstance(value, dict):
+        return all(_indicator_ok(k) and _indicator_ok(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_indicator_ok(v) for v in value)
+    return True
+
+
+_BREAKS = ("\r", "\n", "\x85", "\u2028", "\u2029")
 trees = st.dictionaries(
     keys,
     st.recursive(
         json_leaves,
-        lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),
+        lambda children: st.lists(children.filter(_indicator_ok), max_size=3)
+        | st.dictionaries(keys, children, max_size=3),
         max_leaves=8,
     ),
     min_size=1,
     max_size=5,
 )
+# What a YAML reader refuses raw (controls, U+FFFE...) or reads as a line break goes in as an
+# escape; JSON's \u escapes are YAML double-quoted escapes too.
+_RAW_UNSAFE = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _source(tree: dict[str, object]) -> bytes:
+    """The tree as JSON text, which is YAML too."""
+    text = json.dumps(tree, ensure_ascii=False)
+    return _RAW_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
+
+def _read(out: bytes, fmt: str) -> object:
+    """Read a decrypted file with a YAML 1.2 reader that is not ours (sops writes 5e+06)."""
+    if fmt == "json":
+        return json.loads(out)
+    return YAML(typ="safe", pure=True).load(out.decode())
+
+
+def _keys(tree: object) -> list[str]:
+    if isinstance(tree, dict):
+        return [*tree, *(k for v in tree.values() for k in _keys(v))]
+    if isinstance(tree, list):
+        return [k for v in tree for k in _keys(v)]
+    return []
 
 
 def _same(a: object, b: object) -> bool:
@@ -104,28 +156,27 @@ def test_whole_trees_round_trip_ours_to_ours(
     tree: dict[str, object], fmt: str, age_keys: list[AgeKey], identities: AgeIdentities
 ) -> None:
     name = f"t.{fmt}"
-    plain = json.dumps(tree, ensure_ascii=False).encode()  # JSON is valid YAML too
-    enc = encrypt_bytes(plain, key_groups=[[age_keys[0].recipient]], file=name)
+    enc = encrypt_bytes(_source(tree), key_groups=[[age_keys[0].recipient]], file=name)
     out = decrypt_bytes(enc, unwrapper=identities, file=name)
-    import yaml
-
-    loaded = json.loads(out) if fmt == "json" else yaml.safe_load(out.decode())
-    assert _same(loaded, tree)
+    assert _same(_read(out, fmt), tree)
 
 
 @pytest.mark.slow
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=trees, fmt=st.sampled_from(["json", "yaml"]))
 def test_whole_trees_ours_to_sops(
     tree: dict[str, object], fmt: str, sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey],
     identities: AgeIdentities,
 ) -> None:
     name = f"h.{fmt}"
-    enc = encrypt_bytes(json.dumps(tree, ensure_ascii=False).encode(), key_groups=[[age_keys[0].recipient]], file=name)
+    enc = encrypt_bytes(_source(tree), key_groups=[[age_keys[0].recipient]], file=name)
     (tmp_path / name).write_bytes(enc)
-    import yaml
-
-    theirs = sops("-d", name).stdout.decode()
-    ours = decrypt_bytes(enc, unwrapper=identities, file=name).decode()
-    # Same data; the bytes may differ where go-yaml quotes a character we write raw (U+10000).
-    assert _same(yaml.safe_load(theirs), yaml.safe_load(ours))
+    theirs = sops("-d", name).stdout
+    ours = decrypt_bytes(enc, unwrapper=identities, file=name)
+    assert _same(_read(theirs, fmt), tree)
+    if any(c in k for k in _keys(tree) for c in _BREAKS):
+        # Not done: go-yaml writes a key with a line break as a complex key (``? |``); ours
+        # writes it double-quoted. Same data (checked above), different bytes.
+        assert _same(_read(ours, fmt), tree)
+    else:
+        assert ours == theirs

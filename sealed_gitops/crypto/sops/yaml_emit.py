@@ -16,12 +16,9 @@ re-encrypted by us shows in ``git diff`` only the values that changed. The rules
 from __future__ import annotations
 
 import base64
-import json
+import re
 from functools import lru_cache
 from typing import Any
-
-from yaml.nodes import ScalarNode
-from yaml.resolver import Resolver
 
 from .tree import TreeBranch
 from .values import Comment, Timestamp, format_float_g
@@ -30,81 +27,162 @@ from .yaml_load import resolve_plain
 __all__ = ["dump_yaml", "scalar_text"]
 
 _INDENT = 4
-_OLD_BOOLS = frozenset(
-    "y Y yes Yes YES n N no No NO on On ON off Off OFF".split()
-)
-_YAML11 = Resolver()
-_STR_TAG = "tag:yaml.org,2002:str"
+_OLD_BOOLS = frozenset("y Y yes Yes YES n N no No NO on On ON off Off OFF".split())
+_BASE60_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+_BREAKS = frozenset("\r\n\x85\u2028\u2029")
+_FLOW_FIRST = frozenset("#,[]{}&*!|>'\"%@`")
+_FLOW_INNER = frozenset(",?[]{}")
+_ESCAPES = {
+    "\x00": "0", "\x07": "a", "\x08": "b", "\t": "t", "\n": "n", "\x0b": "v", "\x0c": "f",
+    "\r": "r", "\x1b": "e", '"': '"', "\\": "\\", "\x85": "N", "\xa0": "_", "\u2028": "L",
+    "\u2029": "P",
+}
+_PLAIN, _SINGLE, _DOUBLE, _LITERAL = range(4)
 
 
 def _printable(ch: str) -> bool:
+    """go-yaml's ``is_printable``: it excludes tabs and everything above the BMP."""
     code = ord(ch)
-    if ch in "\t":
-        return True
-    if code < 0x20 or code == 0x7F or 0x80 <= code <= 0x9F:
-        return False
-    return code not in (0x2028, 0x2029, 0xFEFF) and not 0xD800 <= code <= 0xDFFF and code not in (
-        0xFFFE,
-        0xFFFF,
+    return (
+        code == 0x0A
+        or 0x20 <= code <= 0x7E
+        or 0xA0 <= code <= 0xD7FF
+        or (0xE000 <= code <= 0xFFFD and code != 0xFEFF)
     )
 
 
-@lru_cache(maxsize=4096)
-def _reads_as_other_type(text: str) -> bool:
-    """go-yaml double-quotes a string that would read back as something else."""
-    if text in _OLD_BOOLS or not isinstance(resolve_plain(text), str):
-        return True
-    if resolve_plain(text) != text:
-        return True
-    return _YAML11.resolve(ScalarNode, text, (True, False)) != _STR_TAG
-
-
-def _plain_ok(text: str) -> bool:
-    if not text or text != text.strip(" \t"):
+@lru_cache(maxsize=8192)
+def _can_use_plain(text: str) -> bool:
+    """go-yaml's ``stringv``: plain only when the text resolves back to the same string."""
+    if text in _OLD_BOOLS or text == "<<" or _BASE60_FLOAT.match(text):
         return False
-    if any(not _printable(c) or c == "\t" for c in text):
-        return False
-    first = text[0]
-    if first in ",[]{}#&*!|>'\"%@`":
-        return False
-    if first in "-?:" and (len(text) == 1 or text[1] in " \t"):
-        return False
-    return not (
-        text.startswith(("---", "..."))
-        or ": " in text
-        or " #" in text
-        or text.endswith(":")
-    )
+    resolved = resolve_plain(text)
+    return isinstance(resolved, str) and not isinstance(resolved, Timestamp) and resolved == text
 
 
-def _single_ok(text: str) -> bool:
-    return bool(text) and all(_printable(c) and c != "\t" for c in text)
+@lru_cache(maxsize=8192)
+def _allowed(text: str) -> tuple[bool, bool, bool, bool]:
+    """(multiline, block_plain, single_quoted, block) allowed: go-yaml's ``analyze_scalar``."""
+    if not text:
+        return False, True, True, False
+    block_ind = flow_ind = line_breaks = special = tabs = False
+    leading_space = leading_break = trailing_space = trailing_break = False
+    break_space = space_break = previous_space = previous_break = False
+    if text.startswith(("---", "...")):
+        block_ind = True
+    preceded_by_ws = True
+    last = len(text) - 1
+    for i, ch in enumerate(text):
+        followed_by_ws = i == last or text[i + 1] in " \t"
+        if i == 0:
+            if ch in _FLOW_FIRST:
+                block_ind = True
+            elif ch in "?:" and followed_by_ws or ch == "-" and followed_by_ws:
+                block_ind = True
+        elif ch == ":" and followed_by_ws or ch == "#" and preceded_by_ws:
+            block_ind = True
+        if ch == "\t":
+            tabs = True
+        elif not _printable(ch):
+            special = True
+        if ch == " ":
+            leading_space = leading_space or i == 0
+            trailing_space = i == last
+            break_space = break_space or previous_break
+            previous_space, previous_break = True, False
+        elif ch in _BREAKS:
+            line_breaks = True
+            leading_break = leading_break or i == 0
+            trailing_break = i == last
+            space_break = space_break or previous_space
+            previous_space, previous_break = False, True
+        else:
+            previous_space = previous_break = False
+        preceded_by_ws = ch in " \t\x00" or ch in _BREAKS
+    del flow_ind  # only flow collections care; sops writes block style throughout
+    plain = single = block = True
+    if leading_space or leading_break or trailing_space or trailing_break:
+        plain = False
+    if trailing_space:
+        block = False
+    if break_space:
+        plain = single = False
+    if space_break or tabs or special:
+        plain = single = False
+    if space_break or special:
+        block = False
+    if line_breaks or block_ind:
+        plain = False
+    return line_breaks, plain, single, block
 
 
-def _quoted(text: str) -> str:
-    out = json.dumps(text, ensure_ascii=False)
-    if all(_printable(c) or c in "\n\r" for c in text):
-        return out
-    return "".join(
-        c if _printable(c) or c in '"\\' else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else
-        f"\\U{ord(c):08x}"
-        for c in out
-    )
+def _style(text: str, *, key: bool) -> int:
+    """The style go-yaml ends up with: the one ``stringv`` asks for, downgraded by the emitter."""
+    multiline, plain_ok, single_ok, block_ok = _allowed(text)
+    if "\n" in text:
+        style = _LITERAL
+    elif _can_use_plain(text):
+        style = _PLAIN
+    else:
+        style = _DOUBLE
+    if key and multiline:
+        style = _DOUBLE
+    if style == _PLAIN and (not plain_ok or (not text and key)):
+        style = _SINGLE
+    if style == _SINGLE and not single_ok:
+        style = _DOUBLE
+    if style == _LITERAL and (not block_ok or key):
+        style = _DOUBLE
+    return style
 
 
-def _literal_ok(text: str) -> bool:
-    if "\n" not in text or text.strip("\n") == "" or "\r" in text:
-        return False
-    if text[0] in " \t" or text.startswith("\n"):
-        return False
-    lines = text.split("\n")
-    return all(line == line.rstrip(" \t") for line in lines) and all(
-        _printable(c) or c == "\t" for c in text if c != "\n"
-    )
+def _double_quoted(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        if _printable(ch) and ch not in _BREAKS and ch not in '"\\\ufeff':
+            out.append(ch)
+            continue
+        code = ord(ch)
+        short = _ESCAPES.get(ch)
+        if short is not None:
+            out.append("\\" + short)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02X}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(f"\\U{code:08X}")
+    out.append('"')
+    return "".join(out)
 
 
-def scalar_text(value: Any) -> str | list[str]:
-    """The text of a scalar, or for a literal block its header followed by its lines."""
+def _indent_breaks(text: str, indent: int) -> str:
+    """Content after a non-``\\n`` line break (U+2028, U+2029) gets the indent, as go-yaml does."""
+    if "\u2028" not in text and "\u2029" not in text:
+        return text
+    return re.sub("([\u2028\u2029])(?=[^\u2028\u2029])", "\\1" + " " * indent, text)
+
+
+def _single_quoted(text: str, indent: int) -> str:
+    return "'" + _indent_breaks(text.replace("'", "''"), indent) + "'"
+
+
+def _literal(text: str, indent: int) -> list[str]:
+    header = "|"
+    if text[0] == " " or text[0] in _BREAKS:
+        header += str(_INDENT)
+    if text[-1] not in _BREAKS:
+        header += "-"
+    elif len(text) == 1 or text[-2] in _BREAKS:
+        header += "+"
+    body = text[:-1] if text.endswith("\n") else text
+    pad = " " * indent
+    return [header, *((pad + _indent_breaks(line, indent)) if line else "" for line in
+                      body.split("\n"))]
+
+
+def scalar_text(value: Any, *, indent: int = _INDENT, key: bool = False) -> str | list[str]:
+    """The text of a scalar, or for a literal block its header followed by its indented lines."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -118,27 +196,25 @@ def scalar_text(value: Any) -> str | list[str]:
     if isinstance(value, bytes):
         return "!!binary " + base64.b64encode(value).decode("ascii")
     if isinstance(value, Comment):
-        return _quoted(value.value)
+        return _double_quoted(value.value)
     text = str(value)
-    if "\n" in text:
-        return _literal(text) if _literal_ok(text) else _quoted(text)
-    if _reads_as_other_type(text):
-        return _quoted(text)
-    if _plain_ok(text):
+    style = _style(text, key=key)
+    if style == _PLAIN:
         return text
-    if _single_ok(text):
-        return "'" + text.replace("'", "''") + "'"
-    return _quoted(text)
+    if style == _SINGLE:
+        return _single_quoted(text, indent)
+    if style == _LITERAL:
+        return _literal(text, indent)
+    return _double_quoted(text)
 
 
-def _literal(text: str) -> list[str]:
-    if text.endswith("\n\n"):
-        header, body = "|+", text[:-1]
-    elif text.endswith("\n"):
-        header, body = "|", text[:-1]
-    else:
-        header, body = "|-", text
-    return [header, *body.split("\n")]
+def _deeper(column: int) -> int:
+    """go-yaml's indent for content nested under a key at ``column``: the next multiple of 4."""
+    return _INDENT * ((column + _INDENT) // _INDENT)
+
+
+def _has_keys(branch: TreeBranch) -> bool:
+    return any(isinstance(k, str) for k, _ in branch)
 
 
 class _Writer:
@@ -146,65 +222,65 @@ class _Writer:
         self.lines: list[str] = []
 
     def scalar_after(self, prefix: str, value: Any, nested: int, inline: list[str]) -> None:
-        text = scalar_text(value)
+        text = scalar_text(value, indent=nested)
         tail = (" #" + inline.pop(0)) if len(inline) == 1 else ""
         self._flush_inline(inline, len(prefix) - len(prefix.lstrip(" ")))
         if isinstance(text, str):
             self.lines.append(f"{prefix} {text}{tail}" if prefix else text)
             return
         self.lines.append(f"{prefix} {text[0]}{tail}")
-        self.lines.extend((" " * nested + line) if line else "" for line in text[1:])
+        self.lines.extend(text[1:])
 
     def _flush_inline(self, inline: list[str], indent: int) -> None:
         self.lines.extend(" " * indent + "#" + c for c in inline)
         inline.clear()
 
-    def mapping(self, branch: TreeBranch, base: int, *, dash: bool = False) -> None:
-        """Write a mapping whose nested content sits at base + 4; keys at base (+2 after a dash)."""
-        key_col = base + 2 if dash else base
-        first = True
+    def mapping(self, branch: TreeBranch, key_col: int, *, lead: str | None = None) -> None:
+        """Write a mapping with its keys at ``key_col``; ``lead`` starts the first key's line
+        (a sequence item's ``- ``, as go-yaml writes a mapping inside a sequence compactly)."""
         inline: list[str] = []
         for key, value in branch:
-            lead = (" " * base + "- ") if (dash and first) else " " * key_col
             if isinstance(key, Comment):
                 if key.inline:
                     inline.append(key.value)
                 else:
                     self.lines.append(" " * key_col + "#" + key.value)
-                    if dash and first:
-                        # a comment cannot follow the dash: put the dash on the next entry
-                        pass
                 continue
-            first = False
-            key_text = scalar_text(key)
-            if not isinstance(key_text, str):
-                key_text = _quoted(str(key))
-            prefix = f"{lead}{key_text}:"
-            self.value(prefix, value, base + _INDENT, inline)
+            head = lead if lead is not None else " " * key_col
+            lead = None
+            key_text = scalar_text(key, indent=_deeper(key_col), key=True)
+            if not isinstance(key_text, str):  # unreachable: a key is never a literal block
+                key_text = _double_quoted(str(key))
+            self.value(f"{head}{key_text}:", value, _deeper(key_col), inline)
         if inline:
             self._flush_inline(inline, key_col)
-        if first and dash:
-            self.lines.append(" " * base + "- {}")
+        if lead is not None:
+            self.lines.append(lead + "{}")
 
-    def sequence(self, items: list[Any], dash_col: int) -> None:
+    def sequence(self, items: list[Any], dash_col: int, *, lead: str | None = None) -> None:
+        """Write a sequence with its dashes at ``dash_col``; go-yaml indents an item's content
+        by two (past ``- ``) and writes a sequence or mapping inside a sequence on the dash line."""
         for item in items:
             if isinstance(item, Comment):
                 self.lines.append(" " * dash_col + "#" + item.value)
                 continue
-            lead = " " * dash_col + "-"
-            if isinstance(item, TreeBranch) and any(isinstance(k, str) for k, _ in item):
-                self.mapping(item, dash_col, dash=True)
-            elif isinstance(item, list) and item and not isinstance(item, TreeBranch):
-                self.lines.append(lead)
-                self.sequence(item, dash_col + _INDENT)
+            head = lead if lead is not None else " " * dash_col
+            lead = None
+            if isinstance(item, TreeBranch) and _has_keys(item):
+                self.mapping(item, dash_col + 2, lead=head + "- ")
+            elif isinstance(item, list) and [v for v in item if not isinstance(v, Comment)]:
+                self.sequence(item, dash_col + 2, lead=head + "- ")
             else:
-                self.value(lead, item, dash_col + _INDENT, [])
+                self.value(head + "-", item, dash_col + 2, [])
+        if lead is not None:
+            self.lines.append(lead + "[]")
 
     def value(self, prefix: str, value: Any, nested: int, inline: list[str]) -> None:
         if isinstance(value, TreeBranch):
-            if not any(isinstance(k, str) for k, _ in value):
+            if not _has_keys(value):
                 self.scalar_after_raw(prefix, "{}", inline)
-                self.mapping(value, nested) if value else None
+                if value:
+                    self.mapping(value, nested)
                 return
             self._line_with_inline(prefix, inline)
             self.mapping(value, nested)

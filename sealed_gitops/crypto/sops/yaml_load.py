@@ -58,7 +58,7 @@ class _Resolver(BaseResolver):
 
 
 try:  # libyaml's parser is several times faster; the pure-Python one gives identical nodes.
-    from yaml import CParser as _Parser  # type: ignore[attr-defined,unused-ignore]
+    from yaml._yaml import CParser as _Parser  # type: ignore[import-not-found,unused-ignore]
 
     class _Loader(_Parser, _Resolver):  # type: ignore[misc,unused-ignore]
         def __init__(self, stream: str) -> None:
