@@ -168,6 +168,39 @@ def _scope_function(
     return is_cluster_scoped
 
 
+def _rv(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def _plan(
+    prepared: Sequence[Mapping[str, Any]],
+    ids: Sequence[ObjectId],
+    live: Mapping[ObjectId, Mapping[str, Any]],
+    marks: Mapping[ObjectId, str],
+    *,
+    recorded: Mapping[ObjectId, tuple[str, str]],
+    digest_key: bytes | None,
+) -> dict[ObjectId, ObjectChange]:
+    """The change of every object; the field comparison runs only where the record differs.
+
+    An object whose recorded (digest, resourceVersion) still matches is unchanged without
+    looking further (the cheap path that keeps a no-op reconcile fast); the others go through
+    :func:`sealed_gitops.plan.plan_changes`, which compares fields and Secret keys.
+    """
+    changes: dict[ObjectId, ObjectChange] = {}
+    rest = []
+    for oid, obj in zip(ids, prepared, strict=True):
+        current = live.get(oid)
+        if current is not None and recorded.get(oid) == (marks[oid], _rv(current)):
+            version = split_api_version(str(obj.get("apiVersion", "")))[1]
+            changes[oid] = ObjectChange(oid, Change.UNCHANGED, version)
+        else:
+            rest.append(obj)
+    plan = plan_changes(rest, live, digest_key=digest_key)
+    changes.update((c.id, c) for c in plan.create + plan.update + plan.unchanged)
+    return changes
+
+
 def _write(
     client: KubeClient, discovery: Discovery, obj: Mapping[str, Any], oid: ObjectId,
     *, revision: str | None,
@@ -211,13 +244,14 @@ def apply(
     Discovery failures (the API server is down) do raise ClusterError: nothing can be planned.
     """
     discovery = discovery or Discovery(client)
-    prepared = [sync.prepare(obj, source_path=(sources or {}).get(ObjectId.of(obj)))
-                for obj in objects]
-    versions = {ObjectId.of(o): str(o.get("apiVersion", "")) for o in prepared}
+    ids = [ObjectId.of(obj) for obj in objects]
+    prepared = [sync.prepare(obj, source_path=(sources or {}).get(oid))
+                for oid, obj in zip(ids, objects, strict=True)]
+    versions = {oid: str(o.get("apiVersion", "")) for oid, o in zip(ids, prepared, strict=True)}
     unreadable: dict[ObjectId, ClusterError] = {}
     live = read_live(client, discovery, versions, sync=sync, failures=unreadable)
-    plan = plan_changes(prepared, live, recorded=recorded, digest_key=digest_key)
-    changes = {c.id: c for c in plan.create + plan.update + plan.unchanged}
+    marks = {oid: digest(obj, key=digest_key) for oid, obj in zip(ids, prepared, strict=True)}
+    changes = _plan(prepared, ids, live, marks, recorded=recorded or {}, digest_key=digest_key)
 
     outcomes: list[ObjectOutcome] = []
     # Atomic: an object we cannot even read means nothing is written this time.
@@ -228,7 +262,7 @@ def apply(
             oid = ObjectId.of(obj)
             version = split_api_version(versions[oid])[1]
             change = changes[oid]
-            mark = digest(obj, key=digest_key)
+            mark = marks[oid]
             if oid in unreadable:
                 outcomes.append(ObjectOutcome(oid, Result.FAILED, version, change=change,
                                               error=unreadable[oid]))
@@ -237,7 +271,7 @@ def apply(
                 outcomes.append(ObjectOutcome(oid, Result.SKIPPED, version, change=change))
                 continue
             if change.change is Change.UNCHANGED:
-                rv = str((live[oid].get("metadata") or {}).get("resourceVersion", ""))
+                rv = _rv(live[oid])
                 outcomes.append(ObjectOutcome(oid, Result.UNCHANGED, version, mark, rv, change))
                 continue
             try:

@@ -2,8 +2,9 @@
 
 Why this module exists: a no-op reconcile must be cheap (issue 6: at most 0.2 s for 2,000 objects),
 and one GET per object does not get there. Objects this Sync applied carry its labels, so one
-labelled LIST per kind and namespace returns most of them at once; only ids the list did not
-return (objects not yet ours, or not there at all) are read one by one.
+labelled LIST per kind and namespace returns most of them at once; when many ids are still
+missing (the first apply) one unselected LIST settles them; only a few stragglers are read one by
+one with GET.
 """
 
 from __future__ import annotations
@@ -73,35 +74,58 @@ def read_live(
 
     live: dict[ObjectId, dict[str, Any]] = {}
     for (resource, namespace), ids in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        missing = set(ids)
-        if sync is not None and len(ids) >= _LIST_THRESHOLD:
-            try:
-                found = _list_owned(client, resource, namespace, sync, missing)
-            except ClusterError:
-                if failures is None:
-                    raise
-                found = {}  # read them one by one below, each with its own outcome
-            live.update(found)
-            missing -= found.keys()
-        for oid in sorted(missing):
-            try:
-                obj = read_object(client, resource, oid)
-            except ClusterError as exc:
-                if failures is None:
-                    raise
-                failures[oid] = exc
-                continue
-            if obj is not None:
-                live[oid] = obj
+        live.update(_read_group(client, resource, namespace, set(ids), sync=sync,
+                                failures=failures))
     return live
 
 
-def _list_owned(
-    client: KubeClient, resource: Resource, namespace: str, sync: SyncRef, wanted: set[ObjectId]
+def _read_group(
+    client: KubeClient,
+    resource: Resource,
+    namespace: str,
+    missing: set[ObjectId],
+    *,
+    sync: SyncRef | None,
+    failures: dict[ObjectId, ClusterError] | None,
 ) -> dict[ObjectId, dict[str, Any]]:
-    """The objects among ``wanted`` that one LIST selecting ``sync``'s labels returns."""
+    """The live objects among ``missing`` (one kind, one namespace)."""
+    live: dict[ObjectId, dict[str, Any]] = {}
+    # Ours first (the common case after the first apply), then, when many are still missing
+    # (the first apply, an adoption), everything of the kind: one LIST instead of a GET per
+    # object, and what neither list returned does not exist.
+    for selector in ((sync.selector if sync is not None else None), ""):
+        if selector is None or len(missing) < _LIST_THRESHOLD:
+            continue
+        try:
+            found = _list(client, resource, namespace, selector, missing)
+        except ClusterError:
+            if failures is None:
+                raise
+            break  # read them one by one below, each with its own outcome
+        live.update(found)
+        missing = missing - found.keys()
+        if not selector:
+            missing = set()
+    for oid in sorted(missing):
+        try:
+            obj = read_object(client, resource, oid)
+        except ClusterError as exc:
+            if failures is None:
+                raise
+            failures[oid] = exc
+            continue
+        if obj is not None:
+            live[oid] = obj
+    return live
+
+
+def _list(
+    client: KubeClient, resource: Resource, namespace: str, selector: str, wanted: set[ObjectId]
+) -> dict[ObjectId, dict[str, Any]]:
+    """The objects among ``wanted`` that one LIST (with a label selector, or all) returns."""
     listed = client.request(
-        "GET", resource.path(namespace=namespace), query={"labelSelector": sync.selector},
+        "GET", resource.path(namespace=namespace),
+        query={"labelSelector": selector} if selector else None,
         action="list", what=f"{resource.plural} {namespace}".strip(),
     )
     found: dict[ObjectId, dict[str, Any]] = {}

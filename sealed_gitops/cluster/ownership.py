@@ -17,7 +17,6 @@ whose values are live, and it is left out of the digest that decides whether to 
 from __future__ import annotations
 
 import base64
-import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -107,7 +106,8 @@ class SyncRef:
         Server-owned metadata and the last-applied annotation are dropped, the ownership labels
         added, and for Secrets the Sync and source-path annotations.
         """
-        out = copy.deepcopy(dict(obj))
+        # Shallow copies of the levels changed here; nested values are shared, never mutated.
+        out = dict(obj)
         meta = dict(out.get("metadata") or {})
         for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields",
                     "generation", "selfLink"):
