@@ -854,9 +854,11 @@ def _impersonating(endpoint: Endpoint, user: str, group: str | None = None) -> E
     return _as(endpoint, **headers)
 
 
-def _eventually(call: Callable[[], tuple[int, Any]], expected: int) -> tuple[int, Any]:
+def _eventually(
+    call: Callable[[], tuple[int, Any]], expected: int, *, timeout: float = 10.0
+) -> tuple[int, Any]:
     # A real server's RBAC cache lags a write by a few milliseconds; the emulator does not.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + timeout
     while True:
         status, body = call()
         if status == expected or time.monotonic() > deadline:
@@ -1098,6 +1100,24 @@ class TestOverHttp:
     ) -> None:
         token, _ = _service_account_token(admin, ns, "sa", ["vault-test"])
         assert token_endpoint(token).call("GET", f"/api/v1/namespaces/{ns}/configmaps")[0] == 401
+
+    @pytest.mark.xfail(
+        reason="the emulator core does not yet call Authenticator.revoke_service_account when "
+        "a ServiceAccount (or its namespace) is deleted",
+        strict=False,
+    )
+    def test_deleting_the_account_invalidates_its_tokens(
+        self, admin: Endpoint, ns: str, token_endpoint: Callable[[str], Endpoint]
+    ) -> None:
+        token, _ = _service_account_token(admin, ns, "short-lived")
+        assert (
+            admin.call("DELETE", f"/api/v1/namespaces/{ns}/serviceaccounts/short-lived")[0] == 200
+        )
+        assert (
+            _eventually(lambda: token_endpoint(token).call("GET", "/api/v1/namespaces"), 401)[0]
+            == 401
+        )
+        assert _review(admin, token, [])["authenticated"] is False
 
     def test_token_request_for_a_missing_account_is_404(self, admin: Endpoint, ns: str) -> None:
         status, _ = admin.call(
