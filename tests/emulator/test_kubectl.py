@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,30 @@ def test_get_watch_streams_changes(
             proc.wait(timeout=10)
     assert "configmap/w0" in seen
     assert "configmap/w1" in seen
+
+
+def test_imperative_commands_sent_as_protobuf(run_kubectl: Any, namespace: str) -> None:
+    # kubectl encodes these as protobuf; the emulator must read them like a real server.
+    run_kubectl("-n", namespace, "create", "secret", "generic", "pw", "--from-literal=k=v")
+    run_kubectl("-n", namespace, "create", "configmap", "conf", "--from-literal=a=b")
+    run_kubectl("-n", namespace, "create", "serviceaccount", "robot")
+    secret = json.loads(run_kubectl("-n", namespace, "get", "secret", "pw", "-o", "json").stdout)
+    assert secret["data"] == {"k": "dg=="}
+    assert secret["type"] == "Opaque"
+    conf = json.loads(run_kubectl("-n", namespace, "get", "cm", "conf", "-o", "json").stdout)
+    assert conf["data"] == {"a": "b"}
+    token = run_kubectl("-n", namespace, "create", "token", "robot", "--duration=20m").stdout
+    assert token.count(".") == 2  # a JWT-shaped token
+    assert run_kubectl("auth", "can-i", "get", "secrets", "-n", namespace).stdout.strip() == "yes"
+
+
+def test_create_and_delete_namespace(run_kubectl: Any) -> None:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    run_kubectl("create", "namespace", name)
+    try:
+        got = json.loads(run_kubectl("get", "namespace", name, "-o", "json").stdout)
+        assert got["status"]["phase"] == "Active"
+    finally:
+        out = run_kubectl("delete", "namespace", name, "--timeout=60s").stdout
+    assert f'namespace "{name}" deleted' in out
+    assert run_kubectl("get", "namespace", name, check=False).returncode != 0

@@ -310,3 +310,31 @@ def _wait_established(endpoint: Any, name: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"CRD {name} never became Established")
+
+
+async def test_namespace_waits_for_finalizers_of_its_objects(http: Http) -> None:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await http.post("/api/v1/namespaces", {"metadata": {"name": name}})
+    held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    await http.post(CM.format(ns=name), held)
+    await http.delete(f"/api/v1/namespaces/{name}")
+    for _ in range(20):  # give a real cluster's namespace controller time to reach the object
+        _, obj = await http.get(f"{CM.format(ns=name)}/held")
+        if obj["metadata"].get("deletionTimestamp"):
+            break
+        await _sleep()
+    assert obj["metadata"]["deletionTimestamp"]
+    status, ns = await http.get(f"/api/v1/namespaces/{name}")
+    assert status == 200
+    assert ns["status"]["phase"] == "Terminating"
+    await http.patch(
+        f"{CM.format(ns=name)}/held",
+        {"metadata": {"finalizers": None}},
+        "application/merge-patch+json",
+    )
+    for _ in range(300):
+        status, _ = await http.get(f"/api/v1/namespaces/{name}")
+        if status == 404:
+            break
+        await _sleep()
+    assert status == 404

@@ -340,3 +340,16 @@ def _q(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+async def test_watch_with_a_selector_sees_objects_enter_and_leave(
+    http: Http, namespace: str
+) -> None:
+    path = CM.format(ns=namespace)
+    _, obj = await http.post(path, cm("flip"))
+    rv = obj["metadata"]["resourceVersion"]
+    await http.patch(f"{path}/flip", {"metadata": {"labels": {"on": "yes"}}}, MERGE)
+    await http.patch(f"{path}/flip", {"data": {"k": "v"}}, MERGE)
+    await http.patch(f"{path}/flip", {"metadata": {"labels": {"on": None}}}, MERGE)
+    events = await _watch(http, f"{path}?watch=1&resourceVersion={rv}&labelSelector=on", until=3)
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from sealed_gitops.testing.kube import protobuf
 from sealed_gitops.testing.kube.objects import Objects
 from sealed_gitops.testing.kube.requestinfo import RequestInfo
 from sealed_gitops.testing.kube.resources import ResourceType
@@ -33,7 +34,6 @@ __all__ = ["ResourceHandler", "json_response"]
 
 Special = Callable[[web.Request, RequestInfo, Any], Awaitable[dict[str, Any]]]
 _DUMPS_SEPARATORS = (",", ":")
-_BINARY = ("application/vnd.kubernetes.protobuf", "application/cbor")
 
 
 def json_response(body: dict[str, Any], *, status: int = 200) -> web.Response:
@@ -67,8 +67,9 @@ async def _body(request: web.Request) -> Any:
     if not raw:
         return None
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-    if content_type in _BINARY:
-        # Like a server without protobuf/CBOR: 415 makes client-go retry the request as JSON.
+    if content_type == "application/vnd.kubernetes.protobuf":
+        return protobuf.decode(raw)
+    if content_type == "application/cbor":
         raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
     try:
         if content_type == "application/apply-patch+yaml":

@@ -529,10 +529,12 @@ class Objects:
         if dry_run:
             return obj
         meta = obj["metadata"]
-        if old is not None and meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        deleting = meta.get("deletionTimestamp") and not meta.get("finalizers")
+        # a namespace goes when its contents are gone (spec.finalizers), see _finish_namespace
+        if old is not None and deleting and rt.key != _NAMESPACES:
             return self._remove(rt, obj)
         meta["resourceVersion"] = str(self.store.next_rv())
-        self.store.put(rt.key, obj, event_type="ADDED" if old is None else "MODIFIED")
+        self.store.put(rt.key, obj, event_type="ADDED" if old is None else "MODIFIED", prev=old)
         if rt.key == _CRDS:
             self.registry.add_crd(obj)
             self.on_crd_change()

@@ -34,6 +34,8 @@ class Event:
     rv: int
     type: str  # ADDED, MODIFIED, DELETED
     obj: dict[str, Any]
+    #: the state before a MODIFIED, so a filtered watch can tell "entered" from "left" the filter
+    prev: dict[str, Any] | None = None
 
 
 @dataclass(eq=False)
@@ -117,11 +119,18 @@ class Store:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def put(self, key: tuple[str, str], obj: dict[str, Any], *, event_type: str) -> None:
+    def put(
+        self,
+        key: tuple[str, str],
+        obj: dict[str, Any],
+        *,
+        event_type: str,
+        prev: dict[str, Any] | None = None,
+    ) -> None:
         meta = obj["metadata"]
         bucket = self.bucket(key)
         bucket.objects[(meta.get("namespace", ""), meta["name"])] = obj
-        bucket.record(Event(int(meta["resourceVersion"]), event_type, obj))
+        bucket.record(Event(int(meta["resourceVersion"]), event_type, obj, prev))
 
     def remove(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
         """Delete ``obj``; its final state (with a fresh resourceVersion) goes to watchers."""

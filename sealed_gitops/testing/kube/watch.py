@@ -22,7 +22,7 @@ from aiohttp import web
 from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.selectors import Matcher
 from sealed_gitops.testing.kube.status import ApiError, bad_request
-from sealed_gitops.testing.kube.store import Store, Watcher
+from sealed_gitops.testing.kube.store import Event, Store, Watcher
 
 __all__ = ["serve_watch"]
 
@@ -67,19 +67,19 @@ class _Params:
 
 def _backlog(
     store: Store, rt: ResourceType, namespace: str | None, params: _Params
-) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+) -> tuple[list[Event], int]:
     """What to send before live events, and the version live events must be newer than."""
     if params.rv_text in ("", "0") or params.initial:
         objs = sorted(
             store.items(rt.key, namespace),
             key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]),
         )
-        return [("ADDED", o) for o in objs], store.rv
+        return [Event(store.rv, "ADDED", o) for o in objs], store.rv
     try:
         start_rv = int(params.rv_text)
     except ValueError as exc:
         raise bad_request(f"invalid resource version {params.rv_text!r}") from exc
-    return [(e.type, e.obj) for e in store.bucket(rt.key).since(start_rv)], start_rv
+    return store.bucket(rt.key).since(start_rv), start_rv
 
 
 async def serve_watch(
@@ -98,7 +98,7 @@ async def serve_watch(
     # Snapshot and subscription happen without an await in between, so no event can fall
     # between the backlog and the live stream.
     error: ApiError | None = None
-    backlog: list[tuple[str, dict[str, Any]]] = []
+    backlog: list[Event] = []
     start_rv = store.rv
     try:
         backlog, start_rv = _backlog(store, rt, watcher.namespace, params)
@@ -114,9 +114,10 @@ async def serve_watch(
         if error is not None:
             await response.write(_line("ERROR", error.body()))
         else:
-            for kind, obj in backlog:
-                if _visible(obj, watcher.namespace, match):
-                    await response.write(_line(kind, render(obj)))
+            for event in backlog:
+                kind = _filtered_type(event, watcher.namespace, match)
+                if kind is not None:
+                    await response.write(_line(kind, render(event.obj)))
             if params.initial and params.bookmarks:
                 await response.write(_line("BOOKMARK", _bookmark(rt, store.rv, initial_end=True)))
             await _live(
@@ -166,8 +167,23 @@ async def _live(
             continue
         if event is None:
             return  # the resource went away (its CRD was deleted) or the server is stopping
-        if event.rv > start_rv and _visible(event.obj, watcher.namespace, match):
-            await response.write(_line(event.type, render(event.obj)))
+        kind = _filtered_type(event, watcher.namespace, match) if event.rv > start_rv else None
+        if kind is not None:
+            await response.write(_line(kind, render(event.obj)))
+
+
+def _filtered_type(event: Event, namespace: str | None, match: Matcher | None) -> str | None:
+    """The event type a filtered watch sees: an object entering the filter is ADDED to it, one
+    leaving it is DELETED from it (as the real watch cache reports selector transitions)."""
+    now = _visible(event.obj, namespace, match)
+    if event.type != "MODIFIED" or event.prev is None or match is None:
+        return event.type if now else None
+    before = _visible(event.prev, namespace, match)
+    if now and before:
+        return "MODIFIED"
+    if now:
+        return "ADDED"
+    return "DELETED" if before else None
 
 
 def _visible(obj: dict[str, Any], namespace: str | None, match: Matcher | None) -> bool:
