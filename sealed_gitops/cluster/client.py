@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -167,7 +168,8 @@ def connect(
                 client_configuration=configuration,
                 persist_config=False,
             )
-    except (ConfigException, OSError, ValueError) as exc:
+    # A malformed file surfaces as whatever the loader tripped over; all of it is bad config.
+    except (ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
         where = "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or ''}"
         raise ConfigError(f"cannot load the {where.strip()}: {exc}") from exc
     # Retries of connection errors stay with urllib3 (a few, quickly); the caller backs off.
