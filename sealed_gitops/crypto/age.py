@@ -58,8 +58,8 @@ def parse_recipients(text: str | Iterable[str]) -> list[AgeRecipient]:
 def parse_identities(text: str) -> list[pyrage.x25519.Identity]:
     """``AGE-SECRET-KEY-1…`` lines of an identity file; ``#`` comments and blank lines skipped."""
     found = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         try:

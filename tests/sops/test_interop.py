@@ -68,7 +68,7 @@ DOCS = [("doc.yaml", YAML_DOC), ("multi.yaml", MULTI_DOC), ("doc.json", JSON_DOC
 
 @pytest.mark.parametrize(("name", "text"), DOCS)
 def test_sops_made_files_decrypt_with_ours_to_the_same_bytes(
-    sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey], identities: AgeIdentities, name: str,
+    *, sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey], identities: AgeIdentities, name: str,
     text: str,
 ) -> None:
     (tmp_path / name).write_text(text)
@@ -81,7 +81,7 @@ def test_sops_made_files_decrypt_with_ours_to_the_same_bytes(
 
 @pytest.mark.parametrize(("name", "text"), DOCS)
 def test_our_files_decrypt_with_sops(
-    sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey], identities: AgeIdentities, name: str,
+    *, sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey], identities: AgeIdentities, name: str,
     text: str,
 ) -> None:
     enc = encrypt_bytes(text.encode(), key_groups=[[age_keys[0].recipient]], file=name)
@@ -117,7 +117,7 @@ nested:
 
 @pytest.mark.parametrize(("flag", "arg", "rules"), RULES, ids=[r[0] for r in RULES])
 def test_every_rule_agrees_with_sops_both_ways(
-    sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey], identities: AgeIdentities, flag: str,
+    *, sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey], identities: AgeIdentities, flag: str,
     arg: str, rules: Rules,
 ) -> None:
     (tmp_path / "r.yaml").write_text(RULES_DOC)

@@ -61,7 +61,9 @@ def test_float_text_is_exact_and_exponent_free(value: float) -> None:
     parts=st.integers(min_value=2, max_value=6),
     data=st.data(),
 )
-def test_shamir_any_threshold_subset_recovers(secret: bytes, parts: int, data: st.DataObject) -> None:
+def test_shamir_any_threshold_subset_recovers(
+    secret: bytes, parts: int, data: st.DataObject
+) -> None:
     threshold = data.draw(st.integers(min_value=2, max_value=parts))
     shares = split(secret, parts=parts, threshold=threshold)
     chosen = data.draw(st.permutations(shares))[:threshold]
@@ -115,7 +117,9 @@ trees = st.dictionaries(
 )
 # What a YAML reader refuses raw (controls, U+FFFE...) or reads as a line break goes in as an
 # escape; JSON's \u escapes are YAML double-quoted escapes too.
-_RAW_UNSAFE = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_RAW_UNSAFE = re.compile(
+    "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
 
 
 def _source(tree: dict[str, object]) -> bytes:
@@ -162,10 +166,12 @@ def test_whole_trees_round_trip_ours_to_ours(
 
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(tree=trees, fmt=st.sampled_from(["json", "yaml"]))
 def test_whole_trees_ours_to_sops(
-    tree: dict[str, object], fmt: str, sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey],
+    *, tree: dict[str, object], fmt: str, sops: SopsRun, tmp_path: Path, age_keys: list[AgeKey],
     identities: AgeIdentities,
 ) -> None:
     name = f"h.{fmt}"

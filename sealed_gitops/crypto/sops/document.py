@@ -64,7 +64,8 @@ def detect_format(file: str | None, fmt: str | None = None) -> str:
 def load_tree(data: bytes, *, fmt: str, file: str | None) -> list[TreeBranch]:
     """Parse bytes with the size and encoding limits; errors name ``file``."""
     if len(data) > MAX_INPUT_BYTES:
-        raise LimitExceeded(f"input is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB", file=file)
+        limit = MAX_INPUT_BYTES // (1024 * 1024)
+        raise LimitExceeded(f"input is larger than {limit} MiB", file=file)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -74,7 +75,7 @@ def load_tree(data: bytes, *, fmt: str, file: str | None) -> list[TreeBranch]:
     try:
         return load_json(text) if fmt == "json" else load_yaml(text)
     except SealedGitopsError as exc:
-        raise exc.with_file(file) if file else exc
+        raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
 
 
 def dump_tree(branches: list[TreeBranch], *, fmt: str) -> bytes:
@@ -101,7 +102,7 @@ def split_metadata(
     try:
         return data, parse_metadata(meta_branch)
     except SealedGitopsError as exc:
-        raise exc.with_file(file) if file else exc
+        raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
 
 
 def unwrap_data_key(meta: Metadata, unwrapper: Unwrapper, *, file: str | None) -> bytes:
@@ -175,7 +176,7 @@ def decrypt_document(
     try:
         plain, computed = decrypt_branches(encrypted, key=key, rules=meta.rules, stash=stash)
     except SealedGitopsError as exc:
-        raise exc.with_file(file) if file else exc
+        raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
     if not ignore_mac:
         _verify_mac(meta, key, computed, file=file)
     return Decrypted(plain, meta, key, kind, stash or {})
@@ -225,7 +226,7 @@ def encrypt_tree(
     try:
         encrypted, mac = encrypt_branches(branches, key=data_key, rules=meta.rules, stash=stash)
     except SealedGitopsError as exc:
-        raise exc.with_file(file) if file else exc
+        raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
     stamp = lastmodified or now_rfc3339()
     meta = replace(meta, lastmodified=stamp, mac=encrypt_value(AESGCM(data_key), mac, stamp))
     out = []

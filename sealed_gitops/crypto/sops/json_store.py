@@ -18,7 +18,9 @@ from .values import Comment, format_float_json
 
 __all__ = ["dump_json", "load_json"]
 
-_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_GO_ESCAPES = {
+    "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"
+}
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> TreeBranch:

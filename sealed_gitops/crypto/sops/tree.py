@@ -41,10 +41,12 @@ __all__ = [
     "encrypt_branches",
 ]
 
-#: sha256("sops"): prefixes the MAC when ``mac_only_encrypted`` is on, so the two MACs never collide.
+#: sha256("sops"): prefixes the MAC when ``mac_only_encrypted`` is on, so the two MACs never
+#: collide.
 MAC_ONLY_ENCRYPTED_INIT = hashlib.sha256(b"sops").digest()
 
-#: (additional data, digest of type + plaintext) -> previous ciphertext; see :func:`encrypt_branches`.
+#: (additional data, digest of type + plaintext) -> previous ciphertext; see
+#: :func:`encrypt_branches`.
 Stash = dict[tuple[str, bytes], str]
 
 Path = tuple[str, ...]

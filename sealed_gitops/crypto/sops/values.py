@@ -1,10 +1,11 @@
 """One encrypted SOPS value: ``ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]``.
 
-Why this module exists: the MAC of a SOPS file is a hash over the *textual* form of every value, and
-sops decides that text with Go's formatting rules (``strconv.Itoa``, ``FormatFloat(f, 'f', -1, 64)``,
-``True``/``False``, ``time.MarshalText``). If one float is printed differently from the way sops
-prints it, the MAC disagrees and the file is refused. Everything that turns a plaintext value into
-bytes, or bytes back into a value, lives here so that there is exactly one place to get it right.
+Why this module exists: the MAC of a SOPS file is a hash over the *textual* form of every value,
+and sops decides that text with Go's formatting rules (``strconv.Itoa``,
+``FormatFloat(f, 'f', -1, 64)``, ``True``/``False``, ``time.MarshalText``). If one float is
+printed differently from the way sops prints it, the MAC disagrees and the file is refused.
+Everything that turns a plaintext value into bytes, or bytes back into a value, lives here so
+that there is exactly one place to get it right.
 
 Wire format (sops ``aes/cipher.go``)::
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -76,11 +78,12 @@ def is_encrypted(value: object) -> bool:
     return isinstance(value, str) and value.startswith(_PREFIX)
 
 
-def _float_digits(value: float) -> tuple[str, int, int]:
+def _float_digits(value: float) -> tuple[str, str, int]:
     """(sign, shortest digits, decimal exponent) such that value = 0.digits * 10**exp."""
     sign, digits, exponent = Decimal(repr(value)).as_tuple()
     text = "".join(str(d) for d in digits).rstrip("0") or "0"
-    assert isinstance(exponent, int)
+    if not isinstance(exponent, int):  # only NaN/inf have a letter exponent; handled earlier
+        raise ValueError("not a finite float")
     # Decimal gives value = int(digits) * 10**exponent; move the point in front of the digits.
     point = len(digits) + exponent
     if text == "0":
@@ -89,7 +92,7 @@ def _float_digits(value: float) -> tuple[str, int, int]:
 
 
 def _special(value: float) -> str | None:
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "+Inf" if value > 0 else "-Inf"
@@ -117,7 +120,7 @@ def _format_e(sign: str, digits: str, point: int, *, min_exp_digits: int) -> str
 
 
 def format_float_g(value: float) -> str:
-    """Go's ``FormatFloat(value, 'g', -1, 64)`` as go-yaml writes floats (``.inf``/``.nan`` aside)."""
+    """Go's ``FormatFloat(value, 'g', -1, 64)``, as go-yaml writes floats (but ``.inf``)."""
     special = _special(value)
     if special is not None:
         return {"NaN": ".nan", "+Inf": ".inf", "-Inf": "-.inf"}[special]

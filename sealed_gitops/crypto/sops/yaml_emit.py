@@ -27,7 +27,12 @@ from .yaml_load import resolve_plain
 __all__ = ["dump_yaml", "scalar_text"]
 
 _INDENT = 4
-_OLD_BOOLS = frozenset("y Y yes Yes YES n N no No NO on On ON off Off OFF".split())
+_OLD_BOOLS = frozenset(
+    (
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
+        "on", "On", "ON", "off", "Off", "OFF",
+    )
+)
 _BASE60_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
 _BREAKS = frozenset("\r\n\x85\u2028\u2029")
 _FLOW_FIRST = frozenset("#,[]{}&*!|>'\"%@`")
@@ -61,7 +66,7 @@ def _can_use_plain(text: str) -> bool:
 
 
 @lru_cache(maxsize=8192)
-def _allowed(text: str) -> tuple[bool, bool, bool, bool]:
+def _allowed(text: str) -> tuple[bool, bool, bool, bool]:  # noqa: PLR0912 (a port, kept flat)
     """(multiline, block_plain, single_quoted, block) allowed: go-yaml's ``analyze_scalar``."""
     if not text:
         return False, True, True, False
@@ -75,11 +80,9 @@ def _allowed(text: str) -> tuple[bool, bool, bool, bool]:
     for i, ch in enumerate(text):
         followed_by_ws = i == last or text[i + 1] in " \t"
         if i == 0:
-            if ch in _FLOW_FIRST:
+            if ch in _FLOW_FIRST or (ch in "?:-" and followed_by_ws):
                 block_ind = True
-            elif ch in "?:" and followed_by_ws or ch == "-" and followed_by_ws:
-                block_ind = True
-        elif ch == ":" and followed_by_ws or ch == "#" and preceded_by_ws:
+        elif (ch == ":" and followed_by_ws) or (ch == "#" and preceded_by_ws):
             block_ind = True
         if ch == "\t":
             tabs = True

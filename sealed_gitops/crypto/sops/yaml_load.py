@@ -54,7 +54,7 @@ class _Resolver(BaseResolver):
     def resolve(self, kind: type[Node], value: Any, implicit: Any) -> Any:
         if kind is ScalarNode and implicit[0]:
             return _PLAIN
-        return super().resolve(kind, value, implicit)
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call,unused-ignore]
 
 
 try:  # libyaml's parser is several times faster; the pure-Python one gives identical nodes.
@@ -71,7 +71,7 @@ except ImportError:
     from yaml.reader import Reader
     from yaml.scanner import Scanner
 
-    class _Loader(Reader, Scanner, Parser, Composer, _Resolver):  # type: ignore[no-redef,misc]
+    class _Loader(Reader, Scanner, Parser, Composer, _Resolver):  # type: ignore[no-redef,misc,unused-ignore]
         def __init__(self, stream: str) -> None:
             Reader.__init__(self, stream)
             Scanner.__init__(self)
