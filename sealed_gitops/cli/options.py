@@ -162,7 +162,11 @@ def atomic_write(target: Path, data: bytes, *, private: bool = False) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o600 if private else 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        # Name the file the user asked for, not our temporary one.
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -32,8 +32,8 @@ metadata:
 type: Opaque
 stringData:
   password: {CANARY}
-  user: admin
-  port: "5432"
+  user: user-a1x
+  port: "p-5432-x"
 """
 
 

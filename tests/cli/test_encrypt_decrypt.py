@@ -1,9 +1,10 @@
-"""encrypt and decrypt: recipients from flags and .sops.yaml, rules, formats, outputs, sops interop."""
+"""encrypt and decrypt: recipients from flags and .sops.yaml, rules, formats, sops interop."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -55,7 +56,7 @@ def test_rule_flags(
     work: Path, use_key: AgeKey, flags: tuple[str, ...], encrypted: list[str], clear: list[str]
 ):
     path = work / "c.yaml"
-    path.write_text(f"password: {CANARY}\nuser: admin\nport: '5432'\n")
+    path.write_text(f"password: {CANARY}\nuser: user-a1x\nport: 'p-5432-x'\n")
     result = run("encrypt", str(path), "--age", use_key.public, *flags)
     assert result.exit_code == 0, result.stderr
     doc = _doc(result.stdout)
@@ -236,7 +237,7 @@ def test_binary_backend_forced(
 class _FakeSops:
     """Stands in for keys.sops_binary.SopsBinary (the project's own seam) to see the routing."""
 
-    calls: list[dict[str, object]] = []
+    calls: ClassVar[list[dict[str, object]]] = []
 
     def __init__(self, *, env: dict[str, str]) -> None:
         self.env = env

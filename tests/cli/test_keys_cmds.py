@@ -1,4 +1,4 @@
-"""updatekeys (same data key, new recipients) and rotate (new data key, every value re-encrypted)."""
+"""updatekeys (same data key, new recipients) and rotate (new data key, all values new)."""
 
 from __future__ import annotations
 

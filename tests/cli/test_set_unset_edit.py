@@ -52,7 +52,7 @@ def encrypted(secret_file: Path, use_key: AgeKey) -> Path:
 @pytest.mark.parametrize(
     ("args", "changed"),
     [
-        (("set", '["stringData"]["user"]', '"root"'), {"user"}),
+        (("set", '["stringData"]["user"]', '"user-b2"'), {"user"}),
         (("set", '["stringData"]["extra"]', '"new-value"'), {"extra"}),
         (("unset", '["stringData"]["user"]'), {"user"}),
     ],
@@ -131,8 +131,8 @@ def test_edit_changes_one_value_with_stable_ciphertext(
     encrypted: Path, editor: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("EDITOR_ACTION", "replace")
-    monkeypatch.setenv("EDITOR_OLD", "user: admin")
-    monkeypatch.setenv("EDITOR_NEW", "user: root")
+    monkeypatch.setenv("EDITOR_OLD", "user: user-a1x")
+    monkeypatch.setenv("EDITOR_NEW", "user: user-b2")
     before = encrypted.read_bytes()
     result = run("edit", str(encrypted))
     assert result.exit_code == 0, result.stderr
@@ -143,7 +143,7 @@ def test_edit_changes_one_value_with_stable_ciphertext(
     assert info["mode"] == 0o600
     assert info["path"].startswith(("/dev/shm/", "/proc/self/fd/"))
     assert not os.path.exists(info["path"]) or info["path"].startswith("/proc/")
-    assert yaml.safe_load(run("decrypt", str(encrypted)).stdout)["stringData"]["user"] == "root"
+    assert yaml.safe_load(run("decrypt", str(encrypted)).stdout)["stringData"]["user"] == "user-b2"
 
 
 def test_edit_without_changes_writes_nothing(encrypted: Path, editor: Path):

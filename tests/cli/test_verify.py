@@ -118,7 +118,9 @@ def test_directory_walk_reports_every_failure(work: Path, age_keys: list[AgeKey]
     (work / "apps" / "a" / "plain.yml").write_text(SECRET_YAML)
     (work / "apps" / "ok.yaml").write_text(CONFIGMAP)
     (work / "apps" / "notes.txt").write_text(SECRET_YAML)  # not a manifest extension
-    (work / "bad.json").write_text('{"apiVersion": "v1", "kind": "Secret", "stringData": {"a": "b"}}')
+    (work / "bad.json").write_text(
+        '{"apiVersion": "v1", "kind": "Secret", "stringData": {"a": "b"}}'
+    )
     _sops_file(work / "apps", age_keys[0])
     result = run("verify", str(work))
     assert result.exit_code == 1
