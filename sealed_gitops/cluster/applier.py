@@ -121,6 +121,13 @@ class ApplyResult:
         return Inventory(tuple(InventoryEntry(o.id, o.version) for o in self.outcomes
                                if o.result not in (Result.FAILED, Result.SKIPPED)))
 
+    def next_inventory(self, previous: Inventory) -> Inventory:
+        """The inventory to record and prune against: what is live as desired, plus the
+        previous entries of objects that failed or were skipped (so they are not pruned and
+        their previously applied version stays, issue 6 item 7)."""
+        held = {o.id for o in self.outcomes if o.result in (Result.FAILED, Result.SKIPPED)}
+        return self.inventory.merge(previous.restrict(held))
+
 
 def _established(crd: Mapping[str, Any]) -> bool:
     conditions = (crd.get("status") or {}).get("conditions") or ()
@@ -207,6 +214,8 @@ def _write(
 ) -> str:
     """Server-side apply of one object; returns the new resourceVersion."""
     resource = discovery.for_object(obj)
+    if resource.namespaced and not oid.namespace:
+        raise ClusterError(f"{oid.describe()} is namespaced but has no namespace")
     answer = client.request(
         "PATCH", resource.path(namespace=oid.namespace, name=oid.name),
         query={"fieldManager": FIELD_MANAGER, "force": "true"},

@@ -14,6 +14,7 @@ from sealed_gitops.cluster import (
     SYNC_ANNOTATION,
     Discovery,
     KubeClient,
+    Policy,
     Result,
     SyncRef,
     apply,
@@ -149,3 +150,25 @@ def test_namespace_crd_and_custom_resource_in_one_apply(
     assert again.unchanged == 4
     live = read_live(kube, discovery, result.inventory.entries, sync=sync)
     assert set(live) == {o.id for o in result.outcomes}
+
+
+def test_failed_objects_keep_their_previous_inventory_entry(
+    kube: KubeClient, namespace: str, sync: SyncRef
+) -> None:
+    first = apply(kube, [config_map(namespace, "a"), config_map(namespace, "b")], sync=sync)
+    broken = [config_map(namespace, "a"), config_map(namespace, "b", {"bad key": "x"})]
+    second = apply(kube, broken, sync=sync, recorded=first.records, policy=Policy.ISOLATE)
+    assert [o.result for o in second.outcomes] == [Result.UNCHANGED, Result.FAILED]
+    assert second.next_inventory(first.inventory) == first.inventory
+    assert second.inventory == first.inventory.restrict([second.outcomes[0].id])
+
+
+def test_a_namespaced_object_without_namespace_fails_on_its_own(
+    kube: KubeClient, namespace: str, sync: SyncRef
+) -> None:
+    result = apply(kube, [config_map("", "b"), config_map(namespace, "a")], sync=sync,
+                   policy=Policy.ISOLATE)
+    by_name = {o.id.name: o for o in result.outcomes}
+    assert by_name["a"].result is Result.CREATED
+    assert by_name["b"].result is Result.FAILED
+    assert "ConfigMap b is namespaced but has no namespace" in str(by_name["b"].error)
