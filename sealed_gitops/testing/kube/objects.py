@@ -130,6 +130,9 @@ class Objects:
         self._terminating: set[str] = set()
         #: called after a CRD is served or removed (the HTTP layer has nothing to refresh today)
         self.on_crd_change: Callable[[], None] = lambda: None
+        #: called with every object that is finally removed (e.g. to revoke a ServiceAccount's
+        #: tokens, as a real server stops accepting tokens bound to a deleted account)
+        self.on_removed: Callable[[ResourceType, dict[str, Any]], None] = lambda rt, obj: None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -544,6 +547,7 @@ class Objects:
         final = _copy(obj)
         final["metadata"]["resourceVersion"] = str(self.store.next_rv())
         self.store.remove(rt.key, final)
+        self.on_removed(rt, final)
         if rt.key == _CRDS:
             for removed in self.registry.remove_crd(final["metadata"]["name"]):
                 self.store.drop_bucket(removed.key)

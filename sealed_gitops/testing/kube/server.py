@@ -31,7 +31,7 @@ from sealed_gitops.testing.kube.kubeconfig import write_kubeconfig
 from sealed_gitops.testing.kube.middleware import make_middleware, request_info
 from sealed_gitops.testing.kube.objects import Objects
 from sealed_gitops.testing.kube.rbac import MASTERS_GROUP, Authorizer, bootstrap_policy
-from sealed_gitops.testing.kube.resources import Registry
+from sealed_gitops.testing.kube.resources import Registry, ResourceType
 from sealed_gitops.testing.kube.specials import Specials
 from sealed_gitops.testing.kube.store import Store
 from sealed_gitops.testing.kube.tls import make_certificate
@@ -80,6 +80,7 @@ class KubeEmulator:
         self.faults = FaultInjector()
         self.authenticator = Authenticator(static_tokens={self.token: ADMIN_USER, **(users or {})})
         self.authorizer = Authorizer(lister=self.objects.lister, version=lambda: self.store.rv)
+        self.objects.on_removed = self._removed
         self._kubeconfig_wanted = Path(kubeconfig_path) if kubeconfig_path else None
         self._tempdir: str | None = None
         self._runner: web.AppRunner | None = None
@@ -206,6 +207,13 @@ class KubeEmulator:
     def ssl_context(self) -> ssl.SSLContext:
         """A client SSL context trusting this emulator (pass it to aiohttp as ``ssl=``)."""
         return self.certificate.client_context()
+
+    def _removed(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if rt.key == ("", "serviceaccounts"):
+            meta = obj["metadata"]
+            self.authenticator.revoke_service_account(
+                namespace=meta.get("namespace", ""), name=meta["name"]
+            )
 
     # -- conveniences --------------------------------------------------------------------------
 
