@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -28,12 +29,12 @@ from sealed_gitops.errors import (
 )
 
 from . import shamir
-from .json_store import dump_json, load_json
+from .json_store import dump_json, dump_json_value, load_json
 from .masterkey import MasterKey, Unwrapper
 from .metadata import Metadata, parse_metadata
 from .tree import Rules, Stash, TreeBranch, decrypt_branches, encrypt_branches
 from .values import decrypt_value, encrypt_value
-from .yaml_emit import dump_yaml
+from .yaml_emit import dump_yaml, dump_yaml_value
 from .yaml_load import load_yaml
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "decrypt_document",
     "detect_format",
     "dump_tree",
+    "dump_value",
     "encrypt_tree",
     "load_tree",
     "now_rfc3339",
@@ -80,6 +82,11 @@ def load_tree(data: bytes, *, fmt: str, file: str | None) -> list[TreeBranch]:
 
 def dump_tree(branches: list[TreeBranch], *, fmt: str) -> bytes:
     return dump_json(branches) if fmt == "json" else dump_yaml(branches)
+
+
+def dump_value(value: Any, *, fmt: str) -> bytes:
+    """A lone value in the store's format (``--extract`` of a number, a bool, a list)."""
+    return dump_json_value(value) if fmt == "json" else dump_yaml_value(value)
 
 
 def split_metadata(
@@ -228,13 +235,30 @@ def encrypt_tree(
     except SealedGitopsError as exc:
         raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
     stamp = lastmodified or now_rfc3339()
-    meta = replace(meta, lastmodified=stamp, mac=encrypt_value(AESGCM(data_key), mac, stamp))
+    aead = AESGCM(data_key)
+    sealed_mac = _same_mac(aead, meta, mac, stamp) or encrypt_value(aead, mac, stamp)
+    meta = replace(meta, lastmodified=stamp, mac=sealed_mac)
     out = []
     for branch in encrypted:
         with_meta = TreeBranch(branch)
         with_meta.append(("sops", meta.to_branch(json_style=fmt == "json")))
         out.append(with_meta)
     return dump_tree(out, fmt=fmt)
+
+
+def _same_mac(aead: AESGCM, meta: Metadata, mac: str, stamp: str) -> str | None:
+    """The file's own MAC ciphertext when it seals the same MAC under the same stamp.
+
+    ``updatekeys`` keeps values and ``lastmodified``; like sops, it then keeps ``mac`` byte for
+    byte instead of re-sealing it under a fresh IV, so the diff shows only the key stanzas.
+    """
+    if not meta.mac or meta.lastmodified != stamp:
+        return None
+    try:
+        previous, _ = decrypt_value(aead, meta.mac, stamp)
+    except SealedGitopsError:
+        return None
+    return meta.mac if previous == mac else None
 
 
 def new_data_key() -> bytes:

@@ -16,7 +16,7 @@ from sealed_gitops.errors import FormatError, LimitExceeded
 from .tree import TreeBranch
 from .values import Comment, format_float_json
 
-__all__ = ["dump_json", "load_json"]
+__all__ = ["dump_json", "dump_json_value", "load_json"]
 
 _GO_ESCAPES = {
     "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"
@@ -108,3 +108,10 @@ def dump_json(branches: list[TreeBranch]) -> bytes:
     out: list[str] = []
     _write(branches[0] if branches else TreeBranch(), "", out)
     return ("".join(out) + "\n").encode("utf-8", "surrogateescape")
+
+
+def dump_json_value(value: Any) -> bytes:
+    """One value on its own, as ``sops -d --extract`` prints a non-string (no newline)."""
+    out: list[str] = []
+    _write(value, "", out)
+    return "".join(out).encode("utf-8", "surrogateescape")

@@ -20,6 +20,7 @@ from .document import (
     decrypt_document,
     detect_format,
     dump_tree,
+    dump_value,
     encrypt_tree,
     load_tree,
     new_data_key,
@@ -29,7 +30,7 @@ from .document import (
 from .masterkey import MasterKey, Unwrapper
 from .metadata import Metadata
 from .tree import Rules, TreeBranch
-from .values import Comment
+from .values import Comment, Timestamp
 
 __all__ = [
     "KUBERNETES_ENCRYPTED_REGEX",
@@ -159,20 +160,14 @@ def extract(
     parts = parse_path(path) if isinstance(path, str) else list(path)
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt)
     value = _lookup(doc.branches[0], parts, file=file)
-    if isinstance(value, TreeBranch | list):
-        wrapped = value if isinstance(value, TreeBranch) else TreeBranch([("value", value)])
-        return dump_tree([wrapped], fmt=doc.fmt)
+    if isinstance(value, TreeBranch):
+        return dump_tree([value], fmt=doc.fmt)
     if isinstance(value, bytes):
         return value
-    if isinstance(value, bool):
-        return b"true" if value else b"false"
-    if value is None:
-        return b"null"
-    from .values import format_float_g
-
-    if isinstance(value, float):
-        return format_float_g(value).encode()
-    return str(value).encode("utf-8", "surrogateescape")
+    if isinstance(value, str) and not isinstance(value, Timestamp):
+        return value.encode("utf-8", "surrogateescape")
+    # Like sops, anything else is the store's own rendering of a lone value (YAML ends in \n).
+    return dump_value(value, fmt=doc.fmt)
 
 
 def _rewrite(

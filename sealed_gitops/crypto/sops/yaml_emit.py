@@ -24,7 +24,7 @@ from .tree import TreeBranch
 from .values import Comment, Timestamp, format_float_g
 from .yaml_load import resolve_plain
 
-__all__ = ["dump_yaml", "scalar_text"]
+__all__ = ["dump_yaml", "dump_yaml_value", "scalar_text"]
 
 _INDENT = 4
 _OLD_BOOLS = frozenset(
@@ -319,3 +319,14 @@ def dump_yaml(branches: list[TreeBranch]) -> bytes:
             writer.lines.append("{}")
         docs.append("\n".join(writer.lines) + "\n")
     return "---\n".join(docs).encode("utf-8", "surrogateescape")
+
+
+def dump_yaml_value(value: Any) -> bytes:
+    """One value on its own, as ``sops -d --extract`` prints a non-string (``yaml.Marshal``)."""
+    writer = _Writer()
+    if isinstance(value, list) and [v for v in value if not isinstance(v, Comment)]:
+        writer.sequence(value, 0)
+    else:
+        writer.value("", value, _INDENT, [])
+    return ("\n".join(line.lstrip(" ") if i == 0 else line for i, line in
+                      enumerate(writer.lines)) + "\n").encode("utf-8", "surrogateescape")
