@@ -113,7 +113,9 @@ def load_creation_rules(text: str) -> list[CreationRule]:
         raise ConfigError(".sops.yaml is not valid YAML") from exc
     if not isinstance(raw, dict):
         raise ConfigError(".sops.yaml must be a mapping")
-    rules = raw.get("creation_rules") or []
+    rules = raw.get("creation_rules")
+    if rules is None:
+        return []
     if not isinstance(rules, list):
         raise ConfigError(".sops.yaml: creation_rules must be a list")
     return [_rule(r) for r in rules]
