@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,27 @@ class Bucket:
 
     def __post_init__(self) -> None:
         self.events = deque(maxlen=self.history)
+        self._sorted: list[Key] | None = None
+
+    def store(self, key: Key, obj: dict[str, Any]) -> None:
+        if key not in self.objects:
+            self._sorted = None  # only a new key changes the order; updates keep it
+        self.objects[key] = obj
+
+    def drop(self, key: Key) -> None:
+        if self.objects.pop(key, None) is not None:
+            self._sorted = None
+
+    def keys(self, namespace: str | None) -> list[Key]:
+        """Keys in namespace/name order, sorted once per membership change, not per LIST."""
+        if self._sorted is None:
+            self._sorted = sorted(self.objects)
+        if namespace is None:
+            return self._sorted
+        # "\x00" sorts after every name and before any other namespace that starts with this one
+        low = bisect_left(self._sorted, (namespace, ""))
+        high = bisect_left(self._sorted, (namespace + "\x00", ""))
+        return self._sorted[low:high]
 
     def record(self, event: Event) -> None:
         if len(self.events) == self.history:
@@ -129,14 +151,14 @@ class Store:
     ) -> None:
         meta = obj["metadata"]
         bucket = self.bucket(key)
-        bucket.objects[(meta.get("namespace", ""), meta["name"])] = obj
+        bucket.store((meta.get("namespace", ""), meta["name"]), obj)
         bucket.record(Event(int(meta["resourceVersion"]), event_type, obj, prev))
 
     def remove(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
         """Delete ``obj``; its final state (with a fresh resourceVersion) goes to watchers."""
         meta = obj["metadata"]
         bucket = self.bucket(key)
-        bucket.objects.pop((meta.get("namespace", ""), meta["name"]), None)
+        bucket.drop((meta.get("namespace", ""), meta["name"]))
         bucket.record(Event(int(meta["resourceVersion"]), "DELETED", obj))
 
     # -- reads ---------------------------------------------------------------------------------
@@ -151,7 +173,7 @@ class Store:
             return iter(())
         if namespace is None:
             return iter(list(found.objects.values()))
-        return iter([o for (ns, _), o in list(found.objects.items()) if ns == namespace])
+        return iter([found.objects[k] for k in found.keys(namespace)])
 
     def list(
         self,
@@ -164,15 +186,14 @@ class Store:
     ) -> tuple[list[dict[str, Any]], str, int | None]:
         """One page, sorted by namespace/name: (items, continue token or "", remaining count)."""
         found = self._buckets.get(key)
-        objects = found.objects if found is not None else {}
-        keys = sorted(k for k in objects if namespace is None or k[0] == namespace)
+        if found is None:
+            return [], "", None
+        objects = found.objects
+        keys = found.keys(namespace)
         start = 0
         if continue_token:
-            after = _decode_continue(continue_token)
-            # bisect: keys are sorted tuples, continue after the last key the previous page sent
-            from bisect import bisect_right
-
-            start = bisect_right(keys, after)
+            # continue right after the last key the previous page sent
+            start = bisect_right(keys, _decode_continue(continue_token))
         items: list[dict[str, Any]] = []
         index = start
         while index < len(keys) and (limit <= 0 or len(items) < limit):
