@@ -19,6 +19,9 @@ from click.testing import CliRunner, Result
 
 from sealed_gitops.cli.main import cli
 from sealed_gitops.testing.sops_tool import find_sops, run_sops
+from tests.conftest_tools import pgp_key, transit
+
+__all__ = ["pgp_key", "transit"]
 
 #: A plaintext distinctive enough that finding it anywhere is proof of a leak.
 CANARY = "canary-Zq7vX-9f3k-plaintext"

@@ -9,7 +9,7 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from .conftest import CANARY, SECRET_YAML, AgeKey, encrypt_file, run
+from .conftest import CANARY, SECRET_YAML, AgeKey, encrypt_file, run, run_cli
 
 ENC = "ENC[AES256_GCM,"
 
@@ -213,25 +213,25 @@ def test_sops_decrypts_ours_and_we_decrypt_sops(
     assert _doc(run("decrypt", str(by_sops)).stdout) == _doc(SECRET_YAML)
 
 
-def test_binary_backend_forced(
-    secret_file: Path, use_key: AgeKey, sops_bin: str, monkeypatch: pytest.MonkeyPatch
-):
+def test_binary_backend_forced(secret_file: Path, use_key: AgeKey, sops_bin: str, work: Path):
+    # A real process: keys/sops_binary registers every string of sops' output with the
+    # process-wide redaction layer, which must not mask text in the other tests' messages.
     encrypt_file(secret_file, use_key.public)
-    monkeypatch.setenv("SEALED_GITOPS_SOPS_BACKEND", "binary")
-    result = run("decrypt", str(secret_file))
-    assert result.exit_code == 0, result.stderr
-    assert _doc(result.stdout) == _doc(SECRET_YAML)
+    forced = {"SEALED_GITOPS_SOPS_BACKEND": "binary"}
+    result = run_cli("decrypt", "secret.yaml", cwd=work, env=forced)
+    assert result.returncode == 0, result.stderr
+    assert _doc(result.stdout.decode()) == _doc(SECRET_YAML)
     # Identities given as flags reach sops too (through its variables, never a file).
-    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
-    flagged = run("decrypt", str(secret_file), "--age-identity", str(use_key.file))
-    assert flagged.exit_code == 0, flagged.stderr
-    assert _doc(flagged.stdout) == _doc(SECRET_YAML)
-    monkeypatch.delenv("SEALED_GITOPS_SOPS_BACKEND")
+    no_env = {**forced, "SOPS_AGE_KEY_FILE": ""}
+    flagged = run_cli("decrypt", "secret.yaml", "--age-identity", str(use_key.file),
+                      cwd=work, env=no_env)
+    assert flagged.returncode == 0, flagged.stderr
+    assert _doc(flagged.stdout.decode()) == _doc(SECRET_YAML)
     # With no key at all the error is sops' own, mapped to one line.
-    monkeypatch.setenv("SEALED_GITOPS_SOPS_BACKEND", "binary")
-    failed = run("decrypt", str(secret_file))
-    assert failed.exit_code == 1
-    assert failed.stderr.startswith(f"error: {secret_file}: sops")
+    failed = run_cli("decrypt", "secret.yaml", cwd=work, env=no_env)
+    assert failed.returncode == 1
+    assert failed.stderr.decode().startswith("error: secret.yaml: sops")
+    assert b"Traceback" not in failed.stderr
 
 
 class _FakeSops:
