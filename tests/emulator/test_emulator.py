@@ -60,6 +60,14 @@ def test_serve_as_a_process_until_sigterm(tmp_path: Path, emulator: KubeEmulator
         assert proc.wait(timeout=15) == 0
 
 
+def test_public_api_names() -> None:
+    from sealed_gitops import testing
+
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None
+    assert "test" in (testing.__doc__ or "").lower()
+
+
 async def test_in_process_start_and_stop() -> None:
     async with KubeEmulator() as api:
         assert api.url.startswith("https://127.0.0.1:")
@@ -67,6 +75,11 @@ async def test_in_process_start_and_stop() -> None:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{api.url}/api", ssl=api.ssl_context()) as response:
                 assert response.status == 401
+            async with session.get(f"{api.url}/version", ssl=api.ssl_context()) as response:
+                assert response.status == 200  # public, as with anonymous auth on a cluster
+            bad = {"Authorization": "Bearer nope"}
+            async with session.get(f"{api.url}/version", ssl=api.ssl_context(), headers=bad) as r:
+                assert r.status == 401  # a wrong token is never anonymous
             async with session.get(
                 f"{api.url}/api",
                 ssl=api.ssl_context(),

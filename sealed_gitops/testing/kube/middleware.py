@@ -34,6 +34,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INFO_KEY = web.RequestKey("info", RequestInfo)
 USER_KEY = web.RequestKey("user", UserInfo)
 
+#: readable without credentials, as on a real server with anonymous auth left on
+_PUBLIC = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+
 #: every authenticated user may ask about itself (the bootstrap ``system:basic-user`` role)
 _SELF_SERVICE = frozenset(
     {
@@ -73,7 +76,11 @@ def make_middleware(
                     status_body(fault.status, f"injected fault ({fault.status})"),
                     status=fault.status,
                 )
-        user = authenticator.authenticate(request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        if header is None and request.path in _PUBLIC:
+            # what a real server's system:public-info-viewer role lets anonymous callers read
+            return await _handle(handler, request)
+        user = authenticator.authenticate(header)
         if user is None:
             return json_response(status_body(401, "Unauthorized"), status=401)
         try:
@@ -106,12 +113,16 @@ def make_middleware(
                     ),
                     status=403,
                 )
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return json_response(exc.body(), status=exc.code)
+        return await _handle(handler, request)
 
     return middleware
+
+
+async def _handle(handler: Handler, request: web.Request) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(exc.body(), status=exc.code)
 
 
 def _impersonation_refused(

@@ -152,28 +152,33 @@ def _message(buf: bytes, schema: Schema) -> dict[str, Any]:
             continue
         name, kind = schema[number]
         if isinstance(kind, dict):
-            if isinstance(item, bytes):
-                nested = _message(item, kind)
-                if nested:
-                    out[name] = nested
+            nested = _message(item, kind) if isinstance(item, bytes) else {}
+            if nested:
+                out[name] = nested
         elif isinstance(kind, tuple):
             if isinstance(item, bytes):
                 out.setdefault(name, []).append(_message(item, kind[1]))
-        elif kind == "string" and isinstance(item, bytes):
-            if item:
-                out[name] = item.decode()
+        elif kind in ("map", "bytesmap") and isinstance(item, bytes):
+            key, value = _entry(item)
+            text = value.decode() if kind == "map" else base64.b64encode(value).decode()
+            out.setdefault(name, {})[key] = text
         elif kind == "strings" and isinstance(item, bytes):
             out.setdefault(name, []).append(item.decode())
-        elif kind in ("int", "bool") and isinstance(item, int):
-            if item:
-                out[name] = bool(item) if kind == "bool" else item
-        elif kind == "map" and isinstance(item, bytes):
-            key, value = _entry(item)
-            out.setdefault(name, {})[key] = value.decode()
-        elif kind == "bytesmap" and isinstance(item, bytes):
-            key, value = _entry(item)
-            out.setdefault(name, {})[key] = base64.b64encode(value).decode()
+        else:
+            scalar = _scalar(kind, item)
+            if scalar:  # proto3 writes zero values; JSON leaves them out
+                out[name] = scalar
     return out
+
+
+def _scalar(kind: str, item: int | bytes) -> str | int | bool | None:
+    if kind == "string" and isinstance(item, bytes):
+        return item.decode()
+    if kind == "int" and isinstance(item, int):
+        return item
+    if kind == "bool" and isinstance(item, int):
+        return bool(item)
+    return None
 
 
 def decode(body: bytes) -> dict[str, Any]:
