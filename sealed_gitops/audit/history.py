@@ -34,6 +34,8 @@ _FORMAT = _US.join(("%H", "%P", "%an <%ae>", "%aI", "%cn <%ce>", "%G?", "%GP", "
 #: gpg runs (one per signed commit, through git) may not take longer than this in total, seconds
 _LOG_TIMEOUT = 600.0
 _NULL_SHA = "0" * 40
+#: Tree entry modes whose "blob" is not file content: a symlink's target, a submodule's commit.
+_NOT_FILES = ("120000", "160000")
 
 #: git's %G? letters: G good; U good, key of unknown validity; X/Y expired signature or key;
 #: R revoked key; B bad; E cannot be checked (usually the key is missing); N unsigned.
@@ -95,7 +97,9 @@ def _parse_changes(tokens: list[str]) -> list[FileChange]:
         else:
             old = new = tokens[pos + 1]
             pos += 2
-        changes.append(FileChange(status, old, new, _blob(fields[2]), _blob(fields[3])))
+        old_blob = None if fields[0] in _NOT_FILES else _blob(fields[2])
+        new_blob = None if fields[1] in _NOT_FILES else _blob(fields[3])
+        changes.append(FileChange(status, old, new, old_blob, new_blob))
     return changes
 
 
@@ -178,13 +182,22 @@ class GitHistory:
         return rel.as_posix() or "."
 
     def commits(
-        self, *, pathspec: str = ".", env: dict[str, str] | None = None, rev: str = "HEAD"
+        self,
+        *,
+        pathspec: str = ".",
+        env: dict[str, str] | None = None,
+        rev: str = "HEAD",
+        follow: bool = False,
     ) -> list[Commit]:
-        """Every commit reachable from ``rev`` touching ``pathspec``, oldest first."""
+        """Every commit reachable from ``rev`` touching ``pathspec``, oldest first.
+
+        ``follow`` (for a single file) follows it back through renames, as ``git log --follow``.
+        """
         args = [
             "git", "-c", "log.showSignature=false", "-c", "core.quotepath=false",
             "log", "--raw", "-z", "--no-abbrev", "-M", "-m", "--no-color", "--no-ext-diff",
-            "--topo-order", "--reverse", f"--format={_RS}{_FORMAT}", rev, "--", pathspec,
+            "--topo-order", f"--format={_RS}{_FORMAT}",
+            *(["--follow"] if follow else []), rev, "--", pathspec,
         ]
         try:
             if not self._repo.head.is_valid():
@@ -196,7 +209,8 @@ class GitHistory:
             raise AuditError(f"git log failed (exit {exc.status})") from exc
         if not isinstance(output, bytes):  # pragma: no cover - GitPython's contract
             raise AuditError("git log returned no output")
-        return parse_log(output.decode("utf-8", "replace"))
+        # Newest first from git (``--reverse`` breaks ``--follow``), so reversed here.
+        return parse_log(output.decode("utf-8", "replace"))[::-1]
 
     def blob(self, sha: str) -> bytes:
         try:

@@ -63,6 +63,8 @@ def audit_history(
 ) -> AuditResult:
     """Every change of an encrypted value under ``path`` in the history of ``rev``, oldest first.
 
+    A single file is followed back through its renames.
+
     ``judge`` (a :class:`~sealed_gitops.audit.plaintext.KeyedHasher`) turns on ``--decrypt``;
     ``signer_keys`` (armored public keys) makes signatures count as good only for those keys,
     otherwise git judges them with the user's own GnuPG keyring.
@@ -70,11 +72,12 @@ def audit_history(
     result = AuditResult()
     with GitHistory(path) as history:
         pathspec = history.relative(path)
+        follow = path.is_file()
         if signer_keys:
             with signer_keyring(signer_keys) as env:
-                commits = history.commits(pathspec=pathspec, env=env, rev=rev)
+                commits = history.commits(pathspec=pathspec, env=env, rev=rev, follow=follow)
         else:
-            commits = history.commits(pathspec=pathspec, rev=rev)
+            commits = history.commits(pathspec=pathspec, rev=rev, follow=follow)
         result.commits = len(commits)
         comparer = CommitComparer(read_blob=history.blob, judge=judge)
         for done, commit in enumerate(commits, start=1):

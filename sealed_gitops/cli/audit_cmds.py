@@ -164,7 +164,7 @@ def audit(
     judge = _hasher(age_identities, gnupghome, sealing_keys) if decrypt else None
     result = _run(
         path,
-        progress_on=output == "table" and sys.stderr.isatty(),
+        progress_on=sys.stderr.isatty(),
         since=parse_date(since) if since else None,
         until=parse_date(until) if until else None,
         object_filter=object_filter,

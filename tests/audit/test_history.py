@@ -187,3 +187,10 @@ def test_path_limits_the_audit(history: History) -> None:
     records = audit_history(history.repo.path / "sealed").records
     assert records
     assert {r.object for r in records} == {"SealedSecret/app/api-key"}
+
+
+def test_a_single_file_is_followed_through_its_rename(history: History) -> None:
+    records = audit_history(history.repo.path / "secrets-db.yaml").records
+    steps = {name for name, sha in history.commits.items() if sha in {r.commit for r in records}}
+    assert {"add-db", "bob-password", "updatekeys", "sops-set"} <= steps
+    assert {r.file for r in records} == {"db.yaml", "secrets-db.yaml"}
