@@ -162,12 +162,16 @@ class _Box:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, *, aliases: bool = True) -> None:
+        #: False when the text has no ``*``: then no node can be reached twice, nothing to count
+        self.aliases = aliases
         self.seen: set[int] = set()
         self.revisits = 0
         self.spans: list[tuple[int, int]] = []
 
     def visit(self, node: Node) -> None:
+        if not self.aliases:
+            return
         if id(node) in self.seen:
             self.revisits += 1
             if self.revisits > MAX_ALIAS_NODES:
@@ -289,7 +293,7 @@ def _merge(box: _Box) -> None:
 
 def load_yaml(text: str) -> list[TreeBranch]:
     """Parse a (multi-document) YAML text into one branch per document."""
-    builder = _Builder()
+    builder = _Builder(aliases="*" in text)
     branches: list[TreeBranch] = []
     boxes: list[_Box] = []
     try:
