@@ -1,4 +1,4 @@
-"""``sealed-gitops encrypt|decrypt|set|unset|updatekeys|rotate``: the sops commands, natively.
+"""``sealed-gitops encrypt|decrypt|set|unset``: the sops commands, natively.
 
 Why this module exists: users come from ``sops`` and expect its commands, flags and
 ``.sops.yaml`` to work unchanged. Each command here reads a file, asks ``crypto.sops`` (the
@@ -21,20 +21,17 @@ import click
 
 from sealed_gitops.crypto.sops import (
     KUBERNETES_ENCRYPTED_REGEX,
-    MasterKey,
     Metadata,
     Rules,
     decrypt_document,
     encrypt_bytes,
     extract,
-    rotate,
     set_value,
     unset_value,
-    update_keys,
 )
 from sealed_gitops.crypto.sops.document import dump_tree, load_tree, split_metadata
-from sealed_gitops.errors import ConfigError, InputError, NoMatchingKey
-from sealed_gitops.keys.recipients import KeyFactory, key_groups_from_rule, master_keys
+from sealed_gitops.errors import ConfigError, NoMatchingKey
+from sealed_gitops.keys.recipients import key_groups_from_rule, master_keys
 from sealed_gitops.keys.sops_binary import FALLBACK_KINDS, SopsBinary, needs_sops_binary
 
 from .options import (
@@ -52,12 +49,12 @@ from .options import (
     read_input,
 )
 
-__all__ = ["decrypt", "encrypt", "rotate_cmd", "set_cmd", "unset_cmd", "updatekeys"]
+__all__ = ["decrypt", "decrypt_to_bytes", "encrypt", "read_metadata", "set_cmd", "unset_cmd"]
 
 #: Set to ``binary`` to decrypt every file with the real sops (tests, behaviour comparisons).
 BACKEND_ENV = "SEALED_GITOPS_SOPS_BACKEND"
 
-_config_option = click.option(
+config_option = click.option(
     "--config", type=click.Path(dir_okay=False, path_type=Path),
     help="The .sops.yaml to use (default: the nearest one above FILE, else above the cwd).",
 )
@@ -68,7 +65,7 @@ def read_metadata(data: bytes, *, fmt: str, file: str) -> Metadata:
     return split_metadata(load_tree(data, fmt=fmt, file=file), file=file)[1]
 
 
-def _same_format(fmt: str, output_type: str | None, *, file: str) -> None:
+def same_format(fmt: str, output_type: str | None, *, file: str) -> None:
     if output_type and output_type != fmt:
         raise ConfigError(
             f"--output-type {output_type} differs from the input's {fmt}: convert after "
@@ -122,7 +119,7 @@ def _is_manifest(plain: bytes, *, fmt: str, file: str) -> bool:
 @click.option("--unencrypted-suffix", help="Leave values whose key ends so in the clear.")
 @click.option("--mac-only-encrypted", is_flag=True, help="The MAC covers encrypted values only.")
 @click.option("--shamir-threshold", type=click.IntRange(min=1), help="Key groups needed.")
-@_config_option
+@config_option
 @format_options
 @output_options
 @key_options
@@ -137,7 +134,7 @@ def encrypt(
     """Encrypt FILE for recipients given as flags or by the matching .sops.yaml rule."""
     name = display_name(file)
     fmt = file_format(file, input_type)
-    _same_format(fmt, output_type, file=name)
+    same_format(fmt, output_type, file=name)
     keys = key_inputs(age_identities, gnupghome, vault_token)
     plain = read_input(file)
     rules = _flag_rules(
@@ -282,7 +279,7 @@ def set_cmd(
 ) -> None:
     """Set PATH (e.g. '["data"]["password"]') to VALUE (JSON) in FILE, in place."""
     fmt = file_format(file, input_type)
-    _same_format(fmt, output_type, file=file)
+    same_format(fmt, output_type, file=file)
     value_json = _value_json(value, value_file, value_stdin)
     keys = key_inputs(age_identities, gnupghome, vault_token)
     with keys.keyring() as ring:
@@ -301,112 +298,8 @@ def unset_cmd(
 ) -> None:
     """Remove PATH from FILE, in place."""
     fmt = file_format(file, input_type)
-    _same_format(fmt, output_type, file=file)
+    same_format(fmt, output_type, file=file)
     keys = key_inputs(age_identities, gnupghome, vault_token)
     with keys.keyring() as ring:
         result = unset_value(read_input(file), path, unwrapper=ring, file=file, fmt=fmt)
     emit(result, source=file, output=None, in_place=True)
-
-
-# -- updatekeys / rotate ----------------------------------------------------------------------
-
-
-def _show_changes(old: Sequence[str], new: Sequence[str], *, file: str) -> bool:
-    added = [k for k in new if k not in old]
-    removed = [k for k in old if k not in new]
-    if not added and not removed:
-        click.echo(f"{file}: already up to date", err=True)
-        return False
-    click.echo(f"{file}: the data key will be wrapped for:", err=True)
-    for key_id in added:
-        click.echo(f"  + {key_id}", err=True)
-    for key_id in removed:
-        click.echo(f"  - {key_id}", err=True)
-    return True
-
-
-@click.command("updatekeys")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@_config_option
-@format_options
-@key_options
-def updatekeys(
-    *, file: str, yes: bool, config: Path | None, input_type: str | None, output_type: str | None,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
-) -> None:
-    """Re-wrap FILE's data key for the recipients of its .sops.yaml rule (values unchanged)."""
-    fmt = file_format(file, input_type)
-    _same_format(fmt, output_type, file=file)
-    keys = key_inputs(age_identities, gnupghome, vault_token)
-    rule, found = matching_rule(file, config)
-    if rule is None:
-        raise ConfigError(
-            f"no creation rule in {found} matches" if found else "no .sops.yaml found", file=file
-        )
-    data = read_input(file)
-    meta = read_metadata(data, fmt=fmt, file=file)
-    groups = key_groups_from_rule(rule, factory=keys.factory())
-    new_ids = [mk.key_id for group in groups for mk in group]
-    same_threshold = (rule.shamir_threshold or 0) == (meta.shamir_threshold or 0) or len(groups) < 2
-    if not _show_changes(meta.key_ids(), new_ids, file=file) and same_threshold:
-        return
-    interactive = sys.stdin.isatty()
-    if interactive and not yes and not click.confirm("Apply these changes?", err=True):
-        raise click.exceptions.Exit(1)
-    with keys.keyring() as ring:
-        result = update_keys(data, unwrapper=ring, key_groups=groups,
-                             threshold=rule.shamir_threshold, file=file, fmt=fmt)
-    emit(result, source=file, output=None, in_place=True)
-
-
-def _recipients_of(meta: Metadata, factory: KeyFactory, *, file: str) -> list[list[MasterKey]]:
-    groups: list[list[MasterKey]] = []
-    for group in meta.key_groups:
-        keys: list[MasterKey] = []
-        for stanza in group:
-            if stanza.kind in FALLBACK_KINDS:
-                raise ConfigError(f"rotate cannot re-wrap {stanza.kind} keys: use sops rotate",
-                                  file=file)
-            keys.append(factory.make(stanza.key_id, kind=stanza.kind))
-        groups.append(keys)
-    return groups
-
-
-@click.command("rotate")
-@click.argument("file")
-@click.option("--add-age", multiple=True, metavar="RECIPIENT",
-              help="Also wrap the new data key for this age recipient (first key group).")
-@click.option("--rm-age", multiple=True, metavar="RECIPIENT",
-              help="Stop wrapping the data key for this age recipient.")
-@format_options
-@output_options
-@key_options
-def rotate_cmd(
-    *, file: str, add_age: Sequence[str], rm_age: Sequence[str],
-    input_type: str | None, output_type: str | None, output: Path | None, in_place: bool,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
-) -> None:
-    """Give FILE a new data key and re-encrypt every value, for the same recipients."""
-    name = display_name(file)
-    fmt = file_format(file, input_type)
-    _same_format(fmt, output_type, file=name)
-    keys = key_inputs(age_identities, gnupghome, vault_token)
-    data = read_input(file)
-    meta = read_metadata(data, fmt=fmt, file=name)
-    factory = keys.factory()
-    groups = _recipients_of(meta, factory, file=name)
-    removed = {r.strip() for r in rm_age}
-    unknown = removed - {mk.key_id for group in groups for mk in group}
-    if unknown:
-        raise InputError(f"--rm-age: not a recipient of this file: {sorted(unknown)[0]}",
-                         file=name)
-    groups = [[mk for mk in group if mk.key_id not in removed] for group in groups]
-    present = {mk.key_id for group in groups for mk in group}
-    groups[0].extend(factory.age(r) for r in add_age if r.strip() not in present)
-    if any(not group for group in groups):
-        raise InputError("rotate would leave a key group without recipients", file=name)
-    with keys.keyring() as ring:
-        result = rotate(data, unwrapper=ring, key_groups=groups,
-                        threshold=meta.shamir_threshold, file=name, fmt=fmt)
-    emit(result, source=file, output=output, in_place=in_place)
