@@ -178,3 +178,27 @@ def test_editor_choice(monkeypatch: pytest.MonkeyPatch):
     assert editor_command({}) == ["vi"]
     assert editor_command({"VISUAL": "nano -w"}) == ["nano", "-w"]
     assert editor_command({"EDITOR": "code --wait", "VISUAL": "nano"}) == ["code", "--wait"]
+
+
+def test_sigterm_during_edit_removes_the_plaintext_copy(encrypted: Path, work: Path):
+    from .conftest import run_cli
+
+    report = work.parent / "sigterm-report.txt"
+    script = work.parent / "killer.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        f"open({str(report)!r}, 'w').write(sys.argv[1])\n"
+        "os.kill(os.getppid(), signal.SIGTERM)\n"
+        "time.sleep(10)\n"
+    )
+    before = encrypted.read_bytes()
+    proc = run_cli("edit", encrypted.name, cwd=work,
+                   env={"EDITOR": f"{sys.executable} {script}"})
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [
+        f"error: {encrypted.name}: interrupted by SIGTERM; nothing saved"
+    ]
+    path = report.read_text()
+    assert path.startswith("/dev/shm/")
+    assert not os.path.exists(path)
+    assert encrypted.read_bytes() == before
