@@ -60,24 +60,30 @@ def _hasher(
     return KeyedHasher(sops=ring, sealing=SealingKeyring(private) if private else None)
 
 
-def _run(
-    path: Path, *, progress_on: bool, **kwargs: object
-) -> AuditResult:
+def _run(path: Path, *, progress_on: bool, **kwargs: object) -> AuditResult:
     if not progress_on:
         return audit_history(path, **kwargs)  # type: ignore[arg-type]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    with Progress(
+    bar = Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), transient=True, console=_console(stderr=True),
-    ) as bar:
-        task = bar.add_task("reading history", total=None)
+    )
+    task = bar.add_task("reading history", total=None)
 
-        def report(done: int, total: int) -> None:
-            if total >= PROGRESS_MIN_COMMITS and (done % 50 == 0 or done == total):
-                bar.update(task, completed=done, total=total)
+    def report(done: int, total: int) -> None:
+        # Started only once the history is known to be long: short runs never flicker.
+        if total < PROGRESS_MIN_COMMITS:
+            return
+        if done == 1:
+            bar.start()
+        if done % 20 == 0 or done == total:
+            bar.update(task, completed=done, total=total)
 
+    try:
         return audit_history(path, progress=report, **kwargs)  # type: ignore[arg-type]
+    finally:
+        bar.stop()
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -89,6 +95,8 @@ def _console(*, stderr: bool = False) -> Console:
 def _cell(record: ChangeRecord, column: str) -> str:
     if column == "commit":
         return record.commit[:12]
+    if column == "date":
+        return record.date[:16].replace("T", " ")
     if column == "signature":
         signer = f" {record.signer[-16:]}" if record.signer else ""
         return f"{record.signature.value}{signer}"
