@@ -277,7 +277,7 @@ def set_cmd(
     input_type: str | None, output_type: str | None,
     age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
 ) -> None:
-    """Set PATH (e.g. '["data"]["password"]') to VALUE (JSON) in FILE, in place."""
+    """Set the value at PATH in FILE, in place (VALUE is JSON, PATH like '["data"]["k"]')."""
     fmt = file_format(file, input_type)
     same_format(fmt, output_type, file=file)
     value_json = _value_json(value, value_file, value_stdin)
