@@ -144,8 +144,9 @@ async def test_watch_history_is_bounded() -> None:
 async def test_periodic_bookmarks() -> None:
     async with KubeEmulator(bookmark_interval=0.2) as api, aiohttp.ClientSession() as session:
         endpoint = Endpoint.from_kubeconfig(api.kubeconfig_path)
-        url = (
-            f"{endpoint.server}/api/v1/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=2"
+        url = (  # leases: a resource with no objects, so only bookmarks arrive
+            f"{endpoint.server}/apis/coordination.k8s.io/v1/leases"
+            "?watch=1&allowWatchBookmarks=true&timeoutSeconds=2"
         )
         events: list[dict[str, Any]] = []
         async with session.get(url, headers=endpoint.headers, ssl=endpoint.ssl) as response:

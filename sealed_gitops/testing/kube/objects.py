@@ -133,6 +133,8 @@ class Objects:
         #: called with every object that is finally removed (e.g. to revoke a ServiceAccount's
         #: tokens, as a real server stops accepting tokens bound to a deleted account)
         self.on_removed: Callable[[ResourceType, dict[str, Any]], None] = lambda rt, obj: None
+        #: called with every object created (what a cluster's controllers do for a namespace)
+        self.on_created: Callable[[ResourceType, dict[str, Any]], None] = lambda rt, obj: None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -538,6 +540,8 @@ class Objects:
             return self._remove(rt, obj)
         meta["resourceVersion"] = str(self.store.next_rv())
         self.store.put(rt.key, obj, event_type="ADDED" if old is None else "MODIFIED", prev=old)
+        if old is None:
+            self.on_created(rt, obj)
         if rt.key == _CRDS:
             self.registry.add_crd(obj)
             self.on_crd_change()

@@ -44,6 +44,13 @@ _RBAC_PLURALS = {
     "Role": "roles",
     "RoleBinding": "rolebindings",
 }
+#: namespaces every cluster starts with
+_SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_ROOT_CA_NOTE = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+    "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+    "guaranteed across distributions of Kubernetes clusters."
+)
 ADMIN_USER = UserInfo("admin", (MASTERS_GROUP, "system:authenticated"))
 
 
@@ -81,12 +88,23 @@ class KubeEmulator:
         self.authenticator = Authenticator(static_tokens={self.token: ADMIN_USER, **(users or {})})
         self.authorizer = Authorizer(lister=self.objects.lister, version=lambda: self.store.rv)
         self.objects.on_removed = self._removed
+        self.objects.on_created = self._created
         self._kubeconfig_wanted = Path(kubeconfig_path) if kubeconfig_path else None
         self._tempdir: str | None = None
         self._runner: web.AppRunner | None = None
         self._bookmark_interval = bookmark_interval
         self.url = ""
         self.kubeconfig_path = Path()
+        namespaces = self.registry.lookup("", "v1", "namespaces")
+        assert namespaces is not None  # noqa: S101 - a built-in
+        for name in _SYSTEM_NAMESPACES:
+            self.objects.create(
+                namespaces,
+                "",
+                {"metadata": {"name": name}},
+                dry_run=False,
+                manager="kube-apiserver",
+            )
         for obj in bootstrap_policy():
             rt = self.registry.first(obj["apiVersion"].split("/")[0], _RBAC_PLURALS[obj["kind"]])
             assert rt is not None  # noqa: S101 - built-in RBAC kinds
@@ -207,6 +225,36 @@ class KubeEmulator:
     def ssl_context(self) -> ssl.SSLContext:
         """A client SSL context trusting this emulator (pass it to aiohttp as ``ssl=``)."""
         return self.certificate.client_context()
+
+    def _created(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Do what a cluster's controllers do for a new namespace, at once instead of soon after:
+        a ``default`` ServiceAccount and the ``kube-root-ca.crt`` ConfigMap with the server's CA."""
+        if rt.key != ("", "namespaces"):
+            return
+        namespace = obj["metadata"]["name"]
+        accounts = self.registry.lookup("", "v1", "serviceaccounts")
+        maps = self.registry.lookup("", "v1", "configmaps")
+        assert accounts is not None and maps is not None  # noqa: S101 - built-ins
+        self.objects.create(
+            accounts,
+            namespace,
+            {"metadata": {"name": "default"}},
+            dry_run=False,
+            manager="kube-controller-manager",
+        )
+        self.objects.create(
+            maps,
+            namespace,
+            {
+                "metadata": {
+                    "name": "kube-root-ca.crt",
+                    "annotations": {"kubernetes.io/description": _ROOT_CA_NOTE},
+                },
+                "data": {"ca.crt": self.certificate.ca_pem.decode()},
+            },
+            dry_run=False,
+            manager="kube-controller-manager",
+        )
 
     def _removed(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         if rt.key == ("", "serviceaccounts"):
