@@ -8,7 +8,8 @@ stream, which takes seconds instead of the minutes 2,000 ``git commit`` runs wou
 The mix of commits: mostly one value changed in one file, plus renames (every 50th commit),
 recipient re-wraps (every 40th) and new values (every 25th), by ten authors.
 
-Run: ``.venv/bin/python benchmarks/audit.py [--commits 2000] [--files 500] [--keep DIR]``.
+Run: ``.venv/bin/python benchmarks/audit.py [--commits 2000] [--files 500] [--keep DIR]
+[--decrypt]``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class FastImport:
             raise SystemExit("git fast-import failed")
 
 
-def generate(repo: Path, *, commits: int, files: int, seed: int = 8) -> None:
+def generate(repo: Path, *, commits: int, files: int, seed: int = 8) -> str:
+    """Write the history into ``repo``; return the age identities (for ``--decrypt``)."""
     rng = random.Random(seed)
     identities = [pyrage.x25519.Identity.generate() for _ in range(2)]
     unwrapper = AgeIdentities.from_text("\n".join(str(i) for i in identities))
@@ -118,6 +120,7 @@ def generate(repo: Path, *, commits: int, files: int, seed: int = 8) -> None:
         ])
     stream.close()
     subprocess.run(["git", "checkout", "-q", "main"], cwd=repo, check=True)
+    return "".join(f"{i}\n" for i in identities)
 
 
 def main() -> None:
@@ -125,19 +128,25 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--keep", type=Path, help="Generate into this directory and keep it.")
+    parser.add_argument("--decrypt", action="store_true", help="Time audit --decrypt as well.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sg-audit-bench-") as tmp:
         repo = args.keep or Path(tmp) / "repo"
         started = time.perf_counter()
-        generate(repo, commits=args.commits, files=args.files)
+        identities = generate(repo, commits=args.commits, files=args.files)
         generated = time.perf_counter() - started
-        env = {**os.environ, "SOPS_DISABLE_VERSION_CHECK": "true"}
+        key_file = Path(tmp) / "keys.txt"
+        key_file.write_text(identities)
+        env = {**os.environ, "SOPS_DISABLE_VERSION_CHECK": "true",
+               "SOPS_AGE_KEY_FILE": str(key_file)}
+        command = [sys.executable, "-m", "sealed_gitops", "audit", str(repo), "--output", "json"]
         started = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "sealed_gitops", "audit", str(repo), "--output", "json"],
-            capture_output=True, check=True, env=env,
-        )
+        proc = subprocess.run(command, capture_output=True, check=True, env=env)
         elapsed = time.perf_counter() - started
+        if args.decrypt:
+            started = time.perf_counter()
+            subprocess.run([*command, "--decrypt"], capture_output=True, check=True, env=env)
+            print(f"audit --output json --decrypt: {time.perf_counter() - started:.2f} s")
     rows = json.loads(proc.stdout)
     print(f"history: {args.commits} commits over {args.files} files, "
           f"generated in {generated:.1f} s")
