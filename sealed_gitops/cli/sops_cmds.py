@@ -134,9 +134,14 @@ def encrypt(
     """Encrypt FILE for recipients given as flags or by the matching .sops.yaml rule."""
     name = display_name(file)
     fmt = file_format(file, input_type)
-    same_format(fmt, output_type, file=name)
     keys = key_inputs(age_identities, gnupghome, vault_token)
     plain = read_input(file)
+    if output_type and output_type != fmt:
+        if in_place:
+            raise ConfigError("--in-place cannot change the format; use -o", file=name)
+        # Convert in memory before encrypting: the engine writes the format it reads.
+        plain = dump_tree(load_tree(plain, fmt=fmt, file=name), fmt=output_type)
+        fmt = output_type
     rules = _flag_rules(
         encrypted_regex=encrypted_regex, unencrypted_regex=unencrypted_regex,
         encrypted_suffix=encrypted_suffix, unencrypted_suffix=unencrypted_suffix,

@@ -268,3 +268,25 @@ def test_cloud_kms_only_files_go_to_sops(
     assert _FakeSops.calls == [
         {"fmt": "yaml", "output_fmt": "yaml", "filename": str(secret_file), "ignore_mac": False}
     ]
+
+
+def test_encrypt_converts_yaml_to_json(secret_file: Path, use_key: AgeKey):
+    result = run("encrypt", str(secret_file), "--age", use_key.public, "--output-type", "json",
+                 "-o", "s.json")
+    assert result.exit_code == 0, result.stderr
+    out = secret_file.with_name("s.json")
+    assert json.loads(out.read_text())["stringData"]["password"].startswith(ENC)
+    assert json.loads(run("decrypt", str(out)).stdout) == _doc(SECRET_YAML)
+    refused = run("encrypt", str(secret_file), "--age", use_key.public, "--output-type", "json",
+                  "-i")
+    assert refused.exit_code == 1
+    assert "cannot change the format" in refused.stderr
+
+
+def test_encrypt_stdin_uses_the_cwd_sops_yaml(work: Path, use_key: AgeKey):
+    (work / ".sops.yaml").write_text(f"creation_rules:\n  - age: {use_key.public}\n")
+    result = run("encrypt", "-", stdin=SECRET_YAML)
+    assert result.exit_code == 0, result.stderr
+    path = work / "from-stdin.yaml"
+    path.write_text(result.stdout)
+    assert _doc(run("decrypt", str(path)).stdout) == _doc(SECRET_YAML)
