@@ -338,3 +338,19 @@ async def test_namespace_waits_for_finalizers_of_its_objects(http: Http) -> None
             break
         await _sleep()
     assert status == 404
+
+
+async def test_immutable_secret_refuses_changes(http: Http, namespace: str) -> None:
+    path = SECRETS.format(ns=namespace)
+    body = {"metadata": {"name": "frozen"}, "stringData": {"k": "v"}, "immutable": True}
+    status, _ = await http.post(path, body)
+    assert status == 201
+    status, err = await http.patch(
+        f"{path}/frozen", {"stringData": {"k": "w"}}, "application/merge-patch+json"
+    )
+    assert status == 422
+    assert "data" in [c["field"] for c in err["details"]["causes"]]
+    status, _ = await http.patch(
+        f"{path}/frozen", {"metadata": {"labels": {"a": "b"}}}, "application/merge-patch+json"
+    )
+    assert status == 200  # metadata stays mutable

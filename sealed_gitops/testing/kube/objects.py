@@ -37,7 +37,7 @@ from sealed_gitops.testing.kube.status import (
     unsupported_media_type,
 )
 from sealed_gitops.testing.kube.store import Store
-from sealed_gitops.testing.kube.validation import normalize
+from sealed_gitops.testing.kube.validation import check_update, normalize
 
 __all__ = ["PATCH_TYPES", "Objects", "now"]
 
@@ -434,6 +434,7 @@ class Objects:
         new, part = _split_status(rt, old, obj, subresource)
         if subresource != "status":
             normalize(rt, new)
+            check_update(rt, old, new)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         new["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
         if rt.generation and _spec_part(new) != _spec_part(old):

@@ -16,7 +16,7 @@ from typing import Any
 from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.status import ApiError, invalid
 
-__all__ = ["normalize", "validate_name"]
+__all__ = ["check_update", "normalize", "validate_name"]
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -91,6 +91,23 @@ def normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")
         meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+
+
+def check_update(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """What an update may not change: the contents of an immutable Secret or ConfigMap."""
+    if rt.group != "" or rt.plural not in ("secrets", "configmaps") or not old.get("immutable"):
+        return
+    name = old["metadata"]["name"]
+    fields = ("data", "type") if rt.plural == "secrets" else ("data", "binaryData")
+    causes = [
+        (field, "Forbidden: field is immutable when `immutable` is set")
+        for field in fields
+        if old.get(field) != new.get(field)
+    ]
+    if not new.get("immutable"):
+        causes.append(("immutable", "Forbidden: field is immutable when `immutable` is set"))
+    if causes:
+        raise invalid(rt.group, rt.kind, name, causes)
 
 
 def _check_keys(rt: ResourceType, name: str, field: str, values: Any) -> None:
