@@ -51,8 +51,7 @@ class Identity:
     groups: tuple[str, ...] = ()
 
     @classmethod
-    def service_account(cls, namespace: str, name: str,
-                        *, groups: Iterable[str] = ()) -> Identity:
+    def service_account(cls, namespace: str, name: str, *, groups: Iterable[str] = ()) -> Identity:
         """``system:serviceaccount:NS:NAME``: what a Sync with ``serviceAccountName`` acts as.
 
         The API server adds the service-account groups itself when impersonating such a user
@@ -78,8 +77,7 @@ class KubeClient:
     counts: dict[str, int] = field(default_factory=dict)
 
     def impersonating(self, identity: Identity | None) -> KubeClient:
-        return KubeClient(api=self.api, timeout=self.timeout, identity=identity,
-                          counts=self.counts)
+        return KubeClient(api=self.api, timeout=self.timeout, identity=identity, counts=self.counts)
 
     @property
     def writes(self) -> int:
@@ -87,6 +85,26 @@ class KubeClient:
 
     def close(self) -> None:
         self.api.close()
+
+    def connection_details(self) -> dict[str, Any]:
+        """Where and how this client connects, for another client (kopf) to do the same.
+
+        Keys: ``server``, ``ca_path``, ``insecure``, ``token``, ``certificate_path``,
+        ``private_key_path`` (None where unset). The token is a credential: never log this.
+        """
+        config = self.api.configuration
+        keys = config.api_key or {}
+        # The client stores it as "BearerToken" (newer) or "authorization" (older releases).
+        auth = str(keys.get("BearerToken") or keys.get("authorization") or "")
+        token = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else None
+        return {
+            "server": str(config.host),
+            "ca_path": config.ssl_ca_cert or None,
+            "insecure": not bool(config.verify_ssl),
+            "token": token,
+            "certificate_path": config.cert_file or None,
+            "private_key_path": config.key_file or None,
+        }
 
     def request(
         self,
@@ -123,7 +141,10 @@ class KubeClient:
                 for group in self.identity.groups:
                     send.add("Impersonate-Group", group)
             answer = self.api.rest_client.request(
-                method, url, headers=send, body=dict(body) if body is not None else None,
+                method,
+                url,
+                headers=send,
+                body=dict(body) if body is not None else None,
                 _request_timeout=(_CONNECT_TIMEOUT, timeout or self.timeout),
             )
             data = answer.read()
@@ -132,8 +153,9 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise unavailable(exc, action=action, what=what) from exc
         if answer.status >= 400:
-            raise error_for_status(answer.status, data, action=action, what=what,
-                                   sensitive=sensitive)
+            raise error_for_status(
+                answer.status, data, action=action, what=what, sensitive=sensitive
+            )
         if not data:
             return {}
         try:
@@ -160,7 +182,8 @@ def connect(
     try:
         if in_cluster:
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration)
+                client_configuration=configuration
+            )
         else:
             k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig) if kubeconfig else None,
@@ -173,7 +196,8 @@ def connect(
         where = "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or ''}"
         raise ConfigError(f"cannot load the {where.strip()}: {exc}") from exc
     # Retries of connection errors stay with urllib3 (a few, quickly); the caller backs off.
-    configuration.retries = urllib3.Retry(total=2, connect=2, read=0, redirect=0, status=0,
-                                          backoff_factor=0.1)
+    configuration.retries = urllib3.Retry(
+        total=2, connect=2, read=0, redirect=0, status=0, backoff_factor=0.1
+    )
     api = k8s_client.ApiClient(configuration)
     return KubeClient(api=api, timeout=timeout, identity=identity)

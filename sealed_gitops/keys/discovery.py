@@ -25,7 +25,7 @@ import os
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,6 +211,7 @@ def keyring_from_secret_data(
     *,
     vault_addresses: Collection[str] | None = None,
     vault_timeout: float = DEFAULT_TIMEOUT,
+    observer: Callable[[str, str], None] | None = None,
 ) -> KeyRing:
     """A KeyRing from a Flux-style decryption Secret's data (values already base64-decoded).
 
@@ -219,7 +220,7 @@ def keyring_from_secret_data(
     token. Other entries (cloud KMS credentials) are not used here. Call ``close()`` on the
     result (or use it as a context manager) when done.
     """
-    ring = KeyRing()
+    ring = KeyRing(observer=observer)
     age_sources = [
         AgeSource(origin=f"secret entry {name}", text=value.decode("utf-8", "replace"))
         for name, value in sorted(data.items())

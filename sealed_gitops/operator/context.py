@@ -1,0 +1,105 @@
+"""What one operator process shares between its reconcile loops.
+
+Why an object and not module state: several operators run in one process in tests and the demo;
+each has its own API client, triggers, metrics and memory. The memory is what makes a no-op
+reconcile free: per Sync, the (digest, resourceVersion) of each object at its last apply and the
+keyring built from its decryption Secret (kept while that Secret's resourceVersion holds, so the
+keyring's data-key cache survives between reconciles and an unchanged file costs no unwrap).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sealed_gitops.cluster import Discovery, Identity, KubeClient, connect
+from sealed_gitops.keys.discovery import keyring_from_secret_data
+from sealed_gitops.keys.keyring import KeyRing
+from sealed_gitops.operator.metrics import Metrics
+from sealed_gitops.operator.resources import read_secret_data
+from sealed_gitops.operator.settings import OperatorSettings
+from sealed_gitops.operator.triggers import Triggers
+from sealed_gitops.plan import ObjectId
+
+__all__ = ["OperatorContext", "SyncMemory"]
+
+
+@dataclass
+class SyncMemory:
+    """What the operator remembers about one Sync between reconciles (lost on restart: safe)."""
+
+    records: dict[ObjectId, tuple[str, str]] = field(default_factory=dict)
+    keyring: KeyRing | None = None
+    keyring_source: tuple[str, str] | None = None  # (secret name, resourceVersion)
+    failures: int = 0
+    last_revision: str | None = None
+
+
+@dataclass
+class RepositoryMemory:
+    failures: int = 0
+
+
+class OperatorContext:
+    """Settings, the API client, triggers, metrics and per-object memory of one operator."""
+
+    def __init__(self, settings: OperatorSettings, *, client: KubeClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or connect(settings.kubeconfig)
+        self.discovery = Discovery(self.client)
+        self.triggers = Triggers()
+        self.metrics = Metrics()
+        #: key of the HMAC over applied objects: digests of Secrets must not be guessable
+        self.digest_key = secrets.token_bytes(32)
+        self.cache_dir: Path | None = settings.cache_dir
+        self._lock = threading.Lock()
+        self._syncs: dict[tuple[str, str], SyncMemory] = {}
+        self._repositories: dict[tuple[str, str], RepositoryMemory] = {}
+
+    def sync_memory(self, namespace: str, name: str) -> SyncMemory:
+        with self._lock:
+            return self._syncs.setdefault((namespace, name), SyncMemory())
+
+    def repository_memory(self, namespace: str, name: str) -> RepositoryMemory:
+        with self._lock:
+            return self._repositories.setdefault((namespace, name), RepositoryMemory())
+
+    def forget_sync(self, namespace: str, name: str) -> None:
+        with self._lock:
+            memory = self._syncs.pop((namespace, name), None)
+        if memory and memory.keyring:
+            memory.keyring.close()
+        self.triggers.forget("Sync", namespace, name)
+
+    def client_as(self, namespace: str, service_account: str | None) -> KubeClient:
+        """The client a Sync writes with: impersonating its service account when it names one."""
+        if not service_account:
+            return self.client
+        return self.client.impersonating(Identity.service_account(namespace, service_account))
+
+    def keyring_for(self, memory: SyncMemory, *, namespace: str, secret: str) -> KeyRing:
+        """The keyring of a decryption Secret in the Sync's namespace, rebuilt when it changes."""
+        data, version = read_secret_data(self.client, namespace, secret, purpose="decryption keys")
+        if memory.keyring is not None and memory.keyring_source == (secret, version):
+            return memory.keyring
+        if memory.keyring is not None:
+            memory.keyring.close()
+        memory.keyring = keyring_from_secret_data(data, observer=self.metrics.observe_decryption)
+        memory.keyring_source = (secret, version)
+        return memory.keyring
+
+    def backoff(self, failures: int, *, base: float) -> float:
+        """Seconds before the next retry after ``failures`` consecutive failures."""
+        delay = max(base, self.settings.min_backoff) * (2 ** max(failures - 1, 0))
+        return float(min(delay, self.settings.max_backoff))
+
+    def close(self) -> None:
+        with self._lock:
+            memories = list(self._syncs.values())
+            self._syncs.clear()
+        for memory in memories:
+            if memory.keyring:
+                memory.keyring.close()
+        self.client.close()

@@ -1,0 +1,156 @@
+"""The kopf wiring: one reconcile loop (a kopf daemon) per Repository and per Sync.
+
+Why daemons and not timers: a loop per object can sleep until *either* its interval passes *or*
+its trigger fires (a new revision of its Repository, a webhook, a spec change, a
+``sealed-gitops.io/requested-at`` annotation), so a push reaches the cluster in about a second
+while an idle Sync costs nothing. The blocking work (git, decryption, API calls) runs in a worker
+thread so kopf's event loop keeps serving watches. Each operator gets its own registry, so several
+can run in one process (tests, the demo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from sealed_gitops.errors import SealedGitopsError
+from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.repository import reconcile_repository
+from sealed_gitops.operator.resources import GROUP, VERSION, get_object
+from sealed_gitops.operator.sync import finalize_sync, reconcile_sync
+
+__all__ = ["REQUESTED_AT", "build_registry", "configure_kopf"]
+
+log = logging.getLogger(__name__)
+
+#: Annotation whose change asks for a reconcile now (as Flux's reconcile.fluxcd.io/requestedAt).
+REQUESTED_AT = "sealed-gitops.io/requested-at"
+
+#: Longest single wait between checks of the daemon's stop flag, in seconds.
+_POLL = 0.5
+
+
+async def _sleep_until_woken(
+    ctx: OperatorContext, kind: str, namespace: str, name: str, *, seconds: float, stopped: Any
+) -> list[str]:
+    """Wait for the trigger, the interval or the stop flag, whichever comes first."""
+    trigger = ctx.triggers.get(kind, namespace, name)
+    deadline = time.monotonic() + seconds
+    while not stopped:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return ["interval"]
+        reasons = await trigger.wait(min(left, _POLL))
+        if reasons != ["interval"]:
+            return reasons
+    return ["stopped"]
+
+
+async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stopped: Any) -> None:
+    while not stopped:
+        body = await asyncio.to_thread(get_object, ctx.client, kind, namespace, name)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        try:
+            if kind == "Repository":
+                repo_outcome = await asyncio.to_thread(reconcile_repository, ctx, body)
+                if repo_outcome.new_revision:
+                    ctx.triggers.repository_changed(
+                        namespace, name, reason=f"revision {repo_outcome.new_revision}"
+                    )
+                delay = repo_outcome.requeue_after
+            else:
+                delay = (await asyncio.to_thread(reconcile_sync, ctx, body)).requeue_after
+        except SealedGitopsError as exc:
+            # Status could not even be written (API down): keep everything, retry with backoff.
+            memory = (
+                ctx.sync_memory(namespace, name)
+                if kind == "Sync"
+                else ctx.repository_memory(namespace, name)
+            )
+            memory.failures += 1
+            delay = ctx.backoff(memory.failures, base=5.0)
+            log.warning("%s %s/%s: %s (retry in %.0fs)", kind, namespace, name, exc, delay)
+        await _sleep_until_woken(ctx, kind, namespace, name, seconds=delay, stopped=stopped)
+
+
+def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
+    """The handlers of one operator, bound to its context."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        details = ctx.client.connection_details()
+        return kopf.ConnectionInfo(
+            server=details["server"],
+            ca_path=details["ca_path"],
+            insecure=details["insecure"],
+            token=details["token"],
+            scheme="Bearer" if details["token"] else None,
+            certificate_path=details["certificate_path"],
+            private_key_path=details["private_key_path"],
+        )
+
+    @kopf.daemon(GROUP, VERSION, "repositories", registry=registry, cancellation_timeout=5.0)
+    async def repository_daemon(
+        *, stopped: Any, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        await _loop(ctx, "Repository", str(namespace), name, stopped)
+
+    @kopf.daemon(GROUP, VERSION, "syncs", registry=registry, cancellation_timeout=5.0)
+    async def sync_daemon(*, stopped: Any, namespace: str | None, name: str, **_: Any) -> None:
+        await _loop(ctx, "Sync", str(namespace), name, stopped)
+
+    @kopf.on.update(GROUP, VERSION, "repositories", registry=registry)
+    def repository_changed(
+        *, old: Any, new: Any, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        _wake_on_change(ctx, "Repository", old, new, key=(str(namespace), name))
+
+    @kopf.on.update(GROUP, VERSION, "syncs", registry=registry)
+    def sync_changed(*, old: Any, new: Any, namespace: str | None, name: str, **_: Any) -> None:
+        _wake_on_change(ctx, "Sync", old, new, key=(str(namespace), name))
+
+    @kopf.on.delete(GROUP, VERSION, "syncs", registry=registry)
+    async def sync_deleted(*, body: Any, namespace: str | None, name: str, **_: Any) -> None:
+        try:
+            deleted = await asyncio.to_thread(finalize_sync, ctx, dict(body))
+        except SealedGitopsError as exc:
+            raise kopf.TemporaryError(str(exc), delay=10) from exc
+        log.info("Sync %s/%s deleted; pruned %d objects", namespace, name, deleted)
+
+    return registry
+
+
+def _wake_on_change(
+    ctx: OperatorContext, kind: str, old: Any, new: Any, *, key: tuple[str, str]
+) -> None:
+    """Spec changes and a new requested-at annotation wake the loop at once."""
+    old, new = old or {}, new or {}
+    reasons = []
+    if old.get("spec") != new.get("spec"):
+        reasons.append("spec changed")
+    before = ((old.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT)
+    after = ((new.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT)
+    if after and after != before:
+        reasons.append("requested")
+    for reason in reasons:
+        ctx.triggers.fire(kind, *key, reason=reason)
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
+    """Our names for kopf's own bookkeeping, and no Events from kopf's log lines."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 90
+    settings.networking.request_timeout = 30
+    return settings

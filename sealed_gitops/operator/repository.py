@@ -1,0 +1,203 @@
+"""Reconcile one Repository: ask the remote for the ref's commit, fetch and verify it if new.
+
+Why it is separate from the Sync: one Repository may feed several Syncs, and fetching is the only
+network step that is not the API server. A Repository publishes only verified commits in its status
+(``status.artifact``); Syncs apply exactly that commit. A failure keeps the last good artifact, so
+the Syncs keep what they applied, and the condition says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sealed_gitops.errors import ConfigError, SealedGitopsError, VerificationFailed
+from sealed_gitops.operator.conditions import (
+    READY,
+    RECONCILING,
+    STALLED,
+    Reason,
+    now_rfc3339,
+    remove_condition,
+    set_condition,
+)
+from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.resources import patch_status, read_secret_data
+from sealed_gitops.operator.settings import parse_duration
+from sealed_gitops.source import Artifact, Auth, Ref, Verification, auth_from_secret_data, check
+from sealed_gitops.source import fetch as git_fetch
+
+__all__ = ["RepositoryOutcome", "artifact_status", "reconcile_repository", "repository_source"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RepositoryOutcome:
+    """When to look again, and the revision now published (None when unchanged or failed)."""
+
+    requeue_after: float
+    new_revision: str | None = None
+
+
+@dataclass(frozen=True)
+class RepositorySource:
+    """Everything needed to fetch a Repository's commits, read from its spec and Secrets."""
+
+    url: str
+    ref: Ref
+    auth: Auth | None
+    verification: Verification
+    timeout: float
+
+
+def repository_source(ctx: OperatorContext, repo: dict[str, Any]) -> RepositorySource:
+    """Read the spec and its Secrets (in the Repository's own namespace only)."""
+    meta = repo.get("metadata") or {}
+    namespace = str(meta.get("namespace"))
+    spec = repo.get("spec") or {}
+    url = str(spec.get("url") or "")
+    if not url:
+        raise ConfigError("spec.url is empty")
+    auth = None
+    secret_name = (spec.get("secretRef") or {}).get("name")
+    if secret_name:
+        data, _ = read_secret_data(ctx.client, namespace, secret_name, purpose="Git credentials")
+        auth = auth_from_secret_data(data, url=url)
+    verify = spec.get("verify") or {}
+    keys = None
+    if (verify.get("secretRef") or {}).get("name"):
+        keys, _ = read_secret_data(
+            ctx.client, namespace, verify["secretRef"]["name"], purpose="signers' public keys"
+        )
+    verification = Verification.from_spec(verify.get("mode"), keys) if verify else Verification()
+    timeout = parse_duration(
+        spec.get("timeout"), default=ctx.settings.default_fetch_timeout, what="spec.timeout"
+    )
+    return RepositorySource(
+        url=url,
+        ref=Ref.from_spec(spec.get("ref")),
+        auth=auth,
+        verification=verification,
+        timeout=timeout,
+    )
+
+
+def artifact_status(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "url": artifact.url,
+        "revision": artifact.revision,
+        "commit": artifact.commit,
+        "author": f"{artifact.author.name} <{artifact.author.email}>",
+        "committer": f"{artifact.committer.name} <{artifact.committer.email}>",
+        "signer": artifact.signer,
+        "message": artifact.message.splitlines()[0][:200] if artifact.message else "",
+        "lastUpdateTime": now_rfc3339(),
+    }
+
+
+def _reason(exc: SealedGitopsError) -> str:
+    if isinstance(exc, VerificationFailed):
+        return Reason.VERIFICATION_FAILED
+    if isinstance(exc, ConfigError):
+        return Reason.INVALID_SPEC
+    return Reason.SOURCE_FAILED
+
+
+def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> RepositoryOutcome:
+    """One look at the remote; fetches, verifies and publishes a new commit when there is one."""
+    meta = repo.get("metadata") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    generation = meta.get("generation")
+    spec = repo.get("spec") or {}
+    status = dict(repo.get("status") or {})
+    memory = ctx.repository_memory(namespace, name)
+    interval = parse_duration(spec.get("interval"), default=60.0, what="spec.interval")
+    if spec.get("suspend"):
+        return RepositoryOutcome(requeue_after=interval)
+    current = status.get("artifact") or {}
+    try:
+        source = repository_source(ctx, repo)
+        commit = check(
+            source.url,
+            source.ref,
+            source.auth,
+            timeout=source.timeout,
+            schemes=ctx.settings.allowed_schemes,
+        )
+        unchanged = commit == current.get("commit") and generation == status.get(
+            "observedGeneration"
+        )
+        if unchanged:
+            artifact_doc = current
+            ctx.metrics.fetches.labels(result="unchanged").inc()
+        else:
+            artifact = git_fetch(
+                source.url,
+                source.ref,
+                source.auth,
+                timeout=source.timeout,
+                cache_dir=ctx.cache_dir,
+                verify=source.verification,
+                schemes=ctx.settings.allowed_schemes,
+            )
+            artifact_doc = artifact_status(artifact)
+            ctx.metrics.fetches.labels(result="fetched").inc()
+    except SealedGitopsError as exc:
+        memory.failures += 1
+        ctx.metrics.fetches.labels(result="failure").inc()
+        reason = _reason(exc)
+        conditions = set_condition(
+            status.get("conditions"),
+            type_=READY,
+            status=False,
+            reason=reason,
+            message=str(exc),
+            generation=generation,
+        )
+        stalled = isinstance(exc, ConfigError)
+        conditions = (
+            set_condition(
+                conditions,
+                type_=STALLED,
+                status=True,
+                reason=reason,
+                message=str(exc),
+                generation=generation,
+            )
+            if stalled
+            else remove_condition(conditions, STALLED)
+        )
+        conditions = remove_condition(conditions, RECONCILING)
+        patch_status(
+            ctx.client,
+            "Repository",
+            namespace,
+            name,
+            {"conditions": conditions, "observedGeneration": generation},
+        )
+        log.warning("Repository %s/%s: %s", namespace, name, exc)
+        retry = ctx.backoff(memory.failures, base=min(interval, 30.0))
+        return RepositoryOutcome(requeue_after=retry)
+
+    memory.failures = 0
+    revision = str(artifact_doc.get("revision", ""))
+    conditions = set_condition(
+        status.get("conditions"),
+        type_=READY,
+        status=True,
+        reason=Reason.SUCCEEDED,
+        message=f"stored artifact for revision {revision}",
+        generation=generation,
+    )
+    conditions = remove_condition(remove_condition(conditions, STALLED), RECONCILING)
+    changed = artifact_doc is not current and revision != current.get("revision")
+    new_status = {"conditions": conditions, "observedGeneration": generation}
+    if artifact_doc is not current:
+        new_status["artifact"] = artifact_doc
+    if new_status != {k: status.get(k) for k in new_status}:
+        patch_status(ctx.client, "Repository", namespace, name, new_status)
+    if changed:
+        log.info("Repository %s/%s: new revision %s", namespace, name, revision)
+    return RepositoryOutcome(requeue_after=interval, new_revision=revision if changed else None)

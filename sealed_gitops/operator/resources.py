@@ -1,0 +1,119 @@
+"""Reading and writing the operator's own objects and the Secrets they point at.
+
+Why here and not in cluster/: these are the operator's conventions (which group and version its
+kinds live in, that status goes through the status subresource as a merge patch, that a referenced
+Secret must be in the referrer's namespace), built on the one request method of
+:class:`~sealed_gitops.cluster.KubeClient`, so nothing here imports the kubernetes client.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from sealed_gitops.cluster import KubeClient
+from sealed_gitops.errors import ApiNotFound, ConfigError
+from sealed_gitops.redact import register
+
+__all__ = [
+    "GROUP",
+    "PLURALS",
+    "VERSION",
+    "get_object",
+    "list_objects",
+    "object_path",
+    "patch_metadata",
+    "patch_status",
+    "read_secret_data",
+]
+
+GROUP = "sealed-gitops.io"
+VERSION = "v1alpha1"
+PLURALS = {"Repository": "repositories", "Sync": "syncs", "KeyRing": "keyrings"}
+
+
+def object_path(kind: str, namespace: str, name: str = "") -> str:
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}"
+    return f"{base}/{name}" if name else base
+
+
+def get_object(client: KubeClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """The object, or None when it does not exist."""
+    try:
+        return client.request(
+            "GET",
+            object_path(kind, namespace, name),
+            action="get",
+            what=f"{kind} {namespace}/{name}",
+        )
+    except ApiNotFound:
+        return None
+
+
+def list_objects(
+    client: KubeClient, kind: str, namespace: str | None = None
+) -> list[dict[str, Any]]:
+    path = object_path(kind, namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{PLURALS[kind]}"
+    answer = client.request("GET", path, action="list", what=PLURALS[kind])
+    return list(answer.get("items") or [])
+
+
+def patch_status(
+    client: KubeClient, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
+    return client.request(
+        "PATCH",
+        object_path(kind, namespace, name) + "/status",
+        body={"status": dict(status)},
+        content_type="application/merge-patch+json",
+        action="update status of",
+        what=f"{kind} {namespace}/{name}",
+    )
+
+
+def patch_metadata(
+    client: KubeClient, kind: str, namespace: str, name: str, metadata: Mapping[str, Any]
+) -> dict[str, Any]:
+    return client.request(
+        "PATCH",
+        object_path(kind, namespace, name),
+        body={"metadata": dict(metadata)},
+        content_type="application/merge-patch+json",
+        action="annotate",
+        what=f"{kind} {namespace}/{name}",
+    )
+
+
+def read_secret_data(
+    client: KubeClient, namespace: str, name: str, *, purpose: str
+) -> tuple[dict[str, bytes], str]:
+    """The decoded data of a Secret in ``namespace`` and its resourceVersion.
+
+    Every value is registered with the redaction layer: these are keys and tokens. A missing
+    Secret is a configuration error that names what it was needed for.
+    """
+    try:
+        secret = client.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/secrets/{name}",
+            action="read",
+            what=f"Secret {namespace}/{name}",
+            sensitive=True,
+        )
+    except ApiNotFound as exc:
+        raise ConfigError(f"Secret {namespace}/{name} ({purpose}) not found") from exc
+    data: dict[str, bytes] = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            data[key] = base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigError(f"Secret {namespace}/{name}: entry {key} is not base64") from exc
+        register(data[key])
+    for key, value in (secret.get("stringData") or {}).items():
+        data[key] = str(value).encode()
+        register(data[key])
+    version = str((secret.get("metadata") or {}).get("resourceVersion", ""))
+    return data, version

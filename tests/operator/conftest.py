@@ -1,0 +1,307 @@
+"""Fixtures of the operator end-to-end tests: a cluster, our CRDs, a Git remote, keys, operators.
+
+The cluster is the emulator (one per session, in a thread) or, when SEALED_GITOPS_E2E_KUBECONFIG
+names a kubeconfig, a real cluster; every test works in a namespace of its own and runs its own
+operator watching only that namespace, so tests run in parallel and never see each other's objects.
+The operator runs in the test process (out of cluster), so the file:// remote works in both cases.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import pytest
+import yaml
+
+from sealed_gitops.cluster import KubeClient, connect
+from sealed_gitops.crypto.age import AgeRecipient
+from sealed_gitops.crypto.sops import encrypt_bytes
+from sealed_gitops.errors import ApiNotFound
+from sealed_gitops.operator.runner import OperatorThread
+from sealed_gitops.operator.settings import OperatorSettings
+from sealed_gitops.testing import KubeEmulator
+from sealed_gitops.testing.gitserver import WorkRepo
+
+E2E_ENV = "SEALED_GITOPS_E2E_KUBECONFIG"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def _cluster() -> Iterator[tuple[Path, KubeEmulator | None]]:
+    value = os.environ.get(E2E_ENV)
+    if value:
+        yield Path(value), None
+        return
+    with KubeEmulator().run_in_thread() as api:
+        yield api.kubeconfig_path, api
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(_cluster: tuple[Path, KubeEmulator | None]) -> Path:
+    return _cluster[0]
+
+
+@pytest.fixture
+def emulator(_cluster: tuple[Path, KubeEmulator | None]) -> KubeEmulator:
+    if _cluster[1] is None:
+        pytest.skip(f"emulator-only behaviour (fault injection); {E2E_ENV} names a real cluster")
+    return _cluster[1]
+
+
+@pytest.fixture(scope="session")
+def kubectl_path() -> Path:
+    path = Path(sys.executable).parent / "kubectl"
+    if not path.exists():
+        pytest.skip(f"kubectl is not installed at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def crds(kubeconfig: Path, kubectl_path: Path) -> None:
+    subprocess.run(
+        [
+            str(kubectl_path),
+            "--kubeconfig",
+            str(kubeconfig),
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            str(ROOT / "crds"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def client(kubeconfig: Path) -> Iterator[KubeClient]:
+    api = connect(kubeconfig)
+    yield api
+    api.close()
+
+
+class Kube:
+    """Small synchronous helpers over the project's client for test set-up and assertions."""
+
+    def __init__(self, client: KubeClient, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        api_version = obj["apiVersion"]
+        plural = {
+            "Secret": "secrets",
+            "Repository": "repositories",
+            "Sync": "syncs",
+            "Namespace": "namespaces",
+            "ConfigMap": "configmaps",
+        }[obj["kind"]]
+        ns = obj["metadata"].get("namespace", self.namespace)
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        path = f"{base}/{plural}" if plural == "namespaces" else f"{base}/namespaces/{ns}/{plural}"
+        return self.client.request("POST", path, body=obj, action="create", what=obj["kind"])
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self.client.request("GET", path, action="get", what=path)
+        except ApiNotFound:
+            return None
+
+    def secret(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.get(f"/api/v1/namespaces/{namespace or self.namespace}/secrets/{name}")
+
+    def sync(self, name: str = "app") -> dict[str, Any]:
+        found = self.get(
+            f"/apis/sealed-gitops.io/v1alpha1/namespaces/{self.namespace}/syncs/{name}"
+        )
+        assert found is not None
+        return found
+
+    def events(self) -> list[dict[str, Any]]:
+        answer = self.client.request(
+            "GET", f"/api/v1/namespaces/{self.namespace}/events", action="list", what="events"
+        )
+        return list(answer.get("items") or [])
+
+    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.client.request(
+            "PATCH",
+            path,
+            body=body,
+            content_type="application/merge-patch+json",
+            action="patch",
+            what=path,
+        )
+
+    def delete(self, path: str) -> None:
+        self.client.request("DELETE", path, action="delete", what=path)
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def ready(sync: dict[str, Any]) -> dict[str, Any] | None:
+    for cond in (sync.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == "Ready":
+            return dict(cond)
+    return None
+
+
+@dataclass
+class Setup:
+    kube: Kube
+    namespace: str
+    repo: WorkRepo
+    remote: Path
+    recipient: str
+    age_secret: str
+
+    def encrypt(self, obj: dict[str, Any]) -> str:
+        plain = yaml.safe_dump(obj, sort_keys=False).encode()
+        return encrypt_bytes(
+            plain, key_groups=[[AgeRecipient(self.recipient)]], file="x.yaml"
+        ).decode()
+
+    def push(
+        self,
+        files: dict[str, str],
+        *,
+        message: str = "change",
+        author: tuple[str, str] = ("Dev One", "dev1@example.invalid"),
+    ) -> str:
+        self.repo.write(files)
+        sha = self.repo.commit(message, author=author)
+        self.repo.push()
+        return sha
+
+    def remove(self, *names: str, message: str = "remove") -> str:
+        for name in names:
+            (self.repo.path / name).unlink()
+        sha = self.repo.commit(message)
+        self.repo.push()
+        return sha
+
+    def objects(
+        self,
+        *,
+        prune: bool = True,
+        policy: str = "Atomic",
+        interval: str = "1s",
+        extra_spec: dict[str, Any] | None = None,
+    ) -> None:
+        self.kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "sops-keys", "namespace": self.namespace},
+                "data": {"identity.agekey": base64.b64encode(self.age_secret.encode()).decode()},
+            }
+        )
+        self.kube.create(
+            {
+                "apiVersion": "sealed-gitops.io/v1alpha1",
+                "kind": "Repository",
+                "metadata": {"name": "app", "namespace": self.namespace},
+                "spec": {
+                    "url": f"file://{self.remote}",
+                    "ref": {"branch": "main"},
+                    "interval": interval,
+                },
+            }
+        )
+        spec: dict[str, Any] = {
+            "repositoryRef": {"name": "app"},
+            "path": "./deploy",
+            "interval": interval,
+            "retryInterval": "1s",
+            "prune": prune,
+            "failurePolicy": policy,
+            "decryption": {"secretRef": {"name": "sops-keys"}},
+        }
+        spec.update(extra_spec or {})
+        self.kube.create(
+            {
+                "apiVersion": "sealed-gitops.io/v1alpha1",
+                "kind": "Sync",
+                "metadata": {"name": "app", "namespace": self.namespace},
+                "spec": spec,
+            }
+        )
+
+
+@pytest.fixture
+def setup(crds: None, client: KubeClient, tmp_path: Path) -> Iterator[Setup]:
+    namespace = f"sg-{uuid.uuid4().hex[:10]}"
+    kube = Kube(client, namespace)
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    repo = WorkRepo(tmp_path / "work", remote=remote)
+    identity = pyrage.x25519.Identity.generate()
+    yield Setup(
+        kube=kube,
+        namespace=namespace,
+        repo=repo,
+        remote=remote,
+        recipient=str(identity.to_public()),
+        age_secret=str(identity),
+    )
+    with contextlib.suppress(Exception):
+        kube.delete(f"/api/v1/namespaces/{namespace}")
+
+
+@pytest.fixture
+def operator_factory(kubeconfig: Path, tmp_path: Path) -> Iterator[Callable[..., OperatorThread]]:
+    started: list[OperatorThread] = []
+
+    def start(namespace: str, **overrides: Any) -> OperatorThread:
+        settings = OperatorSettings(
+            namespaces=[namespace],
+            kubeconfig=str(kubeconfig),
+            cache_dir=tmp_path / "cache",
+            metrics_port=0,
+            webhook_port=0,
+            allowed_schemes=frozenset({"file", "git", "ssh", "https", "http"}),
+            leader_lease=f"op-{uuid.uuid4().hex[:6]}",
+            leader_namespace=namespace,
+            min_backoff=0.5,
+            max_backoff=2.0,
+        )
+        for key, value in overrides.items():
+            setattr(settings, key, value)
+        thread = OperatorThread(settings).start()
+        started.append(thread)
+        return thread
+
+    yield start
+    for thread in started:
+        thread.stop()
+
+
+def decoded(secret: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+def as_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)
