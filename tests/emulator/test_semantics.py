@@ -60,9 +60,8 @@ async def test_stale_resource_version_is_a_conflict(
     _, obj = await http.post(path, cm("c", data={"k": "1"}))
     status, _ = await http.patch(f"{path}/c", {"data": {"k": "2"}}, "application/merge-patch+json")
     assert status == 200
-    status, err = await http.request(
-        method, f"{path}/c", body_of(obj), content_type="application/merge-patch+json"
-    )
+    content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
+    status, err = await http.request(method, f"{path}/c", body_of(obj), content_type=content_type)
     assert status == 409
     assert err["kind"] == "Status"
     assert err["reason"] == "Conflict"
@@ -193,7 +192,8 @@ async def test_dry_run_persists_nothing(http: Http, namespace: str, verb: str) -
         "PATCH": {"data": {"k": "2"}},
         "DELETE": None,
     }[verb]
-    status, _ = await http.request(verb, url, body, content_type="application/merge-patch+json")
+    content_type = "application/merge-patch+json" if verb == "PATCH" else "application/json"
+    status, _ = await http.request(verb, url, body, content_type=content_type)
     assert status in (200, 201)
     _, after = await http.get(path)
     assert [i.get("data") for i in after["items"]] == [i.get("data") for i in before["items"]]
@@ -354,3 +354,11 @@ async def test_immutable_secret_refuses_changes(http: Http, namespace: str) -> N
         f"{path}/frozen", {"metadata": {"labels": {"a": "b"}}}, "application/merge-patch+json"
     )
     assert status == 200  # metadata stays mutable
+
+
+async def test_a_patch_type_on_post_is_415(http: Http, namespace: str) -> None:
+    status, err = await http.post(
+        CM.format(ns=namespace), cm("p"), content_type="application/merge-patch+json"
+    )
+    assert status == 415
+    assert err["reason"] == "UnsupportedMediaType"

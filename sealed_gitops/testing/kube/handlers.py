@@ -34,6 +34,7 @@ __all__ = ["ResourceHandler", "json_response"]
 
 Special = Callable[[web.Request, RequestInfo, Any], Awaitable[dict[str, Any]]]
 _DUMPS_SEPARATORS = (",", ":")
+_BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 
 
 def json_response(body: dict[str, Any], *, status: int = 200) -> web.Response:
@@ -69,10 +70,11 @@ async def _body(request: web.Request) -> Any:
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
     if content_type == "application/vnd.kubernetes.protobuf":
         return protobuf.decode(raw)
-    if content_type == "application/cbor":
-        raise unsupported_media_type(content_type, ["application/json", "application/yaml"])
+    if request.method != "PATCH" and content_type not in _BODY_TYPES:
+        # A real server refuses a patch type (or anything else) on POST/PUT/DELETE.
+        raise unsupported_media_type(content_type, list(_BODY_TYPES))
     try:
-        if content_type == "application/apply-patch+yaml":
+        if content_type in ("application/apply-patch+yaml", "application/yaml"):
             return yaml.safe_load(raw)
         return json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
