@@ -362,3 +362,20 @@ async def test_a_patch_type_on_post_is_415(http: Http, namespace: str) -> None:
     )
     assert status == 415
     assert err["reason"] == "UnsupportedMediaType"
+
+
+async def test_a_verb_the_resource_lacks_is_405(http: Http) -> None:
+    status, err = await http.delete("/api/v1/namespaces")  # namespaces have no deletecollection
+    assert status == 405
+    assert err["reason"] == "MethodNotAllowed"
+
+
+async def test_a_no_op_write_keeps_the_resource_version(http: Http, namespace: str) -> None:
+    path = CM.format(ns=namespace)
+    _, obj = await http.post(path, cm("same", data={"k": "v"}))
+    _, patched = await http.patch(
+        f"{path}/same", {"data": {"k": "v"}}, "application/merge-patch+json"
+    )
+    assert patched["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+    _, put = await http.put(f"{path}/same", patched)
+    assert put["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]

@@ -114,6 +114,11 @@ class ResourceHandler:
             not rt.namespaced and info.namespace is not None
         ):
             raise ApiError(404, "the server could not find the requested resource")
+        allowed = ("get", "patch", "update") if info.subresource else rt.verbs
+        if info.verb not in allowed:
+            raise method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
         return await self._verb(request, info, rt, namespace or "")
 
     def _render(self, rt: ResourceType) -> Callable[[dict[str, Any]], dict[str, Any]]:
