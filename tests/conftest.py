@@ -2,5 +2,5 @@
 
 import os
 
-# sops asks GitHub for its latest version at start-up; there is no network here and CI must not hang.
+# sops asks GitHub for its latest version at start-up; there is no network here: never wait.
 os.environ.setdefault("SOPS_DISABLE_VERSION_CHECK", "true")
