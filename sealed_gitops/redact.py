@@ -31,6 +31,8 @@ __all__ = [
     "register",
     "register_many",
     "registered_count",
+    "restore",
+    "snapshot",
 ]
 
 #: What a redacted value is replaced with.
@@ -61,7 +63,9 @@ class _Registry:
             if self.dirty:
                 # Longest first, so a value that contains another is masked whole.
                 ordered = sorted(self.values, key=len, reverse=True)
-                self.pattern = re.compile("|".join(re.escape(v) for v in ordered))
+                self.pattern = (
+                    re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+                )
                 self.dirty = False
             return self.pattern
 
@@ -108,6 +112,22 @@ def is_registered(value: str | bytes) -> bool:
 def registered_count() -> int:
     with _registry.lock:
         return len(_registry.values)
+
+
+def snapshot() -> frozenset[str]:
+    """The registered forms now; with :func:`restore`, lets a test suite isolate its tests."""
+    with _registry.lock:
+        return frozenset(_registry.values)
+
+
+def restore(saved: frozenset[str]) -> None:
+    """Put the registry back to a :func:`snapshot` (tests only: production never forgets)."""
+    with _registry.lock:
+        if _registry.values != saved:
+            _registry.values = set(saved)
+            _registry.dirty = True
+            if not saved:
+                _registry.pattern = None
 
 
 def redact(text: str) -> str:
