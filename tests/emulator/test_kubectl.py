@@ -185,3 +185,32 @@ def test_create_and_delete_namespace(run_kubectl: Any) -> None:
         out = run_kubectl("delete", "namespace", name, "--timeout=60s").stdout
     assert f'namespace "{name}" deleted' in out
     assert run_kubectl("get", "namespace", name, check=False).returncode != 0
+
+
+def test_scale_a_deployment(run_kubectl: Any, namespace: str) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "nginx"}]},
+            },
+        },
+    }
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(deployment))
+    assert "scaled" in run_kubectl("-n", namespace, "scale", "deploy", "web", "--replicas=3").stdout
+    got = json.loads(run_kubectl("-n", namespace, "get", "deploy", "web", "-o", "json").stdout)
+    assert got["spec"]["replicas"] == 3
+    assert got["metadata"]["generation"] == 2
+    scale = json.loads(
+        run_kubectl(
+            "get", "--raw", f"/apis/apps/v1/namespaces/{namespace}/deployments/web/scale"
+        ).stdout
+    )
+    assert scale["kind"] == "Scale"
+    assert scale["spec"]["replicas"] == 3
+    assert scale["status"]["selector"] == "app=web"

@@ -20,6 +20,7 @@ from sealed_gitops.testing.kube import protobuf
 from sealed_gitops.testing.kube.objects import Objects
 from sealed_gitops.testing.kube.requestinfo import RequestInfo
 from sealed_gitops.testing.kube.resources import ResourceType
+from sealed_gitops.testing.kube.scale import get_scale, write_scale
 from sealed_gitops.testing.kube.selectors import Matcher, parse_field_selector, parse_label_selector
 from sealed_gitops.testing.kube.status import (
     ApiError,
@@ -105,7 +106,10 @@ class ResourceHandler:
             if info.verb != "create":
                 raise method_not_allowed(f"{info.verb} is not supported on {rt.plural}")
             return json_response(await special(request, info, await _body(request)), status=201)
-        if info.subresource and not (info.subresource == "status" and rt.status):
+        scale = info.subresource == "scale" and any(
+            sub[0] == "scale" for sub in rt.extra_subresources
+        )
+        if info.subresource and not (info.subresource == "status" and rt.status) and not scale:
             raise ApiError(404, "the server could not find the requested resource")
         namespace = info.namespace if rt.namespaced else ""
         if rt.key == ("", "namespaces"):
@@ -119,7 +123,27 @@ class ResourceHandler:
             raise method_not_allowed(
                 "the server does not allow this method on the requested resource"
             )
+        if scale:
+            return await self._scale(request, info, rt, namespace or "")
         return await self._verb(request, info, rt, namespace or "")
+
+    async def _scale(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType, namespace: str
+    ) -> web.StreamResponse:
+        if info.verb == "get":
+            return json_response(get_scale(self.objects, rt, namespace, info.name or ""))
+        scale = write_scale(
+            self.objects,
+            rt,
+            namespace,
+            info.name or "",
+            method=request.method,
+            content_type=request.headers.get("Content-Type", "").split(";")[0].strip(),
+            body=await _body(request),
+            dry_run=_dry_run(request),
+            manager=_manager(request),
+        )
+        return json_response(scale)
 
     def _render(self, rt: ResourceType) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def render(obj: dict[str, Any]) -> dict[str, Any]:

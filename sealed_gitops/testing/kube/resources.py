@@ -80,14 +80,18 @@ class ResourceType:
                     "namespaced": self.namespaced,
                     "kind": kind,
                     "verbs": list(verbs),
-                    **(
-                        {"group": "authentication.k8s.io", "version": "v1"}
-                        if name == "token"
-                        else {}
-                    ),
+                    **_SUBRESOURCE_GROUPS.get(name, {}),
                 }
             )
         return entries
+
+
+#: subresources whose kind lives in another API group, as discovery says
+_SUBRESOURCE_GROUPS = {
+    "token": {"group": "authentication.k8s.io", "version": "v1"},
+    "scale": {"group": "autoscaling", "version": "v1"},
+}
+_SCALE = (("scale", "Scale", ("get", "patch", "update")),)
 
 
 def _rt(
@@ -135,8 +139,26 @@ BUILTIN: tuple[ResourceType, ...] = (
     _rt("", "v1", "events", "Event", True, short_names=("ev",)),
     _rt("", "v1", "pods", "Pod", True, short_names=("po",), status=True, categories=("all",)),
     _rt("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",)),
-    _rt("apps", "v1", "deployments", "Deployment", True, short_names=("deploy",), **_APPS),
-    _rt("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",), **_APPS),
+    _rt(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        True,
+        short_names=("deploy",),
+        extra_subresources=_SCALE,
+        **_APPS,
+    ),
+    _rt(
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        True,
+        short_names=("sts",),
+        extra_subresources=_SCALE,
+        **_APPS,
+    ),
     _rt("apps", "v1", "daemonsets", "DaemonSet", True, short_names=("ds",), **_APPS),
     _rt("batch", "v1", "jobs", "Job", True, **_APPS),
     _rt("batch", "v1", "cronjobs", "CronJob", True, short_names=("cj",), **_APPS),
