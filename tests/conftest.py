@@ -8,7 +8,7 @@ import pytest
 # sops asks GitHub for its latest version at start-up; there is no network here: never wait.
 os.environ.setdefault("SOPS_DISABLE_VERSION_CHECK", "true")
 
-from sealed_gitops import redact  # noqa: E402 - imported after the environment is settled
+from sealed_gitops import redact
 
 
 @pytest.fixture(autouse=True)
