@@ -36,6 +36,12 @@ COMMANDS: dict[str, str] = {
     "git-setup": "sealed_gitops.cli.audit_cmds:git_setup",
     "git-textconv": "sealed_gitops.cli.audit_cmds:git_textconv",
     "git-merge": "sealed_gitops.cli.audit_cmds:git_merge",
+    "operator": "sealed_gitops.cli.operator_cmds:operator_command",
+    "reconcile": "sealed_gitops.cli.operator_cmds:reconcile",
+    "suspend": "sealed_gitops.cli.operator_cmds:suspend",
+    "resume": "sealed_gitops.cli.operator_cmds:resume",
+    "status": "sealed_gitops.cli.operator_cmds:status",
+    "demo": "sealed_gitops.cli.demo:demo",
 }
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
