@@ -1,4 +1,4 @@
-"""What ``kubectl kustomize deploy/`` builds: the objects, the pod's hardening, least-privilege RBAC.
+"""What ``kubectl kustomize deploy/`` builds: its objects, the hardened pod, least-privilege RBAC.
 
 These read the built manifests, so they hold whatever overlay mechanics kustomize applied (the
 namespace transformer, labels, the image override), not just the source files.
@@ -106,7 +106,7 @@ def test_operator_arguments_and_replicas(built: list[dict[str, Any]]) -> None:
     args = _container(built)["args"]
     assert args[0] == "operator"
     assert "--all-namespaces" in args
-    assert args[args.index("--bind-address") + 1] == "0.0.0.0"
+    assert args[args.index("--bind-address") + 1] == "0.0.0.0"  # noqa: S104 - in a pod, on purpose
 
 
 def test_pod_name_is_given_for_the_lease(built: list[dict[str, Any]]) -> None:
