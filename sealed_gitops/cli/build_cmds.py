@@ -25,7 +25,7 @@ from sealed_gitops.redact import MASK, redact
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject
 from sealed_gitops.source import Ref, fetch
 
-__all__ = ["build_command", "load_decryption_keys", "masked"]
+__all__ = ["build_command", "load_decryption_keys", "masked", "split_root"]
 
 
 def masked(obj: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def build_command(
         artifact = fetch(repo_url, Ref.parse(ref_text) if ref_text else None)
         root = artifact.path
     else:
-        root, path = _split_root(Path(path))
+        root, path = split_root(Path(path))
     keys = load_decryption_keys(
         age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
     )
@@ -131,7 +131,7 @@ def build_command(
         raise click.exceptions.Exit(1)
 
 
-def _split_root(target: Path) -> tuple[Path, str]:
+def split_root(target: Path) -> tuple[Path, str]:
     """The repository root for a local path (the enclosing Git work tree, else the path itself)."""
     target = target.resolve()
     if not target.exists():

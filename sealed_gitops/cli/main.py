@@ -22,6 +22,7 @@ from sealed_gitops.redact import install_logging_filter, redact
 #: command name -> "module:attribute" of the click command implementing it.
 COMMANDS: dict[str, str] = {
     "build": "sealed_gitops.cli.build_cmds:build_command",
+    "diff": "sealed_gitops.cli.diff_cmds:diff_command",
     "seal": "sealed_gitops.cli.sealed_cmds:seal",
     "unseal": "sealed_gitops.cli.sealed_cmds:unseal",
     "encrypt": "sealed_gitops.cli.sops_cmds:encrypt",

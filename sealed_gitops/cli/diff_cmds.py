@@ -1,0 +1,158 @@
+"""``sealed-gitops diff``: what applying a path would change in the cluster, never a value.
+
+Why: Flux compares SOPS Secrets by key names only and Argo CD leaves Secrets out of its diffs, so
+reviewers cannot see that a password changed. Here every object is compared with its live version
+as server-side apply would leave it; a Secret is shown key by key as added, changed, removed or
+unchanged (decided by comparing digests), and nothing of a value is printed. With ``--sync`` the
+objects get the Sync's ownership labels (as the operator would apply them) and what would be
+pruned is listed too. Exit codes follow ``kubectl diff``: 0 no differences, 1 differences, 2 error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sealed_gitops.cli.build_cmds import load_decryption_keys, split_root
+from sealed_gitops.cluster import Discovery, SyncRef, connect, read_live
+from sealed_gitops.errors import ApiNotFound, ConfigError, SealedGitopsError
+from sealed_gitops.pipeline import FailurePolicy, build
+from sealed_gitops.plan import Inventory, ObjectId
+from sealed_gitops.plan.diff import object_diff
+from sealed_gitops.redact import redact
+from sealed_gitops.source import Ref, fetch
+
+__all__ = ["diff_command"]
+
+EXIT_DIFFERENT = 1
+EXIT_ERROR = 2
+
+
+def _sync_inventory(client: Any, sync: SyncRef) -> Inventory:
+    path = f"/apis/sealed-gitops.io/v1alpha1/namespaces/{sync.namespace}/syncs/{sync.name}"
+    try:
+        found = client.request(
+            "GET", path, action="read", what=f"Sync {sync.namespace}/{sync.name}"
+        )
+    except ApiNotFound:
+        return Inventory()
+    return Inventory.from_status((found.get("status") or {}).get("inventory"))
+
+
+def _parse_sync(text: str | None) -> SyncRef | None:
+    if not text:
+        return None
+    namespace, sep, name = text.partition("/")
+    if not sep or not namespace or not name:
+        raise ConfigError(f"--sync {text!r}: expected NAMESPACE/NAME")
+    return SyncRef(namespace, name)
+
+
+def _differences(
+    *,
+    path: str,
+    repo_url: str | None,
+    ref_text: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    sync_text: str | None,
+    keys_from: dict[str, Any],
+    allow_plain_secrets: bool,
+) -> list[str]:
+    sync = _parse_sync(sync_text)
+    if repo_url:
+        root, sub = fetch(repo_url, Ref.parse(ref_text) if ref_text else None).path, path
+    else:
+        root, sub = split_root(Path(path))
+    keys = load_decryption_keys(**keys_from)
+    result = build(
+        root=root,
+        path=sub,
+        keys=keys,
+        policy=FailurePolicy.ATOMIC,
+        allow_plain_secrets=allow_plain_secrets,
+    )
+    client = connect(kubeconfig, context=context)
+    try:
+        desired: dict[ObjectId, dict[str, Any]] = {}
+        for obj in result.objects:
+            data = sync.prepare(obj.data, source_path=obj.file) if sync else obj.data
+            desired[ObjectId.of(data)] = data
+        versions = {oid: str(obj.get("apiVersion", "")) for oid, obj in desired.items()}
+        previous = _sync_inventory(client, sync) if sync else Inventory()
+        gone = [e for e in previous.entries if e.id not in desired]
+        for entry in gone:
+            group = entry.id.group
+            versions[entry.id] = f"{group}/{entry.version}" if group else entry.version
+        live = read_live(client, Discovery(client), versions, sync=sync)
+        texts = []
+        for oid in sorted(desired):
+            text = object_diff(desired[oid], live.get(oid))
+            if text:
+                texts.append(text)
+        for entry in gone:
+            if entry.id in live:
+                texts.append(object_diff(None, live[entry.id]))
+        return texts
+    finally:
+        client.close()
+
+
+@click.command("diff")
+@click.argument("path", default=".")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Defaults to $KUBECONFIG.")
+@click.option("--context", help="kubeconfig context to use.")
+@click.option("--repo", "repo_url", help="Fetch this Git URL instead of reading a local directory.")
+@click.option("--ref", "ref_text", help="With --repo: branch, tag:NAME, semver:RANGE or a commit.")
+@click.option("--sync", "sync_text", help="NAMESPACE/NAME: compare as this Sync would apply.")
+@click.option("--allow-plain-secrets", is_flag=True)
+@click.option(
+    "--age-identity",
+    "age_identities",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--sealing-key",
+    "sealing_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("--gnupghome", type=click.Path(file_okay=False, path_type=Path))
+def diff_command(
+    *,
+    path: str,
+    kubeconfig: str | None,
+    context: str | None,
+    repo_url: str | None,
+    ref_text: str | None,
+    sync_text: str | None,
+    allow_plain_secrets: bool,
+    age_identities: tuple[Path, ...],
+    sealing_keys: tuple[Path, ...],
+    gnupghome: Path | None,
+) -> None:
+    """Show what applying PATH would change in the cluster (Secrets by key, never values)."""
+    try:
+        texts = _differences(
+            path=path,
+            repo_url=repo_url,
+            ref_text=ref_text,
+            kubeconfig=kubeconfig,
+            context=context,
+            sync_text=sync_text,
+            allow_plain_secrets=allow_plain_secrets,
+            keys_from={
+                "age_identities": age_identities,
+                "sealing_keys": sealing_keys,
+                "gnupghome": gnupghome,
+            },
+        )
+    except SealedGitopsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_ERROR) from None
+    for text in texts:
+        click.echo(redact(text))
+    raise click.exceptions.Exit(EXIT_DIFFERENT if texts else 0)
