@@ -237,6 +237,9 @@ def test_the_operator_works_with_exactly_the_installed_rights(
             "own/db.yaml": encrypted,
             "own/settings.yaml": yaml.safe_dump(config),
             "as-sa/settings.yaml": yaml.safe_dump({**config, "metadata": {"name": "by-sa"}}),
+            "foreign/settings.yaml": yaml.safe_dump(
+                {**config, "metadata": {"name": "foreign", "namespace": NAMESPACE}}
+            ),
         }
     )
     repo.commit("first")
@@ -261,6 +264,7 @@ def test_the_operator_works_with_exactly_the_installed_rights(
     _request(admin, "POST", f"{crs}/syncs", _sync(
         namespace, "as-sa", "./as-sa", serviceAccountName="deployer"
     ))
+    _request(admin, "POST", f"{crs}/syncs", _sync(namespace, "foreign", "./foreign"))
 
     settings = OperatorSettings(
         namespaces=[],  # --all-namespaces, as deployed
@@ -289,6 +293,13 @@ def test_the_operator_works_with_exactly_the_installed_rights(
         assert ready["reason"] == "Succeeded"
         assert _get(admin, f"{base}/secrets/db") is not None
         assert _get(admin, f"{base}/configmaps/settings") is not None
+
+        # without serviceAccountName, another namespace: the applier role would allow the write,
+        # the operator's tenancy rule refuses it before anything is applied (invariant 4)
+        foreign = _wait(lambda: _ready(admin, namespace, "foreign"), what="Sync foreign status")
+        assert foreign["status"] == "False", foreign
+        assert "may only write into its own namespace" in foreign["message"], foreign
+        assert _get(admin, f"/api/v1/namespaces/{NAMESPACE}/configmaps/foreign") is None
 
         # with serviceAccountName: impersonation, and the tenant's RBAC decides (none yet)
         refused = _wait(lambda: _ready(admin, namespace, "as-sa"), what="Sync as-sa status")

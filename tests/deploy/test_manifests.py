@@ -217,3 +217,16 @@ def test_bindings_name_only_the_operator(
         {"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": NAMESPACE}
     ]
     assert obj["roleRef"]["name"] == binding[1]
+
+
+def test_the_cli_accepts_the_deployment_arguments(built: list[dict[str, Any]]) -> None:
+    """deploy/ and ``sealed-gitops operator`` must not drift apart: parse the args, run nothing."""
+    from sealed_gitops.cli.operator_cmds import operator_command
+
+    args = list(_container(built)["args"])
+    assert args[0] == "operator"
+    ctx = operator_command.make_context("operator", args[1:])
+    assert ctx.params["bind_address"] == "0.0.0.0"  # noqa: S104 - in a pod, on purpose
+    assert ctx.params["all_namespaces"] is True
+    assert ctx.params["leader_election"] is True
+    assert str(ctx.params["cache_dir"]) == "/var/cache/sealed-gitops"
