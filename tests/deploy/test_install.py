@@ -97,6 +97,10 @@ def test_apply_again_changes_nothing(installed: Path, kubectl: Path) -> None:
         ("create", "leases.coordination.k8s.io", NAMESPACE, True),
         ("update", "leases.coordination.k8s.io", NAMESPACE, True),
         ("create", "leases.coordination.k8s.io", "team-x", False),
+        # the KeyRing controller's Secrets: in the operator's namespace only
+        ("create", "secrets", NAMESPACE, True),
+        ("list", "secrets", NAMESPACE, True),
+        ("patch", "configmaps", NAMESPACE, True),
         ("impersonate", "serviceaccounts", "team-x", True),
         ("impersonate", "users", None, False),
         ("impersonate", "groups", None, False),

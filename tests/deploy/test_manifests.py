@@ -22,6 +22,8 @@ EXPECTED = [
     ("ClusterRoleBinding", "sealed-gitops-operator"),
     ("ClusterRole", "sealed-gitops-applier"),
     ("ClusterRoleBinding", "sealed-gitops-applier"),
+    ("ClusterRole", "sealed-gitops-keyrings"),
+    ("RoleBinding", "sealed-gitops-keyrings"),
     ("Role", "sealed-gitops-leader-election"),
     ("RoleBinding", "sealed-gitops-leader-election"),
     ("Deployment", "sealed-gitops-operator"),
@@ -207,6 +209,7 @@ def test_leases_only_in_the_operator_namespace(built: list[dict[str, Any]]) -> N
         ("ClusterRoleBinding", "sealed-gitops-operator"),
         ("ClusterRoleBinding", "sealed-gitops-applier"),
         ("RoleBinding", "sealed-gitops-leader-election"),
+        ("RoleBinding", "sealed-gitops-keyrings"),
     ],
 )
 def test_bindings_name_only_the_operator(
@@ -217,6 +220,8 @@ def test_bindings_name_only_the_operator(
         {"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": NAMESPACE}
     ]
     assert obj["roleRef"]["name"] == binding[1]
+    if binding[0] == "RoleBinding":
+        assert obj["metadata"]["namespace"] == NAMESPACE
 
 
 def test_the_cli_accepts_the_deployment_arguments(built: list[dict[str, Any]]) -> None:
