@@ -5,16 +5,23 @@ each has its own API client, triggers, metrics and memory. The memory is what ma
 reconcile free: per Sync, the (digest, resourceVersion) of each object at its last apply and the
 keyring built from its decryption Secret (kept while that Secret's resourceVersion holds, so the
 keyring's data-key cache survives between reconciles and an unchanged file costs no unwrap).
+
+The API client is halted when the operator stops (or loses its Lease): a reconcile still running
+in a worker thread then fails its next request at once instead of writing on as a replica that no
+longer leads. What it already wrote is safe; the next leader converges from the cluster's state.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sealed_gitops.cluster import Discovery, Identity, KubeClient, connect
+from sealed_gitops.errors import ApiUnavailable
 from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.operator.metrics import Metrics
@@ -23,7 +30,44 @@ from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.operator.triggers import Triggers
 from sealed_gitops.plan import ObjectId
 
-__all__ = ["OperatorContext", "SyncMemory"]
+__all__ = ["HaltableClient", "OperatorContext", "SyncMemory"]
+
+
+@dataclass
+class HaltableClient(KubeClient):
+    """A client that refuses every request once :attr:`halted` is set (shared by its
+    impersonating copies), so no write leaves a stopping operator."""
+
+    halted: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def wrap(cls, client: KubeClient) -> HaltableClient:
+        return cls(api=client.api, timeout=client.timeout, identity=client.identity,
+                   counts=client.counts)
+
+    def impersonating(self, identity: Identity | None) -> HaltableClient:
+        return HaltableClient(api=self.api, timeout=self.timeout, identity=identity,
+                              counts=self.counts, halted=self.halted)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        action: str,
+        what: str,
+        sensitive: bool = False,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        if self.halted.is_set():
+            raise ApiUnavailable(f"{action} {what}: not sent, the operator is stopping")
+        return super().request(
+            method, path, query=query, body=body, content_type=content_type, action=action,
+            what=what, sensitive=sensitive, timeout=timeout,
+        )
 
 
 @dataclass
@@ -47,7 +91,9 @@ class OperatorContext:
 
     def __init__(self, settings: OperatorSettings, *, client: KubeClient | None = None) -> None:
         self.settings = settings
-        self.client = client or connect(settings.kubeconfig)
+        self.client = HaltableClient.wrap(
+            client or connect(settings.kubeconfig, timeout=settings.api_timeout)
+        )
         self.discovery = Discovery(self.client)
         self.triggers = Triggers()
         self.metrics = Metrics()
@@ -94,6 +140,10 @@ class OperatorContext:
         """Seconds before the next retry after ``failures`` consecutive failures."""
         delay = max(base, self.settings.min_backoff) * (2 ** max(failures - 1, 0))
         return float(min(delay, self.settings.max_backoff))
+
+    def halt(self) -> None:
+        """Refuse every further API request of this operator's reconciles (see the docstring)."""
+        self.client.halted.set()
 
     def close(self) -> None:
         with self._lock:

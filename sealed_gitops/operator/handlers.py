@@ -19,16 +19,17 @@ import kopf
 
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.keyring import register_keyring_handlers
 from sealed_gitops.operator.repository import reconcile_repository
-from sealed_gitops.operator.resources import GROUP, VERSION, get_object
+from sealed_gitops.operator.resources import GROUP, REQUESTED_AT, VERSION, get_object
 from sealed_gitops.operator.sync import finalize_sync, reconcile_sync
 
 __all__ = ["REQUESTED_AT", "build_registry", "configure_kopf"]
 
 log = logging.getLogger(__name__)
 
-#: Annotation whose change asks for a reconcile now (as Flux's reconcile.fluxcd.io/requestedAt).
-REQUESTED_AT = "sealed-gitops.io/requested-at"
+#: Prefix of kopf's bookkeeping annotations (progress, last handled configuration).
+KOPF_PREFIX = f"kopf.{GROUP}"
 
 #: Longest single wait between checks of the daemon's stop flag, in seconds.
 _POLL = 0.5
@@ -115,6 +116,8 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     def sync_changed(*, old: Any, new: Any, namespace: str | None, name: str, **_: Any) -> None:
         _wake_on_change(ctx, "Sync", old, new, key=(str(namespace), name))
 
+    register_keyring_handlers(registry, ctx)
+
     @kopf.on.delete(GROUP, VERSION, "syncs", registry=registry)
     async def sync_deleted(*, body: Any, namespace: str | None, name: str, **_: Any) -> None:
         try:
@@ -145,9 +148,11 @@ def _wake_on_change(
 def configure_kopf(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     """Our names for kopf's own bookkeeping, and no Events from kopf's log lines."""
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    # A prefix of kopf's own: kopf ignores every annotation under its storage prefix when it
+    # looks for changes, and requested-at (under GROUP) must wake the loop.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.posting.enabled = False
     settings.watching.server_timeout = 60

@@ -20,6 +20,7 @@ from sealed_gitops.redact import register
 __all__ = [
     "GROUP",
     "PLURALS",
+    "REQUESTED_AT",
     "VERSION",
     "get_object",
     "list_objects",
@@ -27,11 +28,22 @@ __all__ = [
     "patch_metadata",
     "patch_status",
     "read_secret_data",
+    "requested_at",
 ]
 
 GROUP = "sealed-gitops.io"
 VERSION = "v1alpha1"
 PLURALS = {"Repository": "repositories", "Sync": "syncs", "KeyRing": "keyrings"}
+
+#: Annotation whose change asks for a reconcile now (as Flux's reconcile.fluxcd.io/requestedAt);
+#: the Sync echoes the value it handled in ``status.lastHandledReconcileAt``.
+REQUESTED_AT = "sealed-gitops.io/requested-at"
+
+
+def requested_at(obj: Mapping[str, Any]) -> str | None:
+    """The object's requested-at annotation, if any."""
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT)
+    return str(value) if value else None
 
 
 def object_path(kind: str, namespace: str, name: str = "") -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import secrets
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -69,6 +71,13 @@ async def _serve(app: web.Application, *, host: str, port: int) -> AsyncIterator
         await runner.cleanup()
 
 
+async def _halt_when_stopped(ctx: OperatorContext, stop: asyncio.Event) -> None:
+    """Stop (a signal, the owner, a lost Lease) halts the API client first: a reconcile still
+    running in a worker thread must not keep writing while kopf winds down."""
+    await stop.wait()
+    ctx.halt()
+
+
 async def run_operator(
     settings: OperatorSettings,
     *,
@@ -90,13 +99,20 @@ async def run_operator(
                 _serve(webhook_app(ctx), host=settings.bind_address, port=settings.webhook_port)
             )
         ports.ready.set()
+        halter = asyncio.create_task(_halt_when_stopped(ctx, stop))
+        stack.callback(halter.cancel)
         leadership = None
         if settings.leader_lease:
             leadership = Leadership(
-                ctx.client,
+                # Its own request counts (a renewal is not reconcile work) and never halted:
+                # the Lease is released after the reconciles stop.
+                dataclasses.replace(ctx.client.impersonating(None), counts={},
+                                    halted=threading.Event()),
                 namespace=settings.leader_namespace,
                 name=settings.leader_lease,
-                identity=settings.identity or f"{socket.gethostname()}-{os.getpid()}",
+                # Random part: two operators in one process (tests, the demo) are two replicas.
+                identity=settings.identity
+                or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
                 duration=settings.lease_duration,
             )
             if not await leadership.acquire(stop):

@@ -61,6 +61,9 @@ class OperatorSettings:
     #: Git URL schemes a Repository may use; file:// is for the demo and tests only, since a
     #: tenant could otherwise read repositories on the operator's own filesystem
     allowed_schemes: frozenset[str] = frozenset({"git", "ssh", "https", "http"})
+    #: seconds one Kubernetes API request may take before it counts as failed (ApiUnavailable);
+    #: long enough for a slow apply of a big object, short enough that a hung server is retried
+    api_timeout: float = 30.0
     #: seconds a single git fetch may take when the Repository does not say
     default_fetch_timeout: float = 60.0
     #: name of the Lease used for leader election; None runs without election (one replica)

@@ -46,10 +46,11 @@ from sealed_gitops.operator.conditions import (
     set_condition,
 )
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
+from sealed_gitops.operator.keyring import keyring_decryption_keys
 from sealed_gitops.operator.repository import repository_source
-from sealed_gitops.operator.resources import get_object, patch_status
+from sealed_gitops.operator.resources import get_object, patch_status, requested_at
 from sealed_gitops.operator.settings import parse_duration
-from sealed_gitops.operator.tenancy import place_objects
+from sealed_gitops.operator.tenancy import TenancyRefused, place_objects
 from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
 from sealed_gitops.plan import Inventory
 from sealed_gitops.redact import redact
@@ -87,6 +88,8 @@ def _reason(exc: SealedGitopsError) -> str:
         return Reason.DECRYPTION_FAILED
     if isinstance(exc, ClusterError):
         return Reason.APPLY_FAILED
+    if isinstance(exc, TenancyRefused):
+        return Reason.ACCESS_DENIED
     if isinstance(exc, ConfigError):
         return Reason.INVALID_SPEC
     if isinstance(exc, InputError) and exc.code == "NotEncrypted":
@@ -123,6 +126,8 @@ def _keys(
     ctx: OperatorContext, memory: SyncMemory, namespace: str, spec: dict[str, Any]
 ) -> DecryptionKeys:
     decryption = spec.get("decryption") or {}
+    if decryption.get("keyRingRef"):
+        return keyring_decryption_keys(ctx, namespace, decryption["keyRingRef"])
     secret = (decryption.get("secretRef") or {}).get("name")
     if not secret:
         return DecryptionKeys()
@@ -191,6 +196,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     try:
         artifact, published = _artifact(ctx, namespace, spec)
         revision = str(published.get("revision") or artifact.revision)
+        _progressing(ctx, sync, revision=revision)
         built = build(
             root=artifact.path,
             path=str(spec.get("path") or "."),
@@ -239,10 +245,37 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         pruned=pruned,
         inventory=inventory,
         revision=revision,
+        isolate=policy is FailurePolicy.ISOLATE,
         interval=interval,
         retry=retry,
         started=started,
     )
+
+
+def _progressing(ctx: OperatorContext, sync: dict[str, Any], *, revision: str) -> None:
+    """Reconciling=True (Progressing) when this reconcile has a new revision or generation.
+
+    One status write, only when there is work: a reconcile of what was already handled writes
+    nothing. The condition is removed again by the final status write of the reconcile.
+    """
+    meta = sync["metadata"]
+    status = dict(sync.get("status") or {})
+    generation = meta.get("generation")
+    if (
+        revision == status.get("lastAttemptedRevision")
+        and generation == status.get("observedGeneration")
+    ):
+        return
+    conditions = set_condition(
+        status.get("conditions"),
+        type_=RECONCILING,
+        status=True,
+        reason=Reason.PROGRESSING,
+        message=f"Reconciliation in progress for revision {revision}",
+        generation=generation,
+    )
+    patch_status(ctx.client, "Sync", meta["namespace"], meta["name"], {"conditions": conditions})
+    sync["status"] = {**status, "conditions": conditions}
 
 
 def _succeeded(
@@ -255,6 +288,7 @@ def _succeeded(
     pruned: PruneResult | None,
     inventory: Inventory,
     revision: str,
+    isolate: bool,
     interval: float,
     retry: float,
     started: float,
@@ -293,8 +327,9 @@ def _succeeded(
             Reason.PRUNE_FAILED
             if pruned and not pruned.ok
             else (
+                # Atomic: the revision failed, whatever went through before the failure.
                 Reason.PARTIALLY_APPLIED
-                if applied.applied or applied.unchanged
+                if isolate and (applied.applied or applied.unchanged)
                 else Reason.APPLY_FAILED
             )
         )
@@ -312,21 +347,29 @@ def _succeeded(
         )
         memory.failures += 1
     conditions = remove_condition(remove_condition(conditions, RECONCILING), STALLED)
+    counts = {
+        "objects": len(inventory.entries),
+        "applied": applied.applied,
+        "failed": applied.failed + applied.skipped + len(failed_docs),
+        "pruned": pruned.deleted if pruned else 0,
+    }
+    if ok and not changed and not deleted and status.get("counts"):
+        # Counts describe the last reconcile that did something: a no-op keeps them, so it
+        # writes no status at all (issue 6: a reconcile without drift writes nothing).
+        counts = {**dict(status["counts"]), "objects": counts["objects"], "failed": 0}
     new_status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": conditions,
         "lastAttemptedRevision": revision,
         "inventory": inventory.to_status(),
-        "counts": {
-            "applied": applied.applied,
-            "unchanged": applied.unchanged,
-            "failed": applied.failed + applied.skipped + len(failed_docs),
-            "pruned": pruned.deleted if pruned else 0,
-        },
+        "counts": counts,
         "failures": failed_docs or None,
     }
     if ok:
         new_status["lastAppliedRevision"] = revision
+    handled = requested_at(sync)
+    if handled:
+        new_status["lastHandledReconcileAt"] = handled
     before = {k: status.get(k) for k in new_status}
     if new_status != before:
         patch_status(ctx.client, "Sync", namespace, name, new_status)
@@ -402,8 +445,12 @@ def _failed(
     new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     if revision:
         new_status["lastAttemptedRevision"] = revision
+    handled = requested_at(sync)
+    if handled:
+        new_status["lastHandledReconcileAt"] = handled
     try:
-        patch_status(ctx.client, "Sync", namespace, name, new_status)
+        if new_status != {k: status.get(k) for k in new_status}:
+            patch_status(ctx.client, "Sync", namespace, name, new_status)
         if message != _ready_message(status):
             record_event(
                 ctx.client, involved=sync, reason=reason, message=message, type=EventType.WARNING

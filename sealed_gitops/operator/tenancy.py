@@ -19,7 +19,14 @@ from sealed_gitops.plan import ObjectId
 from sealed_gitops.plan.order import CLUSTER_SCOPED_KINDS
 from sealed_gitops.render.decrypt import RenderedObject
 
-__all__ = ["place_objects"]
+__all__ = ["TenancyRefused", "place_objects"]
+
+
+class TenancyRefused(ConfigError):
+    """Objects outside what a Sync without ``serviceAccountName`` may write (Ready reason
+    AccessDenied; Stalled, since only a change of the spec, Git or the allow-list helps)."""
+
+    code = "AccessDenied"
 
 
 def _namespaced(ctx: OperatorContext, obj: dict[str, Any]) -> bool:
@@ -64,7 +71,7 @@ def place_objects(
         placed.append(obj)
         sources[ObjectId.of(obj)] = rendered.file
     if refused:
-        raise ConfigError(
+        raise TenancyRefused(
             f"a Sync without serviceAccountName may only write into its own namespace "
             f"{sync_namespace}; refused: {', '.join(refused[:10])}"
             + (f" and {len(refused) - 10} more" if len(refused) > 10 else "")

@@ -93,6 +93,18 @@ def client(kubeconfig: Path) -> Iterator[KubeClient]:
     api.close()
 
 
+PLURALS = {
+    "Secret": "secrets",
+    "Repository": "repositories",
+    "Sync": "syncs",
+    "Namespace": "namespaces",
+    "ConfigMap": "configmaps",
+    "ServiceAccount": "serviceaccounts",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+}
+
+
 class Kube:
     """Small synchronous helpers over the project's client for test set-up and assertions."""
 
@@ -102,17 +114,38 @@ class Kube:
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         api_version = obj["apiVersion"]
-        plural = {
-            "Secret": "secrets",
-            "Repository": "repositories",
-            "Sync": "syncs",
-            "Namespace": "namespaces",
-            "ConfigMap": "configmaps",
-        }[obj["kind"]]
+        plural = PLURALS[obj["kind"]]
         ns = obj["metadata"].get("namespace", self.namespace)
         base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         path = f"{base}/{plural}" if plural == "namespaces" else f"{base}/namespaces/{ns}/{plural}"
         return self.client.request("POST", path, body=obj, action="create", what=obj["kind"])
+
+    def status(self, name: str = "app") -> dict[str, Any]:
+        """The Sync's status ({} before the operator wrote one)."""
+        return dict(self.sync(name).get("status") or {})
+
+    def sync_path(self, name: str = "app") -> str:
+        return f"/apis/sealed-gitops.io/v1alpha1/namespaces/{self.namespace}/syncs/{name}"
+
+    def repository(self, name: str = "app") -> dict[str, Any]:
+        found = self.get(
+            f"/apis/sealed-gitops.io/v1alpha1/namespaces/{self.namespace}/repositories/{name}"
+        )
+        assert found is not None
+        return found
+
+    def configmaps(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        answer = self.client.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace or self.namespace}/configmaps",
+            action="list",
+            what="configmaps",
+        )
+        return [
+            cm
+            for cm in answer.get("items") or []
+            if cm["metadata"]["name"] != "kube-root-ca.crt"
+        ]
 
     def get(self, path: str) -> dict[str, Any] | None:
         try:
@@ -161,11 +194,19 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, what: str = "co
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
-def ready(sync: dict[str, Any]) -> dict[str, Any] | None:
-    for cond in (sync.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == "Ready":
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == type_:
             return dict(cond)
     return None
+
+
+def ready(obj: dict[str, Any]) -> dict[str, Any] | None:
+    return condition(obj, "Ready")
+
+
+def is_ready(obj: dict[str, Any], status: str = "True") -> bool:
+    return (ready(obj) or {}).get("status") == status
 
 
 @dataclass
@@ -202,6 +243,23 @@ class Setup:
         self.repo.push()
         return sha
 
+    def secret_object(
+        self, name: str, values: dict[str, str | bytes], namespace: str | None = None
+    ) -> None:
+        """A Secret in the cluster (set-up material: keys, tokens), not one from Git."""
+        data = {
+            k: base64.b64encode(v.encode() if isinstance(v, str) else v).decode()
+            for k, v in values.items()
+        }
+        self.kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": namespace or self.namespace},
+                "data": data,
+            }
+        )
+
     def objects(
         self,
         *,
@@ -209,15 +267,11 @@ class Setup:
         policy: str = "Atomic",
         interval: str = "1s",
         extra_spec: dict[str, Any] | None = None,
+        repository_spec: dict[str, Any] | None = None,
+        keys_secret: bool = True,
     ) -> None:
-        self.kube.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "sops-keys", "namespace": self.namespace},
-                "data": {"identity.agekey": base64.b64encode(self.age_secret.encode()).decode()},
-            }
-        )
+        if keys_secret:
+            self.secret_object("sops-keys", {"identity.agekey": self.age_secret})
         self.kube.create(
             {
                 "apiVersion": "sealed-gitops.io/v1alpha1",
@@ -227,6 +281,7 @@ class Setup:
                     "url": f"file://{self.remote}",
                     "ref": {"branch": "main"},
                     "interval": interval,
+                    **(repository_spec or {}),
                 },
             }
         )
@@ -252,6 +307,13 @@ class Setup:
 
 @pytest.fixture
 def setup(crds: None, client: KubeClient, tmp_path: Path) -> Iterator[Setup]:
+    with make_setup(client, tmp_path) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def make_setup(client: KubeClient, tmp_path: Path) -> Iterator[Setup]:
+    """A namespace of its own, a bare Git remote with a working clone, and an age key."""
     namespace = f"sg-{uuid.uuid4().hex[:10]}"
     kube = Kube(client, namespace)
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -275,9 +337,11 @@ def setup(crds: None, client: KubeClient, tmp_path: Path) -> Iterator[Setup]:
 def operator_factory(kubeconfig: Path, tmp_path: Path) -> Iterator[Callable[..., OperatorThread]]:
     started: list[OperatorThread] = []
 
-    def start(namespace: str, **overrides: Any) -> OperatorThread:
+    def start(
+        namespace: str, *, watch: list[str] | None = None, **overrides: Any
+    ) -> OperatorThread:
         settings = OperatorSettings(
-            namespaces=[namespace],
+            namespaces=watch or [namespace],
             kubeconfig=str(kubeconfig),
             cache_dir=tmp_path / "cache",
             metrics_port=0,

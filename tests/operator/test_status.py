@@ -1,0 +1,162 @@
+"""Status as Flux writes it, and the economy of a reconcile that has nothing to do.
+
+Issue 6 items 2 and 4: a reconcile of the same revision without drift sends no write and
+decrypts nothing; the status carries ``main@sha1:<full sha>`` revisions, observedGeneration,
+Ready/Reconciling/Stalled with their reasons, counts, and the requested-at value it handled.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from sealed_gitops.testing import KubeEmulator
+
+from .conftest import Setup, condition, is_ready, ready, wait_for
+from .manifests import config_doc, decryptions, reconciles, secret_doc, writes
+
+pytestmark = pytest.mark.e2e
+
+REVISION = re.compile(r"^main@sha1:[0-9a-f]{40}$")
+
+
+def _first_apply(setup: Setup, operator_factory: Any, **objects: Any) -> tuple[Any, str]:
+    ns = setup.namespace
+    sha = setup.push(
+        {
+            "deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="status-pass-0001")),
+            "deploy/cm.yaml": config_doc("settings", ns, level="info"),
+        }
+    )
+    setup.objects(**objects)
+    thread = operator_factory(ns)
+    wait_for(
+        lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{sha}",
+        what="first apply",
+    )
+    return thread, sha
+
+
+def test_a_noop_reconcile_sends_no_write_and_decrypts_nothing(
+    setup: Setup, operator_factory: Any
+) -> None:
+    thread, _ = _first_apply(setup, operator_factory)
+    # Let the reconcile that applied finish its Events, then take the baseline.
+    done = reconciles(thread)
+    wait_for(lambda: reconciles(thread) >= done + 1, what="a settled reconcile")
+    before_writes, before_decryptions = writes(thread), decryptions(thread)
+    assert before_decryptions >= 1  # the first apply did unwrap a data key
+    base = reconciles(thread)
+
+    for _ in range(3):  # triggered reconciles, on top of the 1s interval ones
+        thread.context.triggers.fire("Sync", setup.namespace, "app", reason="test")
+        time.sleep(0.3)
+    wait_for(lambda: reconciles(thread) >= base + 3, what="three more reconciles")
+
+    assert writes(thread) == before_writes
+    assert decryptions(thread) == before_decryptions
+    assert reconciles(thread, "failure") == 0 or is_ready(setup.kube.sync())
+
+
+def test_requested_at_is_handled_with_one_status_write(
+    setup: Setup, operator_factory: Any
+) -> None:
+    thread, _ = _first_apply(setup, operator_factory, interval="1h")
+    wait_for(lambda: condition(setup.kube.sync(), "Reconciling") is None, what="settled")
+    time.sleep(0.5)
+    before = writes(thread)
+    value = "2026-01-02T03:04:05.123456Z"
+    setup.kube.patch(
+        setup.kube.sync_path(),
+        {"metadata": {"annotations": {"sealed-gitops.io/requested-at": value}}},
+    )
+    wait_for(
+        lambda: setup.kube.status().get("lastHandledReconcileAt") == value,
+        what="lastHandledReconcileAt",
+    )
+    time.sleep(0.5)
+    assert writes(thread) - before == 1  # the status, nothing applied
+
+
+def test_status_fields_follow_flux(setup: Setup, operator_factory: Any) -> None:
+    ns = setup.namespace
+    _, sha = _first_apply(setup, operator_factory)
+    sync = setup.kube.sync()
+    status = sync["status"]
+    assert status["lastAppliedRevision"] == status["lastAttemptedRevision"] == f"main@sha1:{sha}"
+    assert REVISION.match(status["lastAppliedRevision"])
+    assert status["observedGeneration"] == sync["metadata"]["generation"]
+    cond = ready(sync) or {}
+    assert (cond["status"], cond["reason"]) == ("True", "Succeeded")
+    assert cond["observedGeneration"] == sync["metadata"]["generation"]
+    assert cond["lastTransitionTime"].endswith("Z")
+    assert condition(sync, "Reconciling") is None and condition(sync, "Stalled") is None
+    assert status["counts"] == {"objects": 2, "applied": 2, "pruned": 0, "failed": 0}
+
+    # a prune shows in the counts
+    sha2 = setup.remove("deploy/cm.yaml")
+    wait_for(
+        lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{sha2}",
+        what="second revision",
+    )
+    counts = setup.kube.status()["counts"]
+    assert counts == {"objects": 1, "applied": 0, "pruned": 1, "failed": 0}
+
+    # a spec change is a new generation, observed once handled
+    setup.kube.patch(setup.kube.sync_path(), {"spec": {"retryInterval": "2s"}})
+    wait_for(
+        lambda: (s := setup.kube.sync())["status"]["observedGeneration"]
+        == s["metadata"]["generation"],
+        what="new generation observed",
+    )
+
+    # a failure: attempted moves on, applied stays, Ready=False with the reason
+    setup.push({"deploy/db.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
+                "stringData: {password: plain-in-git}\n"})
+    sync = wait_for(
+        lambda: (s := setup.kube.sync()) and is_ready(s, "False") and s, what="Ready=False"
+    )
+    assert sync["status"]["lastAppliedRevision"] == f"main@sha1:{sha2}"
+    assert sync["status"]["lastAttemptedRevision"] == f"main@sha1:{setup.repo.head()}"
+    assert (ready(sync) or {})["reason"] == "DecryptionFailed"
+    assert ns and "plain-in-git" not in str(sync)
+
+
+def test_reconciling_is_true_while_a_new_revision_is_applied(
+    setup: Setup, operator_factory: Any, emulator: KubeEmulator
+) -> None:
+    ns = setup.namespace
+    _first_apply(setup, operator_factory)
+    seen: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            cond = condition(setup.kube.sync(), "Reconciling")
+            if cond:
+                seen.append(cond)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        # a slow write keeps the reconcile in progress long enough to be seen
+        emulator.faults.add(verb="patch", resource="secrets", namespace=ns, delay=1.0)
+        sha = setup.push(
+            {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="status-pass-0002"))}
+        )
+        wait_for(
+            lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{sha}",
+            what="new revision applied",
+        )
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen, "Reconciling=True was never visible"
+    assert {(c["status"], c["reason"]) for c in seen} == {("True", "Progressing")}
+    assert f"main@sha1:{sha}" in seen[0]["message"]
+    assert condition(setup.kube.sync(), "Reconciling") is None
