@@ -1,0 +1,505 @@
+"""``sealed-gitops keys fetch|list|rotate|retire|backup|restore`` and ``sealed-gitops reencrypt``.
+
+Why these live together: they are one workflow around a KeyRing (fetch the public keys, rotate,
+re-encrypt, retire, and keep a backup), and they share how the cluster is found: ``--keyring``
+and ``--kubeconfig``/``--context`` when given, else the ``keys/*/keyring.yaml`` that
+``keys fetch`` wrote into the repository.
+
+``reencrypt`` never sees a private key or a plaintext value: it sends the files' key stanzas and
+sealed ciphertexts to the operator in a request ConfigMap and writes back what the operator
+returns (see ``operator/keyring.py`` and docs/key-rotation.md). ``backup`` is the one command that
+reads private keys, on purpose, with the caller's own credentials, and writes them only encrypted
+to the recipient given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import pyrage
+import yaml
+
+from sealed_gitops.cli.options import atomic_write
+from sealed_gitops.cluster import KubeClient, connect
+from sealed_gitops.crypto.age import parse_identities
+from sealed_gitops.crypto.sops import is_sops_document
+from sealed_gitops.errors import ApiNotFound, ConfigError, FormatError, SealedGitopsError
+from sealed_gitops.keys.cluster_keys import KEYRING_LABEL, ClusterKey, KeyState
+from sealed_gitops.keys.dependencies import (
+    KeyRef,
+    only_key_users,
+    scan_repository,
+    users_of,
+)
+from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore
+from sealed_gitops.keys.reencrypt import (
+    file_groups,
+    groups_from_wire,
+    groups_to_wire,
+    replace_key_groups,
+)
+from sealed_gitops.keys.repo_keys import (
+    KeyRingRecord,
+    find_records,
+    read_record,
+    update_sops_rule,
+    write_public_keys,
+)
+from sealed_gitops.redact import register
+
+__all__ = ["keys", "reencrypt"]
+
+API = "/apis/sealed-gitops.io/v1alpha1"
+ROTATE_ANNOTATION = "sealed-gitops.io/rotate-requested-at"
+RETIRE_ANNOTATION = "sealed-gitops.io/retire"
+REQUESTED_AT = "sealed-gitops.io/requested-at"
+REQUEST_LABEL = "sealed-gitops.io/request"
+BACKUP_KIND = "KeyRingBackup"
+#: Bytes of request payload per ConfigMap, well below the 1 MiB object limit.
+MAX_REQUEST_BYTES = 512 * 1024
+
+
+# -- finding the KeyRing -------------------------------------------------------------------------
+
+
+class Target:
+    """The KeyRing a command acts on, and a client for its cluster."""
+
+    def __init__(self, namespace: str, name: str, client: KubeClient, context: str | None) -> None:
+        self.namespace, self.name, self.client, self.context = namespace, name, client, context
+
+    @property
+    def path(self) -> str:
+        return f"{API}/namespaces/{self.namespace}/keyrings/{self.name}"
+
+    def get(self) -> dict[str, Any]:
+        try:
+            return self.client.request("GET", self.path, action="get", what=self.describe())
+        except ApiNotFound as exc:
+            raise ConfigError(f"{self.describe()} not found") from exc
+
+    def annotate(self, annotations: dict[str, str | None]) -> None:
+        self.client.request(
+            "PATCH", self.path, body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json", action="annotate", what=self.describe(),
+        )
+
+    def describe(self) -> str:
+        return f"KeyRing {self.namespace}/{self.name}"
+
+    def wait(self, check: Callable[[dict[str, Any]], bool], *, timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.get()
+            if check(body):
+                return body
+            if time.monotonic() > deadline:
+                raise ConfigError(f"{self.describe()}: timed out after {timeout:.0f}s {what}")
+            time.sleep(0.2)
+
+
+def _parse_ref(text: str) -> tuple[str, str]:
+    namespace, _, name = text.partition("/")
+    if not namespace or not name:
+        raise ConfigError(f"--keyring {text!r} must be NAMESPACE/NAME")
+    return namespace, name
+
+
+def _record(repo: Path, directory: Path | None) -> KeyRingRecord | None:
+    if directory is not None and (directory / "keyring.yaml").is_file():
+        return read_record(directory / "keyring.yaml")
+    return _only(find_records(repo))
+
+
+def _only(records: list[KeyRingRecord]) -> KeyRingRecord | None:
+    if len(records) > 1:
+        names = ", ".join(str(r.directory) for r in records)
+        raise ConfigError(f"several keys/ directories ({names}): give --keyring or --dir")
+    return records[0] if records else None
+
+
+def _target(
+    keyring: str | None, kubeconfig: str | None, context: str | None, repo: Path,
+    directory: Path | None = None,
+) -> tuple[Target, KeyRingRecord | None]:
+    record = _record(repo, directory)
+    if keyring:
+        namespace, name = _parse_ref(keyring)
+    elif record is not None:
+        namespace, name = record.namespace, record.name
+    else:
+        raise ConfigError("no --keyring given and no keys/*/keyring.yaml found (keys fetch)")
+    ctx = context or (record.context if record else None)
+    return Target(namespace, name, connect(kubeconfig, context=ctx), ctx), record
+
+
+def _cluster_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--keyring", "keyring", metavar="NS/NAME", help="The KeyRing.")(func)
+    func = click.option("--kubeconfig", type=click.Path(dir_okay=False))(func)
+    return click.option("--context", help="kubeconfig context.")(func)
+
+
+def _published(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(k) for k in (body.get("status") or {}).get("keys") or []]
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+@click.group()
+def keys() -> None:
+    """The cluster's keys: fetch, list, rotate, retire, back up, restore."""
+
+
+@keys.command("fetch")
+@_cluster_options
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--rule-regex", default=".*", show_default=True, help=".sops.yaml rule to update.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for keys.")
+def fetch(
+    *, keyring: str | None, kubeconfig: str | None, context: str | None, directory: Path | None,
+    rule_regex: str, timeout: float,
+) -> None:
+    """Write the KeyRing's public keys into keys/CLUSTER and update .sops.yaml."""
+    target, record = _target(keyring, kubeconfig, context, Path.cwd(), directory)
+    directory = directory or (record.directory if record else None)
+    if directory is None:
+        directory = Path("keys") / target.name
+    body = target.wait(lambda b: bool(_published(b)), timeout=timeout, what="for published keys")
+    published = _published(body)
+    active = write_public_keys(
+        directory, namespace=target.namespace, name=target.name, context=target.context,
+        status_keys=published,
+    )
+    root = directory.resolve().parent.parent
+    update_sops_rule(
+        root / ".sops.yaml", path_regex=rule_regex, active_recipient=active["ageRecipient"],
+        known_recipients=[str(k.get("ageRecipient")) for k in published],
+    )
+    click.echo(f"{directory}: active key {active['fingerprint'][:16]} ({active['ageRecipient']})")
+
+
+def _status_refs(target: Target | None, record: KeyRingRecord | None) -> list[dict[str, Any]]:
+    if target is not None:
+        try:
+            return _published(target.get())
+        except SealedGitopsError:
+            if record is None:
+                raise
+    return list(record.keys) if record else []
+
+
+@keys.command("list")
+@_cluster_options
+@click.option("--repo", type=click.Path(exists=True, path_type=Path), default=Path("."))
+def list_cmd(
+    *, keyring: str | None, kubeconfig: str | None, context: str | None, repo: Path
+) -> None:
+    """Each key's fingerprint, state, created, and how many files under --repo use it."""
+    target, record = _target(keyring, kubeconfig, context, repo)
+    published = _status_refs(target, record)
+    files = scan_repository(repo, [KeyRef.from_status(k) for k in published])
+    click.echo(f"{'FINGERPRINT':<18} {'STATE':<9} {'CREATED':<21} FILES")
+    for key in published:
+        count = len(users_of(files, str(key.get("fingerprint"))))
+        click.echo(
+            f"{str(key.get('fingerprint'))[:16]:<18} {key.get('state')!s:<9} "
+            f"{key.get('created')!s:<21} {count}"
+        )
+
+
+@keys.command("rotate")
+@_cluster_options
+@click.option("--timeout", default=120.0, show_default=True)
+def rotate_cmd(
+    *, keyring: str | None, kubeconfig: str | None, context: str | None, timeout: float
+) -> None:
+    """Ask the operator for a new active key and wait until it is published."""
+    target, _ = _target(keyring, kubeconfig, context, Path.cwd())
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    target.annotate({ROTATE_ANNOTATION: stamp})
+    body = target.wait(
+        lambda b: (b.get("status") or {}).get("lastRotateRequest") == stamp,
+        timeout=timeout, what="for the rotation",
+    )
+    active = str((body.get("status") or {}).get("activeFingerprint"))
+    click.echo(f"new active key {active[:16]}; next: keys fetch, then reencrypt")
+
+
+@keys.command("retire")
+@click.argument("fingerprint")
+@_cluster_options
+@click.option("--repo", type=click.Path(exists=True, path_type=Path), default=Path("."))
+@click.option("--timeout", default=60.0, show_default=True)
+def retire(
+    *, fingerprint: str, keyring: str | None, kubeconfig: str | None, context: str | None,
+    repo: Path, timeout: float,
+) -> None:
+    """Retire a key; refused while a file under --repo can only be decrypted with it."""
+    target, _ = _target(keyring, kubeconfig, context, repo)
+    body = target.get()
+    published = _published(body)
+    wanted = fingerprint.strip().lower()
+    matches = [k for k in published if str(k.get("fingerprint")).startswith(wanted)]
+    if len(matches) != 1:
+        raise ConfigError(f"{'no' if not matches else 'more than one'} key matches {fingerprint}")
+    key = matches[0]
+    fp = str(key["fingerprint"])
+    if key.get("state") == "active":
+        raise ConfigError(f"key {fp[:16]} is the active key: rotate and re-encrypt first")
+    usable = [str(k["fingerprint"]) for k in published if k.get("state") != "retired"]
+    files = scan_repository(repo, [KeyRef.from_status(k) for k in published])
+    needing = only_key_users(files, fp, usable=usable)
+    if needing:
+        more = f" and {len(needing) - 10} more" if len(needing) > 10 else ""
+        shown = ", ".join(needing[:10]) + more
+        raise ConfigError(
+            f"refused: {len(needing)} file(s) can only be decrypted with key {fp[:16]}: "
+            f"{shown}; run sealed-gitops reencrypt first"
+        )
+    current = ((body.get("metadata") or {}).get("annotations") or {}).get(RETIRE_ANNOTATION, "")
+    listed = [x for x in current.split(",") if x]
+    if fp not in listed:
+        target.annotate({RETIRE_ANNOTATION: ",".join([*listed, fp])})
+    target.wait(
+        lambda b: any(
+            k.get("fingerprint") == fp and k.get("state") == "retired" for k in _published(b)
+        ),
+        timeout=timeout, what="for the retirement",
+    )
+    click.echo(f"key {fp[:16]} retired")
+
+
+def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:
+    spec = body.get("spec") or {}
+    meta = body.get("metadata") or {}
+    if (spec.get("backend") or "kubernetes") == "vault":
+        import hvac
+
+        vault = spec.get("vault") or {}
+        token = os.environ.get("VAULT_TOKEN", "")
+        client = hvac.Client(url=str(vault.get("address")), token=token, timeout=10)
+        return VaultKvStore(
+            client,
+            kv_path=str(vault.get("kvPath") or ""),
+            address=str(vault.get("address")),
+        )
+    return SecretStore(
+        target.client, namespace=target.namespace, name=target.name,
+        owner_uid=str(meta.get("uid")) if owner else None,
+    )
+
+
+@keys.command("backup")
+@click.option("--to", "recipient", required=True, help="age recipient of the offline key.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@_cluster_options
+def backup(
+    *, recipient: str, output: Path, keyring: str | None, kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    """Export the KeyRing's private keys, encrypted to an offline age recipient."""
+    try:
+        to = pyrage.x25519.Recipient.from_str(recipient.strip())
+    except Exception as exc:
+        raise ConfigError(f"invalid age recipient {recipient!r}") from exc
+    target, _ = _target(keyring, kubeconfig, context, Path.cwd())
+    body = target.get()
+    stored = _store(target, body, owner=False).load()
+    document = {
+        "kind": BACKUP_KIND,
+        "keyring": f"{target.namespace}/{target.name}",
+        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "keys": [k.record() for k in stored],
+    }
+    plain = yaml.safe_dump(document, sort_keys=False).encode()
+    armored = pyrage.encrypt(plain, [to], armored=True)
+    atomic_write(output, armored, private=True)
+    click.echo(f"{output}: {len(stored)} key(s) of {target.describe()}, encrypted to {recipient}")
+
+
+@keys.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--identity", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="age identity file of the backup recipient (default: $SOPS_AGE_KEY_FILE).",
+)
+@_cluster_options
+def restore(
+    *, file: Path, identity: Path | None, keyring: str | None, kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    """Bring backed-up keys back into a KeyRing (which must exist)."""
+    ident_path = identity or (Path(os.environ["SOPS_AGE_KEY_FILE"]) if os.environ.get(
+        "SOPS_AGE_KEY_FILE") else None)
+    if ident_path is None:
+        raise ConfigError("give --identity (or set SOPS_AGE_KEY_FILE) to open the backup")
+    identities = parse_identities(ident_path.read_text(encoding="utf-8"))
+    try:
+        plain = pyrage.decrypt(file.read_bytes(), identities)
+    except Exception as exc:
+        raise FormatError("the backup does not open with that identity", file=str(file)) from exc
+    register(plain)
+    document = yaml.safe_load(plain)
+    if not isinstance(document, dict) or document.get("kind") != BACKUP_KIND:
+        raise FormatError(f"not a {BACKUP_KIND}", file=str(file))
+    restored = [
+        ClusterKey.from_record(r, source=f"{file} key {i}")
+        for i, r in enumerate(document.get("keys") or [])
+    ]
+    target, _ = _target(keyring or str(document.get("keyring")), kubeconfig, context, Path.cwd())
+    body = target.get()
+    store = _store(target, body, owner=True)
+    current = store.load()
+    known = {k.fingerprint for k in restored}
+    keep = [k for k in current if k.fingerprint not in known]
+    if any(k.state is KeyState.ACTIVE for k in restored):
+        keep = [k.with_state(KeyState.PREVIOUS) if k.state is KeyState.ACTIVE else k for k in keep]
+    store.save([*restored, *keep])
+    target.annotate({REQUESTED_AT: dt.datetime.now(dt.UTC).isoformat()})
+    click.echo(f"restored {len(restored)} key(s) into {target.describe()}")
+
+
+# -- reencrypt -----------------------------------------------------------------------------------
+
+
+def _walk(paths: Sequence[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_file():
+            yield path
+            continue
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if d not in {".git", "keys"})
+            for name in sorted(filenames):
+                if name.endswith((".yaml", ".yml", ".json")) and name != ".sops.yaml":
+                    yield Path(dirpath) / name
+
+
+def _items(paths: Sequence[Path], *, rotate_data_key: bool) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for path in _walk(paths):
+        data = path.read_bytes()
+        name = str(path)
+        if is_sops_document(data, file=name):
+            if rotate_data_key:
+                items.append({"file": name, "sopsRotate": {"content": data.decode("utf-8")}})
+            else:
+                groups = groups_to_wire(file_groups(data, file=name))
+                items.append({"file": name, "sops": {"groups": groups}})
+            continue
+        try:
+            docs = list(yaml.safe_load_all(data))
+        except yaml.YAMLError:
+            continue
+        sealed = [d for d in docs if isinstance(d, dict) and d.get("kind") == "SealedSecret"]
+        if sealed:
+            items.append({"file": name, "sealed": {"documents": sealed}})
+    return items
+
+
+def _batches(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for item in items:
+        length = len(json.dumps(item))
+        if batch and size + length > MAX_REQUEST_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += length
+    if batch:
+        yield batch
+
+
+def _exchange(target: Target, items: list[dict[str, Any]], *, timeout: float) -> list[Any]:
+    path = f"/api/v1/namespaces/{target.namespace}/configmaps"
+    created = target.client.request(
+        "POST", path,
+        body={
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "generateName": f"{target.name}-reencrypt-",
+                "labels": {KEYRING_LABEL: target.name, REQUEST_LABEL: "pending"},
+            },
+            "data": {"request.json": json.dumps({"items": items})},
+        },
+        action="create", what="re-encryption request",
+    )
+    name = str(created["metadata"]["name"])
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            answer = target.client.request(
+                "GET", f"{path}/{name}", action="read", what=f"request {name}"
+            )
+            text = (answer.get("data") or {}).get("response.json")
+            if text:
+                response = json.loads(text)
+                if response.get("error"):
+                    raise ConfigError(f"the operator refused the request: {response['error']}")
+                return list(response.get("items") or [])
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"no answer from the operator for {target.describe()} in {timeout:.0f}s"
+                )
+            time.sleep(0.2)
+    finally:
+        with contextlib.suppress(SealedGitopsError):
+            target.client.request("DELETE", f"{path}/{name}", action="delete", what=name)
+
+
+def _write_sealed(path: Path, documents: list[dict[str, Any]]) -> None:
+    docs = list(yaml.safe_load_all(path.read_bytes()))
+    replaced = iter(documents)
+    out = [
+        next(replaced) if isinstance(d, dict) and d.get("kind") == "SealedSecret" else d
+        for d in docs
+    ]
+    text = yaml.safe_dump_all(out, sort_keys=False)
+    atomic_write(path, text.encode("utf-8"))
+
+
+@click.command("reencrypt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_cluster_options
+@click.option("--rotate-data-key", is_flag=True, help="Also replace each SOPS file's data key.")
+@click.option("--timeout", default=120.0, show_default=True)
+def reencrypt(
+    *, paths: tuple[Path, ...], keyring: str | None, kubeconfig: str | None, context: str | None,
+    rotate_data_key: bool, timeout: float,
+) -> None:
+    """Re-wrap SOPS files and re-seal SealedSecrets for the KeyRing's active key, in the cluster."""
+    target, _ = _target(keyring, kubeconfig, context, paths[0])
+    items = _items(paths, rotate_data_key=rotate_data_key)
+    changed = failed = 0
+    for batch in _batches(items):
+        for answer in _exchange(target, batch, timeout=timeout):
+            file = Path(str(answer.get("file")))
+            if answer.get("error"):
+                click.echo(f"error: {answer['error']}", err=True)
+                failed += 1
+                continue
+            if not answer.get("changed"):
+                continue
+            if "groups" in answer:
+                data = replace_key_groups(
+                    file.read_bytes(), groups_from_wire(answer["groups"]), file=str(file)
+                )
+                atomic_write(file, data)
+            elif "content" in answer:
+                atomic_write(file, str(answer["content"]).encode("utf-8"))
+            elif "documents" in answer:
+                _write_sealed(file, list(answer["documents"]))
+            changed += 1
+            click.echo(f"{file}: re-encrypted")
+    click.echo(f"{changed} file(s) re-encrypted, {len(items) - changed - failed} unchanged")
+    if failed:
+        raise ConfigError(f"{failed} file(s) could not be re-encrypted")

@@ -1,0 +1,238 @@
+"""Where a KeyRing's private keys live: one Secret per key, or one Vault KV v2 secret.
+
+Why a module shared by the operator and the CLI: the operator generates and rotates keys, the CLI
+backs them up and restores them, and both must read and write the same shape. The Secret store
+talks to the API through anything with the project client's ``request`` method (a Protocol, so
+this package does not import ``cluster/``); the Vault store uses hvac, with every hvac failure
+mapped to :class:`KeyProviderError` here, at the boundary.
+
+Secret layout (one per key, in the KeyRing's namespace, owned by the KeyRing so deleting the
+KeyRing deletes them)::
+
+    metadata.labels:      sealed-gitops.io/keyring: NAME, sealed-gitops.io/key-state: STATE
+    metadata.annotations: sealed-gitops.io/key-fingerprint, key-created, key-retired
+    data:                 age.agekey, tls.key (PKCS#1 PEM), tls.crt
+
+Vault layout: one KV v2 secret at ``spec.vault.kvPath`` whose data maps each fingerprint to the
+JSON of :meth:`ClusterKey.record`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from sealed_gitops.errors import ApiNotFound, ConfigError, KeyProviderError
+from sealed_gitops.keys.cluster_keys import (
+    CREATED_ANNOTATION,
+    FINGERPRINT_ANNOTATION,
+    KEYRING_LABEL,
+    RETIRED_ANNOTATION,
+    STATE_LABEL,
+    ClusterKey,
+    decode_secret_data,
+    secret_name,
+)
+from sealed_gitops.redact import register
+
+__all__ = ["KeyStore", "RequestClient", "SecretStore", "VaultKvStore", "split_kv_path"]
+
+GROUP_VERSION = "sealed-gitops.io/v1alpha1"
+
+
+class RequestClient(Protocol):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        action: str,
+        what: str,
+        sensitive: bool = False,
+        timeout: float | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class KeyStore(Protocol):
+    def load(self) -> list[ClusterKey]: ...
+
+    def save(self, keys: Sequence[ClusterKey]) -> None: ...
+
+
+class SecretStore:
+    """Keys as Secrets of the KeyRing ``namespace/name`` (owned by it when ``owner_uid`` is set)."""
+
+    def __init__(
+        self, client: RequestClient, *, namespace: str, name: str, owner_uid: str | None = None
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.name = name
+        self.owner_uid = owner_uid
+
+    @property
+    def _path(self) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/secrets"
+
+    def _list(self) -> list[dict[str, Any]]:
+        answer = self.client.request(
+            "GET",
+            self._path,
+            query={"labelSelector": f"{KEYRING_LABEL}={self.name}"},
+            action="list",
+            what=f"key Secrets of KeyRing {self.namespace}/{self.name}",
+            sensitive=True,
+        )
+        return list(answer.get("items") or [])
+
+    def load(self) -> list[ClusterKey]:
+        keys = []
+        for secret in self._list():
+            meta = secret.get("metadata") or {}
+            source = f"Secret {self.namespace}/{meta.get('name')}"
+            data = decode_secret_data(secret.get("data") or {}, source=source)
+            keys.append(ClusterKey.from_secret(secret, data))
+        return keys
+
+    def _metadata(self, key: ClusterKey) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "labels": {
+                KEYRING_LABEL: self.name,
+                STATE_LABEL: key.state.value,
+                "app.kubernetes.io/managed-by": "sealed-gitops",
+            },
+            "annotations": {
+                FINGERPRINT_ANNOTATION: key.fingerprint,
+                CREATED_ANNOTATION: key.created,
+                RETIRED_ANNOTATION: key.retired,
+            },
+        }
+        if self.owner_uid:
+            meta["ownerReferences"] = [
+                {
+                    "apiVersion": GROUP_VERSION,
+                    "kind": "KeyRing",
+                    "name": self.name,
+                    "uid": self.owner_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ]
+        return meta
+
+    def save(self, keys: Sequence[ClusterKey]) -> None:
+        """Create missing key Secrets; update the state labels of existing ones."""
+        existing = {
+            str((s.get("metadata") or {}).get("name")): s for s in self._list()
+        }
+        for key in keys:
+            name = secret_name(self.name, key.fingerprint)
+            wanted = self._metadata(key)
+            current = existing.get(name)
+            if current is None:
+                self.client.request(
+                    "POST",
+                    self._path,
+                    body={
+                        "apiVersion": "v1",
+                        "kind": "Secret",
+                        "metadata": {"name": name, "namespace": self.namespace, **wanted},
+                        "type": "Opaque",
+                        "data": key.secret_data(),
+                    },
+                    action="create",
+                    what=f"Secret {self.namespace}/{name}",
+                    sensitive=True,
+                )
+                continue
+            meta = current.get("metadata") or {}
+            same = all(
+                (meta.get(part) or {}).get(k) == v
+                for part in ("labels", "annotations")
+                for k, v in wanted[part].items()
+            )
+            if not same:
+                patch = {"labels": wanted["labels"], "annotations": wanted["annotations"]}
+                self.client.request(
+                    "PATCH",
+                    f"{self._path}/{name}",
+                    body={"metadata": patch},
+                    content_type="application/merge-patch+json",
+                    action="update",
+                    what=f"Secret {self.namespace}/{name}",
+                )
+
+    def delete(self, fingerprint: str) -> None:
+        name = secret_name(self.name, fingerprint)
+        try:
+            self.client.request(
+                "DELETE", f"{self._path}/{name}", action="delete", what=f"Secret {name}"
+            )
+        except ApiNotFound:
+            return
+
+
+def split_kv_path(path: str) -> tuple[str, str]:
+    """``secret/data/sealed-gitops/cluster`` -> (mount ``secret``, path ``sealed-gitops/cluster``).
+
+    The ``data/`` segment of the KV v2 API path is optional here.
+    """
+    parts = [p for p in path.strip().strip("/").split("/") if p]
+    if len(parts) < 2:
+        raise ConfigError(f"spec.vault.kvPath {path!r} must be MOUNT/PATH (KV v2)")
+    mount, rest = parts[0], parts[1:]
+    if rest and rest[0] == "data":
+        rest = rest[1:]
+    if not rest:
+        raise ConfigError(f"spec.vault.kvPath {path!r} names no secret under the mount")
+    return mount, "/".join(rest)
+
+
+class VaultKvStore:
+    """Keys in one Vault (or OpenBao) KV v2 secret; ``client`` is an authenticated hvac.Client."""
+
+    def __init__(self, client: Any, *, kv_path: str, address: str) -> None:
+        self.client = client
+        self.mount, self.path = split_kv_path(kv_path)
+        self.address = address
+
+    def _fail(self, action: str, exc: Exception) -> KeyProviderError:
+        return KeyProviderError(
+            f"Vault {self.address}: cannot {action} {self.mount}/{self.path} "
+            f"({type(exc).__name__})"
+        )
+
+    def load(self) -> list[ClusterKey]:
+        import hvac.exceptions
+
+        try:
+            answer = self.client.secrets.kv.v2.read_secret_version(
+                path=self.path, mount_point=self.mount, raise_on_deleted_version=True
+            )
+        except hvac.exceptions.InvalidPath:
+            return []
+        except Exception as exc:
+            raise self._fail("read", exc) from exc
+        data = ((answer or {}).get("data") or {}).get("data") or {}
+        keys = []
+        for fp, text in sorted(data.items()):
+            register(str(text))
+            try:
+                record = json.loads(str(text))
+            except json.JSONDecodeError as exc:
+                raise KeyProviderError(f"Vault entry {fp} is not JSON") from exc
+            keys.append(ClusterKey.from_record(record, source=f"Vault entry {fp}"))
+        return keys
+
+    def save(self, keys: Sequence[ClusterKey]) -> None:
+        data = {k.fingerprint: json.dumps(k.record(), sort_keys=True) for k in keys}
+        try:
+            self.client.secrets.kv.v2.create_or_update_secret(
+                path=self.path, mount_point=self.mount, secret=data
+            )
+        except Exception as exc:
+            raise self._fail("write", exc) from exc

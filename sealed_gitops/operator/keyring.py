@@ -1,0 +1,451 @@
+"""Reconcile one KeyRing: generate, store, publish, rotate, retire, and serve re-encryption.
+
+Why a loop per KeyRing (a kopf daemon, like the Repository and Sync loops): rotation is driven by
+time (``spec.rotationInterval``) as much as by events, and the loop is also the one place where
+private keys are used on behalf of the CLI. What each pass does, in order:
+
+1. load the keys from the store (Secrets owned by the KeyRing, or Vault KV v2);
+2. generate the first key when there is none;
+3. rotate when ``sealed-gitops.io/rotate-requested-at`` holds a value not yet handled, or when
+   the active key is older than ``spec.rotationInterval``;
+4. retire the keys the ``sealed-gitops.io/retire`` annotation lists (never the active key);
+5. save, publish the public parts in ``status.keys``;
+6. answer pending re-encryption requests (see below).
+
+Re-encryption requests are ConfigMaps in the KeyRing's namespace labelled
+``sealed-gitops.io/keyring: NAME`` and ``sealed-gitops.io/request: pending``, holding
+``request.json``; the answer is written into the same ConfigMap as ``response.json`` and the label
+becomes ``done``. What goes in: SOPS key stanzas, SealedSecret documents, and (for
+``--rotate-data-key``) whole SOPS files, all ciphertext. What comes out: stanzas and ciphertext
+for this KeyRing's own active key only, so a request can never make the operator wrap anything
+for a key the requester chose. Plaintext and data keys stay in this process.
+
+Private keys never reach the status, a log line or an Event: only fingerprints, recipients and
+certificates are written there, and every private part is registered for redaction when loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kopf
+
+from sealed_gitops.cluster import EventType, record_event
+from sealed_gitops.errors import ConfigError, KeyProviderError, SealedGitopsError
+from sealed_gitops.keys.cluster_keys import (
+    KEYRING_LABEL,
+    ClusterKey,
+    KeyState,
+    decrypting_keys,
+    generate_cluster_key,
+    parse_time,
+    public_status,
+    rotate_keys,
+)
+from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore
+from sealed_gitops.keys.reencrypt import (
+    groups_from_wire,
+    groups_to_wire,
+    reseal_document,
+    rewrap_groups,
+    rotate_in_cluster,
+)
+from sealed_gitops.operator.conditions import READY, Reason, set_condition
+from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.resources import (
+    GROUP,
+    VERSION,
+    get_object,
+    patch_status,
+    read_secret_data,
+)
+from sealed_gitops.operator.settings import parse_duration
+from sealed_gitops.render.decrypt import DecryptionKeys
+
+__all__ = [
+    "REQUEST_LABEL",
+    "RETIRE_ANNOTATION",
+    "ROTATE_ANNOTATION",
+    "TEST_KEY_BITS_ANNOTATION",
+    "keyring_decryption_keys",
+    "reconcile_keyring",
+    "register_keyring_handlers",
+]
+
+log = logging.getLogger(__name__)
+
+#: A new value asks for a rotation (the CLI writes the current time).
+ROTATE_ANNOTATION = "sealed-gitops.io/rotate-requested-at"
+#: Comma-separated fingerprints (or unique prefixes) of keys to retire.
+RETIRE_ANNOTATION = "sealed-gitops.io/retire"
+#: FOR TESTS ONLY: RSA modulus size of generated sealing keys (default 4096, minimum 2048).
+TEST_KEY_BITS_ANNOTATION = "sealed-gitops.io/test-key-bits"
+#: Label of a re-encryption request ConfigMap: ``pending`` until answered, then ``done``.
+REQUEST_LABEL = "sealed-gitops.io/request"
+
+#: Longest sleep of the loop in seconds: how late a missed request watch event is noticed.
+MAX_SLEEP = 30.0
+#: Where a pod finds its service account token (for Vault's Kubernetes auth).
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
+#: Environment variable naming another token file (an operator run outside a pod, tests).
+JWT_FILE_ENV = "SEALED_GITOPS_VAULT_JWT_FILE"
+_POLL = 0.5
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+# -- stores --------------------------------------------------------------------------------------
+
+
+def _vault_client(ctx: OperatorContext, namespace: str, vault: Mapping[str, Any]) -> Any:
+    import hvac
+
+    address = str(vault.get("address") or "")
+    if not address:
+        raise ConfigError("spec.vault.address is empty")
+    auth = vault.get("auth") or {}
+    token_ref = auth.get("tokenSecretRef") or {}
+    client = hvac.Client(url=address, token="", timeout=10)
+    if token_ref.get("name"):
+        data, _ = read_secret_data(
+            ctx.client, namespace, str(token_ref["name"]), purpose="Vault token"
+        )
+        token = data.get(str(token_ref.get("key") or "token"))
+        if not token:
+            raise ConfigError(f"Secret {namespace}/{token_ref['name']} has no Vault token entry")
+        client.token = token.decode().strip()
+        return client
+    kube = auth.get("kubernetes") or {}
+    if kube.get("role"):
+        # Never from the spec: a tenant must not choose which operator file is sent to Vault.
+        jwt_path = os.environ.get(JWT_FILE_ENV) or SERVICE_ACCOUNT_TOKEN
+        try:
+            with open(jwt_path, encoding="utf-8") as handle:
+                jwt = handle.read().strip()
+            client.auth.kubernetes.login(
+                str(kube["role"]), jwt, mount_point=str(kube.get("mountPath") or "kubernetes")
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot read the service account token {jwt_path}") from exc
+        except Exception as exc:  # hvac/requests failures: unreachable, refused
+            raise KeyProviderError(
+                f"Vault {address}: Kubernetes login failed ({type(exc).__name__})"
+            ) from exc
+        return client
+    raise ConfigError("spec.vault.auth needs tokenSecretRef or kubernetes.role")
+
+
+def store_for(ctx: OperatorContext, keyring: Mapping[str, Any]) -> KeyStore:
+    meta = keyring.get("metadata") or {}
+    spec = keyring.get("spec") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    if (spec.get("backend") or "kubernetes") == "vault":
+        vault = spec.get("vault") or {}
+        return VaultKvStore(
+            _vault_client(ctx, namespace, vault),
+            kv_path=str(vault.get("kvPath") or f"secret/data/sealed-gitops/{namespace}/{name}"),
+            address=str(vault.get("address")),
+        )
+    return SecretStore(ctx.client, namespace=namespace, name=name, owner_uid=meta.get("uid"))
+
+
+# -- one reconcile -------------------------------------------------------------------------------
+
+
+def _annotations(keyring: Mapping[str, Any]) -> dict[str, str]:
+    return dict((keyring.get("metadata") or {}).get("annotations") or {})
+
+
+def _key_bits(keyring: Mapping[str, Any]) -> int:
+    text = _annotations(keyring).get(TEST_KEY_BITS_ANNOTATION)
+    if not text:
+        return 4096
+    try:
+        return max(int(text), 2048)
+    except ValueError as exc:
+        raise ConfigError(f"annotation {TEST_KEY_BITS_ANNOTATION} is not a number") from exc
+
+
+def _normalise(keys: list[ClusterKey]) -> list[ClusterKey]:
+    """Exactly one active key: the newest of those marked active (a restore may add one)."""
+    active = sorted((k for k in keys if k.state is KeyState.ACTIVE), key=lambda k: k.created)
+    demote = {k.fingerprint for k in active[:-1]}
+    return [k.with_state(KeyState.PREVIOUS) if k.fingerprint in demote else k for k in keys]
+
+
+def _plan(
+    keyring: Mapping[str, Any], keys: list[ClusterKey], *, now: dt.datetime
+) -> tuple[list[ClusterKey], list[str], dict[str, Any], float]:
+    """The keys after this pass, what happened (for Events), status fields, next wake-up."""
+    spec = keyring.get("spec") or {}
+    status = keyring.get("status") or {}
+    annotations = _annotations(keyring)
+    bits = _key_bits(keyring)
+    happened: list[str] = []
+    extra: dict[str, Any] = {}
+    if not keys:
+        keys = [generate_cluster_key(bits=bits, now=now)]
+        happened.append(f"generated key {keys[0].fingerprint[:16]}")
+    keys = _normalise(keys)
+    if not any(k.state is KeyState.ACTIVE for k in keys):
+        keys = rotate_keys(keys, bits=bits, now=now)
+        happened.append(f"no active key: generated {keys[0].fingerprint[:16]}")
+    requested = annotations.get(ROTATE_ANNOTATION)
+    if requested and requested != status.get("lastRotateRequest"):
+        keys = rotate_keys(keys, bits=bits, now=now)
+        happened.append(f"rotated on request: new active key {keys[0].fingerprint[:16]}")
+    extra["lastRotateRequest"] = requested or status.get("lastRotateRequest")
+    interval = parse_duration(spec.get("rotationInterval"), default=0.0, what="rotationInterval")
+    wake = MAX_SLEEP
+    if interval > 0:
+        active = next(k for k in keys if k.state is KeyState.ACTIVE)
+        due = parse_time(active.created) + dt.timedelta(seconds=interval)
+        if due <= now:
+            keys = rotate_keys(keys, bits=bits, now=now)
+            happened.append(f"scheduled rotation: new active key {keys[0].fingerprint[:16]}")
+            due = now + dt.timedelta(seconds=interval)
+        wake = min(wake, max((due - now).total_seconds(), 0.2))
+    problems = []
+    to_retire = [w.strip().lower() for w in annotations.get(RETIRE_ANNOTATION, "").split(",")]
+    for wanted in filter(None, to_retire):
+        matches = [k for k in keys if k.fingerprint.startswith(wanted)]
+        if len(matches) != 1:
+            problems.append(f"retire {wanted}: {'no' if not matches else 'more than one'} key")
+            continue
+        key = matches[0]
+        if key.state is KeyState.ACTIVE:
+            problems.append(f"retire {wanted}: the active key cannot be retired; rotate first")
+        elif key.state is not KeyState.RETIRED:
+            keys = [k.with_state(KeyState.RETIRED, now=now) if k is key else k for k in keys]
+            happened.append(f"retired key {key.fingerprint[:16]}")
+    extra["problems"] = problems
+    return keys, happened, extra, wake
+
+
+def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
+    """One pass over ``keyring``; returns the seconds until the next one is due."""
+    meta = keyring.get("metadata") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    status = dict(keyring.get("status") or {})
+    generation = meta.get("generation")
+    try:
+        store = store_for(ctx, keyring)
+        loaded = store.load()
+        keys, happened, extra, wake = _plan(keyring, loaded, now=_now())
+        if happened or [k.state for k in keys] != [k.state for k in loaded]:
+            store.save(keys)
+    except SealedGitopsError as exc:
+        conditions = set_condition(
+            status.get("conditions"), type_=READY, status=False,
+            reason=Reason.INVALID_SPEC if isinstance(exc, ConfigError) else "KeyStoreFailed",
+            message=str(exc), generation=generation,
+        )
+        patch_status(ctx.client, "KeyRing", namespace, name, {"conditions": conditions})
+        log.warning("KeyRing %s/%s: %s", namespace, name, exc)
+        return ctx.backoff(1, base=5.0)
+    active = next(k for k in keys if k.state is KeyState.ACTIVE)
+    problems: list[str] = extra["problems"]
+    message = "; ".join(problems) if problems else f"active key {active.fingerprint[:16]}"
+    new_status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "keys": public_status(keys),
+        "activeFingerprint": active.fingerprint,
+        "lastRotateRequest": extra["lastRotateRequest"],
+        "conditions": set_condition(
+            status.get("conditions"), type_=READY, status=not problems,
+            reason=Reason.SUCCEEDED if not problems else Reason.INVALID_SPEC,
+            message=message, generation=generation,
+        ),
+    }
+    if any(new_status.get(k) != status.get(k) for k in new_status):
+        patch_status(ctx.client, "KeyRing", namespace, name, new_status)
+    for line in happened:
+        log.info("KeyRing %s/%s: %s", namespace, name, line)
+        record_event(ctx.client, involved=keyring, reason="KeysChanged", message=line)
+    for problem in problems:
+        if problem not in (_ready_message(status) or ""):
+            record_event(
+                ctx.client, involved=keyring, reason="RetireRefused", message=problem,
+                type=EventType.WARNING,
+            )
+    serve_requests(ctx, namespace=namespace, name=name, keys=keys)
+    return wake
+
+
+def _ready_message(status: Mapping[str, Any]) -> str | None:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == READY:
+            return str(cond.get("message"))
+    return None
+
+
+# -- re-encryption requests ----------------------------------------------------------------------
+
+
+def _answer(item: Mapping[str, Any], keys: Sequence[ClusterKey]) -> dict[str, Any]:
+    file = str(item.get("file") or "<request>")
+    try:
+        if "sops" in item:
+            groups, changed = rewrap_groups(
+                groups_from_wire(item["sops"].get("groups")), keys, file=file
+            )
+            return {"file": file, "groups": groups_to_wire(groups), "changed": changed}
+        if "sopsRotate" in item:
+            content = str(item["sopsRotate"].get("content") or "").encode("utf-8")
+            rotated = rotate_in_cluster(content, keys, file=file)
+            return {"file": file, "content": rotated.decode("utf-8"), "changed": True}
+        if "sealed" in item:
+            docs, any_changed = [], False
+            for doc in item["sealed"].get("documents") or []:
+                new, changed = reseal_document(doc, keys, file=file)
+                docs.append(new)
+                any_changed = any_changed or changed
+            return {"file": file, "documents": docs, "changed": any_changed}
+        raise ConfigError("unknown request item (sops, sopsRotate or sealed)")
+    except SealedGitopsError as exc:
+        return {"file": file, "error": str(exc)}
+
+
+def serve_requests(
+    ctx: OperatorContext, *, namespace: str, name: str, keys: Sequence[ClusterKey]
+) -> int:
+    """Answer every pending request ConfigMap of this KeyRing; returns how many."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    answer = ctx.client.request(
+        "GET", path, query={"labelSelector": f"{KEYRING_LABEL}={name},{REQUEST_LABEL}=pending"},
+        action="list", what="re-encryption requests",
+    )
+    usable = [k for k in keys if k.state is not KeyState.RETIRED]
+    served = 0
+    for config_map in answer.get("items") or []:
+        cm_name = str((config_map.get("metadata") or {}).get("name"))
+        try:
+            request = json.loads((config_map.get("data") or {}).get("request.json") or "{}")
+            items = request.get("items") or []
+            response: dict[str, Any] = {"items": [_answer(item, usable) for item in items]}
+        except (json.JSONDecodeError, AttributeError):
+            response = {"error": "request.json is not a JSON object with items"}
+        ctx.client.request(
+            "PATCH", f"{path}/{cm_name}",
+            body={"metadata": {"labels": {REQUEST_LABEL: "done"}},
+                  "data": {"response.json": json.dumps(response)}},
+            content_type="application/merge-patch+json",
+            action="answer", what=f"request {namespace}/{cm_name}",
+        )
+        served += 1
+    return served
+
+
+# -- Syncs using a KeyRing -----------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+#: per operator: (namespace, name) -> (the key states the keys were built for, the keys)
+_Cached = tuple[tuple[tuple[str, str], ...], DecryptionKeys]
+_caches: weakref.WeakKeyDictionary[OperatorContext, dict[tuple[str, str], _Cached]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _forget(ctx: OperatorContext, namespace: str, name: str) -> None:
+    with _cache_lock:
+        _caches.get(ctx, {}).pop((namespace, name), None)
+
+
+def keyring_decryption_keys(
+    ctx: OperatorContext, sync_namespace: str, ref: Mapping[str, Any]
+) -> DecryptionKeys:
+    """The keys of every non-retired key of the referenced KeyRing, if this namespace may use it.
+
+    Refused with a :class:`ConfigError` naming both namespaces when the Sync's namespace is
+    neither the KeyRing's own nor in its ``allowedNamespaces``; nothing is decrypted then.
+    """
+    name = str(ref.get("name") or "")
+    namespace = str(ref.get("namespace") or sync_namespace)
+    if not name:
+        raise ConfigError("spec.decryption.keyRingRef.name is empty")
+    keyring = get_object(ctx.client, "KeyRing", namespace, name)
+    if keyring is None:
+        raise ConfigError(f"KeyRing {namespace}/{name} not found")
+    allowed = [str(a) for a in (keyring.get("spec") or {}).get("allowedNamespaces") or []]
+    if sync_namespace != namespace and "*" not in allowed and sync_namespace not in allowed:
+        raise ConfigError(
+            f"KeyRing {namespace}/{name} does not serve namespace {sync_namespace}: only "
+            f"{namespace} and its allowedNamespaces ({', '.join(allowed) or 'none'}) may use it"
+        )
+    states = tuple(
+        (str(k.get("fingerprint")), str(k.get("state")))
+        for k in (keyring.get("status") or {}).get("keys") or []
+    )
+    with _cache_lock:
+        cache = _caches.setdefault(ctx, {})
+        hit = cache.get((namespace, name))
+    if hit is not None and hit[0] == states:
+        return hit[1]
+    keys = store_for(ctx, keyring).load()
+    if not keys:
+        raise ConfigError(f"KeyRing {namespace}/{name} has no keys yet")
+    ring, sealing = decrypting_keys(keys)
+    found = DecryptionKeys(sops=ring, sealing=sealing)
+    with _cache_lock:
+        _caches.setdefault(ctx, {})[(namespace, name)] = (states, found)
+    return found
+
+
+# -- kopf wiring ---------------------------------------------------------------------------------
+
+
+async def _loop(ctx: OperatorContext, namespace: str, name: str, stopped: Any) -> None:
+    failures = 0
+    while not stopped:
+        body = await asyncio.to_thread(get_object, ctx.client, "KeyRing", namespace, name)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            _forget(ctx, namespace, name)
+            return
+        try:
+            delay = await asyncio.to_thread(reconcile_keyring, ctx, body)
+            failures = 0
+        except SealedGitopsError as exc:
+            failures += 1
+            delay = ctx.backoff(failures, base=2.0)
+            log.warning("KeyRing %s/%s: %s (retry in %.0fs)", namespace, name, exc, delay)
+        trigger = ctx.triggers.get("KeyRing", namespace, name)
+        deadline = asyncio.get_running_loop().time() + delay
+        while not stopped:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0 or await trigger.wait(min(left, _POLL)) != ["interval"]:
+                break
+
+
+def register_keyring_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
+    """Add the KeyRing daemon and its wake-ups to ``registry`` (called by ``build_registry``)."""
+
+    @kopf.daemon(GROUP, VERSION, "keyrings", registry=registry, cancellation_timeout=5.0)
+    async def keyring_daemon(*, stopped: Any, namespace: str | None, name: str, **_: Any) -> None:
+        await _loop(ctx, str(namespace), name, stopped)
+
+    @kopf.on.update(GROUP, VERSION, "keyrings", registry=registry)
+    def keyring_changed(
+        *, old: Any, new: Any, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        old, new = old or {}, new or {}
+        before = (old.get("metadata") or {}).get("annotations") or {}
+        after = (new.get("metadata") or {}).get("annotations") or {}
+        if old.get("spec") != new.get("spec") or before != after:
+            ctx.triggers.fire("KeyRing", str(namespace), name, reason="changed")
+
+    @kopf.on.event("", "v1", "configmaps", registry=registry, labels={REQUEST_LABEL: "pending"})
+    def request_created(*, body: Any, namespace: str | None, **_: Any) -> None:
+        keyring = ((body.get("metadata") or {}).get("labels") or {}).get(KEYRING_LABEL)
+        if keyring:
+            ctx.triggers.fire("KeyRing", str(namespace), str(keyring), reason="request")
+
