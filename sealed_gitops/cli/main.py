@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
     "git-setup": "sealed_gitops.cli.audit_cmds:git_setup",
     "git-textconv": "sealed_gitops.cli.audit_cmds:git_textconv",
     "git-merge": "sealed_gitops.cli.audit_cmds:git_merge",
+    "keys": "sealed_gitops.cli.keys_cmds:keys",
+    "reencrypt": "sealed_gitops.cli.keys_cmds:reencrypt",
     "operator": "sealed_gitops.cli.operator_cmds:operator_command",
     "reconcile": "sealed_gitops.cli.operator_cmds:reconcile",
     "suspend": "sealed_gitops.cli.operator_cmds:suspend",
