@@ -47,13 +47,13 @@ class Endpoint:
         if "token" in user:
             headers["Authorization"] = f"Bearer {user['token']}"
         elif "client-certificate-data" in user:
-            # aiohttp and urllib want files; a private temp dir holds them for the session.
-            folder = Path(tempfile.mkdtemp(prefix="e2e-client-"))
-            cert, key = folder / "client.crt", folder / "client.key"
-            cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-            key.touch(mode=0o600)
-            key.write_bytes(base64.b64decode(user["client-key-data"]))
-            ctx.load_cert_chain(cert, key)
+            # ssl wants files; it reads them at once, so the private temp dir goes right after.
+            with tempfile.TemporaryDirectory(prefix="e2e-client-") as folder:
+                cert, key = Path(folder) / "client.crt", Path(folder) / "client.key"
+                cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+                key.touch(mode=0o600)
+                key.write_bytes(base64.b64decode(user["client-key-data"]))
+                ctx.load_cert_chain(cert, key)
         return cls(server=cluster["server"].rstrip("/"), headers=headers, ssl=ctx)
 
     def call(
