@@ -138,7 +138,9 @@ def _target(
     else:
         raise ConfigError("no --keyring given and no keys/*/keyring.yaml found (keys fetch)")
     ctx = context or (record.context if record else None)
-    return Target(namespace, name, connect(kubeconfig, context=ctx), ctx), record
+    # As kubectl: $KUBECONFIG (its first file) when no --kubeconfig is given.
+    config = kubeconfig or (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0] or None
+    return Target(namespace, name, connect(config, context=ctx), ctx), record
 
 
 def _cluster_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,0 +1,137 @@
+"""Fixtures of the key life-cycle tests: the operator e2e fixtures, plus KeyRing helpers.
+
+The cluster, CRDs, namespaces, Git remote and operator threads are the operator tests' own
+fixtures (imported below), so these tests run against the emulator, or a real cluster, the same
+way. Keys are generated with 2048-bit RSA through the test-only annotation, to stay fast.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from sealed_gitops.cli.main import cli
+from sealed_gitops.cluster import KubeClient
+from sealed_gitops.crypto.age import AgeRecipient
+from sealed_gitops.crypto.sealed import Scope
+from sealed_gitops.crypto.sealed_document import PlainSecret, seal_secret
+from sealed_gitops.crypto.sealing_keys import load_public_key
+from sealed_gitops.crypto.sops import encrypt_bytes
+from tests.operator.conftest import (  # noqa: F401 (fixtures)
+    Kube,
+    Setup,
+    _cluster,
+    client,
+    crds,
+    kubeconfig,
+    kubectl_path,
+    operator_factory,
+    ready,
+    setup,
+    wait_for,
+)
+
+API = "/apis/sealed-gitops.io/v1alpha1"
+TEST_BITS = {"sealed-gitops.io/test-key-bits": "2048"}
+
+
+def keyring_path(namespace: str, name: str = "cluster") -> str:
+    return f"{API}/namespaces/{namespace}/keyrings/{name}"
+
+
+def create_keyring(
+    client: KubeClient, namespace: str, name: str = "cluster", **spec: Any
+) -> dict[str, Any]:
+    return client.request(
+        "POST",
+        f"{API}/namespaces/{namespace}/keyrings",
+        body={
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "KeyRing",
+            "metadata": {"name": name, "namespace": namespace, "annotations": TEST_BITS},
+            "spec": spec,
+        },
+        action="create",
+        what="KeyRing",
+    )
+
+
+def keyring_status(kube: Kube, namespace: str, name: str = "cluster") -> dict[str, Any]:
+    body = kube.get(keyring_path(namespace, name)) or {}
+    return dict(body.get("status") or {})
+
+
+def published(kube: Kube, namespace: str, name: str = "cluster") -> list[dict[str, Any]]:
+    return list(keyring_status(kube, namespace, name).get("keys") or [])
+
+
+def wait_keys(kube: Kube, namespace: str, name: str = "cluster", count: int = 1) -> list[Any]:
+    return wait_for(
+        lambda: (k := published(kube, namespace, name)) and len(k) >= count and k,
+        timeout=30,
+        what=f"{count} published key(s)",
+    )
+
+
+def active(keys: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(k for k in keys if k["state"] == "active")
+
+
+def sops_secret(recipient: str, name: str, namespace: str, **values: str) -> str:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": dict(values),
+    }
+    plain = yaml.safe_dump(doc, sort_keys=False).encode()
+    return encrypt_bytes(plain, key_groups=[[AgeRecipient(recipient)]], file="x.yaml").decode()
+
+
+def sealed_secret(certificate: str, name: str, namespace: str, **values: str) -> str:
+    public = load_public_key(certificate.encode(), source="status")
+    doc = seal_secret(
+        PlainSecret(name=name, namespace=namespace, data={k: v.encode() for k, v in values.items()}),
+        recipients=[public],
+        scope=Scope.STRICT,
+    )
+    return yaml.safe_dump(doc.to_manifest(), sort_keys=False)
+
+
+def sync_spec(keyring_ref: dict[str, str], path: str = "./deploy") -> dict[str, Any]:
+    return {
+        "repositoryRef": {"name": "app"},
+        "path": path,
+        "interval": "1s",
+        "retryInterval": "1s",
+        "prune": True,
+        "decryption": {"keyRingRef": keyring_ref},
+    }
+
+
+def secret_values(kube: Kube, name: str, namespace: str) -> dict[str, str] | None:
+    found = kube.secret(name, namespace)
+    if found is None:
+        return None
+    return {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
+
+
+@pytest.fixture
+def run_cli(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run ``sealed-gitops`` in-process with the test cluster's kubeconfig, in a directory."""
+
+    def run(args: list[str], *, cwd: Path, ok: bool = True) -> Result:
+        monkeypatch.chdir(cwd)
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
