@@ -1,0 +1,189 @@
+"""Tenants, several clusters, and backup/restore of a KeyRing against a running operator."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import pytest
+
+from sealed_gitops.crypto.age import AgeRecipient
+from sealed_gitops.crypto.sops import decrypt_bytes, encrypt_bytes
+from sealed_gitops.keys.cluster_keys import decrypting_keys
+from sealed_gitops.keys.key_store import SecretStore
+
+from .conftest import (
+    Setup,
+    active,
+    create_keyring,
+    published,
+    ready,
+    secret_values,
+    sops_secret,
+    sync_spec,
+    wait_for,
+    wait_keys,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def _namespace(setup: Setup) -> str:
+    name = f"tenant-{uuid.uuid4().hex[:8]}"
+    setup.kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+def _repo_and_sync(setup: Setup, ns: str, ref: dict[str, str]) -> None:
+    setup.kube.create(
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Repository",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": {"url": f"file://{setup.remote}", "ref": {"branch": "main"}, "interval": "1s"},
+        }
+    )
+    setup.kube.create(
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Sync",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": sync_spec(ref, path=f"./{ns}"),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("allowed", "served"),
+    [
+        ([], False),
+        (["other-team"], False),
+        (["TENANT"], True),
+        (["*"], True),
+    ],
+)
+def test_keyring_serves_only_allowed_namespaces(
+    setup: Setup, operator_factory: Any, client: Any, allowed: list[str], served: bool
+) -> None:
+    home = setup.namespace
+    tenant = _namespace(setup)
+    try:
+        operator_factory(home, namespaces=[home, tenant])
+        allowed = [tenant if a == "TENANT" else a for a in allowed]
+        create_keyring(client, home, allowedNamespaces=allowed)
+        key = active(wait_keys(setup.kube, home))
+        setup.push(
+            {f"{tenant}/db.yaml": sops_secret(key["ageRecipient"], "db", tenant, password="t-pw-1")}
+        )
+        _repo_and_sync(setup, tenant, {"name": "cluster", "namespace": home})
+        if served:
+            wait_for(
+                lambda: secret_values(setup.kube, "db", tenant) == {"password": "t-pw-1"},
+                what="tenant secret applied",
+            )
+            return
+        sync = wait_for(
+            lambda: (s := setup.kube.get(
+                f"/apis/sealed-gitops.io/v1alpha1/namespaces/{tenant}/syncs/app"
+            )) and ready(s) and "does not serve" in ready(s)["message"] and s,
+            what="refusal",
+        )
+        message = ready(sync)["message"]
+        assert ready(sync)["status"] == "False"
+        assert home in message and tenant in message
+        assert secret_values(setup.kube, "db", tenant) is None
+    finally:
+        with contextlib.suppress(Exception):
+            setup.kube.delete(f"/api/v1/namespaces/{tenant}")
+
+
+def test_a_file_for_two_clusters_opens_in_each_with_its_own_key(
+    setup: Setup, operator_factory: Any, client: Any
+) -> None:
+    ns = setup.namespace
+    operator_factory(ns)
+    create_keyring(client, ns, name="east")
+    create_keyring(client, ns, name="west")
+    east = active(wait_keys(setup.kube, ns, "east"))
+    west = active(wait_keys(setup.kube, ns, "west"))
+    plain = b"apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: both-1}\n"
+    data = encrypt_bytes(
+        plain,
+        key_groups=[[AgeRecipient(east["ageRecipient"]), AgeRecipient(west["ageRecipient"])]],
+        file="db.yaml",
+    )
+    for name in ("east", "west"):
+        keys = SecretStore(client, namespace=ns, name=name).load()
+        ring, _ = decrypting_keys(keys)
+        assert b"both-1" in decrypt_bytes(data, unwrapper=ring, file="db.yaml")
+
+
+def test_backup_and_restore_round_trip(
+    setup: Setup, operator_factory: Any, client: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    ns = setup.namespace
+    operator_factory(ns)
+    create_keyring(client, ns)
+    original = active(wait_keys(setup.kube, ns))
+    offline = pyrage.x25519.Identity.generate()
+    (tmp_path / "offline.txt").write_text(f"{offline}\n")
+    out = tmp_path / "backup.age"
+    run_cli(
+        ["keys", "backup", "--to", str(offline.to_public()), "-o", str(out),
+         "--keyring", f"{ns}/cluster"],
+        cwd=tmp_path,
+    )
+    text = out.read_bytes()
+    assert text.startswith(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    assert b"PRIVATE KEY" not in text and b"AGE-SECRET-KEY" not in text
+    assert out.stat().st_mode & 0o077 == 0
+
+    # disaster: the KeyRing and its Secrets are gone; a new KeyRing makes a key of its own
+    setup.kube.delete(f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/keyrings/cluster")
+    for secret in client.request(
+        "GET", f"/api/v1/namespaces/{ns}/secrets",
+        query={"labelSelector": "sealed-gitops.io/keyring=cluster"}, action="list", what="s",
+    )["items"]:
+        with contextlib.suppress(Exception):
+            setup.kube.delete(f"/api/v1/namespaces/{ns}/secrets/{secret['metadata']['name']}")
+    wait_for(
+        lambda: setup.kube.get(f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/keyrings/cluster")
+        is None,
+        what="KeyRing deleted",
+    )
+    create_keyring(client, ns)
+    fresh = active(wait_keys(setup.kube, ns))
+    assert fresh["fingerprint"] != original["fingerprint"]
+
+    run_cli(["keys", "restore", str(out), "--identity", str(tmp_path / "offline.txt")], cwd=tmp_path)
+    keys = wait_for(
+        lambda: (k := published(setup.kube, ns)) and len(k) == 2 and k, what="restored keys"
+    )
+    states = {k["fingerprint"]: k["state"] for k in keys}
+    assert states == {original["fingerprint"]: "active", fresh["fingerprint"]: "previous"}
+
+    # the restored key decrypts what was encrypted for it before the disaster
+    setup.push({"deploy/db.yaml": sops_secret(original["ageRecipient"], "db", ns, password="dr-1")})
+    _repo_and_sync(setup, ns, {"name": "cluster"})
+    client.request(
+        "PATCH", f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/syncs/app",
+        body={"spec": {"path": "./deploy"}}, content_type="application/merge-patch+json",
+        action="patch", what="sync",
+    )
+    wait_for(lambda: secret_values(setup.kube, "db", ns) == {"password": "dr-1"}, what="applied")
+
+
+def test_restore_refuses_a_wrong_identity(run_cli: Any, tmp_path: Path) -> None:
+    one, two = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    out = tmp_path / "b.age"
+    out.write_bytes(pyrage.encrypt(b"kind: KeyRingBackup\n", [one.to_public()], armored=True))
+    (tmp_path / "id.txt").write_text(f"{two}\n")
+    result = run_cli(
+        ["keys", "restore", str(out), "--identity", str(tmp_path / "id.txt"),
+         "--keyring", "x/y"],
+        cwd=tmp_path, ok=False,
+    )
+    assert result.exit_code == 1 and "does not open" in result.output
