@@ -58,6 +58,7 @@ from sealed_gitops.keys.reencrypt import (
     rewrap_groups,
     rotate_in_cluster,
 )
+from sealed_gitops.keys.vault import VaultUnwrapper
 from sealed_gitops.operator.conditions import READY, Reason, set_condition
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.resources import (
@@ -391,10 +392,18 @@ def keyring_decryption_keys(
         hit = cache.get((namespace, name))
     if hit is not None and hit[0] == states:
         return hit[1]
-    keys = store_for(ctx, keyring).load()
+    store = store_for(ctx, keyring)
+    keys = store.load()
     if not keys:
         raise ConfigError(f"KeyRing {namespace}/{name} has no keys yet")
     ring, sealing = decrypting_keys(keys)
+    if isinstance(store, VaultKvStore):
+        # The KeyRing's Vault identity also opens hc_vault (transit) stanzas, but only for
+        # its own Vault: a file must not make the operator send the token anywhere else.
+        ring.add(
+            VaultUnwrapper(token=str(store.client.token), allowed_addresses=[store.address]),
+            source=f"Vault transit of KeyRing {namespace}/{name}",
+        )
     found = DecryptionKeys(sops=ring, sealing=sealing)
     with _cache_lock:
         _caches.setdefault(ctx, {})[(namespace, name)] = (states, found)
