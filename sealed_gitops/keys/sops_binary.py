@@ -23,11 +23,12 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sealed_gitops import redact
+from sealed_gitops.crypto.sops.registration import register_encrypted
 from sealed_gitops.errors import (
     ConfigError,
     InputError,
@@ -74,8 +75,9 @@ def locate_sops() -> Path:
                     mode = candidate.stat().st_mode
                     candidate.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
                 except OSError as exc:
-                    raise ConfigError(f"{candidate} is not executable and cannot be made so") \
-                        from exc
+                    raise ConfigError(
+                        f"{candidate} is not executable and cannot be made so"
+                    ) from exc
             return candidate
     on_path = shutil.which("sops")
     if on_path:
@@ -90,32 +92,27 @@ def needs_sops_binary(kinds_per_group: Iterable[Iterable[str]]) -> bool:
 
     ``kinds_per_group`` is, for each key group of a file, the stanza kinds in it.
     """
-    return any(kinds and set(kinds) <= FALLBACK_KINDS
-               for kinds in (frozenset(g) for g in kinds_per_group))
+    return any(
+        kinds and set(kinds) <= FALLBACK_KINDS for kinds in (frozenset(g) for g in kinds_per_group)
+    )
 
 
-def _string_leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _string_leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _string_leaves(item)
+def _documents(data: bytes, fmt: str) -> list[Any]:
+    if fmt == "json":
+        return [json.loads(data)]
+    import yaml
+
+    return list(yaml.safe_load_all(data))
 
 
-def _register_plaintext(output: bytes, fmt: str) -> None:
-    """Register the decrypted values so no later message can show them."""
+def _register_plaintext(encrypted: bytes, in_fmt: str, output: bytes, out_fmt: str) -> None:
+    """Register the values that were encrypted in the input, as sops decrypted them."""
     try:
-        if fmt == "json":
-            redact.register_many(_string_leaves(json.loads(output)))
-        elif fmt == "yaml":
-            import yaml
-
-            for doc in yaml.safe_load_all(output):
-                redact.register_many(_string_leaves(doc))
-        elif fmt == "dotenv":
+        if in_fmt in ("json", "yaml") and out_fmt in ("json", "yaml"):
+            pairs = zip(_documents(encrypted, in_fmt), _documents(output, out_fmt), strict=False)
+            for raw, doc in pairs:
+                register_encrypted(raw, doc)
+        elif out_fmt == "dotenv":
             for line in output.decode("utf-8", "replace").splitlines():
                 if "=" in line and not line.lstrip().startswith("#"):
                     redact.register(line.split("=", 1)[1])
@@ -156,7 +153,7 @@ class SopsBinary:
         if ignore_mac:
             args.append("--ignore-mac")
         output = self._run(args, data, what="decrypt", filename=filename)
-        _register_plaintext(output, out_fmt)
+        _register_plaintext(data, fmt, output, out_fmt)
         return output
 
     def encrypt(
@@ -195,9 +192,12 @@ class SopsBinary:
         # Required when reading stdin; also what creation rules are matched against.
         override = filename or f"stdin.{ {'dotenv': 'env', 'binary': 'bin'}.get(fmt, fmt) }"
         return [
-            "--input-type", fmt,
-            "--output-type", out_fmt,
-            "--filename-override", override,
+            "--input-type",
+            fmt,
+            "--output-type",
+            out_fmt,
+            "--filename-override",
+            override,
         ]
 
     def _run(
@@ -242,8 +242,9 @@ class SopsBinary:
         if "sops metadata not found" in text:
             return NotEncryptedError("not a SOPS-encrypted document", file=filename)
         if what == "decrypt" and first:
-            return KeyProviderError(f"sops decrypt failed (exit {code}): {first[:200]}",
-                                    file=filename)
+            return KeyProviderError(
+                f"sops decrypt failed (exit {code}): {first[:200]}", file=filename
+            )
         return KeyProviderError(f"sops {what} failed (exit {code})", file=filename)
 
     def __repr__(self) -> str:

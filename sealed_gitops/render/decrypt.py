@@ -13,14 +13,14 @@ left out and listed, otherwise the first failure is raised (atomic).
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sealed_gitops.crypto.sealed_document import parse_sealed_secret, secret_manifest
 from sealed_gitops.crypto.sops import Comment, TreeBranch, Unwrapper, decrypt_document
+from sealed_gitops.crypto.sops.registration import register_encrypted
 from sealed_gitops.errors import (
     FormatError,
     NoMatchingKey,
@@ -29,10 +29,14 @@ from sealed_gitops.errors import (
 )
 from sealed_gitops.keys.sealing import SealingKeyring
 from sealed_gitops.plan import ObjectId
-from sealed_gitops.redact import register
 from sealed_gitops.render.document import DocKind, Document, Failure
 
-__all__ = ["DecryptionKeys", "RenderedObject", "decrypt_documents", "tree_to_python"]
+__all__ = [
+    "DecryptionKeys",
+    "RenderedObject",
+    "decrypt_documents",
+    "tree_to_python",
+]
 
 
 @dataclass(frozen=True)
@@ -66,31 +70,6 @@ def tree_to_python(value: Any) -> Any:
     if isinstance(value, list):
         return [tree_to_python(v) for v in value if not isinstance(v, Comment)]
     return value
-
-
-def _register_leaves(value: Any) -> None:
-    """Register every decrypted scalar (and, for base64 Secret data, its decoded form)."""
-    if isinstance(value, dict):
-        for item in value.values():
-            _register_leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            _register_leaves(item)
-    elif isinstance(value, str | bytes):
-        register(value)
-
-
-def _register_secret(obj: Mapping[str, Any]) -> None:
-    """Secret ``data`` is base64: the decoded value must be masked as well as its encoding."""
-    _register_leaves(dict(obj))
-    if obj.get("kind") != "Secret":
-        return
-    for encoded in (obj.get("data") or {}).values():
-        if isinstance(encoded, str):
-            try:
-                register(base64.b64decode(encoded, validate=True))
-            except ValueError:
-                continue  # the API server will refuse it; nothing decodable to hide
 
 
 def _identify(obj: dict[str, Any], doc: Document) -> ObjectId:
@@ -149,25 +128,23 @@ class _Stage:
             return exc.with_file(file)
         except OSError as exc:
             return FormatError(f"cannot read: {exc.strerror}", file=file)
-        branches = [tree_to_python(b) for b in opened.branches]
-        for branch in branches:
-            _register_secret(branch)
-        return branches
+        return [tree_to_python(b) for b in opened.branches]
 
     def open(self, doc: Document) -> dict[str, Any]:
         if doc.kind is DocKind.SOPS:
             branches = self.sops_branches(doc)
             if not 0 <= doc.index < len(branches):
                 raise FormatError(f"document {doc.index} not found after decryption", file=doc.file)
-            return dict(branches[doc.index])
+            plain = dict(branches[doc.index])
+            register_encrypted(doc.data, plain)
+            return plain
         if doc.kind is DocKind.SEALED:
             if self.keys.sealing is None or len(self.keys.sealing) == 0:
                 raise NoMatchingKey("no sealing keys were given to unseal this SealedSecret")
             sealed = parse_sealed_secret(doc.data, file=doc.file)
             result = self.keys.sealing.unseal(sealed, file=doc.file)
-            manifest = secret_manifest(sealed, result.values)
-            _register_secret(manifest)
-            return manifest
+            # The keyring registered every opened value (raw and base64) already.
+            return secret_manifest(sealed, result.values)
         return dict(doc.data)
 
 

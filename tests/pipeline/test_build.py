@@ -252,3 +252,15 @@ def test_cli_build_failure_is_one_line_without_traceback(
     assert result.stderr.startswith("error: db.yaml")
     assert age_key.public in result.stderr
     assert "cli-canary-other" not in result.stderr + result.stdout
+
+
+def test_only_encrypted_values_are_registered_for_redaction(
+    repo: Path, write, sops_encrypt, age_key: AgeKey
+) -> None:
+    from sealed_gitops import redact
+
+    sops_encrypt(write("s.yaml", secret("db", "plainns-visible", password="only-this-is-secret")))
+    build(root=repo, keys=keys_for(age_key))
+    assert redact.is_registered("only-this-is-secret")
+    assert redact.redact("namespace plainns-visible") == "namespace plainns-visible"
+    assert redact.redact("Opaque") == "Opaque"
