@@ -30,6 +30,7 @@ from sealed_gitops.cluster.discovery import Discovery, Resource
 from sealed_gitops.cluster.events import EventType, record_event
 from sealed_gitops.cluster.live import read_live
 from sealed_gitops.cluster.ownership import (
+    AUTHOR_ANNOTATION,
     COMMIT_ANNOTATION,
     FIELD_MANAGER,
     SOURCE_PATH_ANNOTATION,
@@ -41,6 +42,7 @@ from sealed_gitops.cluster.ownership import (
 from sealed_gitops.cluster.pruner import Pruned, PruneOutcome, PruneResult, prune
 
 __all__ = [
+    "AUTHOR_ANNOTATION",
     "COMMIT_ANNOTATION",
     "DEFAULT_TIMEOUT",
     "FIELD_MANAGER",

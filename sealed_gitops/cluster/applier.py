@@ -210,7 +210,7 @@ def _plan(
 
 def _write(
     client: KubeClient, discovery: Discovery, obj: Mapping[str, Any], oid: ObjectId,
-    *, revision: str | None,
+    *, revision: str | None, author: str | None = None,
 ) -> str:
     """Server-side apply of one object; returns the new resourceVersion."""
     resource = discovery.for_object(obj)
@@ -219,7 +219,7 @@ def _write(
     answer = client.request(
         "PATCH", resource.path(namespace=oid.namespace, name=oid.name),
         query={"fieldManager": FIELD_MANAGER, "force": "true"},
-        body=with_commit(obj, revision),
+        body=with_commit(obj, revision, author),
         content_type=APPLY_PATCH,
         action="apply", what=oid.describe(), sensitive=is_core_secret(obj),
     )
@@ -232,6 +232,7 @@ def apply(
     *,
     sync: SyncRef,
     revision: str | None = None,
+    author: str | None = None,
     sources: Mapping[ObjectId, str] | None = None,
     recorded: Mapping[ObjectId, tuple[str, str]] | None = None,
     policy: Policy = Policy.ATOMIC,
@@ -241,7 +242,8 @@ def apply(
 ) -> ApplyResult:
     """Apply ``objects`` for ``sync`` and return one outcome per object, in apply order.
 
-    - ``revision``: written on Secrets as the commit annotation (``main@sha1:<id>``).
+    - ``revision``: written on Secrets as the commit annotation (``main@sha1:<id>``), and
+      ``author`` (``Name <email>``) as the commit-author annotation.
     - ``sources``: per id, the repository path the object came from (annotated on Secrets).
     - ``recorded``: the previous result's :attr:`ApplyResult.records`; an object whose digest
       and live resourceVersion both match is not written.
@@ -284,7 +286,7 @@ def apply(
                 outcomes.append(ObjectOutcome(oid, Result.UNCHANGED, version, mark, rv, change))
                 continue
             try:
-                rv = _write(client, discovery, obj, oid, revision=revision)
+                rv = _write(client, discovery, obj, oid, revision=revision, author=author)
             except ClusterError as exc:
                 outcomes.append(ObjectOutcome(oid, Result.FAILED, version, change=change,
                                               error=exc))

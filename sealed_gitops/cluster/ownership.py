@@ -26,6 +26,7 @@ from sealed_gitops.errors import ConfigError
 from sealed_gitops.plan.changes import PRUNE_ANNOTATION, PRUNE_DISABLED
 
 __all__ = [
+    "AUTHOR_ANNOTATION",
     "COMMIT_ANNOTATION",
     "FIELD_MANAGER",
     "LAST_APPLIED_ANNOTATION",
@@ -52,6 +53,8 @@ SYNC_ANNOTATION = "sealed-gitops.io/sync"
 SOURCE_PATH_ANNOTATION = "sealed-gitops.io/source-path"
 #: On Secrets: the revision whose values were written (``main@sha1:<commit>``, as given).
 COMMIT_ANNOTATION = "sealed-gitops.io/commit"
+#: on Secrets: who authored that commit ("Name <email>"), so `audit --cluster` answers without Git
+AUTHOR_ANNOTATION = "sealed-gitops.io/commit-author"
 
 #: kubectl's client-side apply record: it would hold a full copy of a Secret's values.
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
@@ -147,10 +150,15 @@ def _fold_string_data(secret: dict[str, Any]) -> None:
     secret["data"] = data
 
 
-def with_commit(obj: Mapping[str, Any], revision: str | None) -> dict[str, Any]:
-    """The object as written: a Secret gets the commit annotation (a shallow copy)."""
+def with_commit(
+    obj: Mapping[str, Any], revision: str | None, author: str | None = None
+) -> dict[str, Any]:
+    """The object as written: a Secret gets the commit (and author) annotations (a shallow copy)."""
     if not revision or not is_core_secret(obj):
         return dict(obj)
     meta = dict(obj.get("metadata") or {})
-    meta["annotations"] = {**(meta.get("annotations") or {}), COMMIT_ANNOTATION: revision}
+    added = {COMMIT_ANNOTATION: revision}
+    if author:
+        added[AUTHOR_ANNOTATION] = author
+    meta["annotations"] = {**(meta.get("annotations") or {}), **added}
     return {**obj, "metadata": meta}

@@ -218,6 +218,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             objects,
             sync=ref,
             revision=revision,
+            author=published.get("author"),
             sources=sources,
             recorded=memory.records,
             policy=Policy.ISOLATE if policy is FailurePolicy.ISOLATE else Policy.ATOMIC,
