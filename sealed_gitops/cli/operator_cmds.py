@@ -28,23 +28,19 @@ import click
 from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.operator.conditions import READY, summarize
-from sealed_gitops.operator.resources import get_object, list_objects, object_path
+from sealed_gitops.operator.resources import REQUESTED_AT, get_object, list_objects, object_path
 from sealed_gitops.operator.settings import OperatorSettings, parse_duration
 from sealed_gitops.redact import RedactingFilter, install_logging_filter, redact
 
-#: The annotation the operator watches (``operator.handlers.REQUESTED_AT``; repeated here so that
-#: ``status`` and ``reconcile`` do not pay for importing kopf; a test checks they agree).
-REQUESTED_AT = "sealed-gitops.io/requested-at"
-
 __all__ = [
     "HANDLED_AT_FIELD",
-    "REQUESTED_AT",
     "STATUS_FIELDS",
     "object_rows",
     "operator_command",
     "reconcile",
     "request_reconcile",
     "resume",
+    "source_revision",
     "status",
     "suspend",
     "wait_reconciled",
@@ -139,6 +135,15 @@ def request_reconcile(client: KubeClient, kind: str, namespace: str, name: str) 
     return requested
 
 
+def source_revision(client: KubeClient, sync: dict[str, Any]) -> str | None:
+    """The revision the Sync's Repository publishes now (None when it has none yet)."""
+    namespace = str((sync.get("metadata") or {}).get("namespace") or "")
+    repository = str(((sync.get("spec") or {}).get("repositoryRef") or {}).get("name") or "")
+    found = get_object(client, "Repository", namespace, repository) if repository else None
+    revision = ((found or {}).get("status") or {}).get("artifact", {}).get("revision")
+    return str(revision) if revision else None
+
+
 def wait_reconciled(
     client: KubeClient,
     kind: str,
@@ -148,15 +153,18 @@ def wait_reconciled(
     requested: str,
     before: dict[str, Any] | None,
     timeout: float,
+    revision: str | None = None,
     poll: float = 0.2,
     settle: float = SETTLE_SECONDS,
 ) -> dict[str, Any] | None:
     """The object once the operator handled ``requested``, or None after ``timeout`` seconds.
 
     Exact when the operator echoes the request in ``status.lastHandledReconcileAt``. Otherwise
-    handled means: Ready is current (its observedGeneration is the object's generation) and the
-    status changed since ``before`` (the status at request time), or stayed the same for
-    ``settle`` seconds (a reconcile with nothing to do writes nothing).
+    handled means: Ready is current (its observedGeneration is the object's generation), the
+    last attempted revision is ``revision`` (the source's revision at request time, so a
+    reconcile that was already running with an older one does not count), and the status changed
+    since ``before`` or stayed the same for ``settle`` seconds (a reconcile with nothing to do
+    writes nothing).
     """
     deadline = time.monotonic() + timeout
     started = time.monotonic()
@@ -166,11 +174,16 @@ def wait_reconciled(
             raise ConfigError(f"{kind} {namespace}/{name} was deleted while waiting")
         status = obj.get("status") or {}
         generation = (obj.get("metadata") or {}).get("generation")
-        current = _ready(obj).get("observedGeneration") == generation and bool(_ready(obj))
+        ready = _ready(obj)
+        current = bool(ready) and ready.get("observedGeneration") == generation
         if HANDLED_AT_FIELD in status:
             if status[HANDLED_AT_FIELD] == requested and current:
                 return obj
-        elif current and (status != before or time.monotonic() - started >= settle):
+        elif (
+            current
+            and (revision is None or status.get("lastAttemptedRevision") == revision)
+            and (status != before or time.monotonic() - started >= settle)
+        ):
             return obj
         time.sleep(poll)
     return None
@@ -208,6 +221,7 @@ def reconcile(
             requested=requested,
             before=before.get("status") or {},
             timeout=seconds,
+            revision=source_revision(client, before) if kind_name == "Sync" else None,
         )
     finally:
         client.close()
@@ -336,7 +350,7 @@ def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
     type=click.Choice(["sync", "repository", "all"]),
     default="sync",
     show_default=True,
-    help="Syncs, Repositories, or both (two tables; one JSON array with a kind field).",
+    help="Syncs, Repositories, or both (two tables; in JSON one array, Syncs first).",
 )
 @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="A table for people, or a JSON array for tools.")
