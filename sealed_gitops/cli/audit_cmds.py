@@ -66,8 +66,12 @@ def _run(path: Path, *, progress_on: bool, **kwargs: object) -> AuditResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     bar = Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), transient=True, console=_console(stderr=True),
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        console=_console(stderr=True),
     )
     task = bar.add_task("reading history", total=None)
 
@@ -132,26 +136,60 @@ def _print_table(records: list[ChangeRecord]) -> None:
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--since", help="Only changes authored on or after this date (ISO 8601).")
 @click.option("--until", help="Only changes authored on or before this date (ISO 8601).")
-@click.option("--object", "object_filter", metavar="KIND/NAMESPACE/NAME",
-              help="Only this object (e.g. Secret/app/db).")
-@click.option("--decrypt", is_flag=True,
-              help="Use your keys to tell re-encryptions from real changes (keyed hashes only; "
-                   "no value is printed).")
+@click.option(
+    "--object",
+    "object_filter",
+    metavar="KIND/NAMESPACE/NAME",
+    help="Only this object (e.g. Secret/app/db).",
+)
+@click.option(
+    "--decrypt",
+    is_flag=True,
+    help="Use your keys to tell re-encryptions from real changes (keyed hashes only; "
+    "no value is printed).",
+)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
-@click.option("--rev", default="HEAD", show_default=True,
-              help="Audit the history of this revision.")
-@click.option("--signer-key", "signer_keys", multiple=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Armored OpenPGP public key whose signatures count as good (repeatable); "
-                   "default: your GnuPG keyring.")
-@click.option("--age-identity", "age_identities", multiple=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="With --decrypt: age identity file (repeatable), besides SOPS_AGE_KEY*.")
-@click.option("--gnupghome", type=click.Path(file_okay=False, path_type=Path),
-              help="With --decrypt: GnuPG home holding PGP keys.")
-@click.option("--sealing-key", "sealing_keys", multiple=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="With --decrypt: a sealed-secrets private key (PEM or TLS Secret; repeatable).")
+@click.option(
+    "--rev", default="HEAD", show_default=True, help="Audit the history of this revision."
+)
+@click.option(
+    "--signer-key",
+    "signer_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Armored OpenPGP public key whose signatures count as good (repeatable); "
+    "default: your GnuPG keyring.",
+)
+@click.option(
+    "--age-identity",
+    "age_identities",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --decrypt: age identity file (repeatable), besides SOPS_AGE_KEY*.",
+)
+@click.option(
+    "--gnupghome",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --decrypt: GnuPG home holding PGP keys.",
+)
+@click.option(
+    "--sealing-key",
+    "sealing_keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --decrypt: a sealed-secrets private key (PEM or TLS Secret; repeatable).",
+)
+@click.option(
+    "--cluster",
+    "from_cluster",
+    is_flag=True,
+    help="Instead of Git history: each managed Secret's live commit and author.",
+)
+@click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), help="With --cluster: defaults to $KUBECONFIG."
+)
+@click.option("--context", help="With --cluster: kubeconfig context.")
+@click.option("-n", "--namespace", help="With --cluster: only this namespace.")
 def audit(
     *,
     path: Path,
@@ -165,8 +203,18 @@ def audit(
     age_identities: tuple[Path, ...],
     gnupghome: Path | None,
     sealing_keys: tuple[Path, ...],
+    from_cluster: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
 ) -> None:
-    """Who changed which encrypted value under PATH, and when: one row per change of one value."""
+    """Who changed which encrypted value under PATH, and when: one row per change of one value.
+
+    With --cluster: for each Secret the operator manages, the commit and author of its live values.
+    """
+    if from_cluster:
+        _audit_cluster(kubeconfig=kubeconfig, context=context, namespace=namespace, output=output)
+        return
     if object_filter is not None and object_filter.count("/") != 2:
         raise ConfigError("--object must be KIND/NAMESPACE/NAME (namespace may be empty)")
     judge = _hasher(age_identities, gnupghome, sealing_keys) if decrypt else None
@@ -215,9 +263,13 @@ def _encrypted_tracked_files(root: Path) -> list[str]:
 
 @click.command("git-setup")
 @click.argument("repo", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--pattern", "patterns", multiple=True,
-              help="A .gitattributes pattern for encrypted files (repeatable), beyond the "
-                   "defaults and the encrypted files already tracked.")
+@click.option(
+    "--pattern",
+    "patterns",
+    multiple=True,
+    help="A .gitattributes pattern for encrypted files (repeatable), beyond the "
+    "defaults and the encrypted files already tracked.",
+)
 @click.option("--command", "command", help="How git runs sealed-gitops (default: this one).")
 def git_setup(*, repo: Path, patterns: tuple[str, ...], command: str | None) -> None:
     """Configure git diff (masked textconv) and git merge (SOPS-aware) for encrypted files."""
@@ -234,7 +286,8 @@ def git_setup(*, repo: Path, patterns: tuple[str, ...], command: str | None) -> 
     covered = set(wanted)
     wanted += [
         "/" + name.replace(" ", "[[:space:]]")
-        for name in _encrypted_tracked_files(root) if name not in covered
+        for name in _encrypted_tracked_files(root)
+        if name not in covered
     ]
     attributes = root / ".gitattributes"
     existing = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
@@ -268,9 +321,21 @@ def git_merge(*, base: Path, ours: Path, theirs: Path, path: str) -> None:
     if not (is_sops_document(ours_data, file=path) and is_sops_document(theirs_data, file=path)):
         # Not SOPS (a SealedSecret, or a plain file): git's own text merge is the right one.
         proc = subprocess.run(
-            ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs",
-             str(ours), str(base), str(theirs)],
-            check=False, timeout=60,
+            [
+                "git",
+                "merge-file",
+                "-L",
+                "ours",
+                "-L",
+                "base",
+                "-L",
+                "theirs",
+                str(ours),
+                str(base),
+                str(theirs),
+            ],
+            check=False,
+            timeout=60,
         )
         raise click.exceptions.Exit(0 if proc.returncode == 0 else 1)
     from sealed_gitops.keys.discovery import discover_keyring
@@ -291,3 +356,45 @@ def git_merge(*, base: Path, ours: Path, theirs: Path, path: str) -> None:
     tmp = ours.with_name(ours.name + ".sg-merge")
     tmp.write_bytes(merged)
     os.replace(tmp, ours)
+
+
+def _audit_cluster(
+    *, kubeconfig: str | None, context: str | None, namespace: str | None, output: str
+) -> None:
+    from sealed_gitops.audit.cluster import live_secrets
+    from sealed_gitops.cluster import connect
+
+    client = connect(kubeconfig, context=context)
+    try:
+        rows = live_secrets(client, namespace=namespace)
+    finally:
+        client.close()
+    if output == "json":
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2, ensure_ascii=False))
+        return
+    columns = ("OBJECT", "SYNC", "FILE", "COMMIT", "AUTHOR", "KEYS")
+    cells = [
+        (
+            f"Secret/{r.namespace}/{r.name}",
+            r.sync or "-",
+            r.source_path or "-",
+            r.commit or "-",
+            r.author or "-",
+            ",".join(r.keys),
+        )
+        for r in rows
+    ]
+    if not sys.stdout.isatty():
+        click.echo("\t".join(columns))
+        for row in cells:
+            click.echo("\t".join(row))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*(escape(c) for c in row))
+    _console().print(table)
