@@ -45,9 +45,9 @@ def keyring_path(namespace: str, name: str = "cluster") -> str:
 
 
 def create_keyring(
-    client: KubeClient, namespace: str, name: str = "cluster", **spec: Any
+    api: KubeClient, namespace: str, name: str = "cluster", **spec: Any
 ) -> dict[str, Any]:
-    return client.request(
+    return api.request(
         "POST",
         f"{API}/namespaces/{namespace}/keyrings",
         body={
@@ -97,7 +97,9 @@ def sops_secret(recipient: str, name: str, namespace: str, **values: str) -> str
 def sealed_secret(certificate: str, name: str, namespace: str, **values: str) -> str:
     public = load_public_key(certificate.encode(), source="status")
     doc = seal_secret(
-        PlainSecret(name=name, namespace=namespace, data={k: v.encode() for k, v in values.items()}),
+        PlainSecret(
+            name=name, namespace=namespace, data={k: v.encode() for k, v in values.items()}
+        ),
         recipients=[public],
         scope=Scope.STRICT,
     )
@@ -123,7 +125,7 @@ def secret_values(kube: Kube, name: str, namespace: str) -> dict[str, str] | Non
 
 
 @pytest.fixture
-def run_cli(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run_cli(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]  # noqa: F811
     """Run ``sealed-gitops`` in-process with the test cluster's kubeconfig, in a directory."""
 
     def run(args: list[str], *, cwd: Path, ok: bool = True) -> Result:

@@ -206,9 +206,8 @@ def test_retiring_the_active_key_is_refused(
         ok=False,
     )
     assert result.exit_code == 1 and "active key" in result.output
-    setup.kube.patch(
-        keyring_path(ns), {"metadata": {"annotations": {"sealed-gitops.io/retire": key["fingerprint"]}}}
-    )
+    retire = {"metadata": {"annotations": {"sealed-gitops.io/retire": key["fingerprint"]}}}
+    setup.kube.patch(keyring_path(ns), retire)
     wait_for(
         lambda: any(
             c["type"] == "Ready" and c["status"] == "False" and "cannot be retired" in c["message"]

@@ -158,7 +158,8 @@ def test_backup_and_restore_round_trip(
     fresh = active(wait_keys(setup.kube, ns))
     assert fresh["fingerprint"] != original["fingerprint"]
 
-    run_cli(["keys", "restore", str(out), "--identity", str(tmp_path / "offline.txt")], cwd=tmp_path)
+    identity = str(tmp_path / "offline.txt")
+    run_cli(["keys", "restore", str(out), "--identity", identity], cwd=tmp_path)
     keys = wait_for(
         lambda: (k := published(setup.kube, ns)) and len(k) == 2 and k, what="restored keys"
     )
