@@ -175,8 +175,14 @@ class OperatorThread:
         return self
 
     def stop(self, *, timeout: float = 15.0) -> None:
+        """Stop and wait; stopping a stopped operator does nothing."""
+        if not self._thread.is_alive():
+            return
+        self.context.halt()  # at once, before the loop even sees the stop flag
         if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+            # The loop may close between the check and the call: then it has stopped anyway.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
 
     def __enter__(self) -> OperatorThread:

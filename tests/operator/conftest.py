@@ -359,8 +359,13 @@ def operator_factory(kubeconfig: Path, tmp_path: Path) -> Iterator[Callable[...,
         return thread
 
     yield start
+    errors = []
     for thread in started:
-        thread.stop()
+        try:
+            thread.stop()
+        except Exception as exc:  # stop the others regardless, then report
+            errors.append(exc)
+    assert not errors, errors
 
 
 def decoded(secret: dict[str, Any]) -> dict[str, str]:

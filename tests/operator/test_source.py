@@ -1,0 +1,138 @@
+"""What reaches the cluster from Git: a webhook makes a push arrive at once, and only commits
+signed by a trusted key are applied (issue 6 items 1, 5 and 11)."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sealed_gitops.operator.webhook import SIGNATURE_HEADER, sign
+from sealed_gitops.testing.gnupg import GnupgHome, gnupg_home
+
+from .conftest import Setup, decoded, is_ready, ready, wait_for
+from .manifests import secret_doc
+
+pytestmark = pytest.mark.e2e
+
+HOOK_TOKEN = "webhook-hmac-secret-7f3a"
+
+
+def _post(port: int, path: str, body: bytes, signature: str | None) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+        headers={"Content-Type": "application/json", "X-GitHub-Event": "push"},
+    )
+    if signature is not None:
+        request.add_header(SIGNATURE_HEADER, signature)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - http only
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _password(setup: Setup) -> str | None:
+    return decoded(setup.kube.secret("db") or {}).get("password")
+
+
+@pytest.mark.parametrize(
+    ("signature", "status"),
+    [
+        pytest.param(lambda body: sign(b"not-the-secret", body), 401, id="wrong-secret"),
+        pytest.param(lambda body: "sha256=" + "0" * 64, 401, id="garbage"),
+        pytest.param(lambda body: None, 401, id="missing"),
+    ],
+)
+def test_a_bad_signature_gets_401_and_triggers_nothing(
+    setup: Setup, operator_factory: Any, signature: Any, status: int
+) -> None:
+    ns = setup.namespace
+    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-old-value"))})
+    setup.secret_object("hook", {"token": HOOK_TOKEN})
+    setup.objects(interval="1h", repository_spec={"webhook": {"secretRef": {"name": "hook"}}})
+    thread = operator_factory(ns)
+    wait_for(lambda: _password(setup) == "hook-old-value", what="first apply")
+
+    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-new-value"))})
+    body = b'{"ref": "refs/heads/main"}'
+    assert _post(thread.ports.webhook, f"/hook/{ns}/app", body, signature(body)) == status
+    # a valid signature for a Repository that does not exist says the same
+    assert _post(thread.ports.webhook, f"/hook/{ns}/nope", body, sign(HOOK_TOKEN.encode(), body)) \
+        == 401
+    time.sleep(2.0)
+    assert _password(setup) == "hook-old-value"
+
+
+def test_a_signed_push_reaches_the_cluster_well_before_the_interval(
+    setup: Setup, operator_factory: Any
+) -> None:
+    ns = setup.namespace
+    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-old-value"))})
+    setup.secret_object("hook", {"token": HOOK_TOKEN})
+    setup.objects(interval="1h", repository_spec={"webhook": {"secretRef": {"name": "hook"}}})
+    thread = operator_factory(ns)
+    wait_for(lambda: _password(setup) == "hook-old-value", what="first apply")
+
+    sha = setup.push(
+        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-new-value"))}
+    )
+    body = b'{"ref": "refs/heads/main", "after": "%s"}' % sha.encode()
+    started = time.monotonic()
+    assert _post(thread.ports.webhook, f"/hook/{ns}/app", body, sign(HOOK_TOKEN.encode(), body)) \
+        == 202
+    wait_for(lambda: _password(setup) == "hook-new-value", timeout=15, what="pushed value")
+    assert time.monotonic() - started < 15
+    wait_for(
+        lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{sha}",
+        what="revision recorded",
+    )
+
+
+@pytest.fixture
+def signer() -> Iterator[tuple[GnupgHome, str]]:
+    with gnupg_home(generate=1) as home:
+        yield home, home.fingerprints()[0]
+
+
+def test_an_unsigned_commit_is_refused_and_a_signed_one_applied(
+    setup: Setup, operator_factory: Any, signer: tuple[GnupgHome, str]
+) -> None:
+    ns = setup.namespace
+    home, fingerprint = signer
+
+    def push_signed(value: str) -> str:
+        setup.repo.write({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password=value))})
+        sha = setup.repo.commit("signed", sign_with=fingerprint, gnupghome=home.path)
+        setup.repo.push()
+        return sha
+
+    first = push_signed("signed-value-one")
+    setup.secret_object("signers", {"dev.asc": home.export_public(fingerprint)})
+    setup.objects(repository_spec={"verify": {"mode": "HEAD", "secretRef": {"name": "signers"}}})
+    operator_factory(ns)
+    wait_for(lambda: _password(setup) == "signed-value-one", what="signed commit applied")
+
+    unsigned = setup.push(
+        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="unsigned-value"))}
+    )
+    repo = wait_for(
+        lambda: (r := setup.kube.repository()) and is_ready(r, "False") and r,
+        what="Repository Ready=False",
+    )
+    cond = ready(repo) or {}
+    assert cond["reason"] == "VerificationFailed"
+    assert unsigned[:7] in cond["message"] or "sign" in cond["message"].lower()
+    assert repo["status"]["artifact"]["commit"] == first
+    time.sleep(1.5)  # several Sync intervals: nothing new may be applied
+    assert _password(setup) == "signed-value-one"
+    assert setup.kube.status()["lastAppliedRevision"] == f"main@sha1:{first}"
+
+    second = push_signed("signed-value-two")
+    wait_for(lambda: _password(setup) == "signed-value-two", what="next signed commit applied")
+    wait_for(lambda: is_ready(setup.kube.repository()), what="Repository Ready again")
+    assert setup.kube.repository()["status"]["artifact"]["commit"] == second
