@@ -136,3 +136,76 @@ def test_vault_backend_transit_and_outage(
     assert ready(sync)["reason"] == "DecryptionFailed"
     assert secret_values(setup.kube, "api", ns) == {"password": "v-transit-1"}
     assert secret_values(setup.kube, "db", ns) == {"password": "v-age-1"}
+
+
+def _sa_token(client: Any, ns: str, name: str, audiences: list[str] | None = None) -> str:
+    client.request(
+        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
+        body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+        action="create", what="ServiceAccount",
+    )
+    spec: dict[str, Any] = {"expirationSeconds": 600}
+    if audiences:
+        spec["audiences"] = audiences
+    answer = client.request(
+        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+        action="create", what="TokenRequest",
+    )
+    return str(answer["status"]["token"])
+
+
+def test_vault_backend_with_kubernetes_auth(
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    bao: OpenBaoServer,
+    kubeconfig: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operator logs in to OpenBao with its service-account JWT; OpenBao asks the
+    emulator's TokenReview whether the token is genuine."""
+    import hvac
+
+    ns = setup.namespace
+    cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+    if "certificate-authority-data" not in cluster:
+        pytest.skip("the kubeconfig carries no inline CA for OpenBao to trust")
+    reviewer = _sa_token(client, ns, "token-reviewer")
+    operator_jwt = _sa_token(client, ns, "sealed-gitops", ["vault"])
+    root = hvac.Client(url=bao.address, token=bao.token, timeout=10)
+    root.sys.enable_auth_method("kubernetes", path="kubernetes")
+    root.auth.kubernetes.configure(
+        kubernetes_host=cluster["server"],
+        kubernetes_ca_cert=base64.b64decode(cluster["certificate-authority-data"]).decode(),
+        token_reviewer_jwt=reviewer,
+    )
+    policy = 'path "secret/data/sealed-gitops/*" { capabilities = ["create", "read", "update"] }'
+    root.sys.create_or_update_policy("sealed-gitops", policy)
+    root.auth.kubernetes.create_role(
+        "sealed-gitops",
+        bound_service_account_names=["sealed-gitops"],
+        bound_service_account_namespaces=[ns],
+        audience="vault",
+        policies=["sealed-gitops"],
+    )
+    jwt_file = tmp_path / "sa-token"
+    jwt_file.write_text(operator_jwt)
+    monkeypatch.setenv("SEALED_GITOPS_VAULT_JWT_FILE", str(jwt_file))
+    operator_factory(ns)
+    create_keyring(
+        client,
+        ns,
+        backend="vault",
+        vault={
+            "address": bao.address,
+            "kvPath": f"secret/data/sealed-gitops/{ns}",
+            "auth": {"kubernetes": {"role": "sealed-gitops"}},
+        },
+    )
+    key = active(wait_keys(setup.kube, ns))
+    stored = root.secrets.kv.v2.read_secret_version(
+        path=f"sealed-gitops/{ns}", mount_point="secret", raise_on_deleted_version=True
+    )["data"]["data"]
+    assert set(stored) == {key["fingerprint"]}
