@@ -86,6 +86,39 @@ def crds(kubeconfig: Path, kubectl_path: Path) -> None:
     )
 
 
+def _apply_crds(kubectl: Path, kubeconfig: Path) -> None:
+    subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), "apply", "--server-side",
+         "--force-conflicts", "-k", str(ROOT / "crds")],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def rbac_kubeconfig(kubectl_path: Path) -> Iterator[Path]:
+    """A cluster whose RBAC decides (a real one has it on; the emulator needs ``rbac=True``),
+    with our CRDs; the kubeconfig is an administrator's, as the operator's would be."""
+    value = os.environ.get(E2E_ENV)
+    if value:
+        _apply_crds(kubectl_path, Path(value))
+        yield Path(value)
+        return
+    with KubeEmulator(rbac=True).run_in_thread() as api:
+        _apply_crds(kubectl_path, api.kubeconfig_path)
+        yield api.kubeconfig_path
+
+
+@pytest.fixture
+def rbac_setup(rbac_kubeconfig: Path, tmp_path: Path) -> Iterator[Setup]:
+    api = connect(rbac_kubeconfig)
+    try:
+        with make_setup(api, tmp_path) as made:
+            yield made
+    finally:
+        api.close()
+
+
 @pytest.fixture
 def client(kubeconfig: Path) -> Iterator[KubeClient]:
     api = connect(kubeconfig)
