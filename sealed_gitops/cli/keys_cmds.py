@@ -14,12 +14,10 @@ to the recipient given.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +28,8 @@ import yaml
 from sealed_gitops.cli.options import atomic_write
 from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.crypto.age import parse_identities
-from sealed_gitops.crypto.sops import is_sops_document
 from sealed_gitops.errors import ApiNotFound, ConfigError, FormatError, SealedGitopsError
-from sealed_gitops.keys.cluster_keys import KEYRING_LABEL, ClusterKey, KeyState
+from sealed_gitops.keys.cluster_keys import ClusterKey, KeyState
 from sealed_gitops.keys.dependencies import (
     KeyRef,
     only_key_users,
@@ -41,10 +38,14 @@ from sealed_gitops.keys.dependencies import (
 )
 from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore
 from sealed_gitops.keys.reencrypt import (
-    file_groups,
     groups_from_wire,
-    groups_to_wire,
     replace_key_groups,
+)
+from sealed_gitops.keys.reencrypt_client import (
+    exchange,
+    replace_sealed,
+    request_batches,
+    request_items,
 )
 from sealed_gitops.keys.repo_keys import (
     KeyRingRecord,
@@ -61,10 +62,7 @@ API = "/apis/sealed-gitops.io/v1alpha1"
 ROTATE_ANNOTATION = "sealed-gitops.io/rotate-requested-at"
 RETIRE_ANNOTATION = "sealed-gitops.io/retire"
 REQUESTED_AT = "sealed-gitops.io/requested-at"
-REQUEST_LABEL = "sealed-gitops.io/request"
 BACKUP_KIND = "KeyRingBackup"
-#: Bytes of request payload per ConfigMap, well below the 1 MiB object limit.
-MAX_REQUEST_BYTES = 512 * 1024
 
 
 # -- finding the KeyRing -------------------------------------------------------------------------
@@ -373,102 +371,6 @@ def restore(
 # -- reencrypt -----------------------------------------------------------------------------------
 
 
-def _walk(paths: Sequence[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_file():
-            yield path
-            continue
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if d not in {".git", "keys"})
-            for name in sorted(filenames):
-                if name.endswith((".yaml", ".yml", ".json")) and name != ".sops.yaml":
-                    yield Path(dirpath) / name
-
-
-def _items(paths: Sequence[Path], *, rotate_data_key: bool) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for path in _walk(paths):
-        data = path.read_bytes()
-        name = str(path)
-        if is_sops_document(data, file=name):
-            if rotate_data_key:
-                items.append({"file": name, "sopsRotate": {"content": data.decode("utf-8")}})
-            else:
-                groups = groups_to_wire(file_groups(data, file=name))
-                items.append({"file": name, "sops": {"groups": groups}})
-            continue
-        try:
-            docs = list(yaml.safe_load_all(data))
-        except yaml.YAMLError:
-            continue
-        sealed = [d for d in docs if isinstance(d, dict) and d.get("kind") == "SealedSecret"]
-        if sealed:
-            items.append({"file": name, "sealed": {"documents": sealed}})
-    return items
-
-
-def _batches(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    size = 0
-    for item in items:
-        length = len(json.dumps(item))
-        if batch and size + length > MAX_REQUEST_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(item)
-        size += length
-    if batch:
-        yield batch
-
-
-def _exchange(target: Target, items: list[dict[str, Any]], *, timeout: float) -> list[Any]:
-    path = f"/api/v1/namespaces/{target.namespace}/configmaps"
-    created = target.client.request(
-        "POST", path,
-        body={
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {
-                "generateName": f"{target.name}-reencrypt-",
-                "labels": {KEYRING_LABEL: target.name, REQUEST_LABEL: "pending"},
-            },
-            "data": {"request.json": json.dumps({"items": items})},
-        },
-        action="create", what="re-encryption request",
-    )
-    name = str(created["metadata"]["name"])
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            answer = target.client.request(
-                "GET", f"{path}/{name}", action="read", what=f"request {name}"
-            )
-            text = (answer.get("data") or {}).get("response.json")
-            if text:
-                response = json.loads(text)
-                if response.get("error"):
-                    raise ConfigError(f"the operator refused the request: {response['error']}")
-                return list(response.get("items") or [])
-            if time.monotonic() > deadline:
-                raise ConfigError(
-                    f"no answer from the operator for {target.describe()} in {timeout:.0f}s"
-                )
-            time.sleep(0.2)
-    finally:
-        with contextlib.suppress(SealedGitopsError):
-            target.client.request("DELETE", f"{path}/{name}", action="delete", what=name)
-
-
-def _write_sealed(path: Path, documents: list[dict[str, Any]]) -> None:
-    docs = list(yaml.safe_load_all(path.read_bytes()))
-    replaced = iter(documents)
-    out = [
-        next(replaced) if isinstance(d, dict) and d.get("kind") == "SealedSecret" else d
-        for d in docs
-    ]
-    text = yaml.safe_dump_all(out, sort_keys=False)
-    atomic_write(path, text.encode("utf-8"))
-
-
 @click.command("reencrypt")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @_cluster_options
@@ -480,10 +382,14 @@ def reencrypt(
 ) -> None:
     """Re-wrap SOPS files and re-seal SealedSecrets for the KeyRing's active key, in the cluster."""
     target, _ = _target(keyring, kubeconfig, context, paths[0])
-    items = _items(paths, rotate_data_key=rotate_data_key)
+    items = request_items(paths, rotate_data_key=rotate_data_key)
     changed = failed = 0
-    for batch in _batches(items):
-        for answer in _exchange(target, batch, timeout=timeout):
+    for batch in request_batches(items):
+        answers = exchange(
+            target.client, namespace=target.namespace, keyring=target.name, items=batch,
+            timeout=timeout,
+        )
+        for answer in answers:
             file = Path(str(answer.get("file")))
             if answer.get("error"):
                 click.echo(f"error: {answer['error']}", err=True)
@@ -499,7 +405,7 @@ def reencrypt(
             elif "content" in answer:
                 atomic_write(file, str(answer["content"]).encode("utf-8"))
             elif "documents" in answer:
-                _write_sealed(file, list(answer["documents"]))
+                atomic_write(file, replace_sealed(file.read_bytes(), list(answer["documents"])))
             changed += 1
             click.echo(f"{file}: re-encrypted")
     click.echo(f"{changed} file(s) re-encrypted, {len(items) - changed - failed} unchanged")

@@ -46,14 +46,24 @@ from sealed_gitops.redact import register
 __all__ = [
     "AGE_ENTRY",
     "CERT_ENTRY",
+    "CREATED_ANNOTATION",
+    "FINGERPRINT_ANNOTATION",
+    "KEYRING_LABEL",
     "KEY_ENTRY",
+    "RETIRED_ANNOTATION",
+    "STATE_LABEL",
     "ClusterKey",
     "KeyState",
+    "decode_secret_data",
     "decrypting_keys",
     "find_key",
+    "format_time",
     "generate_cluster_key",
+    "ordered",
+    "parse_time",
     "public_status",
     "rotate_keys",
+    "secret_name",
 ]
 
 #: Entries of a key's Secret (and fields of its Vault/backup record). ``tls.*`` as in a

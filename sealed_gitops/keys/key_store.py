@@ -36,7 +36,14 @@ from sealed_gitops.keys.cluster_keys import (
 )
 from sealed_gitops.redact import register
 
-__all__ = ["KeyStore", "RequestClient", "SecretStore", "VaultKvStore", "split_kv_path"]
+__all__ = [
+    "KeyStore",
+    "RequestClient",
+    "SecretStore",
+    "VaultKvStore",
+    "split_kv_path",
+    "vault_client",
+]
 
 GROUP_VERSION = "sealed-gitops.io/v1alpha1"
 
@@ -236,3 +243,28 @@ class VaultKvStore:
             )
         except Exception as exc:
             raise self._fail("write", exc) from exc
+
+
+def vault_client(
+    address: str,
+    *,
+    token: str | None = None,
+    kubernetes_role: str | None = None,
+    jwt: str | None = None,
+    mount: str = "kubernetes",
+    timeout: float = 10.0,
+) -> Any:
+    """An hvac client for ``address``, with a token or logged in through Kubernetes auth."""
+    import hvac
+
+    # token "" rather than None: hvac would otherwise read VAULT_TOKEN / ~/.vault-token itself.
+    client = hvac.Client(url=address, token=token or "", timeout=timeout)
+    if kubernetes_role:
+        try:
+            client.auth.kubernetes.login(kubernetes_role, jwt or "", mount_point=mount)
+        except Exception as exc:  # hvac and requests failures: unreachable, refused
+            raise KeyProviderError(
+                f"Vault {address}: Kubernetes login as role {kubernetes_role} failed "
+                f"({type(exc).__name__})"
+            ) from exc
+    return client

@@ -34,10 +34,11 @@ from sealed_gitops.crypto.age import AgeRecipient
 from sealed_gitops.crypto.sealed_document import parse_sealed_secret
 from sealed_gitops.crypto.sops import KeyStanza, TreeBranch, rotate
 from sealed_gitops.crypto.sops.document import detect_format, dump_tree, load_tree, split_metadata
-from sealed_gitops.errors import ConfigError, NoMatchingKey
+from sealed_gitops.errors import ConfigError, NoMatchingKey, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import ClusterKey, KeyState, decrypting_keys
 
 __all__ = [
+    "answer_item",
     "file_groups",
     "groups_from_wire",
     "groups_to_wire",
@@ -198,3 +199,28 @@ def reseal_document(
             changed = True
     new.additional = {fp: values for fp, values in new.additional.items() if values}
     return new.to_manifest(), changed
+
+
+def answer_item(item: Mapping[str, Any], keys: Sequence[ClusterKey]) -> dict[str, Any]:
+    """The operator's answer to one request item (errors become an ``error`` entry)."""
+    file = str(item.get("file") or "<request>")
+    try:
+        if "sops" in item:
+            groups, changed = rewrap_groups(
+                groups_from_wire(item["sops"].get("groups")), keys, file=file
+            )
+            return {"file": file, "groups": groups_to_wire(groups), "changed": changed}
+        if "sopsRotate" in item:
+            content = str(item["sopsRotate"].get("content") or "").encode("utf-8")
+            rotated = rotate_in_cluster(content, keys, file=file)
+            return {"file": file, "content": rotated.decode("utf-8"), "changed": True}
+        if "sealed" in item:
+            docs, any_changed = [], False
+            for doc in item["sealed"].get("documents") or []:
+                new, changed = reseal_document(doc, keys, file=file)
+                docs.append(new)
+                any_changed = any_changed or changed
+            return {"file": file, "documents": docs, "changed": any_changed}
+        raise ConfigError("unknown request item (sops, sopsRotate or sealed)")
+    except SealedGitopsError as exc:
+        return {"file": file, "error": str(exc)}

@@ -39,7 +39,7 @@ from typing import Any
 import kopf
 
 from sealed_gitops.cluster import EventType, record_event
-from sealed_gitops.errors import ConfigError, KeyProviderError, SealedGitopsError
+from sealed_gitops.errors import ConfigError, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import (
     KEYRING_LABEL,
     ClusterKey,
@@ -50,14 +50,8 @@ from sealed_gitops.keys.cluster_keys import (
     public_status,
     rotate_keys,
 )
-from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore
-from sealed_gitops.keys.reencrypt import (
-    groups_from_wire,
-    groups_to_wire,
-    reseal_document,
-    rewrap_groups,
-    rotate_in_cluster,
-)
+from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore, vault_client
+from sealed_gitops.keys.reencrypt import answer_item
 from sealed_gitops.keys.vault import VaultUnwrapper
 from sealed_gitops.operator.conditions import READY, Reason, set_condition
 from sealed_gitops.operator.context import OperatorContext
@@ -109,14 +103,11 @@ def _now() -> dt.datetime:
 
 
 def _vault_client(ctx: OperatorContext, namespace: str, vault: Mapping[str, Any]) -> Any:
-    import hvac
-
     address = str(vault.get("address") or "")
     if not address:
         raise ConfigError("spec.vault.address is empty")
     auth = vault.get("auth") or {}
     token_ref = auth.get("tokenSecretRef") or {}
-    client = hvac.Client(url=address, token="", timeout=10)
     if token_ref.get("name"):
         data, _ = read_secret_data(
             ctx.client, namespace, str(token_ref["name"]), purpose="Vault token"
@@ -124,8 +115,7 @@ def _vault_client(ctx: OperatorContext, namespace: str, vault: Mapping[str, Any]
         token = data.get(str(token_ref.get("key") or "token"))
         if not token:
             raise ConfigError(f"Secret {namespace}/{token_ref['name']} has no Vault token entry")
-        client.token = token.decode().strip()
-        return client
+        return vault_client(address, token=token.decode().strip())
     kube = auth.get("kubernetes") or {}
     if kube.get("role"):
         # Never from the spec: a tenant must not choose which operator file is sent to Vault.
@@ -133,16 +123,14 @@ def _vault_client(ctx: OperatorContext, namespace: str, vault: Mapping[str, Any]
         try:
             with open(jwt_path, encoding="utf-8") as handle:
                 jwt = handle.read().strip()
-            client.auth.kubernetes.login(
-                str(kube["role"]), jwt, mount_point=str(kube.get("mountPath") or "kubernetes")
-            )
         except OSError as exc:
             raise ConfigError(f"cannot read the service account token {jwt_path}") from exc
-        except Exception as exc:  # hvac/requests failures: unreachable, refused
-            raise KeyProviderError(
-                f"Vault {address}: Kubernetes login failed ({type(exc).__name__})"
-            ) from exc
-        return client
+        return vault_client(
+            address,
+            kubernetes_role=str(kube["role"]),
+            jwt=jwt,
+            mount=str(kube.get("mountPath") or "kubernetes"),
+        )
     raise ConfigError("spec.vault.auth needs tokenSecretRef or kubernetes.role")
 
 
@@ -293,30 +281,6 @@ def _ready_message(status: Mapping[str, Any]) -> str | None:
 # -- re-encryption requests ----------------------------------------------------------------------
 
 
-def _answer(item: Mapping[str, Any], keys: Sequence[ClusterKey]) -> dict[str, Any]:
-    file = str(item.get("file") or "<request>")
-    try:
-        if "sops" in item:
-            groups, changed = rewrap_groups(
-                groups_from_wire(item["sops"].get("groups")), keys, file=file
-            )
-            return {"file": file, "groups": groups_to_wire(groups), "changed": changed}
-        if "sopsRotate" in item:
-            content = str(item["sopsRotate"].get("content") or "").encode("utf-8")
-            rotated = rotate_in_cluster(content, keys, file=file)
-            return {"file": file, "content": rotated.decode("utf-8"), "changed": True}
-        if "sealed" in item:
-            docs, any_changed = [], False
-            for doc in item["sealed"].get("documents") or []:
-                new, changed = reseal_document(doc, keys, file=file)
-                docs.append(new)
-                any_changed = any_changed or changed
-            return {"file": file, "documents": docs, "changed": any_changed}
-        raise ConfigError("unknown request item (sops, sopsRotate or sealed)")
-    except SealedGitopsError as exc:
-        return {"file": file, "error": str(exc)}
-
-
 def serve_requests(
     ctx: OperatorContext, *, namespace: str, name: str, keys: Sequence[ClusterKey]
 ) -> int:
@@ -333,7 +297,7 @@ def serve_requests(
         try:
             request = json.loads((config_map.get("data") or {}).get("request.json") or "{}")
             items = request.get("items") or []
-            response: dict[str, Any] = {"items": [_answer(item, usable) for item in items]}
+            response: dict[str, Any] = {"items": [answer_item(item, usable) for item in items]}
         except (json.JSONDecodeError, AttributeError):
             response = {"error": "request.json is not a JSON object with items"}
         ctx.client.request(
