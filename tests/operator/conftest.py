@@ -242,6 +242,18 @@ def is_ready(obj: dict[str, Any], status: str = "True") -> bool:
     return (ready(obj) or {}).get("status") == status
 
 
+def wait_failed(kube: Kube, *, timeout: float = 30.0) -> dict[str, Any]:
+    """The Sync's Ready condition once it is False for a reason other than the start-up race
+    with its Repository (DependencyNotReady until the first revision is published)."""
+    def check() -> dict[str, Any] | None:
+        cond = ready(kube.sync())
+        if cond and cond["status"] == "False" and cond["reason"] != "DependencyNotReady":
+            return cond
+        return None
+
+    return dict(wait_for(check, timeout=timeout, what="Ready=False"))
+
+
 @dataclass
 class Setup:
     kube: Kube

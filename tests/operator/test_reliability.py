@@ -13,7 +13,7 @@ import yaml
 
 from sealed_gitops.testing import KubeEmulator
 
-from .conftest import Setup, decoded, is_ready, ready, wait_for
+from .conftest import Setup, decoded, is_ready, ready, wait_failed, wait_for
 from .manifests import config_doc, reconciles, secret_doc, writes
 
 pytestmark = pytest.mark.e2e
@@ -80,10 +80,7 @@ def test_api_write_failures_fail_the_sync_then_it_recovers(
     sha = setup.push(
         {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="api-fault-new"))}
     )
-    cond = wait_for(
-        lambda: (c := ready(setup.kube.sync())) and c["status"] == "False" and c,
-        what="Ready=False",
-    )
+    cond = wait_failed(setup.kube)
     assert cond["reason"] == "ApplyFailed", cond
     # names the object (its kind and namespace may show as [REDACTED]: see the report on
     # render/decrypt.py registering every leaf of a decrypted document)

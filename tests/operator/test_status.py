@@ -16,7 +16,7 @@ import pytest
 
 from sealed_gitops.testing import KubeEmulator
 
-from .conftest import Setup, condition, is_ready, ready, wait_for
+from .conftest import Setup, condition, is_ready, ready, wait_failed, wait_for
 from .manifests import config_doc, decryptions, reconciles, secret_doc, writes
 
 pytestmark = pytest.mark.e2e
@@ -117,9 +117,7 @@ def test_status_fields_follow_flux(setup: Setup, operator_factory: Any) -> None:
     # a failure: attempted moves on, applied stays, Ready=False with the reason
     setup.push({"deploy/db.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
                 "stringData: {password: plain-in-git}\n"})
-    sync = wait_for(
-        lambda: (s := setup.kube.sync()) and is_ready(s, "False") and s, what="Ready=False"
-    )
+    sync = (wait_failed(setup.kube), setup.kube.sync())[1]
     assert sync["status"]["lastAppliedRevision"] == f"main@sha1:{sha2}"
     assert sync["status"]["lastAttemptedRevision"] == f"main@sha1:{setup.repo.head()}"
     assert (ready(sync) or {})["reason"] == "DecryptionFailed"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Kube, Setup, condition, decoded, is_ready, ready, wait_for
+from .conftest import Kube, Setup, condition, decoded, is_ready, ready, wait_failed, wait_for
 from .manifests import config_doc, secret_doc
 
 pytestmark = pytest.mark.e2e
@@ -64,10 +64,7 @@ def test_service_account_acts_under_its_own_rbac(
 
         wait_for(lambda: setup.kube.secret("db"), what="own-namespace Secret applied")
         assert [cm["metadata"]["name"] for cm in setup.kube.configmaps()] == ["own"]
-        cond = wait_for(
-            lambda: (c := ready(setup.kube.sync())) and c["status"] == "False" and c,
-            what="Ready=False",
-        )
+        cond = wait_failed(setup.kube)
         assert "foreign" in cond["message"] and "403" in cond["message"], cond
         assert setup.kube.configmaps(other) == []
         # the objects carry no trace of the operator's own identity being used instead
@@ -84,10 +81,7 @@ def test_service_account_without_rights_applies_nothing_atomic(
     setup.push({"deploy/own.yaml": config_doc("own", ns, level="info")})
     setup.objects(extra_spec={"serviceAccountName": "nobody"})
     operator_factory(ns, kubeconfig=str(rbac_kubeconfig))
-    cond = wait_for(
-        lambda: (c := ready(setup.kube.sync())) and c["status"] == "False" and c,
-        what="Ready=False",
-    )
+    cond = wait_failed(setup.kube)
     assert cond["reason"] == "ApplyFailed" and "own" in cond["message"], cond
     assert setup.kube.configmaps() == []
 
@@ -118,9 +112,7 @@ def test_without_a_service_account_only_the_own_namespace_or_the_allowlist(
             wait_for(lambda: is_ready(setup.kube.sync()), what="Ready=True")
             assert [cm["metadata"]["name"] for cm in setup.kube.configmaps(other)] == ["foreign"]
             return
-        sync = wait_for(
-            lambda: (s := setup.kube.sync()) and is_ready(s, "False") and s, what="Ready=False"
-        )
+        sync = (wait_failed(setup.kube), setup.kube.sync())[1]
         cond = ready(sync) or {}
         assert cond["reason"] == "AccessDenied", cond
         assert f"{other}/foreign" in cond["message"]
@@ -141,10 +133,7 @@ def test_decryption_keys_never_come_from_another_namespace(
             extra_spec={"decryption": {"secretRef": {"name": "sops-keys", "namespace": other}}},
         )
         operator_factory(ns, watch=[ns, other])
-        cond = wait_for(
-            lambda: (c := ready(setup.kube.sync())) and c["status"] == "False" and c,
-            what="Ready=False",
-        )
+        cond = wait_failed(setup.kube)
         assert f"{ns}/sops-keys" in cond["message"], cond
         time.sleep(1.0)
         assert setup.kube.secret("db") is None
