@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sealed_gitops.plan import ObjectId, apply_order
 from sealed_gitops.render import Document, Failure, render
+from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject, decrypt_documents
 from sealed_gitops.render.loader import DEFAULT_LIMITS, Limits
 from sealed_gitops.source import Artifact
@@ -60,21 +61,32 @@ def build(
     allow_plain_secrets: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     artifact: Artifact | None = None,
+    cache: ContentCache | None = None,
 ) -> BuildResult:
-    """Render and decrypt the manifests under ``root/path``: the pipeline without the cluster."""
+    """Render and decrypt the manifests under ``root/path``: the pipeline without the cluster.
+
+    ``cache`` (the operator keeps one per Sync and keyring) makes unchanged files free.
+    """
     failures: list[Failure] | None = [] if policy is FailurePolicy.ISOLATE else None
 
-    # Phase 1, render: files or a kustomize build -> documents, still encrypted.
-    documents: list[Document] = render(root, path, failures=failures, limits=limits)
+    try:
+        # Phase 1, render: files or a kustomize build -> documents, still encrypted.
+        documents: list[Document] = render(
+            root, path, failures=failures, limits=limits, cache=cache
+        )
 
-    # Phase 2, decrypt: documents -> objects; plaintext exists from here on, in memory only.
-    objects = decrypt_documents(
-        documents,
-        root=root,
-        keys=keys,
-        allow_plain_secrets=allow_plain_secrets,
-        failures=failures,
-    )
+        # Phase 2, decrypt: documents -> objects; plaintext exists from here on, in memory only.
+        objects = decrypt_documents(
+            documents,
+            root=root,
+            keys=keys,
+            allow_plain_secrets=allow_plain_secrets,
+            failures=failures,
+            cache=cache,
+        )
+    finally:
+        if cache is not None:
+            cache.sweep()  # what this build did not read is gone: one repository's worth at most
 
     # Phase 3, order: Namespaces and CRDs first, then cluster-scoped, then namespaced objects.
     by_identity = {id(obj.data): obj for obj in objects}

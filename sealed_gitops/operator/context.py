@@ -28,7 +28,9 @@ from sealed_gitops.operator.metrics import Metrics
 from sealed_gitops.operator.resources import read_secret_data
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.operator.triggers import Triggers
+from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import ObjectId
+from sealed_gitops.render.cache import ContentCache
 
 __all__ = ["HaltableClient", "OperatorContext", "SyncMemory"]
 
@@ -42,12 +44,18 @@ class HaltableClient(KubeClient):
 
     @classmethod
     def wrap(cls, client: KubeClient) -> HaltableClient:
-        return cls(api=client.api, timeout=client.timeout, identity=client.identity,
-                   counts=client.counts)
+        return cls(
+            api=client.api, timeout=client.timeout, identity=client.identity, counts=client.counts
+        )
 
     def impersonating(self, identity: Identity | None) -> HaltableClient:
-        return HaltableClient(api=self.api, timeout=self.timeout, identity=identity,
-                              counts=self.counts, halted=self.halted)
+        return HaltableClient(
+            api=self.api,
+            timeout=self.timeout,
+            identity=identity,
+            counts=self.counts,
+            halted=self.halted,
+        )
 
     def request(
         self,
@@ -65,8 +73,15 @@ class HaltableClient(KubeClient):
         if self.halted.is_set():
             raise ApiUnavailable(f"{action} {what}: not sent, the operator is stopping")
         return super().request(
-            method, path, query=query, body=body, content_type=content_type, action=action,
-            what=what, sensitive=sensitive, timeout=timeout,
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            action=action,
+            what=what,
+            sensitive=sensitive,
+            timeout=timeout,
         )
 
 
@@ -79,6 +94,12 @@ class SyncMemory:
     keyring_source: tuple[str, str] | None = None  # (secret name, resourceVersion)
     failures: int = 0
     last_revision: str | None = None
+    #: parsed and decrypted files by content, valid for the keys in ``cache_keys``
+    cache: ContentCache = field(default_factory=ContentCache)
+    cache_keys: tuple[object, ...] = ()
+    #: the last complete build and what it was built from (commit, path, options, keys)
+    built: BuildResult | None = None
+    build_key: tuple[object, ...] = ()
 
 
 @dataclass

@@ -37,6 +37,7 @@ from sealed_gitops.errors import (
     SourceError,
     VerificationFailed,
 )
+from sealed_gitops.operator.building import build_for_sync
 from sealed_gitops.operator.conditions import (
     READY,
     RECONCILING,
@@ -51,7 +52,7 @@ from sealed_gitops.operator.repository import repository_source
 from sealed_gitops.operator.resources import get_object, patch_status, requested_at
 from sealed_gitops.operator.settings import parse_duration
 from sealed_gitops.operator.tenancy import TenancyRefused, place_objects
-from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
+from sealed_gitops.pipeline import BuildResult, FailurePolicy
 from sealed_gitops.plan import Inventory
 from sealed_gitops.redact import redact
 from sealed_gitops.render.decrypt import DecryptionKeys
@@ -197,13 +198,12 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         artifact, published = _artifact(ctx, namespace, spec)
         revision = str(published.get("revision") or artifact.revision)
         _progressing(ctx, sync, revision=revision)
-        built = build(
-            root=artifact.path,
-            path=str(spec.get("path") or "."),
-            keys=_keys(ctx, memory, namespace, spec),
-            policy=policy,
-            allow_plain_secrets=bool(spec.get("allowPlainSecrets")),
+        built = build_for_sync(
+            memory,
             artifact=artifact,
+            spec=spec,
+            policy=policy,
+            keys=_keys(ctx, memory, namespace, spec),
         )
         objects, sources = place_objects(
             ctx,

@@ -27,8 +27,15 @@ from typing import Any
 from sealed_gitops.errors import RenderError, SealedGitopsError
 from sealed_gitops.plan.ids import ObjectId
 from sealed_gitops.render import kustomize
+from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.document import DocKind, Document, Failure, make_document
-from sealed_gitops.render.loader import DEFAULT_LIMITS, Limits, load_bytes, load_file
+from sealed_gitops.render.loader import (
+    DEFAULT_LIMITS,
+    Limits,
+    load_bytes,
+    load_file,
+    read_limited,
+)
 from sealed_gitops.render.walk import Unit, walk
 
 __all__ = ["render"]
@@ -59,10 +66,23 @@ def _index_of(exc: SealedGitopsError) -> int | None:
     return None
 
 
-def _load_unit_file(unit: Unit, limits: Limits, out: _Collector) -> list[Document]:
+def _load_unit_file(
+    unit: Unit, limits: Limits, out: _Collector, cache: ContentCache | None = None
+) -> list[Document]:
     docs: list[Document] = []
     try:
-        parsed = load_file(unit.path, file=unit.rel, limits=limits)
+        if cache is None:
+            parsed = load_file(unit.path, file=unit.rel, limits=limits)
+        else:
+            data = read_limited(unit.path, file=unit.rel, limits=limits)
+            parsed = cache.get_or_compute(
+                "parsed",
+                unit.rel,
+                data,
+                lambda: load_bytes(
+                    data, file=unit.rel, json_format=unit.path.suffix == ".json", limits=limits
+                ),
+            )
     except SealedGitopsError as exc:
         out.fail(exc, file=unit.rel, index=_index_of(exc))
         return docs
@@ -95,15 +115,14 @@ def _sops_originals(root: Path, files: Iterable[str], limits: Limits) -> dict[st
     return found
 
 
-def _restore(
-    doc: Document, originals: Mapping[str, list[Document]], *, via: str
-) -> Document:
+def _restore(doc: Document, originals: Mapping[str, list[Document]], *, via: str) -> Document:
     mac = doc.data["sops"].get("mac") if isinstance(doc.data.get("sops"), Mapping) else None
     candidates = originals.get(mac, []) if isinstance(mac, str) else []
     for original in candidates:
         if original.data == doc.data:  # dict equality ignores key order, as we want here
-            return Document(original.file, original.index, original.data, original.kind,
-                            original.id, via)
+            return Document(
+                original.file, original.index, original.data, original.kind, original.id, via
+            )
     if candidates:
         source = candidates[0]
         raise RenderError(
@@ -118,20 +137,28 @@ def _restore(
 
 
 def _build_unit(
-    root: Path, unit: Unit, *, limits: Limits, kubectl: str | None, timeout: float,
+    root: Path,
+    unit: Unit,
+    *,
+    limits: Limits,
+    kubectl: str | None,
+    timeout: float,
     out: _Collector,
 ) -> list[Document]:
     docs: list[Document] = []
     try:
-        output, scanned = kustomize.build(root, unit.path, rel=unit.rel, kubectl=kubectl,
-                                          timeout=timeout)
+        output, scanned = kustomize.build(
+            root, unit.path, rel=unit.rel, kubectl=kubectl, timeout=timeout
+        )
         parsed = load_bytes(output, file=unit.rel, limits=kustomize.OUTPUT_LIMITS)
     except SealedGitopsError as exc:
         out.fail(exc, file=unit.rel, index=None)
         return docs
-    originals = _sops_originals(root, scanned.manifests, limits) if any(
-        isinstance(d, Mapping) and "sops" in d for _, d in parsed
-    ) else {}
+    originals = (
+        _sops_originals(root, scanned.manifests, limits)
+        if any(isinstance(d, Mapping) and "sops" in d for _, d in parsed)
+        else {}
+    )
     for index, data in parsed:
         try:
             doc = make_document(data, file=unit.rel, index=index, via=unit.rel)
@@ -139,8 +166,9 @@ def _build_unit(
                 doc = _restore(doc, originals, via=unit.rel)
             docs.append(doc)
         except SealedGitopsError as exc:
-            out.fail(exc, file=exc.file or unit.rel, index=_index_of(exc) or index,
-                     obj=object_name(data))
+            out.fail(
+                exc, file=exc.file or unit.rel, index=_index_of(exc) or index, obj=object_name(data)
+            )
     return docs
 
 
@@ -155,8 +183,11 @@ def _refuse_duplicates(docs: list[Document], out: _Collector) -> list[Document]:
     for oid, group in sorted(bad.items()):
         places = " and ".join(d.location for d in group)
         for doc in group:
-            exc = RenderError(f"{oid.describe()} is declared more than once: {places}",
-                              file=doc.file, location=f"document {doc.index}")
+            exc = RenderError(
+                f"{oid.describe()} is declared more than once: {places}",
+                file=doc.file,
+                location=f"document {doc.index}",
+            )
             out.fail(exc, file=doc.file, index=doc.index, obj=oid.describe())
     return [d for d in docs if d.id not in bad]
 
@@ -169,6 +200,7 @@ def render(
     limits: Limits = DEFAULT_LIMITS,
     kubectl: str | None = None,
     timeout: float = kustomize.DEFAULT_TIMEOUT,
+    cache: ContentCache | None = None,
 ) -> list[Document]:
     """Every document declared under ``path`` of the repository checked out at ``root``.
 
@@ -178,6 +210,7 @@ def render(
       those documents out (the isolate policy); leave it None to raise on the first (atomic).
       Errors that concern the path itself (it leaves the root, does not exist) always raise.
     - ``kubectl``, ``timeout``: the binary and the per-build time limit for kustomize.
+    - ``cache``: parsed files by content, reused across builds (kustomize output is not cached).
 
     The result is in a deterministic order: units (files and kustomizations) by path, documents
     of a file by index, those of a kustomization in kustomize's output order. A SOPS document
@@ -188,10 +221,11 @@ def render(
     docs: list[Document] = []
     for unit in walk(root, path):
         if unit.kustomize:
-            docs.extend(_build_unit(root, unit, limits=limits, kubectl=kubectl, timeout=timeout,
-                                    out=out))
+            docs.extend(
+                _build_unit(root, unit, limits=limits, kubectl=kubectl, timeout=timeout, out=out)
+            )
         else:
-            docs.extend(_load_unit_file(unit, limits, out))
+            docs.extend(_load_unit_file(unit, limits, out, cache))
     return _refuse_duplicates(docs, out)
 
 

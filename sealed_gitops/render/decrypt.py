@@ -29,6 +29,7 @@ from sealed_gitops.errors import (
 )
 from sealed_gitops.keys.sealing import SealingKeyring
 from sealed_gitops.plan import ObjectId
+from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.document import DocKind, Document, Failure
 
 __all__ = [
@@ -92,10 +93,18 @@ def _identify(obj: dict[str, Any], doc: Document) -> ObjectId:
 class _Stage:
     """State of one run: file bytes read once, SOPS files decrypted once per file."""
 
-    def __init__(self, *, root: Path, keys: DecryptionKeys, failures: list[Failure] | None) -> None:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        keys: DecryptionKeys,
+        failures: list[Failure] | None,
+        cache: ContentCache | None = None,
+    ) -> None:
         self.root = root
         self.keys = keys
         self.failures = failures
+        self.cache = cache
         self.sops_files: dict[str, list[dict[str, Any]] | SealedGitopsError] = {}
 
     def fail(self, doc: Document, error: SealedGitopsError) -> None:
@@ -121,14 +130,21 @@ class _Stage:
     def _decrypt_sops_file(self, file: str) -> list[dict[str, Any]] | SealedGitopsError:
         if self.keys.sops is None:
             return NoMatchingKey("no SOPS keys were given to decrypt this file", file=file)
+        unwrapper = self.keys.sops
         try:
             data = (self.root / file).read_bytes()
-            opened = decrypt_document(data, unwrapper=self.keys.sops, file=file)
+
+            def opened() -> list[dict[str, Any]]:
+                document = decrypt_document(data, unwrapper=unwrapper, file=file)
+                return [tree_to_python(b) for b in document.branches]
+
+            if self.cache is None:
+                return opened()
+            return self.cache.get_or_compute("decrypted", file, data, opened)
         except SealedGitopsError as exc:
             return exc.with_file(file)
         except OSError as exc:
             return FormatError(f"cannot read: {exc.strerror}", file=file)
-        return [tree_to_python(b) for b in opened.branches]
 
     def open(self, doc: Document) -> dict[str, Any]:
         if doc.kind is DocKind.SOPS:
@@ -155,6 +171,7 @@ def decrypt_documents(
     keys: DecryptionKeys,
     allow_plain_secrets: bool = False,
     failures: list[Failure] | None = None,
+    cache: ContentCache | None = None,
 ) -> list[RenderedObject]:
     """Open every encrypted document; plain ones pass through unchanged.
 
@@ -162,8 +179,9 @@ def decrypt_documents(
     re-read from there, so the MAC is checked over the bytes as committed). With ``failures`` given,
     a failing document is appended there and left out (isolate); without it the first failure
     raises (atomic). Objects whose ids were hidden by encryption are checked for duplicates here.
+    ``cache`` reuses what the same bytes decrypted to before: drop it when ``keys`` change.
     """
-    stage = _Stage(root=root, keys=keys, failures=failures)
+    stage = _Stage(root=root, keys=keys, failures=failures, cache=cache)
     out: list[RenderedObject] = []
     seen: dict[ObjectId, RenderedObject] = {}
     for doc in documents:

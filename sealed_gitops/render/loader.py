@@ -40,7 +40,7 @@ from yaml.resolver import BaseResolver
 
 from sealed_gitops.errors import FormatError, LimitExceeded
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "load_bytes", "load_file"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "load_bytes", "load_file", "read_limited"]
 
 MiB = 1024 * 1024
 
@@ -282,7 +282,8 @@ def _yaml_documents(text: str, *, file: str, limits: Limits) -> Iterator[tuple[i
                     return
                 if index >= limits.max_documents:
                     raise LimitExceeded(
-                        f"more than {limits.max_documents} documents", file=file,
+                        f"more than {limits.max_documents} documents",
+                        file=file,
                         location=f"document {index}",
                     )
                 node = loader.get_node()
@@ -291,16 +292,21 @@ def _yaml_documents(text: str, *, file: str, limits: Limits) -> Iterator[tuple[i
                 value = _Builder(limits.max_nodes).build(node)
             except _Invalid as exc:
                 mark = exc.node.start_mark
-                raise FormatError(f"{exc.reason} (line {mark.line + 1}, column {mark.column + 1})",
-                                  file=file, location=f"document {index}") from None
+                raise FormatError(
+                    f"{exc.reason} (line {mark.line + 1}, column {mark.column + 1})",
+                    file=file,
+                    location=f"document {index}",
+                ) from None
             except _Refused as exc:
                 raise LimitExceeded(str(exc), file=file, location=f"document {index}") from None
             except yaml.YAMLError as exc:
-                raise FormatError(_yaml_reason(exc), file=file,
-                                  location=f"document {index}") from None
+                raise FormatError(
+                    _yaml_reason(exc), file=file, location=f"document {index}"
+                ) from None
             except RecursionError:
-                raise LimitExceeded("nesting too deep", file=file,
-                                    location=f"document {index}") from None
+                raise LimitExceeded(
+                    "nesting too deep", file=file, location=f"document {index}"
+                ) from None
             yield index, value
     finally:
         loader.dispose()
@@ -331,8 +337,9 @@ def _json_document(text: str, *, file: str) -> Any:
     except _Refused as exc:
         raise FormatError(str(exc), file=file, location="document 0") from None
     except json.JSONDecodeError as exc:
-        raise FormatError(f"{exc.msg} (line {exc.lineno}, column {exc.colno})", file=file,
-                          location="document 0") from None
+        raise FormatError(
+            f"{exc.msg} (line {exc.lineno}, column {exc.colno})", file=file, location="document 0"
+        ) from None
     except RecursionError:
         raise LimitExceeded("nesting too deep", file=file, location="document 0") from None
 
@@ -354,11 +361,16 @@ def load_bytes(
     return [(i, v) for i, v in _yaml_documents(text, file=file, limits=limits) if v is not None]
 
 
-def load_file(path: Path, *, file: str, limits: Limits = DEFAULT_LIMITS) -> list[tuple[int, Any]]:
-    """Read and parse a file; the size is checked before it is read whole."""
+def read_limited(path: Path, *, file: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """A file's bytes, never more than one byte past the size limit (load_bytes refuses those)."""
     try:
         with path.open("rb") as fh:
-            data = fh.read(limits.max_bytes + 1)
+            return fh.read(limits.max_bytes + 1)
     except OSError as exc:
         raise FormatError(f"cannot read: {exc.strerror}", file=file) from None
+
+
+def load_file(path: Path, *, file: str, limits: Limits = DEFAULT_LIMITS) -> list[tuple[int, Any]]:
+    """Read and parse a file; the size is checked before it is read whole."""
+    data = read_limited(path, file=file, limits=limits)
     return load_bytes(data, file=file, json_format=path.suffix == ".json", limits=limits)

@@ -264,3 +264,35 @@ def test_only_encrypted_values_are_registered_for_redaction(
     assert redact.is_registered("only-this-is-secret")
     assert redact.redact("namespace plainns-visible") == "namespace plainns-visible"
     assert redact.redact("Opaque") == "Opaque"
+
+
+def test_content_cache_reuses_unchanged_files_and_rechecks_changed_ones(
+    repo: Path, write, sops_encrypt, age_key: AgeKey
+) -> None:
+    from sealed_gitops.render.cache import ContentCache
+
+    for n in range(3):
+        sops_encrypt(write(f"s{n}.yaml", secret(f"s{n}", password=f"cached-value-{n}")))
+    write("cm.yaml", config_map("cm", k="v"))
+    cache = ContentCache()
+    keys = keys_for(age_key)
+    first = build(root=repo, keys=keys, cache=cache)
+    assert cache.misses == 7 and cache.hits == 0  # 4 files parsed + 3 SOPS files decrypted
+    again = build(root=repo, keys=keys, cache=cache)
+    assert cache.hits == 7
+    assert [o.data for o in again.objects] == [o.data for o in first.objects]
+
+    # a changed file is parsed and decrypted again (MAC checked), the others are not
+    _tamper(repo / "s1.yaml")
+    with pytest.raises((MacMismatch, IntegrityError)):
+        build(root=repo, keys=keys, cache=cache)
+    sops_encrypt(write("s1.yaml", secret("s1", password="cached-value-new")))
+    before = cache.misses
+    result = build(root=repo, keys=keys, cache=cache)
+    # the new s1 is parsed and decrypted; s2's decryption was swept by the failed (atomic) build,
+    # which stopped before reaching it; s0, s2's parse and the ConfigMap come from the cache
+    assert cache.misses == before + 3
+    assert {o.id.name: o.data.get("stringData") for o in result.objects}["s1"] == {
+        "password": "cached-value-new"
+    }
+    assert len(cache) == 7  # the tampered version is gone

@@ -1,0 +1,59 @@
+"""The render and decrypt phases of a Sync, with what the Sync remembers from its last run.
+
+Why: a no-op reconcile (same commit, same spec, same keys) must cost no parsing and no decryption,
+and a one-file commit must cost one file. The last complete build is reused when nothing it was
+built from changed (a commit id names the files exactly); otherwise the build runs with the Sync's
+content cache, so only files whose bytes changed are parsed and decrypted (MAC checked) again.
+Both are dropped when the keys change, and a build with failures is never reused, since its
+failure may be transient (Vault unreachable). Plaintext stays in this process's memory only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sealed_gitops.operator.context import SyncMemory
+from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
+from sealed_gitops.render.cache import ContentCache
+from sealed_gitops.render.decrypt import DecryptionKeys
+from sealed_gitops.source import Artifact
+
+__all__ = ["build_for_sync"]
+
+
+def _same_keys(memory: SyncMemory, keys: DecryptionKeys) -> bool:
+    owners = (keys.sops, keys.sealing)
+    return len(memory.cache_keys) == 2 and all(
+        a is b for a, b in zip(memory.cache_keys, owners, strict=True)
+    )
+
+
+def build_for_sync(
+    memory: SyncMemory,
+    *,
+    artifact: Artifact,
+    spec: dict[str, Any],
+    policy: FailurePolicy,
+    keys: DecryptionKeys,
+) -> BuildResult:
+    """Phases 2 and 3 (render, decrypt) for one Sync, reusing what is still valid."""
+    if not _same_keys(memory, keys):
+        memory.cache = ContentCache()
+        memory.cache_keys = (keys.sops, keys.sealing)
+        memory.built, memory.build_key = None, ()
+    path = str(spec.get("path") or ".")
+    allow_plain = bool(spec.get("allowPlainSecrets"))
+    key: tuple[object, ...] = (artifact.commit, path, allow_plain, policy)
+    if memory.built is not None and memory.build_key == key:
+        return memory.built
+    built = build(
+        root=artifact.path,
+        path=path,
+        keys=keys,
+        policy=policy,
+        allow_plain_secrets=allow_plain,
+        artifact=artifact,
+        cache=memory.cache,
+    )
+    memory.built, memory.build_key = (built, key) if built.complete else (None, ())
+    return built
