@@ -42,32 +42,55 @@ MASK = "[REDACTED]"
 MIN_LENGTH = 4
 
 
+class _Chunk:
+    """Some registered forms and one compiled pattern matching any of them, longest first."""
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+        ordered = sorted(values, key=len, reverse=True)
+        self.pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
 class _Registry:
-    """The set of registered forms and the compiled pattern that masks them."""
+    """The registered forms, compiled in chunks that merge like a log-structured tree.
+
+    Why chunks: one pattern over every value must be recompiled whenever a value is added, and
+    with thousands of values that costs half a second per new secret. New values go into a small
+    chunk; a chunk merges with the one before it once it is at least half its size, so there are
+    only O(log n) chunks and each value is recompiled O(log n) times in all.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.values: set[str] = set()
-        self.pattern: re.Pattern[str] | None = None
-        self.dirty = False
+        self.chunks: list[_Chunk] = []
+        self.pending: list[str] = []
 
     def add(self, forms: list[str]) -> None:
         with self.lock:
-            before = len(self.values)
-            self.values.update(forms)
-            if len(self.values) != before:
-                self.dirty = True
+            for form in forms:
+                if form not in self.values:
+                    self.values.add(form)
+                    self.pending.append(form)
 
-    def current_pattern(self) -> re.Pattern[str] | None:
+    def reset(self, values: frozenset[str]) -> None:
         with self.lock:
-            if self.dirty:
-                # Longest first, so a value that contains another is masked whole.
-                ordered = sorted(self.values, key=len, reverse=True)
-                self.pattern = (
-                    re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
-                )
-                self.dirty = False
-            return self.pattern
+            self.values = set(values)
+            self.chunks = []
+            self.pending = list(values)
+
+    def patterns(self) -> list[re.Pattern[str]]:
+        with self.lock:
+            if self.pending:
+                self.chunks.append(_Chunk(self.pending))
+                self.pending = []
+                while (
+                    len(self.chunks) >= 2
+                    and len(self.chunks[-2].values) <= 2 * len(self.chunks[-1].values)
+                ):
+                    last = self.chunks.pop()
+                    self.chunks[-1] = _Chunk(self.chunks[-1].values + last.values)
+            return [chunk.pattern for chunk in self.chunks]
 
 
 _registry = _Registry()
@@ -123,19 +146,41 @@ def snapshot() -> frozenset[str]:
 def restore(saved: frozenset[str]) -> None:
     """Put the registry back to a :func:`snapshot` (tests only: production never forgets)."""
     with _registry.lock:
-        if _registry.values != saved:
-            _registry.values = set(saved)
-            _registry.dirty = True
-            if not saved:
-                _registry.pattern = None
+        unchanged = _registry.values == saved
+    if not unchanged:
+        _registry.reset(saved)
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with every registered value replaced by :data:`MASK`."""
+    """Return ``text`` with every registered value replaced by :data:`MASK`.
+
+    Where registered values overlap (one contains or runs into another), the whole covered
+    stretch becomes one mask, so no part of a longer value is left visible.
+    """
     if not text:
         return text
-    pattern = _registry.current_pattern()
-    return text if pattern is None else pattern.sub(MASK, text)
+    patterns = _registry.patterns()
+    if not patterns:
+        return text
+    if len(patterns) == 1:
+        return patterns[0].sub(MASK, text)
+    spans = sorted(m.span() for pattern in patterns for m in pattern.finditer(text))
+    if not spans:
+        return text
+    out: list[str] = []
+    position = 0
+    start, end = spans[0]
+    for s_start, s_end in spans[1:]:
+        if s_start <= end:
+            end = max(end, s_end)
+            continue
+        out.append(text[position:start])
+        out.append(MASK)
+        position, (start, end) = end, (s_start, s_end)
+    out.append(text[position:start])
+    out.append(MASK)
+    out.append(text[end:])
+    return "".join(out)
 
 
 class RedactingFilter(logging.Filter):

@@ -48,6 +48,10 @@ class ObjectId:
     kind: str
 
     def __post_init__(self) -> None:
+        # Ids are made thousands of times per reconcile: one combined test, details only on error.
+        head = self.namespace + self.group + self.kind
+        if self.name and self.kind and "_" not in head and ":" not in head and "_" not in self.name:
+            return
         for label, value, forbidden in (
             ("namespace", self.namespace, "_:"),
             ("group", self.group, "_:"),
