@@ -1,0 +1,319 @@
+"""What a Sync reconcile reports: its status, conditions, Events and metrics.
+
+Why apart from the phases in ``sync.py``: the phases say what runs and what is kept on a failure;
+this module says how each outcome is written down, as Flux writes it (``main@sha1:<sha>``
+revisions, observedGeneration, Ready/Reconciling/Stalled with shared reasons, counts), and it holds
+the economy rule that a reconcile which changed nothing writes nothing: the status is compared
+before it is patched, counts describe the last reconcile that did work, and Events are sent only
+when something changed or the failure message is new. Every message passes through redact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sealed_gitops.cluster import ApplyResult, EventType, PruneResult, record_event
+from sealed_gitops.errors import (
+    ClusterError,
+    ConfigError,
+    CryptoError,
+    InputError,
+    KeyProviderError,
+    SealedGitopsError,
+    SourceError,
+    VerificationFailed,
+)
+from sealed_gitops.operator.conditions import (
+    READY,
+    RECONCILING,
+    STALLED,
+    Reason,
+    remove_condition,
+    set_condition,
+)
+from sealed_gitops.operator.context import OperatorContext, SyncMemory
+from sealed_gitops.operator.resources import patch_status, requested_at
+from sealed_gitops.operator.tenancy import TenancyRefused
+from sealed_gitops.pipeline import BuildResult
+from sealed_gitops.plan import Inventory
+from sealed_gitops.redact import redact
+
+__all__ = [
+    "MAX_EVENT_LINES",
+    "DependencyNotReady",
+    "SyncOutcome",
+    "failed",
+    "progressing",
+    "reason_for",
+    "succeeded",
+]
+
+log = logging.getLogger("sealed_gitops.operator.sync")
+
+
+#: Lines of object changes in one Event; the rest is counted, not listed.
+MAX_EVENT_LINES = 20
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    requeue_after: float
+    result: str  # success, failure, partial, suspended
+
+
+class DependencyNotReady(SealedGitopsError):
+    """The Sync's Repository is missing or has published no revision yet (not Stalled)."""
+
+    code = Reason.DEPENDENCY_NOT_READY
+
+
+def reason_for(exc: SealedGitopsError) -> str:
+    if isinstance(exc, DependencyNotReady):
+        return Reason.DEPENDENCY_NOT_READY
+    if isinstance(exc, VerificationFailed):
+        return Reason.VERIFICATION_FAILED
+    if isinstance(exc, SourceError):
+        return Reason.SOURCE_FAILED
+    if isinstance(exc, CryptoError | KeyProviderError):
+        return Reason.DECRYPTION_FAILED
+    if isinstance(exc, ClusterError):
+        return Reason.APPLY_FAILED
+    if isinstance(exc, TenancyRefused):
+        return Reason.ACCESS_DENIED
+    if isinstance(exc, ConfigError):
+        return Reason.INVALID_SPEC
+    if isinstance(exc, InputError) and exc.code == "NotEncrypted":
+        return Reason.DECRYPTION_FAILED
+    return Reason.BUILD_FAILED
+
+
+def _failure_lines(result: BuildResult) -> list[dict[str, Any]]:
+    return [
+        {"file": f.file, "index": f.index, "object": f.object, "reason": redact(f.reason)}
+        for f in result.failures
+    ]
+
+
+def _summary(lines: Iterable[str]) -> str:
+    items = list(lines)
+    shown = items[:MAX_EVENT_LINES]
+    more = len(items) - len(shown)
+    return "\n".join(shown) + (f"\n... and {more} more" if more > 0 else "")
+
+
+def progressing(ctx: OperatorContext, sync: dict[str, Any], *, revision: str) -> None:
+    """Reconciling=True (Progressing) when this reconcile has a new revision or generation.
+
+    One status write, only when there is work: a reconcile of what was already handled writes
+    nothing. The condition is removed again by the final status write of the reconcile.
+    """
+    meta = sync["metadata"]
+    status = dict(sync.get("status") or {})
+    generation = meta.get("generation")
+    if (
+        revision == status.get("lastAttemptedRevision")
+        and generation == status.get("observedGeneration")
+    ):
+        return
+    conditions = set_condition(
+        status.get("conditions"),
+        type_=RECONCILING,
+        status=True,
+        reason=Reason.PROGRESSING,
+        message=f"Reconciliation in progress for revision {revision}",
+        generation=generation,
+    )
+    patch_status(ctx.client, "Sync", meta["namespace"], meta["name"], {"conditions": conditions})
+    sync["status"] = {**status, "conditions": conditions}
+
+
+def succeeded(
+    ctx: OperatorContext,
+    sync: dict[str, Any],
+    memory: SyncMemory,
+    *,
+    built: BuildResult,
+    applied: ApplyResult,
+    pruned: PruneResult | None,
+    inventory: Inventory,
+    revision: str,
+    isolate: bool,
+    interval: float,
+    retry: float,
+    started: float,
+) -> SyncOutcome:
+    meta = sync["metadata"]
+    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    status = dict(sync.get("status") or {})
+    changed = [
+        o.describe() for o in applied.outcomes if o.result.value in ("created", "configured")
+    ]
+    deleted = [
+        o.describe() for o in (pruned.outcomes if pruned else ()) if o.result.value == "deleted"
+    ]
+    failed_docs = _failure_lines(built)
+    problems = [o.describe() for o in applied.errors] + [
+        f"{f['file']} (document {f['index']}): {f['object'] or 'document'}: {f['reason']}"
+        for f in failed_docs
+    ]
+    if pruned and not pruned.ok:
+        problems += [o.describe() for o in pruned.outcomes if o.error is not None]
+    ok = not problems
+    conditions = status.get("conditions")
+    if ok:
+        message = f"Applied revision: {revision}"
+        conditions = set_condition(
+            conditions,
+            type_=READY,
+            status=True,
+            reason=Reason.SUCCEEDED,
+            message=message,
+            generation=generation,
+        )
+        memory.failures = 0
+    else:
+        reason = (
+            Reason.PRUNE_FAILED
+            if pruned and not pruned.ok
+            else (
+                # Atomic: the revision failed, whatever went through before the failure.
+                Reason.PARTIALLY_APPLIED
+                if isolate and (applied.applied or applied.unchanged)
+                else Reason.APPLY_FAILED
+            )
+        )
+        message = (
+            f"{len(problems)} of {len(applied.outcomes) + len(failed_docs)} objects failed "
+            f"at {revision}: " + "; ".join(problems[:5])
+        )
+        conditions = set_condition(
+            conditions,
+            type_=READY,
+            status=False,
+            reason=reason,
+            message=message,
+            generation=generation,
+        )
+        memory.failures += 1
+    conditions = remove_condition(remove_condition(conditions, RECONCILING), STALLED)
+    counts = {
+        "objects": len(inventory.entries),
+        "applied": applied.applied,
+        "failed": applied.failed + applied.skipped + len(failed_docs),
+        "pruned": pruned.deleted if pruned else 0,
+    }
+    if ok and not changed and not deleted and status.get("counts"):
+        # Counts describe the last reconcile that did something: a no-op keeps them, so it
+        # writes no status at all (issue 6: a reconcile without drift writes nothing).
+        counts = {**dict(status["counts"]), "objects": counts["objects"], "failed": 0}
+    new_status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "lastAttemptedRevision": revision,
+        "inventory": inventory.to_status(),
+        "counts": counts,
+        "failures": failed_docs or None,
+    }
+    if ok:
+        new_status["lastAppliedRevision"] = revision
+    handled = requested_at(sync)
+    if handled:
+        new_status["lastHandledReconcileAt"] = handled
+    before = {k: status.get(k) for k in new_status}
+    if new_status != before:
+        patch_status(ctx.client, "Sync", namespace, name, new_status)
+    if changed:
+        record_event(
+            ctx.client, involved=sync, reason="Applied", message=f"{revision}\n" + _summary(changed)
+        )
+        ctx.metrics.applied.labels(namespace=namespace).inc(len(changed))
+    if deleted:
+        record_event(ctx.client, involved=sync, reason="Pruned", message=_summary(deleted))
+        ctx.metrics.pruned.labels(namespace=namespace).inc(len(deleted))
+    if problems and message != _ready_message(status):
+        record_event(
+            ctx.client,
+            involved=sync,
+            reason=Reason.PARTIALLY_APPLIED,
+            message=_summary(problems),
+            type=EventType.WARNING,
+        )
+    result = "success" if ok else "partial"
+    ctx.metrics.reconciles.labels(kind="Sync", result=result).inc()
+    ctx.metrics.reconcile_duration.labels(kind="Sync", result=result).observe(
+        time.monotonic() - started
+    )
+    memory.last_revision = revision
+    return SyncOutcome(
+        requeue_after=interval if ok else ctx.backoff(memory.failures, base=retry), result=result
+    )
+
+
+def _ready_message(status: dict[str, Any]) -> str | None:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == READY:
+            return str(cond.get("message"))
+    return None
+
+
+def failed(
+    ctx: OperatorContext,
+    sync: dict[str, Any],
+    memory: SyncMemory,
+    exc: SealedGitopsError,
+    *,
+    revision: str | None,
+    retry: float,
+    started: float,
+) -> SyncOutcome:
+    meta = sync["metadata"]
+    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    status = dict(sync.get("status") or {})
+    reason = reason_for(exc)
+    message = str(exc)
+    conditions = set_condition(
+        status.get("conditions"),
+        type_=READY,
+        status=False,
+        reason=reason,
+        message=message,
+        generation=generation,
+    )
+    if isinstance(exc, ConfigError) and not isinstance(exc, DependencyNotReady):
+        conditions = set_condition(
+            conditions,
+            type_=STALLED,
+            status=True,
+            reason=reason,
+            message=message,
+            generation=generation,
+        )
+    else:
+        conditions = remove_condition(conditions, STALLED)
+    conditions = remove_condition(conditions, RECONCILING)
+    new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
+    if revision:
+        new_status["lastAttemptedRevision"] = revision
+    handled = requested_at(sync)
+    if handled:
+        new_status["lastHandledReconcileAt"] = handled
+    try:
+        if new_status != {k: status.get(k) for k in new_status}:
+            patch_status(ctx.client, "Sync", namespace, name, new_status)
+        if message != _ready_message(status):
+            record_event(
+                ctx.client, involved=sync, reason=reason, message=message, type=EventType.WARNING
+            )
+    except ClusterError as status_error:
+        log.warning("Sync %s/%s: cannot write status: %s", namespace, name, status_error)
+    log.warning("Sync %s/%s: %s: %s", namespace, name, reason, message)
+    memory.failures += 1
+    ctx.metrics.reconciles.labels(kind="Sync", result="failure").inc()
+    ctx.metrics.reconcile_duration.labels(kind="Sync", result="failure").observe(
+        time.monotonic() - started
+    )
+    return SyncOutcome(requeue_after=ctx.backoff(memory.failures, base=retry), result="failure")
