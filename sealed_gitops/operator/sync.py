@@ -174,6 +174,11 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     memory.records = {**memory.records, **applied.records}
     inventory = applied.next_inventory(previous)
     complete = built.complete and applied.ok
+    if not complete:
+        # Nothing is pruned after an incomplete revision, so everything applied before is still
+        # live and ours: keep tracking it (a failed document's object, a removed file's object),
+        # or no later complete revision could ever prune it.
+        inventory = previous.merge(inventory)
     pruned: PruneResult | None = None
     if complete and spec.get("prune", True):
         pruned = prune(

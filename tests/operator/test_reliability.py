@@ -188,3 +188,72 @@ def test_two_replicas_one_leader(setup: Setup, operator_factory: Any) -> None:
     assert lease_now is not None
     assert lease_now["spec"]["holderIdentity"] not in ("", first_holder)
     assert yaml.safe_dump(lease_now)  # a well-formed Lease object
+
+
+def _tampered(setup: Setup, value: str) -> str:
+    good = setup.encrypt(secret_doc("db", setup.namespace, password=value))
+    start = good.index("ENC[AES256_GCM,data:") + len("ENC[AES256_GCM,data:")
+    return good[:start] + ("A" if good[start] != "A" else "B") + good[start + 1 :]
+
+
+@pytest.mark.parametrize("policy", ["Atomic", "Isolate"])
+def test_a_decryption_failure_keeps_the_last_applied_state(
+    setup: Setup, operator_factory: Any, policy: str
+) -> None:
+    ns = setup.namespace
+    setup.push(
+        {
+            "deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="kept-old-value")),
+            "deploy/cm.yaml": config_doc("settings", ns, level="info"),
+            "deploy/gone.yaml": config_doc("gone", ns, level="info"),
+        }
+    )
+    setup.objects(policy=policy)
+    operator_factory(ns)
+    wait_for(lambda: is_ready(setup.kube.sync()), what="Ready=True")
+    old_rv = (setup.kube.secret("db") or {})["metadata"]["resourceVersion"]
+
+    # one revision: a tampered Secret, a changed ConfigMap, a removed ConfigMap
+    setup.repo.write(
+        {
+            "deploy/db.yaml": _tampered(setup, "kept-new-value"),
+            "deploy/cm.yaml": config_doc("settings", ns, level="debug"),
+        }
+    )
+    (setup.repo.path / "deploy/gone.yaml").unlink()
+    setup.repo.commit("tamper")
+    setup.repo.push()
+
+    if policy == "Isolate":
+        sync = wait_for(
+            lambda: (s := setup.kube.sync()) and (s.get("status") or {}).get("failures") and s,
+            what="failures in status",
+        )
+        [failure] = sync["status"]["failures"]
+        assert failure["file"] == "deploy/db.yaml"
+        # the rest of the revision is applied, the failing object is neither changed nor pruned
+        wait_for(
+            lambda: any(cm["data"] == {"level": "debug"} for cm in setup.kube.configmaps()),
+            what="the rest applied",
+        )
+        ids = " ".join(e["id"] for e in setup.kube.status()["inventory"]["entries"])
+        assert "db" in ids
+    else:
+        cond = wait_failed(setup.kube)
+        assert cond["reason"] == "DecryptionFailed" and "deploy/db.yaml" in cond["message"]
+        time.sleep(1.0)
+        assert [cm["data"] for cm in setup.kube.configmaps() if cm["metadata"]["name"]
+                == "settings"] == [{"level": "info"}]  # nothing of a failed revision
+    # never a prune after an incomplete revision
+    assert "gone" in [cm["metadata"]["name"] for cm in setup.kube.configmaps()]
+    secret = setup.kube.secret("db") or {}
+    assert decoded(secret) == {"password": "kept-old-value"}
+    assert secret["metadata"]["resourceVersion"] == old_rv
+
+    # fixed: the revision is complete again, so what left Git meanwhile is pruned now
+    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="kept-fixed"))})
+    wait_for(lambda: decoded(setup.kube.secret("db") or {}) == {"password": "kept-fixed"},
+             what="fixed Secret applied")
+    wait_for(lambda: "gone" not in [cm["metadata"]["name"] for cm in setup.kube.configmaps()],
+             what="the removed ConfigMap pruned once the revision is complete")
+    assert setup.kube.status().get("failures") is None
