@@ -23,7 +23,7 @@ from sealed_gitops.operator.conditions import (
     set_condition,
 )
 from sealed_gitops.operator.context import OperatorContext
-from sealed_gitops.operator.resources import patch_status, read_secret_data
+from sealed_gitops.operator.resources import patch_status, read_secret_data, requested_at
 from sealed_gitops.operator.settings import parse_duration
 from sealed_gitops.source import Artifact, Auth, Ref, Verification, auth_from_secret_data, check
 from sealed_gitops.source import fetch as git_fetch
@@ -170,13 +170,11 @@ def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> Reposito
             else remove_condition(conditions, STALLED)
         )
         conditions = remove_condition(conditions, RECONCILING)
-        patch_status(
-            ctx.client,
-            "Repository",
-            namespace,
-            name,
-            {"conditions": conditions, "observedGeneration": generation},
-        )
+        failed_status: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
+        if requested_at(repo):
+            failed_status["lastHandledReconcileAt"] = requested_at(repo)
+        if failed_status != {k: status.get(k) for k in failed_status}:
+            patch_status(ctx.client, "Repository", namespace, name, failed_status)
         log.warning("Repository %s/%s: %s", namespace, name, exc)
         retry = ctx.backoff(memory.failures, base=min(interval, 30.0))
         return RepositoryOutcome(requeue_after=retry)
@@ -193,7 +191,10 @@ def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> Reposito
     )
     conditions = remove_condition(remove_condition(conditions, STALLED), RECONCILING)
     changed = artifact_doc is not current and revision != current.get("revision")
-    new_status = {"conditions": conditions, "observedGeneration": generation}
+    new_status: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
+    if requested_at(repo):
+        # echoed so that `sealed-gitops reconcile --wait` knows its request was handled
+        new_status["lastHandledReconcileAt"] = requested_at(repo)
     if artifact_doc is not current:
         new_status["artifact"] = artifact_doc
     if new_status != {k: status.get(k) for k in new_status}:

@@ -82,6 +82,17 @@ def test_requested_at_is_handled_with_one_status_write(
     assert writes(thread) - before == 1  # the status, nothing applied
 
 
+    # the same for a Repository: handled at once (its interval is 1h), echoed in its status
+    repo_path = setup.kube.sync_path().replace("/syncs/", "/repositories/")
+    setup.kube.patch(
+        repo_path, {"metadata": {"annotations": {"sealed-gitops.io/requested-at": value}}}
+    )
+    wait_for(
+        lambda: setup.kube.repository()["status"].get("lastHandledReconcileAt") == value,
+        what="Repository lastHandledReconcileAt",
+    )
+
+
 def test_status_fields_follow_flux(setup: Setup, operator_factory: Any) -> None:
     ns = setup.namespace
     _, sha = _first_apply(setup, operator_factory)
