@@ -174,6 +174,11 @@ class OperatorThread:
             raise self.error
         return self
 
+    @property
+    def running(self) -> bool:
+        """False once the operator ended: stopped, failed, or its Lease was lost."""
+        return self._thread.is_alive()
+
     def stop(self, *, timeout: float = 15.0) -> None:
         """Stop and wait; stopping a stopped operator does nothing."""
         if not self._thread.is_alive():

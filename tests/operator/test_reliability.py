@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
+from sealed_gitops.errors import ApiConflict
 from sealed_gitops.testing import KubeEmulator
 
 from .conftest import Setup, decoded, is_ready, ready, wait_failed, wait_for
@@ -257,3 +259,32 @@ def test_a_decryption_failure_keeps_the_last_applied_state(
     wait_for(lambda: "gone" not in [cm["metadata"]["name"] for cm in setup.kube.configmaps()],
              what="the removed ConfigMap pruned once the revision is complete")
     assert setup.kube.status().get("failures") is None
+
+
+def test_a_leader_that_loses_its_lease_stops_writing(setup: Setup, operator_factory: Any) -> None:
+    ns = setup.namespace
+    leader = _start(setup, operator_factory, "lease-old-value", leader_lease="stolen",
+                    lease_duration=3.0)
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/stolen"
+
+    def steal() -> bool:
+        lease = setup.kube.get(path)
+        assert lease is not None
+        lease["spec"].update(
+            holderIdentity="another-replica",
+            leaseDurationSeconds=3600,
+            renewTime=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        )
+        try:
+            setup.kube.client.request("PUT", path, body=lease, action="steal", what="Lease")
+        except ApiConflict:
+            return False  # the leader renewed meanwhile; try again
+        return True
+
+    wait_for(steal, what="the Lease taken by another replica")
+    wait_for(lambda: not leader.running, timeout=10, what="the old leader stops")
+    assert leader.context.client.halted.is_set()
+    before = writes(leader)
+    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="lease-new-val"))})
+    time.sleep(2.0)
+    assert _password(setup) == "lease-old-value" and writes(leader) == before
