@@ -138,9 +138,12 @@ def _git(cwd: Path, *args: str, author: tuple[str, str] | None = None) -> str:
     who = author or ALICE
     env = {
         **os.environ,
-        "GIT_AUTHOR_NAME": who[0], "GIT_AUTHOR_EMAIL": who[1],
-        "GIT_COMMITTER_NAME": who[0], "GIT_COMMITTER_EMAIL": who[1],
-        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": who[0],
+        "GIT_AUTHOR_EMAIL": who[1],
+        "GIT_COMMITTER_NAME": who[0],
+        "GIT_COMMITTER_EMAIL": who[1],
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
     }
     done = subprocess.run(
         ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
@@ -154,7 +157,11 @@ def _cli(cwd: Path, *args: str, stdin: bytes, env: dict[str, str] | None = None)
     """Run ``sealed-gitops ARGS`` as a person would: a new process, data through stdin."""
     done = subprocess.run(
         [sys.executable, "-m", "sealed_gitops", *args],
-        cwd=cwd, input=stdin, capture_output=True, env={**os.environ, **(env or {})}, check=False,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        check=False,
     )
     if done.returncode != 0:
         raise DemoFailed(f"sealed-gitops {args[0]}: {done.stderr.decode(errors='replace')}")
@@ -168,12 +175,16 @@ def _commit(cwd: Path, message: str, *, author: tuple[str, str]) -> str:
 
 
 def _manifest(password: str) -> bytes:
-    return yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "db", "namespace": NS},
-        "type": "Opaque",
-        "stringData": {"username": "app", "password": password},
-    }, sort_keys=False).encode()
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db", "namespace": NS},
+            "type": "Opaque",
+            "stringData": {"username": "app", "password": password},
+        },
+        sort_keys=False,
+    ).encode()
 
 
 # -- the steps --------------------------------------------------------------------------------
@@ -208,35 +219,47 @@ def _make_repository(story: Story, tmp: Path, cluster_key: str, people: dict[str
     (alice / ".sops.yaml").write_text(yaml.safe_dump(sops_yaml), encoding="utf-8")
     (alice / "deploy").mkdir()
     _commit(alice, "Add .sops.yaml: the cluster, Alice and Bob may decrypt", author=ALICE)
-    story.ok(f"bare remote {remote.name}, Alice's clone; recipients: cluster, "
-             f"{', '.join(people)}")
+    story.ok(f"bare remote {remote.name}, Alice's clone; recipients: cluster, {', '.join(people)}")
     return remote
 
 
 def _store_cluster_key(story: Story, identity: str) -> None:
     story.step("Store the cluster's age key in a decryption Secret (Flux's layout)")
-    story.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                      "metadata": {"name": NS}})
-    story.post(f"/api/v1/namespaces/{NS}/secrets", {
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "sops-keys", "namespace": NS},
-        "data": {"identity.agekey": base64.b64encode(identity.encode()).decode()},
-    })
+    story.post(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+    )
+    story.post(
+        f"/api/v1/namespaces/{NS}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "sops-keys", "namespace": NS},
+            "data": {"identity.agekey": base64.b64encode(identity.encode()).decode()},
+        },
+    )
     story.ok(f"Secret {NS}/sops-keys with entry identity.agekey (private key stays in-cluster)")
 
 
 def _alice_commits(story: Story, tmp: Path, password: str) -> str:
     story.step("Alice encrypts the database Secret with `sealed-gitops encrypt` and commits it")
     alice = tmp / "alice"
-    _cli(alice, "encrypt", "-", "--input-type", "yaml", "-o", SECRET_FILE,
-         stdin=_manifest(password))
+    _cli(
+        alice, "encrypt", "-", "--input-type", "yaml", "-o", SECRET_FILE, stdin=_manifest(password)
+    )
     text = (alice / SECRET_FILE).read_text(encoding="utf-8")
     if VALUE_PREFIX in text or "ENC[AES256_GCM" not in text:
         raise DemoFailed(f"{SECRET_FILE} is not encrypted")
-    (alice / CONFIG_FILE).write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "settings", "namespace": NS}, "data": {"level": "info"},
-    }), encoding="utf-8")
+    (alice / CONFIG_FILE).write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "settings", "namespace": NS},
+                "data": {"level": "info"},
+            }
+        ),
+        encoding="utf-8",
+    )
     sha = _commit(alice, "Add the database Secret and settings", author=ALICE)
     story.ok(f"commit {sha[:12]} by Alice: {SECRET_FILE} (encrypted), {CONFIG_FILE} (plain)")
     return sha
@@ -245,18 +268,31 @@ def _alice_commits(story: Story, tmp: Path, password: str) -> str:
 def _create_objects(story: Story, remote: Path) -> None:
     story.step("Create a Repository and a Sync pointing at it")
     base = f"/apis/sealed-gitops.io/v1alpha1/namespaces/{NS}"
-    story.post(f"{base}/repositories", {
-        "apiVersion": "sealed-gitops.io/v1alpha1", "kind": "Repository",
-        "metadata": {"name": "app", "namespace": NS},
-        "spec": {"url": f"file://{remote}", "ref": {"branch": "main"}, "interval": "1s"},
-    })
-    story.post(f"{base}/syncs", {
-        "apiVersion": "sealed-gitops.io/v1alpha1", "kind": "Sync",
-        "metadata": {"name": "app", "namespace": NS},
-        "spec": {"repositoryRef": {"name": "app"}, "path": "./deploy", "interval": "1m",
-                 "retryInterval": "1s", "prune": True,
-                 "decryption": {"secretRef": {"name": "sops-keys"}}},
-    })
+    story.post(
+        f"{base}/repositories",
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Repository",
+            "metadata": {"name": "app", "namespace": NS},
+            "spec": {"url": f"file://{remote}", "ref": {"branch": "main"}, "interval": "1s"},
+        },
+    )
+    story.post(
+        f"{base}/syncs",
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Sync",
+            "metadata": {"name": "app", "namespace": NS},
+            "spec": {
+                "repositoryRef": {"name": "app"},
+                "path": "./deploy",
+                "interval": "1m",
+                "retryInterval": "1s",
+                "prune": True,
+                "decryption": {"secretRef": {"name": "sops-keys"}},
+            },
+        },
+    )
     story.ok(f"Repository {NS}/app (file:// remote), Sync {NS}/app (path ./deploy, prune)")
 
 
@@ -268,8 +304,10 @@ def _synced(story: Story, sha: str, password: str) -> None:
         raise DemoFailed("the password in the cluster is not the one Alice encrypted")
     story.ok("password matches what Alice encrypted (compared by keyed hash; never shown)")
     revision = f"main@sha1:{sha}"
-    story.wait(lambda: story.sync().get("status", {}).get("lastAppliedRevision") == revision,
-               what="Sync Ready at Alice's commit")
+    story.wait(
+        lambda: story.sync().get("status", {}).get("lastAppliedRevision") == revision,
+        what="Sync Ready at Alice's commit",
+    )
     story.ok(f"Sync Ready=True, revision {revision[:22]}…")
 
 
@@ -277,12 +315,21 @@ def _bob_changes(story: Story, tmp: Path, remote: Path, bob_key: str, password: 
     story.step("Bob rotates the password with `sealed-gitops set` (stable ciphertext)")
     bob = tmp / "bob"
     _git(tmp, "clone", "-q", str(remote), str(bob))
-    _cli(bob, "set", SECRET_FILE, PASSWORD_KEY, "--value-stdin",
-         stdin=json.dumps(password).encode(), env={"SOPS_AGE_KEY": bob_key})
+    _cli(
+        bob,
+        "set",
+        SECRET_FILE,
+        PASSWORD_KEY,
+        "--value-stdin",
+        stdin=json.dumps(password).encode(),
+        env={"SOPS_AGE_KEY": bob_key},
+    )
     stat = _git(bob, "diff", "--stat")
-    changed = [line[1:].split(":", 1)[0].strip() for line in
-               _git(bob, "diff", "-U0").splitlines()
-               if line.startswith("+") and not line.startswith("+++")]
+    changed = [
+        line[1:].split(":", 1)[0].strip()
+        for line in _git(bob, "diff", "-U0").splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
     story.say(f"git diff --stat: {stat.splitlines()[0].strip() if stat else '(none)'}")
     story.say(f"lines changed: {', '.join(changed)}")
     # lastmodified has one-second resolution: within the same second it does not change.
@@ -307,8 +354,10 @@ def _prune(story: Story, tmp: Path) -> None:
     _git(bob, "rm", "-q", CONFIG_FILE)
     sha = _commit(bob, "Remove the settings ConfigMap", author=BOB)
     story.ok(f"commit {sha[:12]}: {CONFIG_FILE} removed")
-    story.wait(lambda: story.get(f"/api/v1/namespaces/{NS}/configmaps/settings") is None or None,
-               what="ConfigMap settings pruned")
+    story.wait(
+        lambda: story.get(f"/api/v1/namespaces/{NS}/configmaps/settings") is None or None,
+        what="ConfigMap settings pruned",
+    )
     if story.secret_data("db") is None:
         raise DemoFailed("the Secret went away with the ConfigMap")
     story.ok(f"ConfigMap {NS}/settings pruned; Secret {NS}/db kept")
@@ -319,18 +368,17 @@ def _tamper(story: Story, tmp: Path, password: str) -> None:
     bob = tmp / "bob"
     path = bob / SECRET_FILE
     text = path.read_text(encoding="utf-8")
-    line = next(
-        i for i, row in enumerate(text.splitlines()) if row.strip().startswith("password:")
-    )
+    line = next(i for i, row in enumerate(text.splitlines()) if row.strip().startswith("password:"))
     lines = text.splitlines(keepends=True)
     at = lines[line].index("data:") + len("data:")
     flipped = "A" if lines[line][at] != "A" else "B"
-    lines[line] = lines[line][:at] + flipped + lines[line][at + 1:]
+    lines[line] = lines[line][:at] + flipped + lines[line][at + 1 :]
     path.write_text("".join(lines), encoding="utf-8")
     sha = _commit(bob, "Update password", author=MALLORY)
     story.ok(f"commit {sha[:12]} by Mallory")
-    cond = story.wait(lambda: (c := _ready(story.sync())) and c.get("status") == "False" and c,
-                      what="Ready=False")
+    cond = story.wait(
+        lambda: (c := _ready(story.sync())) and c.get("status") == "False" and c, what="Ready=False"
+    )
     story.ok(f"Sync Ready=False, reason {cond.get('reason')}")
     story.say(f"message: {str(cond.get('message', ''))[:160]}")
     if SECRET_FILE not in str(cond.get("message")):
@@ -342,14 +390,16 @@ def _tamper(story: Story, tmp: Path, password: str) -> None:
 
 
 def _audit(story: Story, tmp: Path) -> None:
-    story.step('Who changed the database password? (`sealed-gitops audit`, no keys needed)')
+    story.step("Who changed the database password? (`sealed-gitops audit`, no keys needed)")
     bob = tmp / "bob"
     result = audit_history(bob / SECRET_FILE)
     rows = [r for r in result.records if r.key == PASSWORD_KEY]
     for record in rows:
         who = record.author.split(" <")[0]
-        story.say(f"{record.date[:19].replace('T', ' ')}  {who:<8} "
-                  f"{record.change.value:<8} {record.key}  {record.commit[:12]}")
+        story.say(
+            f"{record.date[:19].replace('T', ' ')}  {who:<8} "
+            f"{record.change.value:<8} {record.key}  {record.commit[:12]}"
+        )
     authors = [r.author.split(" <")[0] for r in rows]
     if authors != ["Alice", "Bob", "Mallory"]:
         raise DemoFailed(f"expected Alice, Bob and Mallory in the audit, got {authors}")
@@ -395,8 +445,14 @@ def run_demo(console: Console, *, timeout: float, verbose: bool) -> None:
         _create_objects(story, remote)
         story.step("Start the operator (watching namespace team-a)")
         settings = OperatorSettings(
-            namespaces=[NS], kubeconfig=str(api.kubeconfig_path), cache_dir=tmp / "cache",
-            metrics_port=0, webhook_port=0, leader_lease=None, min_backoff=0.5, max_backoff=2.0,
+            namespaces=[NS],
+            kubeconfig=str(api.kubeconfig_path),
+            cache_dir=tmp / "cache",
+            metrics_port=0,
+            webhook_port=0,
+            leader_lease=None,
+            min_backoff=0.5,
+            max_backoff=2.0,
             allowed_schemes=frozenset({"file", "git", "ssh", "https", "http"}),
         )
         operator = stack.enter_context(OperatorThread(settings))
@@ -413,16 +469,23 @@ def run_demo(console: Console, *, timeout: float, verbose: bool) -> None:
 
 
 @click.command("demo")
-@click.option("--timeout", default=20.0, show_default=True, type=float,
-              help="Seconds each step may wait for the operator.")
+@click.option(
+    "--timeout",
+    default=20.0,
+    show_default=True,
+    type=float,
+    help="Seconds each step may wait for the operator.",
+)
 @click.option("--show-logs", is_flag=True, help="Let the operator's log lines through (stderr).")
 @click.pass_context
 def demo(ctx: click.Context, *, timeout: float, show_logs: bool) -> None:
     """Run the whole story on this machine: Git, a key, the operator, a tampered commit."""
     # Piped output keeps one line per event instead of wrapping at 80 columns.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
-    console.print("[bold]sealed-gitops demo[/]: an encrypted secret in Git becomes a Secret "
-                  "in the cluster, and nothing else sees the plaintext.")
+    console.print(
+        "[bold]sealed-gitops demo[/]: an encrypted secret in Git becomes a Secret "
+        "in the cluster, and nothing else sees the plaintext."
+    )
     started = time.monotonic()
     try:
         run_demo(console, timeout=timeout, verbose=show_logs)

@@ -18,10 +18,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import click
 
@@ -352,8 +352,14 @@ def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
     show_default=True,
     help="Syncs, Repositories, or both (two tables; in JSON one array, Syncs first).",
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="A table for people, or a JSON array for tools.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, or a JSON array for tools.",
+)
 @_kubeconfig_option
 def status(
     *,
@@ -433,15 +439,45 @@ def _in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_Ts = TypeVarTuple("_Ts")
+
+
+class _StopOnSignalLoop(asyncio.SelectorEventLoop):
+    """An event loop on which SIGTERM and SIGINT always mean "set the operator's stop flag".
+
+    kopf installs its own handlers for both signals when it runs in the main thread; on that
+    path its stop-flag waiter stays pending and shutdown sits out kopf's 5-second grace for
+    hung tasks. Routing every handler for these signals to our flag makes a signal take the
+    same quick path as a programmatic stop (the Lease is released either way).
+    """
+
+    stop_flag: asyncio.Event | None = None
+
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts
+    ) -> None:
+        if self.stop_flag is not None and sig in _STOP_SIGNALS:
+            super().add_signal_handler(sig, _stop_on, self.stop_flag, signal.Signals(sig).name)
+            return
+        super().add_signal_handler(sig, callback, *args)
+
+
+def _stop_on(stop: asyncio.Event, name: str) -> None:
+    if not stop.is_set():
+        logging.getLogger("sealed_gitops.cli.operator").info("%s received, stopping", name)
+    stop.set()
+
+
 async def _run(settings: OperatorSettings, *, in_cluster: bool) -> None:
     from sealed_gitops.operator.context import OperatorContext
     from sealed_gitops.operator.runner import run_operator
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    # While a standby waits for the Lease these stop it; once kopf runs, kopf's own handlers
-    # (installed in the main thread) take over and run_operator still releases the Lease.
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    stop = asyncio.Event()
+    if isinstance(loop, _StopOnSignalLoop):
+        loop.stop_flag = stop
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     client = connect(in_cluster=True) if in_cluster else None
     context = OperatorContext(settings, client=client)
@@ -494,29 +530,74 @@ def _port(value: str | None) -> int | None:
 
 @click.command("operator")
 @_kubeconfig_option
-@click.option("--namespace", "namespaces", multiple=True, metavar="NS",
-              help="Watch this namespace (repeatable). Default: all namespaces.")
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Watch this namespace (repeatable). Default: all namespaces.",
+)
 @click.option("--all-namespaces", "-A", is_flag=True, help="Watch every namespace (the default).")
-@click.option("--metrics-port", default="8080", show_default=True,
-              help="Prometheus /metrics and /healthz port; 0 picks one; 'off' disables.")
-@click.option("--webhook-port", default="9292", show_default=True,
-              help="Webhook receiver port; 0 picks one; 'off' disables.")
-@click.option("--bind-address", default="127.0.0.1", show_default=True,
-              help="Address of both HTTP servers (0.0.0.0 in a pod).")
-@click.option("--allow-target-namespace", "allow_target_namespaces", multiple=True, metavar="NS",
-              help="A namespace Syncs without serviceAccountName may write into ('*': any).")
-@click.option("--leader-election/--no-leader-election", default=True, show_default=True,
-              help="Take a Lease before reconciling, so only one replica acts at a time.")
-@click.option("--lease-namespace", default="sealed-gitops-system", show_default=True,
-              help="Namespace of the leader-election Lease.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where Git checkouts are cached (default: a temporary directory).")
-@click.option("--allow-file-urls", is_flag=True,
-              help="Let Repositories use file:// URLs (local demos and tests only).")
-@click.option("--log-format", type=click.Choice(["json", "text"]), default="json",
-              show_default=True, help="Log lines as JSON objects or plain text (stderr).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info",
-              show_default=True)
+@click.option(
+    "--metrics-port",
+    default="8080",
+    show_default=True,
+    help="Prometheus /metrics and /healthz port; 0 picks one; 'off' disables.",
+)
+@click.option(
+    "--webhook-port",
+    default="9292",
+    show_default=True,
+    help="Webhook receiver port; 0 picks one; 'off' disables.",
+)
+@click.option(
+    "--bind-address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of both HTTP servers (0.0.0.0 in a pod).",
+)
+@click.option(
+    "--allow-target-namespace",
+    "allow_target_namespaces",
+    multiple=True,
+    metavar="NS",
+    help="A namespace Syncs without serviceAccountName may write into ('*': any).",
+)
+@click.option(
+    "--leader-election/--no-leader-election",
+    default=True,
+    show_default=True,
+    help="Take a Lease before reconciling, so only one replica acts at a time.",
+)
+@click.option(
+    "--lease-namespace",
+    default="sealed-gitops-system",
+    show_default=True,
+    help="Namespace of the leader-election Lease.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where Git checkouts are cached (default: a temporary directory).",
+)
+@click.option(
+    "--allow-file-urls",
+    is_flag=True,
+    help="Let Repositories use file:// URLs (local demos and tests only).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    show_default=True,
+    help="Log lines as JSON objects or plain text (stderr).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning"]),
+    default="info",
+    show_default=True,
+)
 def operator_command(
     *,
     kubeconfig: Path | None,
@@ -559,5 +640,6 @@ def operator_command(
         "namespaces " + ", ".join(namespaces) if namespaces else "all namespaces",
         "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or 'default'}",
     )
-    asyncio.run(_run(settings, in_cluster=in_cluster))
+    with asyncio.Runner(loop_factory=_StopOnSignalLoop) as runner:
+        runner.run(_run(settings, in_cluster=in_cluster))
     log.info("operator stopped")

@@ -29,9 +29,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run(kubeconfig: Path, *args: str) -> Result:
-    return CliRunner().invoke(
-        cli, [*args, "--kubeconfig", str(kubeconfig)], catch_exceptions=False
-    )
+    return CliRunner().invoke(cli, [*args, "--kubeconfig", str(kubeconfig)], catch_exceptions=False)
 
 
 def sync_path(setup: Setup, kind: str = "Sync", name: str = "app") -> str:
@@ -160,7 +158,13 @@ def test_wait_reconciled_decides_from_status(
     timer.start()
     try:
         obj = wait_reconciled(
-            client, "Sync", ns, "app", requested=requested, before=before, timeout=2.0,
+            client,
+            "Sync",
+            ns,
+            "app",
+            requested=requested,
+            before=before,
+            timeout=2.0,
             settle=10.0,
         )
     finally:
@@ -181,8 +185,14 @@ def test_wait_reconciled_takes_an_unchanged_current_status_as_a_no_op(
     requested = request_reconcile(client, "Sync", setup.namespace, "app")
     started = time.monotonic()
     obj = wait_reconciled(
-        client, "Sync", setup.namespace, "app", requested=requested, before=before,
-        timeout=5.0, settle=0.5,
+        client,
+        "Sync",
+        setup.namespace,
+        "app",
+        requested=requested,
+        before=before,
+        timeout=5.0,
+        settle=0.5,
     )
     assert obj is not None
     assert 0.5 <= time.monotonic() - started < 3.0
@@ -211,8 +221,8 @@ def test_a_suspended_sync_ignores_new_commits_until_resumed(
     assert run(kubeconfig, "suspend", f"{ns}/app").exit_code == 0
     sha = setup.push({"deploy/cm.yaml": config_doc("settings", ns, level="debug")})
     wait_for(
-        lambda: f"main@sha1:{sha}" in json.dumps(
-            setup.kube.get(sync_path(setup, "Repository")) or {}
+        lambda: (
+            f"main@sha1:{sha}" in json.dumps(setup.kube.get(sync_path(setup, "Repository")) or {})
         ),
         what="Repository at the new commit",
     )
@@ -221,8 +231,10 @@ def test_a_suspended_sync_ignores_new_commits_until_resumed(
     assert cm["data"] == {"level": "info"}
     assert run(kubeconfig, "resume", f"{ns}/app").exit_code == 0
     wait_for(
-        lambda: (setup.kube.get(f"/api/v1/namespaces/{ns}/configmaps/settings") or {}).get("data")
-        == {"level": "debug"},
+        lambda: (
+            (setup.kube.get(f"/api/v1/namespaces/{ns}/configmaps/settings") or {}).get("data")
+            == {"level": "debug"}
+        ),
         what="the change applied after resume",
     )
 
@@ -254,9 +266,7 @@ def test_status_table_and_json(setup: Setup, kubeconfig: Path, operator_factory:
     assert CANARY not in table.output + answer.output
 
 
-def test_status_of_an_empty_namespace_and_conflicting_flags(
-    setup: Setup, kubeconfig: Path
-) -> None:
+def test_status_of_an_empty_namespace_and_conflicting_flags(setup: Setup, kubeconfig: Path) -> None:
     empty = run(kubeconfig, "status", "-n", setup.namespace, "--output", "json")
     assert empty.exit_code == 0 and json.loads(empty.stdout) == []
     table = run(kubeconfig, "status", "-n", setup.namespace)

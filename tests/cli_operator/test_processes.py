@@ -82,7 +82,7 @@ def test_operator_reconciles_and_stops_cleanly_on_sigterm(
     proc.send_signal(signal.SIGTERM)
     started = time.monotonic()
     assert proc.wait(30) == 0, log.read_text()
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 3  # no grace period sat out: the stop flag path
     lease = _lease(setup, "sealed-gitops-operator") or {}
     assert not lease.get("spec", {}).get("holderIdentity"), "the Lease was not released"
 
