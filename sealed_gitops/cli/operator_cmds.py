@@ -454,9 +454,7 @@ class _StopOnSignalLoop(asyncio.SelectorEventLoop):
 
     stop_flag: asyncio.Event | None = None
 
-    def add_signal_handler(
-        self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts
-    ) -> None:
+    def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
         if self.stop_flag is not None and sig in _STOP_SIGNALS:
             super().add_signal_handler(sig, _stop_on, self.stop_flag, signal.Signals(sig).name)
             return
