@@ -132,3 +132,35 @@ def test_demo_tells_the_story_and_prints_no_plaintext(tmp_path: Path) -> None:
         assert expected in output
     assert elapsed < 30
     assert list(tmp_path.iterdir()) == []  # nothing written where it ran
+
+
+def test_a_standby_waiting_for_the_lease_stops_on_sigterm(
+    setup: Setup,
+    kubeconfig: Path,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    ns = setup.namespace
+    common = [
+        "operator", "--kubeconfig", str(kubeconfig), "--namespace", ns, "--metrics-port", "0",
+        "--webhook-port", "0", "--lease-namespace", ns, "--log-format", "text",
+    ]  # fmt: skip
+    leader = _start(common, log=tmp_path / "leader.log")
+    processes.append(leader)
+    wait_for(
+        lambda: (
+            (_lease(setup, "sealed-gitops-operator") or {}).get("spec", {}).get("holderIdentity")
+        ),
+        what="a leader",
+    )
+    standby = _start(common, log=tmp_path / "standby.log")
+    processes.append(standby)
+    time.sleep(1.5)  # started and waiting for the Lease
+    assert standby.poll() is None
+    holder = (_lease(setup, "sealed-gitops-operator") or {})["spec"]["holderIdentity"]
+    standby.send_signal(signal.SIGTERM)
+    assert standby.wait(10) == 0, (tmp_path / "standby.log").read_text()
+    # the standby never led, so it leaves the leader's Lease alone
+    assert (_lease(setup, "sealed-gitops-operator") or {})["spec"]["holderIdentity"] == holder
+    leader.send_signal(signal.SIGINT)
+    assert leader.wait(10) == 0, (tmp_path / "leader.log").read_text()
