@@ -214,6 +214,8 @@ def _make_repository(story: Story, tmp: Path, cluster_key: str, people: dict[str
     _git(remote, "init", "-q", "--bare", "-b", "main")
     alice = tmp / "alice"
     _git(tmp, "clone", "-q", str(remote), str(alice))
+    # An empty clone's branch follows init.defaultBranch on older git; the remote's is main.
+    _git(alice, "symbolic-ref", "HEAD", "refs/heads/main")
     recipients = [cluster_key, *people.values()]
     sops_yaml = {"creation_rules": [{"age": ",".join(recipients)}]}
     (alice / ".sops.yaml").write_text(yaml.safe_dump(sops_yaml), encoding="utf-8")
