@@ -96,7 +96,7 @@ def test_the_canary_survives_an_api_error(
     for name in (None, "sealed_gitops", "kopf"):
         caplog.set_level(logging.DEBUG, logger=name)
     canary = f"canary-{uuid.uuid4().hex}-value"
-    emulator.faults.add(verb="patch", resource="secrets", namespace=setup.namespace, count=3,
+    emulator.faults.add(verb="patch", resource="secrets", namespace=setup.namespace, count=2,
                         status=422)
     setup.push({"deploy/db.yaml": _good(setup, canary)})
     setup.objects()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -40,16 +40,16 @@ def _password(setup: Setup) -> str | None:
     return decoded(setup.kube.secret("db") or {}).get("password")
 
 
-@pytest.mark.parametrize(
-    ("signature", "status"),
-    [
-        pytest.param(lambda body: sign(b"not-the-secret", body), 401, id="wrong-secret"),
-        pytest.param(lambda body: "sha256=" + "0" * 64, 401, id="garbage"),
-        pytest.param(lambda body: None, 401, id="missing"),
-    ],
-)
+BAD_SIGNATURES: dict[str, Callable[[bytes], str | None]] = {
+    "wrong-secret": lambda body: sign(b"not-the-secret", body),
+    "garbage": lambda body: "sha256=" + "0" * 64,
+    "sha1-style": lambda body: sign(HOOK_TOKEN.encode(), body).replace("sha256=", "sha1="),
+    "missing": lambda body: None,
+}
+
+
 def test_a_bad_signature_gets_401_and_triggers_nothing(
-    setup: Setup, operator_factory: Any, signature: Any, status: int
+    setup: Setup, operator_factory: Any
 ) -> None:
     ns = setup.namespace
     setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-old-value"))})
@@ -60,7 +60,11 @@ def test_a_bad_signature_gets_401_and_triggers_nothing(
 
     setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-new-value"))})
     body = b'{"ref": "refs/heads/main"}'
-    assert _post(thread.ports.webhook, f"/hook/{ns}/app", body, signature(body)) == status
+    answers = {
+        what: _post(thread.ports.webhook, f"/hook/{ns}/app", body, signature(body))
+        for what, signature in BAD_SIGNATURES.items()
+    }
+    assert answers == dict.fromkeys(BAD_SIGNATURES, 401)
     # a valid signature for a Repository that does not exist says the same
     assert _post(thread.ports.webhook, f"/hook/{ns}/nope", body, sign(HOOK_TOKEN.encode(), body)) \
         == 401
