@@ -106,14 +106,18 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     async def sync_daemon(*, stopped: Any, namespace: str | None, name: str, **_: Any) -> None:
         await _loop(ctx, "Sync", str(namespace), name, stopped)
 
+    # async: kopf runs plain functions in a worker thread, and the triggers' asyncio events
+    # must be set from the event loop that waits on them.
     @kopf.on.update(GROUP, VERSION, "repositories", registry=registry)
-    def repository_changed(
+    async def repository_changed(
         *, old: Any, new: Any, namespace: str | None, name: str, **_: Any
     ) -> None:
         _wake_on_change(ctx, "Repository", old, new, key=(str(namespace), name))
 
     @kopf.on.update(GROUP, VERSION, "syncs", registry=registry)
-    def sync_changed(*, old: Any, new: Any, namespace: str | None, name: str, **_: Any) -> None:
+    async def sync_changed(
+        *, old: Any, new: Any, namespace: str | None, name: str, **_: Any
+    ) -> None:
         _wake_on_change(ctx, "Sync", old, new, key=(str(namespace), name))
 
     register_keyring_handlers(registry, ctx)

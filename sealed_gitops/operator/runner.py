@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -173,6 +174,14 @@ class OperatorThread:
         if self.error:
             raise self.error
         return self
+
+    def trigger(self, kind: str, namespace: str, name: str, *, reason: str = "requested") -> None:
+        """Wake one object's reconcile loop now, from any thread."""
+        if self._loop is None:
+            raise RuntimeError("the operator has not started")
+        self._loop.call_soon_threadsafe(
+            functools.partial(self.context.triggers.fire, kind, namespace, name, reason=reason)
+        )
 
     @property
     def running(self) -> bool:

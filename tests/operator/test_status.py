@@ -53,7 +53,7 @@ def test_a_noop_reconcile_sends_no_write_and_decrypts_nothing(
     base = reconciles(thread)
 
     for _ in range(3):  # triggered reconciles, on top of the 1s interval ones
-        thread.context.triggers.fire("Sync", setup.namespace, "app", reason="test")
+        thread.trigger("Sync", setup.namespace, "app", reason="test")
         time.sleep(0.3)
     wait_for(lambda: reconciles(thread) >= base + 3, what="three more reconciles")
 
