@@ -93,6 +93,11 @@ class KubeClient:
         ``private_key_path`` (None where unset). The token is a credential: never log this.
         """
         config = self.api.configuration
+        # In a pod the service-account token is rotated; the in-cluster loader installs a hook
+        # that rereads it. kopf calls this on every (re-)login, so it always gets a fresh one.
+        refresh = getattr(config, "refresh_api_key_hook", None)
+        if refresh is not None:
+            refresh(config)
         keys = config.api_key or {}
         # The client stores it as "BearerToken" (newer) or "authorization" (older releases).
         auth = str(keys.get("BearerToken") or keys.get("authorization") or "")
