@@ -67,6 +67,9 @@ async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stop
             else:
                 delay = (await asyncio.to_thread(reconcile_sync, ctx, body)).requeue_after
         except SealedGitopsError as exc:
+            if ctx.client.halted.is_set():
+                log.info("%s %s/%s: stopped mid-reconcile (%s)", kind, namespace, name, exc)
+                return
             # Status could not even be written (API down): keep everything, retry with backoff.
             memory = (
                 ctx.sync_memory(namespace, name)
