@@ -15,7 +15,7 @@ from sealed_gitops.operator.webhook import SIGNATURE_HEADER, sign
 from sealed_gitops.testing.gnupg import GnupgHome, gnupg_home
 
 from .conftest import Setup, decoded, is_ready, ready, wait_for
-from .manifests import secret_doc
+from .manifests import sample, secret_doc
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +34,14 @@ def _post(port: int, path: str, body: bytes, signature: str | None) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def _checks(thread: Any) -> float:
+    """Looks at the remote so far (fetched, unchanged or failed)."""
+    return sum(
+        sample(thread, "sealed_gitops_git_fetches_total", result=r)
+        for r in ("fetched", "unchanged", "failure")
+    )
 
 
 def _password(setup: Setup) -> str | None:
@@ -59,6 +67,8 @@ def test_a_bad_signature_gets_401_and_triggers_nothing(
     wait_for(lambda: _password(setup) == "hook-old-value", what="first apply")
 
     setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-new-value"))})
+    checks = _checks(thread)
+    assert checks >= 1  # the first fetch is counted
     body = b'{"ref": "refs/heads/main"}'
     answers = {
         what: _post(thread.ports.webhook, f"/hook/{ns}/app", body, signature(body))
@@ -70,6 +80,7 @@ def test_a_bad_signature_gets_401_and_triggers_nothing(
         == 401
     time.sleep(2.0)
     assert _password(setup) == "hook-old-value"
+    assert _checks(thread) == checks  # the remote was not even asked
 
 
 def test_a_signed_push_reaches_the_cluster_well_before_the_interval(
