@@ -207,3 +207,36 @@ def test_json_files_keep_their_format_through_every_operation(
     for path in ('["a"]["b"]', '["a"]', '["a"]["d"]'):
         theirs = sops("-d", "--extract", path, "x.json").stdout
         assert extract(out, path, unwrapper=identities, file="x.json") == theirs
+
+
+DUPLICATES = b"""\
+hosts:
+    - same
+    - same
+    - other
+    - same
+port: 1
+"""
+
+
+@pytest.mark.parametrize("maker", ["ours", "sops"])
+def test_equal_values_under_one_path_each_keep_their_own_ciphertext(
+    *, maker: str, age_keys: list[AgeKey], identities: AgeIdentities, sops: SopsRun,
+    tmp_path: Path,
+) -> None:
+    # List items add nothing to the additional data, so three "same" items share one (path,
+    # plaintext) pair; each must still come back with its own ciphertext after an unrelated edit.
+    if maker == "ours":
+        encrypted = encrypt_bytes(DUPLICATES, key_groups=[[age_keys[0].recipient]], file="d.yaml")
+    else:
+        (tmp_path / "d.yaml").write_bytes(DUPLICATES)
+        encrypted = sops("-e", "--age", age_keys[0].public, "d.yaml").stdout
+    edited = DUPLICATES.replace(b"port: 1", b"port: 2") + b"more:\n    - same\n"
+    out = reencrypt_plain(encrypted, edited, unwrapper=identities, file="d.yaml")
+    assert out is not None
+    before, after = _values(encrypted), _values(out)
+    assert {k for k in before if before[k] != after.get(k)} == {"/port"}
+    hosts = [after[f"/hosts[{i}]"] for i in range(4)]
+    assert len(set(hosts)) == 4, "two equal values were given one ciphertext"
+    (tmp_path / "out.yaml").write_bytes(out)
+    assert sops("-d", "out.yaml").stdout == edited

@@ -45,9 +45,10 @@ __all__ = [
 #: collide.
 MAC_ONLY_ENCRYPTED_INIT = hashlib.sha256(b"sops").digest()
 
-#: (additional data, digest of type + plaintext) -> previous ciphertext; see
-#: :func:`encrypt_branches`.
-Stash = dict[tuple[str, bytes], str]
+#: (additional data, digest of type + plaintext) -> the previous ciphertexts of that pair, in
+#: document order; see :func:`encrypt_branches`. A list, because equal values under one path (list
+#: items add nothing to the path) each keep their own ciphertext.
+Stash = dict[tuple[str, bytes], list[str]]
 
 Path = tuple[str, ...]
 Leaf = Callable[[Any, Path, list[list[str]]], Any]
@@ -176,12 +177,16 @@ def encrypt_branches(
     """Encrypt every leaf the rules select; return the new tree and the upper-case hex MAC.
 
     ``stash`` (from :func:`decrypt_branches` with the same data key) maps a value's path and
-    plaintext to its previous ciphertext, which is reused so unchanged values stay byte-identical.
+    plaintext to its previous ciphertexts, which are reused so unchanged values stay
+    byte-identical. The n-th occurrence of a (path, plaintext) pair takes the n-th previous
+    ciphertext; one occurrence more than before gets a fresh IV, so no ciphertext is ever shared
+    by two values (that would show they are equal). ``stash`` itself is not changed.
     """
     aead = AESGCM(key)
     mac = hashlib.sha512()
     if rules.mac_only_encrypted:
         mac.update(MAC_ONLY_ENCRYPTED_INIT)
+    used: dict[tuple[str, bytes], int] = {}
 
     def leaf(value: Any, path: Path, stack: list[list[str]]) -> Any:
         is_comment = isinstance(value, Comment)
@@ -192,9 +197,12 @@ def encrypt_branches(
             return value
         aad = ":".join(path) + ":"
         if stash is not None:
-            previous = stash.get((aad, _digest(value)))
-            if previous is not None:
-                return previous
+            slot = (aad, _digest(value))
+            previous = stash.get(slot, [])
+            nth = used.get(slot, 0)
+            if nth < len(previous):
+                used[slot] = nth + 1
+                return previous[nth]
         return encrypt_value(aead, value, aad)
 
     out = [_walk_branch(b, (), [], leaf) for b in branches]
@@ -231,13 +239,13 @@ def decrypt_branches(
                     plain = value  # sops: a comment that does not decrypt was never encrypted
                 else:
                     if stash is not None and isinstance(plain, Comment):
-                        stash[(aad, _digest(plain))] = value.value
+                        stash.setdefault((aad, _digest(plain)), []).append(value.value)
             elif isinstance(value, str):
                 plain, _ = decrypt_value(aead, value, aad)
                 if isinstance(plain, str | bytes):
                     register(plain)
                 if stash is not None and value:
-                    stash[(aad, _digest(plain))] = value
+                    stash.setdefault((aad, _digest(plain)), []).append(value)
             else:
                 raise FormatError(
                     "a value that the encryption rules select is not encrypted "
