@@ -43,7 +43,7 @@ from sealed_gitops.testing.kube.status import (
     unsupported_media_type,
 )
 from sealed_gitops.testing.kube.store import Store
-from sealed_gitops.testing.kube.validation import check_update, normalize
+from sealed_gitops.testing.kube.validation import DecodeError, check_update, normalize
 
 __all__ = ["PATCH_TYPES", "Objects", "now"]
 
@@ -233,9 +233,18 @@ class Objects:
         if patched["metadata"].get("resourceVersion") != old["metadata"]["resourceVersion"]:
             raise conflict(rt.group, rt.plural, name, _STALE)
         patched["metadata"]["name"] = name
-        return self._write(
-            rt, old, patched, dry_run=dry_run, manager=manager or "unknown", subresource=subresource
-        )
+        try:
+            return self._write(
+                rt,
+                old,
+                patched,
+                dry_run=dry_run,
+                manager=manager or "unknown",
+                subresource=subresource,
+            )
+        except DecodeError as exc:
+            # a real server decodes the *patched* object and calls a failure an invalid patch
+            raise exc.for_patch() from exc
 
     def delete(
         self,

@@ -2,8 +2,15 @@
 
 Only the checks that code under test can trip over: object names (RFC 1123 subdomains, DNS labels
 for namespaces and services, path segments for RBAC), Secret and ConfigMap keys, Secret ``data``
-being base64 (a real server fails to decode it: 400), ``stringData`` folded into ``data``, and the
-defaults kubectl and kopf read back (Secret ``type``, Namespace ``phase``).
+being base64, ``stringData`` folded into ``data``, and the defaults kubectl and kopf read back
+(Secret ``type``, Namespace ``phase``).
+
+A body that does not fit the kind's Go type (Secret ``data`` that is not base64, label values that
+are not strings) fails on a real server while it is *decoded*, before validation: POST and PUT
+answer 400 (``transformDecodeError`` in the apiserver's create/update handlers), while a JSON,
+merge or strategic-merge patch whose *result* does not decode answers 422 with a ``patch`` cause
+(the patch handler wraps the decode error in ``NewInvalid``). :class:`DecodeError` carries that
+distinction to the PATCH path.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.status import ApiError, invalid
 
-__all__ = ["check_update", "normalize", "validate_name"]
+__all__ = ["DecodeError", "check_update", "normalize", "validate_name"]
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -39,6 +46,34 @@ _DNS1035_MSG = (
     "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
 )
 _RBAC_GROUP = "rbac.authorization.k8s.io"
+# Go's base64 decoder skips CR and LF wherever they are, so a real server accepts wrapped values.
+_LINE_BREAKS = str.maketrans("", "", "\r\n")
+
+
+class DecodeError(ApiError):
+    """The object does not decode into its kind's Go type: 400 on POST and PUT."""
+
+    def __init__(self, rt: ResourceType, why: str) -> None:
+        kind = rt.kind
+        super().__init__(
+            400, f'{kind} in version "{rt.version}" cannot be handled as a {kind}: {why}'
+        )
+        self.why = why
+
+    def for_patch(self) -> ApiError:
+        """The 422 a real server answers when a patched object fails to decode.
+
+        It names the field ``patch`` and quotes the whole patched object as the invalid value;
+        the emulator leaves the object out, as it may hold secret values.
+        """
+        value = 'Invalid value: "<the patched object>": ' + self.why
+        return ApiError(
+            422,
+            f' "" is invalid: patch: {value}',
+            details={
+                "causes": [{"reason": "FieldValueInvalid", "message": value, "field": "patch"}]
+            },
+        )
 
 
 def _name_problem(rt: ResourceType, name: str) -> str | None:
@@ -77,11 +112,7 @@ def normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
         if values is not None and (
             not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values())
         ):
-            raise ApiError(
-                400,
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a '
-                f"{rt.kind}: metadata.{field} values must be strings",
-            )
+            raise DecodeError(rt, f"metadata.{field} values must be strings")
     if rt.group == "" and rt.plural == "secrets":
         _secret(rt, obj)
     elif rt.group == "" and rt.plural == "configmaps":
@@ -114,11 +145,7 @@ def _check_keys(rt: ResourceType, name: str, field: str, values: Any) -> None:
     if values is None:
         return
     if not isinstance(values, dict):
-        raise ApiError(
-            400,
-            f'{rt.kind} in version "v1" cannot be handled as a {rt.kind}: '
-            f"{field} must be an object",
-        )
+        raise DecodeError(rt, f"{field} must be an object")
     bad = [k for k in values if len(k) > 253 or not _CONFIG_KEY.match(k) or k in (".", "..")]
     if bad:
         raise invalid(
@@ -142,33 +169,31 @@ def _secret(rt: ResourceType, obj: dict[str, Any]) -> None:
     name = obj["metadata"].get("name", "")
     data = obj.get("data")
     if data is not None and not isinstance(data, dict):
-        raise ApiError(
-            400, 'Secret in version "v1" cannot be handled as a Secret: data must be an object'
-        )
-    for value in (data or {}).values():
-        # A real server fails while decoding []byte, before validation: 400, not 422.
-        try:
-            if not isinstance(value, str):
-                raise TypeError
-            base64.b64decode(value.encode("ascii"), validate=True)
-        except (TypeError, ValueError, binascii.Error, UnicodeEncodeError) as exc:
-            raise ApiError(
-                400,
-                'Secret in version "v1" cannot be handled as a Secret: illegal base64 data',
-            ) from exc
+        raise DecodeError(rt, "data must be an object")
+    if data:
+        # A real server stores the decoded bytes and encodes them again when it answers, so a
+        # value comes back in canonical form (no line breaks, zero padding bits).
+        obj["data"] = {key: _canonical_base64(rt, value) for key, value in data.items()}
     string_data = obj.pop("stringData", None)
     if string_data is not None:
         if not isinstance(string_data, dict) or not all(
             isinstance(v, str) for v in string_data.values()
         ):
-            raise ApiError(
-                400,
-                'Secret in version "v1" cannot be handled as a Secret: '
-                "stringData values must be strings",
-            )
-        merged = dict(data or {})
+            raise DecodeError(rt, "stringData values must be strings")
+        merged = dict(obj.get("data") or {})
         for key, value in string_data.items():
             merged[key] = base64.b64encode(value.encode()).decode()
         obj["data"] = merged
     _check_keys(rt, name, "data", obj.get("data"))
     obj.setdefault("type", "Opaque")
+
+
+def _canonical_base64(rt: ResourceType, value: Any) -> str:
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        raw = base64.b64decode(value.translate(_LINE_BREAKS).encode("ascii"), validate=True)
+    except (TypeError, ValueError, binascii.Error, UnicodeEncodeError) as exc:
+        # the value itself stays out of the message: it is meant to be secret
+        raise DecodeError(rt, "illegal base64 data") from exc
+    return base64.b64encode(raw).decode()
