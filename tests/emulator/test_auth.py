@@ -2,8 +2,8 @@
 
 The first part tests the pure modules (``auth``, ``rbac``, ``faults``) directly: they decide every
 401 and 403 the emulator answers, so their tables mirror what a real API server does. The second
-part (``TestOverHttp``) drives the same behaviour through the emulator's HTTP server once the core
-serves; it skips, saying why, while the core is not there yet.
+part (``TestOverHttp``) drives the same behaviour through the emulator's HTTP server, or a real
+cluster's when the e2e kubeconfig is set.
 """
 
 from __future__ import annotations
@@ -1101,11 +1101,6 @@ class TestOverHttp:
         token, _ = _service_account_token(admin, ns, "sa", ["vault-test"])
         assert token_endpoint(token).call("GET", f"/api/v1/namespaces/{ns}/configmaps")[0] == 401
 
-    @pytest.mark.xfail(
-        reason="the emulator core does not yet call Authenticator.revoke_service_account when "
-        "a ServiceAccount (or its namespace) is deleted",
-        strict=False,
-    )
     def test_deleting_the_account_invalidates_its_tokens(
         self, admin: Endpoint, ns: str, token_endpoint: Callable[[str], Endpoint]
     ) -> None:
