@@ -27,6 +27,7 @@ import click
 
 from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.errors import ConfigError
+from sealed_gitops.keys.vault import normalize_address
 from sealed_gitops.operator.conditions import READY, summarize
 from sealed_gitops.operator.resources import REQUESTED_AT, get_object, list_objects, object_path
 from sealed_gitops.operator.settings import OperatorSettings, parse_duration
@@ -584,6 +585,14 @@ def _port(value: str | None) -> int | None:
     help="Let Repositories use file:// URLs (local demos and tests only).",
 )
 @click.option(
+    "--vault-address",
+    "vault_addresses",
+    multiple=True,
+    metavar="URL",
+    help="A Vault the operator may log in to with its service-account JWT (repeatable); "
+    "when given, Vault tokens from tenants' Secrets may only go to these addresses too.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["json", "text"]),
     default="json",
@@ -609,6 +618,7 @@ def operator_command(
     lease_namespace: str,
     cache_dir: Path | None,
     allow_file_urls: bool,
+    vault_addresses: tuple[str, ...],
     log_format: str,
     log_level: str,
 ) -> None:
@@ -631,6 +641,7 @@ def operator_command(
         cache_dir=cache_dir,
         allow_file_urls=allow_file_urls,
     )
+    settings.vault_addresses = [normalize_address(a) for a in vault_addresses]
     in_cluster = kubeconfig is None and _in_cluster()
     log = logging.getLogger("sealed_gitops.cli.operator")
     log.info(

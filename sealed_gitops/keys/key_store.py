@@ -19,8 +19,10 @@ JSON of :meth:`ClusterKey.record`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sealed_gitops.errors import ApiNotFound, ConfigError, KeyProviderError
@@ -41,8 +43,10 @@ __all__ = [
     "RequestClient",
     "SecretStore",
     "VaultKvStore",
+    "VaultSession",
     "split_kv_path",
     "vault_client",
+    "vault_session",
 ]
 
 GROUP_VERSION = "sealed-gitops.io/v1alpha1"
@@ -245,6 +249,48 @@ class VaultKvStore:
             raise self._fail("write", exc) from exc
 
 
+@dataclass(frozen=True)
+class VaultSession:
+    """An authenticated hvac client and how long its token lives.
+
+    ``lease_seconds`` is what a Kubernetes-auth login granted (None: a given token, whose
+    lifetime is its owner's business; 0: a token that never expires). The operator logs in again
+    before it runs out (``operator/keyring.py``), so a cached client never holds a dead token.
+    """
+
+    client: Any
+    lease_seconds: float | None = None
+
+
+def vault_session(
+    address: str,
+    *,
+    token: str | None = None,
+    kubernetes_role: str | None = None,
+    jwt: str | None = None,
+    mount: str = "kubernetes",
+    timeout: float = 10.0,
+) -> VaultSession:
+    """An hvac client for ``address``, with a token or logged in through Kubernetes auth."""
+    import hvac
+
+    # token "" rather than None: hvac would otherwise read VAULT_TOKEN / ~/.vault-token itself.
+    client = hvac.Client(url=address, token=token or "", timeout=timeout)
+    if not kubernetes_role:
+        return VaultSession(client)
+    try:
+        answer = client.auth.kubernetes.login(kubernetes_role, jwt or "", mount_point=mount)
+    except Exception as exc:  # hvac and requests failures: unreachable, refused
+        raise KeyProviderError(
+            f"Vault {address}: Kubernetes login as role {kubernetes_role} failed "
+            f"({type(exc).__name__})"
+        ) from exc
+    lease: float | None = None
+    with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+        lease = float(answer["auth"]["lease_duration"])
+    return VaultSession(client, lease)
+
+
 def vault_client(
     address: str,
     *,
@@ -254,17 +300,8 @@ def vault_client(
     mount: str = "kubernetes",
     timeout: float = 10.0,
 ) -> Any:
-    """An hvac client for ``address``, with a token or logged in through Kubernetes auth."""
-    import hvac
-
-    # token "" rather than None: hvac would otherwise read VAULT_TOKEN / ~/.vault-token itself.
-    client = hvac.Client(url=address, token=token or "", timeout=timeout)
-    if kubernetes_role:
-        try:
-            client.auth.kubernetes.login(kubernetes_role, jwt or "", mount_point=mount)
-        except Exception as exc:  # hvac and requests failures: unreachable, refused
-            raise KeyProviderError(
-                f"Vault {address}: Kubernetes login as role {kubernetes_role} failed "
-                f"({type(exc).__name__})"
-            ) from exc
-    return client
+    """:func:`vault_session`'s client alone."""
+    return vault_session(
+        address, token=token, kubernetes_role=kubernetes_role, jwt=jwt, mount=mount,
+        timeout=timeout,
+    ).client

@@ -153,7 +153,12 @@ class OperatorContext:
             return memory.keyring
         if memory.keyring is not None:
             memory.keyring.close()
-        memory.keyring = keyring_from_secret_data(data, observer=self.metrics.observe_decryption)
+        memory.keyring = keyring_from_secret_data(
+            data,
+            # unset: the tenant's own token may go to any Vault its files name (sops' behaviour)
+            vault_addresses=self.settings.vault_addresses or None,
+            observer=self.metrics.observe_decryption,
+        )
         memory.keyring_source = (secret, version)
         return memory.keyring
 

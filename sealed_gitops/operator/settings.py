@@ -74,3 +74,9 @@ class OperatorSettings:
     identity: str = ""
     #: seconds a leader's Lease lasts without renewal before another replica may take it
     lease_duration: float = 15.0
+    #: Vault addresses (``https://host:port``) the operator may authenticate to with its own
+    #: service-account JWT (a KeyRing's ``auth.kubernetes``). Empty (the default) refuses that
+    #: auth altogether: a tenant's KeyRing could otherwise name a server of theirs and collect
+    #: the operator's credential. When set, tokens from tenants' own Secrets (a KeyRing's
+    #: ``tokenSecretRef``, a decryption Secret's ``sops.vault-token``) may only go there too.
+    vault_addresses: list[str] = field(default_factory=list)

@@ -8,7 +8,10 @@ away, the Sync says so and what it applied stays.
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,7 +158,31 @@ def _sa_token(client: Any, ns: str, name: str, audiences: list[str] | None = Non
     return str(answer["status"]["token"])
 
 
-def test_vault_backend_with_kubernetes_auth(
+def _repo_and_sync(setup: Setup, ns: str) -> None:
+    setup.kube.create(
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Repository",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": {"url": f"file://{setup.remote}", "ref": {"branch": "main"}, "interval": "1s"},
+        }
+    )
+    setup.kube.create(
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Sync",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": sync_spec({"name": "cluster"}),
+        }
+    )
+
+
+#: Lifetime of the tokens OpenBao grants the operator's Kubernetes login in the test below:
+#: short, so a Sync that kept its first token would fail on the second revision.
+TOKEN_TTL = 4
+
+
+def test_vault_backend_with_kubernetes_auth_and_token_refresh(
     setup: Setup,
     operator_factory: Any,
     client: Any,
@@ -164,14 +191,16 @@ def test_vault_backend_with_kubernetes_auth(
     tmp_path: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The operator logs in to OpenBao with its service-account JWT; OpenBao asks the
-    emulator's TokenReview whether the token is genuine."""
+    """The operator logs in to OpenBao with its service-account JWT (OpenBao asks the
+    emulator's TokenReview whether the token is genuine), keeps the keys in KV v2, opens transit
+    stanzas with that login, and logs in again before the token expires."""
     import hvac
 
     ns = setup.namespace
     cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
     if "certificate-authority-data" not in cluster:
         pytest.skip("the kubeconfig carries no inline CA for OpenBao to trust")
+    uri = bao.enable_transit(path="sops", key="app")
     reviewer = _sa_token(client, ns, "token-reviewer")
     operator_jwt = _sa_token(client, ns, "sealed-gitops", ["vault"])
     root = hvac.Client(url=bao.address, token=bao.token, timeout=10)
@@ -181,7 +210,10 @@ def test_vault_backend_with_kubernetes_auth(
         kubernetes_ca_cert=base64.b64decode(cluster["certificate-authority-data"]).decode(),
         token_reviewer_jwt=reviewer,
     )
-    policy = 'path "secret/data/sealed-gitops/*" { capabilities = ["create", "read", "update"] }'
+    policy = (
+        'path "secret/data/sealed-gitops/*" { capabilities = ["create", "read", "update"] }\n'
+        'path "sops/decrypt/app" { capabilities = ["update"] }\n'
+    )
     root.sys.create_or_update_policy("sealed-gitops", policy)
     root.auth.kubernetes.create_role(
         "sealed-gitops",
@@ -189,11 +221,13 @@ def test_vault_backend_with_kubernetes_auth(
         bound_service_account_namespaces=[ns],
         audience="vault",
         policies=["sealed-gitops"],
+        ttl=f"{TOKEN_TTL}s",
+        max_ttl=f"{TOKEN_TTL}s",
     )
     jwt_file = tmp_path / "sa-token"
     jwt_file.write_text(operator_jwt)
     monkeypatch.setenv("SEALED_GITOPS_VAULT_JWT_FILE", str(jwt_file))
-    operator_factory(ns)
+    operator_factory(ns, vault_addresses=[bao.address])
     create_keyring(
         client,
         ns,
@@ -209,3 +243,126 @@ def test_vault_backend_with_kubernetes_auth(
         path=f"sealed-gitops/{ns}", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
     assert set(stored) == {key["fingerprint"]}
+
+    setup.push({"deploy/api.yaml": _transit_file(bao, uri, "api", ns, "k-transit-1")})
+    _repo_and_sync(setup, ns)
+    wait_for(
+        lambda: secret_values(setup.kube, "api", ns) == {"password": "k-transit-1"}, what="api"
+    )
+    # Every token the first login could have handed out is dead after TOKEN_TTL seconds.
+    time.sleep(TOKEN_TTL + 1)
+    setup.push({"deploy/api.yaml": _transit_file(bao, uri, "api", ns, "k-transit-2")})
+    wait_for(
+        lambda: secret_values(setup.kube, "api", ns) == {"password": "k-transit-2"},
+        what="the second revision opened with a fresh login",
+    )
+    assert (ready(setup.kube.sync()) or {}).get("status") == "True"
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A tenant's own 'Vault': records what reaches it and answers 403."""
+
+    seen: list[str]
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        self.server.seen.append(  # type: ignore[attr-defined]
+            f"{self.command} {self.path} token={self.headers.get('X-Vault-Token')} {body}"
+        )
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"errors": ["permission denied"]}')
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def tenant_vault() -> Iterator[tuple[str, list[str]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.seen  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+OPERATOR_JWT = "operator-own-jwt-7f3c"  # a fake credential to look for
+TENANT_TOKEN = "tenant-token-91ab"
+
+
+@pytest.mark.parametrize(
+    ("auth", "allow", "sent"),
+    [
+        # the operator's own JWT: only to a listed address; an empty list refuses it everywhere
+        ("kubernetes", "none", False),
+        ("kubernetes", "other", False),
+        ("kubernetes", "tenant", True),
+        # the tenant's own token: anywhere while no list is set, else only to listed addresses
+        ("token", "none", True),
+        ("token", "other", False),
+        ("token", "tenant", True),
+    ],
+)
+def test_vault_address_allow_list(
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    tenant_vault: tuple[str, list[str]],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    auth: str,
+    allow: str,
+    sent: bool,
+) -> None:
+    ns = setup.namespace
+    address, seen = tenant_vault
+    jwt_file = tmp_path / "sa-token"
+    jwt_file.write_text(OPERATOR_JWT)
+    monkeypatch.setenv("SEALED_GITOPS_VAULT_JWT_FILE", str(jwt_file))
+    allowed = {"none": [], "other": ["https://vault.example.com:8200"], "tenant": [address]}
+    setup.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "vault-token", "namespace": ns},
+            "data": {"token": base64.b64encode(TENANT_TOKEN.encode()).decode()},
+        }
+    )
+    operator_factory(ns, vault_addresses=allowed[allow])
+    spec_auth = (
+        {"kubernetes": {"role": "sealed-gitops"}}
+        if auth == "kubernetes"
+        else {"tokenSecretRef": {"name": "vault-token"}}
+    )
+    create_keyring(
+        client, ns, backend="vault",
+        vault={"address": address, "kvPath": "secret/data/x", "auth": spec_auth},
+    )
+    cond = wait_for(
+        lambda: (r := ready(keyring_body(setup, ns))) and r["status"] == "False" and r,
+        what="the KeyRing's Ready=False condition",
+    )
+    if sent:
+        wait_for(lambda: seen, what="a request at the tenant's server")
+        credential = OPERATOR_JWT if auth == "kubernetes" else TENANT_TOKEN
+        assert any(credential in line for line in seen)
+        assert cond["reason"] == "KeyStoreFailed"
+    else:
+        assert cond["reason"] == "InvalidSpec"
+        assert address in cond["message"] and "Vault address" in cond["message"]
+        time.sleep(0.5)  # a late request would show up here
+        assert seen == []
+    assert OPERATOR_JWT not in json.dumps(setup.kube.events())
+
+
+def keyring_body(setup: Setup, ns: str) -> dict[str, Any]:
+    return setup.kube.get(f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/keyrings/cluster") or {}
