@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sealed_gitops.cluster import KubeClient
@@ -28,6 +29,7 @@ __all__ = [
     "patch_metadata",
     "patch_status",
     "read_secret_data",
+    "request_reconcile",
     "requested_at",
 ]
 
@@ -44,6 +46,19 @@ def requested_at(obj: Mapping[str, Any]) -> str | None:
     """The object's requested-at annotation, if any."""
     value = ((obj.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT)
     return str(value) if value else None
+
+
+def request_reconcile(client: KubeClient, kind: str, namespace: str, name: str) -> str:
+    """Set the requested-at annotation to now and return the value written.
+
+    Whichever replica leads wakes on the change (its kopf update handler), so this reaches the
+    reconcile loop from anywhere: the CLI, or a webhook answered by a standby replica.
+    Microseconds: two requests within one second must still differ, or the second one would
+    not change the object and wake nothing.
+    """
+    value = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    patch_metadata(client, kind, namespace, name, {"annotations": {REQUESTED_AT: value}})
+    return value
 
 
 def object_path(kind: str, namespace: str, name: str = "") -> str:

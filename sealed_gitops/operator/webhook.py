@@ -5,6 +5,11 @@ Why HMAC and not a secret URL: GitHub, Gitea and GitLab-compatible servers sign 
 alone cannot trigger fetches. The secret is the ``token`` entry of the Secret named by the
 Repository's ``spec.webhook.secretRef``, in the Repository's namespace. A bad or missing signature
 answers 401 and changes nothing; the answer never says whether the Repository exists.
+
+Why an annotation as well as the local trigger: every replica serves the webhook (the Service
+balances over all pods), but only the leader reconciles. A valid push therefore sets the
+Repository's ``sealed-gitops.io/requested-at`` annotation, which wakes the leader's loop wherever
+the push landed, and also fires this process's trigger, the fast path when it is the leader.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from aiohttp import web
 
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.operator.context import OperatorContext
-from sealed_gitops.operator.resources import get_object, read_secret_data
+from sealed_gitops.operator.resources import get_object, read_secret_data, request_reconcile
 
 __all__ = ["SIGNATURE_HEADER", "sign", "webhook_app"]
 
@@ -62,6 +67,13 @@ def webhook_app(ctx: OperatorContext) -> web.Application:
         if event == "ping":
             return web.json_response({"status": "pong"})
         ctx.triggers.fire("Repository", namespace, name, reason="webhook")
+        try:
+            await asyncio.to_thread(request_reconcile, ctx.client, "Repository", namespace, name)
+        except SealedGitopsError as exc:
+            # Only this replica's trigger fired: enough when it leads, lost when it stands by.
+            # 503 tells the sender to deliver again (GitHub shows it as a failed delivery).
+            log.warning("webhook for Repository %s/%s: cannot record it: %s", namespace, name, exc)
+            return web.json_response({"error": "not recorded, deliver again"}, status=503)
         log.info("webhook: Repository %s/%s triggered", namespace, name)
         return web.json_response({"status": "accepted"}, status=202)
 

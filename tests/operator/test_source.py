@@ -15,7 +15,7 @@ from sealed_gitops.operator.webhook import SIGNATURE_HEADER, sign
 from sealed_gitops.testing.gnupg import GnupgHome, gnupg_home
 
 from .conftest import Setup, decoded, is_ready, ready, wait_for
-from .manifests import sample, secret_doc
+from .manifests import reconciles, sample, secret_doc
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +106,39 @@ def test_a_signed_push_reaches_the_cluster_well_before_the_interval(
         lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{sha}",
         what="revision recorded",
     )
+
+
+def test_a_push_that_lands_on_the_standby_reaches_the_leader(
+    setup: Setup, operator_factory: Any
+) -> None:
+    """Both replicas serve the webhook; only the leader reconciles. A push answered by the
+    standby must not be lost: the standby records it on the Repository and the leader acts."""
+    ns = setup.namespace
+    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-old-value"))})
+    setup.secret_object("hook", {"token": HOOK_TOKEN})
+    setup.objects(interval="1h", repository_spec={"webhook": {"secretRef": {"name": "hook"}}})
+    lease = {"leader_lease": "webhook-lease", "lease_duration": 30.0}
+    leader = operator_factory(ns, **lease)
+    wait_for(lambda: _password(setup) == "hook-old-value", what="first apply by the leader")
+    standby = operator_factory(ns, **lease)
+    leader_checks = _checks(leader)
+
+    sha = setup.push(
+        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-new-value"))}
+    )
+    body = b'{"ref": "refs/heads/main", "after": "%s"}' % sha.encode()
+    started = time.monotonic()
+    assert _post(standby.ports.webhook, f"/hook/{ns}/app", body, sign(HOOK_TOKEN.encode(), body)) \
+        == 202
+    wait_for(lambda: _password(setup) == "hook-new-value", timeout=15, what="pushed value")
+    # an interval of 1h: only the webhook can have brought it, and well within seconds
+    assert time.monotonic() - started < 15
+    assert _checks(leader) > leader_checks
+    assert leader.running and standby.running
+    assert reconciles(standby) == 0 and _checks(standby) == 0  # the standby only relayed it
+    repository = setup.kube.repository()
+    assert repository["metadata"]["annotations"]["sealed-gitops.io/requested-at"]
+    assert repository["status"]["artifact"]["commit"] == sha
 
 
 @pytest.fixture
