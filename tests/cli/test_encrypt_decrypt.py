@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -14,11 +14,14 @@ from .conftest import CANARY, SECRET_YAML, AgeKey, encrypt_file, run, run_cli
 ENC = "ENC[AES256_GCM,"
 
 
-def _doc(text: str) -> dict:  # type: ignore[type-arg]
-    return yaml.safe_load(text)
+def _doc(text: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(text)
+    return doc
 
 
-def test_round_trip_with_age_flag(secret_file: Path, age_keys: list[AgeKey], use_key: AgeKey):
+def test_round_trip_with_age_flag(
+    secret_file: Path, age_keys: list[AgeKey], use_key: AgeKey,
+) -> None:
     result = run("encrypt", str(secret_file), "--age", use_key.public)
     assert result.exit_code == 0, result.stderr
     assert CANARY not in result.stdout
@@ -34,7 +37,7 @@ def test_round_trip_with_age_flag(secret_file: Path, age_keys: list[AgeKey], use
     assert _doc(back.stdout) == _doc(SECRET_YAML)
 
 
-def test_plain_config_gets_sops_default_suffix(work: Path, use_key: AgeKey):
+def test_plain_config_gets_sops_default_suffix(work: Path, use_key: AgeKey) -> None:
     path = work / "app.yaml"
     path.write_text("token: abcdef\nport_unencrypted: 8080\n")
     doc = _doc(run("encrypt", str(path), "--age", use_key.public).stdout)
@@ -54,7 +57,7 @@ def test_plain_config_gets_sops_default_suffix(work: Path, use_key: AgeKey):
 )
 def test_rule_flags(
     work: Path, use_key: AgeKey, flags: tuple[str, ...], encrypted: list[str], clear: list[str]
-):
+) -> None:
     path = work / "c.yaml"
     path.write_text(f"password: {CANARY}\nuser: user-a1x\nport: 'p-5432-x'\n")
     result = run("encrypt", str(path), "--age", use_key.public, *flags)
@@ -67,7 +70,7 @@ def test_rule_flags(
     assert _doc(run("decrypt", str(out)).stdout)["password"] == CANARY
 
 
-def test_mac_only_encrypted_keeps_kubernetes_default(secret_file: Path, use_key: AgeKey):
+def test_mac_only_encrypted_keeps_kubernetes_default(secret_file: Path, use_key: AgeKey) -> None:
     result = run("encrypt", str(secret_file), "--age", use_key.public, "--mac-only-encrypted")
     doc = _doc(result.stdout)
     assert doc["sops"]["mac_only_encrypted"] is True
@@ -77,7 +80,7 @@ def test_mac_only_encrypted_keeps_kubernetes_default(secret_file: Path, use_key:
     assert _doc(run("decrypt", str(enc)).stdout) == _doc(SECRET_YAML)
 
 
-def test_two_rule_flags_are_refused(secret_file: Path, use_key: AgeKey):
+def test_two_rule_flags_are_refused(secret_file: Path, use_key: AgeKey) -> None:
     result = run("encrypt", str(secret_file), "--age", use_key.public,
                  "--encrypted-regex", "a", "--unencrypted-suffix", "b")
     assert result.exit_code == 1
@@ -86,7 +89,7 @@ def test_two_rule_flags_are_refused(secret_file: Path, use_key: AgeKey):
 
 def test_sops_yaml_found_above_the_file_first_rule_wins(
     work: Path, age_keys: list[AgeKey], use_key: AgeKey
-):
+) -> None:
     (work / ".sops.yaml").write_text(
         "creation_rules:\n"
         f"  - path_regex: prod/.*\\.yaml$\n    age: {age_keys[1].public}\n"
@@ -107,7 +110,7 @@ def test_sops_yaml_found_above_the_file_first_rule_wins(
 
 def test_config_flag_overrides_and_key_groups_with_threshold(
     work: Path, age_keys: list[AgeKey], monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     config = work / "elsewhere.yaml"
     config.write_text(
         "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n"
@@ -130,14 +133,14 @@ def test_config_flag_overrides_and_key_groups_with_threshold(
     assert one.stderr.startswith(f"error: {path}: ")
 
 
-def test_no_recipients_is_a_clear_error(secret_file: Path):
+def test_no_recipients_is_a_clear_error(secret_file: Path) -> None:
     result = run("encrypt", str(secret_file))
     assert result.exit_code == 1
     assert result.stderr == f"error: {secret_file}: no recipients: give --age/--pgp/" \
         "--vault-transit (no .sops.yaml found)\n"
 
 
-def test_already_encrypted_is_refused(secret_file: Path, use_key: AgeKey):
+def test_already_encrypted_is_refused(secret_file: Path, use_key: AgeKey) -> None:
     encrypt_file(secret_file, use_key.public)
     before = secret_file.read_bytes()
     result = run("encrypt", str(secret_file), "--age", use_key.public, "-i")
@@ -147,7 +150,7 @@ def test_already_encrypted_is_refused(secret_file: Path, use_key: AgeKey):
 
 
 @pytest.mark.parametrize("how", ["name", "input-type"])
-def test_json(work: Path, use_key: AgeKey, how: str):
+def test_json(work: Path, use_key: AgeKey, how: str) -> None:
     path = work / ("s.json" if how == "name" else "s.data")
     path.write_text(json.dumps({"password": CANARY, "n": 1.5, "ok": True}))
     flags = ("--input-type", "json") if how == "input-type" else ()
@@ -159,13 +162,15 @@ def test_json(work: Path, use_key: AgeKey, how: str):
     assert json.loads(dec.stdout) == {"password": CANARY, "n": 1.5, "ok": True}
 
 
-def test_decrypt_output_type_json(secret_file: Path, use_key: AgeKey):
+def test_decrypt_output_type_json(secret_file: Path, use_key: AgeKey) -> None:
     encrypt_file(secret_file, use_key.public)
     result = run("decrypt", str(secret_file), "--output-type", "json")
     assert json.loads(result.stdout)["stringData"]["password"] == CANARY
 
 
-def test_decrypt_stdin_extract_and_output_file(secret_file: Path, use_key: AgeKey, work: Path):
+def test_decrypt_stdin_extract_and_output_file(
+    secret_file: Path, use_key: AgeKey, work: Path,
+) -> None:
     encrypt_file(secret_file, use_key.public)
     data = secret_file.read_bytes()
     from_stdin = run("decrypt", "-", stdin=data)
@@ -179,13 +184,13 @@ def test_decrypt_stdin_extract_and_output_file(secret_file: Path, use_key: AgeKe
     assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_in_place_and_output_exclude_each_other(secret_file: Path, use_key: AgeKey):
+def test_in_place_and_output_exclude_each_other(secret_file: Path, use_key: AgeKey) -> None:
     result = run("encrypt", str(secret_file), "--age", use_key.public, "-i", "-o", "x.yaml")
     assert result.exit_code == 1
     assert "exclude" in result.stderr
 
 
-def test_tampered_file_fails_unless_ignore_mac(secret_file: Path, use_key: AgeKey):
+def test_tampered_file_fails_unless_ignore_mac(secret_file: Path, use_key: AgeKey) -> None:
     encrypt_file(secret_file, use_key.public)
     text = secret_file.read_text().replace("name: db", "name: other")
     secret_file.write_text(text)
@@ -200,7 +205,7 @@ def test_tampered_file_fails_unless_ignore_mac(secret_file: Path, use_key: AgeKe
 
 def test_sops_decrypts_ours_and_we_decrypt_sops(
     secret_file: Path, use_key: AgeKey, sops: object, work: Path
-):
+) -> None:
     encrypt_file(secret_file, use_key.public)
     theirs = sops("decrypt", str(secret_file))  # type: ignore[operator]
     assert _doc(theirs.stdout.decode()) == _doc(SECRET_YAML)
@@ -213,7 +218,9 @@ def test_sops_decrypts_ours_and_we_decrypt_sops(
     assert _doc(run("decrypt", str(by_sops)).stdout) == _doc(SECRET_YAML)
 
 
-def test_binary_backend_forced(secret_file: Path, use_key: AgeKey, sops_bin: str, work: Path):
+def test_binary_backend_forced(
+    secret_file: Path, use_key: AgeKey, sops_bin: str, work: Path,
+) -> None:
     # A real process: keys/sops_binary registers every string of sops' output with the
     # process-wide redaction layer, which must not mask text in the other tests' messages.
     encrypt_file(secret_file, use_key.public)
@@ -249,7 +256,7 @@ class _FakeSops:
 
 def test_cloud_kms_only_files_go_to_sops(
     secret_file: Path, use_key: AgeKey, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     from sealed_gitops.cli import sops_cmds
 
     encrypt_file(secret_file, use_key.public)
@@ -270,7 +277,7 @@ def test_cloud_kms_only_files_go_to_sops(
     ]
 
 
-def test_encrypt_converts_yaml_to_json(secret_file: Path, use_key: AgeKey):
+def test_encrypt_converts_yaml_to_json(secret_file: Path, use_key: AgeKey) -> None:
     result = run("encrypt", str(secret_file), "--age", use_key.public, "--output-type", "json",
                  "-o", "s.json")
     assert result.exit_code == 0, result.stderr
@@ -283,7 +290,7 @@ def test_encrypt_converts_yaml_to_json(secret_file: Path, use_key: AgeKey):
     assert "cannot change the format" in refused.stderr
 
 
-def test_encrypt_stdin_uses_the_cwd_sops_yaml(work: Path, use_key: AgeKey):
+def test_encrypt_stdin_uses_the_cwd_sops_yaml(work: Path, use_key: AgeKey) -> None:
     (work / ".sops.yaml").write_text(f"creation_rules:\n  - age: {use_key.public}\n")
     result = run("encrypt", "-", stdin=SECRET_YAML)
     assert result.exit_code == 0, result.stderr

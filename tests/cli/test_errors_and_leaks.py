@@ -121,7 +121,7 @@ CASES: dict[str, tuple[Setup, str, str]] = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_failure_is_one_line_without_plaintext(
     case: str, secret_file: Path, work: Path, age_keys: list[AgeKey], use_key: AgeKey
-):
+) -> None:
     setup, file, reason = CASES[case]
     args, env = setup(work, use_key, age_keys[1])
     proc = run_cli(*args, cwd=work, env=env)
@@ -152,7 +152,7 @@ def _assert_no_canary_outside(root: Path, *, allowed: set[Path]) -> None:
 
 def test_success_paths_leave_no_plaintext_behind(
     secret_file: Path, work: Path, use_key: AgeKey
-):
+) -> None:
     enc = work / "enc.yaml"
     assert run_cli("encrypt", "secret.yaml", "--age", use_key.public, "-o", "enc.yaml",
                    cwd=work).returncode == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -10,12 +11,14 @@ import yaml
 from .conftest import SECRET_YAML, AgeKey, encrypt_file, run
 
 
-def _meta(path: Path) -> dict:  # type: ignore[type-arg]
-    return yaml.safe_load(path.read_text())["sops"]
+def _meta(path: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = yaml.safe_load(path.read_text())["sops"]
+    return meta
 
 
 def _values(path: Path) -> dict[str, str]:
-    return yaml.safe_load(path.read_text())["stringData"]
+    values: dict[str, str] = yaml.safe_load(path.read_text())["stringData"]
+    return values
 
 
 def _recipients(path: Path) -> list[str]:
@@ -40,7 +43,7 @@ def _rule(work: Path, *keys: AgeKey) -> None:
 
 def test_updatekeys_rewraps_the_same_data_key(
     encrypted: Path, work: Path, age_keys: list[AgeKey], monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     _rule(work, age_keys[0], age_keys[1])
     values_before = _values(encrypted)
     result = run("updatekeys", str(encrypted), "-y")
@@ -55,7 +58,7 @@ def test_updatekeys_rewraps_the_same_data_key(
 
 def test_updatekeys_removes_a_recipient_without_prompt_when_not_a_tty(
     encrypted: Path, work: Path, age_keys: list[AgeKey], monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     _rule(work, age_keys[0], age_keys[1])
     assert run("updatekeys", str(encrypted), "-y").exit_code == 0
     _rule(work, age_keys[1])
@@ -68,7 +71,7 @@ def test_updatekeys_removes_a_recipient_without_prompt_when_not_a_tty(
     assert _opens_with(encrypted, age_keys[1])
 
 
-def test_updatekeys_up_to_date_writes_nothing(encrypted: Path, work: Path, use_key: AgeKey):
+def test_updatekeys_up_to_date_writes_nothing(encrypted: Path, work: Path, use_key: AgeKey) -> None:
     _rule(work, use_key)
     before = encrypted.read_bytes()
     result = run("updatekeys", str(encrypted), "-y")
@@ -77,13 +80,13 @@ def test_updatekeys_up_to_date_writes_nothing(encrypted: Path, work: Path, use_k
     assert encrypted.read_bytes() == before
 
 
-def test_updatekeys_without_rule(encrypted: Path):
+def test_updatekeys_without_rule(encrypted: Path) -> None:
     result = run("updatekeys", str(encrypted), "-y")
     assert result.exit_code == 1
     assert result.stderr == f"error: {encrypted}: no .sops.yaml found\n"
 
 
-def test_rotate_changes_every_value_and_keeps_recipients(encrypted: Path, use_key: AgeKey):
+def test_rotate_changes_every_value_and_keeps_recipients(encrypted: Path, use_key: AgeKey) -> None:
     before_values = _values(encrypted)
     before_enc = _meta(encrypted)["age"][0]["enc"]
     result = run("rotate", str(encrypted), "-i")
@@ -95,7 +98,7 @@ def test_rotate_changes_every_value_and_keeps_recipients(encrypted: Path, use_ke
     assert _opens_with(encrypted, use_key)
 
 
-def test_rotate_to_stdout_leaves_file(encrypted: Path):
+def test_rotate_to_stdout_leaves_file(encrypted: Path) -> None:
     before = encrypted.read_bytes()
     result = run("rotate", str(encrypted))
     assert result.exit_code == 0
@@ -105,7 +108,7 @@ def test_rotate_to_stdout_leaves_file(encrypted: Path):
 
 def test_rotate_add_and_remove_age(
     encrypted: Path, age_keys: list[AgeKey], monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     result = run("rotate", str(encrypted), "-i", "--add-age", age_keys[2].public)
     assert result.exit_code == 0, result.stderr
     assert _recipients(encrypted) == [age_keys[0].public, age_keys[2].public]
@@ -123,7 +126,7 @@ def test_rotate_add_and_remove_age(
 )
 def test_rotate_refuses_bad_recipient_changes(
     encrypted: Path, age_keys: list[AgeKey], use_key: AgeKey, flag: str, message: str
-):
+) -> None:
     before = encrypted.read_bytes()
     target = age_keys[1].public if flag == "--rm-age" else use_key.public
     result = run("rotate", str(encrypted), "-i", "--rm-age", target)

@@ -22,7 +22,7 @@ def _doc(text: str) -> object:
 def test_pgp_encrypt_decrypt_and_sops_interop(
     secret_file: Path, pgp_key: PgpKey, sops: object, work: Path,
     monkeypatch: pytest.MonkeyPatch,
-):
+) -> None:
     home = str(pgp_key.home.path)
     enc = run("encrypt", str(secret_file), "--pgp", pgp_key.fingerprint, "--gnupghome", home,
               "-o", "pgp.yaml")
@@ -39,7 +39,7 @@ def test_pgp_encrypt_decrypt_and_sops_interop(
 
 def test_vault_transit_from_creation_rule(
     secret_file: Path, transit: Transit, work: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     (work / ".sops.yaml").write_text(
         f"creation_rules:\n  - hc_vault_transit_uri: {transit.uri}\n"
     )
@@ -73,7 +73,7 @@ _documents = st.dictionaries(
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(document=_documents, fmt=st.sampled_from(["yaml", "json"]))
 def test_round_trip_property(work: Path, age_keys: list[AgeKey], document: dict[str, object],
-                             fmt: str):
+                             fmt: str) -> None:
     path = work / f"doc.{fmt}"
     text = json.dumps(document) if fmt == "json" else yaml.safe_dump(document, allow_unicode=True)
     path.write_text(text, encoding="utf-8")

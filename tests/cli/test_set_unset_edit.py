@@ -59,7 +59,7 @@ def encrypted(secret_file: Path, use_key: AgeKey) -> Path:
 )
 def test_set_and_unset_change_only_that_value(
     encrypted: Path, args: tuple[str, ...], changed: set[str]
-):
+) -> None:
     before = encrypted.read_bytes()
     cmd, *rest = args
     result = run(cmd, str(encrypted), *rest)
@@ -69,7 +69,7 @@ def test_set_and_unset_change_only_that_value(
     assert _changed_keys(before, after) == changed | {"mac"}
 
 
-def test_set_json_values_and_nested_paths(encrypted: Path):
+def test_set_json_values_and_nested_paths(encrypted: Path) -> None:
     assert run("set", str(encrypted), '["stringData"]["n"]', "42").exit_code == 0
     assert run("set", str(encrypted), '["extra"]["list"]', '[1, "two"]').exit_code == 0
     doc = yaml.safe_load(run("decrypt", str(encrypted)).stdout)
@@ -78,7 +78,7 @@ def test_set_json_values_and_nested_paths(encrypted: Path):
 
 
 @pytest.mark.parametrize("source", ["file", "stdin"])
-def test_set_value_from_file_or_stdin(encrypted: Path, work: Path, source: str):
+def test_set_value_from_file_or_stdin(encrypted: Path, work: Path, source: str) -> None:
     value = json.dumps("from-" + source + "-" + CANARY)
     if source == "file":
         vf = work / "value.json"
@@ -100,7 +100,9 @@ def test_set_value_from_file_or_stdin(encrypted: Path, work: Path, source: str):
         (("stringData.x", '"v"'), "invalid path"),
     ],
 )
-def test_set_errors_leave_the_file_alone(encrypted: Path, args: tuple[str, ...], message: str):
+def test_set_errors_leave_the_file_alone(
+    encrypted: Path, args: tuple[str, ...], message: str,
+) -> None:
     before = encrypted.read_bytes()
     result = run("set", str(encrypted), *args)
     assert result.exit_code == 1
@@ -108,7 +110,7 @@ def test_set_errors_leave_the_file_alone(encrypted: Path, args: tuple[str, ...],
     assert encrypted.read_bytes() == before
 
 
-def test_unset_missing_path(encrypted: Path):
+def test_unset_missing_path(encrypted: Path) -> None:
     result = run("unset", str(encrypted), '["stringData"]["nope"]')
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {encrypted}: ")
@@ -129,7 +131,7 @@ def editor(work: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_edit_changes_one_value_with_stable_ciphertext(
     encrypted: Path, editor: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     monkeypatch.setenv("EDITOR_ACTION", "replace")
     monkeypatch.setenv("EDITOR_OLD", "user: user-a1x")
     monkeypatch.setenv("EDITOR_NEW", "user: user-b2")
@@ -146,7 +148,7 @@ def test_edit_changes_one_value_with_stable_ciphertext(
     assert yaml.safe_load(run("decrypt", str(encrypted)).stdout)["stringData"]["user"] == "user-b2"
 
 
-def test_edit_without_changes_writes_nothing(encrypted: Path, editor: Path):
+def test_edit_without_changes_writes_nothing(encrypted: Path, editor: Path) -> None:
     before = encrypted.read_bytes()
     stat = encrypted.stat()
     result = run("edit", str(encrypted))
@@ -159,7 +161,7 @@ def test_edit_without_changes_writes_nothing(encrypted: Path, editor: Path):
 @pytest.mark.parametrize(("action", "message"), [("break", "invalid YAML"), ("fail", "exited")])
 def test_edit_failure_leaves_original_and_no_plaintext(
     encrypted: Path, editor: Path, monkeypatch: pytest.MonkeyPatch, action: str, message: str
-):
+) -> None:
     monkeypatch.setenv("EDITOR_ACTION", action)
     before = encrypted.read_bytes()
     result = run("edit", str(encrypted))
@@ -172,7 +174,7 @@ def test_edit_failure_leaves_original_and_no_plaintext(
         assert not os.path.exists(path) or path.startswith("/proc/")
 
 
-def test_editor_choice(monkeypatch: pytest.MonkeyPatch):
+def test_editor_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     from sealed_gitops.cli.edit import editor_command
 
     assert editor_command({}) == ["vi"]
@@ -180,7 +182,7 @@ def test_editor_choice(monkeypatch: pytest.MonkeyPatch):
     assert editor_command({"EDITOR": "code --wait", "VISUAL": "nano"}) == ["code", "--wait"]
 
 
-def test_sigterm_during_edit_removes_the_plaintext_copy(encrypted: Path, work: Path):
+def test_sigterm_during_edit_removes_the_plaintext_copy(encrypted: Path, work: Path) -> None:
     from .conftest import run_cli
 
     report = work.parent / "sigterm-report.txt"

@@ -49,7 +49,7 @@ def _mutate_meta(path: Path, **changes: object) -> None:
     ],
     ids=["plain-secret", "sealed", "configmap", "empty-secret", "multi-doc", "json-secret"],
 )
-def test_plain_files(work: Path, content: str, ok: bool):
+def test_plain_files(work: Path, content: str, ok: bool) -> None:
     path = work / ("f.json" if content.startswith("{") else "f.yaml")
     path.write_text(content)
     result = run("verify", str(path))
@@ -72,7 +72,7 @@ def test_plain_files(work: Path, content: str, ok: bool):
 )
 def test_sops_structure_without_keys(
     work: Path, age_keys: list[AgeKey], change: dict[str, object], message: str
-):
+) -> None:
     path = _sops_file(work, age_keys[0])
     assert run("verify", str(path)).exit_code == 0
     _mutate_meta(path, **change)
@@ -81,7 +81,7 @@ def test_sops_structure_without_keys(
     assert message in result.stderr
 
 
-def test_pasted_plaintext_in_encrypted_secret(work: Path, age_keys: list[AgeKey]):
+def test_pasted_plaintext_in_encrypted_secret(work: Path, age_keys: list[AgeKey]) -> None:
     path = _sops_file(work, age_keys[0])
     doc = yaml.safe_load(path.read_text())
     doc["stringData"]["token"] = "pasted-in-clear"
@@ -94,7 +94,7 @@ def test_pasted_plaintext_in_encrypted_secret(work: Path, age_keys: list[AgeKey]
 
 def test_mac_value_checked_only_with_a_key(
     work: Path, age_keys: list[AgeKey], monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     path = _sops_file(work, age_keys[0])
     # Swap two encrypted values: the structure stays perfect, the MAC no longer matches.
     doc = yaml.safe_load(path.read_text())
@@ -111,7 +111,7 @@ def test_mac_value_checked_only_with_a_key(
     assert run("verify", "--no-decrypt", str(path)).exit_code == 0
 
 
-def test_directory_walk_reports_every_failure(work: Path, age_keys: list[AgeKey]):
+def test_directory_walk_reports_every_failure(work: Path, age_keys: list[AgeKey]) -> None:
     (work / "apps" / "a").mkdir(parents=True)
     (work / ".git").mkdir()
     (work / ".git" / "leak.yaml").write_text(SECRET_YAML)  # hidden folders are skipped
@@ -133,7 +133,7 @@ def test_directory_walk_reports_every_failure(work: Path, age_keys: list[AgeKey]
     assert re.search(r"4 files checked: .* 2 failed", result.stderr)
 
 
-def test_broken_yaml_fails(work: Path):
+def test_broken_yaml_fails(work: Path) -> None:
     path = work / "broken.yaml"
     path.write_text("a: [unclosed\n")
     result = run("verify", str(path))
@@ -141,7 +141,7 @@ def test_broken_yaml_fails(work: Path):
     assert f"error: {path}" in result.stderr
 
 
-def test_pre_commit_hook_definition():
+def test_pre_commit_hook_definition() -> None:
     hooks = yaml.safe_load((Path(__file__).parents[2] / ".pre-commit-hooks.yaml").read_text())
     (hook,) = [h for h in hooks if h["id"] == "sealed-gitops-verify"]
     assert hook["language"] == "python"
@@ -151,7 +151,7 @@ def test_pre_commit_hook_definition():
     assert not re.search(hook["files"], "e.txt")
 
 
-def test_hook_as_a_process(work: Path):
+def test_hook_as_a_process(work: Path) -> None:
     (work / "plain.yaml").write_text(SECRET_YAML)
     (work / "ok.yaml").write_text(CONFIGMAP)
     bad = run_cli("verify", "plain.yaml", "ok.yaml", cwd=work)

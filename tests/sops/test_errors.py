@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -69,7 +70,8 @@ TAMPERS = [
 
 @pytest.mark.parametrize(("what", "tamper", "error"), TAMPERS, ids=[t[0] for t in TAMPERS])
 def test_tampering_is_refused_without_leaking(
-    encrypted: bytes, identities: AgeIdentities, what: str, tamper, error: type  # type: ignore[no-untyped-def]
+    encrypted: bytes, identities: AgeIdentities, what: str,
+    tamper: Callable[[bytes], bytes], error: type[BaseException],
 ) -> None:
     bad = tamper(encrypted)
     assert bad != encrypted or what == "not encrypted"
@@ -133,13 +135,15 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("what", "data", "error"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
 def test_bad_input_is_refused(
-    identities: AgeIdentities, age_keys: list[AgeKey], what: str, data: bytes, error: type
+    identities: AgeIdentities, age_keys: list[AgeKey], what: str, data: bytes,
+    error: type[BaseException],
 ) -> None:
     name = "bad.json" if "json" in what else "bad.yaml"
-    for call in (
+    calls: list[Callable[[], bytes]] = [
         lambda: decrypt_bytes(data, unwrapper=identities, file=name),
         lambda: encrypt_bytes(data, key_groups=[[age_keys[0].recipient]], file=name),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(error) as info:
             call()
         assert name in str(info.value)
