@@ -366,3 +366,47 @@ def test_vault_address_allow_list(
 
 def keyring_body(setup: Setup, ns: str) -> dict[str, Any]:
     return setup.kube.get(f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/keyrings/cluster") or {}
+
+
+@pytest.mark.parametrize(
+    ("allow", "sent"), [("none", True), ("other", False), ("tenant", True)]
+)
+def test_decryption_secret_token_follows_the_allow_list(
+    setup: Setup, client: Any, tenant_vault: tuple[str, list[str]], allow: str, sent: bool
+) -> None:
+    """A Sync's decryption Secret (``sops.vault-token``) is the tenant's: its token goes to the
+    Vault a file names, unless the operator was started with a list of Vault addresses."""
+    from sealed_gitops.crypto.sops import KeyStanza
+    from sealed_gitops.errors import SealedGitopsError
+    from sealed_gitops.operator.context import OperatorContext
+    from sealed_gitops.operator.settings import OperatorSettings
+
+    ns = setup.namespace
+    address, seen = tenant_vault
+    allowed = {"none": [], "other": ["https://vault.example.com:8200"], "tenant": [address]}
+    setup.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "sops-keys", "namespace": ns},
+            "data": {"sops.vault-token": base64.b64encode(TENANT_TOKEN.encode()).decode()},
+        }
+    )
+    ctx = OperatorContext(OperatorSettings(vault_addresses=allowed[allow]), client=client)
+    memory = ctx.sync_memory(ns, "app")
+    ring = ctx.keyring_for(memory, namespace=ns, secret="sops-keys")
+    stanza = KeyStanza(
+        "hc_vault",
+        {"vault_address": address, "engine_path": "sops", "key_name": "app",
+         "created_at": "2024-01-01T00:00:00Z", "enc": "vault:v1:AAAA"},
+    )
+    try:
+        if sent:
+            with pytest.raises(SealedGitopsError):
+                ring.unwrap(stanza)  # the fake Vault answers 403
+            assert any(TENANT_TOKEN in line for line in seen)
+        else:
+            assert ring.unwrap(stanza) is None
+            assert seen == []
+    finally:
+        ctx.forget_sync(ns, "app")
