@@ -135,10 +135,22 @@ def _target(
         namespace, name = record.namespace, record.name
     else:
         raise ConfigError("no --keyring given and no keys/*/keyring.yaml found (keys fetch)")
-    ctx = context or (record.context if record else None)
     # As kubectl: $KUBECONFIG (its first file) when no --kubeconfig is given.
     config = kubeconfig or (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0] or None
+    # The effective context, so keyring.yaml pins the cluster even if kubectl's default changes.
+    ctx = context or (record.context if record else None) or _current_context(config)
     return Target(namespace, name, connect(config, context=ctx), ctx), record
+
+
+def _current_context(config: str | None) -> str | None:
+    """The kubeconfig's ``current-context`` (None when unreadable: the client then decides)."""
+    path = Path(config) if config else Path.home() / ".kube" / "config"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    current = raw.get("current-context") if isinstance(raw, dict) else None
+    return str(current) if current else None
 
 
 def _cluster_options(func: Callable[..., Any]) -> Callable[..., Any]:

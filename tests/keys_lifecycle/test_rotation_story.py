@@ -8,6 +8,7 @@ prove where they are (and where they are not).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,21 @@ def test_keyring_publishes_public_parts_and_keeps_private_parts_in_owned_secrets
     assert "AGE-SECRET-KEY" not in events and "PRIVATE KEY" not in events
 
 
+def _counts(listing: str) -> dict[str, int]:
+    """``keys list`` rows as {fingerprint prefix: files depending on the key}."""
+    rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
+    return {row[0]: int(row[-1]) for row in rows}
+
+
 def test_rotate_reencrypt_retire(
-    setup: Setup, operator_factory: Any, client: Any, run_cli: Any
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    run_cli: Any,
+    kubeconfig: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     ns = setup.namespace
     work = setup.repo.path
     old = _start(setup, operator_factory, client)
@@ -98,6 +111,8 @@ def test_rotate_reencrypt_retire(
     assert (work / "keys/prod/age.txt").read_text().strip().endswith(old["ageRecipient"])
     record = yaml.safe_load((work / "keys/prod/keyring.yaml").read_text())
     assert record["keyring"] == f"{ns}/cluster"
+    # the effective kubeconfig context is pinned, so later commands find this cluster
+    assert record["context"] == yaml.safe_load(kubeconfig.read_text())["current-context"]
     rules = yaml.safe_load((work / ".sops.yaml").read_text())["creation_rules"]
     assert old["ageRecipient"] in rules[0]["age"]
 
@@ -118,14 +133,19 @@ def test_rotate_reencrypt_retire(
     new = active(keys)
     assert new["fingerprint"] != old["fingerprint"]
     assert {k["fingerprint"]: k["state"] for k in keys}[old["fingerprint"]] == "previous"
+    setup.push({"deploy/db.yaml": sops_secret(old["ageRecipient"], "db", ns, password="pw-one-2")})
+    wait_for(
+        lambda: secret_values(setup.kube, "db", ns) == {"password": "pw-one-2"},
+        what="a new revision for the previous key applied after the rotation",
+    )
 
     # retire is refused while files need the old key
     refused = run_cli(["keys", "retire", old["fingerprint"][:16]], cwd=work, ok=False)
     assert refused.exit_code == 1
     assert "deploy/db.yaml" in refused.output and "deploy/api.yaml" in refused.output
 
-    listing = run_cli(["keys", "list"], cwd=work).output
-    assert old["fingerprint"][:16] in listing
+    counts = _counts(run_cli(["keys", "list"], cwd=work).output)
+    assert counts == {old["fingerprint"][:16]: 2, new["fingerprint"][:16]: 0}
 
     # reencrypt in the cluster: only stanzas and ciphertext travel
     run_cli(["keys", "fetch"], cwd=work)
@@ -140,6 +160,8 @@ def test_rotate_reencrypt_retire(
     assert set(hints.values()) == {new["fingerprint"]}
     setup.repo.commit("reencrypt")
     setup.repo.push()
+    counts = _counts(run_cli(["keys", "list"], cwd=work).output)
+    assert counts == {old["fingerprint"][:16]: 0, new["fingerprint"][:16]: 2}
 
     # retire now passes; the Sync still applies with the new key only
     run_cli(["keys", "retire", old["fingerprint"][:16]], cwd=work)
@@ -158,6 +180,10 @@ def test_rotate_reencrypt_retire(
         what="decryption failure with the retired key",
     )
     assert secret_values(setup.kube, "db", ns) == {"password": "pw-two-2"}
+
+    # no private key in any log line of the operator or the CLI (the log is not empty)
+    assert f"KeyRing {ns}/cluster" in caplog.text
+    assert "AGE-SECRET-KEY" not in caplog.text and "PRIVATE KEY" not in caplog.text
 
 
 def test_rotate_data_key_in_cluster(
