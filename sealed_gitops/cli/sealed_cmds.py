@@ -27,13 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sealed_gitops.crypto.sealed import Scope, scope_label, seal_value
 from sealed_gitops.crypto.sealed_document import (
     PlainSecret,
-    merge_into,
     parse_sealed_secret,
     parse_secret,
     scope_from_annotations,
     seal_secret,
     secret_manifest,
 )
+from sealed_gitops.crypto.sealed_merge import merge_into
 from sealed_gitops.crypto.sealing_keys import load_private_keys, load_public_key
 from sealed_gitops.errors import ConfigError, FormatError, SealedGitopsError
 from sealed_gitops.keys.sealing import SealingKeyring

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sealed_gitops.crypto.sealed import RandomSource, Scope, scope_label, seal_value
 from sealed_gitops.crypto.sealing_keys import fingerprint
-from sealed_gitops.errors import ConfigError, FormatError
+from sealed_gitops.errors import FormatError
 
 __all__ = [
     "ANNOTATION_ADDITIONAL",
@@ -61,13 +61,13 @@ __all__ = [
     "PlainSecret",
     "SealedSecretDoc",
     "label_scope",
-    "merge_into",
     "parse_sealed_secret",
     "parse_secret",
     "scope_digest",
     "scope_from_annotations",
     "seal_secret",
     "secret_manifest",
+    "set_scope_annotations",
 ]
 
 API_VERSION = "bitnami.com/v1alpha1"
@@ -117,7 +117,8 @@ def label_scope(label: bytes) -> str:
     return f"namespace-wide {text}"
 
 
-def _set_scope_annotations(annotations: dict[str, str], scope: Scope) -> None:
+def set_scope_annotations(annotations: dict[str, str], scope: Scope) -> None:
+    """Set the Bitnami scope annotation for ``scope`` in place, removing any other."""
     for name in _SCOPE_ANNOTATIONS:
         annotations.pop(name, None)
     if scope is Scope.NAMESPACE_WIDE:
@@ -205,18 +206,6 @@ class SealedSecretDoc:
             )
         return scope_label(self.scope, namespace=self.namespace or "", name=self.name)
 
-    def other_labels(self) -> list[bytes]:
-        """Labels of the other scopes of this name and namespace: where a value may open."""
-        own = self.label()
-        labels = [
-            scope_label(scope, namespace=self.namespace or "", name=self.name) for scope in Scope
-        ]
-        unique: list[bytes] = []
-        for label in labels:
-            if label != own and label not in unique:
-                unique.append(label)
-        return unique
-
     def to_manifest(self) -> dict[str, Any]:
         """The document as kubeseal lays it out, with ``encryptedData`` sorted by key."""
         metadata = copy.deepcopy(self.metadata)
@@ -226,7 +215,7 @@ class SealedSecretDoc:
             k: v for k, v in (metadata.pop("annotations", None) or {}).items()
             if k not in _OUR_ANNOTATIONS
         }
-        _set_scope_annotations(annotations, self.scope)
+        set_scope_annotations(annotations, self.scope)
         if self.key_ids:
             annotations[ANNOTATION_KEY_IDS] = _compact(self.key_ids)
         if any(self.additional.values()):
@@ -317,7 +306,7 @@ def _template_metadata(secret: PlainSecret, scope: Scope) -> dict[str, Any]:
         k: v for k, v in (meta.pop("annotations", None) or {}).items()
         if k not in _DROP_ANNOTATIONS
     }
-    _set_scope_annotations(annotations, scope)
+    set_scope_annotations(annotations, scope)
     ordered: dict[str, Any] = {"name": secret.name}
     if secret.namespace:
         ordered["namespace"] = secret.namespace
@@ -398,88 +387,3 @@ def secret_manifest(doc: SealedSecretDoc, values: Mapping[str, bytes]) -> dict[s
         key: base64.b64encode(values[key]).decode("ascii") for key in sorted(values)
     }
     return manifest
-
-
-def _recipient_layout(doc: SealedSecretDoc, key: str) -> tuple[str | None, frozenset[str]]:
-    extra = frozenset(fp for fp, values in doc.additional.items() if key in values)
-    return doc.key_ids.get(key), extra
-
-
-def merge_into(
-    old: SealedSecretDoc,
-    secret: PlainSecret,
-    *,
-    recipients: Sequence[rsa.RSAPublicKey],
-    scope: Scope,
-    old_values: Mapping[str, bytes] | None = None,
-    rand: RandomSource = os.urandom,
-) -> SealedSecretDoc:
-    """Update ``old`` with the values of ``secret``, as ``kubeseal --merge-into`` does, but
-    keep the ciphertext of every value whose plaintext did not change.
-
-    ``old_values`` are ``old``'s opened values (``seal --merge-into --key``); without them we
-    cannot know what changed, so every given value is re-sealed and the others are kept as they
-    are. The name and namespace are the old document's. Keeping needs the same scope and the
-    same recipients, since a kept ciphertext is only valid for the keys and label it was made for.
-    """
-    new_label = scope_label(scope, namespace=old.namespace or "", name=old.name)
-    scope_changed = new_label != old.label()
-    if scope_changed and old_values is None:
-        raise ConfigError(
-            "changing the scope of an existing SealedSecret re-seals every value: "
-            "give --key to open the values that are not in the input"
-        )
-    prints = [fingerprint(key) for key in recipients]
-    wanted = (prints[0], frozenset(prints[1:]))
-    to_seal: dict[str, bytes] = {}
-    for key, value in secret.data.items():
-        unchanged = (
-            old_values is not None
-            and old_values.get(key) == value
-            and key in old.encrypted_data
-            and _recipient_layout(old, key) == wanted
-        )
-        if scope_changed or not unchanged:
-            to_seal[key] = value
-    if scope_changed and old_values is not None:
-        for key, value in old_values.items():
-            to_seal.setdefault(key, value)
-    fresh = seal_secret(
-        PlainSecret(
-            name=old.name, namespace=old.namespace, data=to_seal,
-            metadata=secret.metadata, type=secret.type, immutable=secret.immutable,
-        ),
-        recipients=recipients, scope=scope, rand=rand,
-    )
-    merged = copy.deepcopy(old)
-    merged.scope = scope
-    merged.scope_digest = scope_digest(new_label)
-    for key in to_seal:
-        for values in merged.additional.values():
-            values.pop(key, None)
-    merged.encrypted_data.update(fresh.encrypted_data)
-    merged.key_ids.update(fresh.key_ids)
-    for fp, values in fresh.additional.items():
-        merged.additional.setdefault(fp, {}).update(values)
-    merged.template = _merge_template(old.template, fresh.template, scope)
-    return merged
-
-
-def _merge_template(
-    old: Mapping[str, Any], fresh: Mapping[str, Any], scope: Scope
-) -> dict[str, Any]:
-    # kubeseal merges the template's annotations, labels and data; the rest stays the old one's.
-    merged = copy.deepcopy(dict(old))
-    meta = merged.setdefault("metadata", {})
-    fresh_meta = fresh.get("metadata", {})
-    for part in ("annotations", "labels"):
-        if fresh_meta.get(part):
-            meta.setdefault(part, {}).update(copy.deepcopy(fresh_meta[part]))
-    annotations = meta.setdefault("annotations", {})
-    _set_scope_annotations(annotations, scope)
-    if not annotations:
-        del meta["annotations"]
-    for part in ("type", "immutable"):
-        if part in fresh:
-            merged[part] = fresh[part]
-    return merged

@@ -8,11 +8,17 @@ fall back to trying each key for files without hints, and, when nothing opens a 
 
 How the cause is found without a padding oracle: OAEP decryption fails the same way for another
 key, another label or altered bytes, and must stay that way. So we only ever ask the library
-"does this open, fully, under this key and label?" for the other two scopes of this name and
-namespace: a full success under one of them proves a scope mismatch. Beyond that we read what
-our sealer recorded: a scope digest that differs from the scope tried means the file was
-sealed elsewhere; a matching digest with a hinted key that does not open the value means the
-RSA part was altered.
+"does this open, fully, under this key and label?" for the other scopes of the names the file
+records (its own name and namespace, and those kubeseal copied into ``spec.template``): a full
+success under one of them proves a scope mismatch. Beyond that we read what our sealer
+recorded: a scope digest that differs from the scope tried means the file was sealed
+elsewhere; a matching digest with a hinted key that does not open the value means the RSA part
+was altered. A kubeseal-made value (no hint, no digest) whose file no longer records the name
+and namespace it was sealed for stays "no key opens it": without the label, another scope and
+another key look the same to OAEP. Only undoing the OAEP padding ourselves would tell them apart
+(it reveals the hash of the label used); ``cryptography`` offers no unpadded RSA decryption, and
+doing the private-key operation in Python would give up the library's side-channel defences, so
+we do not.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import NoReturn
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sealed_gitops.crypto import sealed
+from sealed_gitops.crypto.sealed import Scope, scope_label
 from sealed_gitops.crypto.sealed_document import SealedSecretDoc, label_scope, scope_digest
 from sealed_gitops.crypto.sealing_keys import fingerprint
 from sealed_gitops.errors import (
@@ -34,7 +41,7 @@ from sealed_gitops.errors import (
 )
 from sealed_gitops.redact import register
 
-__all__ = ["SealingKeyring", "UnsealResult"]
+__all__ = ["SealingKeyring", "UnsealResult", "candidate_labels"]
 
 
 @dataclass
@@ -143,7 +150,8 @@ class SealingKeyring:
     ) -> NoReturn:
         """Raise the most precise error for a value that no key opens under ``label``."""
         tried_as = label_scope(label)
-        for other in doc.other_labels():
+        others = candidate_labels(doc, own=label)
+        for other in others:
             for candidate in candidates:
                 for fp, private in self._keys.items():
                     if sealed.unwrap_session_key(candidate.value, private_key=private, label=other):
@@ -152,13 +160,17 @@ class SealingKeyring:
                             f"{label_scope(other)}, not for {tried_as} it was opened as",
                             key_id=fp,
                         )
-        if doc.scope_digest is not None and doc.scope_digest != scope_digest(label):
-            raise ScopeMismatch(
-                f"scope mismatch: value {key!r} was sealed for another scope than {tried_as} "
-                "(the scope digest the file records differs)",
-                key_id=next((c.hint for c in candidates if c.hint), None),
-            )
+        hint = next((c.hint for c in candidates if c.hint), None)
         hinted = [c.hint for c in candidates if c.hint in self._keys]
+        if doc.scope_digest is not None and doc.scope_digest != scope_digest(label):
+            recorded = next((o for o in others if scope_digest(o) == doc.scope_digest), None)
+            where = label_scope(recorded) if recorded is not None else "another scope"
+            held = "" if hinted else ", and by a key not given here"
+            raise ScopeMismatch(
+                f"scope mismatch: value {key!r} was sealed for {where}{held}, not for "
+                f"{tried_as} it was opened as (per the scope digest the file records)",
+                key_id=hinted[0] if hinted else hint,
+            )
         if hinted and doc.scope_digest is not None:
             raise IntegrityError(
                 f"value {key!r} does not open under {tried_as}, the scope it was sealed for, "
@@ -171,10 +183,38 @@ class SealingKeyring:
                 "with the key that sealed it (per its key-id hint)",
                 key_id=hinted[0],
             )
-        hint = next((c.hint for c in candidates if c.hint), None)
         reason = (
-            f"no key opens value {key!r} under {tried_as} (tried {len(self._keys)} "
-            "key(s)): it was sealed for another key, or for a scope other than the three "
-            "this name and namespace allow"
+            f"no key opens value {key!r} under {tried_as} (tried {len(self._keys)} key(s), "
+            f"and {len(others)} other scope(s) of the names the file records): it was sealed "
+            "for another key, or for a scope this file no longer records"
         )
         raise NoMatchingKey(reason, key_id=hint)
+
+
+def candidate_labels(doc: SealedSecretDoc, *, own: bytes) -> list[bytes]:
+    """Scope labels other than ``own`` under which a value of ``doc`` may have been sealed.
+
+    Only names the file itself records: the three scopes of the SealedSecret's name and
+    namespace, and of the name and namespace in ``spec.template.metadata``. kubeseal writes the
+    latter when it seals, and tools that move a manifest (kustomize's ``namespace:`` and
+    ``namePrefix:``, a hand edit of ``metadata``) usually leave them alone, so they still say
+    where a kubeseal-made value, which carries no scope record of ours, was sealed.
+    """
+    names, namespaces = [doc.name], [doc.namespace or ""]
+    meta = doc.template.get("metadata")
+    if isinstance(meta, dict):
+        name, namespace = meta.get("name"), meta.get("namespace")
+        if isinstance(name, str) and name and name not in names:
+            names.append(name)
+        if isinstance(namespace, str) and namespace and namespace not in namespaces:
+            namespaces.append(namespace)
+    found: list[bytes] = []
+    for scope in Scope:
+        for namespace in namespaces:
+            if not namespace and scope is not Scope.CLUSTER_WIDE:
+                continue  # "/name" or "" would not be this scope's label
+            for name in names:
+                label = scope_label(scope, namespace=namespace, name=name)
+                if label != own and label not in found:
+                    found.append(label)
+    return found

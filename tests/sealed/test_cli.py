@@ -188,3 +188,40 @@ def test_expected_errors_are_one_line(
     nons.write_text(SECRET_YAML.replace("  namespace: team-a\n", ""))
     _one_line_error(run("seal", str(nons), "--cert", str(key_files["cert_a"])), nons,
                     "needs a namespace")
+
+
+def test_merge_into_without_key_reseals_only_the_given_values(
+    secret_file: Path, tmp_path: Path, key_files: dict[str, Path]
+) -> None:
+    sealed_path = _seal(secret_file, tmp_path, "--cert", str(key_files["cert_a"]))
+    before = yaml.safe_load(sealed_path.read_text())["spec"]["encryptedData"]
+    update = tmp_path / "update.yaml"
+    # Only `user` is given, with its old plaintext: without --key it cannot be compared, so it is
+    # re-sealed; `password`, not given, keeps its ciphertext.
+    update.write_text(SECRET_YAML.replace(f"  password: {PLAIN}\n", ""))
+    result = run("seal", str(update), "--cert", str(key_files["cert_a"]), "--merge-into",
+                 str(sealed_path))
+    assert result.exit_code == 0, result.stderr
+    after = yaml.safe_load(result.stdout)["spec"]["encryptedData"]
+    assert after["password"] == before["password"]
+    assert after["user"] != before["user"]
+    merged = tmp_path / "merged.yaml"
+    merged.write_text(result.stdout)
+    opened = run("unseal", str(merged), "--key", str(key_files["key_a"]))
+    assert _data(opened.stdout) == {"password": PLAIN.encode(), "user": b"admin"}
+
+
+def test_kubeseal_file_moved_by_kustomize_is_a_scope_mismatch(
+    secret_file: Path, tmp_path: Path, key_files: dict[str, Path]
+) -> None:
+    # A kubeseal-made file (none of our annotations) whose own namespace an overlay changed,
+    # as kustomize's `namespace:` does; its template still says where it was sealed.
+    sealed_path = _seal(secret_file, tmp_path, "--cert", str(key_files["cert_a"]))
+    doc = yaml.safe_load(sealed_path.read_text())
+    del doc["metadata"]["annotations"]
+    doc["metadata"]["namespace"] = "team-b"
+    moved = tmp_path / "overlay.yaml"
+    moved.write_text(yaml.safe_dump(doc))
+    _one_line_error(run("unseal", str(moved), "--key", str(key_files["key_a"])), moved,
+                    "scope mismatch: value 'password' was sealed for strict team-a/db, "
+                    "not for strict team-b/db")

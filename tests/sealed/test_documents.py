@@ -16,13 +16,13 @@ from sealed_gitops.crypto.sealed_document import (
     ANNOTATION_NAMESPACE_WIDE,
     ANNOTATION_SCOPE_DIGEST,
     PlainSecret,
-    merge_into,
     parse_sealed_secret,
     parse_secret,
     scope_digest,
     seal_secret,
     secret_manifest,
 )
+from sealed_gitops.crypto.sealed_merge import merge_into
 from sealed_gitops.crypto.sealing_keys import SealingKey
 from sealed_gitops.errors import ConfigError, FormatError
 from sealed_gitops.keys.sealing import SealingKeyring
