@@ -117,6 +117,15 @@ def _record(repo: Path, directory: Path | None) -> KeyRingRecord | None:
     return _only(find_records(repo))
 
 
+def _record_of(repo: Path, directory: Path | None, ref: str) -> KeyRingRecord | None:
+    """The record of KeyRing ``ref`` (in ``directory`` when given), or None."""
+    if directory is not None and (directory / "keyring.yaml").is_file():
+        records = [read_record(directory / "keyring.yaml")]
+    else:
+        records = find_records(repo)
+    return next((r for r in records if r.ref == ref), None)
+
+
 def _only(records: list[KeyRingRecord]) -> KeyRingRecord | None:
     if len(records) > 1:
         names = ", ".join(str(r.directory) for r in records)
@@ -128,10 +137,11 @@ def _target(
     keyring: str | None, kubeconfig: str | None, context: str | None, repo: Path,
     directory: Path | None = None,
 ) -> tuple[Target, KeyRingRecord | None]:
-    record = _record(repo, directory)
     if keyring:
         namespace, name = _parse_ref(keyring)
-    elif record is not None:
+        # Several clusters' keys/ directories are normal; --keyring picks its own record.
+        record = _record_of(repo, directory, f"{namespace}/{name}")
+    elif (record := _record(repo, directory)) is not None:
         namespace, name = record.namespace, record.name
     else:
         raise ConfigError("no --keyring given and no keys/*/keyring.yaml found (keys fetch)")

