@@ -8,7 +8,6 @@ are masked unless ``--show-secrets`` is given, which exists to pipe the output i
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from sealed_gitops.errors import ConfigError
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.keys.sealing import SealingKeyring
 from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
-from sealed_gitops.redact import MASK, redact
+from sealed_gitops.redact import MASK, is_registered, redact
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject
 from sealed_gitops.source import Ref, fetch
 
@@ -29,15 +28,33 @@ __all__ = ["build_command", "load_decryption_keys", "masked", "split_root"]
 
 
 def masked(obj: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``obj`` with every Secret value replaced by the mask (key names stay)."""
-    if obj.get("kind") != "Secret":
-        return obj
-    out = copy.deepcopy(obj)
+    """``obj`` with every Secret value, and every value that was encrypted in Git, masked.
+
+    A Secret's ``data`` and ``stringData`` keep their key names only. Any other leaf whose value
+    was decrypted (and so registered for redaction) is masked too: sops encrypts documents of any
+    kind, and a SOPS-encrypted ConfigMap's values are as secret as a Secret's.
+    """
+    out: dict[str, Any] = _mask_registered(obj)
+    if out.get("kind") != "Secret":
+        return out
     for section in ("data", "stringData"):
         values = out.get(section)
         if isinstance(values, dict):
             out[section] = dict.fromkeys(values, MASK)
     return out
+
+
+def _mask_registered(value: Any) -> Any:
+    """A copy of ``value`` (mappings and lists copied) with its registered leaves masked."""
+    if isinstance(value, dict):
+        return {k: _mask_registered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_registered(v) for v in value]
+    if isinstance(value, str | bytes):
+        return MASK if is_registered(value) else value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return MASK if is_registered(str(value)) else value
+    return value
 
 
 def load_decryption_keys(

@@ -22,6 +22,7 @@ from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.plan import Inventory, ObjectId
 from sealed_gitops.plan.diff import object_diff
 from sealed_gitops.redact import redact
+from sealed_gitops.render import DocKind
 from sealed_gitops.source import Ref, fetch
 
 __all__ = ["diff_command"]
@@ -77,9 +78,13 @@ def _differences(
     client = connect(kubeconfig, context=context)
     try:
         desired: dict[ObjectId, dict[str, Any]] = {}
+        # Any object that was encrypted in Git (a SOPS ConfigMap too) is diffed key by key.
+        encrypted: set[ObjectId] = set()
         for obj in result.objects:
             data = sync.prepare(obj.data, source_path=obj.file) if sync else obj.data
             desired[ObjectId.of(data)] = data
+            if obj.source in (DocKind.SOPS, DocKind.SEALED):
+                encrypted.add(ObjectId.of(data))
         versions = {oid: str(obj.get("apiVersion", "")) for oid, obj in desired.items()}
         previous = _sync_inventory(client, sync) if sync else Inventory()
         gone = [e for e in previous.entries if e.id not in desired]
@@ -89,7 +94,7 @@ def _differences(
         live = read_live(client, Discovery(client), versions, sync=sync)
         texts = []
         for oid in sorted(desired):
-            text = object_diff(desired[oid], live.get(oid))
+            text = object_diff(desired[oid], live.get(oid), sensitive=oid in encrypted or None)
             if text:
                 texts.append(text)
         for entry in gone:

@@ -18,6 +18,7 @@ from typing import Any
 from sealed_gitops.crypto.sops.masterkey import STANZA_KINDS
 from sealed_gitops.errors import FormatError, SealedGitopsError
 from sealed_gitops.plan.ids import ObjectId
+from sealed_gitops.redact import redact
 
 __all__ = ["DocKind", "Document", "Failure", "classify", "make_document"]
 
@@ -75,7 +76,8 @@ class Failure:
     def __str__(self) -> str:
         where = self.file if self.index is None else f"{self.file} (document {self.index})"
         what = f" {self.object}:" if self.object else ""
-        return f"{where}:{what} {self.reason}"
+        # ``reason`` is the error's raw sentence; str(error) is redacted, so this must be too.
+        return redact(f"{where}:{what} {self.reason}")
 
 
 def _is_sops(data: Mapping[str, Any]) -> bool:
@@ -97,8 +99,10 @@ def classify(data: Mapping[str, Any]) -> DocKind:
     kind = data.get("kind")
     if api_version == SEALED_API_VERSION and kind == "SealedSecret":
         return DocKind.SEALED
-    if kind == "Secret" and api_version == "v1" and (
-        data.get("data") is not None or data.get("stringData") is not None
+    if (
+        kind == "Secret"
+        and api_version == "v1"
+        and (data.get("data") is not None or data.get("stringData") is not None)
     ):
         return DocKind.PLAIN_SECRET
     return DocKind.PLAIN
