@@ -1,24 +1,40 @@
 """Interop with Go's standard library: the crypto that kubeseal and the controller run.
 
 ``go_reference/main.go`` is a small stdlib-only program written for these tests: it reads a
-certificate the way ``kubeseal --cert`` does (``x509.ParseCertificate``, RSA key, not expired) and
-seals and opens values with ``rsa.EncryptOAEP``/``DecryptOAEP`` and AES-GCM. Skipped when no Go
-toolchain is installed (Debian package ``golang-go``).
+certificate the way ``kubeseal --cert`` does (``x509.ParseCertificate``, RSA key, not expired),
+seals and opens values with ``rsa.EncryptOAEP``/``DecryptOAEP`` and AES-GCM, and makes a key and
+certificate with ``x509.CreateCertificate`` and the controller's certificate fields, so both
+directions are checked: kubeseal accepts our certificates, and we accept the controller's.
+Skipped when no Go toolchain is installed (Debian package ``golang-go``).
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
+from cryptography import x509
 
+from sealed_gitops.cli.main import cli
 from sealed_gitops.crypto import sealed
 from sealed_gitops.crypto.sealed import Scope, scope_label
 from sealed_gitops.crypto.sealed_document import SealedSecretDoc
-from sealed_gitops.crypto.sealing_keys import SealingKey, certificate_pem, private_key_pem
+from sealed_gitops.crypto.sealing_keys import (
+    CONTROLLER_KEY_LABEL,
+    SealingKey,
+    certificate_pem,
+    fingerprint,
+    load_private_keys,
+    load_public_key,
+    private_key_pem,
+)
 from sealed_gitops.errors import ScopeMismatch
 from sealed_gitops.keys.sealing import SealingKeyring
 
@@ -101,3 +117,77 @@ def test_go_value_in_the_wrong_scope_is_a_scope_mismatch(go_ref: Path, pem_files
                           encrypted_data={"v": value})
     with pytest.raises(ScopeMismatch, match="team-a/db"):
         SealingKeyring([key.private_key]).unseal(doc)
+
+
+@pytest.fixture(scope="session")
+def controller_made(go_ref: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A key and certificate made with Go's crypto/x509 the way the controller makes its own."""
+    out = tmp_path_factory.mktemp("go-controller-key")
+    _ref(go_ref, "mkcert", str(out), "2048")
+    return {"crt": out / "tls.crt", "key": out / "tls.key"}
+
+
+def _openssl_fields(cert: Path) -> list[str]:
+    """Subject, issuer, signature algorithm and the extensions, as openssl reads them."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: it is the independent reader of the certificates")
+    text = subprocess.run([openssl, "x509", "-in", str(cert), "-noout", "-text"],
+                          capture_output=True, text=True, check=True, timeout=30).stdout
+    lines = [line.strip() for line in text.splitlines()]
+    head = [line for line in lines if line.startswith(("Subject:", "Issuer:", "Signature Alg"))]
+    start = lines.index("X509v3 extensions:")
+    end = lines.index("Signature Algorithm: sha256WithRSAEncryption", start)
+    # The key identifier differs with the key; its presence and criticality are compared.
+    return head + [
+        "<key id>" if ":" in line and len(line) > 40 else line for line in lines[start:end]
+    ]
+
+
+def test_our_certificate_matches_a_controller_made_one(
+    controller_made: dict[str, Path], pem_files: dict
+) -> None:
+    ours, _, _ = pem_files["2048"]
+    assert _openssl_fields(ours) == _openssl_fields(controller_made["crt"])
+    assert any("Encipher Only" in line for line in _openssl_fields(ours))
+    lifetimes = {
+        cert.not_valid_after_utc - cert.not_valid_before_utc
+        for cert in (x509.load_pem_x509_certificate(path.read_bytes())
+                     for path in (ours, controller_made["crt"]))
+    }
+    assert lifetimes == {dt.timedelta(days=3650)}
+
+
+def test_we_accept_a_controller_made_certificate_and_key(
+    go_ref: Path, controller_made: dict[str, Path], tmp_path: Path
+) -> None:
+    public = load_public_key(controller_made["crt"].read_bytes(), source="tls.crt")
+    # The key as `kubectl get secret -o yaml` exports it from the controller's namespace.
+    exported = tmp_path / "main.key"
+    exported.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "sealed-secrets-key7", "namespace": "kube-system",
+                     "labels": {CONTROLLER_KEY_LABEL: "active"}},
+        "data": {name: base64.b64encode(controller_made[part].read_bytes()).decode()
+                 for name, part in (("tls.crt", "crt"), ("tls.key", "key"))},
+    }))
+    (private,) = load_private_keys(exported.read_bytes(), source=str(exported))
+    assert fingerprint(private.public_key()) == fingerprint(public)
+    # Sealed by us for their certificate, opened by Go with their key ...
+    value = sealed.seal_value(b"to-the-controller", public_key=public, label=b"team-a/db")
+    assert _ref(go_ref, "open", str(controller_made["key"]), "team-a/db",
+                stdin=value.encode()) == b"to-the-controller"
+    # ... and sealed by Go for their certificate, opened by `unseal --key` with the export.
+    go_value = _ref(go_ref, "seal", str(controller_made["crt"]), "team-a/db",
+                    stdin=b"from-the-controller").decode()
+    file = tmp_path / "sealed.yaml"
+    file.write_text(yaml.safe_dump({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "db", "namespace": "team-a"},
+        "spec": {"encryptedData": {"v": go_value}, "template": {"metadata": {"name": "db"}}},
+    }))
+    result = CliRunner().invoke(cli, ["unseal", str(file), "--key", str(exported)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    (secret,) = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert base64.b64decode(secret["data"]["v"]) == b"from-the-controller"

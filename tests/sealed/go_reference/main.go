@@ -5,6 +5,8 @@
 //	ref cert CERT.pem         read a certificate as kubeseal --cert does; print the key size
 //	ref seal CERT.pem LABEL   seal stdin; print the base64 value
 //	ref open KEY.pem LABEL    open the base64 value on stdin (PKCS#1 key); print the plaintext
+//	ref mkcert DIR BITS       make a key and certificate the way the controller makes its own;
+//	                          write DIR/tls.crt and DIR/tls.key (PKCS#1)
 package main
 
 import (
@@ -20,7 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -96,9 +101,44 @@ func open(priv *rsa.PrivateKey, data, label []byte) ([]byte, error) {
 	return aead.Open(nil, make([]byte, 12), data[2+n:], nil)
 }
 
+// mkcert follows the controller's key generation as its source describes it: a random serial
+// below 2^128, a subject with only a common name (empty by default), valid from now for the
+// default --key-ttl of 87,600 h, key usage encipherOnly, a CA, self-signed.
+func mkcert(dir string, bits int) error {
+	key, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := x509.Certificate{
+		SerialNumber:          serial,
+		KeyUsage:              x509.KeyUsageEncipherOnly,
+		NotBefore:             now.UTC(),
+		NotAfter:              now.Add(87600 * time.Hour).UTC(),
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{
+		Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key),
+	})
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600)
+}
+
 func run() error {
 	if len(os.Args) < 3 {
-		return errors.New("usage: ref cert|seal|open FILE [LABEL]")
+		return errors.New("usage: ref cert|seal|open FILE [LABEL] | mkcert DIR BITS")
 	}
 	label := []byte{}
 	if len(os.Args) > 3 {
@@ -109,6 +149,12 @@ func run() error {
 		return err
 	}
 	switch os.Args[1] {
+	case "mkcert":
+		bits, err := strconv.Atoi(os.Args[3])
+		if err != nil {
+			return err
+		}
+		return mkcert(os.Args[2], bits)
 	case "cert":
 		pub, err := readCert(os.Args[2])
 		if err != nil {
