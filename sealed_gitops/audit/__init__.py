@@ -5,7 +5,7 @@ Public API (what the CLI and, later, the operator call):
 * :func:`audit_history` (``audit.trail``): a path in a Git work tree -> :class:`AuditResult` with
   :class:`ChangeRecord` rows (``records``), oldest first;
 * :class:`ChangeRecord`, :class:`Change`, :class:`SignatureStatus`, :data:`ROW_FIELDS`
-  (``audit.records``): the record type the operator emits for what it applies, too;
+  (``audit.records``): the record type;
 * :class:`KeyedHasher` (``audit.plaintext``): ``--decrypt``, keyed hashes with a per-run key;
 * :func:`masked_text` (``audit.textconv``) and :func:`merge_sops` (``audit.merge``): git's
   textconv and merge drivers;

@@ -9,6 +9,9 @@ process per commit. One ``git log --raw -M -m`` run lists every commit with its 
 Signatures are judged by git itself (``%G?``), against either the caller's GnuPG keyring or, with
 ``signer_keys``, a private temporary keyring holding only those armored public keys, the same
 policy as the source's commit verification (a fixed set of keys, never whatever is around).
+Not :func:`sealed_gitops.source.verify.verify_commit` itself: it is built for one commit and makes
+a fresh GnuPG home per call (about 43 ms a commit, against about 3 ms with ``%G?`` in the one
+``git log``; 200 signed commits: 8.6 s against 0.8 s), and it reports refusals as exceptions.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The audit record: one change of one encrypted value, and nothing that could reveal the value.
 
-Why a module of its own: the ``audit`` command reads records out of Git history, and the operator
-will emit the very same records (as Events and structured log lines) for what it applies. Keeping
-the type here, pure and free of Git, lets both faces produce identical JSON, so a log pipeline can
-join "who committed it" with "when it went live" on the same fields.
+Why a module of its own: the ``audit`` command reads records out of Git history, and other faces
+(the demo, tests) consume them without Git. The operator's audit lines (``audit.log``) carry the
+same ``commit`` and ``object`` fields, so a log pipeline can join "who committed it" with "when
+it went live" on them.
 
 A record holds names only: the commit, people, the file, the object, the key path and the kind
 of change. There is deliberately no field that could carry a value, a ciphertext or a digest of a

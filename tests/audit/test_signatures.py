@@ -9,9 +9,9 @@ import pytest
 
 from sealed_gitops.audit import SignatureStatus, audit_history
 from sealed_gitops.crypto.sops import encrypt_bytes
-from sealed_gitops.testing.gnupg import gnupg_home
+from sealed_gitops.testing.gnupg import GnupgHome, gnupg_home
 
-from .conftest import AgeKeys, GnupgHome, History, init_repo, secret_yaml
+from .conftest import AgeKeys, History, init_repo, secret_yaml
 
 
 @pytest.fixture(scope="module")
