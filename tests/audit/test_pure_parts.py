@@ -125,3 +125,23 @@ def test_merging_disjoint_edits_gives_both(
                         unwrapper=age_keys.unwrapper, file="s.yaml")
     result = decrypt_document(merged, unwrapper=age_keys.unwrapper, file="s.yaml")
     assert dict(result.branches[0].get("stringData")) == {**base, **ours_edits, **theirs_edits}
+
+
+def test_keyed_hashes_use_a_fresh_key_per_run_and_show_nothing(age_keys: AgeKeys) -> None:
+    plain = (
+        b"apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: a}\n"
+        b'stringData:\n  k: "CANARY-7f3a-keyed"\n'
+    )
+    one = encrypt_bytes(plain, key_groups=[[age_keys.recipients[0]]], file="s.yaml")
+    again = encrypt_bytes(plain, key_groups=[[age_keys.recipients[0]]], file="s.yaml")
+    run = KeyedHasher(sops=age_keys.unwrapper)
+    first = run.hashes(blob="1" * 40, file="s.yaml", data=one)
+    second = run.hashes(blob="2" * 40, file="s.yaml", data=again)
+    other_run = KeyedHasher(sops=age_keys.unwrapper).hashes(blob="1" * 40, file="s.yaml", data=one)
+    assert first is not None and second is not None and other_run is not None
+    key = (0, '["stringData"]["k"]')
+    # same plaintext, new ciphertext: equal within one run, so a re-encryption is recognised
+    assert first[key] == second[key]
+    # a hash of another run (another random key) matches nothing: no dictionary to build
+    assert other_run[key] != first[key]
+    assert not leaked(repr(run)) and "_key" not in repr(run)
