@@ -56,7 +56,7 @@ def parse_recipients(text: str | Iterable[str]) -> list[AgeRecipient]:
 
 
 def parse_identities(text: str) -> list[pyrage.x25519.Identity]:
-    """``AGE-SECRET-KEY-1…`` lines of an identity file; ``#`` comments and blank lines skipped."""
+    """The private-key lines of an age identity file; ``#`` comments and blank lines skipped."""
     found = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
