@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMPS := .make-stamps
-SYSTEM_PACKAGES := git gnupg openssh-server openssh-client golang-go
+# python3-venv: Debian's python3 cannot make a virtualenv without it (no ensurepip).
+SYSTEM_PACKAGES := python3-venv git gnupg openssh-server openssh-client golang-go
 
 .PHONY: install system-deps demo test lint typecheck check clean
 
@@ -23,7 +24,7 @@ $(STAMPS)/system:
 
 system-deps: $(STAMPS)/system
 
-$(BIN)/python:
+$(BIN)/python: | $(STAMPS)/system
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMPS)/pip: pyproject.toml $(BIN)/python
