@@ -101,7 +101,25 @@ def _output_dir_missing(
     return ["decrypt", "enc.yaml", "-o", "missing/dir/out.yaml"], {}
 
 
+def _alias_bomb(work: Path, key: AgeKey, _other: AgeKey) -> tuple[list[str], dict[str, str]]:
+    # nine lists of nine aliases each: 9**9 nodes once expanded, refused long before that
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i in range(8):
+        name, previous = chr(98 + i), chr(97 + i)
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
+    (work / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    return ["encrypt", "bomb.yaml", "--age", key.public], {}
+
+
+def _unknown_type(work: Path, key: AgeKey, _other: AgeKey) -> tuple[list[str], dict[str, str]]:
+    path = _encrypted(work, key)
+    path.write_text(path.read_text().replace(",type:str]", ",type:blob]", 1))
+    return ["decrypt", "enc.yaml"], {}
+
+
 CASES: dict[str, tuple[Setup, str, str]] = {
+    "alias-bomb": (_alias_bomb, "bomb.yaml", "aliases expand"),
+    "unknown-type": (_unknown_type, "enc.yaml", "unknown ENC value type"),
     "tampered-metadata": (_tampered, "enc.yaml", "MAC"),
     "wrong-key": (_wrong_key, "enc.yaml", "no available key"),
     "cut-ciphertext": (_cut_value, "enc.yaml", ""),
