@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 
 import pytest
 
@@ -118,3 +119,22 @@ def test_many_registrations_stay_cheap() -> None:
         assert redact.redact("bulk-value-02999-x") == redact.MASK
     finally:
         redact.restore(saved)
+
+
+def test_the_tree_drawn_in_the_docstring_is_the_class_tree() -> None:
+    drawn: dict[str, str | None] = {}
+    parents: list[tuple[int, str]] = []  # (column of the name, name) down the current branch
+    for line in (errors.__doc__ or "").splitlines():
+        match = re.match(r"^ {4}([│├└─ ]*)([A-Z][A-Za-z]+)\s", line + " ")
+        if match is None or not hasattr(errors, match.group(2)):
+            continue
+        column, name = len(match.group(1)), match.group(2)
+        while parents and parents[-1][0] >= column:
+            parents.pop()
+        drawn[name] = parents[-1][1] if parents else None
+        parents.append((column, name))
+    actual = {
+        name: (None if name == "SealedGitopsError" else getattr(errors, name).__bases__[0].__name__)
+        for name in errors.__all__
+    }
+    assert drawn == actual
