@@ -11,13 +11,18 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sealed_gitops.plan import ObjectId, apply_order
 from sealed_gitops.render import Document, Failure, render
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject, decrypt_documents
 from sealed_gitops.render.loader import DEFAULT_LIMITS, Limits
-from sealed_gitops.source import Artifact
+
+if TYPE_CHECKING:
+    # Only a type here: importing the source package pulls in GitPython, which a local
+    # ``sealed-gitops build`` never uses, and a person waits for every import at start-up.
+    from sealed_gitops.source import Artifact
 
 __all__ = ["BuildResult", "FailurePolicy", "build"]
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.resolver import BaseResolver
 
 from sealed_gitops.errors import FormatError, LimitExceeded
-from sealed_gitops.render.loader import Limits, load_bytes
+from sealed_gitops.render.loader import Limits, _CoreResolver, load_bytes
 
 
 def billion_laughs(levels: int = 9) -> bytes:
@@ -121,3 +125,19 @@ def test_scalars_follow_the_yaml_1_2_core_schema(text: str, value: object) -> No
 def test_bom_is_tolerated_and_json_null_is_empty() -> None:
     assert load_bytes(b"\xef\xbb\xbfa: 1\n", file="f.yaml") == [(0, {"a": 1})]
     assert load_bytes(b"null", file="f.json", json_format=True) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.text(max_size=12),
+        st.sampled_from(["", "~", "null", "<<", "0x1F", "0o17", "-.inf", ".NaN", "1e3", "TRUE"]),
+    ),
+    plain=st.booleans(),
+)
+def test_the_fast_resolver_agrees_with_pyyamls(value: str, plain: bool) -> None:
+    # The loader's resolve() is a shortcut of PyYAML's over the same implicit resolvers.
+    resolver = _CoreResolver()
+    for kind in (ScalarNode, SequenceNode, MappingNode):
+        expected = BaseResolver.resolve(resolver, kind, value, (plain, not plain))
+        assert resolver.resolve(kind, value, (plain, not plain)) == expected
