@@ -58,6 +58,25 @@ def test_vault_transit_from_creation_rule(
     assert "not-a-valid-token" not in bad.stderr
 
 
+def test_vault_transit_flag_in_place_and_sops_decrypts(
+    secret_file: Path, transit: Transit, sops: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The URI sops takes, here with an engine path that has slashes (team/a/transit).
+    monkeypatch.setenv("VAULT_TOKEN", transit.server.token)
+    enc = run("encrypt", str(secret_file), "--vault-transit", transit.nested_uri, "--in-place")
+    assert enc.exit_code == 0, enc.stderr
+    assert enc.stdout == ""
+    stanza = yaml.safe_load(secret_file.read_text())["sops"]["hc_vault"][0]
+    assert stanza["vault_address"] == transit.server.address
+    assert (stanza["engine_path"], stanza["key_name"]) == ("team/a/transit", "second")
+    assert stanza["enc"].startswith("vault:v1:")
+    dec = run("decrypt", str(secret_file))
+    assert dec.exit_code == 0, dec.stderr
+    assert _doc(dec.stdout) == _doc(SECRET_YAML)
+    theirs = sops("decrypt", str(secret_file))  # type: ignore[operator]
+    assert _doc(theirs.stdout.decode()) == _doc(SECRET_YAML)
+
+
 # Values carry a fixed prefix so the redaction registry (process-wide) cannot mask paths that
 # later tests print.
 _values = st.text(
