@@ -5,7 +5,8 @@ Why: this is the middle of every reconcile. Prints, in seconds:
 - cold: ``pipeline.build`` with a fresh keyring (every data key unwrapped);
 - warm: the same keyring again (data-key cache hits, no X25519 operation);
 - cli: one ``sealed-gitops build --show-secrets`` process over the whole directory;
-- loop: a shell loop of ``sops -d FILE`` over the SOPS files (timed on a sample, extrapolated).
+- loop: a bash ``for`` loop of ``sops -d FILE`` over the SOPS files (timed on a sample,
+  extrapolated).
 
 Goals on a 2-core machine: cold <= 2 s, warm <= 0.5 s, cli at least 20x faster than the loop.
 The Secrets are made with the real sops. Last line: ``cli speedup vs sops loop: N.Nx``.
@@ -101,10 +102,12 @@ def main() -> None:
 
         cli_time = best(args.runs, cli)
 
-        sample = files[: args.sample]
+        # A real shell loop, as a person would write it: bash starts each sops -d.
+        sample = [str(path) for path in files[: args.sample]]
+        script = 'for f in "$@"; do "$SOPS" -d "$f" > /dev/null || exit 1; done'
         start = time.perf_counter()
-        for path in sample:
-            subprocess.run([sops, "-d", str(path)], env=env, check=True, capture_output=True)
+        subprocess.run(["bash", "-c", script, "loop", *sample], env={**env, "SOPS": sops},
+                       check=True, capture_output=True)
         per_file = (time.perf_counter() - start) / len(sample)
         loop = per_file * len(files)
 
@@ -112,7 +115,7 @@ def main() -> None:
     print(f"cold render+decrypt: {cold:.3f} s (goal <= 2 s)")
     print(f"warm render+decrypt: {warm:.3f} s (goal <= 0.5 s)")
     print(f"sealed-gitops build --show-secrets (one process): {cli_time:.3f} s")
-    print(f"sops -d loop: {per_file * 1000:.1f} ms per file x {len(files)} = {loop:.1f} s "
+    print(f"shell loop of sops -d: {per_file * 1000:.1f} ms per file x {len(files)} = {loop:.1f} s "
           f"(timed on {len(sample)} files, extrapolated)")
     print(f"cli speedup vs sops loop: {loop / cli_time:.1f}x")
 
