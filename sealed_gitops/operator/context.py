@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealed_gitops.cluster import Discovery, Identity, KubeClient, connect
+from sealed_gitops.cluster import Desired, Discovery, Identity, KubeClient, connect
 from sealed_gitops.errors import ApiUnavailable
 from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.keys.keyring import KeyRing
@@ -29,7 +29,7 @@ from sealed_gitops.operator.resources import read_secret_data
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.operator.triggers import Triggers
 from sealed_gitops.pipeline import BuildResult
-from sealed_gitops.plan import ObjectId
+from sealed_gitops.plan import Inventory, ObjectId
 from sealed_gitops.render.cache import ContentCache
 
 __all__ = ["HaltableClient", "OperatorContext", "SyncMemory"]
@@ -100,6 +100,11 @@ class SyncMemory:
     #: the last complete build and what it was built from (commit, path, options, keys)
     built: BuildResult | None = None
     build_key: tuple[object, ...] = ()
+    #: the last build's objects placed and prepared for apply, and what they were made from
+    desired: Desired | None = None
+    desired_key: tuple[object, ...] = ()
+    #: the last ``status.inventory`` read and its parsed form (2,000 ids cost a parse)
+    inventory: tuple[object, Inventory] | None = None
 
 
 @dataclass
