@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from sealed_gitops.cluster.applier import (
     ApplyResult,
+    Desired,
     ObjectOutcome,
     Policy,
     Result,
     apply,
+    prepare_desired,
     wait_established,
 )
 from sealed_gitops.cluster.client import DEFAULT_TIMEOUT, Identity, KubeClient, connect
@@ -51,6 +53,7 @@ __all__ = [
     "SYNC_NAMESPACE_LABEL",
     "SYNC_NAME_LABEL",
     "ApplyResult",
+    "Desired",
     "Discovery",
     "EventType",
     "Identity",
@@ -65,6 +68,7 @@ __all__ = [
     "SyncRef",
     "apply",
     "connect",
+    "prepare_desired",
     "prune",
     "read_live",
     "record_event",

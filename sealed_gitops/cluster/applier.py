@@ -34,7 +34,16 @@ from sealed_gitops.plan.changes import Change, ObjectChange, digest, plan_change
 from sealed_gitops.plan.ids import Inventory, InventoryEntry, ObjectId, split_api_version
 from sealed_gitops.plan.order import apply_stages
 
-__all__ = ["ApplyResult", "ObjectOutcome", "Policy", "Result", "apply", "wait_established"]
+__all__ = [
+    "ApplyResult",
+    "Desired",
+    "ObjectOutcome",
+    "Policy",
+    "Result",
+    "apply",
+    "prepare_desired",
+    "wait_established",
+]
 
 _CRD_GROUP = "apiextensions.k8s.io"
 
@@ -126,7 +135,50 @@ class ApplyResult:
         previous entries of objects that failed or were skipped (so they are not pruned and
         their previously applied version stays, issue 6 item 7)."""
         held = {o.id for o in self.outcomes if o.result in (Result.FAILED, Result.SKIPPED)}
+        if not held:
+            return self.inventory  # the common case: one sort of the entries, not two
         return self.inventory.merge(previous.restrict(held))
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The objects of one apply as they are sent: ownership labels and annotations added, with
+    their ids, API versions, digests, in apply stages.
+
+    Why a value of its own: computing it costs about as much as the rest of a no-op reconcile
+    (a copy, a digest and an id per object, the stage sort), and a caller that applies the same
+    objects again (the operator, same commit and spec) keeps it instead of recomputing it.
+    """
+
+    #: per stage (``definitions``, ``cluster``, ``namespaced``), (id, prepared object) in order
+    stages: tuple[tuple[str, tuple[tuple[ObjectId, Mapping[str, Any]], ...]], ...]
+    versions: Mapping[ObjectId, str]
+    marks: Mapping[ObjectId, str]
+
+    @property
+    def ids(self) -> list[ObjectId]:
+        return [oid for _, items in self.stages for oid, _ in items]
+
+
+def prepare_desired(
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    sync: SyncRef,
+    sources: Mapping[ObjectId, str] | None = None,
+    digest_key: bytes | None = None,
+    discovery: Discovery,
+) -> Desired:
+    """Prepare ``objects`` for :func:`apply` (see :class:`Desired`)."""
+    ids = [ObjectId.of(obj) for obj in objects]
+    prepared = [sync.prepare(obj, source_path=(sources or {}).get(oid))
+                for oid, obj in zip(ids, objects, strict=True)]
+    id_of = {id(obj): oid for oid, obj in zip(ids, prepared, strict=True)}
+    stages = apply_stages(prepared, is_cluster_scoped=_scope_function(discovery, prepared))
+    return Desired(
+        stages=tuple((st.name, tuple((id_of[id(o)], o) for o in st.objects)) for st in stages),
+        versions={oid: str(o.get("apiVersion", "")) for oid, o in zip(ids, prepared, strict=True)},
+        marks={oid: digest(obj, key=digest_key) for oid, obj in zip(ids, prepared, strict=True)},
+    )
 
 
 def _established(crd: Mapping[str, Any]) -> bool:
@@ -180,10 +232,8 @@ def _rv(obj: Mapping[str, Any]) -> str:
 
 
 def _plan(
-    prepared: Sequence[Mapping[str, Any]],
-    ids: Sequence[ObjectId],
+    desired: Desired,
     live: Mapping[ObjectId, Mapping[str, Any]],
-    marks: Mapping[ObjectId, str],
     *,
     recorded: Mapping[ObjectId, tuple[str, str]],
     digest_key: bytes | None,
@@ -196,13 +246,14 @@ def _plan(
     """
     changes: dict[ObjectId, ObjectChange] = {}
     rest = []
-    for oid, obj in zip(ids, prepared, strict=True):
-        current = live.get(oid)
-        if current is not None and recorded.get(oid) == (marks[oid], _rv(current)):
-            version = split_api_version(str(obj.get("apiVersion", "")))[1]
-            changes[oid] = ObjectChange(oid, Change.UNCHANGED, version)
-        else:
-            rest.append(obj)
+    for _, items in desired.stages:
+        for oid, obj in items:
+            current = live.get(oid)
+            if current is not None and recorded.get(oid) == (desired.marks[oid], _rv(current)):
+                version = split_api_version(desired.versions[oid])[1]
+                changes[oid] = ObjectChange(oid, Change.UNCHANGED, version)
+            else:
+                rest.append(obj)
     plan = plan_changes(rest, live, digest_key=digest_key)
     changes.update((c.id, c) for c in plan.create + plan.update + plan.unchanged)
     return changes
@@ -228,7 +279,7 @@ def _write(
 
 def apply(
     client: KubeClient,
-    objects: Sequence[Mapping[str, Any]],
+    objects: Sequence[Mapping[str, Any]] | Desired,
     *,
     sync: SyncRef,
     revision: str | None = None,
@@ -242,6 +293,8 @@ def apply(
 ) -> ApplyResult:
     """Apply ``objects`` for ``sync`` and return one outcome per object, in apply order.
 
+    - ``objects``: the desired manifests, or a :class:`Desired` from :func:`prepare_desired`
+      with the same ``sync``, ``sources`` and ``digest_key`` (then those two are not used).
     - ``revision``: written on Secrets as the commit annotation (``main@sha1:<id>``), and
       ``author`` (``Name <email>``) as the commit-author annotation.
     - ``sources``: per id, the repository path the object came from (annotated on Secrets).
@@ -255,25 +308,27 @@ def apply(
     Discovery failures (the API server is down) do raise ClusterError: nothing can be planned.
     """
     discovery = discovery or Discovery(client)
-    ids = [ObjectId.of(obj) for obj in objects]
-    prepared = [sync.prepare(obj, source_path=(sources or {}).get(oid))
-                for oid, obj in zip(ids, objects, strict=True)]
-    versions = {oid: str(o.get("apiVersion", "")) for oid, o in zip(ids, prepared, strict=True)}
+    desired = (
+        objects
+        if isinstance(objects, Desired)
+        else prepare_desired(
+            objects, sync=sync, sources=sources, digest_key=digest_key, discovery=discovery
+        )
+    )
+    versions = desired.versions
     unreadable: dict[ObjectId, ClusterError] = {}
     live = read_live(client, discovery, versions, sync=sync, failures=unreadable)
-    marks = {oid: digest(obj, key=digest_key) for oid, obj in zip(ids, prepared, strict=True)}
-    changes = _plan(prepared, ids, live, marks, recorded=recorded or {}, digest_key=digest_key)
+    changes = _plan(desired, live, recorded=recorded or {}, digest_key=digest_key)
 
     outcomes: list[ObjectOutcome] = []
     # Atomic: an object we cannot even read means nothing is written this time.
     stopped = bool(unreadable) and policy is Policy.ATOMIC
-    for stage in apply_stages(prepared, is_cluster_scoped=_scope_function(discovery, prepared)):
+    for _, items in desired.stages:
         written_crds: list[tuple[int, str]] = []
-        for obj in stage.objects:
-            oid = ObjectId.of(obj)
+        for oid, obj in items:
             version = split_api_version(versions[oid])[1]
             change = changes[oid]
-            mark = marks[oid]
+            mark = desired.marks[oid]
             if oid in unreadable:
                 outcomes.append(ObjectOutcome(oid, Result.FAILED, version, change=change,
                                               error=unreadable[oid]))

@@ -18,10 +18,12 @@ from typing import Any
 
 from sealed_gitops.cluster import (
     ApplyResult,
+    Desired,
     Policy,
     PruneResult,
     SyncRef,
     apply,
+    prepare_desired,
     prune,
 )
 from sealed_gitops.errors import (
@@ -43,7 +45,7 @@ from sealed_gitops.operator.sync_status import (
     succeeded,
 )
 from sealed_gitops.operator.tenancy import place_objects
-from sealed_gitops.pipeline import FailurePolicy
+from sealed_gitops.pipeline import BuildResult, FailurePolicy
 from sealed_gitops.plan import Inventory
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.source import Ref
@@ -92,6 +94,51 @@ def _keys(
     return DecryptionKeys(sops=ctx.keyring_for(memory, namespace=namespace, secret=secret))
 
 
+def _desired(
+    ctx: OperatorContext,
+    memory: SyncMemory,
+    built: BuildResult,
+    *,
+    ref: SyncRef,
+    spec: dict[str, Any],
+) -> Desired:
+    """Phase 4a, tenancy and preparation: the build's objects placed in their namespaces (or
+    refused) and prepared for apply; kept while the build and the placement rules are the same,
+    so a no-op reconcile does not copy, digest and sort every object again."""
+    target, account = spec.get("targetNamespace"), spec.get("serviceAccountName")
+    rules = (target, account, tuple(ctx.settings.target_namespace_allowlist))
+    # The build by identity: build_for_sync returns the very same object while it is valid
+    # (the key holds the build itself, so its identity cannot pass to a newer one).
+    if (
+        memory.desired is not None
+        and memory.desired_key
+        and memory.desired_key[0] is built
+        and memory.desired_key[1:] == rules
+    ):
+        return memory.desired
+    objects, sources = place_objects(
+        ctx,
+        built.objects,
+        sync_namespace=ref.namespace,
+        target_namespace=target,
+        service_account=account,
+    )
+    memory.desired = prepare_desired(
+        objects, sync=ref, sources=sources, digest_key=ctx.digest_key, discovery=ctx.discovery
+    )
+    memory.desired_key = (built, *rules)
+    return memory.desired
+
+
+def _previous_inventory(memory: SyncMemory, raw: Any) -> Inventory:
+    """``status.inventory`` parsed, or the parse kept from the last reconcile if it is equal."""
+    if memory.inventory is not None and memory.inventory[0] == raw:
+        return memory.inventory[1]
+    parsed = Inventory.from_status(raw)
+    memory.inventory = (raw, parsed)
+    return parsed
+
+
 def _audit(sync: str, published: dict[str, Any], applied: ApplyResult) -> None:
     """One JSON line per changed Secret: who committed it and which keys changed (no values)."""
     for outcome in applied.outcomes:
@@ -134,7 +181,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
 
     started = time.monotonic()
     policy = FailurePolicy.parse(str(spec.get("failurePolicy") or "Atomic"))
-    previous = Inventory.from_status(status.get("inventory"))
+    previous = _previous_inventory(memory, status.get("inventory"))
     ref = SyncRef(namespace, name)
     revision: str | None = None
     try:
@@ -148,21 +195,14 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             policy=policy,
             keys=_keys(ctx, memory, namespace, spec),
         )
-        objects, sources = place_objects(
-            ctx,
-            built.objects,
-            sync_namespace=namespace,
-            target_namespace=spec.get("targetNamespace"),
-            service_account=spec.get("serviceAccountName"),
-        )
+        desired = _desired(ctx, memory, built, ref=ref, spec=spec)
         client = ctx.client_as(namespace, spec.get("serviceAccountName"))
         applied = apply(
             client,
-            objects,
+            desired,
             sync=ref,
             revision=revision,
             author=published.get("author"),
-            sources=sources,
             recorded=memory.records,
             policy=Policy.ISOLATE if policy is FailurePolicy.ISOLATE else Policy.ATOMIC,
             digest_key=ctx.digest_key,

@@ -16,7 +16,7 @@ import pytest
 
 from sealed_gitops.testing import KubeEmulator
 
-from .conftest import Setup, condition, is_ready, ready, wait_failed, wait_for
+from .conftest import Setup, condition, decoded, is_ready, ready, wait_failed, wait_for
 from .manifests import config_doc, decryptions, reconciles, secret_doc, writes
 
 pytestmark = pytest.mark.e2e
@@ -169,3 +169,44 @@ def test_reconciling_is_true_while_a_new_revision_is_applied(
     assert {(c["status"], c["reason"]) for c in seen} == {("True", "Progressing")}
     assert f"main@sha1:{sha}" in seen[0]["message"]
     assert condition(setup.kube.sync(), "Reconciling") is None
+
+
+def test_drift_is_corrected_on_the_next_reconcile_of_the_same_revision(
+    setup: Setup, operator_factory: Any
+) -> None:
+    """The no-op path keeps the prepared objects between reconciles; an edit made in the
+    cluster (a new resourceVersion) must still be seen and undone, then nothing more written."""
+    thread, _ = _first_apply(setup, operator_factory, interval="1h")
+    wait_for(lambda: condition(setup.kube.sync(), "Reconciling") is None, what="settled")
+    ns = setup.namespace
+    base = reconciles(thread)
+    thread.trigger("Sync", ns, "app", reason="test")  # a no-op first: the memo is in use
+    wait_for(lambda: reconciles(thread) >= base + 1, what="a no-op reconcile")
+
+    cm_path = f"/api/v1/namespaces/{ns}/configmaps/settings"
+    setup.kube.patch(cm_path, {"data": {"level": "debug"}})
+    setup.kube.patch(
+        f"/api/v1/namespaces/{ns}/secrets/db", {"data": {"password": "ZWRpdGVkLWJ5LWhhbmQ="}}
+    )
+    before = writes(thread)
+    thread.trigger("Sync", ns, "app", reason="test")
+    wait_for(
+        lambda: (setup.kube.get(cm_path) or {}).get("data", {}).get("level") == "info",
+        what="the ConfigMap restored",
+    )
+    wait_for(
+        lambda: decoded(setup.kube.secret("db") or {}).get("password") == "status-pass-0001",
+        what="the Secret restored",
+    )
+    assert writes(thread) - before >= 2
+    settled = reconciles(thread)
+    after = writes(thread)
+    thread.trigger("Sync", ns, "app", reason="test")
+    wait_for(lambda: reconciles(thread) >= settled + 1, what="a reconcile after the repair")
+    assert writes(thread) - after <= 1  # at most the counts in the status, no object
+    thread.trigger("Sync", ns, "app", reason="test")
+    wait_for(lambda: reconciles(thread) >= settled + 2, what="a second one")
+    final = writes(thread)
+    thread.trigger("Sync", ns, "app", reason="test")
+    wait_for(lambda: reconciles(thread) >= settled + 3, what="a third one")
+    assert writes(thread) == final
