@@ -36,6 +36,9 @@ from tests.operator.conftest import (  # noqa: F401 (fixtures)
     wait_for,
 )
 
+#: the operator fixtures' helpers the test modules import from here
+__all__ = ["Kube", "Setup", "ready", "wait_for"]
+
 API = "/apis/sealed-gitops.io/v1alpha1"
 TEST_BITS = {"sealed-gitops.io/test-key-bits": "2048"}
 
@@ -71,11 +74,11 @@ def published(kube: Kube, namespace: str, name: str = "cluster") -> list[dict[st
 
 
 def wait_keys(kube: Kube, namespace: str, name: str = "cluster", count: int = 1) -> list[Any]:
-    return wait_for(
+    return list(wait_for(
         lambda: (k := published(kube, namespace, name)) and len(k) >= count and k,
         timeout=30,
         what=f"{count} published key(s)",
-    )
+    ))
 
 
 def active(keys: list[dict[str, Any]]) -> dict[str, Any]:

@@ -123,6 +123,11 @@ def test_keyring_publishes_public_parts_and_keeps_private_parts_in_owned_secrets
     assert "AGE-SECRET-KEY" not in events and "PRIVATE KEY" not in events
 
 
+def _enc_lines(data: bytes) -> list[bytes]:
+    """The encrypted values of a SOPS file, line by line."""
+    return [ln for ln in data.splitlines() if b"ENC[" in ln]
+
+
 def _counts(listing: str) -> dict[str, int]:
     """``keys list`` rows as {fingerprint prefix: files depending on the key}."""
     rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
@@ -190,8 +195,7 @@ def test_rotate_reencrypt_retire(
     run_cli(["reencrypt", "deploy"], cwd=work)
     db_after = (work / "deploy/db.yaml").read_bytes()
     assert master_key_ids(db_after, file="db.yaml") == [new["ageRecipient"]]
-    enc_lines = lambda data: [ln for ln in data.splitlines() if b"ENC[" in ln]  # noqa: E731
-    assert enc_lines(db_before) == enc_lines(db_after)  # values untouched
+    assert _enc_lines(db_before) == _enc_lines(db_after)  # values untouched
     api = yaml.safe_load((work / "deploy/api.yaml").read_text())
     hints = json.loads(api["metadata"]["annotations"]["sealed-gitops.io/key-ids"])
     assert set(hints.values()) == {new["fingerprint"]}
@@ -236,8 +240,7 @@ def test_rotate_data_key_in_cluster(
     before = path.read_bytes()
     run_cli(["reencrypt", "--rotate-data-key", "deploy"], cwd=work)
     after = path.read_bytes()
-    enc_lines = lambda data: [ln for ln in data.splitlines() if b"ENC[" in ln]  # noqa: E731
-    assert enc_lines(before) != enc_lines(after)
+    assert _enc_lines(before) != _enc_lines(after)
     assert b"pw-rot-1" not in after
     setup.repo.commit("rotated")
     setup.repo.push()
