@@ -30,7 +30,7 @@ from sealed_gitops.errors import (
 
 from . import shamir
 from .json_store import dump_json, dump_json_value, load_json
-from .masterkey import MasterKey, Unwrapper
+from .masterkey import KeyStanza, MasterKey, Unwrapper
 from .metadata import Metadata, parse_metadata
 from .tree import Rules, Stash, TreeBranch, decrypt_branches, encrypt_branches
 from .values import decrypt_value, encrypt_value
@@ -206,7 +206,7 @@ def _verify_mac(meta: Metadata, key: bytes, computed: str, *, file: str | None) 
 
 def wrap_data_key(
     data_key: bytes, key_groups: Sequence[Sequence[MasterKey]], *, threshold: int, file: str | None
-) -> list[list]:  # type: ignore[type-arg]
+) -> list[list[KeyStanza]]:
     """Wrap ``data_key`` (or its Shamir shares) for every master key, group by group."""
     groups = [list(g) for g in key_groups]
     if not groups or any(not g for g in groups):
