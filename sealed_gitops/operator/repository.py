@@ -52,6 +52,24 @@ class RepositorySource:
     timeout: float
 
 
+def _verification(ctx: OperatorContext, namespace: str, verify: Any) -> Verification:
+    """``spec.verify``: absent means off; a block without ``mode`` means HEAD.
+
+    The safe reading, and the one the CRD's schema default gives: whoever wrote a verify block
+    wanted commits checked, so a missing mode must not quietly switch checking off (an object
+    stored before the default existed, or sent to a server that does not apply defaults).
+    """
+    if verify is None:
+        return Verification()
+    block = dict(verify or {})
+    keys = None
+    if (block.get("secretRef") or {}).get("name"):
+        keys, _ = read_secret_data(
+            ctx.client, namespace, block["secretRef"]["name"], purpose="signers' public keys"
+        )
+    return Verification.from_spec(str(block.get("mode") or "HEAD"), keys)
+
+
 def repository_source(ctx: OperatorContext, repo: dict[str, Any]) -> RepositorySource:
     """Read the spec and its Secrets (in the Repository's own namespace only)."""
     meta = repo.get("metadata") or {}
@@ -65,18 +83,13 @@ def repository_source(ctx: OperatorContext, repo: dict[str, Any]) -> RepositoryS
     if secret_name:
         data, _ = read_secret_data(ctx.client, namespace, secret_name, purpose="Git credentials")
         auth = auth_from_secret_data(data, url=url)
-    verify = spec.get("verify") or {}
-    keys = None
-    if (verify.get("secretRef") or {}).get("name"):
-        keys, _ = read_secret_data(
-            ctx.client, namespace, verify["secretRef"]["name"], purpose="signers' public keys"
-        )
-    verification = Verification.from_spec(verify.get("mode"), keys) if verify else Verification()
+    verification = _verification(ctx, namespace, spec.get("verify"))
     timeout = parse_duration(
         spec.get("timeout"), default=ctx.settings.default_fetch_timeout, what="spec.timeout"
     )
     return RepositorySource(
         url=url,
+        # No ref (the schema has no default for it): the remote's HEAD, as ``git clone`` does.
         ref=Ref.from_spec(spec.get("ref")),
         auth=auth,
         verification=verification,

@@ -235,3 +235,30 @@ def test_the_cli_accepts_the_deployment_arguments(built: list[dict[str, Any]]) -
     assert ctx.params["all_namespaces"] is True
     assert ctx.params["leader_election"] is True
     assert str(ctx.params["cache_dir"]) == "/var/cache/sealed-gitops"
+
+
+def _repository_spec_schema(built: list[dict[str, Any]]) -> dict[str, Any]:
+    crd = find(built, "CustomResourceDefinition", "repositories.sealed-gitops.io")
+    version = crd["spec"]["versions"][0]
+    return dict(version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"])
+
+
+@pytest.mark.parametrize(
+    ("field", "default"),
+    [
+        # no ref means the remote's HEAD in the operator; a schema default would hide that
+        ("ref", None),
+        # a verify block without mode means HEAD, in the schema and in the operator
+        ("verify.mode", "HEAD"),
+        ("interval", "1m"),
+        ("timeout", "60s"),
+        ("suspend", False),
+    ],
+)
+def test_repository_schema_defaults_match_the_operator(
+    built: list[dict[str, Any]], field: str, default: Any
+) -> None:
+    node: dict[str, Any] = {"properties": _repository_spec_schema(built)}
+    for part in field.split("."):
+        node = node["properties"][part]
+    assert node.get("default") == default

@@ -322,11 +322,16 @@ class Setup:
                 "apiVersion": "sealed-gitops.io/v1alpha1",
                 "kind": "Repository",
                 "metadata": {"name": "app", "namespace": self.namespace},
+                # a None in repository_spec leaves that field out
                 "spec": {
-                    "url": f"file://{self.remote}",
-                    "ref": {"branch": "main"},
-                    "interval": interval,
-                    **(repository_spec or {}),
+                    k: v
+                    for k, v in {
+                        "url": f"file://{self.remote}",
+                        "ref": {"branch": "main"},
+                        "interval": interval,
+                        **(repository_spec or {}),
+                    }.items()
+                    if v is not None
                 },
             }
         )

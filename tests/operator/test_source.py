@@ -3,6 +3,7 @@ signed by a trusted key are applied (issue 6 items 1, 5 and 11)."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -184,3 +185,51 @@ def test_an_unsigned_commit_is_refused_and_a_signed_one_applied(
     wait_for(lambda: _password(setup) == "signed-value-two", what="next signed commit applied")
     wait_for(lambda: is_ready(setup.kube.repository()), what="Repository Ready again")
     assert setup.kube.repository()["status"]["artifact"]["commit"] == second
+
+
+def test_a_verify_block_without_mode_checks_signatures(
+    setup: Setup, operator_factory: Any, signer: tuple[GnupgHome, str]
+) -> None:
+    """The schema defaults verify.mode to HEAD; the operator must read a missing mode the same
+    way (the emulator, like an object stored before the default, applies no schema defaults)."""
+    ns = setup.namespace
+    home, fingerprint = signer
+    unsigned = setup.push(
+        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="unsigned-value"))}
+    )
+    setup.secret_object("signers", {"dev.asc": home.export_public(fingerprint)})
+    setup.objects(repository_spec={"verify": {"secretRef": {"name": "signers"}}})
+    assert "mode" not in setup.kube.repository()["spec"]["verify"] or (
+        setup.kube.repository()["spec"]["verify"]["mode"] == "HEAD"  # a real API server
+    )
+    operator_factory(ns)
+    repo = wait_for(
+        lambda: (r := setup.kube.repository()) and is_ready(r, "False") and r,
+        what="Repository Ready=False",
+    )
+    assert (ready(repo) or {})["reason"] == "VerificationFailed"
+    assert unsigned[:7] in (ready(repo) or {})["message"] or "sign" in str(ready(repo)).lower()
+    assert "artifact" not in (repo.get("status") or {})
+    assert setup.kube.secret("db") is None
+
+
+def test_without_a_ref_the_remote_head_is_followed(setup: Setup, operator_factory: Any) -> None:
+    """No ref: the branch the remote's HEAD points at (here not main), not a schema default."""
+    ns = setup.namespace
+    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="on-main"))})
+    subprocess.run(["git", "-C", str(setup.repo.path), "checkout", "-q", "-b", "trunk"], check=True)
+    setup.repo.write(
+        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="on-trunk"))}
+    )
+    sha = setup.repo.commit("trunk")
+    subprocess.run(
+        ["git", "-C", str(setup.repo.path), "push", "-q", "origin", "trunk"], check=True
+    )
+    subprocess.run(
+        ["git", "-C", str(setup.remote), "symbolic-ref", "HEAD", "refs/heads/trunk"], check=True
+    )
+    setup.objects(repository_spec={"ref": None})
+    assert "ref" not in setup.kube.repository()["spec"]  # the schema has no default for it
+    operator_factory(ns)
+    wait_for(lambda: _password(setup) == "on-trunk", what="the remote HEAD's commit applied")
+    assert setup.kube.repository()["status"]["artifact"]["commit"] == sha
