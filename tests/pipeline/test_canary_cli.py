@@ -103,7 +103,7 @@ def _encrypted_config_map(
     deploy: Path, canary: str, sops: str, key: AgeKey, other: AgeKey
 ) -> tuple[int, str]:
     # sops encrypts documents of any kind: a ConfigMap's encrypted values are masked too.
-    doc = {
+    doc: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": "cm", "namespace": "ns"},

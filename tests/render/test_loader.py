@@ -139,5 +139,5 @@ def test_the_fast_resolver_agrees_with_pyyamls(value: str, plain: bool) -> None:
     # The loader's resolve() is a shortcut of PyYAML's over the same implicit resolvers.
     resolver = _CoreResolver()
     for kind in (ScalarNode, SequenceNode, MappingNode):
-        expected = BaseResolver.resolve(resolver, kind, value, (plain, not plain))
+        expected = BaseResolver.resolve(resolver, kind, value, (plain, not plain))  # type: ignore[no-untyped-call]
         assert resolver.resolve(kind, value, (plain, not plain)) == expected
