@@ -132,7 +132,13 @@ def _read(out: bytes, fmt: str) -> object:
     """Read a decrypted file with a YAML 1.2 reader that is not ours (sops writes 5e+06)."""
     if fmt == "json":
         return json.loads(out)
-    return YAML(typ="safe", pure=True).load(out.decode())
+    reader = YAML(typ="safe", pure=True)
+    # A plain "=" is YAML 1.1's value key; sops (go-yaml) and we write the string "=" unquoted,
+    # and both read it back as a string: so must this reader.
+    reader.constructor.add_constructor(
+        "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
+    )
+    return reader.load(out.decode())
 
 
 def _keys(tree: object) -> list[str]:
