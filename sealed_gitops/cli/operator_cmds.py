@@ -468,8 +468,7 @@ def _stop_on(stop: asyncio.Event, name: str) -> None:
     stop.set()
 
 
-async def _run(settings: OperatorSettings, *, in_cluster: bool) -> None:
-    from sealed_gitops.operator.context import OperatorContext
+async def _run(settings: OperatorSettings) -> None:
     from sealed_gitops.operator.runner import run_operator
 
     loop = asyncio.get_running_loop()
@@ -478,9 +477,8 @@ async def _run(settings: OperatorSettings, *, in_cluster: bool) -> None:
         loop.stop_flag = stop
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    client = connect(in_cluster=True) if in_cluster else None
-    context = OperatorContext(settings, client=client)
-    await run_operator(settings, stop=stop, context=context)
+    # The context connects as the settings say: the pod's service account when in a pod.
+    await run_operator(settings, stop=stop)
 
 
 def _settings(
@@ -650,5 +648,5 @@ def operator_command(
         "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or 'default'}",
     )
     with asyncio.Runner(loop_factory=_StopOnSignalLoop) as runner:
-        runner.run(_run(settings, in_cluster=in_cluster))
+        runner.run(_run(settings))
     log.info("operator stopped")

@@ -13,6 +13,7 @@ longer leads. What it already wrote is safe; the next leader converges from the 
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory, ObjectId
 from sealed_gitops.render.cache import ContentCache
 
-__all__ = ["HaltableClient", "OperatorContext", "SyncMemory"]
+__all__ = ["HaltableClient", "OperatorContext", "SyncMemory", "connect_for"]
 
 
 @dataclass
@@ -85,6 +86,16 @@ class HaltableClient(KubeClient):
         )
 
 
+def connect_for(settings: OperatorSettings) -> KubeClient:
+    """The operator's client: ``settings.kubeconfig`` when given; else, in a pod (the API
+    server's address in ``KUBERNETES_SERVICE_HOST``, no ``$KUBECONFIG``), the pod's service
+    account; else ``$KUBECONFIG`` or ``~/.kube/config``, as kubectl chooses."""
+    # $KUBECONFIG read now: the kubernetes package reads it once, when it is first imported.
+    kubeconfig = settings.kubeconfig or os.environ.get("KUBECONFIG") or None
+    in_cluster = not kubeconfig and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    return connect(kubeconfig, in_cluster=in_cluster, timeout=settings.api_timeout)
+
+
 @dataclass
 class SyncMemory:
     """What the operator remembers about one Sync between reconciles (lost on restart: safe)."""
@@ -117,9 +128,7 @@ class OperatorContext:
 
     def __init__(self, settings: OperatorSettings, *, client: KubeClient | None = None) -> None:
         self.settings = settings
-        self.client = HaltableClient.wrap(
-            client or connect(settings.kubeconfig, timeout=settings.api_timeout)
-        )
+        self.client = HaltableClient.wrap(client or connect_for(settings))
         self.discovery = Discovery(self.client)
         self.triggers = Triggers()
         self.metrics = Metrics()
