@@ -228,3 +228,18 @@ def test_dependency_scan(
     files = scan_repository(tmp_path, refs)
     usable = [k.fingerprint for k in ring]
     assert only_key_users(files, old.fingerprint, usable=usable) == needs_old
+
+
+def test_a_new_keyring_gets_an_rsa_4096_key_with_a_self_signed_certificate() -> None:
+    """What the operator generates when no test annotation asks for a smaller key."""
+    from sealed_gitops.operator.keyring import _plan
+
+    keyring = {"metadata": {"name": "cluster", "namespace": "ns"}, "spec": {}}
+    keys, happened, _, _ = _plan(keyring, [], now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert len(keys) == 1 and keys[0].state is KeyState.ACTIVE and happened
+    key = keys[0]
+    assert key.sealing_key.key_size == 4096
+    assert key.age_recipient.startswith("age1")
+    cert = key.certificate
+    assert cert.issuer == cert.subject
+    cert.verify_directly_issued_by(cert)  # self-signed: its own key checks its signature
