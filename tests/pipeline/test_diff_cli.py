@@ -100,6 +100,7 @@ def test_diff_shows_secret_keys_never_values(
     assert "password: changed" in out
     assert "gone: removed" in out
     assert "added: added" in out
+    assert "same: unchanged" in out
     assert "settings" in out and "level: debug" in out
     for value in (
         "old-diff-password",
