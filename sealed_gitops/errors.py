@@ -88,6 +88,10 @@ class SealedGitopsError(Exception):
         self.location = location
         super().__init__(reason)
 
+    def __repr__(self) -> str:
+        # repr() is what %r in a log line and a debugger show: redacted like str().
+        return f"{type(self).__name__}({str(self)!r})"
+
     def __str__(self) -> str:
         # Imported here because redact.py must stay importable without errors.py in cycles.
         from sealed_gitops.redact import redact

@@ -30,9 +30,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import hvac
-import hvac.exceptions
-
 from sealed_gitops.crypto.sops.masterkey import KeyStanza
 from sealed_gitops.errors import ConfigError, IntegrityError, KeyProviderError
 
@@ -144,6 +141,8 @@ class _Clients:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                import hvac  # here, not at the top: every CLI start would pay for it
+
                 # token "" rather than None: with None hvac would read VAULT_TOKEN and
                 # ~/.vault-token itself, and the operator must only use the token it was given.
                 # TLS settings (VAULT_CACERT, VAULT_CAPATH, VAULT_CLIENT_CERT) are hvac's, as
@@ -172,6 +171,8 @@ def _call(what: str, ref: TransitKeyRef, fn: Any, /, **kwargs: Any) -> Mapping[s
     Vault's error texts name paths and policies, never the payload, but they are still kept out
     of the message except for the short, known reasons below.
     """
+    import hvac.exceptions
+
     key_id = ref.uri
     try:
         response = fn(**kwargs)

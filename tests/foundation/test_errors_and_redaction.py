@@ -138,3 +138,14 @@ def test_the_tree_drawn_in_the_docstring_is_the_class_tree() -> None:
         for name in errors.__all__
     }
     assert drawn == actual
+
+
+def test_repr_is_redacted_too() -> None:
+    saved = redact.snapshot()
+    try:
+        redact.register("repr-canary-value-77")
+        exc = errors.FormatError("bad value repr-canary-value-77", file="x.yaml")
+        assert "repr-canary-value-77" not in repr(exc)
+        assert repr(exc).startswith("FormatError(")
+    finally:
+        redact.restore(saved)
