@@ -34,7 +34,12 @@ MAX_MESSAGE = 2048
 
 
 class Reason:
-    """Condition reasons, shared by the Repository, Sync and KeyRing handlers."""
+    """Condition reasons, shared by the Repository, Sync and KeyRing handlers.
+
+    There is no ``Suspended``: a suspended object keeps the status of its last reconcile (as in
+    Flux), so ``kubectl wait --for=condition=Ready`` and alerts do not flip on a deliberate
+    pause; ``spec.suspend`` itself is what says it is paused (``sealed-gitops status`` shows it).
+    """
 
     SOURCE_FAILED = "SourceFailed"
     VERIFICATION_FAILED = "VerificationFailed"
@@ -45,7 +50,6 @@ class Reason:
     PROGRESSING = "Progressing"
     SUCCEEDED = "Succeeded"
     PARTIALLY_APPLIED = "PartiallyApplied"
-    SUSPENDED = "Suspended"
     DEPENDENCY_NOT_READY = "DependencyNotReady"
     ACCESS_DENIED = "AccessDenied"
     INVALID_SPEC = "InvalidSpec"

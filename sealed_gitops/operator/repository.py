@@ -9,6 +9,7 @@ the Syncs keep what they applied, and the condition says why.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +119,64 @@ def _reason(exc: SealedGitopsError) -> str:
     return Reason.SOURCE_FAILED
 
 
+def _count(ctx: OperatorContext, result: str, started: float) -> None:
+    ctx.metrics.reconciles.labels(kind="Repository", result=result).inc()
+    ctx.metrics.reconcile_duration.labels(kind="Repository", result=result).observe(
+        time.monotonic() - started
+    )
+
+
+def _failed(
+    ctx: OperatorContext,
+    repo: dict[str, Any],
+    exc: SealedGitopsError,
+    *,
+    interval: float,
+    started: float,
+) -> RepositoryOutcome:
+    """The Repository's status after a failed check: Ready=False (and Stalled when only a
+    change of the spec helps), the last good artifact kept; retry with backoff."""
+    meta = repo.get("metadata") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    generation = meta.get("generation")
+    status = dict(repo.get("status") or {})
+    memory = ctx.repository_memory(namespace, name)
+    memory.failures += 1
+    ctx.metrics.fetches.labels(result="failure").inc()
+    reason = _reason(exc)
+    conditions = set_condition(
+        status.get("conditions"),
+        type_=READY,
+        status=False,
+        reason=reason,
+        message=str(exc),
+        generation=generation,
+    )
+    stalled = isinstance(exc, ConfigError)
+    conditions = (
+        set_condition(
+            conditions,
+            type_=STALLED,
+            status=True,
+            reason=reason,
+            message=str(exc),
+            generation=generation,
+        )
+        if stalled
+        else remove_condition(conditions, STALLED)
+    )
+    conditions = remove_condition(conditions, RECONCILING)
+    failed_status: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
+    if requested_at(repo):
+        failed_status["lastHandledReconcileAt"] = requested_at(repo)
+    if failed_status != {k: status.get(k) for k in failed_status}:
+        patch_status(ctx.client, "Repository", namespace, name, failed_status)
+    log.warning("Repository %s/%s: %s", namespace, name, exc)
+    _count(ctx, "failure", started)
+    retry = ctx.backoff(memory.failures, base=min(interval, 30.0))
+    return RepositoryOutcome(requeue_after=retry)
+
+
 def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> RepositoryOutcome:
     """One look at the remote; fetches, verifies and publishes a new commit when there is one."""
     meta = repo.get("metadata") or {}
@@ -129,6 +188,7 @@ def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> Reposito
     interval = parse_duration(spec.get("interval"), default=60.0, what="spec.interval")
     if spec.get("suspend"):
         return RepositoryOutcome(requeue_after=interval)
+    started = time.monotonic()
     current = status.get("artifact") or {}
     try:
         source = repository_source(ctx, repo)
@@ -158,39 +218,7 @@ def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> Reposito
             artifact_doc = artifact_status(artifact)
             ctx.metrics.fetches.labels(result="fetched").inc()
     except SealedGitopsError as exc:
-        memory.failures += 1
-        ctx.metrics.fetches.labels(result="failure").inc()
-        reason = _reason(exc)
-        conditions = set_condition(
-            status.get("conditions"),
-            type_=READY,
-            status=False,
-            reason=reason,
-            message=str(exc),
-            generation=generation,
-        )
-        stalled = isinstance(exc, ConfigError)
-        conditions = (
-            set_condition(
-                conditions,
-                type_=STALLED,
-                status=True,
-                reason=reason,
-                message=str(exc),
-                generation=generation,
-            )
-            if stalled
-            else remove_condition(conditions, STALLED)
-        )
-        conditions = remove_condition(conditions, RECONCILING)
-        failed_status: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
-        if requested_at(repo):
-            failed_status["lastHandledReconcileAt"] = requested_at(repo)
-        if failed_status != {k: status.get(k) for k in failed_status}:
-            patch_status(ctx.client, "Repository", namespace, name, failed_status)
-        log.warning("Repository %s/%s: %s", namespace, name, exc)
-        retry = ctx.backoff(memory.failures, base=min(interval, 30.0))
-        return RepositoryOutcome(requeue_after=retry)
+        return _failed(ctx, repo, exc, interval=interval, started=started)
 
     memory.failures = 0
     revision = str(artifact_doc.get("revision", ""))
@@ -214,4 +242,5 @@ def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> Reposito
         patch_status(ctx.client, "Repository", namespace, name, new_status)
     if changed:
         log.info("Repository %s/%s: new revision %s", namespace, name, revision)
+    _count(ctx, "success", started)
     return RepositoryOutcome(requeue_after=interval, new_revision=revision if changed else None)

@@ -17,7 +17,7 @@ import pytest
 from sealed_gitops.testing import KubeEmulator
 
 from .conftest import Setup, condition, decoded, is_ready, ready, wait_failed, wait_for
-from .manifests import config_doc, decryptions, reconciles, secret_doc, writes
+from .manifests import config_doc, decryptions, reconciles, sample, secret_doc, writes
 
 pytestmark = pytest.mark.e2e
 
@@ -210,3 +210,46 @@ def test_drift_is_corrected_on_the_next_reconcile_of_the_same_revision(
     thread.trigger("Sync", ns, "app", reason="test")
     wait_for(lambda: reconciles(thread) >= settled + 3, what="a third one")
     assert writes(thread) == final
+
+
+def test_repository_reconciles_are_counted_by_kind(setup: Setup, operator_factory: Any) -> None:
+    thread, _ = _first_apply(setup, operator_factory)
+
+    def repo(result: str) -> float:
+        return sample(thread, "sealed_gitops_reconcile_total", kind="Repository", result=result)
+
+    wait_for(lambda: repo("success") >= 2, what="Repository reconciles counted")
+    assert sample(
+        thread, "sealed_gitops_reconcile_duration_seconds_count", kind="Repository",
+        result="success",
+    ) == pytest.approx(repo("success"), abs=1)
+    assert reconciles(thread) >= 1  # the Sync's own, under kind=Sync
+    # a remote that is gone: a failed Repository reconcile
+    setup.remote.rename(setup.remote.with_name("moved.git"))
+    wait_for(lambda: repo("failure") >= 1, what="a failed Repository reconcile counted")
+
+
+def test_a_suspended_sync_keeps_its_status_and_counts_nothing(
+    setup: Setup, operator_factory: Any
+) -> None:
+    """No Suspended reason: the last status stays (as in Flux), nothing is applied or counted."""
+    thread, sha = _first_apply(setup, operator_factory)
+    setup.kube.patch(setup.kube.sync_path(), {"spec": {"suspend": True}})
+    time.sleep(1.5)  # the loop may finish a reconcile that started before the patch
+    status_before = setup.kube.status()
+    counted = reconciles(thread) + reconciles(thread, "failure")
+    setup.push({"deploy/cm.yaml": config_doc("settings", setup.namespace, level="debug")})
+    for _ in range(3):
+        thread.trigger("Sync", setup.namespace, "app", reason="test")
+        time.sleep(0.5)
+    assert reconciles(thread) + reconciles(thread, "failure") == counted
+    assert setup.kube.status() == status_before
+    assert status_before["lastAppliedRevision"] == f"main@sha1:{sha}"
+    assert is_ready(setup.kube.sync())
+    assert {cm["metadata"]["name"]: cm["data"] for cm in setup.kube.configmaps()} == {
+        "settings": {"level": "info"}
+    }
+    setup.kube.patch(setup.kube.sync_path(), {"spec": {"suspend": False}})
+    wait_for(
+        lambda: setup.kube.configmaps()[0]["data"] == {"level": "debug"}, what="resumed, applied"
+    )
