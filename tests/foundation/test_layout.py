@@ -46,13 +46,6 @@ MYPY_PENDING = frozenset(
         "tests/emulator/test_verbs.py",
         "tests/operator/test_audit_cluster.py",
         "tests/operator/test_reconcile.py",
-        "tests/pipeline/test_build.py",
-        "tests/pipeline/test_diff_cli.py",
-        "tests/sealed/test_documents.py",
-        "tests/sealed/test_go_reference.py",
-        "tests/sealed/test_independent_vector.py",
-        "tests/sealed/test_keys.py",
-        "tests/sealed/test_value_format.py",
     }
 )
 

@@ -6,12 +6,14 @@ import base64
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 import yaml
 
 from sealed_gitops.crypto.sealed import Scope
 from sealed_gitops.crypto.sealed_document import parse_secret, seal_secret
+from sealed_gitops.crypto.sealing_keys import SealingKey
 from sealed_gitops.errors import (
     FormatError,
     IntegrityError,
@@ -25,7 +27,14 @@ from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render import DocKind
 from sealed_gitops.render.decrypt import DecryptionKeys
 
-from .conftest import AgeKey, config_map, secret
+from .conftest import AgeKey, Writer, config_map, secret
+
+
+class SopsEncrypt(Protocol):
+    """The ``sops_encrypt`` fixture: encrypt in place for the test's age key, or ``recipient``."""
+
+    def __call__(self, path: Path, *, recipient: str | None = None) -> None: ...
+
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -36,7 +45,7 @@ def keys_for(age: AgeKey, sealing: SealingKeyring | None = None) -> DecryptionKe
 
 
 def test_sops_sealed_and_plain_documents_become_objects_in_apply_order(
-    repo: Path, write, sops_encrypt, age_key: AgeKey, sealing_key
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey, sealing_key: SealingKey
 ) -> None:
     write(
         "deploy/ns.yaml", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
@@ -69,7 +78,7 @@ def test_sops_sealed_and_plain_documents_become_objects_in_apply_order(
 
 
 def test_multi_document_sops_file_opens_with_one_mac(
-    repo: Path, write, sops_encrypt, age_key: AgeKey
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey
 ) -> None:
     sops_encrypt(
         write("a.yaml", secret("one", p="first-value-1"), secret("two", p="second-value-2"))
@@ -82,7 +91,7 @@ def test_multi_document_sops_file_opens_with_one_mac(
     assert [o.index for o in sorted(result.objects, key=lambda o: o.index)] == [0, 1]
 
 
-def test_plain_secret_is_refused_unless_allowed(repo: Path, write, age_key: AgeKey) -> None:
+def test_plain_secret_is_refused_unless_allowed(repo: Path, write: Writer, age_key: AgeKey) -> None:
     write("leak.yaml", secret("leak", password="plain-in-git"))
     with pytest.raises(NotEncryptedError) as info:
         build(root=repo, keys=keys_for(age_key))
@@ -103,7 +112,7 @@ def _tamper(path: Path) -> None:
 
 
 def test_atomic_policy_fails_the_revision_and_names_the_file(
-    repo: Path, write, sops_encrypt, age_key: AgeKey
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey
 ) -> None:
     write("ok.yaml", config_map("fine"))
     bad = write("bad.yaml", secret("db", password="tampered-value-1"))
@@ -116,7 +125,7 @@ def test_atomic_policy_fails_the_revision_and_names_the_file(
 
 
 def test_isolate_policy_leaves_the_failing_document_out_and_lists_it(
-    repo: Path, write, sops_encrypt, age_key: AgeKey, other_age_key: AgeKey
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey, other_age_key: AgeKey
 ) -> None:
     write("ok.yaml", config_map("fine"))
     sops_encrypt(write("good.yaml", secret("good", password="good-value-1")))
@@ -135,7 +144,7 @@ def test_isolate_policy_leaves_the_failing_document_out_and_lists_it(
 
 
 def test_document_invalid_after_decryption_is_named(
-    repo: Path, write, sops_encrypt, age_key: AgeKey, sops_binary: str
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey, sops_binary: str
 ) -> None:
     path = write(
         "nameless.yaml",
@@ -179,7 +188,7 @@ def test_document_invalid_after_decryption_is_named(
 
 
 def test_unchanged_file_costs_no_second_unwrap(
-    repo: Path, write, sops_encrypt, age_key: AgeKey
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey
 ) -> None:
     for n in range(5):
         sops_encrypt(write(f"s{n}.yaml", secret(f"s{n}", password=f"value-number-{n}")))
@@ -193,7 +202,9 @@ def test_unchanged_file_costs_no_second_unwrap(
     assert ring.cache_hits >= 5  # type: ignore[union-attr]
 
 
-def test_sealed_without_keys_fails_clearly(repo: Path, write, sealing_key, age_key: AgeKey) -> None:
+def test_sealed_without_keys_fails_clearly(
+    repo: Path, write: Writer, sealing_key: SealingKey, age_key: AgeKey
+) -> None:
     sealed = seal_secret(
         parse_secret(secret("api", token="sealed-no-key-val")),
         recipients=[sealing_key.public_key],
@@ -219,7 +230,7 @@ def _cli(
 
 
 def test_cli_build_masks_values_unless_asked(
-    repo: Path, write, sops_encrypt, age_key: AgeKey
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey
 ) -> None:
     import os
 
@@ -239,7 +250,7 @@ def test_cli_build_masks_values_unless_asked(
 
 
 def test_cli_build_failure_is_one_line_without_traceback(
-    repo: Path, write, sops_encrypt, age_key: AgeKey, other_age_key: AgeKey
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey, other_age_key: AgeKey
 ) -> None:
     import os
 
@@ -255,7 +266,7 @@ def test_cli_build_failure_is_one_line_without_traceback(
 
 
 def test_only_encrypted_values_are_registered_for_redaction(
-    repo: Path, write, sops_encrypt, age_key: AgeKey
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey
 ) -> None:
     from sealed_gitops import redact
 
@@ -267,7 +278,7 @@ def test_only_encrypted_values_are_registered_for_redaction(
 
 
 def test_content_cache_reuses_unchanged_files_and_rechecks_changed_ones(
-    repo: Path, write, sops_encrypt, age_key: AgeKey
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey
 ) -> None:
     from sealed_gitops.render.cache import ContentCache
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.testing import KubeEmulator
 
-from .conftest import AgeKey, config_map, secret
+from .conftest import AgeKey, Writer, config_map, secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_env")]
 
@@ -59,8 +59,8 @@ def _diff(path: Path, kubeconfig: Path, age: AgeKey) -> subprocess.CompletedProc
 
 def test_diff_shows_secret_keys_never_values(
     repo: Path,
-    write,
-    sops_encrypt,
+    write: Writer,
+    sops_encrypt: Callable[[Path], None],
     age_key: AgeKey,
     kubeconfig: Path,
     cluster: tuple[KubeClient, str],
@@ -115,7 +115,7 @@ def test_diff_shows_secret_keys_never_values(
 
 def test_diff_is_empty_when_the_cluster_matches(
     repo: Path,
-    write,
+    write: Writer,
     age_key: AgeKey,
     kubeconfig: Path,
     cluster: tuple[KubeClient, str],
@@ -135,7 +135,7 @@ def test_diff_is_empty_when_the_cluster_matches(
 
 
 def test_diff_error_exits_2_with_one_line(
-    repo: Path, write, age_key: AgeKey, kubeconfig: Path
+    repo: Path, write: Writer, age_key: AgeKey, kubeconfig: Path
 ) -> None:
     write("deploy/leak.yaml", secret("leak", password="plain-diff-leak"))
     result = _diff(repo / "deploy", kubeconfig, age_key)

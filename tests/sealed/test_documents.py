@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from sealed_gitops.crypto.sealed_document import (
     ANNOTATION_NAMESPACE_WIDE,
     ANNOTATION_SCOPE_DIGEST,
     PlainSecret,
+    SealedSecretDoc,
     parse_sealed_secret,
     parse_secret,
     scope_digest,
@@ -136,7 +138,7 @@ def test_deprecated_spec_data_is_refused() -> None:
          "not valid JSON"),
     ],
 )
-def test_malformed_documents_are_format_errors(manifest: dict, message: str) -> None:
+def test_malformed_documents_are_format_errors(manifest: dict[str, Any], message: str) -> None:
     with pytest.raises(FormatError, match=message):
         parse_sealed_secret(manifest)
 
@@ -182,7 +184,7 @@ def test_seal_then_unseal_round_trip(
     assert parse_secret(secret).data == data
 
 
-def _old(key: SealingKey, **data: bytes) -> tuple:
+def _old(key: SealingKey, **data: bytes) -> tuple[SealedSecretDoc, SealedSecretDoc]:
     secret = PlainSecret(name="db", namespace="team-a", data=dict(data))
     doc = seal_secret(secret, recipients=[key.public_key], scope=Scope.STRICT)
     return doc, parse_sealed_secret(doc.to_manifest())

@@ -40,6 +40,9 @@ from sealed_gitops.keys.sealing import SealingKeyring
 
 SOURCE = Path(__file__).parent / "go_reference" / "main.go"
 
+#: Per key size ("2048", "4096"): the certificate file, the private key file, and the key itself.
+PemFiles = dict[str, tuple[Path, Path, SealingKey]]
+
 
 @pytest.fixture(scope="session")
 def go_ref(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -59,9 +62,9 @@ def go_ref(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pem_files(
     tmp_path_factory: pytest.TempPathFactory, key_a: SealingKey, key_4096: SealingKey
-) -> dict[str, tuple[Path, Path, SealingKey]]:
+) -> PemFiles:
     root = tmp_path_factory.mktemp("go-keys")
-    files = {}
+    files: PemFiles = {}
     for name, key in (("2048", key_a), ("4096", key_4096)):
         cert, priv = root / f"{name}.crt", root / f"{name}.key"
         cert.write_bytes(certificate_pem(key.certificate))
@@ -79,7 +82,7 @@ def _ref(go_ref: Path, *args: str, stdin: bytes = b"") -> bytes:
 
 @pytest.mark.parametrize("bits", ["2048", "4096"])
 def test_go_x509_reads_our_certificate_like_kubeseal(
-    go_ref: Path, pem_files: dict, bits: str
+    go_ref: Path, pem_files: PemFiles, bits: str
 ) -> None:
     cert, _, _ = pem_files[bits]
     assert _ref(go_ref, "cert", str(cert)).strip() == bits.encode()
@@ -88,7 +91,7 @@ def test_go_x509_reads_our_certificate_like_kubeseal(
 @pytest.mark.parametrize("bits", ["2048", "4096"])
 @pytest.mark.parametrize("scope", list(Scope))
 def test_go_sealed_values_open_with_ours(
-    go_ref: Path, pem_files: dict, bits: str, scope: Scope
+    go_ref: Path, pem_files: PemFiles, bits: str, scope: Scope
 ) -> None:
     cert, _, key = pem_files[bits]
     label = scope_label(scope, namespace="team-a", name="db")
@@ -100,7 +103,7 @@ def test_go_sealed_values_open_with_ours(
 @pytest.mark.parametrize("bits", ["2048", "4096"])
 @pytest.mark.parametrize("scope", list(Scope))
 def test_our_sealed_values_open_with_go(
-    go_ref: Path, pem_files: dict, bits: str, scope: Scope
+    go_ref: Path, pem_files: PemFiles, bits: str, scope: Scope
 ) -> None:
     _, priv, key = pem_files[bits]
     label = scope_label(scope, namespace="team-a", name="db")
@@ -110,7 +113,7 @@ def test_our_sealed_values_open_with_go(
     )
 
 
-def test_go_value_in_the_wrong_scope_is_a_scope_mismatch(go_ref: Path, pem_files: dict) -> None:
+def test_go_value_in_the_wrong_scope_is_a_scope_mismatch(go_ref: Path, pem_files: PemFiles) -> None:
     cert, _, key = pem_files["2048"]
     value = _ref(go_ref, "seal", str(cert), "team-a", stdin=b"x").decode()
     doc = SealedSecretDoc(name="db", namespace="team-a", scope=Scope.STRICT,
@@ -145,7 +148,7 @@ def _openssl_fields(cert: Path) -> list[str]:
 
 
 def test_our_certificate_matches_a_controller_made_one(
-    controller_made: dict[str, Path], pem_files: dict
+    controller_made: dict[str, Path], pem_files: PemFiles
 ) -> None:
     ours, _, _ = pem_files["2048"]
     assert _openssl_fields(ours) == _openssl_fields(controller_made["crt"])

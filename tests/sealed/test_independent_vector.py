@@ -81,8 +81,9 @@ def test_our_deterministic_oaep_matches_the_reference_decoder(key_a: SealingKey)
     # every seed, including ones with leading zero bytes.
     for seed in (b"\x00" * 32, b"\xff" * 32, bytes(range(32))):
         draws = [b"k" * 32, seed]
-        raw = sealed.seal(
-            b"value", public_key=key_a.public_key, label=b"ns/n",
-            rand=lambda _n, draws=draws: draws.pop(0),
-        )
+
+        def rand(_n: int, draws: list[bytes] = draws) -> bytes:
+            return draws.pop(0)
+
+        raw = sealed.seal(b"value", public_key=key_a.public_key, label=b"ns/n", rand=rand)
         assert ref_open(key_a.private_key, base64.b64encode(raw).decode(), b"ns/n") == b"value"

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,7 @@ def _kubectl_list(key: SealingKey) -> bytes:
 @pytest.mark.parametrize(
     "form", [_pkcs1, _pkcs8, _tls_secret_yaml, _tls_secret_json, _kubectl_list]
 )
-def test_private_key_forms(key_a: SealingKey, form) -> None:
+def test_private_key_forms(key_a: SealingKey, form: Callable[[SealingKey], bytes]) -> None:
     keys = load_private_keys(form(key_a), source="k")
     assert [fingerprint(k.public_key()) for k in keys] == [key_a.fingerprint]
 

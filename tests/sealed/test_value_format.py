@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +18,7 @@ from sealed_gitops.errors import FormatError, IntegrityError
 LABEL = b"team-a/db"
 
 
-def _counter_rand(seed: bytes = b"test"):
+def _counter_rand(seed: bytes = b"test") -> sealed.RandomSource:
     """A deterministic random source: SHA-256 in counter mode."""
     state = {"n": 0}
 
@@ -103,7 +104,9 @@ def _flip(raw: bytes, index: int) -> bytes:
         ("byte appended", lambda raw: raw + b"\x00"),
     ],
 )
-def test_tampering_with_each_part_fails(key_a: SealingKey, part: str, mutate) -> None:
+def test_tampering_with_each_part_fails(
+    key_a: SealingKey, part: str, mutate: Callable[[bytes], bytes]
+) -> None:
     raw = sealed.seal(b"do-not-leak-me", public_key=key_a.public_key, label=LABEL)
     tampered = mutate(raw)
     with pytest.raises((IntegrityError, LookupError)) as info:
