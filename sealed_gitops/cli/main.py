@@ -40,10 +40,10 @@ COMMANDS: dict[str, str] = {
     "keys": "sealed_gitops.cli.keys_cmds:keys",
     "reencrypt": "sealed_gitops.cli.keys_cmds:reencrypt",
     "operator": "sealed_gitops.cli.operator_cmds:operator_command",
-    "reconcile": "sealed_gitops.cli.operator_cmds:reconcile",
-    "suspend": "sealed_gitops.cli.operator_cmds:suspend",
-    "resume": "sealed_gitops.cli.operator_cmds:resume",
-    "status": "sealed_gitops.cli.operator_cmds:status",
+    "reconcile": "sealed_gitops.cli.status_cmds:reconcile",
+    "suspend": "sealed_gitops.cli.status_cmds:suspend",
+    "resume": "sealed_gitops.cli.status_cmds:resume",
+    "status": "sealed_gitops.cli.status_cmds:status",
     "demo": "sealed_gitops.cli.demo:demo",
 }
 

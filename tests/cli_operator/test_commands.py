@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sealed_gitops.cli.main import cli
-from sealed_gitops.cli.operator_cmds import (
+from sealed_gitops.cli.status_cmds import (
     HANDLED_AT_FIELD,
     STATUS_FIELDS,
     request_reconcile,

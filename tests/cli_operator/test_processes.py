@@ -155,7 +155,13 @@ def test_a_standby_waiting_for_the_lease_stops_on_sigterm(
     )
     standby = _start(common, log=tmp_path / "standby.log")
     processes.append(standby)
-    time.sleep(1.5)  # started and waiting for the Lease
+    # Started and waiting for the Lease (its signal handlers are in place by then); a fixed
+    # sleep raced with the interpreter's start-up on a loaded machine (killed by SIGTERM, -15).
+    wait_for(
+        lambda: "standing by" in (tmp_path / "standby.log").read_text(),
+        timeout=30,
+        what="the standby waiting for the Lease",
+    )
     assert standby.poll() is None
     holder = (_lease(setup, "sealed-gitops-operator") or {})["spec"]["holderIdentity"]
     standby.send_signal(signal.SIGTERM)

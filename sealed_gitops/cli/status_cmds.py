@@ -1,0 +1,377 @@
+"""``sealed-gitops reconcile``, ``suspend``, ``resume`` and ``status``, for people.
+
+Why apart from ``operator_cmds.py``: these are what ``flux reconcile``, ``flux suspend``/``resume``
+and ``flux get`` are for Flux users. They only read and patch our custom resources through the
+project's client, so they work from any laptop with a kubeconfig and need no operator code.
+Nothing here ever reads a Secret; messages printed come from conditions, which the operator
+redacts before it stores them (and which are redacted again here).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sealed_gitops.cluster import KubeClient, connect
+from sealed_gitops.errors import ConfigError
+from sealed_gitops.operator.conditions import READY, summarize
+from sealed_gitops.operator.resources import (
+    REQUESTED_AT,
+    get_object,
+    list_objects,
+    object_path,
+    request_reconcile,
+)
+from sealed_gitops.operator.settings import parse_duration
+from sealed_gitops.redact import redact
+
+__all__ = [
+    "HANDLED_AT_FIELD",
+    "STATUS_FIELDS",
+    "kubeconfig_option",
+    "object_rows",
+    "reconcile",
+    "request_reconcile",
+    "resume",
+    "source_revision",
+    "status",
+    "suspend",
+    "wait_reconciled",
+]
+
+#: Status field in which an operator that supports it echoes the requested-at value it handled
+#: (Flux writes the same as ``status.lastHandledReconcileAt``); makes ``--wait`` exact.
+HANDLED_AT_FIELD = "lastHandledReconcileAt"
+
+#: Without HANDLED_AT_FIELD a reconcile that changed nothing writes nothing: after this many
+#: seconds of an unchanged, current status, ``--wait`` takes the request as handled.
+SETTLE_SECONDS = 3.0
+
+#: Fields of each row of ``status --output json``, in this order (a stable interface for tools).
+STATUS_FIELDS = (
+    "kind",
+    "namespace",
+    "name",
+    "ready",
+    "reason",
+    "revision",
+    "lastAttemptedRevision",
+    "suspended",
+    "message",
+)
+
+_KINDS = {"sync": "Sync", "repository": "Repository"}
+
+_kind_option = click.option(
+    "--kind",
+    type=click.Choice(sorted(_KINDS)),
+    default="sync",
+    show_default=True,
+    help="Which kind of object NAMESPACE/NAME is.",
+)
+kubeconfig_option = click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KUBECONFIG",
+    help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+)
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    namespace, sep, name = ref.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise ConfigError(f"{ref!r} is not NAMESPACE/NAME")
+    return namespace, name
+
+
+def _client(kubeconfig: Path | None) -> KubeClient:
+    return connect(kubeconfig)
+
+
+def _ready(obj: dict[str, Any]) -> dict[str, Any]:
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == READY:
+            return dict(cond)
+    return {}
+
+
+def _revision(obj: dict[str, Any]) -> str:
+    status = obj.get("status") or {}
+    if obj.get("kind") == "Repository":
+        return str((status.get("artifact") or {}).get("revision") or "")
+    return str(status.get("lastAppliedRevision") or "")
+
+
+def _patch(client: KubeClient, kind: str, namespace: str, name: str, body: dict[str, Any]) -> Any:
+    return client.request(
+        "PATCH",
+        object_path(kind, namespace, name),
+        body=body,
+        content_type="application/merge-patch+json",
+        action="patch",
+        what=f"{kind} {namespace}/{name}",
+    )
+
+
+# -- reconcile --------------------------------------------------------------------------------
+
+
+def source_revision(client: KubeClient, sync: dict[str, Any]) -> str | None:
+    """The revision the Sync's Repository publishes now (None when it has none yet)."""
+    namespace = str((sync.get("metadata") or {}).get("namespace") or "")
+    repository = str(((sync.get("spec") or {}).get("repositoryRef") or {}).get("name") or "")
+    found = get_object(client, "Repository", namespace, repository) if repository else None
+    revision = ((found or {}).get("status") or {}).get("artifact", {}).get("revision")
+    return str(revision) if revision else None
+
+
+def wait_reconciled(
+    client: KubeClient,
+    kind: str,
+    namespace: str,
+    name: str,
+    *,
+    requested: str,
+    before: dict[str, Any] | None,
+    timeout: float,
+    revision: str | None = None,
+    poll: float = 0.2,
+    settle: float = SETTLE_SECONDS,
+) -> dict[str, Any] | None:
+    """The object once the operator handled ``requested``, or None after ``timeout`` seconds.
+
+    Exact when the operator echoes the request in ``status.lastHandledReconcileAt``. Otherwise
+    handled means: Ready is current (its observedGeneration is the object's generation), the
+    last attempted revision is ``revision`` (the source's revision at request time, so a
+    reconcile that was already running with an older one does not count), and the status changed
+    since ``before`` or stayed the same for ``settle`` seconds (a reconcile with nothing to do
+    writes nothing).
+    """
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        obj = get_object(client, kind, namespace, name)
+        if obj is None:
+            raise ConfigError(f"{kind} {namespace}/{name} was deleted while waiting")
+        status = obj.get("status") or {}
+        generation = (obj.get("metadata") or {}).get("generation")
+        ready = _ready(obj)
+        current = bool(ready) and ready.get("observedGeneration") == generation
+        if HANDLED_AT_FIELD in status:
+            if status[HANDLED_AT_FIELD] == requested and current:
+                return obj
+        elif (
+            current
+            and (revision is None or status.get("lastAttemptedRevision") == revision)
+            and (status != before or time.monotonic() - started >= settle)
+        ):
+            return obj
+        time.sleep(poll)
+    return None
+
+
+@click.command("reconcile")
+@click.argument("ref", metavar="NAMESPACE/NAME")
+@_kind_option
+@click.option("--wait", is_flag=True, help="Wait until the operator has handled the request.")
+@click.option("--timeout", default="60s", show_default=True, help="How long --wait waits.")
+@kubeconfig_option
+@click.pass_context
+def reconcile(
+    ctx: click.Context, *, ref: str, kind: str, wait: bool, timeout: str, kubeconfig: Path | None
+) -> None:
+    """Ask the operator to reconcile a Sync (or Repository) now."""
+    namespace, name = _split_ref(ref)
+    kind_name = _KINDS[kind]
+    seconds = parse_duration(timeout, default=60.0, what="--timeout")
+    client = _client(kubeconfig)
+    try:
+        before = get_object(client, kind_name, namespace, name)
+        if before is None:
+            raise ConfigError(f"{kind_name} {namespace}/{name} not found")
+        requested = request_reconcile(client, kind_name, namespace, name)
+        click.echo(f"► annotated {kind_name} {namespace}/{name} ({REQUESTED_AT}={requested})")
+        if not wait:
+            return
+        click.echo("◎ waiting for the operator to reconcile")
+        obj = wait_reconciled(
+            client,
+            kind_name,
+            namespace,
+            name,
+            requested=requested,
+            before=before.get("status") or {},
+            timeout=seconds,
+            revision=source_revision(client, before) if kind_name == "Sync" else None,
+        )
+    finally:
+        client.close()
+    if obj is None:
+        click.echo(f"✗ not reconciled within {timeout}", err=True)
+        ctx.exit(1)
+    ready, message = summarize((obj.get("status") or {}).get("conditions"))
+    if ready == "True":
+        click.echo(f"✔ {redact(message) or 'Ready'}")
+        return
+    click.echo(f"✗ {_ready(obj).get('reason', 'NotReady')}: {redact(message)}", err=True)
+    ctx.exit(1)
+
+
+# -- suspend / resume -------------------------------------------------------------------------
+
+
+def _set_suspend(ref: str, kind: str, kubeconfig: Path | None, *, value: bool) -> None:
+    namespace, name = _split_ref(ref)
+    kind_name = _KINDS[kind]
+    client = _client(kubeconfig)
+    try:
+        _patch(client, kind_name, namespace, name, {"spec": {"suspend": value}})
+    finally:
+        client.close()
+    click.echo(f"✔ {kind_name} {namespace}/{name} {'suspended' if value else 'resumed'}")
+
+
+@click.command("suspend")
+@click.argument("ref", metavar="NAMESPACE/NAME")
+@_kind_option
+@kubeconfig_option
+def suspend(*, ref: str, kind: str, kubeconfig: Path | None) -> None:
+    """Stop reconciling a Sync (or Repository) until it is resumed."""
+    _set_suspend(ref, kind, kubeconfig, value=True)
+
+
+@click.command("resume")
+@click.argument("ref", metavar="NAMESPACE/NAME")
+@_kind_option
+@kubeconfig_option
+def resume(*, ref: str, kind: str, kubeconfig: Path | None) -> None:
+    """Reconcile a suspended Sync (or Repository) again."""
+    _set_suspend(ref, kind, kubeconfig, value=False)
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def object_rows(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row with :data:`STATUS_FIELDS` per object, sorted by kind, namespace and name."""
+    rows = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        ready = _ready(obj)
+        rows.append(
+            {
+                "kind": str(obj.get("kind") or ""),
+                "namespace": str(meta.get("namespace") or ""),
+                "name": str(meta.get("name") or ""),
+                "ready": str(ready.get("status") or "Unknown"),
+                "reason": str(ready.get("reason") or ""),
+                "revision": _revision(obj),
+                "lastAttemptedRevision": str(
+                    (obj.get("status") or {}).get("lastAttemptedRevision") or ""
+                ),
+                "suspended": bool((obj.get("spec") or {}).get("suspend")),
+                "message": redact(str(ready.get("message") or "")),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["kind"], r["namespace"], r["name"]))
+
+
+def _short(revision: str) -> str:
+    """``main@sha1:0123456789ab`` instead of the full 40 hex digits, for a table."""
+    head, sep, sha = revision.rpartition(":")
+    return f"{head}{sep}{sha[:12]}" if sep and len(sha) > 12 else revision
+
+
+_TABLE = (
+    ("NAMESPACE", "namespace"),
+    ("NAME", "name"),
+    ("READY", "ready"),
+    ("REVISION", "revision"),
+    ("SUSPENDED", "suspended"),
+    ("MESSAGE", "message"),
+)
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    if key == "revision":
+        return _short(str(row[key]))
+    if key == "suspended":
+        return "True" if row[key] else "False"
+    return str(row[key]).replace("\n", " ")
+
+
+def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
+    if not sys.stdout.isatty():
+        # Piped: tab-separated columns without colour or box drawing, one object per line.
+        click.echo("\t".join(h for h, _ in _TABLE))
+        for row in rows:
+            click.echo("\t".join(_cell(row, k) for _, k in _TABLE))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for header, _ in _TABLE:
+        table.add_column(header, overflow="fold", ratio=3 if header == "MESSAGE" else None)
+    colour = {"True": "green", "False": "red"}
+    for row in rows:
+        cells = [escape(_cell(row, k)) for _, k in _TABLE]
+        style = colour.get(row["ready"], "yellow")
+        cells[2] = f"[{style}]{cells[2]}[/]"
+        table.add_row(*cells)
+    Console(highlight=False).print(table)
+
+
+@click.command("status")
+@click.option("-n", "--namespace", help="Only this namespace.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace (the default).")
+@click.option(
+    "--kind",
+    type=click.Choice(["sync", "repository", "all"]),
+    default="sync",
+    show_default=True,
+    help="Syncs, Repositories, or both (two tables; in JSON one array, Syncs first).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, or a JSON array for tools.",
+)
+@kubeconfig_option
+def status(
+    *,
+    namespace: str | None,
+    all_namespaces: bool,
+    kind: str,
+    output: str,
+    kubeconfig: Path | None,
+) -> None:
+    """Syncs (and Repositories) with Ready, revision and message, like `flux get`."""
+    if namespace and all_namespaces:
+        raise ConfigError("give either --namespace or --all-namespaces")
+    kinds = ["Sync", "Repository"] if kind == "all" else [_KINDS[kind]]
+    client = _client(kubeconfig)
+    try:
+        found = {k: object_rows(list_objects(client, k, namespace)) for k in kinds}
+    finally:
+        client.close()
+    if output == "json":
+        click.echo(json.dumps([row for k in kinds for row in found[k]], indent=2))
+        return
+    for k in kinds:
+        title = f"{k}s" if k == "Sync" else "Repositories"
+        if not found[k]:
+            where = f" in namespace {namespace}" if namespace else ""
+            click.echo(f"no {title}{where}", err=True)
+            continue
+        _print_table(title, found[k])
