@@ -8,20 +8,33 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from kubernetes import client, config, dynamic, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.e2e
 
 
+class _HasMetadata(Protocol):
+    @property
+    def metadata(self) -> client.V1ObjectMeta | None: ...
+
+
+def _meta(obj: _HasMetadata) -> client.V1ObjectMeta:
+    """The object's metadata; the typed models declare it optional, a server always sends it."""
+    assert obj.metadata is not None, f"{type(obj).__name__} came back without metadata"
+    return obj.metadata
+
+
 @pytest.fixture(scope="module")
 def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=str(kubeconfig))
-    yield api_client
-    api_client.close()
+    # kubernetes.config and ApiClient's own methods carry no annotations.
+    with config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig)
+    ) as api_client:
+        yield api_client
 
 
 def test_typed_crud(api: client.ApiClient, namespace: str) -> None:
@@ -31,13 +44,14 @@ def test_typed_crud(api: client.ApiClient, namespace: str) -> None:
         string_data={"token": "s3cr3t"},
     )
     created = core.create_namespaced_secret(namespace, secret)
+    assert created.data is not None
     assert base64.b64decode(created.data["token"]) == b"s3cr3t"
     read = core.read_namespaced_secret("creds", namespace)
-    assert read.metadata.uid == created.metadata.uid
+    assert _meta(read).uid == _meta(created).uid
     listed = core.list_namespaced_secret(namespace, label_selector="app=x")
-    assert [s.metadata.name for s in listed.items] == ["creds"]
+    assert [_meta(s).name for s in listed.items] == ["creds"]
     patched = core.patch_namespaced_secret("creds", namespace, {"metadata": {"labels": {"b": "c"}}})
-    assert patched.metadata.labels == {"app": "x", "b": "c"}
+    assert _meta(patched).labels == {"app": "x", "b": "c"}
     with pytest.raises(ApiException) as exc:
         core.create_namespaced_secret(namespace, secret)
     assert exc.value.status == 409
@@ -71,8 +85,8 @@ def test_apps_and_server_side_apply(api: client.ApiClient, namespace: str) -> No
         _content_type="application/apply-patch+yaml",
     )
     assert applied.spec.replicas == 2
-    assert applied.metadata.generation == 1
-    managers = {m.manager: m.operation for m in applied.metadata.managed_fields}
+    assert _meta(applied).generation == 1
+    managers = {m.manager: m.operation for m in _meta(applied).managed_fields or []}
     assert managers == {"sealed-gitops": "Apply"}
 
 
@@ -102,10 +116,11 @@ def test_dynamic_client_with_a_crd(api: client.ApiClient, namespace: str) -> Non
         },
     }
     ext = client.ApiextensionsV1Api(api)
-    ext.create_custom_resource_definition(crd)
+    ext.create_custom_resource_definition(client.V1CustomResourceDefinition.model_validate(crd))
     try:
         _wait(lambda: _established(ext, f"things.{group}"), "CRD established")
-        dyn = dynamic.DynamicClient(api)
+        # kubernetes.dynamic is unannotated.
+        dyn = dynamic.DynamicClient(api)  # type: ignore[no-untyped-call]
         things = _wait(lambda: _resource(dyn, f"{group}/v1", "Thing"), "discovery of Thing")
         made = things.create(
             namespace=namespace,
@@ -127,22 +142,28 @@ def test_dynamic_client_with_a_crd(api: client.ApiClient, namespace: str) -> Non
 
 def test_watch_stream(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": "first"}})
+    first = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="first"))
+    core.create_namespaced_config_map(namespace, first)
     seen: list[tuple[str, str]] = []
-    w = watch.Watch()
+    # kubernetes.watch is unannotated.
+    w = watch.Watch()  # type: ignore[no-untyped-call]
 
     def produce() -> None:
         time.sleep(0.5)
-        core.create_namespaced_config_map(namespace, {"metadata": {"name": "second"}})
+        second = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="second"))
+        core.create_namespaced_config_map(namespace, second)
 
     threading.Thread(target=produce, daemon=True).start()
-    for event in w.stream(core.list_namespaced_config_map, namespace, timeout_seconds=10):
+    stream = w.stream(  # type: ignore[no-untyped-call]
+        core.list_namespaced_config_map, namespace, timeout_seconds=10
+    )
+    for event in stream:
         name = event["object"].metadata.name
         if name == "kube-root-ca.crt":
             continue
         seen.append((event["type"], name))
         if name == "second":
-            w.stop()
+            w.stop()  # type: ignore[no-untyped-call]
     assert seen == [("ADDED", "first"), ("ADDED", "second")]
 
 
@@ -158,9 +179,8 @@ def _wait(probe: Any, what: str, timeout: float = 20) -> Any:
 
 def _established(ext: client.ApiextensionsV1Api, name: str) -> bool:
     crd = ext.read_custom_resource_definition(name)
-    return any(
-        c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
-    )
+    conditions = (crd.status.conditions if crd.status else None) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
 def _resource(dyn: dynamic.DynamicClient, api_version: str, kind: str) -> Any:
@@ -175,5 +195,6 @@ def _missing(custom: client.CustomObjectsApi, group: str, namespace: str) -> boo
     try:
         custom.list_namespaced_custom_object(group, "v1", namespace, "things")
     except ApiException as exc:
-        return exc.status == 404
+        status: int | None = exc.status  # ApiException's attributes are unannotated
+        return status == 404
     return False

@@ -21,15 +21,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from sealed_gitops.testing import KubeEmulator
 
@@ -89,9 +89,17 @@ def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = TIMEO
 
 @pytest.fixture(scope="module")
 def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=str(kubeconfig))
-    yield api_client
-    api_client.close()
+    # kubernetes.config and ApiClient's own methods carry no annotations.
+    with config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig)
+    ) as api_client:
+        yield api_client
+
+
+def _crd_established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
+    crd = extensions.read_custom_resource_definition(name)
+    conditions = (crd.status.conditions if crd.status else None) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
 @pytest.fixture(scope="module")
@@ -99,18 +107,15 @@ def widgets_crd(api: client.ApiClient) -> str:
     extensions = client.ApiextensionsV1Api(api)
     name = str(CRD["metadata"]["name"])
     try:
-        extensions.create_custom_resource_definition(CRD)
+        extensions.create_custom_resource_definition(
+            client.V1CustomResourceDefinition.model_validate(CRD)
+        )
     except ApiException as exc:
         # Another run against the same real cluster may have created it first.
         if exc.status != 409:
             raise
 
-    def established() -> bool:
-        crd = extensions.read_custom_resource_definition(name)
-        conditions = (crd.status.conditions if crd.status else None) or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    wait_for(established, what=f"CRD {name} to be Established")
+    wait_for(lambda: _crd_established(extensions, name), what=f"CRD {name} to be Established")
     return name
 
 
@@ -118,7 +123,11 @@ def widgets_crd(api: client.ApiClient) -> str:
 def namespace(api: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(api)
     name = f"kopf-{uuid.uuid4().hex[:10]}"
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    core.create_namespace(
+        client.V1Namespace.model_validate(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+    )
     yield name
     try:
         core.delete_namespace(name)
@@ -177,11 +186,14 @@ def kopf_operator(
 
 def _widget(objects: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        return dict(objects.get_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, name))
+        # Custom objects are untyped JSON: the client declares ``object`` and returns a dict.
+        found = objects.get_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, name)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
+    assert isinstance(found, Mapping), f"a custom object came back as {type(found).__name__}"
+    return dict(found)
 
 
 @pytest.mark.parametrize(
@@ -288,7 +300,7 @@ def test_operator_catches_up_after_a_restart(
     run_id = uuid.uuid4().hex[:12]
     scope = ["--namespace", namespace]
 
-    def start() -> Any:
+    def start() -> AbstractContextManager[Path]:
         return kopf_operator(kubeconfig=kubeconfig, scope=scope, run_id=run_id, workdir=tmp_path)
 
     def phase_is(name: str, phase: str) -> Callable[[], dict[str, Any] | None]:
@@ -298,7 +310,7 @@ def test_operator_catches_up_after_a_restart(
 
         return probe
 
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": f"{GROUP}/v1",
         "kind": "Widget",
         "metadata": {"name": "w", "labels": {"fidelity-run": run_id}},
@@ -377,91 +389,108 @@ def test_operator_as_a_namespaced_service_account(secured_kubeconfig: Path, tmp_
     (without that it retries the 403 and never starts), so a ClusterRole grants exactly that, as
     kopf's own deployment docs do; everything else comes from a namespaced Role.
     """
-    with config.new_client_from_config(config_file=str(secured_kubeconfig)) as admin:
+    # kubernetes.config carries no annotations.
+    with config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(secured_kubeconfig)
+    ) as admin:
         extensions = client.ApiextensionsV1Api(admin)
         with contextlib.suppress(ApiException):
-            extensions.create_custom_resource_definition(CRD)
+            extensions.create_custom_resource_definition(
+                client.V1CustomResourceDefinition.model_validate(CRD)
+            )
         wait_for(
-            lambda: any(
-                c.type == "Established" and c.status == "True"
-                for c in (
-                    extensions.read_custom_resource_definition(
-                        CRD["metadata"]["name"]
-                    ).status.conditions
-                    or []
-                )
-            ),
+            lambda: _crd_established(extensions, CRD["metadata"]["name"]),
             what="the CRD to be Established",
         )
         core = client.CoreV1Api(admin)
         rbac = client.RbacAuthorizationV1Api(admin)
         ns = f"kopf-sa-{uuid.uuid4().hex[:8]}"
-        core.create_namespace({"metadata": {"name": ns}})
+        core.create_namespace(client.V1Namespace.model_validate({"metadata": {"name": ns}}))
         cluster_role = f"{ns}-operator"
         try:
             rbac.create_cluster_role(
-                {
-                    "metadata": {"name": cluster_role},
-                    "rules": [
-                        {
-                            "apiGroups": ["apiextensions.k8s.io"],
-                            "resources": ["customresourcedefinitions"],
-                            "verbs": ["list", "watch"],
-                        },
-                        {
-                            "apiGroups": [""],
-                            "resources": ["namespaces"],
-                            "verbs": ["list", "watch"],
-                        },
-                    ],
-                }
+                client.V1ClusterRole.model_validate(
+                    {
+                        "metadata": {"name": cluster_role},
+                        "rules": [
+                            {
+                                "apiGroups": ["apiextensions.k8s.io"],
+                                "resources": ["customresourcedefinitions"],
+                                "verbs": ["list", "watch"],
+                            },
+                            {
+                                "apiGroups": [""],
+                                "resources": ["namespaces"],
+                                "verbs": ["list", "watch"],
+                            },
+                        ],
+                    }
+                )
             )
             rbac.create_cluster_role_binding(
-                {
-                    "metadata": {"name": cluster_role},
-                    "roleRef": {
-                        "apiGroup": "rbac.authorization.k8s.io",
-                        "kind": "ClusterRole",
-                        "name": cluster_role,
-                    },
-                    "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}],
-                }
+                client.V1ClusterRoleBinding.model_validate(
+                    {
+                        "metadata": {"name": cluster_role},
+                        "roleRef": {
+                            "apiGroup": "rbac.authorization.k8s.io",
+                            "kind": "ClusterRole",
+                            "name": cluster_role,
+                        },
+                        "subjects": [
+                            {"kind": "ServiceAccount", "name": "operator", "namespace": ns}
+                        ],
+                    }
+                )
             )
-            core.create_namespaced_service_account(ns, {"metadata": {"name": "operator"}})
+            core.create_namespaced_service_account(
+                ns, client.V1ServiceAccount.model_validate({"metadata": {"name": "operator"}})
+            )
             rbac.create_namespaced_role(
                 ns,
-                {
-                    "metadata": {"name": "operator"},
-                    "rules": [
-                        {
-                            "apiGroups": [GROUP],
-                            "resources": [PLURAL],
-                            "verbs": ["get", "list", "watch", "patch", "update"],
-                        },
-                        {
-                            "apiGroups": [GROUP],
-                            "resources": [f"{PLURAL}/status"],
-                            "verbs": ["get", "patch", "update"],
-                        },
-                        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-                    ],
-                },
+                client.V1Role.model_validate(
+                    {
+                        "metadata": {"name": "operator"},
+                        "rules": [
+                            {
+                                "apiGroups": [GROUP],
+                                "resources": [PLURAL],
+                                "verbs": ["get", "list", "watch", "patch", "update"],
+                            },
+                            {
+                                "apiGroups": [GROUP],
+                                "resources": [f"{PLURAL}/status"],
+                                "verbs": ["get", "patch", "update"],
+                            },
+                            {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+                        ],
+                    }
+                ),
             )
             rbac.create_namespaced_role_binding(
                 ns,
-                {
-                    "metadata": {"name": "operator"},
-                    "roleRef": {
-                        "apiGroup": "rbac.authorization.k8s.io",
-                        "kind": "Role",
-                        "name": "operator",
-                    },
-                    "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}],
-                },
+                client.V1RoleBinding.model_validate(
+                    {
+                        "metadata": {"name": "operator"},
+                        "roleRef": {
+                            "apiGroup": "rbac.authorization.k8s.io",
+                            "kind": "Role",
+                            "name": "operator",
+                        },
+                        "subjects": [
+                            {"kind": "ServiceAccount", "name": "operator", "namespace": ns}
+                        ],
+                    }
+                ),
             )
-            token = core.create_namespaced_service_account_token(
-                "operator", ns, {"spec": {"expirationSeconds": 3600}}
-            ).status.token
+            issued = core.create_namespaced_service_account_token(
+                "operator",
+                ns,
+                client.AuthenticationV1TokenRequest.model_validate(
+                    {"spec": {"expirationSeconds": 3600}}
+                ),
+            )
+            token = issued.status.token if issued.status else None
+            assert token, "the TokenRequest came back without a token"
             kubeconfig = _token_kubeconfig(secured_kubeconfig, token, tmp_path / "operator.yaml")
 
             objects = client.CustomObjectsApi(admin)

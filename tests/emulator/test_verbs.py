@@ -263,7 +263,9 @@ async def test_strategic_merge_merges_lists_by_name(http: Http, namespace: str) 
 
 
 def _fields(obj: dict[str, Any], manager: str) -> dict[str, Any]:
-    entry = next(e for e in obj["metadata"]["managedFields"] if e["manager"] == manager)
+    entry: dict[str, Any] = next(
+        e for e in obj["metadata"]["managedFields"] if e["manager"] == manager
+    )
     assert entry["fieldsType"] == "FieldsV1"
     return entry
 

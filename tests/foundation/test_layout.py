@@ -40,10 +40,6 @@ MYPY_PENDING = frozenset(
     {
         "tests/cli_operator/test_commands.py",
         "tests/cli_operator/test_processes.py",
-        "tests/emulator/kopf_operators/widgets.py",
-        "tests/emulator/test_client.py",
-        "tests/emulator/test_kopf.py",
-        "tests/emulator/test_verbs.py",
         "tests/operator/test_audit_cluster.py",
         "tests/operator/test_reconcile.py",
     }

@@ -42,7 +42,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.create(GROUP, "v1", "widgets", labels=LABELS)
 def created(
-    body: kopf.Body, spec: kopf.Spec, namespace: str, name: str, patch: kopf.Patch, **_: Any
+    body: kopf.Body, spec: kopf.Spec, namespace: str | None, name: str, patch: kopf.Patch, **_: Any
 ) -> dict[str, Any]:
     _record("create", namespace, name)
     kopf.info(body, reason="WidgetCreated", message=f"widget of size {spec.get('size')}")
@@ -53,12 +53,12 @@ def created(
 
 
 @kopf.on.update(GROUP, "v1", "widgets", labels=LABELS)
-def updated(spec: kopf.Spec, namespace: str, name: str, patch: kopf.Patch, **_: Any) -> None:
+def updated(spec: kopf.Spec, namespace: str | None, name: str, patch: kopf.Patch, **_: Any) -> None:
     _record("update", namespace, name)
     patch.status["phase"] = "Updated"
     patch.status["observedSize"] = spec.get("size")
 
 
 @kopf.on.delete(GROUP, "v1", "widgets", labels=LABELS)
-def deleted(namespace: str, name: str, **_: Any) -> None:
+def deleted(namespace: str | None, name: str, **_: Any) -> None:
     _record("delete", namespace, name)
