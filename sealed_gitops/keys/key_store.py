@@ -255,7 +255,7 @@ class VaultSession:
 
     ``lease_seconds`` is what a Kubernetes-auth login granted (None: a given token, whose
     lifetime is its owner's business; 0: a token that never expires). The operator logs in again
-    before it runs out (``operator/keyring.py``), so a cached client never holds a dead token.
+    before it runs out (``operator/vault_login.py``), so a cached client never holds a dead token.
     """
 
     client: Any
