@@ -21,6 +21,7 @@ import yaml
 from sealed_gitops.crypto.sealed_document import ANNOTATION_ADDITIONAL, ANNOTATION_KEY_IDS
 from sealed_gitops.crypto.sops import is_sops_document, master_key_ids
 from sealed_gitops.errors import ConfigError
+from sealed_gitops.keys.retention import DELETED
 
 __all__ = ["FileKeys", "KeyRef", "only_key_users", "scan_repository", "users_of"]
 
@@ -101,8 +102,12 @@ def _sealed_values(data: bytes) -> list[tuple[list[set[str]], int]]:
 
 
 def scan_repository(path: Path, keys: Iterable[KeyRef]) -> list[FileKeys]:
-    """Every encrypted file under ``path`` with the KeyRing keys that open it."""
-    refs = list(keys)
+    """Every encrypted file under ``path`` with the KeyRing keys that open it.
+
+    A key whose private parts were deleted (state ``deleted``) opens nothing, so no file is
+    counted as depending on it, and it can never be taken for the key that still opens a file.
+    """
+    refs = [k for k in keys if k.state != DELETED]
     by_recipient = {k.age_recipient: k.fingerprint for k in refs}
     ours = {k.fingerprint for k in refs}
     if not path.exists():

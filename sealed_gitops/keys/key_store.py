@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sealed_gitops.errors import ApiNotFound, ConfigError, KeyProviderError
+from sealed_gitops.errors import ApiConflict, ApiNotFound, ConfigError, KeyProviderError
 from sealed_gitops.keys.cluster_keys import (
     CREATED_ANNOTATION,
     FINGERPRINT_ANNOTATION,
@@ -33,6 +33,7 @@ from sealed_gitops.keys.cluster_keys import (
     RETIRED_ANNOTATION,
     STATE_LABEL,
     ClusterKey,
+    KeyState,
     decode_secret_data,
     secret_name,
 )
@@ -72,6 +73,8 @@ class KeyStore(Protocol):
     def load(self) -> list[ClusterKey]: ...
 
     def save(self, keys: Sequence[ClusterKey]) -> None: ...
+
+    def delete_retired(self, fingerprint: str) -> bool: ...
 
 
 class SecretStore:
@@ -177,14 +180,33 @@ class SecretStore:
                     what=f"Secret {self.namespace}/{name}",
                 )
 
-    def delete(self, fingerprint: str) -> None:
+    def delete_retired(self, fingerprint: str) -> bool:
+        """Delete the key's Secret if it is still retired; False when it changed (or is not).
+
+        The Secret is read again and deleted with its resourceVersion as a precondition, so a
+        key restored or changed since the caller loaded it is never the one deleted.
+        """
         name = secret_name(self.name, fingerprint)
         try:
+            secret = self.client.request(
+                "GET", f"{self._path}/{name}", action="read", what=f"Secret {name}",
+                sensitive=True,
+            )
+            meta = secret.get("metadata") or {}
+            if (meta.get("labels") or {}).get(STATE_LABEL) != KeyState.RETIRED.value:
+                return False
+            preconditions = {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
             self.client.request(
-                "DELETE", f"{self._path}/{name}", action="delete", what=f"Secret {name}"
+                "DELETE", f"{self._path}/{name}",
+                body={"apiVersion": "v1", "kind": "DeleteOptions",
+                      "preconditions": {k: v for k, v in preconditions.items() if v}},
+                action="delete", what=f"Secret {self.namespace}/{name}",
             )
         except ApiNotFound:
-            return
+            return True  # already gone: nothing private is left to delete
+        except ApiConflict:
+            return False
+        return True
 
 
 def split_kv_path(path: str) -> tuple[str, str]:
@@ -247,6 +269,69 @@ class VaultKvStore:
             )
         except Exception as exc:
             raise self._fail("write", exc) from exc
+
+
+    def delete_retired(self, fingerprint: str) -> bool:
+        """Drop a retired key's entry, then destroy the older versions that still hold it.
+
+        KV v2 keeps earlier versions of a secret, and every version this store wrote holds every
+        key of its time, so removing the entry from the newest version alone would leave the
+        private key readable in the history. Each version is a full snapshot and the newest one
+        holds every key that still exists, so the older ones are destroyed: first those before
+        the current version (if the token may not destroy, nothing has changed yet and the next
+        pass tries again), then the one this write superseded. The write is check-and-set on the
+        version read, so a key restored meanwhile is never the one dropped.
+        """
+        import hvac.exceptions
+
+        try:
+            answer = self.client.secrets.kv.v2.read_secret_version(
+                path=self.path, mount_point=self.mount, raise_on_deleted_version=True
+            )
+        except hvac.exceptions.InvalidPath:
+            return True
+        except Exception as exc:
+            raise self._fail("read", exc) from exc
+        body = (answer or {}).get("data") or {}
+        data = dict(body.get("data") or {})
+        version = int((body.get("metadata") or {}).get("version") or 0)
+        text = data.get(fingerprint)
+        if text is None:
+            return True
+        register(str(text))
+        try:
+            state = json.loads(str(text)).get("state")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise KeyProviderError(f"Vault entry {fingerprint} is not a JSON object") from exc
+        if state != KeyState.RETIRED.value:
+            return False
+        self._destroy(range(1, version))
+        del data[fingerprint]
+        try:
+            self.client.secrets.kv.v2.create_or_update_secret(
+                path=self.path, mount_point=self.mount, secret=data, cas=version
+            )
+        except hvac.exceptions.InvalidRequest:
+            return False  # check-and-set: written meanwhile; decide again on the next pass
+        except Exception as exc:
+            raise self._fail("write", exc) from exc
+        self._destroy([version])
+        return True
+
+    def _destroy(self, versions: Iterable[int]) -> None:
+        wanted = [v for v in versions if v > 0]
+        if not wanted:
+            return
+        try:
+            self.client.secrets.kv.v2.destroy_secret_versions(
+                path=self.path, versions=wanted, mount_point=self.mount
+            )
+        except Exception as exc:
+            raise KeyProviderError(
+                f"Vault {self.address}: cannot destroy old versions of {self.mount}/{self.path} "
+                f"({type(exc).__name__}); the token needs 'update' on "
+                f"{self.mount}/destroy/{self.path}"
+            ) from exc
 
 
 @dataclass(frozen=True)

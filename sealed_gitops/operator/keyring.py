@@ -8,8 +8,11 @@ private keys are used on behalf of the CLI. What each pass does, in order:
 2. generate the first key when there is none;
 3. rotate when ``sealed-gitops.io/rotate-requested-at`` holds a value not yet handled, or when
    the active key is older than ``spec.rotationInterval``;
-4. retire the keys the ``sealed-gitops.io/retire`` annotation lists (never the active key);
-5. save, publish the public parts in ``status.keys``;
+4. retire the keys the ``sealed-gitops.io/retire`` annotation lists (never the active key),
+   recording when;
+5. save; delete the private parts of keys retired longer than ``spec.retiredKeyRetention`` ago
+   (``keys/retention.py``), then publish the public parts in ``status.keys``, where a deleted
+   key stays listed with state ``deleted``;
 6. answer pending re-encryption requests (see below).
 
 Re-encryption requests are ConfigMaps in the KeyRing's namespace labelled
@@ -19,6 +22,9 @@ becomes ``done``. What goes in: SOPS key stanzas, SealedSecret documents, and (f
 ``--rotate-data-key``) whole SOPS files, all ciphertext. What comes out: stanzas and ciphertext
 for this KeyRing's own active key only, so a request can never make the operator wrap anything
 for a key the requester chose. Plaintext and data keys stay in this process.
+
+How the store is opened (with its Vault login) and how Syncs get a KeyRing's decryption keys is
+in ``operator/keyring_access.py``: the credential and tenancy rules, apart from this loop.
 
 Private keys never reach the status, a log line or an Event: only fingerprints, recipients and
 certificates are written there, and every private part is registered for redaction when loaded.
@@ -30,9 +36,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import threading
-import time
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,17 +47,21 @@ from sealed_gitops.keys.cluster_keys import (
     KEYRING_LABEL,
     ClusterKey,
     KeyState,
-    decrypting_keys,
     generate_cluster_key,
     parse_time,
-    public_status,
     rotate_keys,
 )
-from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore
+from sealed_gitops.keys.key_store import KeyStore
 from sealed_gitops.keys.reencrypt import answer_item
-from sealed_gitops.keys.vault import VaultUnwrapper
+from sealed_gitops.keys.retention import (
+    DEFAULT_RETENTION,
+    DELETED,
+    due_for_deletion,
+    status_keys,
+)
 from sealed_gitops.operator.conditions import READY, Reason, set_condition
 from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.keyring_access import forget, keyring_decryption_keys, store_for
 from sealed_gitops.operator.resources import (
     GROUP,
     VERSION,
@@ -62,8 +69,6 @@ from sealed_gitops.operator.resources import (
     patch_status,
 )
 from sealed_gitops.operator.settings import parse_duration
-from sealed_gitops.operator.vault_login import keyring_vault_client
-from sealed_gitops.render.decrypt import DecryptionKeys
 
 __all__ = [
     "REQUEST_LABEL",
@@ -93,32 +98,6 @@ _POLL = 0.5
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-# -- stores --------------------------------------------------------------------------------------
-
-
-def _store(ctx: OperatorContext, keyring: Mapping[str, Any]) -> tuple[KeyStore, float]:
-    """The KeyRing's key store and the monotonic time its credential must be renewed by."""
-    meta = keyring.get("metadata") or {}
-    spec = keyring.get("spec") or {}
-    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-    if (spec.get("backend") or "kubernetes") == "vault":
-        vault = spec.get("vault") or {}
-        client, renew_at = keyring_vault_client(ctx, namespace, vault)
-        store = VaultKvStore(
-            client,
-            kv_path=str(vault.get("kvPath") or f"secret/data/sealed-gitops/{namespace}/{name}"),
-            address=str(vault.get("address")),
-        )
-        return store, renew_at
-    store_ = SecretStore(ctx.client, namespace=namespace, name=name, owner_uid=meta.get("uid"))
-    return store_, float("inf")
-
-
-def store_for(ctx: OperatorContext, keyring: Mapping[str, Any]) -> KeyStore:
-    """Where the KeyRing's private keys live (Secrets, or Vault KV v2 with a fresh login)."""
-    return _store(ctx, keyring)[0]
 
 
 # -- one reconcile -------------------------------------------------------------------------------
@@ -177,10 +156,19 @@ def _plan(
             happened.append(f"scheduled rotation: new active key {keys[0].fingerprint[:16]}")
             due = now + dt.timedelta(seconds=interval)
         wake = min(wake, max((due - now).total_seconds(), 0.2))
+    # a retired key restored from a backup may lack the time its grace period counts from
+    keys = [
+        k.with_state(KeyState.RETIRED, now=now) if k.state is KeyState.RETIRED and not k.retired
+        else k for k in keys
+    ]
     problems = []
+    deleted = [str(e.get("fingerprint")) for e in status.get("keys") or ()
+               if e.get("state") == DELETED]
     to_retire = [w.strip().lower() for w in annotations.get(RETIRE_ANNOTATION, "").split(",")]
     for wanted in filter(None, to_retire):
         matches = [k for k in keys if k.fingerprint.startswith(wanted)]
+        if not matches and any(fp.startswith(wanted) for fp in deleted):
+            continue  # retired, then deleted after its grace period: nothing left to do
         if len(matches) != 1:
             problems.append(f"retire {wanted}: {'no' if not matches else 'more than one'} key")
             continue
@@ -200,12 +188,16 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     status = dict(keyring.get("status") or {})
     generation = meta.get("generation")
+    now = _now()
     try:
         store = store_for(ctx, keyring)
         loaded = store.load()
-        keys, happened, extra, wake = _plan(keyring, loaded, now=_now())
-        if happened or [k.state for k in keys] != [k.state for k in loaded]:
+        keys, happened, extra, wake = _plan(keyring, loaded, now=now)
+        if happened or [(k.state, k.retired) for k in keys] != [
+            (k.state, k.retired) for k in loaded
+        ]:
             store.save(keys)
+        keys, wake = _delete_expired(store, keyring, keys, happened, now=now, wake=wake)
     except SealedGitopsError as exc:
         conditions = set_condition(
             status.get("conditions"), type_=READY, status=False,
@@ -220,7 +212,7 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
     message = "; ".join(problems) if problems else f"active key {active.fingerprint[:16]}"
     new_status: dict[str, Any] = {
         "observedGeneration": generation,
-        "keys": public_status(keys),
+        "keys": status_keys(keys, status.get("keys") or (), now=now),
         "activeFingerprint": active.fingerprint,
         "lastRotateRequest": extra["lastRotateRequest"],
         "conditions": set_condition(
@@ -242,6 +234,31 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
             )
     serve_requests(ctx, namespace=namespace, name=name, keys=keys)
     return wake
+
+
+def _delete_expired(
+    store: KeyStore, keyring: Mapping[str, Any], keys: list[ClusterKey], happened: list[str],
+    *, now: dt.datetime, wake: float,
+) -> tuple[list[ClusterKey], float]:
+    """Delete the private parts of keys retired longer than the retention; the keys left, and
+    the next wake-up (when the next retired key falls due)."""
+    spec = keyring.get("spec") or {}
+    retention = parse_duration(
+        spec.get("retiredKeyRetention"), default=DEFAULT_RETENTION, what="retiredKeyRetention"
+    )
+    due, waiting = due_for_deletion(keys, retention=retention, now=now)
+    gone = set()
+    for key in due:
+        if store.delete_retired(key.fingerprint):
+            gone.add(key.fingerprint)
+            happened.append(
+                f"deleted the private parts of key {key.fingerprint[:16]}, retired {key.retired}"
+            )
+        else:
+            waiting = 1.0  # changed since it was loaded (restored?): look again soon
+    if waiting is not None:
+        wake = min(wake, max(waiting, 0.2))
+    return [k for k in keys if k.fingerprint not in gone], wake
 
 
 def _ready_message(status: Mapping[str, Any]) -> str | None:
@@ -284,70 +301,6 @@ def serve_requests(
     return served
 
 
-# -- Syncs using a KeyRing -----------------------------------------------------------------------
-
-_cache_lock = threading.Lock()
-#: per operator: (namespace, name) -> (the key states the keys were built for, the keys, the
-#: monotonic time they must be rebuilt by: a Kubernetes-auth Vault token's renewal time)
-_Cached = tuple[tuple[tuple[str, str], ...], DecryptionKeys, float]
-_caches: weakref.WeakKeyDictionary[OperatorContext, dict[tuple[str, str], _Cached]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _forget(ctx: OperatorContext, namespace: str, name: str) -> None:
-    with _cache_lock:
-        _caches.get(ctx, {}).pop((namespace, name), None)
-
-
-def keyring_decryption_keys(
-    ctx: OperatorContext, sync_namespace: str, ref: Mapping[str, Any]
-) -> DecryptionKeys:
-    """The keys of every non-retired key of the referenced KeyRing, if this namespace may use it.
-
-    Refused with a :class:`ConfigError` naming both namespaces when the Sync's namespace is
-    neither the KeyRing's own nor in its ``allowedNamespaces``; nothing is decrypted then.
-    """
-    name = str(ref.get("name") or "")
-    namespace = str(ref.get("namespace") or sync_namespace)
-    if not name:
-        raise ConfigError("spec.decryption.keyRingRef.name is empty")
-    keyring = get_object(ctx.client, "KeyRing", namespace, name)
-    if keyring is None:
-        raise ConfigError(f"KeyRing {namespace}/{name} not found")
-    allowed = [str(a) for a in (keyring.get("spec") or {}).get("allowedNamespaces") or []]
-    if sync_namespace != namespace and "*" not in allowed and sync_namespace not in allowed:
-        raise ConfigError(
-            f"KeyRing {namespace}/{name} does not serve namespace {sync_namespace}: only "
-            f"{namespace} and its allowedNamespaces ({', '.join(allowed) or 'none'}) may use it"
-        )
-    states = tuple(
-        (str(k.get("fingerprint")), str(k.get("state")))
-        for k in (keyring.get("status") or {}).get("keys") or []
-    )
-    with _cache_lock:
-        cache = _caches.setdefault(ctx, {})
-        hit = cache.get((namespace, name))
-    if hit is not None and hit[0] == states and time.monotonic() < hit[2]:
-        return hit[1]
-    store, renew_at = _store(ctx, keyring)
-    keys = store.load()
-    if not keys:
-        raise ConfigError(f"KeyRing {namespace}/{name} has no keys yet")
-    ring, sealing = decrypting_keys(keys)
-    if isinstance(store, VaultKvStore):
-        # The KeyRing's Vault identity also opens hc_vault (transit) stanzas, but only for
-        # its own Vault: a file must not make the operator send the token anywhere else.
-        ring.add(
-            VaultUnwrapper(token=str(store.client.token), allowed_addresses=[store.address]),
-            source=f"Vault transit of KeyRing {namespace}/{name}",
-        )
-    found = DecryptionKeys(sops=ring, sealing=sealing)
-    with _cache_lock:
-        _caches.setdefault(ctx, {})[(namespace, name)] = (states, found, renew_at)
-    return found
-
-
 # -- kopf wiring ---------------------------------------------------------------------------------
 
 
@@ -356,7 +309,7 @@ async def _loop(ctx: OperatorContext, namespace: str, name: str, stopped: Any) -
     while not stopped:
         body = await asyncio.to_thread(get_object, ctx.client, "KeyRing", namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            _forget(ctx, namespace, name)
+            forget(ctx, namespace, name)
             return
         try:
             delay = await asyncio.to_thread(reconcile_keyring, ctx, body)

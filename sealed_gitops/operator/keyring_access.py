@@ -1,0 +1,227 @@
+"""Who may reach a KeyRing's private keys, and how: its key store, its Vault login, and Syncs.
+
+Why a module of its own: this is where the operator hands a credential to a server named in a
+custom resource, and where a Sync of one namespace is given another namespace's keys. The rules
+that keep both safe sit together here, apart from the KeyRing loop (``operator/keyring.py``) that
+generates, rotates, retires and deletes keys:
+
+- the operator's own service-account JWT (Vault Kubernetes auth) only goes to an address in
+  ``settings.vault_addresses``; an empty list refuses it everywhere, since a tenant writes
+  ``spec.vault.address`` and must not be able to collect the operator's token;
+- a tenant's token from a Secret in its own namespace may go anywhere unless that list is set;
+- Kubernetes-auth logins are cached per operator and renewed after :data:`RENEW_FRACTION` of
+  their lease (as Vault Agent does), re-reading the JWT file each time because kubelet rotates
+  projected tokens, so a cached client never carries an expired token;
+- a Sync gets a KeyRing's decryption keys only from the KeyRing's own namespace or one in its
+  ``allowedNamespaces``; the keys are cached until the key states change or the Vault login
+  must be renewed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from sealed_gitops.errors import ConfigError
+from sealed_gitops.keys.cluster_keys import decrypting_keys
+from sealed_gitops.keys.key_store import (
+    KeyStore,
+    SecretStore,
+    VaultKvStore,
+    vault_client,
+    vault_session,
+)
+from sealed_gitops.keys.vault import VaultUnwrapper, normalize_address
+from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.resources import get_object, read_secret_data
+from sealed_gitops.render.decrypt import DecryptionKeys
+
+__all__ = [
+    "JWT_FILE_ENV",
+    "RENEW_FRACTION",
+    "SERVICE_ACCOUNT_TOKEN",
+    "forget",
+    "keyring_decryption_keys",
+    "kubernetes_login",
+    "store_for",
+]
+
+#: Where a pod finds its service account token (for Vault's Kubernetes auth).
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
+#: Environment variable naming another token file (an operator run outside a pod, tests).
+JWT_FILE_ENV = "SEALED_GITOPS_VAULT_JWT_FILE"
+#: Part of a Kubernetes-auth token's lease after which the operator logs in again (as Vault
+#: Agent renews at about two thirds), so a cached client never carries an expired token.
+RENEW_FRACTION = 2 / 3
+
+_login_lock = threading.Lock()
+#: per operator: (address, role, mount) -> (logged-in client, monotonic time to log in again)
+_Login = tuple[Any, float]
+_logins: weakref.WeakKeyDictionary[OperatorContext, dict[tuple[str, str, str], _Login]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _allowed(ctx: OperatorContext, address: str) -> bool:
+    listed = {normalize_address(a) for a in ctx.settings.vault_addresses}
+    return normalize_address(address) in listed
+
+
+def kubernetes_login(
+    ctx: OperatorContext, address: str, *, role: str, mount: str
+) -> tuple[Any, float]:
+    """A client logged in with the operator's own JWT, reused until its lease is 2/3 spent."""
+    key = (normalize_address(address), role, mount)
+    with _login_lock:
+        hit = _logins.get(ctx, {}).get(key)
+    if hit is not None and time.monotonic() < hit[1]:
+        return hit
+    # Never from the spec: a tenant must not choose which operator file is sent to Vault.
+    jwt_path = os.environ.get(JWT_FILE_ENV) or SERVICE_ACCOUNT_TOKEN
+    try:
+        with open(jwt_path, encoding="utf-8") as handle:
+            jwt = handle.read().strip()  # read each time: kubelet rotates projected tokens
+    except OSError as exc:
+        raise ConfigError(f"cannot read the service account token {jwt_path}") from exc
+    started = time.monotonic()
+    session = vault_session(address, kubernetes_role=role, jwt=jwt, mount=mount)
+    lease = session.lease_seconds
+    renew_at = started + lease * RENEW_FRACTION if lease else float("inf")
+    with _login_lock:
+        _logins.setdefault(ctx, {})[key] = (session.client, renew_at)
+    return session.client, renew_at
+
+
+def _vault_client(
+    ctx: OperatorContext, namespace: str, vault: Mapping[str, Any]
+) -> tuple[Any, float]:
+    """The KeyRing's Vault client and the monotonic time it must be replaced by (inf: never).
+
+    The operator's own credential (Kubernetes auth) only goes to an address in
+    ``settings.vault_addresses``; a tenant's token from its own Secret may go anywhere unless
+    that list is set (then only there too).
+    """
+    address = str(vault.get("address") or "")
+    if not address:
+        raise ConfigError("spec.vault.address is empty")
+    auth = vault.get("auth") or {}
+    token_ref = auth.get("tokenSecretRef") or {}
+    if token_ref.get("name"):
+        if ctx.settings.vault_addresses and not _allowed(ctx, address):
+            raise ConfigError(
+                f"spec.vault.address {address} is not one of the operator's Vault addresses "
+                f"({', '.join(ctx.settings.vault_addresses)})"
+            )
+        data, _ = read_secret_data(
+            ctx.client, namespace, str(token_ref["name"]), purpose="Vault token"
+        )
+        token = data.get(str(token_ref.get("key") or "token"))
+        if not token:
+            raise ConfigError(f"Secret {namespace}/{token_ref['name']} has no Vault token entry")
+        return vault_client(address, token=token.decode().strip()), float("inf")
+    kube = auth.get("kubernetes") or {}
+    if kube.get("role"):
+        if not _allowed(ctx, address):
+            raise ConfigError(
+                f"Kubernetes auth to {address} refused: the operator sends its own "
+                "service-account token only to the Vault addresses it was started with "
+                f"(--vault-address: {', '.join(ctx.settings.vault_addresses) or 'none'})"
+            )
+        return kubernetes_login(
+            ctx, address, role=str(kube["role"]), mount=str(kube.get("mountPath") or "kubernetes")
+        )
+    raise ConfigError("spec.vault.auth needs tokenSecretRef or kubernetes.role")
+
+
+# -- the KeyRing's own store -----------------------------------------------------------------------
+
+
+def _store(ctx: OperatorContext, keyring: Mapping[str, Any]) -> tuple[KeyStore, float]:
+    """The KeyRing's key store and the monotonic time its credential must be renewed by."""
+    meta = keyring.get("metadata") or {}
+    spec = keyring.get("spec") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    if (spec.get("backend") or "kubernetes") == "vault":
+        vault = spec.get("vault") or {}
+        client, renew_at = _vault_client(ctx, namespace, vault)
+        store = VaultKvStore(
+            client,
+            kv_path=str(vault.get("kvPath") or f"secret/data/sealed-gitops/{namespace}/{name}"),
+            address=str(vault.get("address")),
+        )
+        return store, renew_at
+    store_ = SecretStore(ctx.client, namespace=namespace, name=name, owner_uid=meta.get("uid"))
+    return store_, float("inf")
+
+
+def store_for(ctx: OperatorContext, keyring: Mapping[str, Any]) -> KeyStore:
+    """Where the KeyRing's private keys live (Secrets, or Vault KV v2 with a fresh login)."""
+    return _store(ctx, keyring)[0]
+
+
+# -- Syncs using a KeyRing -----------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+#: per operator: (namespace, name) -> (the key states the keys were built for, the keys, the
+#: monotonic time they must be rebuilt by: a Kubernetes-auth Vault token's renewal time)
+_Cached = tuple[tuple[tuple[str, str], ...], DecryptionKeys, float]
+_caches: weakref.WeakKeyDictionary[OperatorContext, dict[tuple[str, str], _Cached]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def forget(ctx: OperatorContext, namespace: str, name: str) -> None:
+    with _cache_lock:
+        _caches.get(ctx, {}).pop((namespace, name), None)
+
+
+def keyring_decryption_keys(
+    ctx: OperatorContext, sync_namespace: str, ref: Mapping[str, Any]
+) -> DecryptionKeys:
+    """The keys of every non-retired key of the referenced KeyRing, if this namespace may use it.
+
+    Refused with a :class:`ConfigError` naming both namespaces when the Sync's namespace is
+    neither the KeyRing's own nor in its ``allowedNamespaces``; nothing is decrypted then.
+    """
+    name = str(ref.get("name") or "")
+    namespace = str(ref.get("namespace") or sync_namespace)
+    if not name:
+        raise ConfigError("spec.decryption.keyRingRef.name is empty")
+    keyring = get_object(ctx.client, "KeyRing", namespace, name)
+    if keyring is None:
+        raise ConfigError(f"KeyRing {namespace}/{name} not found")
+    allowed = [str(a) for a in (keyring.get("spec") or {}).get("allowedNamespaces") or []]
+    if sync_namespace != namespace and "*" not in allowed and sync_namespace not in allowed:
+        raise ConfigError(
+            f"KeyRing {namespace}/{name} does not serve namespace {sync_namespace}: only "
+            f"{namespace} and its allowedNamespaces ({', '.join(allowed) or 'none'}) may use it"
+        )
+    states = tuple(
+        (str(k.get("fingerprint")), str(k.get("state")))
+        for k in (keyring.get("status") or {}).get("keys") or []
+    )
+    with _cache_lock:
+        cache = _caches.setdefault(ctx, {})
+        hit = cache.get((namespace, name))
+    if hit is not None and hit[0] == states and time.monotonic() < hit[2]:
+        return hit[1]
+    store, renew_at = _store(ctx, keyring)
+    keys = store.load()
+    if not keys:
+        raise ConfigError(f"KeyRing {namespace}/{name} has no keys yet")
+    ring, sealing = decrypting_keys(keys)
+    if isinstance(store, VaultKvStore):
+        # The KeyRing's Vault identity also opens hc_vault (transit) stanzas, but only for
+        # its own Vault: a file must not make the operator send the token anywhere else.
+        ring.add(
+            VaultUnwrapper(token=str(store.client.token), allowed_addresses=[store.address]),
+            source=f"Vault transit of KeyRing {namespace}/{name}",
+        )
+    found = DecryptionKeys(sops=ring, sealing=sealing)
+    with _cache_lock:
+        _caches.setdefault(ctx, {})[(namespace, name)] = (states, found, renew_at)
+    return found
