@@ -54,6 +54,7 @@ from sealed_gitops.keys.repo_keys import (
     update_sops_rule,
     write_public_keys,
 )
+from sealed_gitops.keys.retention import DECRYPTING_STATES
 from sealed_gitops.redact import register
 
 __all__ = ["keys", "reencrypt"]
@@ -277,7 +278,10 @@ def retire(
     fp = str(key["fingerprint"])
     if key.get("state") == "active":
         raise ConfigError(f"key {fp[:16]} is the active key: rotate and re-encrypt first")
-    usable = [str(k["fingerprint"]) for k in published if k.get("state") != "retired"]
+    if key.get("state") in ("retired", "deleted"):
+        click.echo(f"key {fp[:16]} is already {key.get('state')}")
+        return
+    usable = [str(k["fingerprint"]) for k in published if k.get("state") in DECRYPTING_STATES]
     files = scan_repository(repo, [KeyRef.from_status(k) for k in published])
     needing = only_key_users(files, fp, usable=usable)
     if needing:
