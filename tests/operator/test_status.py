@@ -209,7 +209,8 @@ def test_drift_is_corrected_on_the_next_reconcile_of_the_same_revision(
     final = writes(thread)
     for n in (3, 4):
         thread.trigger("Sync", ns, "app", reason="test")
-        wait_for(lambda n=n: reconciles(thread) >= settled + n, what="more no-op reconciles")
+        target = settled + n
+        wait_for(lambda: reconciles(thread) >= target, what="more no-op reconciles")  # noqa: B023
     assert writes(thread) == final
 
 
