@@ -22,6 +22,7 @@ from typing import Any, TypeVarTuple
 
 import click
 
+from sealed_gitops.audit.log import install_audit_stream
 from sealed_gitops.cli.status_cmds import kubeconfig_option
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.keys.vault import normalize_address
@@ -52,7 +53,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(*, log_format: str, level: int) -> None:
-    """Root logging for the operator process: one stderr handler, always redacting.
+    """Root logging for the operator process: one stderr handler, always redacting, and the
+    audit lines on stdout.
 
     Filters on the root *logger* do not see records propagated from child loggers; a filter on
     the root *handler* does, so that is where the redaction must sit. kopf's loggers propagate to
@@ -74,6 +76,9 @@ def configure_logging(*, log_format: str, level: int) -> None:
     # Quiet libraries whose debug chatter (URLs with tokens in query strings, headers) is noise.
     for noisy in ("urllib3", "kubernetes", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Who changed which Secret key: one JSON line each on stdout, whatever the log level, apart
+    # from the diagnostics on stderr (issue 8: log shippers read it as a record of changes).
+    install_audit_stream()
 
 
 def _in_cluster() -> bool:
@@ -235,7 +240,7 @@ def _port(value: str | None) -> int | None:
     type=click.Choice(["json", "text"]),
     default="json",
     show_default=True,
-    help="Log lines as JSON objects or plain text (stderr).",
+    help="Log lines as JSON objects or plain text (stderr); audit lines are JSON on stdout.",
 )
 @click.option(
     "--log-level",
