@@ -234,6 +234,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         pruned=pruned,
         inventory=inventory,
         revision=revision,
+        author=published.get("author"),
         isolate=policy is FailurePolicy.ISOLATE,
         interval=interval,
         retry=retry,

@@ -114,9 +114,8 @@ def progressing(ctx: OperatorContext, sync: dict[str, Any], *, revision: str) ->
     meta = sync["metadata"]
     status = dict(sync.get("status") or {})
     generation = meta.get("generation")
-    if (
-        revision == status.get("lastAttemptedRevision")
-        and generation == status.get("observedGeneration")
+    if revision == status.get("lastAttemptedRevision") and generation == status.get(
+        "observedGeneration"
     ):
         return
     conditions = set_condition(
@@ -141,6 +140,7 @@ def succeeded(
     pruned: PruneResult | None,
     inventory: Inventory,
     revision: str,
+    author: str | None = None,
     isolate: bool,
     interval: float,
     retry: float,
@@ -179,8 +179,8 @@ def succeeded(
         reason = (
             Reason.PRUNE_FAILED
             if pruned and not pruned.ok
+            # Atomic: the revision failed, whatever went through before the failure.
             else (
-                # Atomic: the revision failed, whatever went through before the failure.
                 Reason.PARTIALLY_APPLIED
                 if isolate and (applied.applied or applied.unchanged)
                 else Reason.APPLY_FAILED
@@ -227,8 +227,13 @@ def succeeded(
     if new_status != before:
         patch_status(ctx.client, "Sync", namespace, name, new_status)
     if changed:
+        # Who committed it, so the Event alone answers "who changed this Secret?".
+        by = f" by {author}" if author else ""
         record_event(
-            ctx.client, involved=sync, reason="Applied", message=f"{revision}\n" + _summary(changed)
+            ctx.client,
+            involved=sync,
+            reason="Applied",
+            message=f"{revision}{by}\n" + _summary(changed),
         )
         ctx.metrics.applied.labels(namespace=namespace).inc(len(changed))
     if deleted:

@@ -77,14 +77,28 @@ def root_records() -> Iterator[list[logging.LogRecord]]:
     ("message", "expected"),
     [
         (
-            json.dumps({"event": "secret-applied", "commit": SHA, "author": AUTHOR,
-                        "object": "Secret/app/db", "keys": {"password": "changed"}}),
-            {"message": "secret-applied", "commit": SHA, "author": AUTHOR,
-             "object": "Secret/app/db", "keys": {"password": "changed"}},
+            json.dumps(
+                {
+                    "event": "secret-applied",
+                    "commit": SHA,
+                    "author": AUTHOR,
+                    "object": "Secret/app/db",
+                    "keys": {"password": "changed"},
+                }
+            ),
+            {
+                "message": "secret-applied",
+                "commit": SHA,
+                "author": AUTHOR,
+                "object": "Secret/app/db",
+                "keys": {"password": "changed"},
+            },
         ),
         # a producer field cannot overwrite the envelope
-        (json.dumps({"logger": "forged", "level": "debug", "commit": SHA}),
-         {"logger": AUDIT_LOGGER, "level": "info", "commit": SHA, "message": "audit"}),
+        (
+            json.dumps({"logger": "forged", "level": "debug", "commit": SHA}),
+            {"logger": AUDIT_LOGGER, "level": "info", "commit": SHA, "message": "audit"},
+        ),
         # not JSON: still one JSON line, the text as the message
         ("plain words", {"message": "plain words"}),
     ],
@@ -139,8 +153,9 @@ def test_installing_twice_keeps_one_handler(audit_logger: logging.Logger) -> Non
     assert len(second.getvalue().splitlines()) == 1
 
 
-def _outcome(name: str, result: Result, keys: dict[str, Change], *, kind: str = "Secret",
-             group: str = "") -> ObjectOutcome:
+def _outcome(
+    name: str, result: Result, keys: dict[str, Change], *, kind: str = "Secret", group: str = ""
+) -> ObjectOutcome:
     oid = ObjectId(namespace="app", name=name, group=group, kind=kind)
     change = ObjectChange(
         id=oid, change=Change.UPDATE, keys=tuple(KeyChange(k, c) for k, c in keys.items())
@@ -175,12 +190,6 @@ def test_the_operators_line_for_each_changed_secret(
 
 # -- as people run it -----------------------------------------------------------------------------
 
-_E2E_REASON = (
-    "needs `sealed-gitops operator` to call sealed_gitops.audit.log.install_audit_stream() "
-    "in cli/operator_cmds.configure_logging (issue 6's file): until then the audit line goes "
-    "to stderr inside the diagnostics envelope"
-)
-
 
 @pytest.fixture
 def operator_process() -> Iterator[list[subprocess.Popen[bytes]]]:
@@ -193,7 +202,6 @@ def operator_process() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_E2E_REASON)
 @pytest.mark.parametrize("log_format", ["json", "text"])
 def test_operator_process_writes_audit_lines_to_stdout(
     setup: Setup,  # noqa: F811 - the imported fixture

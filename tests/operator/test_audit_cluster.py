@@ -87,5 +87,18 @@ def test_live_secrets_name_their_commit_and_author(
     assert bob and bob[-1]["object"] == f"Secret/{ns}/db"
     assert bob[-1]["author"] == "Bob Builder <bob@example.invalid>"
     assert bob[-1]["keys"] == {"password": "changed"}
-    everything = result.stdout + result.stderr + caplog.text
+
+    # the Applied Event names the revision, its author and the Secret with its changed key
+    def applied_by_bob() -> list[str]:
+        return [
+            str(e.get("message"))
+            for e in setup.kube.events()
+            if e.get("reason") == "Applied" and f"main@sha1:{sha}" in str(e.get("message"))
+        ]
+
+    [message] = wait_for(applied_by_bob, what="Applied Event for Bob's commit")
+    assert "by Bob Builder <bob@example.invalid>" in message
+    assert "db" in message and "password" in message
+
+    everything = result.stdout + result.stderr + caplog.text + message
     assert "bob-changed-this" not in everything and "alice-set-this-value" not in everything
