@@ -40,7 +40,6 @@ MYPY_PENDING = frozenset(
     {
         "tests/cli_operator/test_commands.py",
         "tests/cli_operator/test_processes.py",
-        "tests/operator/test_audit_cluster.py",
         "tests/operator/test_reconcile.py",
     }
 )

@@ -6,9 +6,12 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from sealed_gitops.operator.runner import OperatorThread
 
 from .conftest import Setup, wait_for
 
@@ -26,7 +29,10 @@ def _secret(ns: str, value: str) -> dict[str, object]:
 
 
 def test_live_secrets_name_their_commit_and_author(
-    setup: Setup, operator_factory, kubeconfig: Path, caplog: pytest.LogCaptureFixture
+    setup: Setup,
+    operator_factory: Callable[..., OperatorThread],
+    kubeconfig: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     ns = setup.namespace
     setup.push(
