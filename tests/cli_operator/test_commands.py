@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from sealed_gitops.cli.status_cmds import (
 )
 from sealed_gitops.cluster import KubeClient
 from sealed_gitops.operator.resources import REQUESTED_AT, object_path
-from tests.operator.conftest import ready, wait_for
+from sealed_gitops.operator.runner import OperatorThread
+from tests.operator.conftest import Setup, ready, wait_for
 
-from .conftest import CANARY, Setup, config_doc, secret_doc, tamper
+from .conftest import CANARY, config_doc, secret_doc, tamper
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +38,7 @@ def sync_path(setup: Setup, kind: str = "Sync", name: str = "app") -> str:
     return object_path(kind, setup.namespace, name)
 
 
-def annotations(setup: Setup, kind: str = "Sync") -> dict[str, str]:
+def sync_annotations(setup: Setup, kind: str = "Sync") -> dict[str, str]:
     obj = setup.kube.get(sync_path(setup, kind)) or {}
     return dict(obj["metadata"].get("annotations") or {})
 
@@ -47,7 +49,7 @@ def test_reconcile_sets_requested_at_to_now(setup: Setup, kubeconfig: Path, kind
     before = datetime.now().astimezone()
     result = run(kubeconfig, "reconcile", f"{setup.namespace}/app", "--kind", kind)
     assert result.exit_code == 0, result.output
-    value = annotations(setup, kind.capitalize())[REQUESTED_AT]
+    value = sync_annotations(setup, kind.capitalize())[REQUESTED_AT]
     assert value.endswith("Z")
     when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     assert before.timestamp() - 1 <= when.timestamp() <= time.time() + 1
@@ -73,7 +75,7 @@ def test_reconcile_refuses_bad_references(
 
 
 def test_reconcile_wait_follows_new_commits_and_fails_on_a_tampered_one(
-    setup: Setup, kubeconfig: Path, operator_factory: Any
+    setup: Setup, kubeconfig: Path, operator_factory: Callable[..., OperatorThread]
 ) -> None:
     ns = setup.namespace
     setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, pw=CANARY + "one"))})
@@ -211,7 +213,7 @@ def test_suspend_and_resume_patch_spec_suspend(setup: Setup, kubeconfig: Path, k
 
 
 def test_a_suspended_sync_ignores_new_commits_until_resumed(
-    setup: Setup, kubeconfig: Path, operator_factory: Any
+    setup: Setup, kubeconfig: Path, operator_factory: Callable[..., OperatorThread]
 ) -> None:
     ns = setup.namespace
     setup.push({"deploy/cm.yaml": config_doc("settings", ns, level="info")})
@@ -239,7 +241,9 @@ def test_a_suspended_sync_ignores_new_commits_until_resumed(
     )
 
 
-def test_status_table_and_json(setup: Setup, kubeconfig: Path, operator_factory: Any) -> None:
+def test_status_table_and_json(
+    setup: Setup, kubeconfig: Path, operator_factory: Callable[..., OperatorThread]
+) -> None:
     ns = setup.namespace
     sha = setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, pw=CANARY + "st"))})
     setup.objects()

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from sealed_gitops.cli.demo import VALUE_PREFIX
-from tests.operator.conftest import decoded, ready, wait_for
+from tests.operator.conftest import Setup, decoded, ready, wait_for
 
-from .conftest import CANARY, Setup, secret_doc
+from .conftest import CANARY, secret_doc
 
 pytestmark = pytest.mark.e2e
 

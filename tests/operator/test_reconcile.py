@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
+
+from sealed_gitops.operator.runner import OperatorThread
 
 from .conftest import Setup, decoded, ready, wait_for
 
 pytestmark = pytest.mark.e2e
+
+OperatorFactory = Callable[..., OperatorThread]
 
 
 def secret_doc(name: str, namespace: str, **values: str) -> dict[str, Any]:
@@ -21,9 +27,7 @@ def secret_doc(name: str, namespace: str, **values: str) -> dict[str, Any]:
     }
 
 
-def config_doc(name: str, namespace: str, **values: str) -> dict[str, Any]:
-    import yaml
-
+def config_doc(name: str, namespace: str, **values: str) -> str:
     return yaml.safe_dump(
         {
             "apiVersion": "v1",
@@ -34,7 +38,7 @@ def config_doc(name: str, namespace: str, **values: str) -> dict[str, Any]:
     )
 
 
-def test_create_update_prune(setup: Setup, operator_factory) -> None:
+def test_create_update_prune(setup: Setup, operator_factory: OperatorFactory) -> None:
     ns = setup.namespace
     sha1 = setup.push(
         {
@@ -84,7 +88,9 @@ def test_create_update_prune(setup: Setup, operator_factory) -> None:
     assert "second-e2e-password" not in texts and "first-e2e-password" not in texts
 
 
-def test_tampered_file_keeps_the_old_secret_and_says_why(setup: Setup, operator_factory) -> None:
+def test_tampered_file_keeps_the_old_secret_and_says_why(
+    setup: Setup, operator_factory: OperatorFactory
+) -> None:
     ns = setup.namespace
     setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="good-old-value"))})
     setup.objects()
@@ -105,7 +111,9 @@ def test_tampered_file_keeps_the_old_secret_and_says_why(setup: Setup, operator_
     assert "tampered-new-value" not in str(setup.kube.sync()) + str(setup.kube.events())
 
 
-def test_isolate_applies_the_rest_and_names_the_failure(setup: Setup, operator_factory) -> None:
+def test_isolate_applies_the_rest_and_names_the_failure(
+    setup: Setup, operator_factory: OperatorFactory
+) -> None:
     ns = setup.namespace
     setup.push(
         {
@@ -129,7 +137,9 @@ def test_isolate_applies_the_rest_and_names_the_failure(setup: Setup, operator_f
     assert "plain-leak-v" not in str(sync)
 
 
-def test_deleting_the_sync_prunes_its_objects(setup: Setup, operator_factory) -> None:
+def test_deleting_the_sync_prunes_its_objects(
+    setup: Setup, operator_factory: OperatorFactory
+) -> None:
     ns = setup.namespace
     setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="to-be-deleted"))})
     setup.objects()
