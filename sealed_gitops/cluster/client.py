@@ -13,6 +13,7 @@ at this one boundary.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from sealed_gitops.cluster.apierrors import error_for_status, unavailable
-from sealed_gitops.errors import ConfigError
+from sealed_gitops.errors import ApiUnavailable, ConfigError
 
 __all__ = [
     "APPLY_PATCH",
@@ -68,6 +69,8 @@ class KubeClient:
 
     Build it with :func:`connect`; :meth:`impersonating` gives a client for another identity that
     shares the same connection pool. :meth:`request` is the only method that touches the network.
+    Once :attr:`halted` is set, every request is refused without being sent: a stopping operator
+    sets it so that no write leaves a replica that no longer leads.
     """
 
     api: Any  # kubernetes.client.ApiClient
@@ -75,9 +78,17 @@ class KubeClient:
     identity: Identity | None = None
     #: requests sent, by HTTP method; tests and metrics read it (a no-op reconcile writes nothing)
     counts: dict[str, int] = field(default_factory=dict)
+    #: shared with the impersonating copies, so one ``set()`` halts them all
+    halted: threading.Event = field(default_factory=threading.Event)
 
     def impersonating(self, identity: Identity | None) -> KubeClient:
-        return KubeClient(api=self.api, timeout=self.timeout, identity=identity, counts=self.counts)
+        return KubeClient(
+            api=self.api,
+            timeout=self.timeout,
+            identity=identity,
+            counts=self.counts,
+            halted=self.halted,
+        )
 
     @property
     def writes(self) -> int:
@@ -128,8 +139,11 @@ class KubeClient:
 
         ``action`` and ``what`` name the request in errors (``apply``, ``Secret team-a/db``);
         ``sensitive`` says the body carries secret values, so the server's prose is not kept in
-        an error. Failures raise a :class:`~sealed_gitops.errors.ClusterError` subclass.
+        an error. Failures raise a :class:`~sealed_gitops.errors.ClusterError` subclass; a
+        halted client raises :class:`~sealed_gitops.errors.ApiUnavailable` and sends nothing.
         """
+        if self.halted.is_set():
+            raise ApiUnavailable(f"{action} {what}: not sent, the operator is stopping")
         method = method.upper()
         self.counts[method] = self.counts.get(method, 0) + 1
         try:

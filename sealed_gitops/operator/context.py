@@ -16,13 +16,10 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from sealed_gitops.cluster import Desired, Discovery, Identity, KubeClient, connect
-from sealed_gitops.errors import ApiUnavailable
 from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.operator.metrics import Metrics
@@ -33,57 +30,7 @@ from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory, ObjectId
 from sealed_gitops.render.cache import ContentCache
 
-__all__ = ["HaltableClient", "OperatorContext", "SyncMemory", "connect_for"]
-
-
-@dataclass
-class HaltableClient(KubeClient):
-    """A client that refuses every request once :attr:`halted` is set (shared by its
-    impersonating copies), so no write leaves a stopping operator."""
-
-    halted: threading.Event = field(default_factory=threading.Event)
-
-    @classmethod
-    def wrap(cls, client: KubeClient) -> HaltableClient:
-        return cls(
-            api=client.api, timeout=client.timeout, identity=client.identity, counts=client.counts
-        )
-
-    def impersonating(self, identity: Identity | None) -> HaltableClient:
-        return HaltableClient(
-            api=self.api,
-            timeout=self.timeout,
-            identity=identity,
-            counts=self.counts,
-            halted=self.halted,
-        )
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
-        content_type: str = "application/json",
-        action: str,
-        what: str,
-        sensitive: bool = False,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        if self.halted.is_set():
-            raise ApiUnavailable(f"{action} {what}: not sent, the operator is stopping")
-        return super().request(
-            method,
-            path,
-            query=query,
-            body=body,
-            content_type=content_type,
-            action=action,
-            what=what,
-            sensitive=sensitive,
-            timeout=timeout,
-        )
+__all__ = ["OperatorContext", "SyncMemory", "connect_for"]
 
 
 def connect_for(settings: OperatorSettings) -> KubeClient:
@@ -128,7 +75,8 @@ class OperatorContext:
 
     def __init__(self, settings: OperatorSettings, *, client: KubeClient | None = None) -> None:
         self.settings = settings
-        self.client = HaltableClient.wrap(client or connect_for(settings))
+        # Its own halt: a client handed in (tests) may serve another operator that runs on.
+        self.client = replace(client or connect_for(settings), halted=threading.Event())
         self.discovery = Discovery(self.client)
         self.triggers = Triggers()
         self.metrics = Metrics()
