@@ -40,6 +40,7 @@ __all__ = [
     "file_format",
     "find_sops_config",
     "format_options",
+    "kept_format",
     "key_options",
     "matching_rule",
     "output_options",
@@ -141,6 +142,24 @@ def file_format(path: str, explicit: str | None) -> str:
     if explicit:
         return explicit
     return "json" if path.lower().endswith(".json") else "yaml"
+
+
+def kept_format(
+    file: str, input_type: str | None, output_type: str | None, *, name: str | None = None
+) -> str:
+    """The store format of a command that rewrites FILE in its own format.
+
+    Only ``decrypt`` converts; here ``--output-type`` may only repeat the input's format, and
+    anything else is refused before a key is touched. ``name`` is how errors name the file.
+    """
+    fmt = file_format(file, input_type)
+    if output_type and output_type != fmt:
+        raise ConfigError(
+            f"--output-type {output_type} differs from the input's {fmt}: convert after "
+            "decrypting (only decrypt changes the format)",
+            file=name or file,
+        )
+    return fmt
 
 
 def read_input(path: str) -> bytes:

@@ -24,15 +24,15 @@ from sealed_gitops.keys.sops_binary import FALLBACK_KINDS
 from .options import (
     display_name,
     emit,
-    file_format,
     format_options,
+    kept_format,
     key_inputs,
     key_options,
     matching_rule,
     output_options,
     read_input,
 )
-from .sops_cmds import config_option, read_metadata, same_format
+from .sops_cmds import config_option, read_metadata
 
 __all__ = ["rotate_cmd", "updatekeys"]
 
@@ -65,8 +65,7 @@ def updatekeys(
     age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
 ) -> None:
     """Re-wrap FILE's data key for the recipients of its .sops.yaml rule (values unchanged)."""
-    fmt = file_format(file, input_type)
-    same_format(fmt, output_type, file=file)
+    fmt = kept_format(file, input_type, output_type)
     keys = key_inputs(age_identities, gnupghome, vault_token)
     rule, found = matching_rule(file, config)
     if rule is None:
@@ -118,8 +117,7 @@ def rotate_cmd(
 ) -> None:
     """Give FILE a new data key and re-encrypt every value, for the same recipients."""
     name = display_name(file)
-    fmt = file_format(file, input_type)
-    same_format(fmt, output_type, file=name)
+    fmt = kept_format(file, input_type, output_type, name=name)
     keys = key_inputs(age_identities, gnupghome, vault_token)
     data = read_input(file)
     meta = read_metadata(data, fmt=fmt, file=name)

@@ -42,6 +42,7 @@ from .options import (
     emit,
     file_format,
     format_options,
+    kept_format,
     key_inputs,
     key_options,
     matching_rule,
@@ -63,15 +64,6 @@ config_option = click.option(
 def read_metadata(data: bytes, *, fmt: str, file: str) -> Metadata:
     """The ``sops`` block of a file, without decrypting anything."""
     return split_metadata(load_tree(data, fmt=fmt, file=file), file=file)[1]
-
-
-def same_format(fmt: str, output_type: str | None, *, file: str) -> None:
-    if output_type and output_type != fmt:
-        raise ConfigError(
-            f"--output-type {output_type} differs from the input's {fmt}: convert after "
-            "decrypting (only decrypt changes the format)",
-            file=file,
-        )
 
 
 # -- encrypt ----------------------------------------------------------------------------------
@@ -283,8 +275,7 @@ def set_cmd(
     age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
 ) -> None:
     """Set the value at PATH in FILE, in place (VALUE is JSON, PATH like '["data"]["k"]')."""
-    fmt = file_format(file, input_type)
-    same_format(fmt, output_type, file=file)
+    fmt = kept_format(file, input_type, output_type)
     value_json = _value_json(value, value_file, value_stdin)
     keys = key_inputs(age_identities, gnupghome, vault_token)
     with keys.keyring() as ring:
@@ -302,8 +293,7 @@ def unset_cmd(
     age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
 ) -> None:
     """Remove PATH from FILE, in place."""
-    fmt = file_format(file, input_type)
-    same_format(fmt, output_type, file=file)
+    fmt = kept_format(file, input_type, output_type)
     keys = key_inputs(age_identities, gnupghome, vault_token)
     with keys.keyring() as ring:
         result = unset_value(read_input(file), path, unwrapper=ring, file=file, fmt=fmt)
