@@ -30,6 +30,7 @@ from sealed_gitops.audit import (
     parse_date,
 )
 from sealed_gitops.audit.snapshot import read_snapshot
+from sealed_gitops.cli.decryption_options import decryption_key_options
 from sealed_gitops.errors import AuditError, ConfigError, SealedGitopsError
 from sealed_gitops.redact import redact
 
@@ -160,25 +161,7 @@ def _print_table(records: list[ChangeRecord]) -> None:
     help="Armored OpenPGP public key whose signatures count as good (repeatable); "
     "default: your GnuPG keyring.",
 )
-@click.option(
-    "--age-identity",
-    "age_identities",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="With --decrypt: age identity file (repeatable), besides SOPS_AGE_KEY*.",
-)
-@click.option(
-    "--gnupghome",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="With --decrypt: GnuPG home holding PGP keys.",
-)
-@click.option(
-    "--sealing-key",
-    "sealing_keys",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="With --decrypt: a sealed-secrets private key (PEM or TLS Secret; repeatable).",
-)
+@decryption_key_options(when="--decrypt")
 @click.option(
     "--cluster",
     "from_cluster",

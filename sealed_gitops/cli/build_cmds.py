@@ -15,6 +15,7 @@ from typing import Any
 import click
 import yaml
 
+from sealed_gitops.cli.decryption_options import decryption_key_options
 from sealed_gitops.crypto.sealing_keys import load_private_keys
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.keys.discovery import discover_keyring
@@ -97,21 +98,7 @@ def _report(result: BuildResult) -> None:
     help="atomic: any failure fails the build; isolate: leave failing documents out.",
 )
 @click.option("--allow-plain-secrets", is_flag=True, help="Accept unencrypted Secrets in Git.")
-@click.option(
-    "--age-identity",
-    "age_identities",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="age identity file (repeatable); SOPS_AGE_KEY* and the default keys file are read too.",
-)
-@click.option(
-    "--sealing-key",
-    "sealing_keys",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Sealed-secrets private key: PEM or a kubernetes.io/tls Secret manifest (repeatable).",
-)
-@click.option("--gnupghome", type=click.Path(file_okay=False, path_type=Path))
+@decryption_key_options()
 def build_command(
     *,
     path: str,

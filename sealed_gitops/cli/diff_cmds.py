@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from sealed_gitops.cli.build_cmds import load_decryption_keys, split_root
+from sealed_gitops.cli.decryption_options import decryption_key_options
 from sealed_gitops.cluster import Discovery, SyncRef, connect, read_live
 from sealed_gitops.errors import ApiNotFound, ConfigError, SealedGitopsError
 from sealed_gitops.pipeline import FailurePolicy, build
@@ -113,19 +114,7 @@ def _differences(
 @click.option("--ref", "ref_text", help="With --repo: branch, tag:NAME, semver:RANGE or a commit.")
 @click.option("--sync", "sync_text", help="NAMESPACE/NAME: compare as this Sync would apply.")
 @click.option("--allow-plain-secrets", is_flag=True)
-@click.option(
-    "--age-identity",
-    "age_identities",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-)
-@click.option(
-    "--sealing-key",
-    "sealing_keys",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-)
-@click.option("--gnupghome", type=click.Path(file_okay=False, path_type=Path))
+@decryption_key_options()
 def diff_command(
     *,
     path: str,
