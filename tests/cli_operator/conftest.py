@@ -7,10 +7,6 @@ areas set up the world the same way.
 
 from __future__ import annotations
 
-from typing import Any
-
-import yaml
-
 from tests.operator.conftest import (  # noqa: F401 - fixtures are found by name
     Setup,
     _cluster,
@@ -25,27 +21,6 @@ from tests.operator.conftest import (  # noqa: F401 - fixtures are found by name
 
 #: Every plaintext value in these tests starts so; no output may contain it.
 CANARY = "cli-op-canary-"
-
-
-def secret_doc(name: str, namespace: str, **values: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "type": "Opaque",
-        "stringData": dict(values),
-    }
-
-
-def config_doc(name: str, namespace: str, **values: str) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": dict(values),
-        }
-    )
 
 
 def tamper(text: str) -> str:

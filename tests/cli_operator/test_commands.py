@@ -24,8 +24,9 @@ from sealed_gitops.cluster import KubeClient
 from sealed_gitops.operator.resources import REQUESTED_AT, object_path
 from sealed_gitops.operator.runner import OperatorThread
 from tests.operator.conftest import Setup, ready, wait_for
+from tests.operator.manifests import config_doc, secret_doc
 
-from .conftest import CANARY, config_doc, secret_doc, tamper
+from .conftest import CANARY, tamper
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,9 @@ import pytest
 
 from sealed_gitops.cli.demo import VALUE_PREFIX
 from tests.operator.conftest import Setup, decoded, ready, wait_for
+from tests.operator.manifests import secret_doc
 
-from .conftest import CANARY, secret_doc
+from .conftest import CANARY
 
 pytestmark = pytest.mark.e2e
 

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-import yaml
 
 from sealed_gitops.operator.runner import OperatorThread
 
 from .conftest import Setup, decoded, ready, wait_for
+from .manifests import config_doc, secret_doc
 
 pytestmark = pytest.mark.e2e
 
 OperatorFactory = Callable[..., OperatorThread]
-
-
-def secret_doc(name: str, namespace: str, **values: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "type": "Opaque",
-        "stringData": dict(values),
-    }
-
-
-def config_doc(name: str, namespace: str, **values: str) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": dict(values),
-        }
-    )
 
 
 def test_create_update_prune(setup: Setup, operator_factory: OperatorFactory) -> None:
