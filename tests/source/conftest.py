@@ -25,10 +25,19 @@ _names = itertools.count()
 
 
 class CountingRunner(GitRunner):
-    """The project's own seam: records every git command the source layer runs."""
+    """The project's own seam: records every git command the source layer runs.
+
+    Tests that must observe or answer a command override :meth:`before`, not ``run``, so the
+    signature of :meth:`GitRunner.run` is written once here.
+    """
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def before(self, args: Sequence[str], env: dict[str, str]) -> GitResult | None:
+        """Called before each command; an answer returned here is used instead of running git
+        (and the command is recorded as a network call)."""
+        return None
 
     def run(
         self,
@@ -39,8 +48,11 @@ class CountingRunner(GitRunner):
         timeout: float,
         network: bool,
     ) -> GitResult:
-        if network:
+        answer = self.before(args, env)
+        if network or answer is not None:
             self.calls.append((list(args), dict(env)))
+        if answer is not None:
+            return answer
         return super().run(args, env=env, cwd=cwd, timeout=timeout, network=network)
 
     def commands(self) -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
-from sealed_gitops.source import HttpAuth, Ref, SshAuth, check, fetch
+from sealed_gitops.source import GitResult, HttpAuth, Ref, SshAuth, check, fetch
 from sealed_gitops.testing.gitserver import HttpGitServer, SshServer
 from tests.source.conftest import HTTP_PASSWORD, HTTP_USER, CountingRunner, Origin
 
@@ -124,12 +125,12 @@ def test_ssh_key_lives_in_a_private_file_only_during_the_call(
         modes: ClassVar[list[int]] = []
         dirs: ClassVar[list[str]] = []
 
-        def run(self, args, *, env, cwd=None, timeout, network):  # type: ignore[no-untyped-def]
+        def before(self, args: Sequence[str], env: dict[str, str]) -> GitResult | None:
             key = env["GIT_SSH_COMMAND"].split(" -i ")[1].split()[0]
             self.modes.append(os.stat(key).st_mode & 0o777)
             self.modes.append(os.stat(os.path.dirname(key)).st_mode & 0o777)
             self.dirs.append(os.path.dirname(key))
-            return super().run(args, env=env, cwd=cwd, timeout=timeout, network=network)
+            return None
 
     inspecting = Inspecting()
     fetch(sshd.url(shared_origin.name), auth=auth, cache_dir=tmp_path, runner=inspecting)
