@@ -120,6 +120,57 @@ def sync_spec(keyring_ref: dict[str, str], path: str = "./deploy") -> dict[str, 
     }
 
 
+def create_vault_keyring(
+    api: KubeClient, ns: str, *, address: str, auth: dict[str, Any], kv_path: str | None = None
+) -> dict[str, Any]:
+    """A KeyRing ``cluster`` that keeps its keys in Vault's KV v2 (by default under the
+    namespace's own path), logging in with ``auth``."""
+    return create_keyring(
+        api,
+        ns,
+        backend="vault",
+        vault={
+            "address": address,
+            "kvPath": kv_path or f"secret/data/sealed-gitops/{ns}",
+            "auth": auth,
+        },
+    )
+
+
+def vault_token_auth(env: Setup, token: str) -> dict[str, Any]:
+    """Store ``token`` in the Secret ``vault-token``; returns the KeyRing auth block naming it."""
+    env.secret_object("vault-token", {"token": token})
+    return {"tokenSecretRef": {"name": "vault-token"}}
+
+
+def create_repo_and_sync(
+    env: Setup,
+    keyring_ref: dict[str, str],
+    *,
+    namespace: str | None = None,
+    path: str = "./deploy",
+) -> None:
+    """The Repository ``app`` on the test's remote and the Sync ``app`` that applies ``path``
+    from it, opening files with the KeyRing ``keyring_ref`` names."""
+    ns = namespace or env.namespace
+    env.kube.create(
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Repository",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": {"url": f"file://{env.remote}", "ref": {"branch": "main"}, "interval": "1s"},
+        }
+    )
+    env.kube.create(
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Sync",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": sync_spec(keyring_ref, path=path),
+        }
+    )
+
+
 def secret_values(kube: Kube, name: str, namespace: str) -> dict[str, str] | None:
     found = kube.secret(name, namespace)
     if found is None:

