@@ -49,6 +49,31 @@ def _password(setup: Setup) -> str | None:
     return decoded(setup.kube.secret("db") or {}).get("password")
 
 
+def _push_password(setup: Setup, value: str) -> str:
+    """Push a ``deploy/db.yaml`` whose password is ``value``; returns the commit."""
+    doc = secret_doc("db", setup.namespace, password=value)
+    return setup.push({"deploy/db.yaml": setup.encrypt(doc)})
+
+
+def _serve_webhook(
+    setup: Setup, operator_factory: Any, *, what: str = "first apply", **settings: Any
+) -> Any:
+    """A first revision applied by an operator whose Repository polls only hourly but takes
+    webhook pushes signed with HOOK_TOKEN; returns the operator thread."""
+    _push_password(setup, "hook-old-value")
+    setup.secret_object("hook", {"token": HOOK_TOKEN})
+    setup.objects(interval="1h", repository_spec={"webhook": {"secretRef": {"name": "hook"}}})
+    thread = operator_factory(setup.namespace, **settings)
+    wait_for(lambda: _password(setup) == "hook-old-value", what=what)
+    return thread
+
+
+def _post_push(port: int, ns: str, sha: str) -> int:
+    """A correctly signed push event for the Repository ``app`` whose head is now ``sha``."""
+    body = b'{"ref": "refs/heads/main", "after": "%s"}' % sha.encode()
+    return _post(port, f"/hook/{ns}/app", body, sign(HOOK_TOKEN.encode(), body))
+
+
 BAD_SIGNATURES: dict[str, Callable[[bytes], str | None]] = {
     "wrong-secret": lambda body: sign(b"not-the-secret", body),
     "garbage": lambda body: "sha256=" + "0" * 64,
@@ -61,13 +86,9 @@ def test_a_bad_signature_gets_401_and_triggers_nothing(
     setup: Setup, operator_factory: Any
 ) -> None:
     ns = setup.namespace
-    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-old-value"))})
-    setup.secret_object("hook", {"token": HOOK_TOKEN})
-    setup.objects(interval="1h", repository_spec={"webhook": {"secretRef": {"name": "hook"}}})
-    thread = operator_factory(ns)
-    wait_for(lambda: _password(setup) == "hook-old-value", what="first apply")
+    thread = _serve_webhook(setup, operator_factory)
 
-    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-new-value"))})
+    _push_password(setup, "hook-new-value")
     checks = _checks(thread)
     assert checks >= 1  # the first fetch is counted
     body = b'{"ref": "refs/heads/main"}'
@@ -88,19 +109,11 @@ def test_a_signed_push_reaches_the_cluster_well_before_the_interval(
     setup: Setup, operator_factory: Any
 ) -> None:
     ns = setup.namespace
-    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-old-value"))})
-    setup.secret_object("hook", {"token": HOOK_TOKEN})
-    setup.objects(interval="1h", repository_spec={"webhook": {"secretRef": {"name": "hook"}}})
-    thread = operator_factory(ns)
-    wait_for(lambda: _password(setup) == "hook-old-value", what="first apply")
+    thread = _serve_webhook(setup, operator_factory)
 
-    sha = setup.push(
-        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-new-value"))}
-    )
-    body = b'{"ref": "refs/heads/main", "after": "%s"}' % sha.encode()
+    sha = _push_password(setup, "hook-new-value")
     started = time.monotonic()
-    assert _post(thread.ports.webhook, f"/hook/{ns}/app", body, sign(HOOK_TOKEN.encode(), body)) \
-        == 202
+    assert _post_push(thread.ports.webhook, ns, sha) == 202
     wait_for(lambda: _password(setup) == "hook-new-value", timeout=15, what="pushed value")
     assert time.monotonic() - started < 15
     wait_for(
@@ -115,22 +128,14 @@ def test_a_push_that_lands_on_the_standby_reaches_the_leader(
     """Both replicas serve the webhook; only the leader reconciles. A push answered by the
     standby must not be lost: the standby records it on the Repository and the leader acts."""
     ns = setup.namespace
-    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-old-value"))})
-    setup.secret_object("hook", {"token": HOOK_TOKEN})
-    setup.objects(interval="1h", repository_spec={"webhook": {"secretRef": {"name": "hook"}}})
     lease = {"leader_lease": "webhook-lease", "lease_duration": 30.0}
-    leader = operator_factory(ns, **lease)
-    wait_for(lambda: _password(setup) == "hook-old-value", what="first apply by the leader")
+    leader = _serve_webhook(setup, operator_factory, what="first apply by the leader", **lease)
     standby = operator_factory(ns, **lease)
     leader_checks = _checks(leader)
 
-    sha = setup.push(
-        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="hook-new-value"))}
-    )
-    body = b'{"ref": "refs/heads/main", "after": "%s"}' % sha.encode()
+    sha = _push_password(setup, "hook-new-value")
     started = time.monotonic()
-    assert _post(standby.ports.webhook, f"/hook/{ns}/app", body, sign(HOOK_TOKEN.encode(), body)) \
-        == 202
+    assert _post_push(standby.ports.webhook, ns, sha) == 202
     wait_for(lambda: _password(setup) == "hook-new-value", timeout=15, what="pushed value")
     # an interval of 1h: only the webhook can have brought it, and well within seconds
     assert time.monotonic() - started < 15
@@ -166,9 +171,7 @@ def test_an_unsigned_commit_is_refused_and_a_signed_one_applied(
     operator_factory(ns)
     wait_for(lambda: _password(setup) == "signed-value-one", what="signed commit applied")
 
-    unsigned = setup.push(
-        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="unsigned-value"))}
-    )
+    unsigned = _push_password(setup, "unsigned-value")
     repo = wait_for(
         lambda: (r := setup.kube.repository()) and is_ready(r, "False") and r,
         what="Repository Ready=False",
@@ -194,9 +197,7 @@ def test_a_verify_block_without_mode_checks_signatures(
     way (the emulator, like an object stored before the default, applies no schema defaults)."""
     ns = setup.namespace
     home, fingerprint = signer
-    unsigned = setup.push(
-        {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="unsigned-value"))}
-    )
+    unsigned = _push_password(setup, "unsigned-value")
     setup.secret_object("signers", {"dev.asc": home.export_public(fingerprint)})
     setup.objects(repository_spec={"verify": {"secretRef": {"name": "signers"}}})
     assert "mode" not in setup.kube.repository()["spec"]["verify"] or (
@@ -216,7 +217,7 @@ def test_a_verify_block_without_mode_checks_signatures(
 def test_without_a_ref_the_remote_head_is_followed(setup: Setup, operator_factory: Any) -> None:
     """No ref: the branch the remote's HEAD points at (here not main), not a schema default."""
     ns = setup.namespace
-    setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="on-main"))})
+    _push_password(setup, "on-main")
     subprocess.run(["git", "-C", str(setup.repo.path), "checkout", "-q", "-b", "trunk"], check=True)
     setup.repo.write(
         {"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="on-trunk"))}
