@@ -196,6 +196,53 @@ def _widget(objects: client.CustomObjectsApi, namespace: str, name: str) -> dict
     return dict(found)
 
 
+def _widget_body(name: str, *, run_id: str, size: int) -> dict[str, Any]:
+    """A Widget labelled with this run, so a shared real cluster keeps runs apart."""
+    return {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Widget",
+        "metadata": {"name": name, "labels": {"fidelity-run": run_id}},
+        "spec": {"size": size},
+    }
+
+
+def _create_widget(
+    objects: client.CustomObjectsApi, namespace: str, name: str, *, run_id: str, size: int
+) -> None:
+    body = _widget_body(name, run_id=run_id, size=size)
+    objects.create_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, body)
+
+
+def _in_phase(
+    objects: client.CustomObjectsApi,
+    namespace: str,
+    name: str,
+    phase: str,
+    *,
+    with_finalizer: bool = False,
+) -> Callable[[], dict[str, Any] | None]:
+    """A ``wait_for`` probe: the widget once a handler has set ``status.phase`` to ``phase``
+    (and, with ``with_finalizer``, once kopf's finalizer is on it too)."""
+
+    def probe() -> dict[str, Any] | None:
+        obj = _widget(objects, namespace, name)
+        status = (obj or {}).get("status") or {}
+        finalizers = (obj or {}).get("metadata", {}).get("finalizers") or []
+        if status.get("phase") != phase or (with_finalizer and FINALIZER not in finalizers):
+            return None
+        return obj
+
+    return probe
+
+
+def _delete_widget(
+    objects: client.CustomObjectsApi, namespace: str, name: str, *, what: str
+) -> None:
+    """Delete the widget and wait until the operator's delete handler let it go."""
+    objects.delete_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, name)
+    wait_for(lambda: _widget(objects, namespace, name) is None, what=what)
+
+
 @pytest.mark.parametrize(
     "scope", [["--namespace", "{ns}"], ["--all-namespaces"]], ids=["namespaced", "cluster-wide"]
 )
@@ -214,18 +261,7 @@ def test_operator_lifecycle(
     with kopf_operator(
         kubeconfig=kubeconfig, scope=args, run_id=run_id, workdir=tmp_path
     ) as handlers:
-        objects.create_namespaced_custom_object(
-            GROUP,
-            "v1",
-            namespace,
-            PLURAL,
-            {
-                "apiVersion": f"{GROUP}/v1",
-                "kind": "Widget",
-                "metadata": {"name": name, "labels": {"fidelity-run": run_id}},
-                "spec": {"size": 1},
-            },
-        )
+        _create_widget(objects, namespace, name, run_id=run_id, size=1)
 
         # Create: the finalizer goes on, and the handler's status patch lands in status.
         def created() -> dict[str, Any] | None:
@@ -245,21 +281,16 @@ def test_operator_lifecycle(
             GROUP, "v1", namespace, PLURAL, name, {"spec": {"size": 2}}
         )
 
-        def updated() -> dict[str, Any] | None:
-            obj = _widget(objects, namespace, name)
-            status = (obj or {}).get("status") or {}
-            return obj if status.get("phase") == "Updated" else None
-
-        obj = wait_for(updated, what="the update handler's status")
+        obj = wait_for(
+            _in_phase(objects, namespace, name, "Updated"), what="the update handler's status"
+        )
         assert obj["status"]["observedSize"] == 2
         assert obj["metadata"]["generation"] == 2
         assert FINALIZER in obj["metadata"]["finalizers"]
 
         # Delete: the object waits for the finalizer, the handler runs, then it is gone.
-        objects.delete_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, name)
-        wait_for(
-            lambda: _widget(objects, namespace, name) is None,
-            what="the widget to disappear once the finalizer is removed",
+        _delete_widget(
+            objects, namespace, name, what="the widget to disappear once the finalizer is removed"
         )
         lines = handlers.read_text().splitlines()
         assert lines == [
@@ -304,28 +335,17 @@ def test_operator_catches_up_after_a_restart(
         return kopf_operator(kubeconfig=kubeconfig, scope=scope, run_id=run_id, workdir=tmp_path)
 
     def phase_is(name: str, phase: str) -> Callable[[], dict[str, Any] | None]:
-        def probe() -> dict[str, Any] | None:
-            obj = _widget(objects, namespace, name)
-            return obj if ((obj or {}).get("status") or {}).get("phase") == phase else None
+        return _in_phase(objects, namespace, name, phase)
 
-        return probe
-
-    body: dict[str, Any] = {
-        "apiVersion": f"{GROUP}/v1",
-        "kind": "Widget",
-        "metadata": {"name": "w", "labels": {"fidelity-run": run_id}},
-        "spec": {"size": 1},
-    }
     with start():
-        objects.create_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, body)
+        _create_widget(objects, namespace, "w", run_id=run_id, size=1)
         wait_for(phase_is("w", "Created"), what="the create handler")
 
     # Down: a change to the spec, and a second object created from scratch.
     objects.patch_namespaced_custom_object(
         GROUP, "v1", namespace, PLURAL, "w", {"spec": {"size": 3}}
     )
-    second = {**body, "metadata": {**body["metadata"], "name": "w2"}}
-    objects.create_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, second)
+    _create_widget(objects, namespace, "w2", run_id=run_id, size=1)
 
     with start() as handlers:
         obj = wait_for(phase_is("w", "Updated"), what="the update made while the operator was down")
@@ -498,28 +518,13 @@ def test_operator_as_a_namespaced_service_account(secured_kubeconfig: Path, tmp_
             with kopf_operator(
                 kubeconfig=kubeconfig, scope=["--namespace", ns], run_id=run_id, workdir=tmp_path
             ) as handlers:
-                objects.create_namespaced_custom_object(
-                    GROUP,
-                    "v1",
-                    ns,
-                    PLURAL,
-                    {
-                        "apiVersion": f"{GROUP}/v1",
-                        "kind": "Widget",
-                        "metadata": {"name": "w", "labels": {"fidelity-run": run_id}},
-                        "spec": {"size": 5},
-                    },
+                _create_widget(objects, ns, "w", run_id=run_id, size=5)
+                obj = wait_for(
+                    _in_phase(objects, ns, "w", "Created"),
+                    what="the create handler, run as the service account",
                 )
-
-                def handled() -> dict[str, Any] | None:
-                    obj = _widget(objects, ns, "w")
-                    status = (obj or {}).get("status") or {}
-                    return obj if status.get("phase") == "Created" else None
-
-                obj = wait_for(handled, what="the create handler, run as the service account")
                 assert FINALIZER in obj["metadata"]["finalizers"]
-                objects.delete_namespaced_custom_object(GROUP, "v1", ns, PLURAL, "w")
-                wait_for(lambda: _widget(objects, ns, "w") is None, what="the finalized delete")
+                _delete_widget(objects, ns, "w", what="the finalized delete")
                 assert handlers.read_text().splitlines() == [f"create {ns}/w", f"delete {ns}/w"]
         finally:
             for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
@@ -553,31 +558,15 @@ def test_operator_retries_through_injected_faults(
         with kopf_operator(
             kubeconfig=kubeconfig, scope=["--namespace", namespace], run_id=run_id, workdir=tmp_path
         ) as handlers:
-            objects.create_namespaced_custom_object(
-                GROUP,
-                "v1",
-                namespace,
-                PLURAL,
-                {
-                    "apiVersion": f"{GROUP}/v1",
-                    "kind": "Widget",
-                    "metadata": {"name": "w", "labels": {"fidelity-run": run_id}},
-                    "spec": {"size": 7},
-                },
+            _create_widget(objects, namespace, "w", run_id=run_id, size=7)
+            obj = wait_for(
+                _in_phase(objects, namespace, "w", "Created", with_finalizer=True),
+                what="the create cycle despite the faults",
             )
-
-            def handled() -> dict[str, Any] | None:
-                obj = _widget(objects, namespace, "w")
-                status = (obj or {}).get("status") or {}
-                finalizers = (obj or {}).get("metadata", {}).get("finalizers") or []
-                return obj if status.get("phase") == "Created" and FINALIZER in finalizers else None
-
-            obj = wait_for(handled, what="the create cycle despite the faults")
             assert obj["status"]["observedSize"] == 7
             # Every armed fault was met (the event post is asynchronous, hence the wait).
             wait_for(lambda: emulator.faults.pending() == 0, what="every fault to be taken")
-            objects.delete_namespaced_custom_object(GROUP, "v1", namespace, PLURAL, "w")
-            wait_for(lambda: _widget(objects, namespace, "w") is None, what="the finalized delete")
+            _delete_widget(objects, namespace, "w", what="the finalized delete")
             assert handlers.read_text().splitlines() == [
                 f"create {namespace}/w",
                 f"delete {namespace}/w",
