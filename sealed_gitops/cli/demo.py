@@ -345,8 +345,23 @@ def _bob_changes(story: Story, tmp: Path, remote: Path, bob_key: str, password: 
         data = story.secret_data("db") or {}
         return data if story.digest(data.get("password", b"")) == wanted else None
 
-    data = story.wait(arrived, what="the new password in the cluster")
-    story.ok(f"operator applied it: Secret {NS}/db updated (keys: {', '.join(sorted(data))})")
+    story.wait(arrived, what="the new password in the cluster")
+
+    def applied_event() -> str | None:
+        # The operator's own account of the change: revision, author, object and changed keys.
+        events = story.get(f"/api/v1/namespaces/{NS}/events") or {}
+        for event in events.get("items") or []:
+            message = str(event.get("message") or "")
+            if event.get("reason") == "Applied" and sha in message:
+                return message
+        return None
+
+    event = story.wait(applied_event, what="the operator's Applied Event")
+    if "(changed: password)" not in event:
+        raise DemoFailed(f"expected the Event to name only the password as changed: {event!r}")
+    story.ok("operator applied it; its Event says:")
+    for line in event.splitlines():
+        story.say(f"  {line}")
     return sha
 
 
