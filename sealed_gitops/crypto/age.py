@@ -15,7 +15,7 @@ import pyrage
 from sealed_gitops.crypto.sops.masterkey import KeyStanza
 from sealed_gitops.errors import ConfigError, CryptoError, KeyProviderError
 
-__all__ = ["AgeIdentities", "AgeRecipient", "parse_identities", "parse_recipients"]
+__all__ = ["AgeIdentities", "AgeRecipient", "parse_identities"]
 
 
 class AgeRecipient:
@@ -47,12 +47,6 @@ class AgeRecipient:
 
     def __repr__(self) -> str:
         return f"AgeRecipient({self._text!r})"
-
-
-def parse_recipients(text: str | Iterable[str]) -> list[AgeRecipient]:
-    """Recipients from a comma-separated string (``.sops.yaml`` style) or a list of strings."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    return [AgeRecipient(item) for item in (i.strip() for i in items) if item]
 
 
 def parse_identities(text: str) -> list[pyrage.x25519.Identity]:

@@ -32,7 +32,7 @@ from . import shamir
 from .json_store import dump_json, dump_json_value, load_json
 from .masterkey import KeyStanza, MasterKey, Unwrapper
 from .metadata import Metadata, parse_metadata
-from .tree import Rules, Stash, TreeBranch, decrypt_branches, encrypt_branches
+from .tree import Stash, TreeBranch, decrypt_branches, encrypt_branches
 from .values import decrypt_value, encrypt_value
 from .yaml_emit import dump_yaml, dump_yaml_value
 from .yaml_load import load_yaml
@@ -263,7 +263,3 @@ def _same_mac(aead: AESGCM, meta: Metadata, mac: str, stamp: str) -> str | None:
 
 def new_data_key() -> bytes:
     return os.urandom(32)
-
-
-def rules_or_default(rules: Rules | None) -> Rules:
-    return rules if rules is not None else Rules()
