@@ -8,6 +8,8 @@ names.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 __all__ = ["Metrics"]
@@ -57,6 +59,11 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+
+    def observe_reconcile(self, kind: str, result: str, *, started: float) -> None:
+        """Count one finished reconcile and its duration since ``started`` (time.monotonic)."""
+        self.reconciles.labels(kind=kind, result=result).inc()
+        self.reconcile_duration.labels(kind=kind, result=result).observe(time.monotonic() - started)
 
     def observe_decryption(self, provider: str, result: str) -> None:
         """The KeyRing observer: called once per real unwrap (cache hits are not counted)."""

@@ -119,13 +119,6 @@ def _reason(exc: SealedGitopsError) -> str:
     return Reason.SOURCE_FAILED
 
 
-def _count(ctx: OperatorContext, result: str, started: float) -> None:
-    ctx.metrics.reconciles.labels(kind="Repository", result=result).inc()
-    ctx.metrics.reconcile_duration.labels(kind="Repository", result=result).observe(
-        time.monotonic() - started
-    )
-
-
 def _failed(
     ctx: OperatorContext,
     repo: dict[str, Any],
@@ -172,7 +165,7 @@ def _failed(
     if failed_status != {k: status.get(k) for k in failed_status}:
         patch_status(ctx.client, "Repository", namespace, name, failed_status)
     log.warning("Repository %s/%s: %s", namespace, name, exc)
-    _count(ctx, "failure", started)
+    ctx.metrics.observe_reconcile("Repository", "failure", started=started)
     retry = ctx.backoff(memory.failures, base=min(interval, 30.0))
     return RepositoryOutcome(requeue_after=retry)
 
@@ -242,5 +235,5 @@ def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> Reposito
         patch_status(ctx.client, "Repository", namespace, name, new_status)
     if changed:
         log.info("Repository %s/%s: new revision %s", namespace, name, revision)
-    _count(ctx, "success", started)
+    ctx.metrics.observe_reconcile("Repository", "success", started=started)
     return RepositoryOutcome(requeue_after=interval, new_revision=revision if changed else None)

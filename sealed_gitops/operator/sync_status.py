@@ -11,7 +11,6 @@ when something changed or the failure message is new. Every message passes throu
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -248,10 +247,7 @@ def succeeded(
             type=EventType.WARNING,
         )
     result = "success" if ok else "partial"
-    ctx.metrics.reconciles.labels(kind="Sync", result=result).inc()
-    ctx.metrics.reconcile_duration.labels(kind="Sync", result=result).observe(
-        time.monotonic() - started
-    )
+    ctx.metrics.observe_reconcile("Sync", result, started=started)
     memory.last_revision = revision
     return SyncOutcome(
         requeue_after=interval if ok else ctx.backoff(memory.failures, base=retry), result=result
@@ -317,8 +313,5 @@ def failed(
         log.warning("Sync %s/%s: cannot write status: %s", namespace, name, status_error)
     log.warning("Sync %s/%s: %s: %s", namespace, name, reason, message)
     memory.failures += 1
-    ctx.metrics.reconciles.labels(kind="Sync", result="failure").inc()
-    ctx.metrics.reconcile_duration.labels(kind="Sync", result="failure").observe(
-        time.monotonic() - started
-    )
+    ctx.metrics.observe_reconcile("Sync", "failure", started=started)
     return SyncOutcome(requeue_after=ctx.backoff(memory.failures, base=retry), result="failure")
