@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sealed_gitops.errors import FormatError, InputError, NotEncryptedError, SealedGitopsError
+from sealed_gitops.errors import InputError, SealedGitopsError
 
 from .document import (
     decrypt_document,
@@ -250,6 +250,11 @@ def reencrypt_plain(
     )
 
 
+def _stored_threshold(threshold: int, groups: Sequence[Sequence[object]]) -> int:
+    """The ``shamir_threshold`` sops writes: none for one group, else all groups by default."""
+    return (threshold or len(groups)) if len(groups) > 1 else 0
+
+
 def encrypt_bytes(
     plain: bytes,
     *,
@@ -275,12 +280,8 @@ def encrypt_bytes(
     key = new_data_key()
     stanzas = wrap_data_key(key, key_groups, threshold=threshold, file=file)
     meta = Metadata(
-        key_groups=stanzas,
-        shamir_threshold=threshold if len(stanzas) > 1 else 0,
-        rules=rules,
+        key_groups=stanzas, shamir_threshold=_stored_threshold(threshold, stanzas), rules=rules
     )
-    if len(stanzas) > 1 and not meta.shamir_threshold:
-        meta.shamir_threshold = len(stanzas)
     return encrypt_tree(branches, fmt=kind, metadata=meta, data_key=key, file=file)
 
 
@@ -296,8 +297,9 @@ def update_keys(
     """``sops updatekeys``: re-wrap the SAME data key for new recipients; values unchanged."""
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
     stanzas = wrap_data_key(doc.data_key, key_groups, threshold=threshold, file=file)
-    groups_threshold = (threshold or len(stanzas)) if len(stanzas) > 1 else 0
-    meta = replace(doc.metadata, key_groups=stanzas, shamir_threshold=groups_threshold)
+    meta = replace(
+        doc.metadata, key_groups=stanzas, shamir_threshold=_stored_threshold(threshold, stanzas)
+    )
     return encrypt_tree(
         doc.branches, fmt=doc.fmt, metadata=meta, data_key=doc.data_key, stash=doc.stash,
         lastmodified=doc.metadata.lastmodified, file=file,
@@ -323,8 +325,9 @@ def rotate(
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt)
     key = new_data_key()
     stanzas = wrap_data_key(key, key_groups, threshold=threshold, file=file)
-    groups_threshold = (threshold or len(stanzas)) if len(stanzas) > 1 else 0
-    meta = replace(doc.metadata, key_groups=stanzas, shamir_threshold=groups_threshold)
+    meta = replace(
+        doc.metadata, key_groups=stanzas, shamir_threshold=_stored_threshold(threshold, stanzas)
+    )
     return encrypt_tree(doc.branches, fmt=doc.fmt, metadata=meta, data_key=key, file=file)
 
 
@@ -337,9 +340,7 @@ def is_sops_document(data: bytes, *, file: str | None = None, fmt: str | None = 
     """True when the bytes parse and carry a ``sops`` metadata block with a MAC field."""
     try:
         meta = _metadata(data, file=file, fmt=fmt)
-    except NotEncryptedError:
-        return False
-    except (FormatError, SealedGitopsError):
+    except SealedGitopsError:  # not parseable, or no sops block (NotEncryptedError)
         return False
     return bool(meta.key_groups) and bool(meta.version or meta.mac)
 
