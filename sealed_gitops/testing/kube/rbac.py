@@ -8,8 +8,9 @@ resource (``resource/subresource``, ``*``, ``*/subresource``) and name; members 
 ``system:masters`` are always allowed. Nothing is denied explicitly (RBAC has no deny rules).
 
 Objects are read through a ``lister`` callable so this module knows nothing about the emulator's
-storage; the snapshot built from them is cached per store version when the caller can say which
-version it is at (``version=``), so authorization stays cheap however many requests are served.
+storage; the snapshot built from them is cached per version of the RBAC objects when the caller
+can say which version they are at (``version=``), so authorization stays cheap however many
+requests are served.
 Aggregated ClusterRoles (``aggregationRule``) are resolved here, since no controller runs to
 fill their rules in.
 """

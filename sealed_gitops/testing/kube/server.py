@@ -30,7 +30,12 @@ from sealed_gitops.testing.kube.handlers import ResourceHandler
 from sealed_gitops.testing.kube.kubeconfig import write_kubeconfig
 from sealed_gitops.testing.kube.middleware import make_middleware, request_info
 from sealed_gitops.testing.kube.objects import Objects
-from sealed_gitops.testing.kube.rbac import MASTERS_GROUP, Authorizer, bootstrap_policy
+from sealed_gitops.testing.kube.rbac import (
+    MASTERS_GROUP,
+    RBAC_GROUP,
+    Authorizer,
+    bootstrap_policy,
+)
 from sealed_gitops.testing.kube.resources import Registry, ResourceType
 from sealed_gitops.testing.kube.specials import Specials
 from sealed_gitops.testing.kube.store import Store
@@ -86,7 +91,8 @@ class KubeEmulator:
         self.objects = Objects(store=self.store, registry=self.registry)
         self.faults = FaultInjector()
         self.authenticator = Authenticator(static_tokens={self.token: ADMIN_USER, **(users or {})})
-        self.authorizer = Authorizer(lister=self.objects.lister, version=lambda: self.store.rv)
+        # Keyed on the RBAC resources' own writes, so other writes keep the snapshot cached.
+        self.authorizer = Authorizer(lister=self.objects.lister, version=self._rbac_version)
         self.objects.on_removed = self._removed
         self.objects.on_created = self._created
         self._kubeconfig_wanted = Path(kubeconfig_path) if kubeconfig_path else None
@@ -109,6 +115,9 @@ class KubeEmulator:
             rt = self.registry.first(obj["apiVersion"].split("/")[0], _RBAC_PLURALS[obj["kind"]])
             assert rt is not None  # noqa: S101 - built-in RBAC kinds
             self.objects.create(rt, "", obj, dry_run=False, manager="kube-apiserver")
+
+    def _rbac_version(self) -> tuple[int, ...]:
+        return tuple(self.store.last_write((RBAC_GROUP, p)) for p in _RBAC_PLURALS.values())
 
     # -- life cycle ----------------------------------------------------------------------------
 

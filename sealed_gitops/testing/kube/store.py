@@ -56,6 +56,9 @@ class Bucket:
     events: deque[Event] = field(init=False)
     #: a resume from a version below this needs events that were dropped: 410 Gone
     compacted_rv: int = 0
+    #: the resourceVersion of this resource's latest write (0: none yet), kept apart from the
+    #: bounded history so a cache over one resource can tell whether it changed
+    last_rv: int = 0
     watchers: set[Watcher] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -86,6 +89,7 @@ class Bucket:
         if len(self.events) == self.history:
             self.compacted_rv = self.events[0].rv
         self.events.append(event)
+        self.last_rv = event.rv
         for watcher in self.watchers:
             ns = event.obj["metadata"].get("namespace")
             if watcher.namespace is None or watcher.namespace == ns:
@@ -162,6 +166,11 @@ class Store:
         bucket.record(Event(int(meta["resourceVersion"]), "DELETED", obj))
 
     # -- reads ---------------------------------------------------------------------------------
+
+    def last_write(self, key: tuple[str, str]) -> int:
+        """The resourceVersion of the latest write to one resource (0 if it never had one)."""
+        found = self._buckets.get(key)
+        return 0 if found is None else found.last_rv
 
     def get(self, key: tuple[str, str], namespace: str, name: str) -> dict[str, Any] | None:
         found = self._buckets.get(key)
