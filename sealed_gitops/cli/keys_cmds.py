@@ -29,7 +29,12 @@ from sealed_gitops.cli.options import atomic_write
 from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.crypto.age import parse_identities
 from sealed_gitops.errors import ApiNotFound, ConfigError, FormatError, SealedGitopsError
-from sealed_gitops.keys.cluster_keys import ClusterKey, KeyState
+from sealed_gitops.keys.cluster_keys import (
+    RETIRE_ANNOTATION,
+    ROTATE_ANNOTATION,
+    ClusterKey,
+    KeyState,
+)
 from sealed_gitops.keys.dependencies import (
     KeyRef,
     only_key_users,
@@ -60,8 +65,6 @@ from sealed_gitops.redact import register
 __all__ = ["keys", "reencrypt"]
 
 API = "/apis/sealed-gitops.io/v1alpha1"
-ROTATE_ANNOTATION = "sealed-gitops.io/rotate-requested-at"
-RETIRE_ANNOTATION = "sealed-gitops.io/retire"
 REQUESTED_AT = "sealed-gitops.io/requested-at"
 BACKUP_KIND = "KeyRingBackup"
 

@@ -51,6 +51,8 @@ __all__ = [
     "KEYRING_LABEL",
     "KEY_ENTRY",
     "RETIRED_ANNOTATION",
+    "RETIRE_ANNOTATION",
+    "ROTATE_ANNOTATION",
     "STATE_LABEL",
     "ClusterKey",
     "KeyState",
@@ -237,6 +239,12 @@ STATE_LABEL = "sealed-gitops.io/key-state"
 FINGERPRINT_ANNOTATION = "sealed-gitops.io/key-fingerprint"
 CREATED_ANNOTATION = "sealed-gitops.io/key-created"
 RETIRED_ANNOTATION = "sealed-gitops.io/key-retired"
+
+#: Annotations on a KeyRing the CLI writes and the operator acts on. A new value of the first
+#: asks for a rotation (the CLI writes the current time); the second lists comma-separated
+#: fingerprints (or unique prefixes) of keys to retire.
+ROTATE_ANNOTATION = "sealed-gitops.io/rotate-requested-at"
+RETIRE_ANNOTATION = "sealed-gitops.io/retire"
 
 
 def secret_name(keyring: str, key_fingerprint: str) -> str:

@@ -38,6 +38,7 @@ from sealed_gitops.errors import ConfigError, NoMatchingKey, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import ClusterKey, KeyState, decrypting_keys
 
 __all__ = [
+    "REQUEST_LABEL",
     "answer_item",
     "file_groups",
     "groups_from_wire",
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 Wire = list[list[dict[str, Any]]]
+
+#: Label of a request ConfigMap (the transport both halves share): ``pending`` until the operator
+#: answers, then ``done``.
+REQUEST_LABEL = "sealed-gitops.io/request"
 
 
 def groups_to_wire(groups: Sequence[Sequence[KeyStanza]]) -> Wire:

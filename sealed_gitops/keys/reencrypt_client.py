@@ -23,12 +23,10 @@ from sealed_gitops.crypto.sops import is_sops_document
 from sealed_gitops.errors import ConfigError, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import KEYRING_LABEL
 from sealed_gitops.keys.key_store import RequestClient
-from sealed_gitops.keys.reencrypt import file_groups, groups_to_wire
+from sealed_gitops.keys.reencrypt import REQUEST_LABEL, file_groups, groups_to_wire
 
 __all__ = ["REQUEST_LABEL", "exchange", "replace_sealed", "request_batches", "request_items"]
 
-#: Label of a request ConfigMap: ``pending`` until the operator answers, then ``done``.
-REQUEST_LABEL = "sealed-gitops.io/request"
 #: Bytes of request payload per ConfigMap, well below the 1 MiB object limit.
 MAX_REQUEST_BYTES = 512 * 1024
 

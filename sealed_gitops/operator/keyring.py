@@ -45,6 +45,8 @@ from sealed_gitops.cluster import EventType, record_event
 from sealed_gitops.errors import ConfigError, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import (
     KEYRING_LABEL,
+    RETIRE_ANNOTATION,
+    ROTATE_ANNOTATION,
     ClusterKey,
     KeyState,
     generate_cluster_key,
@@ -52,7 +54,7 @@ from sealed_gitops.keys.cluster_keys import (
     rotate_keys,
 )
 from sealed_gitops.keys.key_store import KeyStore
-from sealed_gitops.keys.reencrypt import answer_item
+from sealed_gitops.keys.reencrypt import REQUEST_LABEL, answer_item
 from sealed_gitops.keys.retention import (
     DEFAULT_RETENTION,
     DELETED,
@@ -82,14 +84,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: A new value asks for a rotation (the CLI writes the current time).
-ROTATE_ANNOTATION = "sealed-gitops.io/rotate-requested-at"
-#: Comma-separated fingerprints (or unique prefixes) of keys to retire.
-RETIRE_ANNOTATION = "sealed-gitops.io/retire"
 #: FOR TESTS ONLY: RSA modulus size of generated sealing keys (default 4096, minimum 2048).
 TEST_KEY_BITS_ANNOTATION = "sealed-gitops.io/test-key-bits"
-#: Label of a re-encryption request ConfigMap: ``pending`` until answered, then ``done``.
-REQUEST_LABEL = "sealed-gitops.io/request"
 
 #: Longest sleep of the loop in seconds: how late a missed request watch event is noticed.
 MAX_SLEEP = 30.0
