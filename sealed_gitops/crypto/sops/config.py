@@ -16,7 +16,7 @@ import yaml
 
 from sealed_gitops.errors import ConfigError
 
-from .tree import Rules
+from .tree import RULE_FIELDS, Rules
 
 __all__ = ["CreationRule", "KeyGroupSpec", "load_creation_rules", "match_creation_rule"]
 
@@ -63,15 +63,7 @@ def _group(raw: Any) -> KeyGroupSpec:
 def _rule(raw: Any) -> CreationRule:
     if not isinstance(raw, dict):
         raise ConfigError(".sops.yaml: each creation rule must be a mapping")
-    names = (
-        "unencrypted_suffix",
-        "encrypted_suffix",
-        "unencrypted_regex",
-        "encrypted_regex",
-        "unencrypted_comment_regex",
-        "encrypted_comment_regex",
-    )
-    texts = {n: str(raw.get(n) or "") for n in names}
+    texts = {n: str(raw.get(n) or "") for n in RULE_FIELDS}
     if sum(1 for t in texts.values() if t) > 1:
         raise ConfigError(".sops.yaml: a creation rule sets more than one encryption rule")
     path_regex = str(raw.get("path_regex") or "")

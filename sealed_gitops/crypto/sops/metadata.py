@@ -14,7 +14,7 @@ from typing import Any
 from sealed_gitops.errors import FormatError
 
 from .masterkey import STANZA_KINDS, KeyStanza
-from .tree import Rules, TreeBranch
+from .tree import RULE_FIELDS, Rules, TreeBranch
 from .values import Comment
 
 __all__ = ["DEFAULT_UNENCRYPTED_SUFFIX", "SOPS_VERSION", "Metadata", "parse_metadata"]
@@ -25,14 +25,6 @@ DEFAULT_UNENCRYPTED_SUFFIX = "_unencrypted"
 #: The sops version we claim compatibility with in the ``version`` field.
 SOPS_VERSION = "3.11.0"
 
-_RULE_FIELDS = (
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-)
 # Struct order of sops' stores.metadata; key kinds of a single group go where sops puts them.
 _TOP_KINDS_BEFORE_MAC = ("kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
 _GROUP_ORDER = ("pgp", "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age")
@@ -54,7 +46,7 @@ class Metadata:
 
     def with_rules_default(self) -> Metadata:
         r = self.rules
-        if any(getattr(r, name) for name in _RULE_FIELDS):
+        if any(getattr(r, name) for name in RULE_FIELDS):
             return self
         return replace(self, rules=replace(r, unencrypted_suffix=DEFAULT_UNENCRYPTED_SUFFIX))
 
@@ -85,7 +77,7 @@ class Metadata:
         pgp = [_stanza_branch(s) for s in group if s.kind == "pgp"]
         if pgp:
             out.append(("pgp", pgp))
-        for name in _RULE_FIELDS:
+        for name in RULE_FIELDS:
             text = getattr(self.rules, name)
             if text:
                 out.append((name, text))
@@ -133,7 +125,7 @@ def parse_metadata(branch: TreeBranch) -> Metadata:
     else:
         groups = [_stanzas(raw)]
     rules: dict[str, Any] = {}
-    for name in _RULE_FIELDS:
+    for name in RULE_FIELDS:
         value = raw.get(name) or ""
         if not isinstance(value, str):
             raise FormatError(f"sops metadata: {name} must be a string")

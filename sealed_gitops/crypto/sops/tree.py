@@ -34,6 +34,7 @@ from .values import Comment, decrypt_value, encrypt_value, to_bytes
 
 __all__ = [
     "MAC_ONLY_ENCRYPTED_INIT",
+    "RULE_FIELDS",
     "Rules",
     "Stash",
     "TreeBranch",
@@ -65,6 +66,18 @@ class TreeBranch(list[tuple[Any, Any]]):
 
     def keys_in_order(self) -> list[str]:
         return [k for k, _ in self if isinstance(k, str)]
+
+
+#: The six encryption rules of :class:`Rules`, in the order sops writes them to the metadata and
+#: reads them from ``.sops.yaml``.
+RULE_FIELDS = (
+    "unencrypted_suffix",
+    "encrypted_suffix",
+    "unencrypted_regex",
+    "encrypted_regex",
+    "unencrypted_comment_regex",
+    "encrypted_comment_regex",
+)
 
 
 @dataclass(frozen=True)
