@@ -5,39 +5,25 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import pyrage
 import pytest
 import yaml
 
 from sealed_gitops.crypto.sealing_keys import SealingKey, certificate_pem, generate_sealing_key
-from tests.conftest_tools import sops_binary
+from tests.conftest_tools import AgeKey, age_keys, sops_binary
 
-__all__ = ["sops_binary"]
-
-
-@dataclass(frozen=True)
-class AgeKey:
-    public: str
-    file: Path
+__all__ = ["AgeKey", "age_keys", "sops_binary"]
 
 
 @pytest.fixture(scope="session")
-def age_key(tmp_path_factory: pytest.TempPathFactory) -> AgeKey:
-    identity = pyrage.x25519.Identity.generate()
-    path = tmp_path_factory.mktemp("age") / "key.txt"
-    path.write_text(f"# public key: {identity.to_public()}\n{identity}\n")
-    return AgeKey(public=str(identity.to_public()), file=path)
+def age_key(age_keys: list[AgeKey]) -> AgeKey:
+    return age_keys[0]
 
 
 @pytest.fixture(scope="session")
-def other_age_key(tmp_path_factory: pytest.TempPathFactory) -> AgeKey:
-    identity = pyrage.x25519.Identity.generate()
-    path = tmp_path_factory.mktemp("age-other") / "key.txt"
-    path.write_text(f"{identity}\n")
-    return AgeKey(public=str(identity.to_public()), file=path)
+def other_age_key(age_keys: list[AgeKey]) -> AgeKey:
+    return age_keys[1]
 
 
 @pytest.fixture(scope="session")
@@ -83,19 +69,14 @@ def write(repo: Path) -> Writer:
 def sops_encrypt(sops_binary: str, age_key: AgeKey) -> Callable[[Path], None]:
     """Encrypt a file in place with the REAL sops for the test's age key."""
 
-    def _encrypt(path: Path, *, recipient: str | None = None) -> None:
+    def _encrypt(path: Path, *, recipient: str | None = None, everything: bool = False) -> None:
+        """``everything`` encrypts metadata too, so an object's name is known only after
+        decryption; by default only data/stringData are, as users do."""
         env = {**os.environ, "SOPS_DISABLE_VERSION_CHECK": "true"}
+        only = [] if everything else ["--encrypted-regex", "^(data|stringData)$"]
+        age = ["--age", recipient or age_key.public]
         subprocess.run(
-            [
-                sops_binary,
-                "encrypt",
-                "--age",
-                recipient or age_key.public,
-                "--encrypted-regex",
-                "^(data|stringData)$",
-                "--in-place",
-                str(path),
-            ],
+            [sops_binary, "encrypt", *age, *only, "--in-place", str(path)],
             check=True,
             env=env,
             capture_output=True,

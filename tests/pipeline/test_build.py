@@ -33,7 +33,9 @@ from .conftest import AgeKey, Writer, config_map, secret
 class SopsEncrypt(Protocol):
     """The ``sops_encrypt`` fixture: encrypt in place for the test's age key, or ``recipient``."""
 
-    def __call__(self, path: Path, *, recipient: str | None = None) -> None: ...
+    def __call__(
+        self, path: Path, *, recipient: str | None = None, everything: bool = False
+    ) -> None: ...
 
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -144,7 +146,7 @@ def test_isolate_policy_leaves_the_failing_document_out_and_lists_it(
 
 
 def test_document_invalid_after_decryption_is_named(
-    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey, sops_binary: str
+    repo: Path, write: Writer, sops_encrypt: SopsEncrypt, age_key: AgeKey
 ) -> None:
     path = write(
         "nameless.yaml",
@@ -155,13 +157,8 @@ def test_document_invalid_after_decryption_is_named(
             "stringData": {"k": "hidden-name-val"},
         },
     )
-    # encrypt everything, metadata included, so the name is only known after decryption
-    subprocess.run(
-        [sops_binary, "encrypt", "--age", age_key.public, "--in-place", str(path)],
-        check=True,
-        capture_output=True,
-        env={"SOPS_DISABLE_VERSION_CHECK": "true", "PATH": "/usr/bin:/bin"},
-    )
+    # metadata encrypted too, so the name is only known after decryption
+    sops_encrypt(path, everything=True)
     result = build(root=repo, keys=keys_for(age_key))
     assert [o.id.name for o in result.objects] == ["x"]
 
@@ -175,12 +172,7 @@ def test_document_invalid_after_decryption_is_named(
             "stringData": {"k": "dup-hidden-val"},
         },
     )
-    subprocess.run(
-        [sops_binary, "encrypt", "--age", age_key.public, "--in-place", str(path2)],
-        check=True,
-        capture_output=True,
-        env={"SOPS_DISABLE_VERSION_CHECK": "true", "PATH": "/usr/bin:/bin"},
-    )
+    sops_encrypt(path2, everything=True)
     with pytest.raises(FormatError) as info:
         build(root=repo, keys=keys_for(age_key))
     assert "also defined" in str(info.value)
