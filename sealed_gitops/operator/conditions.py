@@ -19,6 +19,7 @@ __all__ = [
     "RECONCILING",
     "STALLED",
     "Reason",
+    "failure_conditions",
     "now_rfc3339",
     "remove_condition",
     "set_condition",
@@ -101,6 +102,34 @@ def remove_condition(
     conditions: Sequence[Mapping[str, Any]] | None, type_: str
 ) -> list[dict[str, Any]]:
     return [dict(c) for c in conditions or () if c.get("type") != type_]
+
+
+def failure_conditions(
+    conditions: Sequence[Mapping[str, Any]] | None,
+    *,
+    reason: str,
+    message: str,
+    generation: int | None,
+    stalled: bool,
+) -> list[dict[str, Any]]:
+    """``conditions`` after a failed reconcile: Ready=False, no longer Reconciling, and Stalled
+    (same reason and message) only when ``stalled``, i.e. a retry cannot help without a change of
+    the spec."""
+    out = set_condition(
+        conditions,
+        type_=READY,
+        status=False,
+        reason=reason,
+        message=message,
+        generation=generation,
+    )
+    if stalled:
+        out = set_condition(
+            out, type_=STALLED, status=True, reason=reason, message=message, generation=generation
+        )
+    else:
+        out = remove_condition(out, STALLED)
+    return remove_condition(out, RECONCILING)
 
 
 def _condition(

@@ -19,6 +19,7 @@ from sealed_gitops.operator.conditions import (
     RECONCILING,
     STALLED,
     Reason,
+    failure_conditions,
     now_rfc3339,
     remove_condition,
     set_condition,
@@ -137,28 +138,13 @@ def _failed(
     memory.failures += 1
     ctx.metrics.fetches.labels(result="failure").inc()
     reason = _reason(exc)
-    conditions = set_condition(
+    conditions = failure_conditions(
         status.get("conditions"),
-        type_=READY,
-        status=False,
         reason=reason,
         message=str(exc),
         generation=generation,
+        stalled=isinstance(exc, ConfigError),
     )
-    stalled = isinstance(exc, ConfigError)
-    conditions = (
-        set_condition(
-            conditions,
-            type_=STALLED,
-            status=True,
-            reason=reason,
-            message=str(exc),
-            generation=generation,
-        )
-        if stalled
-        else remove_condition(conditions, STALLED)
-    )
-    conditions = remove_condition(conditions, RECONCILING)
     failed_status: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
     if requested_at(repo):
         failed_status["lastHandledReconcileAt"] = requested_at(repo)

@@ -31,6 +31,7 @@ from sealed_gitops.operator.conditions import (
     RECONCILING,
     STALLED,
     Reason,
+    failure_conditions,
     remove_condition,
     set_condition,
 )
@@ -276,26 +277,15 @@ def failed(
     status = dict(sync.get("status") or {})
     reason = reason_for(exc)
     message = str(exc)
-    conditions = set_condition(
+    conditions = failure_conditions(
         status.get("conditions"),
-        type_=READY,
-        status=False,
         reason=reason,
         message=message,
         generation=generation,
+        # A missing Repository or revision may appear on its own (DependencyNotReady is no
+        # ConfigError): only a spec the operator cannot use stalls.
+        stalled=isinstance(exc, ConfigError),
     )
-    if isinstance(exc, ConfigError) and not isinstance(exc, DependencyNotReady):
-        conditions = set_condition(
-            conditions,
-            type_=STALLED,
-            status=True,
-            reason=reason,
-            message=message,
-            generation=generation,
-        )
-    else:
-        conditions = remove_condition(conditions, STALLED)
-    conditions = remove_condition(conditions, RECONCILING)
     new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     if revision:
         new_status["lastAttemptedRevision"] = revision
