@@ -50,15 +50,14 @@ _COLUMNS = ("date", "author", "signature", "file", "object", "key", "change", "c
 def _hasher(
     age_identities: tuple[Path, ...], gnupghome: Path | None, sealing_keys: tuple[Path, ...]
 ) -> KeyedHasher:
-    from sealed_gitops.crypto.sealing_keys import load_private_keys
-    from sealed_gitops.keys.discovery import discover_keyring
-    from sealed_gitops.keys.sealing import SealingKeyring
+    # Imported here: the git drivers share this module and must not pay for the key providers.
+    from sealed_gitops.cli.build_cmds import load_decryption_keys
 
-    ring = discover_keyring(age_identity_files=list(age_identities), gnupghome=gnupghome)
-    private = []
-    for path in sealing_keys:
-        private.extend(load_private_keys(path.read_bytes(), source=str(path)))
-    return KeyedHasher(sops=ring, sealing=SealingKeyring(private) if private else None)
+    keys = load_decryption_keys(
+        age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
+    )
+    # No sealing keys: None, so a SealedSecret is compared by ciphertext rather than failing.
+    return KeyedHasher(sops=keys.sops, sealing=keys.sealing or None)
 
 
 def _run(path: Path, *, progress_on: bool, **kwargs: object) -> AuditResult:
