@@ -41,7 +41,7 @@ from sealed_gitops.keys.dependencies import (
     scan_repository,
     users_of,
 )
-from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore
+from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore, vault_session
 from sealed_gitops.keys.reencrypt import (
     groups_from_wire,
     replace_key_groups,
@@ -311,13 +311,10 @@ def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:
     spec = body.get("spec") or {}
     meta = body.get("metadata") or {}
     if (spec.get("backend") or "kubernetes") == "vault":
-        import hvac
-
         vault = spec.get("vault") or {}
-        token = os.environ.get("VAULT_TOKEN", "")
-        client = hvac.Client(url=str(vault.get("address")), token=token, timeout=10)
+        session = vault_session(str(vault.get("address")), token=os.environ.get("VAULT_TOKEN"))
         return VaultKvStore(
-            client,
+            session.client,
             kv_path=str(vault.get("kvPath") or ""),
             address=str(vault.get("address")),
         )

@@ -46,7 +46,6 @@ __all__ = [
     "VaultKvStore",
     "VaultSession",
     "split_kv_path",
-    "vault_client",
     "vault_session",
 ]
 
@@ -375,18 +374,3 @@ def vault_session(
         lease = float(answer["auth"]["lease_duration"])
     return VaultSession(client, lease)
 
-
-def vault_client(
-    address: str,
-    *,
-    token: str | None = None,
-    kubernetes_role: str | None = None,
-    jwt: str | None = None,
-    mount: str = "kubernetes",
-    timeout: float = 10.0,
-) -> Any:
-    """:func:`vault_session`'s client alone."""
-    return vault_session(
-        address, token=token, kubernetes_role=kubernetes_role, jwt=jwt, mount=mount,
-        timeout=timeout,
-    ).client

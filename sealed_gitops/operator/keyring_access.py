@@ -32,7 +32,6 @@ from sealed_gitops.keys.key_store import (
     KeyStore,
     SecretStore,
     VaultKvStore,
-    vault_client,
     vault_session,
 )
 from sealed_gitops.keys.vault import VaultUnwrapper, normalize_address
@@ -122,7 +121,7 @@ def _vault_client(
         token = data.get(str(token_ref.get("key") or "token"))
         if not token:
             raise ConfigError(f"Secret {namespace}/{token_ref['name']} has no Vault token entry")
-        return vault_client(address, token=token.decode().strip()), float("inf")
+        return vault_session(address, token=token.decode().strip()).client, float("inf")
     kube = auth.get("kubernetes") or {}
     if kube.get("role"):
         if not _allowed(ctx, address):
