@@ -135,6 +135,16 @@ def age_identity_sources(
     return sources
 
 
+def _add_age(ring: KeyRing, sources: Sequence[AgeSource]) -> None:
+    """One age provider over every source, named by the sources' origins (never their keys)."""
+    if sources:
+        ring.add(
+            age_unwrapper(sources),
+            kinds={"age"},
+            source="age identities from " + ", ".join(s.origin for s in sources),
+        )
+
+
 def discover_keyring(
     *,
     age_identity_files: Sequence[Path] = (),
@@ -157,12 +167,7 @@ def discover_keyring(
     sources = age_identity_sources(
         identity_files=age_identity_files, use_environment=use_environment, env=environ, home=home
     )
-    if sources:
-        ring.add(
-            age_unwrapper(sources),
-            kinds={"age"},
-            source="age identities from " + ", ".join(s.origin for s in sources),
-        )
+    _add_age(ring, sources)
 
     home_dir: Path | None = gnupghome
     if home_dir is None and use_environment:
@@ -226,12 +231,7 @@ def keyring_from_secret_data(
         for name, value in sorted(data.items())
         if name.endswith(".agekey")
     ]
-    if age_sources:
-        ring.add(
-            age_unwrapper(age_sources),
-            kinds={"age"},
-            source="age identities from " + ", ".join(s.origin for s in age_sources),
-        )
+    _add_age(ring, age_sources)
 
     pgp_entries = sorted(name for name in data if name.endswith(".asc"))
     if pgp_entries:
