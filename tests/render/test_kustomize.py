@@ -14,8 +14,6 @@ from sealed_gitops.render import DocKind, Failure, render
 from sealed_gitops.render.kustomize import find_kubectl, is_remote, scan
 from sealed_gitops.render.loader import load_bytes
 
-from .conftest import SOPS
-
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n"
 SECRET = (
     "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels:\n    app: db\n"
@@ -151,6 +149,7 @@ def test_sops_secret_through_kustomize_is_restored_and_still_decrypts(
     kubectl: str,
     sops_encrypt: Callable[[Path], None],
     sops_env: dict[str, str],
+    sops_binary: str,
 ) -> None:
     secret = write("app/secret.yaml", SECRET)
     sops_encrypt(secret)
@@ -167,7 +166,7 @@ def test_sops_secret_through_kustomize_is_restored_and_still_decrypts(
     out = repo.parent / "raw-secret.yaml"
     part = next(p for p in re.split(r"(?m)^---\n", raw.decode()) if "sops:" in p)
     out.write_text(part)
-    refused = subprocess.run([str(SOPS), "decrypt", str(out)], env=sops_env,
+    refused = subprocess.run([sops_binary, "decrypt", str(out)], env=sops_env,
                              capture_output=True, timeout=60, check=False)
     assert refused.returncode != 0 and b"MAC mismatch" in refused.stderr
 
@@ -179,7 +178,7 @@ def test_sops_secret_through_kustomize_is_restored_and_still_decrypts(
     assert list(restored.data) == list(as_written)  # the original order, which the MAC needs
     assert str(restored.id) == "_db__Secret"
     assert b"canary-kustomize-3f9a" not in original
-    ok = subprocess.run([str(SOPS), "decrypt", str(secret)], env=sops_env,
+    ok = subprocess.run([sops_binary, "decrypt", str(secret)], env=sops_env,
                         capture_output=True, timeout=60, check=True)
     assert b"canary-kustomize-3f9a" in ok.stdout
 
