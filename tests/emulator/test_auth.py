@@ -38,6 +38,7 @@ from sealed_gitops.testing.kube.auth import (
 )
 from sealed_gitops.testing.kube.faults import Fault, FaultInjector
 from sealed_gitops.testing.kube.rbac import (
+    RBAC_PLURALS,
     Authorizer,
     bootstrap_policy,
     forbidden_status,
@@ -635,12 +636,7 @@ def test_rbac_without_version_always_reads_the_store() -> None:
 def _bootstrap_store(*extra: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     store: dict[str, list[dict[str, Any]]] = {}
     for obj in [*bootstrap_policy(), *extra]:
-        plural = {
-            "ClusterRole": "clusterroles",
-            "ClusterRoleBinding": "clusterrolebindings",
-            "RoleBinding": "rolebindings",
-        }[obj["kind"]]
-        store.setdefault(plural, []).append(obj)
+        store.setdefault(RBAC_PLURALS[obj["kind"]], []).append(obj)
     return store
 
 

@@ -27,6 +27,7 @@ from sealed_gitops.testing.kube.auth import UserInfo, service_account_username
 __all__ = [
     "MASTERS_GROUP",
     "RBAC_GROUP",
+    "RBAC_PLURALS",
     "Authorizer",
     "Lister",
     "bootstrap_policy",
@@ -36,6 +37,14 @@ __all__ = [
 ]
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
+
+#: the RBAC kinds and their resource names, as the store and the lister know them
+RBAC_PLURALS = {
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+}
 
 #: Members of this group bypass RBAC, as the real server's privileged-group authorizer does.
 MASTERS_GROUP = "system:masters"

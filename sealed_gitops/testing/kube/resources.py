@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sealed_gitops.testing.kube.rbac import RBAC_GROUP
+
 __all__ = ["BUILTIN", "Registry", "ResourceType"]
 
 _ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -101,7 +103,6 @@ def _rt(
 
 
 _APPS = {"status": True, "generation": True, "categories": ("all",)}
-_RBAC = "rbac.authorization.k8s.io"
 
 BUILTIN: tuple[ResourceType, ...] = (
     _rt(
@@ -172,10 +173,10 @@ BUILTIN: tuple[ResourceType, ...] = (
         status=True,
         generation=True,
     ),
-    _rt(_RBAC, "v1", "roles", "Role", True),
-    _rt(_RBAC, "v1", "rolebindings", "RoleBinding", True),
-    _rt(_RBAC, "v1", "clusterroles", "ClusterRole", False),
-    _rt(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    _rt(RBAC_GROUP, "v1", "roles", "Role", True),
+    _rt(RBAC_GROUP, "v1", "rolebindings", "RoleBinding", True),
+    _rt(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", False),
+    _rt(RBAC_GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     _rt(
         "apiextensions.k8s.io",
         "v1",
@@ -207,7 +208,7 @@ _GROUP_ORDER = (
     "authorization.k8s.io",
     "batch",
     "networking.k8s.io",
-    _RBAC,
+    RBAC_GROUP,
     "apiextensions.k8s.io",
     "coordination.k8s.io",
 )

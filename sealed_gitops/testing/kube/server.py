@@ -33,6 +33,7 @@ from sealed_gitops.testing.kube.objects import Objects
 from sealed_gitops.testing.kube.rbac import (
     MASTERS_GROUP,
     RBAC_GROUP,
+    RBAC_PLURALS,
     Authorizer,
     bootstrap_policy,
 )
@@ -43,12 +44,6 @@ from sealed_gitops.testing.kube.tls import make_certificate
 
 __all__ = ["ADMIN_USER", "KubeEmulator"]
 
-_RBAC_PLURALS = {
-    "ClusterRole": "clusterroles",
-    "ClusterRoleBinding": "clusterrolebindings",
-    "Role": "roles",
-    "RoleBinding": "rolebindings",
-}
 #: namespaces every cluster starts with
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _ROOT_CA_NOTE = (
@@ -112,12 +107,12 @@ class KubeEmulator:
                 manager="kube-apiserver",
             )
         for obj in bootstrap_policy():
-            rt = self.registry.first(obj["apiVersion"].split("/")[0], _RBAC_PLURALS[obj["kind"]])
+            rt = self.registry.first(obj["apiVersion"].split("/")[0], RBAC_PLURALS[obj["kind"]])
             assert rt is not None  # noqa: S101 - built-in RBAC kinds
             self.objects.create(rt, "", obj, dry_run=False, manager="kube-apiserver")
 
     def _rbac_version(self) -> tuple[int, ...]:
-        return tuple(self.store.last_write((RBAC_GROUP, p)) for p in _RBAC_PLURALS.values())
+        return tuple(self.store.last_write((RBAC_GROUP, p)) for p in RBAC_PLURALS.values())
 
     # -- life cycle ----------------------------------------------------------------------------
 

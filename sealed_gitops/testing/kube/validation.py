@@ -20,6 +20,7 @@ import binascii
 import re
 from typing import Any
 
+from sealed_gitops.testing.kube.rbac import RBAC_GROUP
 from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.status import ApiError, invalid
 
@@ -45,7 +46,6 @@ _DNS1035_MSG = (
     "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
     "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
 )
-_RBAC_GROUP = "rbac.authorization.k8s.io"
 # Go's base64 decoder skips CR and LF wherever they are, so a real server accepts wrapped values.
 _LINE_BREAKS = str.maketrans("", "", "\r\n")
 
@@ -77,7 +77,7 @@ class DecodeError(ApiError):
 
 
 def _name_problem(rt: ResourceType, name: str) -> str | None:
-    if rt.group == _RBAC_GROUP:
+    if rt.group == RBAC_GROUP:
         if name in (".", "..") or "/" in name or "%" in name:
             return f'may not be "{name}" or contain "/" or "%"'
         return None
