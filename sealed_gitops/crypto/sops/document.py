@@ -8,7 +8,8 @@ operator's hot path is :func:`decrypt_document`: one parse, one data-key unwrap,
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,17 @@ __all__ = [
 MAX_INPUT_BYTES = 5 * 1024 * 1024
 
 
+@contextmanager
+def _naming(file: str | None) -> Iterator[None]:
+    """Attach ``file`` to a project error raised inside (the same error, re-raised as is)."""
+    try:
+        yield
+    except SealedGitopsError as exc:
+        if file:
+            exc.with_file(file)
+        raise
+
+
 def detect_format(file: str | None, fmt: str | None = None) -> str:
     if fmt:
         if fmt not in ("yaml", "json"):
@@ -74,10 +86,8 @@ def load_tree(data: bytes, *, fmt: str, file: str | None) -> list[TreeBranch]:
         raise FormatError(f"input is not UTF-8 (byte offset {exc.start})", file=file) from exc
     if text.startswith("\ufeff"):
         text = text[1:]
-    try:
+    with _naming(file):
         return load_json(text) if fmt == "json" else load_yaml(text)
-    except SealedGitopsError as exc:
-        raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
 
 
 def dump_tree(branches: list[TreeBranch], *, fmt: str) -> bytes:
@@ -106,10 +116,8 @@ def split_metadata(
         data.append(kept)
     if not isinstance(meta_branch, TreeBranch):
         raise NotEncryptedError("not a SOPS document (no sops metadata)", file=file)
-    try:
+    with _naming(file):
         return data, parse_metadata(meta_branch)
-    except SealedGitopsError as exc:
-        raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
 
 
 def unwrap_data_key(meta: Metadata, unwrapper: Unwrapper, *, file: str | None) -> bytes:
@@ -180,10 +188,8 @@ def decrypt_document(
     encrypted, meta = split_metadata(load_tree(data, fmt=kind, file=file), file=file)
     key = data_key if data_key is not None else unwrap_data_key(meta, unwrapper, file=file)
     stash: Stash | None = {} if keep_stash else None
-    try:
+    with _naming(file):
         plain, computed = decrypt_branches(encrypted, key=key, rules=meta.rules, stash=stash)
-    except SealedGitopsError as exc:
-        raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
     if not ignore_mac:
         _verify_mac(meta, key, computed, file=file)
     return Decrypted(plain, meta, key, kind, stash or {})
@@ -230,10 +236,8 @@ def encrypt_tree(
 ) -> bytes:
     """Encrypt plain branches with ``data_key`` and write them with ``metadata`` (MAC renewed)."""
     meta = metadata.with_rules_default()
-    try:
+    with _naming(file):
         encrypted, mac = encrypt_branches(branches, key=data_key, rules=meta.rules, stash=stash)
-    except SealedGitopsError as exc:
-        raise exc.with_file(file) if file else exc  # noqa: B904 (the same error, now with its file)
     stamp = lastmodified or now_rfc3339()
     aead = AESGCM(data_key)
     sealed_mac = _same_mac(aead, meta, mac, stamp) or encrypt_value(aead, mac, stamp)
