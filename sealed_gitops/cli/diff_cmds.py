@@ -145,7 +145,7 @@ def diff_command(
             },
         )
     except SealedGitopsError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact(str(exc))}", err=True)
         raise click.exceptions.Exit(EXIT_ERROR) from None
     for text in texts:
         click.echo(redact(text))
