@@ -25,7 +25,7 @@ from sealed_gitops.operator.conditions import (
     set_condition,
 )
 from sealed_gitops.operator.context import OperatorContext
-from sealed_gitops.operator.resources import patch_status, read_secret_data, requested_at
+from sealed_gitops.operator.resources import read_secret_data, update_status
 from sealed_gitops.operator.settings import parse_duration
 from sealed_gitops.source import Artifact, Auth, Ref, Verification, auth_from_secret_data, check
 from sealed_gitops.source import fetch as git_fetch
@@ -146,10 +146,7 @@ def _failed(
         stalled=isinstance(exc, ConfigError),
     )
     failed_status: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
-    if requested_at(repo):
-        failed_status["lastHandledReconcileAt"] = requested_at(repo)
-    if failed_status != {k: status.get(k) for k in failed_status}:
-        patch_status(ctx.client, "Repository", namespace, name, failed_status)
+    update_status(ctx.client, "Repository", repo, failed_status)
     log.warning("Repository %s/%s: %s", namespace, name, exc)
     ctx.metrics.observe_reconcile("Repository", "failure", started=started)
     retry = ctx.backoff(memory.failures, base=min(interval, 30.0))
@@ -212,13 +209,9 @@ def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> Reposito
     conditions = remove_condition(remove_condition(conditions, STALLED), RECONCILING)
     changed = artifact_doc is not current and revision != current.get("revision")
     new_status: dict[str, Any] = {"conditions": conditions, "observedGeneration": generation}
-    if requested_at(repo):
-        # echoed so that `sealed-gitops reconcile --wait` knows its request was handled
-        new_status["lastHandledReconcileAt"] = requested_at(repo)
     if artifact_doc is not current:
         new_status["artifact"] = artifact_doc
-    if new_status != {k: status.get(k) for k in new_status}:
-        patch_status(ctx.client, "Repository", namespace, name, new_status)
+    update_status(ctx.client, "Repository", repo, new_status)
     if changed:
         log.info("Repository %s/%s: new revision %s", namespace, name, revision)
     ctx.metrics.observe_reconcile("Repository", "success", started=started)

@@ -31,6 +31,7 @@ __all__ = [
     "read_secret_data",
     "request_reconcile",
     "requested_at",
+    "update_status",
 ]
 
 GROUP = "sealed-gitops.io"
@@ -99,6 +100,25 @@ def patch_status(
         action="update status of",
         what=f"{kind} {namespace}/{name}",
     )
+
+
+def update_status(
+    client: KubeClient, kind: str, obj: Mapping[str, Any], status: Mapping[str, Any]
+) -> None:
+    """The end of a reconcile: patch ``status`` onto ``obj`` only if it changes a field.
+
+    The requested-at value ``obj`` carries is echoed as ``lastHandledReconcileAt``, so that
+    ``sealed-gitops reconcile --wait`` knows its request was handled. A reconcile that changed
+    nothing writes nothing (issue 6).
+    """
+    new = dict(status)
+    handled = requested_at(obj)
+    if handled:
+        new["lastHandledReconcileAt"] = handled
+    before = obj.get("status") or {}
+    if new != {k: before.get(k) for k in new}:
+        meta = obj["metadata"]
+        patch_status(client, kind, meta["namespace"], meta["name"], new)
 
 
 def patch_metadata(

@@ -36,7 +36,7 @@ from sealed_gitops.operator.conditions import (
     set_condition,
 )
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
-from sealed_gitops.operator.resources import patch_status, requested_at
+from sealed_gitops.operator.resources import patch_status, update_status
 from sealed_gitops.operator.tenancy import TenancyRefused
 from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory
@@ -147,7 +147,7 @@ def succeeded(
     started: float,
 ) -> SyncOutcome:
     meta = sync["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    namespace, generation = meta["namespace"], meta.get("generation")
     status = dict(sync.get("status") or {})
     changed = [
         o.describe() for o in applied.outcomes if o.result.value in ("created", "configured")
@@ -220,12 +220,7 @@ def succeeded(
     }
     if ok:
         new_status["lastAppliedRevision"] = revision
-    handled = requested_at(sync)
-    if handled:
-        new_status["lastHandledReconcileAt"] = handled
-    before = {k: status.get(k) for k in new_status}
-    if new_status != before:
-        patch_status(ctx.client, "Sync", namespace, name, new_status)
+    update_status(ctx.client, "Sync", sync, new_status)
     if changed:
         # Who committed it, so the Event alone answers "who changed this Secret?".
         by = f" by {author}" if author else ""
@@ -289,12 +284,8 @@ def failed(
     new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     if revision:
         new_status["lastAttemptedRevision"] = revision
-    handled = requested_at(sync)
-    if handled:
-        new_status["lastHandledReconcileAt"] = handled
     try:
-        if new_status != {k: status.get(k) for k in new_status}:
-            patch_status(ctx.client, "Sync", namespace, name, new_status)
+        update_status(ctx.client, "Sync", sync, new_status)
         if message != _ready_message(status):
             record_event(
                 ctx.client, involved=sync, reason=reason, message=message, type=EventType.WARNING
