@@ -41,7 +41,13 @@ from sealed_gitops.keys.dependencies import (
     scan_repository,
     users_of,
 )
-from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore, vault_session
+from sealed_gitops.keys.key_store import (
+    KeyStore,
+    SecretStore,
+    VaultKvStore,
+    keyring_kv_path,
+    vault_session,
+)
 from sealed_gitops.keys.reencrypt import (
     groups_from_wire,
     replace_key_groups,
@@ -315,7 +321,7 @@ def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:
         session = vault_session(str(vault.get("address")), token=os.environ.get("VAULT_TOKEN"))
         return VaultKvStore(
             session.client,
-            kv_path=str(vault.get("kvPath") or ""),
+            kv_path=keyring_kv_path(vault, namespace=target.namespace, name=target.name),
             address=str(vault.get("address")),
         )
     return SecretStore(

@@ -45,6 +45,7 @@ __all__ = [
     "SecretStore",
     "VaultKvStore",
     "VaultSession",
+    "keyring_kv_path",
     "split_kv_path",
     "vault_session",
 ]
@@ -206,6 +207,15 @@ class SecretStore:
         except ApiConflict:
             return False
         return True
+
+
+def keyring_kv_path(vault: Mapping[str, Any], *, namespace: str, name: str) -> str:
+    """``spec.vault.kvPath`` of KeyRing ``namespace/name``, or where its keys live by default.
+
+    One place for the default, so the operator that writes the keys and the CLI that backs them
+    up and restores them look at the same secret.
+    """
+    return str(vault.get("kvPath") or f"secret/data/sealed-gitops/{namespace}/{name}")
 
 
 def split_kv_path(path: str) -> tuple[str, str]:

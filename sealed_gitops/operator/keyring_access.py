@@ -32,6 +32,7 @@ from sealed_gitops.keys.key_store import (
     KeyStore,
     SecretStore,
     VaultKvStore,
+    keyring_kv_path,
     vault_session,
 )
 from sealed_gitops.keys.vault import VaultUnwrapper, normalize_address
@@ -149,7 +150,7 @@ def _store(ctx: OperatorContext, keyring: Mapping[str, Any]) -> tuple[KeyStore, 
         client, renew_at = _vault_client(ctx, namespace, vault)
         store = VaultKvStore(
             client,
-            kv_path=str(vault.get("kvPath") or f"secret/data/sealed-gitops/{namespace}/{name}"),
+            kv_path=keyring_kv_path(vault, namespace=namespace, name=name),
             address=str(vault.get("address")),
         )
         return store, renew_at
