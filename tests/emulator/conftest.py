@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import aiohttp
 import pytest
 
 from sealed_gitops.testing import KubeEmulator
-from tests.emulator.kubehttp import Endpoint, Http
+from tests.emulator.kubehttp import Endpoint, Http, fresh_namespace
 
 E2E_ENV = "SEALED_GITOPS_E2E_KUBECONFIG"
 
@@ -83,15 +82,8 @@ async def http(endpoint: Endpoint) -> AsyncIterator[Http]:
 @pytest.fixture
 def namespace(endpoint: Endpoint) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    status, body = endpoint.call(
-        "POST",
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-    )
-    assert status == 201, body
-    yield name
-    endpoint.call("DELETE", f"/api/v1/namespaces/{name}")
+    with fresh_namespace(endpoint, prefix="t") as name:
+        yield name
 
 
 @pytest.fixture

@@ -7,11 +7,14 @@ client, so the tests see status codes and ``Status`` bodies exactly as the serve
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import ssl
 import tempfile
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,20 @@ class Endpoint:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
+
+
+@contextlib.contextmanager
+def fresh_namespace(endpoint: Endpoint, *, prefix: str) -> Iterator[str]:
+    """A namespace of a test's own (so tests can run in parallel), deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    status, body = endpoint.call(
+        "POST",
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+    )
+    assert status == 201, body
+    yield name
+    endpoint.call("DELETE", f"/api/v1/namespaces/{name}")
 
 
 class Http:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
 import subprocess
 import threading
 import time
@@ -45,9 +44,7 @@ from sealed_gitops.testing.kube.rbac import (
     impersonation_checks,
 )
 from sealed_gitops.testing.openbao import find_bao, openbao_server
-from tests.emulator.kubehttp import Endpoint, Http
-
-E2E_ENV = "SEALED_GITOPS_E2E_KUBECONFIG"
+from tests.emulator.kubehttp import Endpoint, Http, fresh_namespace
 
 RBAC = "rbac.authorization.k8s.io"
 ALICE = UserInfo("alice", ("devs", AUTHENTICATED_GROUP))
@@ -806,11 +803,10 @@ def test_faults_are_taken_exactly_count_times_across_threads() -> None:
 
 
 @pytest.fixture(scope="module")
-def secured_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def secured_kubeconfig(e2e_kubeconfig: Path | None) -> Iterator[Path]:
     """A kubeconfig for an admin of a server that enforces RBAC."""
-    real = os.environ.get(E2E_ENV)
-    if real:
-        yield Path(real)
+    if e2e_kubeconfig is not None:
+        yield e2e_kubeconfig
         return
     with KubeEmulator(rbac=True).run_in_thread() as api:
         yield api.kubeconfig_path
@@ -864,15 +860,8 @@ def _eventually(
 
 @pytest.fixture
 def ns(admin: Endpoint) -> Iterator[str]:
-    name = f"auth-{uuid.uuid4().hex[:10]}"
-    status, body = admin.call(
-        "POST",
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-    )
-    assert status == 201, body
-    yield name
-    admin.call("DELETE", f"/api/v1/namespaces/{name}")
+    with fresh_namespace(admin, prefix="auth") as name:
+        yield name
 
 
 def _create(admin: Endpoint, path: str, obj: dict[str, Any]) -> dict[str, Any]:
