@@ -24,6 +24,7 @@ from sealed_gitops.plan import Inventory, ObjectId
 from sealed_gitops.plan.diff import object_diff
 from sealed_gitops.redact import redact
 from sealed_gitops.render import DocKind
+from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.source import Ref, fetch
 
 __all__ = ["diff_command"]
@@ -60,7 +61,7 @@ def _differences(
     kubeconfig: str | None,
     context: str | None,
     sync_text: str | None,
-    keys_from: dict[str, Any],
+    keys: DecryptionKeys,
     allow_plain_secrets: bool,
 ) -> list[str]:
     sync = _parse_sync(sync_text)
@@ -68,7 +69,6 @@ def _differences(
         root, sub = fetch(repo_url, Ref.parse(ref_text) if ref_text else None).path, path
     else:
         root, sub = split_root(Path(path))
-    keys = load_decryption_keys(**keys_from)
     result = build(
         root=root,
         path=sub,
@@ -83,9 +83,10 @@ def _differences(
         encrypted: set[ObjectId] = set()
         for obj in result.objects:
             data = sync.prepare(obj.data, source_path=obj.file) if sync else obj.data
-            desired[ObjectId.of(data)] = data
+            oid = ObjectId.of(data)
+            desired[oid] = data
             if obj.source in (DocKind.SOPS, DocKind.SEALED):
-                encrypted.add(ObjectId.of(data))
+                encrypted.add(oid)
         versions = {oid: str(obj.get("apiVersion", "")) for oid, obj in desired.items()}
         previous = _sync_inventory(client, sync) if sync else Inventory()
         gone = [e for e in previous.entries if e.id not in desired]
@@ -138,11 +139,9 @@ def diff_command(
             context=context,
             sync_text=sync_text,
             allow_plain_secrets=allow_plain_secrets,
-            keys_from={
-                "age_identities": age_identities,
-                "sealing_keys": sealing_keys,
-                "gnupghome": gnupghome,
-            },
+            keys=load_decryption_keys(
+                age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
+            ),
         )
     except SealedGitopsError as exc:
         click.echo(f"error: {redact(str(exc))}", err=True)
