@@ -26,7 +26,7 @@ from sealed_gitops.crypto.sops import decrypt_document, reencrypt_plain
 from sealed_gitops.crypto.sops.document import dump_tree
 from sealed_gitops.errors import ConfigError, InputError
 
-from .options import atomic_write, file_format, key_inputs, key_options
+from .options import KeyInputs, atomic_write, file_format, key_options
 
 __all__ = ["edit", "editor_command", "plaintext_buffer"]
 
@@ -117,11 +117,10 @@ def _run_editor(argv: Sequence[str], path: Path) -> None:
 @key_options
 def edit(
     *, file: str, input_type: str | None,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+    keys: KeyInputs,
 ) -> None:
     """Open a decrypted copy of FILE in $EDITOR and re-encrypt it on save (stable ciphertext)."""
     fmt = file_format(file, input_type)
-    keys = key_inputs(age_identities, gnupghome, vault_token)
     argv = editor_command()
     original = Path(file).read_bytes()
     with keys.keyring() as ring:

@@ -12,6 +12,7 @@ never leaves half a file, and ciphertext never shares a directory with a plainte
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -19,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -86,7 +87,22 @@ class KeyInputs:
 
 
 def key_options(func: F) -> F:
-    """``--age-identity``, ``--gnupghome`` and ``--vault-token``; the command gets ``keys``."""
+    """``--age-identity``, ``--gnupghome`` and ``--vault-token``; the command gets ``keys``.
+
+    The three flags arrive as one :class:`KeyInputs` keyword argument, so each command passes
+    them on as a unit instead of rebuilding it.
+    """
+
+    @functools.wraps(func)
+    def with_keys(
+        *args: Any,
+        age_identities: Sequence[Path],
+        gnupghome: Path | None,
+        vault_token: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        keys = KeyInputs(tuple(age_identities), gnupghome, vault_token or None)
+        return func(*args, keys=keys, **kwargs)
 
     decorators = [
         click.option(
@@ -103,15 +119,10 @@ def key_options(func: F) -> F:
             help="Vault token for hc_vault transit keys (default: $VAULT_TOKEN, ~/.vault-token).",
         ),
     ]
+    wrapped: Callable[..., Any] = with_keys
     for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
-
-
-def key_inputs(
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None
-) -> KeyInputs:
-    return KeyInputs(tuple(age_identities), gnupghome, vault_token or None)
+        wrapped = decorator(wrapped)
+    return cast(F, wrapped)
 
 
 def output_options(func: F) -> F:

@@ -22,11 +22,11 @@ from sealed_gitops.keys.recipients import KeyFactory, key_groups_from_rule
 from sealed_gitops.keys.sops_binary import FALLBACK_KINDS
 
 from .options import (
+    KeyInputs,
     display_name,
     emit,
     format_options,
     kept_format,
-    key_inputs,
     key_options,
     matching_rule,
     output_options,
@@ -62,11 +62,10 @@ def _show_changes(old: Sequence[str], new: Sequence[str], *, file: str) -> bool:
 @key_options
 def updatekeys(
     *, file: str, yes: bool, config: Path | None, input_type: str | None, output_type: str | None,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+    keys: KeyInputs,
 ) -> None:
     """Re-wrap FILE's data key for the recipients of its .sops.yaml rule (values unchanged)."""
     fmt = kept_format(file, input_type, output_type)
-    keys = key_inputs(age_identities, gnupghome, vault_token)
     rule, found = matching_rule(file, config)
     if rule is None:
         raise ConfigError(
@@ -113,12 +112,11 @@ def _recipients_of(meta: Metadata, factory: KeyFactory, *, file: str) -> list[li
 def rotate_cmd(
     *, file: str, add_age: Sequence[str], rm_age: Sequence[str],
     input_type: str | None, output_type: str | None, output: Path | None, in_place: bool,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+    keys: KeyInputs,
 ) -> None:
     """Give FILE a new data key and re-encrypt every value, for the same recipients."""
     name = display_name(file)
     fmt = kept_format(file, input_type, output_type, name=name)
-    keys = key_inputs(age_identities, gnupghome, vault_token)
     data = read_input(file)
     meta = read_metadata(data, fmt=fmt, file=name)
     factory = keys.factory()

@@ -43,7 +43,6 @@ from .options import (
     file_format,
     format_options,
     kept_format,
-    key_inputs,
     key_options,
     matching_rule,
     output_options,
@@ -121,12 +120,11 @@ def encrypt(
     unencrypted_suffix: str | None, mac_only_encrypted: bool, shamir_threshold: int | None,
     config: Path | None, input_type: str | None, output_type: str | None,
     output: Path | None, in_place: bool,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+    keys: KeyInputs,
 ) -> None:
     """Encrypt FILE for recipients given as flags or by the matching .sops.yaml rule."""
     name = display_name(file)
     fmt = file_format(file, input_type)
-    keys = key_inputs(age_identities, gnupghome, vault_token)
     plain = read_input(file)
     if output_type and output_type != fmt:
         if in_place:
@@ -233,14 +231,14 @@ def decrypt_to_bytes(
 def decrypt(
     *, file: str, extract_path: str | None, ignore_mac: bool,
     input_type: str | None, output_type: str | None, output: Path | None, in_place: bool,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+    keys: KeyInputs,
 ) -> None:
     """Decrypt FILE (- for stdin) to stdout, -o FILE, or in place."""
     name = display_name(file)
     fmt = file_format(file, input_type)
     plain = decrypt_to_bytes(
         read_input(file), file=name, fmt=fmt, out_fmt=output_type or fmt,
-        keys=key_inputs(age_identities, gnupghome, vault_token),
+        keys=keys,
         ignore_mac=ignore_mac, extract_path=extract_path,
     )
     emit(plain, source=file, output=output, in_place=in_place, private=True)
@@ -272,12 +270,11 @@ def _value_json(value: str | None, value_file: Path | None, value_stdin: bool) -
 def set_cmd(
     *, file: str, path: str, value: str | None, value_file: Path | None, value_stdin: bool,
     input_type: str | None, output_type: str | None,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+    keys: KeyInputs,
 ) -> None:
     """Set the value at PATH in FILE, in place (VALUE is JSON, PATH like '["data"]["k"]')."""
     fmt = kept_format(file, input_type, output_type)
     value_json = _value_json(value, value_file, value_stdin)
-    keys = key_inputs(age_identities, gnupghome, vault_token)
     with keys.keyring() as ring:
         result = set_value(read_input(file), path, value_json, unwrapper=ring, file=file, fmt=fmt)
     emit(result, source=file, output=None, in_place=True)
@@ -290,11 +287,10 @@ def set_cmd(
 @key_options
 def unset_cmd(
     *, file: str, path: str, input_type: str | None, output_type: str | None,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+    keys: KeyInputs,
 ) -> None:
     """Remove PATH from FILE, in place."""
     fmt = kept_format(file, input_type, output_type)
-    keys = key_inputs(age_identities, gnupghome, vault_token)
     with keys.keyring() as ring:
         result = unset_value(read_input(file), path, unwrapper=ring, file=file, fmt=fmt)
     emit(result, source=file, output=None, in_place=True)

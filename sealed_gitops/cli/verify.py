@@ -39,7 +39,7 @@ from sealed_gitops.errors import (
 from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.render.loader import load_file
 
-from .options import KeyInputs, key_inputs, key_options
+from .options import KeyInputs, key_options
 
 __all__ = ["check_file", "verify", "walk"]
 
@@ -191,10 +191,9 @@ def check_file(path: Path, *, keyring: KeyRing | None) -> str:
 @key_options
 def verify(
     *, paths: Sequence[Path], no_decrypt: bool,
-    age_identities: Sequence[Path], gnupghome: Path | None, vault_token: str | None,
+    keys: KeyInputs,
 ) -> None:
     """Fail when a Secret is not encrypted or a SOPS file's MAC is missing or invalid."""
-    keys: KeyInputs = key_inputs(age_identities, gnupghome, vault_token)
     ring = None if no_decrypt else keys.keyring()
     failures = 0
     checked: dict[str, int] = {}
