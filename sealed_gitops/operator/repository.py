@@ -72,8 +72,14 @@ def _verification(ctx: OperatorContext, namespace: str, verify: Any) -> Verifica
     return Verification.from_spec(str(block.get("mode") or "HEAD"), keys)
 
 
-def repository_source(ctx: OperatorContext, repo: dict[str, Any]) -> RepositorySource:
-    """Read the spec and its Secrets (in the Repository's own namespace only)."""
+def repository_source(
+    ctx: OperatorContext, repo: dict[str, Any], *, verify: bool = True
+) -> RepositorySource:
+    """Read the spec and its Secrets (in the Repository's own namespace only).
+
+    ``verify=False`` for a Sync, which fetches only a commit its Repository has already
+    verified and published: it needs no signers' keys, so their Secret is not read again.
+    """
     meta = repo.get("metadata") or {}
     namespace = str(meta.get("namespace"))
     spec = repo.get("spec") or {}
@@ -85,7 +91,7 @@ def repository_source(ctx: OperatorContext, repo: dict[str, Any]) -> RepositoryS
     if secret_name:
         data, _ = read_secret_data(ctx.client, namespace, secret_name, purpose="Git credentials")
         auth = auth_from_secret_data(data, url=url)
-    verification = _verification(ctx, namespace, spec.get("verify"))
+    verification = _verification(ctx, namespace, spec.get("verify")) if verify else Verification()
     timeout = parse_duration(
         spec.get("timeout"), default=ctx.settings.default_fetch_timeout, what="spec.timeout"
     )

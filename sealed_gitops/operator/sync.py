@@ -70,7 +70,7 @@ def _artifact(
     published = (repo.get("status") or {}).get("artifact") or {}
     if not published.get("commit"):
         raise DependencyNotReady(f"Repository {namespace}/{repo_name} has no verified revision yet")
-    source = repository_source(ctx, repo)
+    source = repository_source(ctx, repo, verify=False)
     artifact = git_fetch(
         source.url,
         Ref(commit=str(published["commit"])),
