@@ -34,6 +34,7 @@ from sealed_gitops.keys.cluster_keys import (
     ROTATE_ANNOTATION,
     ClusterKey,
     KeyState,
+    format_time,
 )
 from sealed_gitops.keys.dependencies import (
     KeyRef,
@@ -121,19 +122,16 @@ def _parse_ref(text: str) -> tuple[str, str]:
     return namespace, name
 
 
-def _record(repo: Path, directory: Path | None) -> KeyRingRecord | None:
+def _records(repo: Path, directory: Path | None) -> list[KeyRingRecord]:
+    """The record in ``directory`` when it has one, else every record the repository holds."""
     if directory is not None and (directory / "keyring.yaml").is_file():
-        return read_record(directory / "keyring.yaml")
-    return _only(find_records(repo))
+        return [read_record(directory / "keyring.yaml")]
+    return find_records(repo)
 
 
 def _record_of(repo: Path, directory: Path | None, ref: str) -> KeyRingRecord | None:
     """The record of KeyRing ``ref`` (in ``directory`` when given), or None."""
-    if directory is not None and (directory / "keyring.yaml").is_file():
-        records = [read_record(directory / "keyring.yaml")]
-    else:
-        records = find_records(repo)
-    return next((r for r in records if r.ref == ref), None)
+    return next((r for r in _records(repo, directory) if r.ref == ref), None)
 
 
 def _only(records: list[KeyRingRecord]) -> KeyRingRecord | None:
@@ -151,7 +149,7 @@ def _target(
         namespace, name = _parse_ref(keyring)
         # Several clusters' keys/ directories are normal; --keyring picks its own record.
         record = _record_of(repo, directory, f"{namespace}/{name}")
-    elif (record := _record(repo, directory)) is not None:
+    elif (record := _only(_records(repo, directory))) is not None:
         namespace, name = record.namespace, record.name
     else:
         raise ConfigError("no --keyring given and no keys/*/keyring.yaml found (keys fetch)")
@@ -349,7 +347,7 @@ def backup(
     document = {
         "kind": BACKUP_KIND,
         "keyring": f"{target.namespace}/{target.name}",
-        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": format_time(dt.datetime.now(dt.UTC)),
         "keys": [k.record() for k in stored],
     }
     plain = yaml.safe_dump(document, sort_keys=False).encode()
