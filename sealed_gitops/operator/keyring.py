@@ -42,6 +42,7 @@ from typing import Any
 import kopf
 
 from sealed_gitops.cluster import EventType, record_event
+from sealed_gitops.crypto.sealing_keys import DEFAULT_KEY_BITS
 from sealed_gitops.errors import ConfigError, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import (
     KEYRING_LABEL,
@@ -106,7 +107,7 @@ def _annotations(keyring: Mapping[str, Any]) -> dict[str, str]:
 def _key_bits(keyring: Mapping[str, Any]) -> int:
     text = _annotations(keyring).get(TEST_KEY_BITS_ANNOTATION)
     if not text:
-        return 4096
+        return DEFAULT_KEY_BITS
     try:
         return max(int(text), 2048)
     except ValueError as exc:
