@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from kubernetes import client, config
 
 from sealed_gitops.testing import KubeEmulator
 from tests.emulator.kubehttp import Endpoint, Http, fresh_namespace
@@ -66,6 +67,16 @@ def kubectl() -> Path:
     if not path.exists():
         pytest.skip(f"kubectl is not installed at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    """The official Python client on the server (kopf's and the operator's client)."""
+    # kubernetes.config and ApiClient's own methods carry no annotations.
+    with config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig)
+    ) as api_client:
+        yield api_client
 
 
 @pytest.fixture(scope="session")

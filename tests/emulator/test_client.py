@@ -6,13 +6,13 @@ import base64
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from kubernetes import client, config, dynamic, watch
+from kubernetes import client, dynamic, watch
 from kubernetes.client.exceptions import ApiException
+
+from tests.emulator.waiting import crd_established, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -26,15 +26,6 @@ def _meta(obj: _HasMetadata) -> client.V1ObjectMeta:
     """The object's metadata; the typed models declare it optional, a server always sends it."""
     assert obj.metadata is not None, f"{type(obj).__name__} came back without metadata"
     return obj.metadata
-
-
-@pytest.fixture(scope="module")
-def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
-    # kubernetes.config and ApiClient's own methods carry no annotations.
-    with config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig)
-    ) as api_client:
-        yield api_client
 
 
 def test_typed_crud(api: client.ApiClient, namespace: str) -> None:
@@ -118,10 +109,14 @@ def test_dynamic_client_with_a_crd(api: client.ApiClient, namespace: str) -> Non
     ext = client.ApiextensionsV1Api(api)
     ext.create_custom_resource_definition(client.V1CustomResourceDefinition.model_validate(crd))
     try:
-        _wait(lambda: _established(ext, f"things.{group}"), "CRD established")
+        wait_for(
+            lambda: crd_established(ext, f"things.{group}"), what="CRD established", timeout=20
+        )
         # kubernetes.dynamic is unannotated.
         dyn = dynamic.DynamicClient(api)  # type: ignore[no-untyped-call]
-        things = _wait(lambda: _resource(dyn, f"{group}/v1", "Thing"), "discovery of Thing")
+        things = wait_for(
+            lambda: _resource(dyn, f"{group}/v1", "Thing"), what="discovery of Thing", timeout=20
+        )
         made = things.create(
             namespace=namespace,
             body={
@@ -136,7 +131,9 @@ def test_dynamic_client_with_a_crd(api: client.ApiClient, namespace: str) -> Non
     finally:
         ext.delete_custom_resource_definition(f"things.{group}")
     custom = client.CustomObjectsApi(api)
-    gone = _wait(lambda: _missing(custom, group, namespace), "CRD resources removed")
+    gone = wait_for(
+        lambda: _missing(custom, group, namespace), what="CRD resources removed", timeout=20
+    )
     assert gone
 
 
@@ -165,22 +162,6 @@ def test_watch_stream(api: client.ApiClient, namespace: str) -> None:
         if name == "second":
             w.stop()  # type: ignore[no-untyped-call]
     assert seen == [("ADDED", "first"), ("ADDED", "second")]
-
-
-def _wait(probe: Any, what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _established(ext: client.ApiextensionsV1Api, name: str) -> bool:
-    crd = ext.read_custom_resource_definition(name)
-    conditions = (crd.status.conditions if crd.status else None) or []
-    return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
 def _resource(dyn: dynamic.DynamicClient, api_version: str, kind: str) -> Any:

@@ -19,12 +19,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -32,6 +31,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from sealed_gitops.testing import KubeEmulator
+from tests.emulator.kubehttp import Endpoint, fresh_namespace
+from tests.emulator.waiting import crd_established, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,10 +40,6 @@ GROUP = "fidelity.sealed-gitops.io"
 PLURAL = "widgets"
 FINALIZER = f"{GROUP}/finalizer"
 OPERATOR = Path(__file__).parent / "kopf_operators" / "widgets.py"
-#: Generous, because a loaded CI machine can take seconds to start a Python process with kopf.
-TIMEOUT = 30.0
-
-T = TypeVar("T")
 
 CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -75,33 +72,6 @@ CRD: dict[str, Any] = {
 }
 
 
-def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = TIMEOUT) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
-
-
-@pytest.fixture(scope="module")
-def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
-    # kubernetes.config and ApiClient's own methods carry no annotations.
-    with config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig)
-    ) as api_client:
-        yield api_client
-
-
-def _crd_established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
-    crd = extensions.read_custom_resource_definition(name)
-    conditions = (crd.status.conditions if crd.status else None) or []
-    return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-
 @pytest.fixture(scope="module")
 def widgets_crd(api: client.ApiClient) -> str:
     extensions = client.ApiextensionsV1Api(api)
@@ -115,25 +85,14 @@ def widgets_crd(api: client.ApiClient) -> str:
         if exc.status != 409:
             raise
 
-    wait_for(lambda: _crd_established(extensions, name), what=f"CRD {name} to be Established")
+    wait_for(lambda: crd_established(extensions, name), what=f"CRD {name} to be Established")
     return name
 
 
 @pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    core = client.CoreV1Api(api)
-    name = f"kopf-{uuid.uuid4().hex[:10]}"
-    core.create_namespace(
-        client.V1Namespace.model_validate(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-        )
-    )
-    yield name
-    try:
-        core.delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+def namespace(endpoint: Endpoint) -> Iterator[str]:
+    with fresh_namespace(endpoint, prefix="kopf") as name:
+        yield name
 
 
 @contextmanager
@@ -419,7 +378,7 @@ def test_operator_as_a_namespaced_service_account(secured_kubeconfig: Path, tmp_
                 client.V1CustomResourceDefinition.model_validate(CRD)
             )
         wait_for(
-            lambda: _crd_established(extensions, CRD["metadata"]["name"]),
+            lambda: crd_established(extensions, CRD["metadata"]["name"]),
             what="the CRD to be Established",
         )
         core = client.CoreV1Api(admin)

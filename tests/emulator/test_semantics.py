@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.kubehttp import Http
+from tests.emulator.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -384,24 +385,15 @@ def crd(endpoint: Any) -> str:
         "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body
     )
     assert status in (201, 409)
-    _wait_established(endpoint, f"{plural}.{GROUP}")
+    name = f"{plural}.{GROUP}"
+    wait_for(lambda: _established(endpoint, name), what=f"CRD {name} to be Established", timeout=10)
     return plural
 
 
-def _wait_established(endpoint: Any, name: str) -> None:
-    import time
-
-    for _ in range(100):
-        _, obj = endpoint.call(
-            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-        )
-        conditions = {
-            c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])
-        }
-        if conditions.get("Established") == "True":
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"CRD {name} never became Established")
+def _established(endpoint: Any, name: str) -> bool:
+    _, obj = endpoint.call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+    conditions = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])}
+    return conditions.get("Established") == "True"
 
 
 async def test_namespace_waits_for_finalizers_of_its_objects(http: Http) -> None:
