@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sealed_gitops.plan import ObjectId, apply_order
+from sealed_gitops.plan import ObjectId, order_key
 from sealed_gitops.render import Document, Failure, render
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject, decrypt_documents
@@ -94,6 +94,5 @@ def build(
             cache.sweep()  # what this build did not read is gone: one repository's worth at most
 
     # Phase 3, order: Namespaces and CRDs first, then cluster-scoped, then namespaced objects.
-    by_identity = {id(obj.data): obj for obj in objects}
-    ordered = [by_identity[id(data)] for data in apply_order([obj.data for obj in objects])]
+    ordered = sorted(objects, key=lambda obj: order_key(obj.id))
     return BuildResult(objects=ordered, failures=failures or [], artifact=artifact)

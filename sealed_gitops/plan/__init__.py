@@ -17,7 +17,7 @@ from sealed_gitops.plan.changes import (
 )
 from sealed_gitops.plan.diff import object_diff
 from sealed_gitops.plan.ids import Inventory, InventoryEntry, ObjectId, split_api_version
-from sealed_gitops.plan.order import Stage, apply_order, apply_stages
+from sealed_gitops.plan.order import Stage, apply_order, apply_stages, order_key
 
 __all__ = [
     "PRUNE_ANNOTATION",
@@ -33,6 +33,7 @@ __all__ = [
     "apply_stages",
     "digest",
     "object_diff",
+    "order_key",
     "plan_changes",
     "secret_key_changes",
     "split_api_version",

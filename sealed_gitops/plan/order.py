@@ -27,6 +27,7 @@ __all__ = [
     "Stage",
     "apply_order",
     "apply_stages",
+    "order_key",
 ]
 
 #: Kinds that must exist (and be established) before anything else is applied.
@@ -119,6 +120,27 @@ def _default_is_cluster_scoped(oid: ObjectId) -> bool:
     )
 
 
+_STAGE_NAMES = ("definitions", "cluster", "namespaced")
+
+
+def _stage_of(oid: ObjectId, scoped: Callable[[ObjectId], bool]) -> int:
+    """0 definitions, 1 cluster-scoped, 2 namespaced: the index into :data:`_STAGE_NAMES`."""
+    if oid.kind in DEFINITION_KINDS and oid.group in ("", "apiextensions.k8s.io"):
+        return 0
+    return 1 if scoped(oid) else 2
+
+
+def order_key(
+    oid: ObjectId, *, is_cluster_scoped: Callable[[ObjectId], bool] | None = None
+) -> tuple[int, tuple[int, str, str, str, str]]:
+    """The sort key of the apply order: the stage, then the order within it.
+
+    For callers that hold ids beside their objects (``sorted(items, key=...)``), so nothing is
+    identified twice; ``sorted`` is stable, as :func:`apply_order` is.
+    """
+    return _stage_of(oid, is_cluster_scoped or _default_is_cluster_scoped), _sort_key(oid)
+
+
 def apply_stages(
     objects: Iterable[Mapping[str, Any]],
     *,
@@ -133,22 +155,12 @@ def apply_stages(
     order of the input.
     """
     scoped = is_cluster_scoped or _default_is_cluster_scoped
-    buckets: dict[str, list[tuple[tuple[int, str, str, str, str], Mapping[str, Any]]]] = {
-        "definitions": [],
-        "cluster": [],
-        "namespaced": [],
-    }
+    buckets: list[list[tuple[tuple[int, str, str, str, str], Mapping[str, Any]]]] = [[], [], []]
     for obj in objects:
         oid = ObjectId.of(obj)
-        if oid.kind in DEFINITION_KINDS and oid.group in ("", "apiextensions.k8s.io"):
-            bucket = "definitions"
-        elif scoped(oid):
-            bucket = "cluster"
-        else:
-            bucket = "namespaced"
-        buckets[bucket].append((_sort_key(oid), obj))
+        buckets[_stage_of(oid, scoped)].append((_sort_key(oid), obj))
     stages = []
-    for name, items in buckets.items():
+    for name, items in zip(_STAGE_NAMES, buckets, strict=True):
         if items:
             items.sort(key=lambda item: item[0])
             stages.append(Stage(name, tuple(obj for _, obj in items)))
@@ -161,8 +173,6 @@ def apply_order(
     is_cluster_scoped: Callable[[ObjectId], bool] | None = None,
 ) -> list[Mapping[str, Any]]:
     """All objects in apply order: the stages of :func:`apply_stages`, flattened."""
-    return [
-        obj
-        for stage in apply_stages(objects, is_cluster_scoped=is_cluster_scoped)
-        for obj in stage.objects
-    ]
+    return sorted(
+        objects, key=lambda obj: order_key(ObjectId.of(obj), is_cluster_scoped=is_cluster_scoped)
+    )
