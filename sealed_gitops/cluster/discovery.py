@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from sealed_gitops.cluster.client import KubeClient
 from sealed_gitops.errors import ApiNotFound, ClusterError
-from sealed_gitops.plan.ids import ObjectId, split_api_version
+from sealed_gitops.plan.ids import split_api_version
 
 __all__ = ["Discovery", "Resource"]
 
@@ -96,10 +96,3 @@ class Discovery:
 
     def for_object(self, obj: Mapping[str, Any]) -> Resource:
         return self.resource(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-
-    def cached_scope(self, oid: ObjectId, api_version: str) -> bool | None:
-        """Whether ``oid`` is cluster-scoped, from the cache only (None: not known yet)."""
-        kinds = self._by_gv.get(api_version)
-        if kinds is None or oid.kind not in kinds:
-            return None
-        return not kinds[oid.kind].namespaced
