@@ -32,7 +32,6 @@ from sealed_gitops.crypto.sops.document import detect_format, load_tree
 from sealed_gitops.crypto.sops.values import Comment, to_bytes
 from sealed_gitops.errors import NotEncryptedError, SealedGitopsError
 from sealed_gitops.keys.sealing import SealingKeyring
-from sealed_gitops.redact import register
 
 __all__ = ["KeyedHasher"]
 
@@ -103,6 +102,5 @@ class KeyedHasher:
                 continue
             result = sealing.unseal(parse_sealed_secret(plain(branch), file=file), file=file)
             for key, value in result.values.items():
-                register(value)
                 out[(index, format_key((*SEALED_VALUES_PATH, key)))] = self._hash(value)
         return out or None
