@@ -19,7 +19,8 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "ObjectChange",
     "digest",
     "is_contained",
+    "key_changes",
     "plan_changes",
     "secret_key_changes",
 ]
@@ -113,24 +115,34 @@ def _secret_value_digests(obj: Mapping[str, Any] | None) -> dict[str, bytes]:
     return out
 
 
-def secret_key_changes(
-    desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None
+def key_changes(
+    new: Mapping[str, Any],
+    old: Mapping[str, Any],
+    *,
+    equal: Callable[[Any, Any], bool] = operator.eq,
 ) -> list[KeyChange]:
-    """Per-key changes between two Secrets (either may be None), sorted by key."""
-    new = _secret_value_digests(desired)
-    old = _secret_value_digests(live)
+    """Each key of either mapping as added, removed, unchanged or changed, sorted by key."""
     changes = []
     for key in sorted(new.keys() | old.keys()):
         if key not in old:
             change = Change.ADDED
         elif key not in new:
             change = Change.REMOVED
-        elif hmac.compare_digest(new[key], old[key]):
+        elif equal(new[key], old[key]):
             change = Change.UNCHANGED
         else:
             change = Change.CHANGED
         changes.append(KeyChange(key, change))
     return changes
+
+
+def secret_key_changes(
+    desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None
+) -> list[KeyChange]:
+    """Per-key changes between two Secrets (either may be None), sorted by key."""
+    return key_changes(
+        _secret_value_digests(desired), _secret_value_digests(live), equal=hmac.compare_digest
+    )
 
 
 def _without_secret_values(obj: Mapping[str, Any]) -> dict[str, Any]:

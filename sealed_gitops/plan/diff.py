@@ -25,6 +25,7 @@ from sealed_gitops.plan.changes import (
     _SERVER_METADATA,
     Change,
     KeyChange,
+    key_changes,
     secret_key_changes,
 )
 from sealed_gitops.plan.ids import ObjectId
@@ -100,19 +101,7 @@ def sensitive_leaf_changes(
                      if k not in ("apiVersion", "kind", "metadata", "status")}, "")
         )
 
-    new, old = body(desired), body(live)
-    out = []
-    for key in sorted(new.keys() | old.keys()):
-        if key not in old:
-            change = Change.ADDED
-        elif key not in new:
-            change = Change.REMOVED
-        elif new[key] == old[key]:
-            change = Change.UNCHANGED
-        else:
-            change = Change.CHANGED
-        out.append(KeyChange(key, change))
-    return out
+    return key_changes(body(desired), body(live))
 
 
 def object_diff(
