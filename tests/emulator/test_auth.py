@@ -45,6 +45,7 @@ from sealed_gitops.testing.kube.rbac import (
 )
 from sealed_gitops.testing.openbao import find_bao, openbao_server
 from tests.emulator.kubehttp import Endpoint, Http, fresh_namespace
+from tests.emulator.waiting import wait_for
 
 RBAC = "rbac.authorization.k8s.io"
 ALICE = UserInfo("alice", ("devs", AUTHENTICATED_GROUP))
@@ -355,6 +356,26 @@ def _meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, A
     return meta
 
 
+def _ask(
+    verb: str,
+    resource: str,
+    *,
+    api_group: str = "",
+    subresource: str = "",
+    namespace: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of one ``Authorizer.authorize`` question."""
+    return {
+        "verb": verb,
+        "api_group": api_group,
+        "resource": resource,
+        "subresource": subresource,
+        "namespace": namespace,
+        "name": name,
+    }
+
+
 def _store() -> dict[str, list[dict[str, Any]]]:
     """A small but complete RBAC world: the cases the table below walks through."""
     return {
@@ -518,52 +539,31 @@ def test_rbac_table(case: tuple[Any, ...]) -> None:
     [
         (
             BOB,
-            {
-                "verb": "get",
-                "api_group": "",
-                "resource": "secrets",
-                "subresource": "",
-                "namespace": "team-a",
-                "name": "s",
-            },
+            _ask("get", "secrets", namespace="team-a", name="s"),
             'User "bob" cannot get resource "secrets" in API group "" in the namespace "team-a"',
         ),
         (
             BOB,
-            {
-                "verb": "list",
-                "api_group": "apps",
-                "resource": "deployments",
-                "subresource": "",
-                "namespace": None,
-                "name": None,
-            },
+            _ask("list", "deployments", api_group="apps"),
             'User "bob" cannot list resource "deployments" in API group "apps" '
             "at the cluster scope",
         ),
         (
             BOB,
-            {
-                "verb": "patch",
-                "api_group": "apps",
-                "resource": "deployments",
-                "subresource": "status",
-                "namespace": "x",
-                "name": "d",
-            },
+            _ask(
+                "patch",
+                "deployments",
+                api_group="apps",
+                subresource="status",
+                namespace="x",
+                name="d",
+            ),
             'User "bob" cannot patch resource "deployments/status" in API group "apps" '
             'in the namespace "x"',
         ),
         (
             BOB,
-            {
-                "verb": "get",
-                "api_group": "",
-                "resource": "pods",
-                "subresource": "",
-                "namespace": "team-c",
-                "name": "p",
-            },
+            _ask("get", "pods", namespace="team-c", name="p"),
             'User "bob" cannot get resource "pods" in API group "" in the namespace "team-c": '
             'RBAC: [role.rbac.authorization.k8s.io "missing" not found]',
         ),
@@ -589,14 +589,7 @@ def test_rbac_sees_changes_and_caches_per_version() -> None:
     lister = _lister(store)
     version = [1]
     authz = Authorizer(lister=lister, version=lambda: version[0])
-    kwargs: dict[str, Any] = {
-        "verb": "get",
-        "api_group": "",
-        "resource": "secrets",
-        "subresource": "",
-        "namespace": "team-a",
-        "name": "s",
-    }
+    kwargs = _ask("get", "secrets", namespace="team-a", name="s")
     assert authz.authorize(BOB, **kwargs)[0] is False
     calls = len(lister.calls)
     assert authz.authorize(BOB, **kwargs)[0] is False
@@ -615,14 +608,7 @@ def test_rbac_sees_changes_and_caches_per_version() -> None:
 def test_rbac_without_version_always_reads_the_store() -> None:
     store = _store()
     authz = Authorizer(lister=_lister(store))
-    kwargs: dict[str, Any] = {
-        "verb": "list",
-        "api_group": "",
-        "resource": "secrets",
-        "subresource": "",
-        "namespace": "team-a",
-        "name": None,
-    }
+    kwargs = _ask("list", "secrets", namespace="team-a")
     assert authz.authorize(ALICE, **kwargs)[0] is True
     store["rolebindings"] = [
         b for b in store["rolebindings"] if b["metadata"]["name"] != "devs-read-secrets"
@@ -970,9 +956,8 @@ class TestOverHttp:
             )
             return result.stdout.strip()
 
-        deadline = time.monotonic() + 10
-        while can_i("list", "deployments.apps") != "yes" and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # A real server's RBAC cache lags the binding by a few milliseconds.
+        wait_for(lambda: can_i("list", "deployments.apps") == "yes", what="the binding", timeout=10)
         assert can_i("list", "deployments.apps") == "yes"
         assert can_i("get", "configmaps") == "yes"
         assert can_i("get", "secrets") == "no"
