@@ -23,7 +23,14 @@ from sealed_gitops.crypto.sops import is_sops_document, master_key_ids
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.keys.retention import DELETED
 
-__all__ = ["FileKeys", "KeyRef", "only_key_users", "scan_repository", "users_of"]
+__all__ = [
+    "FileKeys",
+    "KeyRef",
+    "candidate_files",
+    "only_key_users",
+    "scan_repository",
+    "users_of",
+]
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 _SKIP_DIRS = {".git", "keys", "node_modules"}
@@ -62,7 +69,13 @@ class FileKeys:
     unknown: int = 0  # sealed values without a key-id hint
 
 
-def _files(root: Path) -> Iterator[Path]:
+def candidate_files(root: Path) -> Iterator[Path]:
+    """``root`` itself if it is a file, else the files under it that may hold encrypted manifests.
+
+    The one walk of the keys workflow, so ``keys list``/``keys retire`` count the same files that
+    ``reencrypt`` rewrites: YAML and JSON in sorted order, without ``.sops.yaml``, ``.git``, the
+    public ``keys/`` directories, or ``node_modules``.
+    """
     if root.is_file():
         yield root
         return
@@ -114,7 +127,7 @@ def scan_repository(path: Path, keys: Iterable[KeyRef]) -> list[FileKeys]:
         raise ConfigError(f"{path} does not exist")
     base = path if path.is_dir() else path.parent
     out: list[FileKeys] = []
-    for file in _files(path):
+    for file in candidate_files(path):
         try:
             if file.stat().st_size > _MAX_BYTES:
                 continue

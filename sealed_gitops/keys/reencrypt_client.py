@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import yaml
 from sealed_gitops.crypto.sops import is_sops_document
 from sealed_gitops.errors import ConfigError, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import KEYRING_LABEL
+from sealed_gitops.keys.dependencies import candidate_files
 from sealed_gitops.keys.key_store import RequestClient
 from sealed_gitops.keys.reencrypt import REQUEST_LABEL, file_groups, groups_to_wire
 
@@ -31,21 +31,9 @@ __all__ = ["REQUEST_LABEL", "exchange", "replace_sealed", "request_batches", "re
 MAX_REQUEST_BYTES = 512 * 1024
 
 
-def _walk(paths: Sequence[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_file():
-            yield path
-            continue
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if d not in {".git", "keys"})
-            for name in sorted(filenames):
-                if name.endswith((".yaml", ".yml", ".json")) and name != ".sops.yaml":
-                    yield Path(dirpath) / name
-
-
 def request_items(paths: Sequence[Path], *, rotate_data_key: bool) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    for path in _walk(paths):
+    for path in (file for root in paths for file in candidate_files(root)):
         data = path.read_bytes()
         name = str(path)
         if is_sops_document(data, file=name):
