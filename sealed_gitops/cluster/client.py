@@ -213,7 +213,15 @@ def connect(
     # A malformed file surfaces as whatever the loader tripped over; all of it is bad config.
     except (ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
         where = "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or ''}"
-        raise ConfigError(f"cannot load the {where.strip()}: {exc}") from exc
+        # A YAML error quotes the offending line, which in a kubeconfig may be a token or a key:
+        # name only where it is. The loader's own messages name fields, not their values.
+        if isinstance(exc, yaml.YAMLError):
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            detail = f"not valid YAML{at}"
+        else:
+            detail = str(exc)
+        raise ConfigError(f"cannot load the {where.strip()}: {detail}") from exc
     # Retries of connection errors stay with urllib3 (a few, quickly); the caller backs off.
     configuration.retries = urllib3.Retry(
         total=2, connect=2, read=0, redirect=0, status=0, backoff_factor=0.1
