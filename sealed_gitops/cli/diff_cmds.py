@@ -64,6 +64,8 @@ def _differences(
     keys: DecryptionKeys,
     allow_plain_secrets: bool,
 ) -> list[str]:
+    if ref_text and not repo_url:
+        raise ConfigError("--ref needs --repo")  # as in build: never ignore a flag silently
     sync = _parse_sync(sync_text)
     if repo_url:
         root, sub = fetch(repo_url, Ref.parse(ref_text) if ref_text else None).path, path

@@ -142,3 +142,24 @@ def test_diff_error_exits_2_with_one_line(
     assert result.returncode == 2
     assert result.stderr.startswith("error: leak.yaml (document 0)")
     assert "plain-diff-leak" not in result.stderr + result.stdout
+
+
+def test_ref_without_repo_is_refused(repo: Path, age_key: AgeKey, kubeconfig: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sealed_gitops",
+            "diff",
+            str(repo),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--ref",
+            "main",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --ref needs --repo"
