@@ -26,7 +26,7 @@ from sealed_gitops.cluster.live import api_version_of, read_object
 from sealed_gitops.cluster.ownership import SyncRef, prune_disabled
 from sealed_gitops.errors import ApiNotFound, ClusterError
 from sealed_gitops.plan.ids import Inventory, InventoryEntry, ObjectId
-from sealed_gitops.plan.order import apply_order
+from sealed_gitops.plan.order import order_key
 
 __all__ = ["PruneOutcome", "PruneResult", "Pruned", "prune"]
 
@@ -78,20 +78,14 @@ class PruneResult:
 def _reverse_apply_order(
     entries: list[InventoryEntry], discovery: Discovery
 ) -> list[InventoryEntry]:
-    stubs = []
-    by_id = {e.id: e for e in entries}
-    for entry in entries:
-        meta = {"name": entry.id.name}
-        if entry.id.namespace:
-            meta["namespace"] = entry.id.namespace
-        stubs.append({"apiVersion": api_version_of(entry.id, entry.version),
-                      "kind": entry.id.kind, "metadata": meta})
+    versions = {e.id: e.version for e in entries}
+
     def is_cluster_scoped(oid: ObjectId) -> bool:
-        resource = discovery.find(api_version_of(oid, by_id[oid].version), oid.kind)
+        resource = discovery.find(api_version_of(oid, versions[oid]), oid.kind)
         return (not resource.namespaced) if resource is not None else not oid.namespace
 
-    ordered = [by_id[ObjectId.of(s)] for s in apply_order(stubs,
-                                                          is_cluster_scoped=is_cluster_scoped)]
+    # Reverse apply order: namespaced objects before their Namespace, CRs before their CRDs.
+    ordered = sorted(entries, key=lambda e: order_key(e.id, is_cluster_scoped=is_cluster_scoped))
     return ordered[::-1]
 
 
