@@ -13,7 +13,7 @@ anything else (``ext::``, scp-like ``host:path``, ``fd::``) is refused before a 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from sealed_gitops import redact
@@ -25,7 +25,9 @@ __all__ = [
     "HttpAuth",
     "RemoteUrl",
     "SshAuth",
+    "access_material",
     "auth_from_secret_data",
+    "effective_http_auth",
     "parse_url",
     "safe_url",
 ]
@@ -142,6 +144,51 @@ def parse_url(url: str, *, schemes: frozenset[str] = DEFAULT_SCHEMES) -> RemoteU
         redact.register(unquote(parts.password))
     clean = _without_userinfo(parts, keep_user=scheme == "ssh")
     return RemoteUrl(url=clean, scheme=scheme, host=parts.hostname, port=port, url_auth=url_auth)
+
+
+def effective_http_auth(remote: RemoteUrl, auth: HttpAuth | None) -> HttpAuth | None:
+    """The http auth a call really uses: credentials written in the URL count when the given
+    auth carries none (keeping its CA and http policy). One rule for the transport, which sends
+    them, and for the cache, which must know whose access a download proved."""
+    if remote.url_auth is not None and (auth is None or not auth.has_credentials()):
+        return replace(
+            remote.url_auth,
+            ca_bundle=auth.ca_bundle if auth else None,
+            allow_insecure_http=auth.allow_insecure_http if auth else False,
+        )
+    return auth
+
+
+def _field(tag: bytes, value: bytes | str | None) -> bytes:
+    data = value.encode("utf-8") if isinstance(value, str) else (value or b"")
+    # length-prefixed, so no two different credential sets serialise to the same bytes
+    return tag + len(data).to_bytes(4, "big") + data + (b"\x01" if value is not None else b"\x00")
+
+
+def access_material(remote: RemoteUrl, auth: Auth | None) -> bytes:
+    """The bytes that decide what the server lets this caller read: the credentials git will
+    present (user and password or token, bearer token, ssh private key), empty when anonymous.
+
+    Why: the cache may hand a commit only to a caller whose own credentials fetched it (issue 11,
+    finding 3), so its entries are keyed by these bytes too. They are never stored: the cache
+    uses a keyed digest of them. A CA bundle or known_hosts decides whom *we* trust, not what
+    the server grants, so it is left out (changing it re-uses the same entry).
+    """
+    if remote.scheme in ("http", "https"):
+        http = effective_http_auth(remote, auth if isinstance(auth, HttpAuth) else None)
+        if http is None or not http.has_credentials():
+            return b""
+        basic = http.basic()
+        return b"http" + b"".join(
+            (
+                _field(b"u", basic[0] if basic else None),
+                _field(b"p", basic[1] if basic else None),
+                _field(b"b", http.bearer_token),
+            )
+        )
+    if remote.scheme == "ssh" and isinstance(auth, SshAuth) and auth.private_key:
+        return b"ssh" + _field(b"k", auth.private_key.strip())
+    return b""
 
 
 def safe_url(url: str) -> str:

@@ -9,13 +9,26 @@ Local work goes through GitPython; config from the user and the system is ignore
 hooks or url rewrites can be smuggled in) and a repository is never configured with templates.
 Access to one remote's cache is serialised with an ``flock`` so two reconciles of the same
 Repository in one process (or two processes) do not race.
+
+Whose cache: an entry belongs to one remote *and one set of credentials* (issue 11, finding 3).
+Keyed by the URL alone, a tenant naming another tenant's private URL with no credentials and a
+pinned commit was served the other tenant's objects without the server ever being asked. Now the
+entry's directory name is an HMAC, under a random key kept in the cache root (``0600``), of the
+credential-free URL and of the credential bytes git presents (:func:`access_material`): a commit
+held there was downloaded with exactly those credentials, so serving it again proves nothing new
+is handed out. Anonymous callers of one URL still share an entry; other credentials (or rotated
+ones) get an entry of their own and download once. Neither the credentials nor a plain hash of
+them (which a weak password would not survive) reach the disk, and the directory name has a fixed
+hexadecimal shape whatever the URL says, so a hostile URL cannot steer a path.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -55,12 +68,50 @@ class CommitInfo:
     raw: bytes  # the commit object as stored, for signature verification
 
 
-class RepoCache:
-    """The cache of one remote (keyed by its credential-free URL) under ``root``."""
+#: The file in the cache root holding the HMAC key that names entries (random, ``0600``).
+KEY_FILE = ".entry-key"
+_KEY_BYTES = 32
 
-    def __init__(self, root: Path, url: str) -> None:
-        key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
-        self.dir = root / key
+
+def _entry_key(root: Path) -> bytes:
+    """The cache root's naming key, made once (atomically, so concurrent processes agree)."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = root / KEY_FILE
+    if not path.exists():
+        draft = root / f"{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(_KEY_BYTES))
+        try:
+            os.link(draft, path)  # fails if another process won the race: its key is used
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read the git cache key {path}: {exc.strerror}") from exc
+    if len(key) != _KEY_BYTES:
+        raise SourceError(f"the git cache key {path} is damaged; remove the cache directory")
+    return key
+
+
+def entry_name(root: Path, url: str, *, access: bytes) -> str:
+    """The directory name of the entry for ``url`` fetched with credentials ``access``."""
+    message = b"sealed-gitops cache v2\0" + url.encode("utf-8") + b"\0" + access
+    return hmac.new(_entry_key(root), message, hashlib.sha256).hexdigest()[:40]
+
+
+class RepoCache:
+    """The cache of one remote fetched with one set of credentials, under ``root``.
+
+    ``access`` is :func:`~sealed_gitops.source.auth.access_material` of the caller (empty when
+    anonymous); only its keyed digest is used.
+    """
+
+    def __init__(self, root: Path, url: str, *, access: bytes) -> None:
+        self.dir = root / entry_name(root, url, access=access)
         self.git_dir = self.dir / "repo.git"
         self.worktrees = self.dir / "worktrees"
         self._repo: git.Repo | None = None

@@ -4,7 +4,8 @@ Why this shape: the pipeline needs one call with plain inputs (URL, ref, auth, t
 verification) and one plain output (the commit, Flux's revision string, a checkout path, who made
 it and who signed it), whatever the transport. The steps, in order:
 
-1. resolve the ref with one ``ls-remote`` (skipped for a commit already in the cache);
+1. resolve the ref with one ``ls-remote`` (skipped for a commit already in the cache entry of
+   these credentials: see :mod:`sealed_gitops.source.cache` for why entries are per credential);
 2. fetch only if the cache lacks that commit, shallow (depth 1) by ref name, or by sha for a bare
    commit, with a full fetch as the fallback when a server refuses a sha;
 3. verify the commit's signature when asked, *before* anything is checked out;
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sealed_gitops.errors import SourceError
-from sealed_gitops.source.auth import DEFAULT_SCHEMES, Auth, parse_url
+from sealed_gitops.source.auth import DEFAULT_SCHEMES, Auth, access_material, parse_url
 from sealed_gitops.source.cache import Person, RepoCache, default_cache_dir
 from sealed_gitops.source.refs import Ref, Resolution, parse_ls_remote, resolve
 from sealed_gitops.source.transport import Deadline, GitRunner, Session, open_session
@@ -159,7 +160,13 @@ def fetch(
     ref = ref or Ref()
     verify = verify or Verification()
     remote = parse_url(url, schemes=schemes)
-    cache = RepoCache(Path(cache_dir) if cache_dir else default_cache_dir(), remote.url)
+    # The entry is keyed by the credentials too: a commit in it was downloaded with these very
+    # credentials, so a pinned commit found there may be served without asking the remote.
+    cache = RepoCache(
+        Path(cache_dir) if cache_dir else default_cache_dir(),
+        remote.url,
+        access=access_material(remote, auth),
+    )
     deadline = Deadline(timeout)
     with (
         open_session(remote, auth, deadline=deadline, runner=runner or GitRunner()) as session,

@@ -24,12 +24,19 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from sealed_gitops.errors import ConfigError, SourceError
 from sealed_gitops.redact import redact
-from sealed_gitops.source.auth import Auth, HttpAuth, RemoteUrl, SshAuth, safe_url
+from sealed_gitops.source.auth import (
+    Auth,
+    HttpAuth,
+    RemoteUrl,
+    SshAuth,
+    effective_http_auth,
+    safe_url,
+)
 
 __all__ = ["Deadline", "GitResult", "GitRunner", "Session", "base_env", "open_session"]
 
@@ -220,13 +227,8 @@ def _http_env(directory: Path, remote: RemoteUrl, auth: HttpAuth | None) -> dict
         "GIT_HTTP_LOW_SPEED_LIMIT": str(LOW_SPEED_BYTES),
         "GIT_HTTP_LOW_SPEED_TIME": str(LOW_SPEED_SECONDS),
     }
-    if remote.url_auth is not None and (auth is None or not auth.has_credentials()):
-        # Credentials written in the URL, with the CA and http policy of the given auth.
-        auth = replace(
-            remote.url_auth,
-            ca_bundle=auth.ca_bundle if auth else None,
-            allow_insecure_http=auth.allow_insecure_http if auth else False,
-        )
+    # Credentials written in the URL count when the given auth has none (same rule as the cache).
+    auth = effective_http_auth(remote, auth)
     if auth is None:
         return env
     if auth.has_credentials() and remote.scheme == "http" and not auth.allow_insecure_http:
