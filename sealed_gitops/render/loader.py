@@ -12,7 +12,10 @@ SOPS MAC and the API server would disagree about which value counts). So every f
 - at most :attr:`Limits.max_documents` documents; empty documents are skipped;
 - aliases bounded: each document's node graph is measured *with aliases expanded* (memoised, so
   the measurement is linear in the file, not in the expansion) and refused above
-  :attr:`Limits.max_nodes`; recursive aliases are refused outright;
+  :attr:`Limits.max_nodes` nodes or :attr:`Limits.max_expanded_bytes` bytes of scalars; recursive
+  aliases are refused outright. Both counts matter: a 100 KB anchor aliased 100,000 times is only
+  200,000 nodes but 10 GB the moment anything serialises it (a digest, a printer, the API
+  request), so nodes alone let a 1.4 MB file exhaust the operator's memory (issue 11, finding 7);
 - duplicate mapping keys refused; only plain JSON-like values (no ``!!binary``, ``!!set``,
   timestamps stay strings);
 - YAML 1.2 core-schema scalars, as go-yaml v3 (used by sops and kustomize) reads them: ``yes``,
@@ -56,6 +59,10 @@ class Limits:
     #: nodes per document counted with aliases expanded; a 5 MiB file of plain YAML has well under
     #: a million nodes, while a 9-level billion-laughs has 10**9
     max_nodes: int = 1_000_000
+    #: UTF-8 bytes of the scalars (keys and values) of one document with aliases expanded: four
+    #: times the file cap, room for anchors reused as people use them (a shared env block), while
+    #: a 100 KB anchor aliased 100,000 times (10 GB once serialised) is refused
+    max_expanded_bytes: int = 20 * MiB
 
 
 DEFAULT_LIMITS = Limits()
@@ -159,11 +166,17 @@ class _Builder:
     its *expanded* size is memoised, so a billion-laughs is measured, not expanded.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, byte_limit: int) -> None:
         self.limit = limit
+        self.byte_limit = byte_limit
         self.built: dict[int, Any] = {}
         self.sizes: dict[int, int] = {}
+        #: expanded UTF-8 bytes of each node's scalars, memoised like ``sizes``
+        self.bytes: dict[int, int] = {}
         self.active: set[int] = set()
+
+    def over(self, size: int, nbytes: int) -> bool:
+        return size > self.limit or nbytes > self.byte_limit
 
     def build(self, node: Node) -> Any:
         key = id(node)
@@ -174,27 +187,35 @@ class _Builder:
         if isinstance(node, ScalarNode):
             value = self._scalar(node)
             self.sizes[key] = 1
+            text = node.value
+            self.bytes[key] = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
         elif isinstance(node, SequenceNode):
             self.active.add(key)
             items = []
             size = 1
+            nbytes = 0
             for child in node.value:
                 items.append(self.build(child))
                 size += self.sizes[id(child)]
-                if size > self.limit:
+                nbytes += self.bytes[id(child)]
+                if self.over(size, nbytes):
                     break  # refused below; building the rest would only cost time
             value = items
-            self.sizes[key] = size
+            self.sizes[key], self.bytes[key] = size, nbytes
             self.active.discard(key)
         elif isinstance(node, MappingNode):
             self.active.add(key)
-            value, size = self._mapping(node)
-            self.sizes[key] = size
+            value, self.sizes[key], self.bytes[key] = self._mapping(node)
             self.active.discard(key)
         else:  # pragma: no cover - libyaml produces only the three node kinds
             raise _Invalid("unknown node", node)
         if self.sizes[key] > self.limit:
             raise _Refused(f"more than {self.limit} nodes with aliases expanded (alias bomb?)")
+        if self.bytes[key] > self.byte_limit:
+            raise _Refused(
+                f"values expand to more than {self.byte_limit} bytes with aliases expanded"
+                " (alias bomb?)"
+            )
         self.built[key] = value
         return value
 
@@ -219,11 +240,13 @@ class _Builder:
             raise _Invalid(f"invalid {tag.rpartition(':')[2]} value", node) from None
         raise _Invalid(f"unsupported tag {tag}", node)
 
-    def _mapping(self, node: MappingNode) -> tuple[dict[Any, Any], int]:
-        """The mapping and its expanded size (merged-in mappings counted in full)."""
+    def _mapping(self, node: MappingNode) -> tuple[dict[Any, Any], int, int]:
+        """The mapping, its expanded size in nodes and in bytes (merged-in mappings counted in
+        full)."""
         merged: dict[Any, Any] = {}
         explicit: dict[Any, Any] = {}
         size = 1
+        nbytes = 0
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
@@ -234,6 +257,9 @@ class _Builder:
                         raise _Invalid("a merge key needs a mapping", source)
                     merged.update(value)
                     size += self.sizes[id(source)]
+                    nbytes += self.bytes[id(source)]
+                if self.over(size, nbytes):
+                    break
                 continue
             if not isinstance(key_node, ScalarNode):
                 raise _Invalid("a mapping key must be a scalar", key_node)
@@ -242,12 +268,13 @@ class _Builder:
                 raise _Invalid(f"duplicate key {key!r}", key_node)
             explicit[key] = self.build(value_node)
             size += 1 + self.sizes[id(value_node)]
-            if size > self.limit:
+            nbytes += self.bytes[id(key_node)] + self.bytes[id(value_node)]
+            if self.over(size, nbytes):
                 break  # the caller refuses it; no need to build the rest
         if not merged:
-            return explicit, size
+            return explicit, size, nbytes
         merged.update(explicit)
-        return merged, size
+        return merged, size, nbytes
 
 
 try:
@@ -308,7 +335,7 @@ def _yaml_documents(text: str, *, file: str, limits: Limits) -> Iterator[tuple[i
                 node = loader.get_node()
                 if node is None:
                     continue
-                value = _Builder(limits.max_nodes).build(node)
+                value = _Builder(limits.max_nodes, byte_limit=limits.max_expanded_bytes).build(node)
             except _Invalid as exc:
                 mark = exc.node.start_mark
                 raise FormatError(

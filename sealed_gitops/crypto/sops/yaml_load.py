@@ -5,6 +5,11 @@ Why not ``yaml.safe_load``: sops (go-yaml v3) resolves plain scalars differently
 a value's type decides its ciphertext type and MAC bytes. We also need key order, duplicate-key
 refusal, bounded alias expansion and the comments (sops encrypts them as ``#ENC[…]``).
 
+Alias expansion is bounded twice: in nodes reached again (:data:`MAX_ALIAS_NODES`) and in the
+bytes of the scalars with aliases expanded (:data:`MAX_EXPANDED_BYTES`). The node count alone let
+9,000 aliases of a 100 KB anchor through: 900 MB of values to MAC, decrypt and print, from a
+1 MB file (issue 11, finding 7).
+
 Comments: PyYAML drops them, so they are found in the text (a ``#`` after whitespace that is not
 inside any scalar) and placed into the innermost block collection that encloses them by position
 and indentation, before the next entry, the way go-yaml's head/foot comments end up in sops' tree.
@@ -28,10 +33,13 @@ from sealed_gitops.errors import FormatError, LimitExceeded
 from .tree import TreeBranch
 from .values import Comment, Timestamp
 
-__all__ = ["MAX_ALIAS_NODES", "load_yaml"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_EXPANDED_BYTES", "load_yaml"]
 
 #: Nodes that may be reached a second time through aliases before the document is refused.
 MAX_ALIAS_NODES = 10_000
+#: UTF-8 bytes of all scalars (keys, values) of a text with aliases expanded: four times the
+#: input cap (``document.MAX_INPUT_BYTES``), the same bound the manifest loader applies.
+MAX_EXPANDED_BYTES = 20 * 1024 * 1024
 
 _PLAIN = "!sops-plain"
 _INT_RE = re.compile(r"^[-+]?(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|[0-9][0-9_]*)$")
@@ -167,7 +175,17 @@ class _Builder:
         self.aliases = aliases
         self.seen: set[int] = set()
         self.revisits = 0
+        #: scalar bytes built so far, every alias visit counted again
+        self.expanded = 0
         self.spans: list[tuple[int, int]] = []
+
+    def count(self, node: ScalarNode) -> None:
+        text = node.value
+        self.expanded += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        if self.expanded > MAX_EXPANDED_BYTES:
+            raise LimitExceeded(
+                f"YAML values expand to more than {MAX_EXPANDED_BYTES} bytes with aliases expanded"
+            )
 
     def visit(self, node: Node) -> None:
         if not self.aliases:
@@ -184,6 +202,7 @@ class _Builder:
     def value(self, node: Node) -> tuple[Any, _Box | None]:
         self.visit(node)
         if isinstance(node, ScalarNode):
+            self.count(node)
             self.spans.append((node.start_mark.index, node.end_mark.index))
             return self.scalar(node), None
         if isinstance(node, SequenceNode):
@@ -202,6 +221,7 @@ class _Builder:
                 self.visit(key_node)
                 if not isinstance(key_node, ScalarNode):
                     raise FormatError("only scalar mapping keys are supported")
+                self.count(key_node)
                 self.spans.append((key_node.start_mark.index, key_node.end_mark.index))
                 key = self.scalar(key_node)
                 if not isinstance(key, str):
