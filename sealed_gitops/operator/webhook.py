@@ -10,6 +10,16 @@ Why an annotation as well as the local trigger: every replica serves the webhook
 balances over all pods), but only the leader reconciles. A valid push therefore sets the
 Repository's ``sealed-gitops.io/requested-at`` annotation, which wakes the leader's loop wherever
 the push landed, and also fires this process's trigger, the fast path when it is the leader.
+
+What a caller who knows no secret can do (issue 11, finding 11 and the path part of finding 1):
+nothing but be told 401, 404 or 413. The path's namespace and name are checked as Kubernetes
+names (``plan/names``) before anything else, so ``x%2F..%2Fprivate`` is a 404 with no API
+request; a signature that is not exactly ``sha256=<64 lowercase hex>`` is a 401 before any
+lookup (non-ASCII text made ``compare_digest`` raise: a 500 for existing Repositories only, an
+oracle). A signed delivery is acted on once: its signature and its delivery id are remembered
+(bounded, see :mod:`webhook_guard`), and a per-Repository token bucket answers 429 beyond a burst.
+Webhook secrets are cached a few seconds, so a flood of bad signatures costs at most a couple of
+API reads per Repository and interval. The body is bounded by aiohttp (``client_max_size``: 413).
 """
 
 from __future__ import annotations
@@ -18,12 +28,16 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
+import re
 
 from aiohttp import web
 
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.resources import get_object, read_secret_data, request_reconcile
+from sealed_gitops.operator.webhook_guard import DeliveryLog, RateLimits, TtlCache
+from sealed_gitops.plan import names
 
 __all__ = ["SIGNATURE_HEADER", "sign", "webhook_app"]
 
@@ -32,6 +46,13 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 #: Largest body accepted; push payloads are a few KiB, a larger body is not a push.
 MAX_BODY = 1024 * 1024
+#: Headers that carry a sender's unique id of one delivery (GitHub, Gitea, Gogs).
+DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gogs-Delivery")
+#: Seconds a webhook secret (or its absence) is reused before the API is asked again.
+SECRET_TTL = 5.0
+
+_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -50,30 +71,86 @@ def _webhook_secret(ctx: OperatorContext, namespace: str, name: str) -> bytes | 
     return data.get("token")
 
 
-def webhook_app(ctx: OperatorContext) -> web.Application:
-    async def receive(request: web.Request) -> web.Response:
-        namespace = request.match_info["namespace"]
-        name = request.match_info["name"]
-        body = await request.read()
-        given = request.headers.get(SIGNATURE_HEADER, "")
+def _well_formed(signature: str) -> bool:
+    # fullmatch on ASCII-only text: compare_digest raises on non-ASCII str, which was a 500
+    return signature.isascii() and _SIGNATURE.fullmatch(signature) is not None
+
+
+def _delivery_id(request: web.Request) -> str | None:
+    for header in DELIVERY_HEADERS:
+        value = request.headers.get(header, "")
+        if value.isascii() and _DELIVERY_ID.fullmatch(value):
+            return value
+    return None  # absent or not an id we would remember: the signature key still dedupes
+
+
+def _answer(error: str, status: int, **headers: str) -> web.Response:
+    return web.json_response({"error": error}, status=status, headers=headers or None)
+
+
+def webhook_app(
+    ctx: OperatorContext,
+    *,
+    deliveries: DeliveryLog | None = None,
+    limits: RateLimits | None = None,
+) -> web.Application:
+    """The receiver; ``deliveries`` and ``limits`` are this process's memory (bounded)."""
+    seen = deliveries or DeliveryLog()
+    buckets = limits or RateLimits()
+    secrets: TtlCache[tuple[str, str], bytes | None] = TtlCache(size=1024, ttl=SECRET_TTL)
+
+    async def secret_of(namespace: str, name: str) -> bytes | None:
+        found, cached = secrets.get((namespace, name))
+        if found:
+            return cached
         try:
             secret = await asyncio.to_thread(_webhook_secret, ctx, namespace, name)
         except SealedGitopsError as exc:
             log.warning("webhook for Repository %s/%s: %s", namespace, name, exc)
-            secret = None
-        if not secret or not hmac.compare_digest(given, sign(secret, body)):
-            return web.json_response({"error": "invalid signature"}, status=401)
+            return None  # not cached: an API hiccup should not hold for SECRET_TTL
+        secrets.put((namespace, name), secret)
+        return secret
+
+    async def receive(request: web.Request) -> web.Response:
+        try:
+            namespace = names.namespace(request.match_info["namespace"], field="namespace")
+            name = names.object_name(request.match_info["name"], field="name")
+        except names.InvalidName:
+            # No Repository can have such a name: nothing to look up, nothing to log verbatim.
+            return _answer("not found", 404)
+        given = request.headers.get(SIGNATURE_HEADER, "")
+        if not _well_formed(given):
+            return _answer("invalid signature", 401)
+        body = await request.read()  # at most MAX_BODY: aiohttp answers 413 beyond
+        replay = ("signature", namespace, name, given)
+        if seen.seen(replay):
+            # This exact signature was verified and acted on: a replay, dropped without a lookup.
+            return web.json_response({"status": "duplicate"})
+        secret = await secret_of(namespace, name)
+        if not secret or not hmac.compare_digest(given.encode(), sign(secret, body).encode()):
+            return _answer("invalid signature", 401)
         event = request.headers.get("X-GitHub-Event") or request.headers.get("X-Gitea-Event")
         if event == "ping":
             return web.json_response({"status": "pong"})
+        delivery = _delivery_id(request)
+        keys = [replay] + ([("delivery", namespace, name, delivery)] if delivery else [])
+        if seen.seen(*keys):
+            return web.json_response({"status": "duplicate"})
+        wait = buckets.take((namespace, name))
+        if wait:
+            log.info("webhook: Repository %s/%s: rate limited", namespace, name)
+            return _answer("too many deliveries", 429, **{"Retry-After": str(math.ceil(wait))})
+        seen.claim(*keys)
         ctx.triggers.fire("Repository", namespace, name, reason="webhook")
         try:
             await asyncio.to_thread(request_reconcile, ctx.client, "Repository", namespace, name)
         except SealedGitopsError as exc:
             # Only this replica's trigger fired: enough when it leads, lost when it stands by.
-            # 503 tells the sender to deliver again (GitHub shows it as a failed delivery).
+            # 503 tells the sender to deliver again (GitHub shows it as a failed delivery), so
+            # the delivery is not remembered as taken.
+            seen.release(*keys)
             log.warning("webhook for Repository %s/%s: cannot record it: %s", namespace, name, exc)
-            return web.json_response({"error": "not recorded, deliver again"}, status=503)
+            return _answer("not recorded, deliver again", 503)
         log.info("webhook: Repository %s/%s triggered", namespace, name)
         return web.json_response({"status": "accepted"}, status=202)
 

@@ -1,0 +1,222 @@
+"""Issue 11, finding 11 (the webhook) and the webhook-path part of finding 1.
+
+A webhook caller is anyone who can reach the operator's webhook port: it knows no secret. What it
+tried, and what it must get now, against a running operator on the emulator:
+
+* a malformed (non-ASCII) signature: before, 500 for an existing Repository and 401 otherwise,
+  an oracle of which Repositories exist; now 401 for both;
+* the same signed delivery replayed 10 times: before, 20 API writes; now the first one counts and
+  the others are dropped (same delivery id, or same signed body under another id);
+* a flood of signed deliveries: a per-Repository rate limit answers 429;
+* ``/hook/<ns>/x%2F..%2Fapp`` and other names Kubernetes would not admit: 404 without any API
+  request;
+* a body over the size limit: 413 without any API request.
+
+API requests are counted with the emulator's own request hooks (a rule that delays by a
+microsecond is consumed by each matching request and changes nothing else).
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from sealed_gitops.operator.webhook import MAX_BODY, SIGNATURE_HEADER, sign
+from sealed_gitops.testing import KubeEmulator
+from tests.operator.conftest import (
+    Setup,
+    _cluster,
+    client,
+    crds,
+    emulator,
+    kubeconfig,
+    kubectl_path,
+    operator_factory,
+    setup,
+    wait_for,
+)
+from tests.operator.manifests import secret_doc
+
+pytestmark = pytest.mark.e2e
+
+#: The operator tests' fixtures this module runs on (imported, so pytest finds them here).
+FIXTURES = (_cluster, client, crds, emulator, kubeconfig, kubectl_path, operator_factory, setup)
+
+HOOK_TOKEN = b"webhook-hmac-secret-sec11"
+_MANY = 100_000
+
+
+def _post(
+    port: int, path: str, body: bytes, *, signature: bytes | None, delivery: str | None = None
+) -> int:
+    """A raw POST (http.client, so header bytes go out exactly as given)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        conn.putrequest("POST", path, skip_accept_encoding=True)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("X-GitHub-Event", "push")
+        conn.putheader("Content-Length", str(len(body)))
+        if signature is not None:
+            conn.putheader(SIGNATURE_HEADER, signature)
+        if delivery is not None:
+            conn.putheader("X-GitHub-Delivery", delivery)
+        conn.endheaders(body)
+        return conn.getresponse().status
+    except (ConnectionResetError, BrokenPipeError):
+        return -1  # the server closed a connection whose body it refused to read
+    finally:
+        conn.close()
+
+
+def _signed(body: bytes) -> bytes:
+    return sign(HOOK_TOKEN, body).encode()
+
+
+def _serve(setup: Setup, operator_factory: Any, **settings: Any) -> Any:
+    """A Repository ``app`` polling hourly with a webhook secret, its first revision applied."""
+    doc = secret_doc("db", setup.namespace, password="first")
+    setup.push({"deploy/db.yaml": setup.encrypt(doc)})
+    setup.secret_object("hook", {"token": HOOK_TOKEN})
+    setup.objects(interval="1h", repository_spec={"webhook": {"secretRef": {"name": "hook"}}})
+    thread = operator_factory(setup.namespace, **settings)
+    wait_for(
+        lambda: (setup.kube.repository().get("status") or {}).get("artifact"),
+        what="first revision",
+    )
+    time.sleep(1.0)  # let the first reconciles settle before requests are counted
+    return thread
+
+
+class Counter:
+    """Counts the emulator requests matching one rule from now on."""
+
+    def __init__(self, emulator: KubeEmulator, **match: Any) -> None:
+        self.emulator = emulator
+        emulator.faults.clear()
+        emulator.faults.add(count=_MANY, delay=1e-6, **match)
+
+    def seen(self) -> int:
+        return _MANY - self.emulator.faults.pending()
+
+
+NON_ASCII = {
+    "utf8-in-hex": b"sha256=" + "\u00e9".encode() * 32,
+    "latin1-byte": b"sha256=\xff" + b"0" * 63,
+    "non-ascii-prefix": "sh\u00e4256=".encode() + b"0" * 64,
+    # (control characters never reach the receiver: aiohttp's parser answers 400 for any path)
+}
+MALFORMED = {
+    **NON_ASCII,
+    "short": b"sha256=abc",
+    "uppercase-hex": b"sha256=" + b"A" * 64,
+    "empty": b"",
+    "huge": b"sha256=" + b"0" * 4000,
+}
+
+
+def test_every_malformed_signature_gets_401_whether_or_not_the_repository_exists(
+    setup: Setup, operator_factory: Any, emulator: KubeEmulator
+) -> None:
+    thread = _serve(setup, operator_factory)
+    ns, port = setup.namespace, thread.ports.webhook
+    body = b'{"ref": "refs/heads/main"}'
+    writes = Counter(emulator, verb="patch", resource="repositories", namespace=ns)
+    answers = {
+        (what, repo): _post(port, f"/hook/{ns}/{repo}", body, signature=signature)
+        for what, signature in MALFORMED.items()
+        for repo in ("app", "nope")
+    }
+    assert answers == dict.fromkeys(answers, 401)
+    # the valid signature still works, so the 401s above are about the signature alone
+    assert _post(port, f"/hook/{ns}/app", body, signature=_signed(body)) == 202
+    wait_for(lambda: writes.seen() >= 1, what="the accepted push recorded")
+
+
+def test_a_replayed_delivery_is_acted_on_once(
+    setup: Setup, operator_factory: Any, emulator: KubeEmulator
+) -> None:
+    thread = _serve(setup, operator_factory)
+    ns, port = setup.namespace, thread.ports.webhook
+    body = b'{"ref": "refs/heads/main", "after": "%s"}' % uuid.uuid4().hex.encode()
+    delivery = str(uuid.uuid4())
+    writes = Counter(emulator, verb="patch", resource="repositories", namespace=ns, name="app")
+    assert _post(port, f"/hook/{ns}/app", body, signature=_signed(body), delivery=delivery) == 202
+    wait_for(lambda: writes.seen() >= 2, what="the annotation and the reconcile's status")
+    time.sleep(2.0)
+    once = writes.seen()  # what one delivery costs: the annotation, then the reconcile's status
+
+    answers = [
+        _post(port, f"/hook/{ns}/app", body, signature=_signed(body), delivery=delivery)
+        for _ in range(10)
+    ]
+    # the same signed body under a fresh delivery id is the same delivery, replayed
+    answers.append(
+        _post(port, f"/hook/{ns}/app", body, signature=_signed(body), delivery=str(uuid.uuid4()))
+    )
+    assert answers == [200] * 11, answers
+    time.sleep(3.0)  # what the replays would have caused has had time to happen
+    assert writes.seen() == once, (once, writes.seen())
+    # a new delivery (another push) is still taken
+    other = b'{"ref": "refs/heads/main", "after": "%s"}' % uuid.uuid4().hex.encode()
+    assert _post(port, f"/hook/{ns}/app", other, signature=_signed(other), delivery="x-2") == 202
+
+
+def test_a_flood_of_signed_deliveries_is_rate_limited_per_repository(
+    setup: Setup, operator_factory: Any, emulator: KubeEmulator
+) -> None:
+    thread = _serve(setup, operator_factory)
+    ns, port = setup.namespace, thread.ports.webhook
+    writes = Counter(emulator, verb="patch", resource="repositories", namespace=ns, name="app")
+    answers = []
+    for i in range(40):
+        body = b'{"ref": "refs/heads/main", "n": %d}' % i
+        answers.append(_post(port, f"/hook/{ns}/app", body, signature=_signed(body)))
+    assert 429 in answers, answers
+    accepted = answers.count(202)
+    assert 1 <= accepted <= 12, answers  # the burst (10), and what refilled meanwhile
+    time.sleep(2.0)
+    # each accepted delivery: one annotation, and the status writes of at most one reconcile
+    assert writes.seen() <= 3 * accepted
+
+
+HOSTILE_PATHS = [
+    "/hook/{ns}/x%2F..%2Fapp",
+    "/hook/{ns}/..%2Fapp",
+    "/hook/{ns}/%2E%2E",
+    "/hook/{ns}/App",
+    "/hook/{ns}/" + "a" * 254,
+    "/hook/{ns}/app%00",
+    "/hook/{ns}%2F..%2F{ns}/app",
+    "/hook/Not_A_Namespace/app",
+    "/hook/" + "n" * 64 + "/app",
+]
+
+
+def test_a_hostile_webhook_path_is_refused_before_any_api_request(
+    setup: Setup, operator_factory: Any, emulator: KubeEmulator
+) -> None:
+    thread = _serve(setup, operator_factory)
+    ns, port = setup.namespace, thread.ports.webhook
+    body = b'{"ref": "refs/heads/main"}'
+    reads = Counter(emulator, verb="get", namespace=ns)
+    answers = {
+        path: _post(port, path.format(ns=ns), body, signature=_signed(body))
+        for path in HOSTILE_PATHS
+    }
+    assert all(code in (400, 404) for code in answers.values()), answers
+    assert reads.seen() == 0
+
+
+def test_an_oversized_body_is_refused_before_any_api_request(
+    setup: Setup, operator_factory: Any, emulator: KubeEmulator
+) -> None:
+    thread = _serve(setup, operator_factory)
+    ns, port = setup.namespace, thread.ports.webhook
+    body = b"{" + b" " * (MAX_BODY + 1) + b"}"
+    reads = Counter(emulator, verb="get", resource="secrets", namespace=ns)
+    assert _post(port, f"/hook/{ns}/app", body, signature=_signed(body)) in (413, -1)
+    assert reads.seen() == 0
