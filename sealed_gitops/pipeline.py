@@ -18,6 +18,7 @@ from sealed_gitops.render import Document, Failure, render
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject, decrypt_documents
 from sealed_gitops.render.loader import DEFAULT_LIMITS, Limits
+from sealed_gitops.render.placement import Placement
 
 if TYPE_CHECKING:
     # Only a type here: importing the source package pulls in GitPython, which a local
@@ -67,10 +68,13 @@ def build(
     limits: Limits = DEFAULT_LIMITS,
     artifact: Artifact | None = None,
     cache: ContentCache | None = None,
+    placement: Placement | None = None,
 ) -> BuildResult:
     """Render and decrypt the manifests under ``root/path``: the pipeline without the cluster.
 
     ``cache`` (the operator keeps one per Sync and keyring) makes unchanged files free.
+    ``placement`` (a Sync's target and own namespace) says where objects land, so an encrypted
+    one is opened only for the namespace it will really be written to.
     """
     failures: list[Failure] | None = [] if policy is FailurePolicy.ISOLATE else None
 
@@ -88,6 +92,7 @@ def build(
             allow_plain_secrets=allow_plain_secrets,
             failures=failures,
             cache=cache,
+            placement=placement,
         )
     finally:
         if cache is not None:

@@ -6,6 +6,10 @@ built from changed (a commit id names the files exactly); otherwise the build ru
 content cache, so only files whose bytes changed are parsed and decrypted (MAC checked) again.
 Both are dropped when the keys change, and a build with failures is never reused, since its
 failure may be transient (Vault unreachable). Plaintext stays in this process's memory only.
+
+Where the objects land (``targetNamespace``, the Sync's namespace) is part of what a build is made
+from: encrypted objects are opened only for the namespace they land in, so a build made for one
+placement is never reused for another (issue 11, finding 2).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sealed_gitops.operator.context import SyncMemory
 from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.decrypt import DecryptionKeys
+from sealed_gitops.render.placement import Placement
 from sealed_gitops.source import Artifact
 
 __all__ = ["build_for_sync"]
@@ -35,15 +40,30 @@ def build_for_sync(
     spec: dict[str, Any],
     policy: FailurePolicy,
     keys: DecryptionKeys,
+    namespace: str,
 ) -> BuildResult:
-    """Phases 2 and 3 (render, decrypt) for one Sync, reusing what is still valid."""
+    """Phases 2 and 3 (render, decrypt) for one Sync, reusing what is still valid.
+
+    ``namespace`` is the Sync's own: where its namespaced objects without one land.
+    """
     if not _same_keys(memory, keys):
         memory.cache = ContentCache()
         memory.cache_keys = (keys.sops, keys.sealing)
         memory.built, memory.build_key = None, ()
     path = str(spec.get("path") or ".")
     allow_plain = bool(spec.get("allowPlainSecrets"))
-    key: tuple[object, ...] = (artifact.commit, path, allow_plain, policy)
+    placement = Placement(
+        target_namespace=str(spec.get("targetNamespace") or "") or None,
+        default_namespace=namespace,
+    )
+    key: tuple[object, ...] = (
+        artifact.commit,
+        path,
+        allow_plain,
+        policy,
+        placement,  # a build opened for one placement never serves another
+        keys.sops_binding,
+    )
     if memory.built is not None and memory.build_key == key:
         return memory.built
     built = build(
@@ -54,6 +74,7 @@ def build_for_sync(
         allow_plain_secrets=allow_plain,
         artifact=artifact,
         cache=memory.cache,
+        placement=placement,
     )
     memory.built, memory.build_key = (built, key) if built.complete else (None, ())
     return built

@@ -19,6 +19,7 @@ generates, rotates, retires and deletes keys:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -38,6 +39,7 @@ from sealed_gitops.keys.key_store import (
 from sealed_gitops.keys.vault import VaultUnwrapper, normalize_address
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.resources import get_object, read_secret_data
+from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.decrypt import DecryptionKeys
 
 __all__ = [
@@ -200,6 +202,11 @@ def keyring_decryption_keys(
             f"KeyRing {namespace}/{name} does not serve namespace {sync_namespace}: only "
             f"{namespace} and its allowedNamespaces ({', '.join(allowed) or 'none'}) may use it"
         )
+    # Read on every call, not cached with the keys: turning it on takes effect at once.
+    binding = NamespaceBinding.parse(
+        ((keyring.get("spec") or {}).get("sops") or {}).get("namespaceBinding"),
+        what=f"KeyRing {namespace}/{name} spec.sops.namespaceBinding",
+    )
     states = tuple(
         (str(k.get("fingerprint")), str(k.get("state")))
         for k in (keyring.get("status") or {}).get("keys") or []
@@ -208,7 +215,7 @@ def keyring_decryption_keys(
         cache = _caches.setdefault(ctx, {})
         hit = cache.get((namespace, name))
     if hit is not None and hit[0] == states and time.monotonic() < hit[2]:
-        return hit[1]
+        return dataclasses.replace(hit[1], sops_binding=binding)
     store, renew_at = _store(ctx, keyring)
     keys = store.load()
     if not keys:
@@ -221,7 +228,7 @@ def keyring_decryption_keys(
             VaultUnwrapper(token=str(store.client.token), allowed_addresses=[store.address]),
             source=f"Vault transit of KeyRing {namespace}/{name}",
         )
-    found = DecryptionKeys(sops=ring, sealing=sealing)
+    found = DecryptionKeys(sops=ring, sealing=sealing, sops_binding=binding)
     with _cache_lock:
         _caches.setdefault(ctx, {})[(namespace, name)] = (states, found, renew_at)
     return found

@@ -194,6 +194,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             spec=spec,
             policy=policy,
             keys=_keys(ctx, memory, namespace, spec),
+            namespace=namespace,  # where objects land (with targetNamespace): scopes need it
         )
         desired = _desired(ctx, memory, built, ref=ref, spec=spec)
         client = ctx.client_as(namespace, spec.get("serviceAccountName"))

@@ -18,6 +18,7 @@ from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.plan import ObjectId
 from sealed_gitops.plan.order import CLUSTER_SCOPED_KINDS
 from sealed_gitops.render.decrypt import RenderedObject
+from sealed_gitops.render.placement import landing_namespace
 
 __all__ = ["TenancyRefused", "place_objects"]
 
@@ -59,7 +60,12 @@ def place_objects(
         obj = rendered.data
         if _namespaced(ctx, obj):
             meta = obj.get("metadata") or {}
-            wanted = target_namespace or meta.get("namespace") or sync_namespace
+            # The same rule the decrypt stage opened sealed values under (render/placement.py).
+            wanted = landing_namespace(
+                meta.get("namespace"),
+                target_namespace=target_namespace,
+                default_namespace=sync_namespace,
+            ) or sync_namespace
             if meta.get("namespace") != wanted:
                 obj = copy.copy(obj)
                 obj["metadata"] = {**meta, "namespace": wanted}

@@ -9,6 +9,12 @@ leaf is registered with :mod:`sealed_gitops.redact` before anything else can see
 ``Secret`` in Git is refused unless the caller allows it. Failures name the file, the document index
 and the object when known; with a ``failures`` list (the isolate policy) the failing documents are
 left out and listed, otherwise the first failure is raised (atomic).
+
+Every encrypted object is judged against where it will land in the cluster (a Sync's
+``targetNamespace``, the Sync's namespace for a file without one), which the caller's
+:class:`~sealed_gitops.render.placement.Placement` says with the same rule tenancy uses: a
+SealedSecret opens only under the scope it lands in, and with a KeyRing's SOPS namespace binding a
+SOPS object only in the namespace it names (see :mod:`sealed_gitops.render.binding`).
 """
 
 from __future__ import annotations
@@ -29,8 +35,14 @@ from sealed_gitops.errors import (
 )
 from sealed_gitops.keys.sealing import SealingKeyring
 from sealed_gitops.plan import ObjectId
+from sealed_gitops.render.binding import (
+    NamespaceBinding,
+    check_sops_binding,
+    unseal_where_it_lands,
+)
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.document import DocKind, Document, Failure
+from sealed_gitops.render.placement import Placement
 
 __all__ = [
     "DecryptionKeys",
@@ -46,6 +58,8 @@ class DecryptionKeys:
 
     sops: Unwrapper | None = None
     sealing: SealingKeyring | None = None
+    #: the KeyRing's ``spec.sops.namespaceBinding``: must SOPS objects land where they say?
+    sops_binding: NamespaceBinding = NamespaceBinding.NONE
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,10 @@ class RenderedObject:
     @property
     def location(self) -> str:
         return f"{self.file} (document {self.index})"
+
+
+#: a SOPS file as decrypted: its documents' plain trees, and whether its MAC skips plain values
+_OpenedSops = tuple[list[dict[str, Any]], bool]
 
 
 def tree_to_python(value: Any) -> Any:
@@ -100,12 +118,14 @@ class _Stage:
         keys: DecryptionKeys,
         failures: list[Failure] | None,
         cache: ContentCache | None = None,
+        placement: Placement,
     ) -> None:
         self.root = root
         self.keys = keys
         self.failures = failures
         self.cache = cache
-        self.sops_files: dict[str, list[dict[str, Any]] | SealedGitopsError] = {}
+        self.placement = placement
+        self.sops_files: dict[str, _OpenedSops | SealedGitopsError] = {}
 
     def fail(self, doc: Document, error: SealedGitopsError) -> None:
         error.with_file(doc.file)
@@ -118,7 +138,7 @@ class _Stage:
             Failure(file=doc.file, index=doc.index, object=what, reason=error.reason, error=error)
         )
 
-    def sops_branches(self, doc: Document) -> list[dict[str, Any]]:
+    def sops_branches(self, doc: Document) -> _OpenedSops:
         cached = self.sops_files.get(doc.file)
         if cached is None:
             cached = self._decrypt_sops_file(doc.file)
@@ -127,16 +147,17 @@ class _Stage:
             raise cached
         return cached
 
-    def _decrypt_sops_file(self, file: str) -> list[dict[str, Any]] | SealedGitopsError:
+    def _decrypt_sops_file(self, file: str) -> _OpenedSops | SealedGitopsError:
         if self.keys.sops is None:
             return NoMatchingKey("no SOPS keys were given to decrypt this file", file=file)
         unwrapper = self.keys.sops
         try:
             data = (self.root / file).read_bytes()
 
-            def opened() -> list[dict[str, Any]]:
+            def opened() -> _OpenedSops:
                 document = decrypt_document(data, unwrapper=unwrapper, file=file)
-                return [tree_to_python(b) for b in document.branches]
+                branches = [tree_to_python(b) for b in document.branches]
+                return branches, document.metadata.rules.mac_only_encrypted
 
             if self.cache is None:
                 return opened()
@@ -148,19 +169,29 @@ class _Stage:
 
     def open(self, doc: Document) -> dict[str, Any]:
         if doc.kind is DocKind.SOPS:
-            branches = self.sops_branches(doc)
+            branches, mac_only_encrypted = self.sops_branches(doc)
             if not 0 <= doc.index < len(branches):
                 raise FormatError(f"document {doc.index} not found after decryption", file=doc.file)
             plain = dict(branches[doc.index])
             register_encrypted(doc.data, plain)
+            check_sops_binding(
+                plain,
+                doc.data,
+                binding=self.keys.sops_binding,
+                mac_only_encrypted=mac_only_encrypted,
+                placement=self.placement,
+            )
             return plain
         if doc.kind is DocKind.SEALED:
             if self.keys.sealing is None or len(self.keys.sealing) == 0:
                 raise NoMatchingKey("no sealing keys were given to unseal this SealedSecret")
             sealed = parse_sealed_secret(doc.data, file=doc.file)
-            result = self.keys.sealing.unseal(sealed, file=doc.file)
+            # Opened under the scope of where the Secret lands, not where the file says.
+            placed, result = unseal_where_it_lands(
+                self.keys.sealing, sealed, placement=self.placement, file=doc.file
+            )
             # The keyring registered every opened value (raw and base64) already.
-            return secret_manifest(sealed, result.values)
+            return secret_manifest(placed, result.values)
         return dict(doc.data)
 
 
@@ -172,6 +203,7 @@ def decrypt_documents(
     allow_plain_secrets: bool = False,
     failures: list[Failure] | None = None,
     cache: ContentCache | None = None,
+    placement: Placement | None = None,
 ) -> list[RenderedObject]:
     """Open every encrypted document; plain ones pass through unchanged.
 
@@ -180,8 +212,12 @@ def decrypt_documents(
     a failing document is appended there and left out (isolate); without it the first failure
     raises (atomic). Objects whose ids were hidden by encryption are checked for duplicates here.
     ``cache`` reuses what the same bytes decrypted to before: drop it when ``keys`` change.
+    ``placement`` says where the objects will land (a Sync's target and own namespace); without
+    it each object is judged where its file puts it.
     """
-    stage = _Stage(root=root, keys=keys, failures=failures, cache=cache)
+    stage = _Stage(
+        root=root, keys=keys, failures=failures, cache=cache, placement=placement or Placement()
+    )
     out: list[RenderedObject] = []
     seen: dict[ObjectId, RenderedObject] = {}
     for doc in documents:

@@ -153,8 +153,7 @@ class TestAgainstOpenBao:
         elsewhere = VaultUnwrapper(
             token=transit.server.token, allowed_addresses=["https://vault.example.com:8200"]
         )
-        with pytest.raises(KeyProviderError, match=r"not one of .*the Vault token was not sent"):
-            elsewhere.unwrap(stanza)
+        assert elsewhere.unwrap(stanza) is None
         here = VaultUnwrapper(
             token=transit.server.token, allowed_addresses=[transit.server.address + "/"]
         )

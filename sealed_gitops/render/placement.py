@@ -1,0 +1,60 @@
+"""Where an object of a build will land in the cluster: the one rule, for decryption and tenancy.
+
+Why this module exists: a sealed value is bound to a scope (``namespace/name`` or ``namespace``)
+and must open only where its Secret will be written. The namespace an object lands in is not the
+one written in its file: a Sync's ``targetNamespace`` replaces it, and a file that names none
+lands in the Sync's namespace. The decrypt stage runs before the operator places objects, so it
+must know that rule too; if it had its own copy of it, the two could drift and a value would be
+checked against one namespace and written into another (issue 11, finding 2: a strict value
+sealed for team-a/db, copied into team-b's repository, unsealed into team-b/db through
+``targetNamespace``). So the rule lives here once, and ``operator/tenancy.py`` and
+``render/decrypt.py`` both call :meth:`Placement.namespace_for`.
+
+Whether an object is namespaced at all is the caller's question (the operator asks API
+discovery); only namespaced objects are moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Placement", "landing_namespace"]
+
+
+def landing_namespace(
+    written: str | None, *, target_namespace: str | None, default_namespace: str | None
+) -> str | None:
+    """The namespace a namespaced object lands in, as Flux places it.
+
+    ``target_namespace`` (a Sync's ``targetNamespace``) overrides what the file says; otherwise the
+    file's own namespace; otherwise ``default_namespace`` (the Sync's namespace). None only when
+    none of the three is known (``sealed-gitops build`` of a file without a namespace).
+    """
+    return target_namespace or written or default_namespace
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What decides the namespace of a build's objects: hashable, so it can key a memo.
+
+    The default (both None) leaves every object where its file puts it, which is what a local
+    ``sealed-gitops build`` without ``--target-namespace`` shows.
+    """
+
+    #: a Sync's ``spec.targetNamespace``: every namespaced object goes there
+    target_namespace: str | None = None
+    #: where a namespaced object whose file names no namespace goes (the Sync's namespace)
+    default_namespace: str | None = None
+
+    def namespace_for(self, written: str | None) -> str | None:
+        """The namespace a namespaced object whose file says ``written`` lands in."""
+        return landing_namespace(
+            written,
+            target_namespace=self.target_namespace,
+            default_namespace=self.default_namespace,
+        )
+
+    @property
+    def moves(self) -> bool:
+        """True when some object may land elsewhere than its file says."""
+        return bool(self.target_namespace or self.default_namespace)
