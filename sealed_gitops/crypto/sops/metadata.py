@@ -13,7 +13,7 @@ from typing import Any
 
 from sealed_gitops.errors import FormatError
 
-from .masterkey import STANZA_KINDS, KeyStanza
+from .masterkey import STANZA_KINDS, KeyStanza, check_stanza
 from .tree import RULE_FIELDS, Rules, TreeBranch
 from .values import Comment
 
@@ -108,7 +108,8 @@ def _stanzas(container: dict[str, Any]) -> list[KeyStanza]:
         for entry in entries:
             if not isinstance(entry, dict):
                 raise FormatError(f"sops metadata: a {kind} entry must be a mapping")
-            found.append(KeyStanza(kind, entry))
+            # an hc_vault stanza names a Vault path: checked now, before any URL is built
+            found.append(check_stanza(KeyStanza(kind, entry)))
     return found
 
 
