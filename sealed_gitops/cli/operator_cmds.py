@@ -232,8 +232,9 @@ def _port(value: str | None) -> int | None:
     "vault_addresses",
     multiple=True,
     metavar="URL",
-    help="A Vault the operator may log in to with its service-account JWT (repeatable); "
-    "when given, Vault tokens from tenants' Secrets may only go to these addresses too.",
+    help="A Vault the operator may log in to with its service-account JWT (repeatable). "
+    "Tenants' sops.vault-token tokens go only to these addresses (none without the flag); "
+    "list http:// explicitly to allow plain HTTP.",
 )
 @click.option(
     "--log-format",

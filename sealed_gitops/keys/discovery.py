@@ -9,8 +9,10 @@ must agree on what counts as a key, and a user coming from sops expects the same
   that are present are used together.
 - PGP: ``GNUPGHOME``, else ``~/.gnupg``.
 - Vault: ``VAULT_TOKEN``, else ``~/.vault-token``, and ``VAULT_NAMESPACE``; the address comes
-  from each file's stanza, as in sops. ``vault_addresses`` restricts where the token may be
-  sent (see ``keys/vault.py``).
+  from each file's stanza, as in sops, but unlike sops the token is only sent to an address the
+  token's owner allowed, because the file may come from anyone who can push (issue 11, finding
+  4): for the CLI ``VAULT_ADDR`` and ``SEALED_GITOPS_VAULT_ADDRESSES`` (``*``: anywhere), for the
+  operator its ``--vault-address`` list, empty by default (see ``keys/vault.py``).
 
 Explicit inputs (identity files, a GNUPGHOME, a Vault token) are added to, or for GnuPG and the
 token take precedence over, what the environment provides. ``use_environment=False`` ignores the
@@ -33,7 +35,13 @@ from sealed_gitops.errors import ConfigError, KeyProviderError
 from sealed_gitops.keys.age_identities import age_unwrapper
 from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.keys.pgp import GnuPG, PgpUnwrapper
-from sealed_gitops.keys.vault import DEFAULT_TIMEOUT, VaultUnwrapper, resolve_vault_token
+from sealed_gitops.keys.vault import (
+    ADDRESSES_ENV,
+    DEFAULT_TIMEOUT,
+    VaultUnwrapper,
+    cli_vault_addresses,
+    resolve_vault_token,
+)
 
 __all__ = [
     "FLUX_VAULT_TOKEN_KEY",
@@ -161,6 +169,10 @@ def discover_keyring(
 
     ``interactive_gpg`` lets gpg ask for a passphrase through pinentry (the CLI on a terminal);
     otherwise a passphrase-protected key fails at once instead of hanging.
+
+    ``vault_addresses`` None: with ``use_environment`` the token goes only to ``VAULT_ADDR`` and
+    the addresses in ``SEALED_GITOPS_VAULT_ADDRESSES``; without it, anywhere (a caller that
+    passes its own token and trusts its files).
     """
     environ = dict(os.environ if env is None else env)
     ring = KeyRing()
@@ -186,10 +198,18 @@ def discover_keyring(
     if token:
         origin = "explicit token" if vault_token else "VAULT_TOKEN or ~/.vault-token"
         namespace = environ.get("VAULT_NAMESPACE") if use_environment else None
+        allowed_by = "the addresses given"
+        if vault_addresses is None and use_environment:
+            vault_addresses = cli_vault_addresses(environ)
+            allowed_by = (
+                f"VAULT_ADDR and {ADDRESSES_ENV} (list an address there, comma-separated, "
+                "to send your token to it)"
+            )
         ring.add(
             VaultUnwrapper(
                 token=token,
                 allowed_addresses=vault_addresses,
+                allowed_by=allowed_by,
                 timeout=vault_timeout,
                 namespace=namespace,
             ),
@@ -214,7 +234,7 @@ def _temporary_gnupghome() -> Path:
 def keyring_from_secret_data(
     data: Mapping[str, bytes],
     *,
-    vault_addresses: Collection[str] | None = None,
+    vault_addresses: Collection[str] = (),
     vault_timeout: float = DEFAULT_TIMEOUT,
     observer: Callable[[str, str], None] | None = None,
 ) -> KeyRing:
@@ -224,6 +244,10 @@ def keyring_from_secret_data(
     a temporary GnuPG home that :meth:`KeyRing.close` deletes), ``sops.vault-token`` a Vault
     token. Other entries (cloud KMS credentials) are not used here. Call ``close()`` on the
     result (or use it as a context manager) when done.
+
+    The token goes only to ``vault_addresses`` (the cluster admin's ``--vault-address`` list),
+    never to an address merely named in a file: by default, nowhere. There is deliberately no
+    "any address" here: the Secret is the tenant's, the files are whoever pushed.
     """
     ring = KeyRing(observer=observer)
     age_sources = [
@@ -256,6 +280,10 @@ def keyring_from_secret_data(
             VaultUnwrapper(
                 token=token.decode("utf-8", "replace").strip(),
                 allowed_addresses=vault_addresses,
+                allowed_by=(
+                    "the Vault addresses the operator was started with (--vault-address: "
+                    f"{', '.join(vault_addresses) or 'none'})"
+                ),
                 timeout=vault_timeout,
             ),
             source=f"Vault transit (secret entry {FLUX_VAULT_TOKEN_KEY})",

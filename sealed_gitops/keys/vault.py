@@ -8,10 +8,18 @@ alphabet, padded), sent as ``plaintext`` to ``POST /v1/<engine_path>/encrypt/<ke
 returned ``vault:vN:...`` ciphertext is the stanza's ``enc``. The stanza is ``{vault_address,
 engine_path, key_name, created_at, enc}``; ``vault_address`` is scheme, host and port only.
 
-A security note that sops does not make: the stanza names the Vault address, and a file in Git is
-input from whoever can push. An unwrapper built with ``allowed_addresses`` only ever sends its token
-to those addresses, so a crafted stanza cannot make the operator hand its Vault token to another
-host. The operator should always set it; the CLI, like sops, trusts the files its user opens.
+A security rule that sops does not have: the stanza names the Vault address, and a file in Git is
+input from whoever can push, so the address in a file never decides alone where a token goes
+(issue 11, finding 4). An unwrapper built with ``allowed_addresses`` sends its token only to those
+addresses (scheme included: a listed ``https://`` address does not admit the same host over
+``http://``) and refuses the others with an error naming the address, before any request. The
+operator always passes its ``--vault-address`` list, empty by default (then no token leaves); the
+CLI passes :func:`cli_vault_addresses`: ``VAULT_ADDR`` and ``SEALED_GITOPS_VAULT_ADDRESSES``, so a
+hostile file in a pull request cannot collect the reviewer's token either.
+
+The stanza's ``engine_path`` and ``key_name`` become the URL path; they are checked as Vault path
+segments (``crypto.sops.masterkey.vault_path``) and each segment is percent-quoted here, so
+``key_name: ../../auth/token/revoke-self`` can no longer reach another Vault endpoint (finding 9).
 
 Every hvac and transport error is mapped here; every call has a timeout.
 """
@@ -28,17 +36,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from sealed_gitops.crypto.sops.masterkey import KeyStanza
-from sealed_gitops.errors import ConfigError, IntegrityError, KeyProviderError
+from sealed_gitops.crypto.sops.masterkey import KeyStanza, vault_path
+from sealed_gitops.errors import ConfigError, FormatError, IntegrityError, KeyProviderError
 
 __all__ = [
+    "ADDRESSES_ENV",
     "DEFAULT_TIMEOUT",
     "VAULT_KIND",
     "TransitKeyRef",
     "VaultTransitKey",
     "VaultUnwrapper",
+    "cli_vault_addresses",
     "normalize_address",
     "parse_transit_uri",
     "resolve_vault_token",
@@ -49,6 +59,10 @@ VAULT_KIND = "hc_vault"
 #: Seconds for each HTTP call to Vault. A reconcile must not hang on a dead Vault; 10 s is long
 #: enough for a loaded server across regions and short enough to fail a reconcile visibly.
 DEFAULT_TIMEOUT = 10.0
+
+#: The CLI's list of further Vault addresses its user's token may go to (besides ``VAULT_ADDR``),
+#: separated by commas or spaces; ``*`` restores sops' behaviour (any address a file names).
+ADDRESSES_ENV = "SEALED_GITOPS_VAULT_ADDRESSES"
 
 # The path part of a sops transit URI: /v1/<engine path, may contain slashes>/keys/<name>
 _PATH = re.compile(r"^/v\d+/(?P<engine>.+)/keys/(?P<name>[^/]+)/?$")
@@ -66,6 +80,15 @@ class TransitKeyRef:
     def uri(self) -> str:
         """The URI form sops takes on its command line and in ``.sops.yaml``."""
         return f"{self.address}/v1/{self.engine_path}/keys/{self.key_name}"
+
+    def api_path(self, operation: str) -> str:
+        """``/v1/<engine>/<operation>/<key>``, every segment checked and percent-quoted.
+
+        Built here rather than by hvac's transit helpers, which quote with ``/`` left as is.
+        """
+        engine, key = vault_path(self.engine_path, self.key_name)
+        quoted = "/".join(quote(segment, safe="") for segment in engine)
+        return f"/v1/{quoted}/{operation}/{quote(key, safe='')}"
 
 
 def normalize_address(address: str) -> str:
@@ -91,11 +114,36 @@ def parse_transit_uri(uri: str) -> TransitKeyRef:
             f"(a Vault behind a path prefix is not supported, as in sops): {uri!r}"
         )
     engine = match.group("engine").strip("/")
+    try:
+        vault_path(engine, match.group("name"))
+    except FormatError as exc:
+        raise ConfigError(f"Vault transit URI {uri!r}: {exc.reason}") from exc
     return TransitKeyRef(
         address=urlunsplit((parts.scheme, parts.netloc, "", "", "")),
         engine_path=engine,
         key_name=match.group("name"),
     )
+
+
+def cli_vault_addresses(env: Mapping[str, str] | None = None) -> frozenset[str] | None:
+    """Where the CLI may send its user's Vault token: ``VAULT_ADDR`` and :data:`ADDRESSES_ENV`.
+
+    ``None`` (any address, as sops does) only when the user wrote ``*`` in that list. An
+    address that is not a Vault address is a :class:`ConfigError` naming the variable.
+    """
+    environ = os.environ if env is None else env
+    listed = environ.get(ADDRESSES_ENV, "").replace(",", " ").split()
+    if "*" in listed:
+        return None
+    found: set[str] = set()
+    for name, values in (("VAULT_ADDR", [environ.get("VAULT_ADDR", "")]), (ADDRESSES_ENV, listed)):
+        for value in values:
+            if value.strip():
+                try:
+                    found.add(normalize_address(value))
+                except ConfigError as exc:
+                    raise ConfigError(f"{name}: {exc.reason}") from exc
+    return frozenset(found)
 
 
 def resolve_vault_token(
@@ -127,9 +175,7 @@ def _now_rfc3339() -> str:
 class _Clients:
     """hvac clients by address, so a keyring talks to each Vault over one connection pool."""
 
-    def __init__(
-        self, *, token: str | None, timeout: float, namespace: str | None = None
-    ) -> None:
+    def __init__(self, *, token: str | None, timeout: float, namespace: str | None = None) -> None:
         self._token = token
         self._timeout = timeout
         self._namespace = namespace or None
@@ -187,8 +233,7 @@ def _call(what: str, ref: TransitKeyRef, fn: Any, /, **kwargs: Any) -> Mapping[s
         ) from exc
     except hvac.exceptions.InvalidPath as exc:
         raise KeyProviderError(
-            f"Vault at {ref.address} has no transit key {ref.key_name!r} "
-            f"under {ref.engine_path!r}",
+            f"Vault at {ref.address} has no transit key {ref.key_name!r} under {ref.engine_path!r}",
             key_id=key_id,
         ) from exc
     except hvac.exceptions.InvalidRequest as exc:
@@ -264,10 +309,9 @@ class VaultTransitKey:
         data = _call(
             "encrypt",
             self.ref,
-            client.secrets.transit.encrypt_data,
-            name=self.ref.key_name,
-            plaintext=base64.b64encode(data_key).decode("ascii"),
-            mount_point=self.ref.engine_path,
+            client.adapter.post,
+            url=self.ref.api_path("encrypt"),
+            json={"plaintext": base64.b64encode(data_key).decode("ascii")},
         )
         ciphertext = data.get("ciphertext")
         if not isinstance(ciphertext, str) or not ciphertext.startswith("vault:"):
@@ -292,8 +336,12 @@ class VaultTransitKey:
 class VaultUnwrapper:
     """Unwraps ``hc_vault`` stanzas with one token (a keyring provider).
 
-    ``allowed_addresses`` None: any address a stanza names (sops' behaviour). Otherwise only
-    stanzas whose address is listed are sent to Vault; others get ``None`` ("no key here").
+    ``allowed_addresses`` None: any address a stanza names (sops' behaviour, for callers that
+    trust every file they open). Otherwise only stanzas whose address is listed are sent to
+    Vault; any other raises :class:`KeyProviderError` naming the address and ``allowed_by`` (where
+    the list comes from, so the message says how to change it), and nothing is sent. An error
+    rather than "no key here": another stanza of the file may still open it, and when none does
+    the user learns why instead of reading "no key".
     """
 
     kinds = frozenset({VAULT_KIND})
@@ -303,10 +351,12 @@ class VaultUnwrapper:
         *,
         token: str | None,
         allowed_addresses: Collection[str] | None = None,
+        allowed_by: str = "the allowed Vault addresses",
         timeout: float = DEFAULT_TIMEOUT,
         namespace: str | None = None,
     ) -> None:
         self._clients = _Clients(token=token, timeout=timeout, namespace=namespace)
+        self._allowed_by = allowed_by
         self._allowed = (
             None
             if allowed_addresses is None
@@ -328,27 +378,31 @@ class VaultUnwrapper:
             key_name=str(d.get("key_name", "")),
         )
         if not ref.engine_path or not ref.key_name:
-            raise IntegrityError("hc_vault stanza lacks engine_path or key_name",
-                                 key_id=stanza.key_id)
+            raise IntegrityError(
+                "hc_vault stanza lacks engine_path or key_name", key_id=stanza.key_id
+            )
+        try:
+            # Parsing checked it already; a stanza may also come from elsewhere (re-encrypt).
+            path = ref.api_path("decrypt")
+        except FormatError as exc:
+            raise IntegrityError(exc.reason, key_id=stanza.key_id) from exc
         try:
             address = normalize_address(ref.address)
         except ConfigError as exc:
-            raise IntegrityError("hc_vault stanza has no valid vault_address",
-                                 key_id=stanza.key_id) from exc
+            raise IntegrityError(
+                "hc_vault stanza has no valid vault_address", key_id=stanza.key_id
+            ) from exc
         if self._allowed is not None and address not in self._allowed:
-            return None
+            raise KeyProviderError(
+                f"Vault address {address} is not one of {self._allowed_by}: "
+                "the Vault token was not sent there",
+                key_id=stanza.key_id,
+            )
         enc = stanza.enc
         if not enc.startswith("vault:"):
             raise IntegrityError("hc_vault stanza holds no transit ciphertext", key_id=ref.uri)
         client = self._clients.get(address)
-        data = _call(
-            "decrypt",
-            ref,
-            client.secrets.transit.decrypt_data,
-            name=ref.key_name,
-            ciphertext=enc,
-            mount_point=ref.engine_path,
-        )
+        data = _call("decrypt", ref, client.adapter.post, url=path, json={"ciphertext": enc})
         plaintext = data.get("plaintext")
         if not isinstance(plaintext, str):
             raise KeyProviderError(
@@ -357,8 +411,9 @@ class VaultUnwrapper:
         try:
             return base64.b64decode(plaintext, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise IntegrityError("Vault returned a data key that is not base64",
-                                 key_id=ref.uri) from exc
+            raise IntegrityError(
+                "Vault returned a data key that is not base64", key_id=ref.uri
+            ) from exc
 
     def close(self) -> None:
         self._clients.close()

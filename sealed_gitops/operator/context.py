@@ -117,8 +117,9 @@ class OperatorContext:
             memory.keyring.close()
         memory.keyring = keyring_from_secret_data(
             data,
-            # unset: the tenant's own token may go to any Vault its files name (sops' behaviour)
-            vault_addresses=self.settings.vault_addresses or None,
+            # Only where the admin allowed (none by default): the address in a file is the
+            # committer's choice, not the token owner's (issue 11, finding 4).
+            vault_addresses=self.settings.vault_addresses,
             observer=self.metrics.observe_decryption,
         )
         memory.keyring_source = (secret, version)

@@ -77,6 +77,8 @@ class OperatorSettings:
     #: Vault addresses (``https://host:port``) the operator may authenticate to with its own
     #: service-account JWT (a KeyRing's ``auth.kubernetes``). Empty (the default) refuses that
     #: auth altogether: a tenant's KeyRing could otherwise name a server of theirs and collect
-    #: the operator's credential. When set, tokens from tenants' own Secrets (a KeyRing's
-    #: ``tokenSecretRef``, a decryption Secret's ``sops.vault-token``) may only go there too.
+    #: the operator's credential. A decryption Secret's ``sops.vault-token`` goes only there too,
+    #: never to an address merely named in a committed file (empty: nowhere); a KeyRing's
+    #: ``tokenSecretRef`` token too, once the list is set. Scheme included: plain ``http://`` is
+    #: used only for an address the admin lists with ``http://``.
     vault_addresses: list[str] = field(default_factory=list)

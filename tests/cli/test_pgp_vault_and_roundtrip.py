@@ -44,6 +44,7 @@ def test_vault_transit_from_creation_rule(
         f"creation_rules:\n  - hc_vault_transit_uri: {transit.uri}\n"
     )
     monkeypatch.setenv("VAULT_TOKEN", transit.server.token)
+    monkeypatch.setenv("VAULT_ADDR", transit.server.address)  # where the token may go
     enc = run("encrypt", str(secret_file), "-i")
     assert enc.exit_code == 0, enc.stderr
     assert "hc_vault" in yaml.safe_load(secret_file.read_text())["sops"]
@@ -63,6 +64,7 @@ def test_vault_transit_flag_in_place_and_sops_decrypts(
 ) -> None:
     # The URI sops takes, here with an engine path that has slashes (team/a/transit).
     monkeypatch.setenv("VAULT_TOKEN", transit.server.token)
+    monkeypatch.setenv("VAULT_ADDR", transit.server.address)  # where the token may go
     enc = run("encrypt", str(secret_file), "--vault-transit", transit.nested_uri, "--in-place")
     assert enc.exit_code == 0, enc.stderr
     assert enc.stdout == ""

@@ -160,7 +160,8 @@ class TestPgpAndVault:
 
     @pytest.mark.parametrize("how", ["VAULT_TOKEN", "~/.vault-token", "explicit"])
     def test_vault_token(self, transit: Transit, clean_env: dict[str, str], how: str) -> None:
-        env = dict(clean_env)
+        # The token goes only to VAULT_ADDR (or SEALED_GITOPS_VAULT_ADDRESSES), issue 11.
+        env = {**clean_env, "VAULT_ADDR": transit.server.address}
         explicit = None
         if how == "VAULT_TOKEN":
             env["VAULT_TOKEN"] = transit.server.token

@@ -153,7 +153,8 @@ class TestAgainstOpenBao:
         elsewhere = VaultUnwrapper(
             token=transit.server.token, allowed_addresses=["https://vault.example.com:8200"]
         )
-        assert elsewhere.unwrap(stanza) is None
+        with pytest.raises(KeyProviderError, match=r"not one of .*the Vault token was not sent"):
+            elsewhere.unwrap(stanza)
         here = VaultUnwrapper(
             token=transit.server.token, allowed_addresses=[transit.server.address + "/"]
         )
