@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from sealed_gitops.crypto.patterns import compile_pattern
 from sealed_gitops.crypto.sops import CreationRule, load_creation_rules, match_creation_rule
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.keys.discovery import discover_keyring
@@ -296,8 +296,5 @@ def matching_rule(file: str, config: Path | None) -> tuple[CreationRule | None, 
 
 
 def check_regex(value: str | None, *, flag: str) -> None:
-    if value:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ConfigError(f"{flag}: invalid regular expression ({exc})") from exc
+    if value:  # the engine (RE2, Go's syntax) that will match it, so sops' patterns behave alike
+        compile_pattern(value, what=flag, error=ConfigError)

@@ -14,11 +14,11 @@ as Flux does when it meets a kustomization below a plain directory.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealed_gitops.crypto.patterns import Pattern, compile_pattern, glob_regex
 from sealed_gitops.errors import FormatError, PathError
 
 __all__ = [
@@ -75,42 +75,9 @@ def find_kustomization(directory: Path) -> Path | None:
     return None
 
 
-def _glob_to_regex(pattern: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        at_segment_start = i == 0 or pattern[i - 1] == "/"
-        if at_segment_start and pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif at_segment_start and pattern.startswith("**", i) and i + 2 == len(pattern):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
-            end = pattern.index("]", i + 2)
-            body = pattern[i + 1 : end]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end + 1
-        elif pattern[i] == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return "".join(out)
-
-
 @dataclass(frozen=True)
 class _Rule:
-    regex: re.Pattern[str]
+    regex: Pattern
     negate: bool
     dir_only: bool
 
@@ -119,12 +86,14 @@ class IgnoreRules:
     """The gitignore subset that matters for manifests: globs, ``**``, ``!``, trailing ``/``.
 
     Like git, a pattern without a slash (other than a trailing one) matches a name at any depth;
-    with a slash it is anchored at the root; the last matching rule decides.
+    with a slash it is anchored at the root; the last matching rule decides. The globs run on
+    RE2 (:mod:`sealed_gitops.crypto.patterns`): a committer writes them, and a backtracking
+    translation of ``*a*a*a*a*a*a*a*a*a*a*b`` took minutes per file name.
     """
 
     def __init__(self, lines: Iterable[str]) -> None:
         self._rules: list[_Rule] = []
-        for raw in lines:
+        for number, raw in enumerate(lines, start=1):
             line = raw.rstrip("\n").rstrip(" ")
             if not line or line.startswith("#"):
                 continue
@@ -137,9 +106,11 @@ class IgnoreRules:
                 continue
             anchored = "/" in line
             line = line.lstrip("/")
-            body = _glob_to_regex(line)
-            regex = f"^{body}$" if anchored else f"^(?:.*/)?{body}$"
-            self._rules.append(_Rule(re.compile(regex), negate, dir_only))
+            body = glob_regex(line)
+            # (?s): a directory or file name may hold a newline, and ** must span it too.
+            regex = f"(?s)^{body}$" if anchored else f"(?s)^(?:.*/)?{body}$"
+            pattern = compile_pattern(regex, what=f"line {number}", file=IGNORE_FILE)
+            self._rules.append(_Rule(pattern, negate, dir_only))
 
     @classmethod
     def from_root(cls, root: Path) -> IgnoreRules:
@@ -156,7 +127,7 @@ class IgnoreRules:
         for rule in self._rules:
             if rule.dir_only and not is_dir:
                 continue
-            if rule.regex.match(rel):
+            if rule.regex.search(rel):
                 result = not rule.negate
         return result
 

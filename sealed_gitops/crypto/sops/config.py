@@ -8,12 +8,12 @@ recipients can be made with :mod:`sealed_gitops.crypto.age`). First matching rul
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from sealed_gitops.crypto.patterns import compile_pattern
 from sealed_gitops.errors import ConfigError
 
 from .tree import RULE_FIELDS, Rules
@@ -60,19 +60,22 @@ def _group(raw: Any) -> KeyGroupSpec:
     )
 
 
-def _rule(raw: Any) -> CreationRule:
+def _checked_patterns(texts: dict[str, str], *, where: str) -> None:
+    """Compile every regex of a rule now (RE2, as sops' Go does): a committer wrote them, so they
+    must cost linear time, and a bad one is refused when the file is read, naming the field."""
+    for name, text in texts.items():
+        if name.endswith("_regex") and text:
+            compile_pattern(text, what=f".sops.yaml: {where}.{name}", error=ConfigError)
+
+
+def _rule(raw: Any, index: int) -> CreationRule:
     if not isinstance(raw, dict):
         raise ConfigError(".sops.yaml: each creation rule must be a mapping")
     texts = {n: str(raw.get(n) or "") for n in RULE_FIELDS}
     if sum(1 for t in texts.values() if t) > 1:
         raise ConfigError(".sops.yaml: a creation rule sets more than one encryption rule")
     path_regex = str(raw.get("path_regex") or "")
-    try:
-        re.compile(path_regex)
-        for name in ("unencrypted_regex", "encrypted_regex"):
-            re.compile(texts[name])
-    except re.error as exc:
-        raise ConfigError(f".sops.yaml: invalid regular expression: {exc}") from exc
+    _checked_patterns({"path_regex": path_regex, **texts}, where=f"creation_rules[{index}]")
     if raw.get("key_groups"):
         if not isinstance(raw["key_groups"], list):
             raise ConfigError(".sops.yaml: key_groups must be a list")
@@ -110,12 +113,15 @@ def load_creation_rules(text: str) -> list[CreationRule]:
         return []
     if not isinstance(rules, list):
         raise ConfigError(".sops.yaml: creation_rules must be a list")
-    return [_rule(r) for r in rules]
+    return [_rule(r, i) for i, r in enumerate(rules)]
 
 
 def match_creation_rule(rules: list[CreationRule], path: str) -> CreationRule | None:
     """The first rule whose ``path_regex`` matches (searches, like Go's MatchString)."""
-    for rule in rules:
-        if not rule.path_regex or re.search(rule.path_regex, path):
+    for index, rule in enumerate(rules):
+        if not rule.path_regex:
+            return rule
+        what = f".sops.yaml: creation_rules[{index}].path_regex"
+        if compile_pattern(rule.path_regex, what=what, error=ConfigError).search(path):
             return rule
     return None

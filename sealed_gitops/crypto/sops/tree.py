@@ -19,14 +19,13 @@ a ``str`` or a :class:`~.values.Comment`), lists are ``list``, leaves are ``str`
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from sealed_gitops.crypto.patterns import Pattern, compile_pattern
 from sealed_gitops.errors import FormatError, IntegrityError
 from sealed_gitops.redact import register
 
@@ -36,6 +35,7 @@ __all__ = [
     "MAC_ONLY_ENCRYPTED_INIT",
     "RULE_FIELDS",
     "Rules",
+    "Selector",
     "Stash",
     "TreeBranch",
     "decrypt_branches",
@@ -78,6 +78,7 @@ RULE_FIELDS = (
     "unencrypted_comment_regex",
     "encrypted_comment_regex",
 )
+_REGEX_FIELDS = tuple(name for name in RULE_FIELDS if name.endswith("_regex"))
 
 
 @dataclass(frozen=True)
@@ -93,23 +94,55 @@ class Rules:
     mac_only_encrypted: bool = False
 
     def should_encrypt(self, path: Path, stack: list[list[str]], is_comment: bool) -> bool:
+        """One question on its own; a walk asks through one :class:`Selector` instead."""
+        return Selector(self).should_encrypt(path, stack, is_comment)
+
+
+class Selector:
+    """The rules of one walk, their patterns compiled once (RE2, linear time).
+
+    The regex rules come from metadata the MAC does not cover, so a committer chooses them: they
+    go through :func:`~sealed_gitops.crypto.patterns.compile_pattern` (issue 11, finding 6). A walk
+    asks about every key of the path and every comment of the stack for each value, so a long
+    key would be searched once per value below it; each answer is remembered for the walk (and
+    only for the walk: a decrypted comment is plaintext and must not outlive it).
+    """
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self._patterns: dict[str, Pattern] = {}
+        for name in _REGEX_FIELDS:
+            source = getattr(rules, name)
+            if source:
+                self._patterns[name] = compile_pattern(source, what=f"sops metadata: {name}")
+        self._seen: dict[tuple[str, str], bool] = {}
+
+    def _found(self, name: str, texts: Iterable[str]) -> bool:
+        pattern = self._patterns[name]
+        for text in texts:
+            answer = self._seen.get((name, text))
+            if answer is None:
+                answer = self._seen[(name, text)] = pattern.search(text)
+            if answer:
+                return True
+        return False
+
+    def should_encrypt(self, path: Path, stack: list[list[str]], is_comment: bool) -> bool:
+        rules = self.rules
         encrypted = True
-        if self.unencrypted_suffix and any(p.endswith(self.unencrypted_suffix) for p in path):
+        if rules.unencrypted_suffix and any(p.endswith(rules.unencrypted_suffix) for p in path):
             encrypted = False
-        if self.encrypted_suffix:
-            encrypted = any(p.endswith(self.encrypted_suffix) for p in path)
-        if self.unencrypted_regex and any(
-            _regex(self.unencrypted_regex).search(p) for p in path
+        if rules.encrypted_suffix:
+            encrypted = any(p.endswith(rules.encrypted_suffix) for p in path)
+        if rules.unencrypted_regex and self._found("unencrypted_regex", path):
+            encrypted = False
+        if rules.encrypted_regex:
+            encrypted = self._found("encrypted_regex", path)
+        if rules.unencrypted_comment_regex and self._found(
+            "unencrypted_comment_regex", (c for level in stack for c in level)
         ):
             encrypted = False
-        if self.encrypted_regex:
-            encrypted = any(_regex(self.encrypted_regex).search(p) for p in path)
-        if self.unencrypted_comment_regex:
-            rx = _regex(self.unencrypted_comment_regex)
-            if any(rx.search(c) for level in stack for c in level):
-                encrypted = False
-        if self.encrypted_comment_regex:
-            rx = _regex(self.encrypted_comment_regex)
+        if rules.encrypted_comment_regex:
             encrypted = False
             last_level = len(stack) - 1
             for i, level in enumerate(stack):
@@ -117,17 +150,9 @@ class Rules:
                     # The comment that carries the marker is not itself encrypted.
                     if is_comment and i == last_level and j == len(level) - 1:
                         continue
-                    if rx.search(c):
+                    if self._found("encrypted_comment_regex", (c,)):
                         return True
         return encrypted
-
-
-@lru_cache(maxsize=64)
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise FormatError(f"invalid regular expression {pattern!r} in the sops metadata") from exc
 
 
 def _walk_value(value: Any, path: Path, stack: list[list[str]], leaf: Leaf) -> Any:
@@ -195,6 +220,7 @@ def encrypt_branches(
     ciphertext; one occurrence more than before gets a fresh IV, so no ciphertext is ever shared
     by two values (that would show they are equal). ``stash`` itself is not changed.
     """
+    selector = Selector(rules)
     aead = AESGCM(key)
     mac = hashlib.sha512()
     if rules.mac_only_encrypted:
@@ -203,7 +229,7 @@ def encrypt_branches(
 
     def leaf(value: Any, path: Path, stack: list[list[str]]) -> Any:
         is_comment = isinstance(value, Comment)
-        encrypted = rules.should_encrypt(path, stack, is_comment)
+        encrypted = selector.should_encrypt(path, stack, is_comment)
         if not is_comment and (encrypted or not rules.mac_only_encrypted):
             mac.update(to_bytes(value))
         if not encrypted:
@@ -234,6 +260,7 @@ def decrypt_branches(
     Every decrypted string is registered with the redaction layer. When ``stash`` is given it is
     filled for :func:`encrypt_branches`.
     """
+    selector = Selector(rules)
     aead = AESGCM(key)
     mac = hashlib.sha512()
     if rules.mac_only_encrypted:
@@ -241,7 +268,7 @@ def decrypt_branches(
 
     def leaf(value: Any, path: Path, stack: list[list[str]]) -> Any:
         is_comment = isinstance(value, Comment)
-        encrypted = rules.should_encrypt(path, stack, is_comment)
+        encrypted = selector.should_encrypt(path, stack, is_comment)
         plain = value
         if encrypted:
             aad = ":".join(path) + ":"
