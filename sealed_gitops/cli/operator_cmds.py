@@ -206,6 +206,12 @@ def _port(value: str | None) -> int | None:
     help="A namespace Syncs without serviceAccountName may write into ('*': any).",
 )
 @click.option(
+    "--default-service-account",
+    metavar="NAME",
+    help="Apply a Sync without serviceAccountName as this ServiceAccount of its namespace "
+    "(the API server then checks its RBAC). Unset: the operator writes with its own rights.",
+)
+@click.option(
     "--leader-election/--no-leader-election",
     default=True,
     show_default=True,
@@ -258,6 +264,7 @@ def operator_command(
     webhook_port: str,
     bind_address: str,
     allow_target_namespaces: tuple[str, ...],
+    default_service_account: str | None,
     leader_election: bool,
     lease_namespace: str,
     cache_dir: Path | None,
@@ -286,6 +293,7 @@ def operator_command(
         allow_file_urls=allow_file_urls,
     )
     settings.vault_addresses = [normalize_address(a) for a in vault_addresses]
+    settings.default_service_account = default_service_account or None
     in_cluster = kubeconfig is None and _in_cluster()
     log = logging.getLogger("sealed_gitops.cli.operator")
     log.info(
@@ -293,6 +301,13 @@ def operator_command(
         "namespaces " + ", ".join(namespaces) if namespaces else "all namespaces",
         "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or 'default'}",
     )
+    if not settings.default_service_account:
+        # Allowed (one-tenant clusters, local runs), but say so: such writes need the operator
+        # to hold write rights itself, which deploy/ does not grant (docs/permissions.md).
+        log.warning(
+            "no --default-service-account: Syncs without serviceAccountName are applied with "
+            "the operator's own rights"
+        )
     with asyncio.Runner(loop_factory=_StopOnSignalLoop) as runner:
         runner.run(_run(settings))
     log.info("operator stopped")

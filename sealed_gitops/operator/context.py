@@ -25,6 +25,7 @@ from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.operator.metrics import Metrics
 from sealed_gitops.operator.resources import read_secret_data
 from sealed_gitops.operator.settings import OperatorSettings
+from sealed_gitops.operator.tenancy import write_account
 from sealed_gitops.operator.triggers import Triggers
 from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory, ObjectId
@@ -103,10 +104,13 @@ class OperatorContext:
         self.triggers.forget("Sync", namespace, name)
 
     def client_as(self, namespace: str, service_account: str | None) -> KubeClient:
-        """The client a Sync writes with: impersonating its service account when it names one."""
-        if not service_account:
+        """The client a Sync applies and prunes with: impersonating its ``serviceAccountName``,
+        else the ``--default-service-account`` of its namespace; the operator's own client only
+        when neither is set (see ``tenancy.write_account``, which also refuses system accounts)."""
+        account = write_account(self.settings, namespace=namespace, service_account=service_account)
+        if account is None:
             return self.client
-        return self.client.impersonating(Identity.service_account(namespace, service_account))
+        return self.client.impersonating(Identity.service_account(namespace, account))
 
     def keyring_for(self, memory: SyncMemory, *, namespace: str, secret: str) -> KeyRing:
         """The keyring of a decryption Secret in the Sync's namespace, rebuilt when it changes."""

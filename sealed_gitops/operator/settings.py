@@ -82,3 +82,8 @@ class OperatorSettings:
     #: ``tokenSecretRef`` token too, once the list is set. Scheme included: plain ``http://`` is
     #: used only for an address the admin lists with ``http://``.
     vault_addresses: list[str] = field(default_factory=list)
+    #: ServiceAccount (in the Sync's own namespace) that a Sync without ``serviceAccountName`` is
+    #: applied and pruned as, so the API server checks a tenant's RBAC on every write (Flux's
+    #: lockdown flag of the same name). deploy/ sets it; None (tests, the demo) writes with the
+    #: operator's own rights, limited only by the operator's tenancy rule.
+    default_service_account: str | None = None

@@ -2,25 +2,40 @@
 
 Why a phase of its own: invariant 4 says a Sync writes only into the namespaces it is allowed to.
 With ``serviceAccountName`` the API server's RBAC decides (the Sync acts as that account). Without
-it, the operator itself would be writing, so the operator decides: namespaced objects only in the
-Sync's own namespace or in the operator's allow-list, cluster-scoped objects only when the
-allow-list is ``*``. The check runs on the whole revision before anything is applied.
+it the operator decides as well: namespaced objects only in the Sync's own namespace or in the
+operator's allow-list, cluster-scoped objects only when the allow-list is ``*``. The check runs on
+the whole revision before anything is applied. Such a Sync is then written as the operator's
+``--default-service-account`` of its namespace (as deployed), so RBAC decides too; only when that
+setting is unset (tests, the demo) does the operator write with its own rights.
+
+:func:`write_account` is the one place that says which account a Sync writes as (issue 11,
+finding 14): never one of the accounts in ``kube-system`` and the other system namespaces, where
+the controllers' accounts live, whatever RBAC an admin may have granted by mistake.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealed_gitops.errors import ConfigError
-from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.plan import ObjectId
 from sealed_gitops.plan.order import CLUSTER_SCOPED_KINDS
 from sealed_gitops.render.decrypt import RenderedObject
 from sealed_gitops.render.placement import landing_namespace
 
-__all__ = ["TenancyRefused", "place_objects"]
+if TYPE_CHECKING:
+    # Only for annotations: context.py imports write_account from here.
+    from sealed_gitops.operator.context import OperatorContext
+    from sealed_gitops.operator.settings import OperatorSettings
+
+__all__ = ["SYSTEM_NAMESPACES", "TenancyRefused", "place_objects", "write_account"]
+
+#: Namespaces whose ServiceAccounts the operator never acts as: kube-system holds the
+#: controllers' accounts (namespace-controller, clusterrole-aggregation-controller, ...), each
+#: with cluster-wide rights; the other two belong to the cluster, not to a tenant.
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
 class TenancyRefused(ConfigError):
@@ -28,6 +43,23 @@ class TenancyRefused(ConfigError):
     AccessDenied; Stalled, since only a change of the spec, Git or the allow-list helps)."""
 
     code = "AccessDenied"
+
+
+def write_account(
+    settings: OperatorSettings, *, namespace: str, service_account: str | None
+) -> str | None:
+    """The ServiceAccount of ``namespace`` a Sync writes as, or None for the operator's own rights.
+
+    The Sync's ``serviceAccountName``, else ``settings.default_service_account``; None only when
+    both are unset (the explicit opt-out of tests and the demo). Refused in the system namespaces.
+    """
+    account = service_account or settings.default_service_account
+    if account and namespace in SYSTEM_NAMESPACES:
+        raise TenancyRefused(
+            f"the operator never acts as a ServiceAccount of {namespace}; "
+            f"a Sync there cannot be applied as {account}"
+        )
+    return account or None
 
 
 def _namespaced(ctx: OperatorContext, obj: dict[str, Any]) -> bool:

@@ -84,7 +84,9 @@ def test_apply_again_changes_nothing(installed: Path, kubectl: Path) -> None:
 @pytest.mark.parametrize(
     ("verb", "resource", "namespace", "allowed"),
     [
-        ("get", "secrets", "team-x", True),
+        # Secrets of a namespace nobody handed over: none (docs/permissions.md; the handed-over
+        # case and the full table are in tests/security/test_rbac.py)
+        ("get", "secrets", "team-x", False),
         ("watch", "secrets", "team-x", False),
         ("list", "syncs.sealed-gitops.io", "team-x", True),
         ("patch", "syncs.sealed-gitops.io/status", "team-x", True),
@@ -101,12 +103,12 @@ def test_apply_again_changes_nothing(installed: Path, kubectl: Path) -> None:
         ("create", "secrets", NAMESPACE, True),
         ("list", "secrets", NAMESPACE, True),
         ("patch", "configmaps", NAMESPACE, True),
-        ("impersonate", "serviceaccounts", "team-x", True),
+        ("impersonate", "serviceaccounts", "team-x", False),
         ("impersonate", "users", None, False),
         ("impersonate", "groups", None, False),
-        # the applier role: what a Sync without serviceAccountName may apply
-        ("patch", "configmaps", "team-x", True),
-        ("delete", "deployments.apps", "team-x", True),
+        # no writes of tenants' kinds with the operator's own rights
+        ("patch", "configmaps", "team-x", False),
+        ("delete", "deployments.apps", "team-x", False),
         ("create", "rolebindings.rbac.authorization.k8s.io", "team-x", False),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io", None, False),
         ("create", "pods", "team-x", False),
@@ -190,9 +192,15 @@ def operator_kubeconfig(emulator: KubeEmulator, admin: KubeClient, tmp_path: Pat
 
 
 @pytest.fixture
-def tenant(admin: KubeClient, tmp_path: Path) -> Iterator[tuple[str, WorkRepo, Path]]:
+def tenant(
+    admin: KubeClient, installed: Path, kubectl: Path, tmp_path: Path
+) -> Iterator[tuple[str, WorkRepo, Path]]:
+    """A namespace handed over to sealed-gitops: ``kubectl apply -n NS -k deploy/tenant``."""
     namespace = f"team-{uuid.uuid4().hex[:8]}"
     _request(admin, "POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    kubectl_run(
+        kubectl, installed, "apply", "--server-side", "-n", namespace, "-k", str(DEPLOY / "tenant")
+    )
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
     yield namespace, WorkRepo(tmp_path / "work", remote=remote), remote
@@ -280,6 +288,7 @@ def test_the_operator_works_with_exactly_the_installed_rights(
         identity="pod-a",
         min_backoff=0.5,
         max_backoff=1.0,
+        default_service_account="sealed-gitops-deployer",  # as deployment.yaml passes it
     )
     with OperatorThread(settings):
         # the Lease in the operator's namespace (the Role), held by this replica
@@ -290,16 +299,16 @@ def test_the_operator_works_with_exactly_the_installed_rights(
         )
         assert lease["spec"]["holderIdentity"] == "pod-a"
 
-        # without serviceAccountName: the applier role writes into the Sync's own namespace,
-        # decryption keys read with `get secrets`
+        # without serviceAccountName: written as sealed-gitops-deployer, which deploy/tenant
+        # bound to the applier role; decryption keys read with `get secrets` (deploy/tenant)
         ready = _wait(lambda: (_ready(admin, namespace, "own") or {}).get("status") == "True"
                       and _ready(admin, namespace, "own"), what="Sync own Ready")
         assert ready["reason"] == "Succeeded"
         assert _get(admin, f"{base}/secrets/db") is not None
         assert _get(admin, f"{base}/configmaps/settings") is not None
 
-        # without serviceAccountName, another namespace: the applier role would allow the write,
-        # the operator's tenancy rule refuses it before anything is applied (invariant 4)
+        # without serviceAccountName, another namespace: the operator's tenancy rule refuses it
+        # before anything is applied (invariant 4), and the deployer could not write there either
         foreign = _wait(lambda: _ready(admin, namespace, "foreign"), what="Sync foreign status")
         assert foreign["status"] == "False", foreign
         assert "may only write into its own namespace" in foreign["message"], foreign

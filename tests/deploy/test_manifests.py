@@ -21,7 +21,7 @@ EXPECTED = [
     ("ClusterRole", "sealed-gitops-operator"),
     ("ClusterRoleBinding", "sealed-gitops-operator"),
     ("ClusterRole", "sealed-gitops-applier"),
-    ("ClusterRoleBinding", "sealed-gitops-applier"),
+    ("ClusterRole", "sealed-gitops-tenant"),
     ("ClusterRole", "sealed-gitops-keyrings"),
     ("RoleBinding", "sealed-gitops-keyrings"),
     ("Role", "sealed-gitops-leader-election"),
@@ -174,9 +174,14 @@ def _grants(role: dict[str, Any], group: str, resource: str) -> set[str]:
 @pytest.mark.parametrize(
     ("role", "group", "resource", "expected"),
     [
-        # the operator reads Secrets it is pointed at, one by one: no list, no watch
-        ("sealed-gitops-operator", "", "secrets", {"get"}),
-        ("sealed-gitops-operator", "", "serviceaccounts", {"impersonate"}),
+        # cluster-wide: no Secrets and no impersonation at all (issue 11, finding 14)...
+        ("sealed-gitops-operator", "", "secrets", set()),
+        ("sealed-gitops-operator", "", "serviceaccounts", set()),
+        # ...only in a namespace an admin hands over (deploy/tenant binds this role there)
+        ("sealed-gitops-tenant", "", "secrets", {"get"}),
+        ("sealed-gitops-tenant", "", "serviceaccounts", {"impersonate"}),
+        ("sealed-gitops-tenant", "", "users", set()),
+        ("sealed-gitops-tenant", "", "groups", set()),
         ("sealed-gitops-operator", "", "users", set()),
         ("sealed-gitops-operator", "", "groups", set()),
         ("sealed-gitops-operator", "sealed-gitops.io", "syncs/status", {"get", "patch", "update"}),
@@ -207,7 +212,6 @@ def test_leases_only_in_the_operator_namespace(built: list[dict[str, Any]]) -> N
     "binding",
     [
         ("ClusterRoleBinding", "sealed-gitops-operator"),
-        ("ClusterRoleBinding", "sealed-gitops-applier"),
         ("RoleBinding", "sealed-gitops-leader-election"),
         ("RoleBinding", "sealed-gitops-keyrings"),
     ],
@@ -235,6 +239,14 @@ def test_the_cli_accepts_the_deployment_arguments(built: list[dict[str, Any]]) -
     assert ctx.params["all_namespaces"] is True
     assert ctx.params["leader_election"] is True
     assert str(ctx.params["cache_dir"]) == "/var/cache/sealed-gitops"
+    # tenants' writes are made as their own namespace's account, never with the operator's rights
+    assert ctx.params["default_service_account"] == "sealed-gitops-deployer"
+
+
+def test_no_cluster_role_binding_grants_tenant_rights(built: list[dict[str, Any]]) -> None:
+    """The applier and tenant roles are bound per namespace (deploy/tenant), never cluster-wide."""
+    cluster_bound = {d["roleRef"]["name"] for d in built if d["kind"] == "ClusterRoleBinding"}
+    assert cluster_bound == {"sealed-gitops-operator"}
 
 
 def _repository_spec_schema(built: list[dict[str, Any]]) -> dict[str, Any]:
