@@ -13,17 +13,38 @@ deploy key), a real cache directory, and the project's own runner seam to count 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sealed_gitops.errors import SourceError
 from sealed_gitops.source import HttpAuth, Ref, SshAuth, fetch
 from sealed_gitops.testing.gitserver import GitDaemon, HttpGitServer, SshServer
+from tests.operator.conftest import (
+    Kube,
+    Setup,
+    _cluster,
+    client,
+    crds,
+    is_ready,
+    kubeconfig,
+    kubectl_path,
+    operator_factory,
+    ready,
+    setup,
+    wait_for,
+)
 from tests.source.conftest import HTTP_PASSWORD, HTTP_USER, CountingRunner, Origin, make_origin
+
+#: The operator tests' fixtures the end-to-end test runs on (imported, so pytest finds them here).
+FIXTURES = (_cluster, client, crds, kubeconfig, kubectl_path, operator_factory, setup)
 
 CANARY = "team-a-private-canary-3d9e1b"
 
@@ -210,3 +231,93 @@ def test_no_credential_material_and_no_hostile_path_reaches_the_cache_directory(
         assert entry.startswith(".") or all(c in "0123456789abcdef" for c in entry), entry
     assert not (tmp_path / private_origin.name).exists()
     assert _canary_anywhere(cache)  # the fetches did land (in the cache, nowhere else)
+
+
+def _repository(kube: Kube, ns: str, spec: dict[str, Any]) -> None:
+    kube.create(
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Repository",
+            "metadata": {"name": "private", "namespace": ns},
+            "spec": {"interval": "1s", **spec},
+        }
+    )
+
+
+def _secret(kube: Kube, ns: str, name: str, values: dict[str, bytes]) -> None:
+    data = {k: base64.b64encode(v).decode() for k, v in values.items()}
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns},
+            "data": data,
+        }
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("team_b_auth", ["no-secret-ref", "wrong-password"])
+def test_operator_does_not_hand_team_a_private_commit_to_team_b(
+    setup: Setup, operator_factory: Any, tmp_path: Path, team_b_auth: str
+) -> None:
+    """End to end: one operator (one cache) watching team-a and team-b; team-b's Repository
+    names team-a's private URL and commit, and its Sync would apply whatever it is given."""
+    team_a, kube = setup.namespace, setup.kube
+    team_b = f"sg-b-{uuid.uuid4().hex[:8]}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": team_b}})
+    setup.push({"deploy/cm.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leak\n"
+                f"data:\n  value: {CANARY}\n"})  # fmt: skip
+    sha = setup.repo.head()
+    server = HttpGitServer(
+        setup.remote.parent, username=HTTP_USER, password=HTTP_PASSWORD, tls=True
+    ).start()
+    try:
+        url = server.url(setup.remote.name)
+        _secret(kube, team_a, "git-auth", {
+            "username": HTTP_USER.encode(), "password": HTTP_PASSWORD.encode(),
+            "caFile": server.ca_pem,
+        })  # fmt: skip
+        _repository(kube, team_a, {"url": url, "ref": {"branch": "main"},
+                                   "secretRef": {"name": "git-auth"}})  # fmt: skip
+        thread = operator_factory(team_a, watch=[team_a, team_b])
+        assert thread.running
+        wait_for(
+            lambda: is_ready(kube.get(_repo_path(team_a)) or {}),
+            what="team-a's Repository fetched its private commit",
+        )
+
+        b_spec: dict[str, Any] = {"url": url, "ref": {"commit": sha}}
+        b_secret = {"caFile": server.ca_pem}  # TLS trust only: no credentials
+        if team_b_auth == "wrong-password":
+            b_secret |= {"username": HTTP_USER.encode(), "password": b"guessed"}
+        _secret(kube, team_b, "git-auth", b_secret)
+        b_spec["secretRef"] = {"name": "git-auth"}
+        _repository(kube, team_b, b_spec)
+        kube.create(
+            {
+                "apiVersion": "sealed-gitops.io/v1alpha1",
+                "kind": "Sync",
+                "metadata": {"name": "steal", "namespace": team_b},
+                "spec": {"repositoryRef": {"name": "private"}, "path": "./deploy",
+                         "interval": "1s", "retryInterval": "1s", "prune": False},
+            }
+        )  # fmt: skip
+        refused = wait_for(
+            lambda: ready(kube.get(_repo_path(team_b)) or {}),
+            what="team-b's Repository reconciled",
+        )
+        # before the fix: Ready True, an artifact, and the canary ConfigMap in team-b
+        assert refused["status"] == "False", (kube.get(_repo_path(team_b)) or {}).get("status")
+        assert "authentication" in refused["message"] or "credentials" in refused["message"]
+        time.sleep(3.0)  # several retries of team-b's Repository and Sync
+        b_repo = kube.get(_repo_path(team_b)) or {}
+        assert not (b_repo.get("status") or {}).get("artifact"), b_repo.get("status")
+        assert kube.get(f"/api/v1/namespaces/{team_b}/configmaps/leak") is None
+    finally:
+        server.stop()
+        kube.delete(f"/api/v1/namespaces/{team_b}")
+
+
+def _repo_path(ns: str) -> str:
+    return f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/repositories/private"
