@@ -356,3 +356,53 @@ def test_ordinary_vault_paths_still_parse(engine_path: str, key_name: str) -> No
     )
     data = encrypt_bytes(_secret("s", "ns", "x"), key_groups=[[key]], file="f.yaml")
     assert master_key_ids(data, file="f.yaml") == [key.key_id]
+
+
+def test_the_unwrapper_checks_and_quotes_the_path_itself(committer_vault: Recorder) -> None:
+    """Defence in depth below the parser (a stanza may come from elsewhere, e.g. re-encrypt):
+    a dot segment never leaves the process, and every segment is percent-quoted."""
+    from sealed_gitops.errors import IntegrityError, KeyProviderError
+    from sealed_gitops.keys.vault import VaultUnwrapper
+
+    unwrapper = VaultUnwrapper(token=TENANT_TOKEN, allowed_addresses=[committer_vault.address])
+    hostile = _ForgedVaultKey(committer_vault.address, "sops", "../../auth/token/revoke-self")
+    with pytest.raises(IntegrityError, match="key_name"):
+        unwrapper.unwrap(hostile.wrap(b""))
+    assert committer_vault.seen == []
+    odd = _ForgedVaultKey(committer_vault.address, "team:a/transit", "k:é")
+    with pytest.raises(KeyProviderError, match="denied"):
+        unwrapper.unwrap(odd.wrap(b""))
+    assert [line.split()[1] for line in committer_vault.seen] == [
+        "/v1/team%3Aa/transit/decrypt/k%3A%C3%A9"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, frozenset()),
+        ({"VAULT_ADDR": "HTTPS://Vault.example:8200/"}, {"https://vault.example:8200"}),
+        (
+            {
+                "VAULT_ADDR": "https://a:8200",
+                "SEALED_GITOPS_VAULT_ADDRESSES": "https://b, http://c:1",
+            },
+            {"https://a:8200", "https://b", "http://c:1"},
+        ),
+        ({"SEALED_GITOPS_VAULT_ADDRESSES": "*"}, None),
+    ],
+)
+def test_cli_allow_list_from_the_environment(
+    env: dict[str, str], expected: frozenset[str] | None
+) -> None:
+    from sealed_gitops.keys.vault import cli_vault_addresses
+
+    assert cli_vault_addresses(env) == expected
+
+
+def test_cli_allow_list_refuses_what_is_not_an_address() -> None:
+    from sealed_gitops.errors import ConfigError
+    from sealed_gitops.keys.vault import cli_vault_addresses
+
+    with pytest.raises(ConfigError, match="SEALED_GITOPS_VAULT_ADDRESSES"):
+        cli_vault_addresses({"SEALED_GITOPS_VAULT_ADDRESSES": "vault:8200"})
