@@ -27,6 +27,7 @@ from sealed_gitops.cli.status_cmds import kubeconfig_option
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.keys.vault import normalize_address
 from sealed_gitops.operator.settings import OperatorSettings
+from sealed_gitops.plan import names
 from sealed_gitops.redact import RedactingFilter, install_logging_filter, redact
 
 __all__ = ["JsonFormatter", "configure_logging", "operator_command"]
@@ -243,6 +244,31 @@ def _port(value: str | None) -> int | None:
     "list http:// explicitly to allow plain HTTP.",
 )
 @click.option(
+    "--no-cross-namespace-refs/--cross-namespace-refs",
+    "no_cross_namespace_refs",
+    default=True,
+    show_default=True,
+    help="Refuse references into another namespace (a Sync's keyRingRef.namespace), except to "
+    "KeyRings of the --shared-keyring-namespace namespaces that list the Sync's namespace.",
+)
+@click.option(
+    "--shared-keyring-namespace",
+    "shared_keyring_namespaces",
+    multiple=True,
+    metavar="NAMESPACE",
+    help="An admin namespace whose KeyRings serve the namespaces in their allowedNamespaces "
+    "(repeatable; default: sealed-gitops-system).",
+)
+@click.option(
+    "--vault-kv-path-prefix",
+    "vault_kv_path_prefixes",
+    multiple=True,
+    metavar="PATH",
+    help="A Vault KV path prefix KeyRings may name in spec.vault.kvPath besides their own "
+    "secret/data/sealed-gitops/NAMESPACE/NAME (repeatable; {namespace} and {name} stand for "
+    "the KeyRing's).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["json", "text"]),
     default="json",
@@ -270,6 +296,9 @@ def operator_command(
     cache_dir: Path | None,
     allow_file_urls: bool,
     vault_addresses: tuple[str, ...],
+    no_cross_namespace_refs: bool,
+    shared_keyring_namespaces: tuple[str, ...],
+    vault_kv_path_prefixes: tuple[str, ...],
     log_format: str,
     log_level: str,
 ) -> None:
@@ -293,6 +322,13 @@ def operator_command(
         allow_file_urls=allow_file_urls,
     )
     settings.vault_addresses = [normalize_address(a) for a in vault_addresses]
+    settings.cross_namespace_refs = not no_cross_namespace_refs
+    if shared_keyring_namespaces:
+        settings.shared_keyring_namespaces = [
+            names.namespace(n, field="--shared-keyring-namespace")
+            for n in shared_keyring_namespaces
+        ]
+    settings.vault_kv_path_prefixes = list(vault_kv_path_prefixes)
     settings.default_service_account = default_service_account or None
     in_cluster = kubeconfig is None and _in_cluster()
     log = logging.getLogger("sealed_gitops.cli.operator")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ from sealed_gitops.keys.cluster_keys import (
     decode_secret_data,
     secret_name,
 )
+from sealed_gitops.plan.names import segment
 from sealed_gitops.redact import register
 
 __all__ = [
@@ -45,7 +47,9 @@ __all__ = [
     "SecretStore",
     "VaultKvStore",
     "VaultSession",
+    "default_kv_path",
     "keyring_kv_path",
+    "kv_path_allowed",
     "split_kv_path",
     "vault_session",
 ]
@@ -90,7 +94,7 @@ class SecretStore:
 
     @property
     def _path(self) -> str:
-        return f"/api/v1/namespaces/{self.namespace}/secrets"
+        return f"/api/v1/namespaces/{segment(self.namespace)}/secrets"
 
     def _list(self) -> list[dict[str, Any]]:
         answer = self.client.request(
@@ -173,7 +177,7 @@ class SecretStore:
                 patch = {"labels": wanted["labels"], "annotations": wanted["annotations"]}
                 self.client.request(
                     "PATCH",
-                    f"{self._path}/{name}",
+                    f"{self._path}/{segment(name)}",
                     body={"metadata": patch},
                     content_type="application/merge-patch+json",
                     action="update",
@@ -189,7 +193,7 @@ class SecretStore:
         name = secret_name(self.name, fingerprint)
         try:
             secret = self.client.request(
-                "GET", f"{self._path}/{name}", action="read", what=f"Secret {name}",
+                "GET", f"{self._path}/{segment(name)}", action="read", what=f"Secret {name}",
                 sensitive=True,
             )
             meta = secret.get("metadata") or {}
@@ -197,7 +201,7 @@ class SecretStore:
                 return False
             preconditions = {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
             self.client.request(
-                "DELETE", f"{self._path}/{name}",
+                "DELETE", f"{self._path}/{segment(name)}",
                 body={"apiVersion": "v1", "kind": "DeleteOptions",
                       "preconditions": {k: v for k, v in preconditions.items() if v}},
                 action="delete", what=f"Secret {self.namespace}/{name}",
@@ -209,21 +213,37 @@ class SecretStore:
         return True
 
 
+def default_kv_path(*, namespace: str, name: str) -> str:
+    """Where KeyRing ``namespace/name`` keeps its keys in Vault: derived from its own name, so
+    no two KeyRings share a path unless the admin allows it (issue 11, finding 5)."""
+    return f"secret/data/sealed-gitops/{namespace}/{name}"
+
+
 def keyring_kv_path(vault: Mapping[str, Any], *, namespace: str, name: str) -> str:
     """``spec.vault.kvPath`` of KeyRing ``namespace/name``, or where its keys live by default.
 
     One place for the default, so the operator that writes the keys and the CLI that backs them
-    up and restores them look at the same secret.
+    up and restores them look at the same secret. Whether the operator may use a written path
+    is :func:`kv_path_allowed`'s question.
     """
-    return str(vault.get("kvPath") or f"secret/data/sealed-gitops/{namespace}/{name}")
+    return str(vault.get("kvPath") or default_kv_path(namespace=namespace, name=name))
+
+
+#: characters of one KV path segment: enough for names, nothing that changes the path's meaning
+_KV_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def split_kv_path(path: str) -> tuple[str, str]:
     """``secret/data/sealed-gitops/cluster`` -> (mount ``secret``, path ``sealed-gitops/cluster``).
 
-    The ``data/`` segment of the KV v2 API path is optional here.
+    The ``data/`` segment of the KV v2 API path is optional here. ``.`` and ``..`` segments and
+    characters outside ``[A-Za-z0-9_.-]`` are refused: Vault and its HTTP client would resolve or
+    re-read them, so the path checked would not be the path read.
     """
     parts = [p for p in path.strip().strip("/").split("/") if p]
+    for part in parts:
+        if part in (".", "..") or not _KV_SEGMENT.fullmatch(part):
+            raise ConfigError(f"spec.vault.kvPath {path[:80]!r}: segment {part[:40]!r} refused")
     if len(parts) < 2:
         raise ConfigError(f"spec.vault.kvPath {path!r} must be MOUNT/PATH (KV v2)")
     mount, rest = parts[0], parts[1:]
@@ -232,6 +252,26 @@ def split_kv_path(path: str) -> tuple[str, str]:
     if not rest:
         raise ConfigError(f"spec.vault.kvPath {path!r} names no secret under the mount")
     return mount, "/".join(rest)
+
+
+def kv_path_allowed(
+    path: str, *, namespace: str, name: str, prefixes: Sequence[str] = ()
+) -> bool:
+    """Whether KeyRing ``namespace/name`` may keep its keys at ``path``: its own derived path,
+    or a path below one of the admin's ``prefixes`` (``{namespace}`` and ``{name}`` in a prefix
+    stand for the KeyRing's). Compared segment by segment after :func:`split_kv_path`."""
+    mount, rest = split_kv_path(path)
+    wanted = [mount, *rest.split("/")]
+    own_mount, own_rest = split_kv_path(default_kv_path(namespace=namespace, name=name))
+    if wanted == [own_mount, *own_rest.split("/")]:
+        return True
+    for prefix in prefixes:
+        filled = prefix.replace("{namespace}", namespace).replace("{name}", name)
+        p_mount, p_rest = split_kv_path(filled.rstrip("/") + "/x")
+        head = [p_mount, *p_rest.split("/")[:-1]]
+        if len(wanted) > len(head) and wanted[: len(head)] == head:
+            return True
+    return False
 
 
 class VaultKvStore:

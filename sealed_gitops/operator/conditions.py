@@ -54,6 +54,8 @@ class Reason:
     DEPENDENCY_NOT_READY = "DependencyNotReady"
     ACCESS_DENIED = "AccessDenied"
     INVALID_SPEC = "InvalidSpec"
+    #: a name or namespace in the spec that Kubernetes would not admit (issue 11): Stalled
+    INVALID_NAME = "InvalidName"
 
 
 def now_rfc3339() -> str:

@@ -72,6 +72,7 @@ from sealed_gitops.operator.resources import (
     patch_status,
 )
 from sealed_gitops.operator.settings import parse_duration
+from sealed_gitops.plan.names import InvalidName, segment
 
 __all__ = [
     "REQUEST_LABEL",
@@ -198,7 +199,7 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
     except SealedGitopsError as exc:
         conditions = set_condition(
             status.get("conditions"), type_=READY, status=False,
-            reason=Reason.INVALID_SPEC if isinstance(exc, ConfigError) else "KeyStoreFailed",
+            reason=_reason(exc),
             message=str(exc), generation=generation,
         )
         patch_status(ctx.client, "KeyRing", namespace, name, {"conditions": conditions})
@@ -231,6 +232,12 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
             )
     serve_requests(ctx, namespace=namespace, name=name, keys=keys)
     return wake
+
+
+def _reason(exc: SealedGitopsError) -> str:
+    if isinstance(exc, InvalidName):
+        return Reason.INVALID_NAME
+    return Reason.INVALID_SPEC if isinstance(exc, ConfigError) else "KeyStoreFailed"
 
 
 def _delete_expired(
@@ -272,7 +279,7 @@ def serve_requests(
     ctx: OperatorContext, *, namespace: str, name: str, keys: Sequence[ClusterKey]
 ) -> int:
     """Answer every pending request ConfigMap of this KeyRing; returns how many."""
-    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    path = f"/api/v1/namespaces/{segment(namespace)}/configmaps"
     answer = ctx.client.request(
         "GET", path, query={"labelSelector": f"{KEYRING_LABEL}={name},{REQUEST_LABEL}=pending"},
         action="list", what="re-encryption requests",
@@ -288,7 +295,7 @@ def serve_requests(
         except (json.JSONDecodeError, AttributeError):
             response = {"error": "request.json is not a JSON object with items"}
         ctx.client.request(
-            "PATCH", f"{path}/{cm_name}",
+            "PATCH", f"{path}/{segment(cm_name)}",
             body={"metadata": {"labels": {REQUEST_LABEL: "done"}},
                   "data": {"response.json": json.dumps(response)}},
             content_type="application/merge-patch+json",

@@ -13,8 +13,12 @@ generates, rotates, retires and deletes keys:
   their lease (as Vault Agent does), re-reading the JWT file each time because kubelet rotates
   projected tokens, so a cached client never carries an expired token;
 - a Sync gets a KeyRing's decryption keys only from the KeyRing's own namespace or one in its
-  ``allowedNamespaces``; the keys are cached until the key states change or the Vault login
-  must be renewed.
+  ``allowedNamespaces``, and a reference into another namespace only when the admin allows it
+  (``settings.cross_namespace_refs``, or a KeyRing in ``settings.shared_keyring_namespaces``);
+  the keys are cached until the key states change or the Vault login must be renewed;
+- a KeyRing's Vault KV path is its own (derived from namespace and name) unless the admin's
+  ``settings.vault_kv_path_prefixes`` allow the one it names, checked before any login: one
+  operator identity serves every KeyRing, so Vault's policy cannot keep them apart.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ from sealed_gitops.keys.key_store import (
     KeyStore,
     SecretStore,
     VaultKvStore,
-    keyring_kv_path,
+    default_kv_path,
+    kv_path_allowed,
     vault_session,
 )
 from sealed_gitops.keys.vault import VaultUnwrapper, normalize_address
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.resources import get_object, read_secret_data
+from sealed_gitops.operator.specs import KeyRingRef, KeyRingSpec, VaultSpec
 from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.decrypt import DecryptionKeys
 
@@ -98,35 +104,29 @@ def kubernetes_login(
     return session.client, renew_at
 
 
-def _vault_client(
-    ctx: OperatorContext, namespace: str, vault: Mapping[str, Any]
-) -> tuple[Any, float]:
+def _vault_client(ctx: OperatorContext, namespace: str, vault: VaultSpec) -> tuple[Any, float]:
     """The KeyRing's Vault client and the monotonic time it must be replaced by (inf: never).
 
     The operator's own credential (Kubernetes auth) only goes to an address in
     ``settings.vault_addresses``; a tenant's token from its own Secret may go anywhere unless
     that list is set (then only there too).
     """
-    address = str(vault.get("address") or "")
+    address = vault.address
     if not address:
         raise ConfigError("spec.vault.address is empty")
-    auth = vault.get("auth") or {}
-    token_ref = auth.get("tokenSecretRef") or {}
-    if token_ref.get("name"):
+    if vault.token_secret:
         if ctx.settings.vault_addresses and not _allowed(ctx, address):
             raise ConfigError(
                 f"spec.vault.address {address} is not one of the operator's Vault addresses "
                 f"({', '.join(ctx.settings.vault_addresses)})"
             )
-        data, _ = read_secret_data(
-            ctx.client, namespace, str(token_ref["name"]), purpose="Vault token"
-        )
-        token = data.get(str(token_ref.get("key") or "token"))
+        # The name was checked when the spec was parsed: always the KeyRing's own namespace.
+        data, _ = read_secret_data(ctx.client, namespace, vault.token_secret, purpose="Vault token")
+        token = data.get(vault.token_key)
         if not token:
-            raise ConfigError(f"Secret {namespace}/{token_ref['name']} has no Vault token entry")
+            raise ConfigError(f"Secret {namespace}/{vault.token_secret} has no Vault token entry")
         return vault_session(address, token=token.decode().strip()).client, float("inf")
-    kube = auth.get("kubernetes") or {}
-    if kube.get("role"):
+    if vault.kubernetes_role:
         if not _allowed(ctx, address):
             raise ConfigError(
                 f"Kubernetes auth to {address} refused: the operator sends its own "
@@ -134,7 +134,7 @@ def _vault_client(
                 f"(--vault-address: {', '.join(ctx.settings.vault_addresses) or 'none'})"
             )
         return kubernetes_login(
-            ctx, address, role=str(kube["role"]), mount=str(kube.get("mountPath") or "kubernetes")
+            ctx, address, role=vault.kubernetes_role, mount=vault.kubernetes_mount
         )
     raise ConfigError("spec.vault.auth needs tokenSecretRef or kubernetes.role")
 
@@ -142,21 +142,35 @@ def _vault_client(
 # -- the KeyRing's own store -----------------------------------------------------------------------
 
 
+def _kv_path(ctx: OperatorContext, ring: KeyRingSpec, vault: VaultSpec) -> str:
+    """The KeyRing's KV path: its own (derived from namespace and name) unless the admin's
+    ``vault_kv_path_prefixes`` allow the one it names. Checked before any login, so a KeyRing
+    naming another's path never gets the operator's Vault identity (issue 11, finding 5)."""
+    ns, name = ring.meta.namespace, ring.meta.name
+    own = default_kv_path(namespace=ns, name=name)
+    if vault.kv_path is None:
+        return own
+    prefixes = ctx.settings.vault_kv_path_prefixes
+    if not kv_path_allowed(vault.kv_path, namespace=ns, name=name, prefixes=prefixes):
+        raise ConfigError(
+            f"spec.vault.kvPath {vault.kv_path[:120]!r} refused: a KeyRing keeps its keys at "
+            f"its own path {own}"
+            + (f" or below {', '.join(prefixes)}" if prefixes else "")
+            + " (the operator's --vault-kv-path-prefix allows more)"
+        )
+    return vault.kv_path
+
+
 def _store(ctx: OperatorContext, keyring: Mapping[str, Any]) -> tuple[KeyStore, float]:
     """The KeyRing's key store and the monotonic time its credential must be renewed by."""
-    meta = keyring.get("metadata") or {}
-    spec = keyring.get("spec") or {}
-    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-    if (spec.get("backend") or "kubernetes") == "vault":
-        vault = spec.get("vault") or {}
-        client, renew_at = _vault_client(ctx, namespace, vault)
-        store = VaultKvStore(
-            client,
-            kv_path=keyring_kv_path(vault, namespace=namespace, name=name),
-            address=str(vault.get("address")),
-        )
+    ring = KeyRingSpec.parse(keyring)
+    namespace, name = ring.meta.namespace, ring.meta.name
+    if ring.vault is not None:
+        kv_path = _kv_path(ctx, ring, ring.vault)
+        client, renew_at = _vault_client(ctx, namespace, ring.vault)
+        store = VaultKvStore(client, kv_path=kv_path, address=ring.vault.address)
         return store, renew_at
-    store_ = SecretStore(ctx.client, namespace=namespace, name=name, owner_uid=meta.get("uid"))
+    store_ = SecretStore(ctx.client, namespace=namespace, name=name, owner_uid=ring.uid)
     return store_, float("inf")
 
 
@@ -181,22 +195,36 @@ def forget(ctx: OperatorContext, namespace: str, name: str) -> None:
         _caches.get(ctx, {}).pop((namespace, name), None)
 
 
+def _check_reference(ctx: OperatorContext, sync_namespace: str, ref: KeyRingRef) -> None:
+    """Refuse a reference into another namespace unless the admin allows it: all of them
+    (``cross_namespace_refs``), or those to the admin's shared KeyRing namespaces."""
+    if not ref.cross_namespace or ctx.settings.cross_namespace_refs:
+        return
+    if ref.namespace in ctx.settings.shared_keyring_namespaces:
+        return
+    raise ConfigError(
+        f"spec.decryption.keyRingRef.namespace {ref.namespace}: cross-namespace references are "
+        f"refused by the operator (--no-cross-namespace-refs); a Sync of {sync_namespace} may use "
+        "KeyRings of its own namespace or of "
+        f"{', '.join(ctx.settings.shared_keyring_namespaces) or 'no shared namespace'}"
+    )
+
+
 def keyring_decryption_keys(
-    ctx: OperatorContext, sync_namespace: str, ref: Mapping[str, Any]
+    ctx: OperatorContext, sync_namespace: str, ref: KeyRingRef
 ) -> DecryptionKeys:
     """The keys of every non-retired key of the referenced KeyRing, if this namespace may use it.
 
     Refused with a :class:`ConfigError` naming both namespaces when the Sync's namespace is
-    neither the KeyRing's own nor in its ``allowedNamespaces``; nothing is decrypted then.
+    neither the KeyRing's own nor in its ``allowedNamespaces``, or when the reference crosses
+    namespaces and the operator does not allow that; nothing is decrypted then.
     """
-    name = str(ref.get("name") or "")
-    namespace = str(ref.get("namespace") or sync_namespace)
-    if not name:
-        raise ConfigError("spec.decryption.keyRingRef.name is empty")
+    _check_reference(ctx, sync_namespace, ref)
+    namespace, name = ref.namespace, ref.name
     keyring = get_object(ctx.client, "KeyRing", namespace, name)
     if keyring is None:
         raise ConfigError(f"KeyRing {namespace}/{name} not found")
-    allowed = [str(a) for a in (keyring.get("spec") or {}).get("allowedNamespaces") or []]
+    allowed = list(KeyRingSpec.parse(keyring).allowed_namespaces)
     if sync_namespace != namespace and "*" not in allowed and sync_namespace not in allowed:
         raise ConfigError(
             f"KeyRing {namespace}/{name} does not serve namespace {sync_namespace}: only "

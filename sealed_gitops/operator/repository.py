@@ -26,7 +26,8 @@ from sealed_gitops.operator.conditions import (
 )
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.resources import read_secret_data, update_status
-from sealed_gitops.operator.settings import parse_duration
+from sealed_gitops.operator.specs import RepositorySpec
+from sealed_gitops.plan.names import InvalidName
 from sealed_gitops.source import Artifact, Auth, Ref, Verification, auth_from_secret_data, check
 from sealed_gitops.source import fetch as git_fetch
 
@@ -54,51 +55,49 @@ class RepositorySource:
     timeout: float
 
 
-def _verification(ctx: OperatorContext, namespace: str, verify: Any) -> Verification:
+def _verification(ctx: OperatorContext, spec: RepositorySpec) -> Verification:
     """``spec.verify``: absent means off; a block without ``mode`` means HEAD.
 
     The safe reading, and the one the CRD's schema default gives: whoever wrote a verify block
     wanted commits checked, so a missing mode must not quietly switch checking off (an object
     stored before the default existed, or sent to a server that does not apply defaults).
     """
-    if verify is None:
+    if spec.verify_mode is None:
         return Verification()
-    block = dict(verify or {})
     keys = None
-    if (block.get("secretRef") or {}).get("name"):
+    if spec.verify_secret_name:
         keys, _ = read_secret_data(
-            ctx.client, namespace, block["secretRef"]["name"], purpose="signers' public keys"
+            ctx.client, spec.meta.namespace, spec.verify_secret_name,
+            purpose="signers' public keys",
         )
-    return Verification.from_spec(str(block.get("mode") or "HEAD"), keys)
+    return Verification.from_spec(spec.verify_mode, keys)
 
 
 def repository_source(
-    ctx: OperatorContext, repo: dict[str, Any], *, verify: bool = True
+    ctx: OperatorContext, spec: RepositorySpec, *, verify: bool = True
 ) -> RepositorySource:
-    """Read the spec and its Secrets (in the Repository's own namespace only).
+    """Read the spec's Secrets (in the Repository's own namespace only: the names were checked
+    when ``spec`` was parsed, so none can climb out of it).
 
     ``verify=False`` for a Sync, which fetches only a commit its Repository has already
     verified and published: it needs no signers' keys, so their Secret is not read again.
     """
-    meta = repo.get("metadata") or {}
-    namespace = str(meta.get("namespace"))
-    spec = repo.get("spec") or {}
-    url = str(spec.get("url") or "")
+    namespace = spec.meta.namespace
+    url = spec.url
     if not url:
         raise ConfigError("spec.url is empty")
     auth = None
-    secret_name = (spec.get("secretRef") or {}).get("name")
-    if secret_name:
-        data, _ = read_secret_data(ctx.client, namespace, secret_name, purpose="Git credentials")
+    if spec.secret_name:
+        data, _ = read_secret_data(
+            ctx.client, namespace, spec.secret_name, purpose="Git credentials"
+        )
         auth = auth_from_secret_data(data, url=url)
-    verification = _verification(ctx, namespace, spec.get("verify")) if verify else Verification()
-    timeout = parse_duration(
-        spec.get("timeout"), default=ctx.settings.default_fetch_timeout, what="spec.timeout"
-    )
+    verification = _verification(ctx, spec) if verify else Verification()
+    timeout = ctx.settings.default_fetch_timeout if spec.timeout is None else spec.timeout
     return RepositorySource(
         url=url,
         # No ref (the schema has no default for it): the remote's HEAD, as ``git clone`` does.
-        ref=Ref.from_spec(spec.get("ref")),
+        ref=Ref.from_spec(spec.ref),
         auth=auth,
         verification=verification,
         timeout=timeout,
@@ -119,6 +118,8 @@ def artifact_status(artifact: Artifact) -> dict[str, Any]:
 
 
 def _reason(exc: SealedGitopsError) -> str:
+    if isinstance(exc, InvalidName):
+        return Reason.INVALID_NAME
     if isinstance(exc, VerificationFailed):
         return Reason.VERIFICATION_FAILED
     if isinstance(exc, ConfigError):
@@ -164,16 +165,20 @@ def reconcile_repository(ctx: OperatorContext, repo: dict[str, Any]) -> Reposito
     meta = repo.get("metadata") or {}
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     generation = meta.get("generation")
-    spec = repo.get("spec") or {}
     status = dict(repo.get("status") or {})
     memory = ctx.repository_memory(namespace, name)
-    interval = parse_duration(spec.get("interval"), default=60.0, what="spec.interval")
-    if spec.get("suspend"):
+    try:
+        # Parsed once, here: every name is checked before a request is sent with it.
+        spec = RepositorySpec.parse(repo)
+    except ConfigError as exc:
+        return _failed(ctx, repo, exc, interval=60.0, started=time.monotonic())
+    interval = spec.interval
+    if spec.suspend:
         return RepositoryOutcome(requeue_after=interval)
     started = time.monotonic()
     current = status.get("artifact") or {}
     try:
-        source = repository_source(ctx, repo)
+        source = repository_source(ctx, spec)
         commit = check(
             source.url,
             source.ref,

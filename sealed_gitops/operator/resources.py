@@ -16,6 +16,8 @@ from typing import Any
 
 from sealed_gitops.cluster import KubeClient
 from sealed_gitops.errors import ApiNotFound, ConfigError
+from sealed_gitops.plan import names
+from sealed_gitops.plan.names import segment
 from sealed_gitops.redact import register
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "read_secret_data",
     "request_reconcile",
     "requested_at",
+    "secret_path",
     "update_status",
 ]
 
@@ -63,8 +66,24 @@ def request_reconcile(client: KubeClient, kind: str, namespace: str, name: str) 
 
 
 def object_path(kind: str, namespace: str, name: str = "") -> str:
-    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}"
-    return f"{base}/{name}" if name else base
+    """The API path of one of our objects, or of their list in ``namespace``.
+
+    Every name is checked as what Kubernetes admits and each segment quoted (``plan/names``):
+    a name such as ``../../team-a/keyrings/x`` must not become another namespace's path once an
+    HTTP client normalises it (issue 11, finding 1).
+    """
+    ns = segment(names.namespace(namespace, field=f"{kind} namespace"))
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURALS[kind]}"
+    if not name:
+        return base
+    return f"{base}/{segment(names.object_name(name, field=f'{kind} name'))}"
+
+
+def secret_path(namespace: str, name: str) -> str:
+    """The API path of Secret ``namespace/name``, checked and quoted as :func:`object_path`."""
+    ns = segment(names.namespace(namespace, field="Secret namespace"))
+    checked = segment(names.object_name(name, field="Secret name"))
+    return f"/api/v1/namespaces/{ns}/secrets/{checked}"
 
 
 def get_object(client: KubeClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -145,7 +164,7 @@ def read_secret_data(
     try:
         secret = client.request(
             "GET",
-            f"/api/v1/namespaces/{namespace}/secrets/{name}",
+            secret_path(namespace, name),
             action="read",
             what=f"Secret {namespace}/{name}",
             sensitive=True,

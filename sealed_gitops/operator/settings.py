@@ -82,6 +82,20 @@ class OperatorSettings:
     #: ``tokenSecretRef`` token too, once the list is set. Scheme included: plain ``http://`` is
     #: used only for an address the admin lists with ``http://``.
     vault_addresses: list[str] = field(default_factory=list)
+    #: whether a reference may name another namespace (a Sync's ``keyRingRef.namespace``).
+    #: False (the default, ``--no-cross-namespace-refs``) refuses them, except to KeyRings in
+    #: ``shared_keyring_namespaces``: a tenant must not pick another tenant's objects.
+    cross_namespace_refs: bool = False
+    #: the admin's namespaces whose KeyRings serve other namespaces (those their
+    #: ``allowedNamespaces`` list) even while cross-namespace references are refused
+    shared_keyring_namespaces: list[str] = field(
+        default_factory=lambda: ["sealed-gitops-system"]
+    )
+    #: Vault KV paths a KeyRing may name in ``spec.vault.kvPath`` besides its own
+    #: (``secret/data/sealed-gitops/<namespace>/<name>``): prefixes, where ``{namespace}`` and
+    #: ``{name}`` stand for the KeyRing's. Empty (the default): only its own path, so a tenant's
+    #: KeyRing cannot read another KeyRing's keys through the operator's Vault identity.
+    vault_kv_path_prefixes: list[str] = field(default_factory=list)
     #: ServiceAccount (in the Sync's own namespace) that a Sync without ``serviceAccountName`` is
     #: applied and pruned as, so the API server checks a tenant's RBAC on every write (Flux's
     #: lockdown flag of the same name). deploy/ sets it; None (tests, the demo) writes with the

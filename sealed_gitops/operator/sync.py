@@ -36,7 +36,7 @@ from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.keyring import keyring_decryption_keys
 from sealed_gitops.operator.repository import repository_source
 from sealed_gitops.operator.resources import get_object
-from sealed_gitops.operator.settings import parse_duration
+from sealed_gitops.operator.specs import RepositorySpec, SyncSpec
 from sealed_gitops.operator.sync_status import (
     DependencyNotReady,
     SyncOutcome,
@@ -57,20 +57,16 @@ log = logging.getLogger(__name__)
 audit_log = logging.getLogger("sealed_gitops.audit")
 
 
-def _artifact(
-    ctx: OperatorContext, namespace: str, spec: dict[str, Any]
-) -> tuple[Any, dict[str, Any]]:
+def _artifact(ctx: OperatorContext, parsed: SyncSpec) -> tuple[Any, dict[str, Any]]:
     """Phase 1, source: the commit the Repository published, checked out from the cache."""
-    repo_name = str((spec.get("repositoryRef") or {}).get("name") or "")
-    if not repo_name:
-        raise ConfigError("spec.repositoryRef.name is empty")
+    namespace, repo_name = parsed.meta.namespace, parsed.repository
     repo = get_object(ctx.client, "Repository", namespace, repo_name)
     if repo is None:
         raise DependencyNotReady(f"Repository {namespace}/{repo_name} not found")
     published = (repo.get("status") or {}).get("artifact") or {}
     if not published.get("commit"):
         raise DependencyNotReady(f"Repository {namespace}/{repo_name} has no verified revision yet")
-    source = repository_source(ctx, repo, verify=False)
+    source = repository_source(ctx, RepositorySpec.parse(repo), verify=False)
     artifact = git_fetch(
         source.url,
         Ref(commit=str(published["commit"])),
@@ -82,16 +78,15 @@ def _artifact(
     return artifact, published
 
 
-def _keys(
-    ctx: OperatorContext, memory: SyncMemory, namespace: str, spec: dict[str, Any]
-) -> DecryptionKeys:
-    decryption = spec.get("decryption") or {}
-    if decryption.get("keyRingRef"):
-        return keyring_decryption_keys(ctx, namespace, decryption["keyRingRef"])
-    secret = (decryption.get("secretRef") or {}).get("name")
-    if not secret:
+def _keys(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -> DecryptionKeys:
+    namespace = parsed.meta.namespace
+    if parsed.keyring is not None:
+        return keyring_decryption_keys(ctx, namespace, parsed.keyring)
+    if not parsed.decryption_secret:
         return DecryptionKeys()
-    return DecryptionKeys(sops=ctx.keyring_for(memory, namespace=namespace, secret=secret))
+    return DecryptionKeys(
+        sops=ctx.keyring_for(memory, namespace=namespace, secret=parsed.decryption_secret)
+    )
 
 
 def _desired(
@@ -148,19 +143,19 @@ def _audit(sync: str, published: dict[str, Any], applied: ApplyResult) -> None:
         if outcome.result.value not in ("created", "configured"):
             continue
         keys = {k.key: k.change.value for k in change.keys if k.change.value != "unchanged"}
+        # Who changed what comes from Git and the API: the audit stream puts these fields in
+        # after redaction, so no committed value can blank them (invariant 8).
+        identity = {
+            "sync": sync,
+            "object": f"Secret/{outcome.id.namespace}/{outcome.id.name}",
+            "commit": published.get("commit"),
+            "revision": published.get("revision"),
+            "author": published.get("author"),
+            "keys": keys,
+        }
         audit_log.info(
-            json.dumps(
-                {
-                    "event": "secret-applied",
-                    "sync": sync,
-                    "object": f"Secret/{outcome.id.namespace}/{outcome.id.name}",
-                    "commit": published.get("commit"),
-                    "revision": published.get("revision"),
-                    "author": published.get("author"),
-                    "keys": keys,
-                },
-                sort_keys=True,
-            )
+            json.dumps({"event": "secret-applied", **identity}, sort_keys=True),
+            extra={"audit_identity": identity},
         )
 
 
@@ -171,12 +166,14 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     spec = sync.get("spec") or {}
     status = dict(sync.get("status") or {})
     memory = ctx.sync_memory(namespace, name)
-    interval = parse_duration(spec.get("interval"), default=300.0, what="spec.interval")
-    retry = parse_duration(spec.get("retryInterval"), default=30.0, what="spec.retryInterval")
-    repo_name = str((spec.get("repositoryRef") or {}).get("name") or "")
-    if repo_name:
-        ctx.triggers.follow(sync=(namespace, name), repository=(namespace, repo_name))
-    if spec.get("suspend"):
+    try:
+        # Parsed once, here: every name is checked before anything below sends a request.
+        parsed = SyncSpec.parse(sync)
+    except ConfigError as exc:
+        return failed(ctx, sync, memory, exc, revision=None, retry=30.0, started=time.monotonic())
+    interval, retry = parsed.interval, parsed.retry_interval
+    ctx.triggers.follow(sync=(namespace, name), repository=(namespace, parsed.repository))
+    if parsed.suspend:
         return SyncOutcome(requeue_after=interval, result="suspended")
 
     started = time.monotonic()
@@ -185,7 +182,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     ref = SyncRef(namespace, name)
     revision: str | None = None
     try:
-        artifact, published = _artifact(ctx, namespace, spec)
+        artifact, published = _artifact(ctx, parsed)
         revision = str(published.get("revision") or artifact.revision)
         progressing(ctx, sync, revision=revision)
         built = build_for_sync(
@@ -193,11 +190,11 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             artifact=artifact,
             spec=spec,
             policy=policy,
-            keys=_keys(ctx, memory, namespace, spec),
+            keys=_keys(ctx, memory, parsed),
             namespace=namespace,  # where objects land (with targetNamespace): scopes need it
         )
         desired = _desired(ctx, memory, built, ref=ref, spec=spec)
-        client = ctx.client_as(namespace, spec.get("serviceAccountName"))
+        client = ctx.client_as(namespace, parsed.service_account)
         applied = apply(
             client,
             desired,
@@ -221,7 +218,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         # or no later complete revision could ever prune it.
         inventory = previous.merge(inventory)
     pruned: PruneResult | None = None
-    if complete and spec.get("prune", True):
+    if complete and parsed.prune:
         pruned = prune(
             client, previous=previous, current=inventory, sync=ref, discovery=ctx.discovery
         )

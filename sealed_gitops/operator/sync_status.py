@@ -40,6 +40,7 @@ from sealed_gitops.operator.resources import patch_status, update_status
 from sealed_gitops.operator.tenancy import TenancyRefused
 from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory
+from sealed_gitops.plan.names import InvalidName
 from sealed_gitops.redact import redact
 
 __all__ = [
@@ -84,6 +85,8 @@ def reason_for(exc: SealedGitopsError) -> str:
         return Reason.APPLY_FAILED
     if isinstance(exc, TenancyRefused):
         return Reason.ACCESS_DENIED
+    if isinstance(exc, InvalidName):
+        return Reason.INVALID_NAME
     if isinstance(exc, ConfigError):
         return Reason.INVALID_SPEC
     if isinstance(exc, InputError) and exc.code == "NotEncrypted":

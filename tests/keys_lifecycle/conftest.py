@@ -131,7 +131,7 @@ def create_vault_keyring(
         backend="vault",
         vault={
             "address": address,
-            "kvPath": kv_path or f"secret/data/sealed-gitops/{ns}",
+            "kvPath": kv_path or f"secret/data/sealed-gitops/{ns}/cluster",
             "auth": auth,
         },
     )

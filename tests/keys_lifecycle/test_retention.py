@@ -196,7 +196,7 @@ def _stored(setup: Setup, client: Any, bao: OpenBaoServer | None) -> set[str]:
     ns = setup.namespace
     if bao is None:
         return {k.fingerprint for k in SecretStore(client, namespace=ns, name="cluster").load()}
-    store = VaultKvStore(bao.client(), kv_path=f"secret/data/sealed-gitops/{ns}",
+    store = VaultKvStore(bao.client(), kv_path=f"secret/data/sealed-gitops/{ns}/cluster",
                          address=bao.address)
     return {k.fingerprint for k in store.load()}
 

@@ -53,7 +53,7 @@ def test_keyring_serves_only_allowed_namespaces(
     home = setup.namespace
     tenant = _namespace(setup)
     try:
-        operator_factory(home, namespaces=[home, tenant])
+        operator_factory(home, namespaces=[home, tenant], shared_keyring_namespaces=[home])
         allowed = [tenant if a == "TENANT" else a for a in allowed]
         create_keyring(client, home, allowedNamespaces=allowed)
         key = active(wait_keys(setup.kube, home))

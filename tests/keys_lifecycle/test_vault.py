@@ -74,7 +74,7 @@ def test_vault_backend_transit_and_outage(
     import hvac
 
     stored = hvac.Client(url=bao.address, token=bao.token).secrets.kv.v2.read_secret_version(
-        path=f"sealed-gitops/{ns}", mount_point="secret", raise_on_deleted_version=True
+        path=f"sealed-gitops/{ns}/cluster", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
     assert set(stored) == {key["fingerprint"]}
     assert "AGE-SECRET-KEY" in json.loads(stored[key["fingerprint"]])["age.agekey"]
@@ -184,7 +184,7 @@ def test_vault_backend_with_kubernetes_auth_and_token_refresh(
     )
     key = active(wait_keys(setup.kube, ns))
     stored = root.secrets.kv.v2.read_secret_version(
-        path=f"sealed-gitops/{ns}", mount_point="secret", raise_on_deleted_version=True
+        path=f"sealed-gitops/{ns}/cluster", mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
     assert set(stored) == {key["fingerprint"]}
 
@@ -276,7 +276,7 @@ def test_vault_address_allow_list(
     token_auth = vault_token_auth(setup, TENANT_TOKEN)
     operator_factory(ns, vault_addresses=allowed[allow])
     spec_auth = {"kubernetes": {"role": "sealed-gitops"}} if auth == "kubernetes" else token_auth
-    create_vault_keyring(client, ns, address=address, auth=spec_auth, kv_path="secret/data/x")
+    create_vault_keyring(client, ns, address=address, auth=spec_auth)
     cond = wait_for(
         lambda: (r := ready(keyring_body(setup, ns))) and r["status"] == "False" and r,
         what="the KeyRing's Ready=False condition",
