@@ -30,6 +30,7 @@ import hmac
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ __all__ = ["CommitInfo", "Person", "RepoCache", "default_cache_dir"]
 
 #: Worktrees kept per remote; older ones are removed after a new one is made.
 KEEP_WORKTREES = 4
+#: An entry nobody used for this many seconds is removed after the next download: rotated
+#: credentials leave their old entry behind, and so did the URL-only entries of older versions.
+STALE_AFTER = 14 * 24 * 3600.0
 
 
 def default_cache_dir() -> Path:
@@ -122,6 +126,7 @@ class RepoCache:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self.dir / "lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            os.utime(lock.fileno())  # last use, for prune_stale
             try:
                 self._open()
                 yield self
@@ -141,6 +146,28 @@ class RepoCache:
             raise SourceError(f"cannot open the git cache at {self.git_dir}: {exc}") from exc
         repo.git.update_environment(**base_env())
         self._repo = repo
+
+    def prune_stale(self, *, max_age: float = STALE_AFTER) -> list[str]:
+        """Remove the other entries of the cache root unused for ``max_age`` seconds (one whose
+        lock another process holds is in use, and left alone); returns the names removed."""
+        cutoff = time.time() - max_age
+        removed = []
+        for entry in self.dir.parent.iterdir():
+            if entry == self.dir or entry.name.startswith(".") or not entry.is_dir():
+                continue
+            lock_path = entry / "lock"
+            try:
+                if lock_path.stat().st_mtime > cutoff:
+                    continue
+                with open(lock_path, "a+b") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    shutil.rmtree(entry, ignore_errors=True)
+            except (BlockingIOError, FileNotFoundError):
+                continue  # in use, or removed by another process meanwhile
+            except OSError:
+                continue  # not ours to judge (permissions): an old entry costs disk, not safety
+            removed.append(entry.name)
+        return removed
 
     @property
     def repo(self) -> git.Repo:

@@ -183,6 +183,7 @@ def fetch(
             download = _download_pinned if ref.commit else _download
             want = download(cache, session, want)
             cache.maintain()
+            cache.prune_stale()
             log.info("fetched %s at %s", remote.url, want.revision)
         else:
             log.debug("%s at %s: already in the cache", remote.url, want.revision)

@@ -321,3 +321,32 @@ def test_operator_does_not_hand_team_a_private_commit_to_team_b(
 
 def _repo_path(ns: str) -> str:
     return f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/repositories/private"
+
+
+def test_entries_left_by_rotated_credentials_or_older_versions_are_pruned_when_stale(
+    private_origin: Origin, https: HttpGitServer, daemon: GitDaemon, tmp_path: Path
+) -> None:
+    """Keying by credentials leaves an entry behind at each rotation, and the URL-only entries
+    of older versions (which hold objects fetched with anyone's credentials) stay on disk: an
+    entry unused for STALE_AFTER goes at the next download; a recent one stays."""
+    cache = tmp_path / "shared-cache"
+    url = https.url(private_origin.name)
+    ref = Ref(commit=private_origin.commits["private"])
+    fetch(url, ref, _team_a_https(https), cache_dir=cache)
+    (rotated_away,) = [p for p in cache.iterdir() if p.is_dir()]
+    legacy = cache / hashlib.sha256(url.encode()).hexdigest()[:24]  # the old URL-only name
+    legacy.mkdir()
+    (legacy / "lock").touch()
+    old = time.time() - 15 * 24 * 3600
+    for entry in (rotated_away, legacy):
+        os.utime(entry / "lock", (old, old))
+    recent = fetch(daemon.url(private_origin.name), Ref(commit=private_origin.commits["c1"]), None,
+                   cache_dir=cache)  # fmt: skip
+    assert not rotated_away.exists() and not legacy.exists()
+    assert recent.path.exists()
+    # a recently used entry (the same credentials again) survives the next download
+    fetch(url, ref, _team_a_https(https), cache_dir=cache)
+    assert rotated_away.exists()
+    fetch(daemon.url(private_origin.name), Ref(commit=private_origin.commits["c3"]), None,
+          cache_dir=cache)  # fmt: skip
+    assert rotated_away.exists() and recent.path.exists()
