@@ -11,6 +11,10 @@ sops' ``walkBranch``/``walkSlice`` (``sops.go``) step for step, including its qu
 * the encrypted/unencrypted suffix and regex rules are applied in sops' order, on every key of
   the path; the comment rules look at the stack of comments seen before the value.
 
+Two things are ours, not sops': the regex rules run on RE2 (:class:`Selector`), since the metadata
+that carries them is not authenticated; and each value also gets a :data:`Location` (document,
+keys *and* list indexes), the only key under which stable ciphertext reuses a previous value.
+
 The tree types are plain Python: :class:`TreeBranch` is a list of ``(key, value)`` pairs (a key is
 a ``str`` or a :class:`~.values.Comment`), lists are ``list``, leaves are ``str``/``int``/
 ``float``/``bool``/``bytes``/``None``/:class:`~.values.Timestamp`.
@@ -34,6 +38,7 @@ from .values import Comment, decrypt_value, encrypt_value, to_bytes
 __all__ = [
     "MAC_ONLY_ENCRYPTED_INIT",
     "RULE_FIELDS",
+    "Location",
     "Rules",
     "Selector",
     "Stash",
@@ -46,13 +51,18 @@ __all__ = [
 #: collide.
 MAC_ONLY_ENCRYPTED_INIT = hashlib.sha256(b"sops").digest()
 
-#: (additional data, digest of type + plaintext) -> the previous ciphertexts of that pair, in
-#: document order; see :func:`encrypt_branches`. A list, because equal values under one path (list
-#: items add nothing to the path) each keep their own ciphertext.
-Stash = dict[tuple[str, bytes], list[str]]
+#: Where a value sits: the document's index, then per level a map key (``str``), a list index
+#: (``int`` >= 0, counting every item) or, for a comment among a map's keys, ``-1 - n`` for its
+#: n-th comment. Unlike the additional data (map keys only, as in sops), it tells list items and
+#: documents apart.
+Location = tuple[str | int, ...]
+
+#: (location, digest of type + plaintext) -> the ciphertext that value had there; see
+#: :func:`encrypt_branches`.
+Stash = dict[tuple[Location, bytes], str]
 
 Path = tuple[str, ...]
-Leaf = Callable[[Any, Path, list[list[str]]], Any]
+Leaf = Callable[[Any, Path, list[list[str]], Location], Any]
 
 
 class TreeBranch(list[tuple[Any, Any]]):
@@ -155,38 +165,48 @@ class Selector:
         return encrypted
 
 
-def _walk_value(value: Any, path: Path, stack: list[list[str]], leaf: Leaf) -> Any:
+def _walk_value(
+    value: Any, path: Path, stack: list[list[str]], where: Location, leaf: Leaf
+) -> Any:
     if isinstance(value, TreeBranch):
-        return _walk_branch(value, path, stack, leaf)
+        return _walk_branch(value, path, stack, where, leaf)
     if isinstance(value, list):
-        return _walk_list(value, path, stack, leaf)
+        return _walk_list(value, path, stack, where, leaf)
     if value is None:
         return None
     if isinstance(value, bytes):  # sops walks []byte as a string
         value = value.decode("utf-8", "surrogateescape")
-    return leaf(value, path, stack)
+    return leaf(value, path, stack, where)
 
 
-def _walk_list(items: list[Any], path: Path, stack: list[list[str]], leaf: Leaf) -> list[Any]:
+def _walk_list(
+    items: list[Any], path: Path, stack: list[list[str]], where: Location, leaf: Leaf
+) -> list[Any]:
     stack = [*stack, []]
     out = []
-    for item in items:
+    # Every item counts, comments too: an encrypted comment in a list is a string item in the
+    # encrypted tree and a Comment in the plain one, and both walks must give it one index.
+    for index, item in enumerate(items):
         is_comment = isinstance(item, Comment)
         if is_comment:
             stack[-1].append(item.value)
-        out.append(_walk_value(item, path, stack, leaf))
+        out.append(_walk_value(item, path, stack, (*where, index), leaf))
         if not is_comment:
             stack[-1] = []
     return out
 
 
-def _walk_branch(branch: TreeBranch, path: Path, stack: list[list[str]], leaf: Leaf) -> TreeBranch:
+def _walk_branch(
+    branch: TreeBranch, path: Path, stack: list[list[str]], where: Location, leaf: Leaf
+) -> TreeBranch:
     stack = [*stack, []]
     out = TreeBranch()
+    comments = 0
     for key, value in branch:
         if isinstance(key, Comment):
             stack[-1].append(key.value)
-            new = leaf(key, path, stack)
+            new = leaf(key, path, stack, (*where, -1 - comments))
+            comments += 1
             out.append((new if isinstance(new, Comment) else Comment(str(new), key.inline), None))
             continue
         if not isinstance(key, str):
@@ -194,10 +214,16 @@ def _walk_branch(branch: TreeBranch, path: Path, stack: list[list[str]], leaf: L
         value_is_comment = isinstance(value, Comment)
         if value_is_comment:
             stack[-1].append(value.value)
-        out.append((key, _walk_value(value, (*path, key), stack, leaf)))
+        out.append((key, _walk_value(value, (*path, key), stack, (*where, key), leaf)))
         if not value_is_comment:
             stack[-1] = []
     return out
+
+
+def _walk_documents(branches: list[TreeBranch], leaf: Leaf) -> list[TreeBranch]:
+    # The path (and so the additional data) starts afresh in every document; the location does
+    # not, so a document inserted before another cannot take over the other's ciphertexts.
+    return [_walk_branch(b, (), [], (n,), leaf) for n, b in enumerate(branches)]
 
 
 def _digest(value: Any) -> bytes:
@@ -214,20 +240,21 @@ def encrypt_branches(
 ) -> tuple[list[TreeBranch], str]:
     """Encrypt every leaf the rules select; return the new tree and the upper-case hex MAC.
 
-    ``stash`` (from :func:`decrypt_branches` with the same data key) maps a value's path and
-    plaintext to its previous ciphertexts, which are reused so unchanged values stay
-    byte-identical. The n-th occurrence of a (path, plaintext) pair takes the n-th previous
-    ciphertext; one occurrence more than before gets a fresh IV, so no ciphertext is ever shared
-    by two values (that would show they are equal). ``stash`` itself is not changed.
+    ``stash`` (from :func:`decrypt_branches` with the same data key) gives the ciphertext each
+    value had at its location, reused when the plaintext there is unchanged so unchanged values
+    stay byte-identical. Only the same location counts (issue 11, finding 13): a value that moved
+    to another list index or document, or a copy of another item, gets a fresh IV, or the
+    history would show which items are equal. Each stashed ciphertext is used at most once, so
+    no two values ever share one. ``stash`` itself is not changed.
     """
     selector = Selector(rules)
     aead = AESGCM(key)
     mac = hashlib.sha512()
     if rules.mac_only_encrypted:
         mac.update(MAC_ONLY_ENCRYPTED_INIT)
-    used: dict[tuple[str, bytes], int] = {}
+    used: set[tuple[Location, bytes]] = set()
 
-    def leaf(value: Any, path: Path, stack: list[list[str]]) -> Any:
+    def leaf(value: Any, path: Path, stack: list[list[str]], where: Location) -> Any:
         is_comment = isinstance(value, Comment)
         encrypted = selector.should_encrypt(path, stack, is_comment)
         if not is_comment and (encrypted or not rules.mac_only_encrypted):
@@ -236,15 +263,14 @@ def encrypt_branches(
             return value
         aad = ":".join(path) + ":"
         if stash is not None:
-            slot = (aad, _digest(value))
-            previous = stash.get(slot, [])
-            nth = used.get(slot, 0)
-            if nth < len(previous):
-                used[slot] = nth + 1
-                return previous[nth]
+            slot = (where, _digest(value))
+            previous = stash.get(slot)
+            if previous is not None and slot not in used:
+                used.add(slot)
+                return previous
         return encrypt_value(aead, value, aad)
 
-    out = [_walk_branch(b, (), [], leaf) for b in branches]
+    out = _walk_documents(branches, leaf)
     return out, mac.hexdigest().upper()
 
 
@@ -266,7 +292,7 @@ def decrypt_branches(
     if rules.mac_only_encrypted:
         mac.update(MAC_ONLY_ENCRYPTED_INIT)
 
-    def leaf(value: Any, path: Path, stack: list[list[str]]) -> Any:
+    def leaf(value: Any, path: Path, stack: list[list[str]], where: Location) -> Any:
         is_comment = isinstance(value, Comment)
         encrypted = selector.should_encrypt(path, stack, is_comment)
         plain = value
@@ -279,13 +305,13 @@ def decrypt_branches(
                     plain = value  # sops: a comment that does not decrypt was never encrypted
                 else:
                     if stash is not None and isinstance(plain, Comment):
-                        stash.setdefault((aad, _digest(plain)), []).append(value.value)
+                        stash[(where, _digest(plain))] = value.value
             elif isinstance(value, str):
                 plain, _ = decrypt_value(aead, value, aad)
                 if isinstance(plain, str | bytes):
                     register(plain)
                 if stash is not None and value:
-                    stash.setdefault((aad, _digest(plain)), []).append(value)
+                    stash[(where, _digest(plain))] = value
             else:
                 raise FormatError(
                     "a value that the encryption rules select is not encrypted "
@@ -295,5 +321,5 @@ def decrypt_branches(
             mac.update(to_bytes(plain))
         return plain
 
-    out = [_walk_branch(b, (), [], leaf) for b in branches]
+    out = _walk_documents(branches, leaf)
     return out, mac.hexdigest().upper()
