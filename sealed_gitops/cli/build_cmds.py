@@ -8,9 +8,11 @@ are masked unless ``--show-secrets`` is given, which exists to pipe the output i
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import yaml
@@ -23,8 +25,42 @@ from sealed_gitops.keys.sealing import SealingKeyring
 from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
 from sealed_gitops.redact import MASK, is_registered, redact
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject
+from sealed_gitops.render.placement import Placement
 
-__all__ = ["build_command", "load_decryption_keys", "masked", "split_root"]
+__all__ = [
+    "build_command",
+    "load_decryption_keys",
+    "masked",
+    "placement_options",
+    "split_root",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def placement_options(func: F) -> F:
+    """``--target-namespace`` and ``--sync-namespace``: where objects land, as under a Sync.
+
+    Sealed values are opened for the namespace their Secret lands in, so a preview of what a Sync
+    with ``targetNamespace`` applies must know it, or it would open (or refuse) what the operator
+    refuses (or opens).
+    """
+    func = click.option(
+        "--sync-namespace",
+        help="The Sync's namespace: where namespaced objects that name none land.",
+    )(func)
+    return click.option(
+        "--target-namespace",
+        help="As a Sync's targetNamespace: every namespaced object lands there, and sealed "
+        "values must have been sealed for it.",
+    )(func)
+
+
+def placed(objects: list[RenderedObject], placement: Placement) -> list[RenderedObject]:
+    """The objects with the namespaces they land in (unchanged without a placement)."""
+    if placement == Placement():
+        return objects
+    return [dataclasses.replace(obj, data=placement.place(obj.data)) for obj in objects]
 
 
 def masked(obj: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +134,7 @@ def _report(result: BuildResult) -> None:
     help="atomic: any failure fails the build; isolate: leave failing documents out.",
 )
 @click.option("--allow-plain-secrets", is_flag=True, help="Accept unencrypted Secrets in Git.")
+@placement_options
 @decryption_key_options()
 def build_command(
     *,
@@ -108,6 +145,8 @@ def build_command(
     output: str,
     failure_policy: str,
     allow_plain_secrets: bool,
+    target_namespace: str | None,
+    sync_namespace: str | None,
     age_identities: tuple[Path, ...],
     sealing_keys: tuple[Path, ...],
     gnupghome: Path | None,
@@ -127,6 +166,9 @@ def build_command(
     keys = load_decryption_keys(
         age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
     )
+    placement = Placement(
+        target_namespace=target_namespace or None, default_namespace=sync_namespace or None
+    )
     result = build(
         root=root,
         path=path,
@@ -134,8 +176,10 @@ def build_command(
         policy=FailurePolicy.parse(failure_policy),
         allow_plain_secrets=allow_plain_secrets,
         artifact=artifact,
+        placement=placement,
     )
-    click.echo(_emit(result.objects, output=output, show_secrets=show_secrets), nl=False)
+    objects = placed(result.objects, placement)
+    click.echo(_emit(objects, output=output, show_secrets=show_secrets), nl=False)
     _report(result)
     if result.failures:
         raise click.exceptions.Exit(1)

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from sealed_gitops.cli.build_cmds import load_decryption_keys, split_root
+from sealed_gitops.cli.build_cmds import load_decryption_keys, placed, split_root
 from sealed_gitops.cli.decryption_options import decryption_key_options
 from sealed_gitops.cluster import Discovery, SyncRef, connect, read_live
 from sealed_gitops.errors import ApiNotFound, ConfigError, SealedGitopsError
@@ -25,6 +25,7 @@ from sealed_gitops.plan.diff import object_diff
 from sealed_gitops.redact import redact
 from sealed_gitops.render import DocKind
 from sealed_gitops.render.decrypt import DecryptionKeys
+from sealed_gitops.render.placement import Placement
 from sealed_gitops.source import Ref, fetch
 
 __all__ = ["diff_command"]
@@ -63,6 +64,7 @@ def _differences(
     sync_text: str | None,
     keys: DecryptionKeys,
     allow_plain_secrets: bool,
+    target_namespace: str | None = None,
 ) -> list[str]:
     if ref_text and not repo_url:
         raise ConfigError("--ref needs --repo")  # as in build: never ignore a flag silently
@@ -71,19 +73,25 @@ def _differences(
         root, sub = fetch(repo_url, Ref.parse(ref_text) if ref_text else None).path, path
     else:
         root, sub = split_root(Path(path))
+    # Where the objects land, as under that Sync: its namespace for files that name none.
+    placement = Placement(
+        target_namespace=target_namespace or None,
+        default_namespace=sync.namespace if sync else None,
+    )
     result = build(
         root=root,
         path=sub,
         keys=keys,
         policy=FailurePolicy.ATOMIC,
         allow_plain_secrets=allow_plain_secrets,
+        placement=placement,
     )
     client = connect(kubeconfig, context=context)
     try:
         desired: dict[ObjectId, dict[str, Any]] = {}
         # Any object that was encrypted in Git (a SOPS ConfigMap too) is diffed key by key.
         encrypted: set[ObjectId] = set()
-        for obj in result.objects:
+        for obj in placed(result.objects, placement):
             data = sync.prepare(obj.data, source_path=obj.file) if sync else obj.data
             oid = ObjectId.of(data)
             desired[oid] = data
@@ -117,6 +125,11 @@ def _differences(
 @click.option("--ref", "ref_text", help="With --repo: branch, tag:NAME, semver:RANGE or a commit.")
 @click.option("--sync", "sync_text", help="NAMESPACE/NAME: compare as this Sync would apply.")
 @click.option("--allow-plain-secrets", is_flag=True)
+@click.option(
+    "--target-namespace",
+    help="As the Sync's targetNamespace: every namespaced object lands there, and sealed values "
+    "must have been sealed for it.",
+)
 @decryption_key_options()
 def diff_command(
     *,
@@ -127,6 +140,7 @@ def diff_command(
     ref_text: str | None,
     sync_text: str | None,
     allow_plain_secrets: bool,
+    target_namespace: str | None,
     age_identities: tuple[Path, ...],
     sealing_keys: tuple[Path, ...],
     gnupghome: Path | None,
@@ -141,6 +155,7 @@ def diff_command(
             context=context,
             sync_text=sync_text,
             allow_plain_secrets=allow_plain_secrets,
+            target_namespace=target_namespace,
             keys=load_decryption_keys(
                 age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
             ),

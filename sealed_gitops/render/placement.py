@@ -16,7 +16,11 @@ discovery); only namespaced objects are moved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from sealed_gitops.plan.order import CLUSTER_SCOPED_KINDS
 
 __all__ = ["Placement", "landing_namespace"]
 
@@ -54,7 +58,14 @@ class Placement:
             default_namespace=self.default_namespace,
         )
 
-    @property
-    def moves(self) -> bool:
-        """True when some object may land elsewhere than its file says."""
-        return bool(self.target_namespace or self.default_namespace)
+    def place(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """``obj`` as it lands, for the CLI's preview (the operator asks API discovery instead
+        of the built-in list of cluster-scoped kinds, in ``operator/tenancy.py``)."""
+        out = dict(obj)
+        if str(obj.get("kind", "")) in CLUSTER_SCOPED_KINDS:
+            return out
+        meta = dict(obj.get("metadata") or {})
+        landed = self.namespace_for(meta.get("namespace"))
+        if landed and meta.get("namespace") != landed:
+            out["metadata"] = {**meta, "namespace": landed}
+        return out

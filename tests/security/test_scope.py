@@ -23,11 +23,16 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sealed_gitops.cli.main import cli
 from sealed_gitops.cluster import KubeClient
 from sealed_gitops.crypto.age import AgeRecipient
 from sealed_gitops.crypto.sealed import Scope
@@ -246,11 +251,17 @@ def test_a_file_without_namespace_is_checked_against_the_sync_namespace(
     tenants.env.push(
         {
             "team-b/db.yaml": tenants.seal(
-                name="db", namespace=tenants.home, scope=Scope.STRICT, canary=canary,
+                name="db",
+                namespace=tenants.home,
+                scope=Scope.STRICT,
+                canary=canary,
                 keep_namespace=False,
             ),
             "team-b-own/ok.yaml": tenants.seal(
-                name="ok", namespace=tenants.tenant, scope=Scope.STRICT, canary=own,
+                name="ok",
+                namespace=tenants.tenant,
+                scope=Scope.STRICT,
+                canary=own,
                 keep_namespace=False,
             ),
         }
@@ -306,8 +317,10 @@ def test_cluster_wide_and_matching_scopes_still_land(tenants: Tenants) -> None:
     )
     tenants.sync(path="./team-b", target=tenants.tenant)
     wait_for(
-        lambda: tenants.applied("wide", tenants.tenant, wide)
-        and tenants.applied("own", tenants.tenant, own),
+        lambda: (
+            tenants.applied("wide", tenants.tenant, wide)
+            and tenants.applied("own", tenants.tenant, own)
+        ),
         timeout=40,
         what="cluster-wide and own values applied in team-b",
     )
@@ -357,9 +370,7 @@ def test_sops_namespace_binding_strict_refuses_a_copied_file(
         tenants.env.push(
             {
                 "team-b/db.yaml": bad,
-                "team-b-own/ok.yaml": tenants.sops(
-                    name="ok", namespace=tenants.tenant, canary=own
-                ),
+                "team-b-own/ok.yaml": tenants.sops(name="ok", namespace=tenants.tenant, canary=own),
             }
         )
         tenants.sync(path="./team-b", target=tenants.tenant)
@@ -379,3 +390,42 @@ def test_sops_namespace_binding_strict_refuses_a_copied_file(
             timeout=40,
             what="team-b's own SOPS Secret applied under Strict",
         )
+
+
+# -- the CLI's preview takes the same placement ------------------------------------------------
+
+
+def test_cli_build_opens_sealed_values_where_target_namespace_puts_them(tmp_path: Path) -> None:
+    """``sealed-gitops build --target-namespace`` judges scopes as the operator does: team-a's
+    strict value refused when moved to team-b, opened when it stays in team-a."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "sealing.key"
+    key_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    canary = _canary()
+    doc = seal_secret(
+        PlainSecret(name="db", namespace="team-a", data={"password": canary.encode()}),
+        recipients=[private.public_key()],
+        scope=Scope.STRICT,
+    ).to_manifest()
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "db.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    runner = CliRunner()
+    base = ["build", str(tmp_path / "repo"), "--sealing-key", str(key_file), "--show-secrets"]
+
+    moved = runner.invoke(cli, [*base, "--target-namespace", "team-b"], catch_exceptions=False)
+    assert moved.exit_code == 1, moved.output
+    assert "scope mismatch" in moved.stderr
+    assert "strict team-a/db" in moved.stderr and "strict team-b/db" in moved.stderr
+    assert canary not in moved.output
+
+    stays = runner.invoke(cli, [*base, "--target-namespace", "team-a"], catch_exceptions=False)
+    assert stays.exit_code == 0, stays.output
+    secret = yaml.safe_load(stays.stdout)
+    assert secret["metadata"]["namespace"] == "team-a"
+    assert base64.b64decode(secret["data"]["password"]).decode() == canary
