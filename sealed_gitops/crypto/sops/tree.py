@@ -165,9 +165,7 @@ class Selector:
         return encrypted
 
 
-def _walk_value(
-    value: Any, path: Path, stack: list[list[str]], where: Location, leaf: Leaf
-) -> Any:
+def _walk_value(value: Any, path: Path, stack: list[list[str]], where: Location, leaf: Leaf) -> Any:
     if isinstance(value, TreeBranch):
         return _walk_branch(value, path, stack, where, leaf)
     if isinstance(value, list):
