@@ -50,6 +50,9 @@ MAX_BODY = 1024 * 1024
 DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gogs-Delivery")
 #: Seconds a webhook secret (or its absence) is reused before the API is asked again.
 SECRET_TTL = 5.0
+#: Secret lookups (cache misses) this process makes at once, and per second after that.
+LOOKUP_BURST = 100.0
+LOOKUP_RATE = 20.0
 
 _SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -98,11 +101,19 @@ def webhook_app(
     seen = deliveries or DeliveryLog()
     buckets = limits or RateLimits()
     secrets: TtlCache[tuple[str, str], bytes | None] = TtlCache(size=1024, ttl=SECRET_TTL)
+    # Lookups of names not cached, for the whole process: cycling through made-up (valid) names
+    # must not turn unsigned requests into an unbounded stream of API reads.
+    lookups = RateLimits(capacity=LOOKUP_BURST, rate=LOOKUP_RATE, size=1)
 
-    async def secret_of(namespace: str, name: str) -> bytes | None:
+    async def secret_of(namespace: str, name: str) -> bytes | float | None:
+        """The webhook secret (None: no Repository or no secret), or the seconds to wait when
+        this process has looked up too many names lately."""
         found, cached = secrets.get((namespace, name))
         if found:
             return cached
+        wait = lookups.take(("*", "*"))
+        if wait:
+            return wait
         try:
             secret = await asyncio.to_thread(_webhook_secret, ctx, namespace, name)
         except SealedGitopsError as exc:
@@ -127,6 +138,8 @@ def webhook_app(
             # This exact signature was verified and acted on: a replay, dropped without a lookup.
             return web.json_response({"status": "duplicate"})
         secret = await secret_of(namespace, name)
+        if isinstance(secret, float):
+            return _answer("too many requests", 429, **{"Retry-After": str(math.ceil(secret))})
         if not secret or not hmac.compare_digest(given.encode(), sign(secret, body).encode()):
             return _answer("invalid signature", 401)
         event = request.headers.get("X-GitHub-Event") or request.headers.get("X-Gitea-Event")

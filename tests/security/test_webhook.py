@@ -24,8 +24,11 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sealed_gitops.operator.webhook import MAX_BODY, SIGNATURE_HEADER, sign
+from sealed_gitops.operator.webhook import MAX_BODY, SIGNATURE_HEADER, _well_formed, sign
+from sealed_gitops.operator.webhook_guard import DeliveryLog, RateLimits, TtlCache
 from sealed_gitops.testing import KubeEmulator
 from tests.operator.conftest import (
     Setup,
@@ -40,8 +43,6 @@ from tests.operator.conftest import (
     wait_for,
 )
 from tests.operator.manifests import secret_doc
-
-pytestmark = pytest.mark.e2e
 
 #: The operator tests' fixtures this module runs on (imported, so pytest finds them here).
 FIXTURES = (_cluster, client, crds, emulator, kubeconfig, kubectl_path, operator_factory, setup)
@@ -118,6 +119,7 @@ MALFORMED = {
 }
 
 
+@pytest.mark.e2e
 def test_every_malformed_signature_gets_401_whether_or_not_the_repository_exists(
     setup: Setup, operator_factory: Any, emulator: KubeEmulator
 ) -> None:
@@ -136,6 +138,7 @@ def test_every_malformed_signature_gets_401_whether_or_not_the_repository_exists
     wait_for(lambda: writes.seen() >= 1, what="the accepted push recorded")
 
 
+@pytest.mark.e2e
 def test_a_replayed_delivery_is_acted_on_once(
     setup: Setup, operator_factory: Any, emulator: KubeEmulator
 ) -> None:
@@ -165,6 +168,7 @@ def test_a_replayed_delivery_is_acted_on_once(
     assert _post(port, f"/hook/{ns}/app", other, signature=_signed(other), delivery="x-2") == 202
 
 
+@pytest.mark.e2e
 def test_a_flood_of_signed_deliveries_is_rate_limited_per_repository(
     setup: Setup, operator_factory: Any, emulator: KubeEmulator
 ) -> None:
@@ -196,6 +200,7 @@ HOSTILE_PATHS = [
 ]
 
 
+@pytest.mark.e2e
 def test_a_hostile_webhook_path_is_refused_before_any_api_request(
     setup: Setup, operator_factory: Any, emulator: KubeEmulator
 ) -> None:
@@ -211,6 +216,7 @@ def test_a_hostile_webhook_path_is_refused_before_any_api_request(
     assert reads.seen() == 0
 
 
+@pytest.mark.e2e
 def test_an_oversized_body_is_refused_before_any_api_request(
     setup: Setup, operator_factory: Any, emulator: KubeEmulator
 ) -> None:
@@ -220,3 +226,68 @@ def test_an_oversized_body_is_refused_before_any_api_request(
     reads = Counter(emulator, verb="get", resource="secrets", namespace=ns)
     assert _post(port, f"/hook/{ns}/app", body, signature=_signed(body)) in (413, -1)
     assert reads.seen() == 0
+
+
+# --- the receiver's memory is bounded, whatever a caller sends (no cluster needed) ---
+
+
+class FakeClock:
+    """Time the test moves by hand (the guard takes a clock, so no sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_delivery_memory_stays_bounded_and_forgets_after_its_ttl() -> None:
+    clock = FakeClock()
+    log = DeliveryLog(size=64, ttl=60.0, clock=clock)
+    for i in range(10_000):
+        log.claim(("delivery", "ns", "app", str(i)))
+    assert len(log) == 64
+    assert log.seen(("delivery", "ns", "app", "9999"))
+    assert not log.seen(("delivery", "ns", "app", "0"))  # evicted, least recently used first
+    clock.now += 61
+    assert not log.seen(("delivery", "ns", "app", "9999"))
+    log.claim(("k",))
+    log.release(("k",))
+    assert not log.seen(("k",))
+
+
+def test_rate_limits_allow_a_burst_then_refill_and_stay_bounded() -> None:
+    clock = FakeClock()
+    limits = RateLimits(capacity=3, rate=0.5, size=16, clock=clock)
+    assert [limits.take(("ns", "app")) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limits.take(("ns", "app"))
+    assert wait == pytest.approx(2.0)  # one token every 2 s
+    assert limits.take(("ns", "other")) == 0.0  # per Repository
+    clock.now += 2.0
+    assert limits.take(("ns", "app")) == 0.0
+    for i in range(5000):
+        limits.take(("ns", f"r{i}"))
+    assert len(limits) == 16
+
+
+def test_secret_cache_stays_bounded() -> None:
+    clock = FakeClock()
+    cache: TtlCache[str, bytes | None] = TtlCache(size=8, ttl=5.0, clock=clock)
+    for i in range(1000):
+        cache.put(str(i), None)
+    assert len(cache) == 8 and cache.get("999") == (True, None)
+    clock.now += 5.0
+    assert cache.get("999") == (False, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_signature_text_is_judged_without_raising(text: str) -> None:
+    """Fuzz the signature header check: any text (non-ASCII, surrogates, controls) gives a
+    verdict, and only the exact ``sha256=<64 lowercase hex>`` shape is accepted."""
+    verdict = _well_formed(text)
+    assert verdict == (
+        text.startswith("sha256=")
+        and len(text) == 71
+        and all(c in "0123456789abcdef" for c in text[7:])
+    )
