@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from sealed_gitops.cluster.client import KubeClient
 from sealed_gitops.errors import ApiNotFound, ClusterError
 from sealed_gitops.plan.ids import split_api_version
+from sealed_gitops.plan.names import segment
 
 __all__ = ["Discovery", "Resource"]
 
@@ -38,11 +38,13 @@ class Resource:
 
     def path(self, *, namespace: str = "", name: str = "", subresource: str = "") -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        # segment(): percent-quoted, and "." / ".." refused, which quoting leaves alone and the
+        # HTTP client would resolve into another path (issue 11, finding 1)
         if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace, safe='')}"
+            base += f"/namespaces/{segment(namespace)}"
         base += f"/{self.plural}"
         if name:
-            base += f"/{quote(name, safe='')}"
+            base += f"/{segment(name)}"
         if subresource:
             base += f"/{subresource}"
         return base

@@ -443,3 +443,70 @@ def test_crds_refuse_path_tricks_in_names() -> None:
         doc = yaml.safe_load((root / crd).read_text())
         walk(doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"], crd)
     assert checked >= 8
+
+
+# -- the one parse: every name field of the three specs ------------------------------------------
+
+_HOSTILE = ["../../team-a/secrets/x", "x/../y", "..", "a%2Fb", "UPPER", "x" * 254, "a\nb"]
+
+
+def _set(doc: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    node = doc
+    *path, last = dotted.split(".")
+    for key in path:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return doc
+
+
+@pytest.mark.parametrize("value", _HOSTILE)
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        ("Sync", "spec.repositoryRef.name"),
+        ("Sync", "spec.decryption.secretRef.name"),
+        ("Sync", "spec.decryption.keyRingRef.name"),
+        ("Sync", "spec.decryption.keyRingRef.namespace"),
+        ("Sync", "spec.serviceAccountName"),
+        ("Sync", "spec.targetNamespace"),
+        ("Repository", "spec.secretRef.name"),
+        ("Repository", "spec.verify.secretRef.name"),
+        ("KeyRing", "spec.vault.auth.tokenSecretRef.name"),
+    ],
+)
+def test_every_name_field_is_checked_when_the_spec_is_parsed(
+    kind: str, field: str, value: str
+) -> None:
+    from sealed_gitops.operator.specs import KeyRingSpec, RepositorySpec, SyncSpec
+    from sealed_gitops.plan.names import InvalidName
+
+    parse = {"Sync": SyncSpec, "Repository": RepositorySpec, "KeyRing": KeyRingSpec}[kind].parse
+    doc: dict[str, Any] = {
+        "metadata": {"namespace": "team-b", "name": "app"},
+        "spec": {"repositoryRef": {"name": "app"}, "url": "https://git.example/x.git"},
+    }
+    if kind == "KeyRing":
+        doc["spec"] = {"backend": "vault", "vault": {"address": "https://vault.example"}}
+    parse(doc)  # valid as it is
+    if field.endswith("keyRingRef.namespace"):
+        _set(doc, "spec.decryption.keyRingRef.name", "cluster")
+    with pytest.raises(InvalidName) as caught:
+        parse(_set(doc, field, value))
+    assert field.removesuffix(".name") in str(caught.value), caught.value
+    assert caught.value.code == "InvalidName"
+
+
+@pytest.mark.parametrize(("namespace", "name"), [("team-b", ".."), ("..", "x"), ("team-b", ".")])
+def test_manifest_paths_refuse_dot_segments(namespace: str, name: str) -> None:
+    """Objects from Git reach the API through discovery paths: quoting leaves ``.``/``..``
+    alone and the HTTP client would resolve them into another object's path."""
+    from sealed_gitops.cluster.discovery import Resource
+    from sealed_gitops.plan.names import InvalidName
+
+    configmaps = Resource(group="", version="v1", plural="configmaps", kind="ConfigMap",
+                          namespaced=True)  # fmt: skip
+    assert configmaps.path(namespace="team-b", name="a/b") == (
+        "/api/v1/namespaces/team-b/configmaps/a%2Fb"
+    )
+    with pytest.raises(InvalidName):
+        configmaps.path(namespace=namespace, name=name)
