@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyrage
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -39,6 +40,13 @@ from sealed_gitops.crypto.sealed import Scope
 from sealed_gitops.crypto.sealed_document import PlainSecret, seal_secret
 from sealed_gitops.crypto.sealing_keys import load_public_key
 from sealed_gitops.crypto.sops import encrypt_bytes
+from sealed_gitops.crypto.sops.tree import Rules
+from sealed_gitops.errors import ScopeMismatch
+from sealed_gitops.keys.discovery import discover_keyring
+from sealed_gitops.pipeline import build
+from sealed_gitops.render.binding import NamespaceBinding
+from sealed_gitops.render.decrypt import DecryptionKeys
+from sealed_gitops.render.placement import Placement
 from tests.keys_lifecycle.conftest import active, create_keyring, wait_keys
 from tests.operator import conftest as operator_fixtures
 from tests.operator.conftest import Setup, ready, wait_for
@@ -429,3 +437,44 @@ def test_cli_build_opens_sealed_values_where_target_namespace_puts_them(tmp_path
     secret = yaml.safe_load(stays.stdout)
     assert secret["metadata"]["namespace"] == "team-a"
     assert base64.b64decode(secret["data"]["password"]).decode() == canary
+
+
+@pytest.mark.parametrize(
+    ("mac_only_encrypted", "accepted"),
+    [(False, True), (True, False)],
+)
+def test_sops_binding_needs_the_namespace_under_the_mac(
+    tmp_path: Path, mac_only_encrypted: bool, accepted: bool
+) -> None:
+    """Strict trusts ``metadata.namespace`` only when the MAC covers it: a file encrypted with
+    ``mac_only_encrypted`` and its namespace in clear could be edited by a committer without the
+    key, so it is refused even where it names the right namespace."""
+    identity = pyrage.x25519.Identity.generate()
+    (tmp_path / "age.txt").write_text(f"{identity}\n")
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "team-b"},
+        "stringData": {"password": _canary()},
+    }
+    encrypted = encrypt_bytes(
+        yaml.safe_dump(doc, sort_keys=False).encode(),
+        key_groups=[[AgeRecipient(str(identity.to_public()))]],
+        rules=Rules(encrypted_regex="^(data|stringData)$", mac_only_encrypted=mac_only_encrypted),
+        file="db.yaml",
+    )
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "db.yaml").write_bytes(encrypted)
+    ring = discover_keyring(age_identity_files=[tmp_path / "age.txt"], use_environment=False)
+    keys = DecryptionKeys(sops=ring, sops_binding=NamespaceBinding.STRICT)
+    placement = Placement(default_namespace="team-b")
+
+    def run() -> list[str]:
+        result = build(root=tmp_path, path="deploy", keys=keys, placement=placement)
+        return [str(obj.id.namespace) for obj in result.objects]
+
+    if accepted:
+        assert run() == ["team-b"]
+        return
+    with pytest.raises(ScopeMismatch, match="mac_only_encrypted"):
+        run()
