@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -77,6 +78,15 @@ class LazyGroup(click.Group):
             # A missing or unreadable file is an expected failure: one line, no traceback.
             name = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {redact(name + (exc.strerror or str(exc)))}", err=True)
+            ctx.exit(EXIT_FAILURE)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            # Not one of ours: Python would print a traceback whose last line may quote a value
+            # (a parser's ValueError). One redacted line instead; the redacted trace with -vv.
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                click.echo(redact("".join(traceback.format_exception(exc))), err=True)
+            click.echo(f"error: internal error: {redact(f'{type(exc).__name__}: {exc}')}", err=True)
             ctx.exit(EXIT_FAILURE)
 
 

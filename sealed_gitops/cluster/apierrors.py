@@ -6,7 +6,9 @@ Secret can quote what was sent (a 422 echoes an invalid value, a webhook may ech
 so no server text reaches an error unredacted. For core Secrets we go further and keep only the
 machine-readable reason and the names of the refused fields, never the server's prose, because a
 value shorter than :data:`sealed_gitops.redact.MIN_LENGTH` is not registered and would survive
-redaction.
+redaction. Everything else is redacted *before* it is cut to :data:`_MAX_MESSAGE` (with
+:func:`sealed_gitops.redact.cut`): a server that quotes an object quotes it whole, and a value
+cut in half by the limit would no longer be recognised (issue 11, finding 8).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sealed_gitops.errors import (
     ApiUnavailable,
     ClusterError,
 )
-from sealed_gitops.redact import redact
+from sealed_gitops.redact import cut
 
 __all__ = ["error_for_status", "unavailable"]
 
@@ -49,10 +51,7 @@ def _server_text(data: dict[str, Any], *, sensitive: bool) -> str:
         if fields:
             text += f" (fields: {', '.join(fields)})"
         return text
-    message = str(data.get("message") or reason or "no message")
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + "..."
-    return message
+    return str(data.get("message") or reason or "no message")
 
 
 def error_for_status(
@@ -63,7 +62,7 @@ def error_for_status(
     ``sensitive``: the request carried secret values; the server's prose is not kept.
     """
     data = _status_body(body)
-    text = redact(_server_text(data, sensitive=sensitive))
+    text = cut(_server_text(data, sensitive=sensitive), limit=_MAX_MESSAGE)
     reason = f"{action} {what}: HTTP {status}: {text}"
     cls: type[ClusterError]
     if status == 404:
@@ -82,7 +81,5 @@ def error_for_status(
 def unavailable(exc: BaseException, *, action: str, what: str) -> ApiUnavailable:
     """A transport failure (timeout, refused or dropped connection, TLS) as ApiUnavailable."""
     # The exception text names the host and the failure, never the request body.
-    detail = redact(f"{type(exc).__name__}: {exc}")
-    if len(detail) > _MAX_MESSAGE:
-        detail = detail[:_MAX_MESSAGE] + "..."
+    detail = cut(f"{type(exc).__name__}: {exc}", limit=_MAX_MESSAGE)
     return ApiUnavailable(f"{action} {what}: API server unreachable: {detail}")

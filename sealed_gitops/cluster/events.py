@@ -3,7 +3,9 @@
 Why this module exists: Events are what ``kubectl describe`` shows a person, and in Flux's history
 they were one of the paths values leaked by (kustomize-controller #419, #1371). Every message is
 passed through :func:`sealed_gitops.redact.redact` here, at the last moment before it leaves the
-process, whatever the caller already did, and cut to the API's size limit.
+process, whatever the caller already did, and only then cut to the API's size limit (a value cut
+in half would no longer be recognised). A message built with :func:`sealed_gitops.redact.compose`
+keeps the commit, author and object names it names as they are (invariant 8).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sealed_gitops.cluster.client import KubeClient
-from sealed_gitops.redact import redact
+from sealed_gitops.redact import cut
 
 __all__ = ["COMPONENT", "EventType", "record_event"]
 
@@ -28,13 +30,6 @@ _MAX_MESSAGE = 1024
 class EventType(StrEnum):
     NORMAL = "Normal"
     WARNING = "Warning"
-
-
-def _truncate(text: str) -> str:
-    data = text.encode("utf-8")
-    if len(data) <= _MAX_MESSAGE:
-        return text
-    return data[: _MAX_MESSAGE - 3].decode("utf-8", "ignore") + "..."
 
 
 def record_event(
@@ -71,7 +66,7 @@ def record_event(
         "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": namespace},
         "involvedObject": ref,
         "reason": reason,
-        "message": _truncate(redact(message)),
+        "message": cut(message, limit=_MAX_MESSAGE, unit="bytes"),
         "type": str(type),
         "action": action,
         "source": {"component": component},

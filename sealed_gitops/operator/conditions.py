@@ -2,7 +2,8 @@
 
 Why a module: every handler sets the same three conditions with the same reasons, and users' tools
 (kubectl wait, Flux-aware dashboards, alerts) key on those names; keeping them in one place stops
-two handlers from spelling a reason two ways. Messages pass through redact before they are stored.
+two handlers from spelling a reason two ways. Messages are redacted, then cut, before they are
+stored (:func:`sealed_gitops.redact.cut`: cutting first would leave half a value unrecognised).
 Pure: dicts in, dicts out.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sealed_gitops.redact import redact
+from sealed_gitops.redact import cut
 
 __all__ = [
     "READY",
@@ -73,7 +74,7 @@ def set_condition(
     now: str | None = None,
 ) -> list[dict[str, Any]]:
     """Return ``conditions`` with ``type_`` set; lastTransitionTime changes only with the status."""
-    text = redact(message)[:MAX_MESSAGE]
+    text = cut(message, limit=MAX_MESSAGE)
     wanted = "True" if status else "False"
     out: list[dict[str, Any]] = []
     found = False

@@ -18,6 +18,7 @@ from typing import TypeGuard
 from urllib.parse import quote
 
 from sealed_gitops.errors import ConfigError
+from sealed_gitops.redact import cut
 
 __all__ = [
     "DNS1123_LABEL_MAX",
@@ -71,7 +72,9 @@ def _shown(value: object) -> str:
     # The refused value is shown, cut short and escaped, so a hostile string cannot fill a
     # status or forge a second log line; it is a name, not a secret.
     text = value if isinstance(value, str) else repr(value)
-    return repr(text[:80] + ("..." if len(text) > 80 else ""))
+    # Redacted before it is cut (issue 11, finding 8): a name decrypted from a fully encrypted
+    # document is a registered value, and half of it would no longer be recognised.
+    return repr(cut(text, limit=83))
 
 
 def namespace(value: object, *, field: str) -> str:

@@ -15,7 +15,7 @@ server's loop consumes them.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["Fault", "FaultInjector"]
 
@@ -24,12 +24,15 @@ __all__ = ["Fault", "FaultInjector"]
 class Fault:
     """What to do to one request: wait ``delay`` seconds, then answer ``status`` or drop it.
 
-    ``status`` None with ``drop`` False means "only delay, then serve normally".
+    ``status`` None with ``drop`` False means "only delay, then serve normally". ``echo`` makes
+    the answer quote the request body as a real server's 422 for a patch does (``patch: Invalid
+    value: "<the patched object, Go-quoted>"``), or as an admission webhook that echoes the object.
     """
 
     status: int | None
     delay: float
     drop: bool
+    echo: bool = False
 
 
 @dataclass
@@ -68,6 +71,7 @@ class FaultInjector:
         status: int | None = None,
         delay: float = 0.0,
         drop: bool = False,
+        echo: bool = False,
     ) -> None:
         """Arm a fault for the next ``count`` requests matching the given fields.
 
@@ -82,13 +86,15 @@ class FaultInjector:
             raise ValueError("delay must not be negative")
         if status is None and not drop and delay == 0:
             raise ValueError("a fault needs a status, a delay or drop=True")
+        if echo and status is None:
+            raise ValueError("echo needs a status to answer with")
         rule = _Rule(
             verb=verb.lower() if verb is not None else None,
             resource=resource,
             namespace=namespace,
             name=name,
             remaining=count,
-            fault=Fault(status=status, delay=delay, drop=drop),
+            fault=Fault(status=status, delay=delay, drop=drop, echo=echo),
         )
         with self._lock:
             self._rules.append(rule)
@@ -104,7 +110,7 @@ class FaultInjector:
                     if rule.remaining == 0:
                         del self._rules[index]
                     # A copy, so the caller cannot alter a rule that still has uses left.
-                    return Fault(rule.fault.status, rule.fault.delay, rule.fault.drop)
+                    return replace(rule.fault)
         return None
 
     def pending(self) -> int:

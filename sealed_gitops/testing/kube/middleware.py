@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from sealed_gitops.redact.forms import go_quote
 from sealed_gitops.testing.kube.auth import (
     Authenticator,
     ImpersonationError,
@@ -72,10 +73,8 @@ def make_middleware(
                     transport.abort()
                 raise asyncio.CancelledError  # nothing may be written to an aborted connection
             if fault.status is not None:
-                return json_response(
-                    status_body(fault.status, f"injected fault ({fault.status})"),
-                    status=fault.status,
-                )
+                message = await _fault_message(request, info, fault.status, echo=fault.echo)
+                return json_response(status_body(fault.status, message), status=fault.status)
         header = request.headers.get("Authorization")
         if header is None and request.path in _PUBLIC:
             # what a real server's system:public-info-viewer role lets anonymous callers read
@@ -116,6 +115,17 @@ def make_middleware(
         return await _handle(handler, request)
 
     return middleware
+
+
+async def _fault_message(
+    request: web.Request, info: RequestInfo, status: int, *, echo: bool
+) -> str:
+    message = f"injected fault ({status})"
+    if not echo:
+        return message
+    # field.Invalid prints a string value with Go's %q (strconv.Quote)
+    quoted = go_quote(await request.text())
+    return f'{info.resource} "{info.name}" is invalid: patch: Invalid value: "{quoted}": {message}'
 
 
 async def _handle(handler: Handler, request: web.Request) -> web.StreamResponse:
