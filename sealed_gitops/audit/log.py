@@ -11,7 +11,11 @@ stdout handler here, does not propagate to the root, and is never quieter than I
 The producer (``operator.sync``) logs the audit fields as a JSON object in the message; this
 formatter lifts them to the top level next to ``time``, ``level``, ``logger`` and ``message``
 (the same envelope as the operator's ``--log-format json`` lines, so one parser reads both).
-Lines pass through :class:`~sealed_gitops.redact.RedactingFilter` like every other log line.
+Lines pass through :class:`~sealed_gitops.redact.RedactingFilter` like every other log line. The
+fields that say who changed what (commit, revision, author, object and key names) come from Git
+and the API, not from values: a producer hands them over as the record's ``audit_identity`` and
+they are put into the line *after* redaction, so no committed value can blank them (invariant 8;
+issue 11, finding 10). Everything else in the line is redacted.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sealed_gitops.redact import RedactingFilter, redact
+from sealed_gitops.redact import RedactingFilter, redact_everywhere
 
-__all__ = ["AUDIT_LOGGER", "AuditLineFormatter", "install_audit_stream"]
+__all__ = ["AUDIT_LOGGER", "IDENTITY_ATTRIBUTE", "AuditLineFormatter", "install_audit_stream"]
 
 #: The logger the operator writes audit lines to.
 AUDIT_LOGGER = "sealed_gitops.audit"
@@ -32,12 +36,15 @@ AUDIT_LOGGER = "sealed_gitops.audit"
 #: Envelope fields; a producer's field of the same name does not overwrite them.
 _ENVELOPE = ("time", "level", "logger")
 
+#: The record attribute (``extra={"audit_identity": {...}}``) holding the identity fields.
+IDENTITY_ATTRIBUTE = "audit_identity"
+
 
 class AuditLineFormatter(logging.Formatter):
     """A record whose message is a JSON object -> one JSON line with those fields at top level."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = redact(record.getMessage())
+        text = redact_everywhere(record.getMessage())
         try:
             fields = json.loads(text)
         except ValueError:
@@ -51,6 +58,10 @@ class AuditLineFormatter(logging.Formatter):
             "message": str(fields.get("event") or "audit"),
         }
         line.update((k, v) for k, v in fields.items() if k not in _ENVELOPE)
+        identity = getattr(record, IDENTITY_ATTRIBUTE, None)
+        if isinstance(identity, dict):
+            # JSON encoding escapes any control character, so a name cannot forge a line.
+            line.update((str(k), v) for k, v in identity.items() if k not in _ENVELOPE)
         return json.dumps(line, ensure_ascii=False)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from sealed_gitops import redact
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.keyring import register_keyring_handlers
@@ -52,6 +53,9 @@ async def _sleep_until_woken(
 
 
 async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stopped: Any) -> None:
+    # This daemon's task (and the threads it starts) register and redact as its tenant: a value
+    # committed for one namespace cannot blank another namespace's status (issue 11, finding 10).
+    redact.enter_scope(namespace)
     while not stopped:
         body = await asyncio.to_thread(get_object, ctx.client, kind, namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):

@@ -5,7 +5,9 @@ this module says how each outcome is written down, as Flux writes it (``main@sha
 revisions, observedGeneration, Ready/Reconciling/Stalled with shared reasons, counts), and it holds
 the economy rule that a reconcile which changed nothing writes nothing: the status is compared
 before it is patched, counts describe the last reconcile that did work, and Events are sent only
-when something changed or the failure message is new. Every message passes through redact.
+when something changed or the failure message is new. Every message passes through redact;
+the revision, author and object names in it are :class:`~sealed_gitops.redact.Identity` parts of
+a message built with :func:`~sealed_gitops.redact.compose`, so no committed value blanks them.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from sealed_gitops.operator.tenancy import TenancyRefused
 from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory
 from sealed_gitops.plan.names import InvalidName
-from sealed_gitops.redact import redact
+from sealed_gitops.redact import Identity, compose, redact
 
 __all__ = [
     "MAX_EVENT_LINES",
@@ -108,6 +110,16 @@ def _summary(lines: Iterable[str]) -> str:
     return "\n".join(shown) + (f"\n... and {more} more" if more > 0 else "")
 
 
+def _names(lines: Iterable[str]) -> list[str]:
+    """:func:`_summary` of object names, as parts for :func:`compose` (names are identities)."""
+    items = list(lines)
+    parts: list[str] = []
+    for line in items[:MAX_EVENT_LINES]:
+        parts += [Identity(line), "\n"]
+    more = len(items) - MAX_EVENT_LINES
+    return [*parts[:-1], f"\n... and {more} more"] if more > 0 else parts[:-1]
+
+
 def progressing(ctx: OperatorContext, sync: dict[str, Any], *, revision: str) -> None:
     """Reconciling=True (Progressing) when this reconcile has a new revision or generation.
 
@@ -126,7 +138,7 @@ def progressing(ctx: OperatorContext, sync: dict[str, Any], *, revision: str) ->
         type_=RECONCILING,
         status=True,
         reason=Reason.PROGRESSING,
-        message=f"Reconciliation in progress for revision {revision}",
+        message=compose("Reconciliation in progress for revision ", Identity(revision)),
         generation=generation,
     )
     patch_status(ctx.client, "Sync", meta["namespace"], meta["name"], {"conditions": conditions})
@@ -168,7 +180,7 @@ def succeeded(
     ok = not problems
     conditions = status.get("conditions")
     if ok:
-        message = f"Applied revision: {revision}"
+        message = compose("Applied revision: ", Identity(revision))
         conditions = set_condition(
             conditions,
             type_=READY,
@@ -189,9 +201,10 @@ def succeeded(
                 else Reason.APPLY_FAILED
             )
         )
-        message = (
-            f"{len(problems)} of {len(applied.outcomes) + len(failed_docs)} objects failed "
-            f"at {revision}: " + "; ".join(problems[:5])
+        message = compose(
+            f"{len(problems)} of {len(applied.outcomes) + len(failed_docs)} objects failed at ",
+            Identity(revision),
+            ": " + "; ".join(problems[:5]),
         )
         conditions = set_condition(
             conditions,
@@ -226,16 +239,16 @@ def succeeded(
     update_status(ctx.client, "Sync", sync, new_status)
     if changed:
         # Who committed it, so the Event alone answers "who changed this Secret?".
-        by = f" by {author}" if author else ""
+        by = [" by ", Identity(author)] if author else []
         record_event(
             ctx.client,
             involved=sync,
             reason="Applied",
-            message=f"{revision}{by}\n" + _summary(changed),
+            message=compose(Identity(revision), *by, "\n", *_names(changed)),
         )
         ctx.metrics.applied.labels(namespace=namespace).inc(len(changed))
     if deleted:
-        record_event(ctx.client, involved=sync, reason="Pruned", message=_summary(deleted))
+        record_event(ctx.client, involved=sync, reason="Pruned", message=compose(*_names(deleted)))
         ctx.metrics.pruned.labels(namespace=namespace).inc(len(deleted))
     if problems and message != _ready_message(status):
         record_event(
