@@ -79,23 +79,23 @@ _KEY_BYTES = 32
 
 def _entry_key(root: Path) -> bytes:
     """The cache root's naming key, made once (atomically, so concurrent processes agree)."""
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = root / KEY_FILE
-    if not path.exists():
-        draft = root / f"{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(_KEY_BYTES))
-        try:
-            os.link(draft, path)  # fails if another process won the race: its key is used
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
     try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            draft = root / f"{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(_KEY_BYTES))
+            try:
+                os.link(draft, path)  # fails if another process won the race: its key is used
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
         key = path.read_bytes()
     except OSError as exc:
-        raise SourceError(f"cannot read the git cache key {path}: {exc.strerror}") from exc
+        raise SourceError(f"cannot set up the git cache key {path}: {exc.strerror}") from exc
     if len(key) != _KEY_BYTES:
         raise SourceError(f"the git cache key {path} is damaged; remove the cache directory")
     return key
