@@ -39,7 +39,7 @@ class Ref:
         for label, value in (("branch", self.branch), ("tag", self.tag)):
             if value is not None and (not value or _BAD_REF.search(value)):
                 raise ConfigError(f"invalid {label} name {value!r}")
-        if self.commit is not None and not _SHA1.match(self.commit):
+        if self.commit is not None and not _SHA1.fullmatch(self.commit):
             raise ConfigError(f"commit must be a full 40-character sha1, got {self.commit!r}")
         if self.semver is not None:
             semver.parse_range(self.semver)  # fail early on a range that cannot be read
@@ -53,7 +53,7 @@ class Ref:
         kind, sep, value = text.partition(":")
         if sep and kind in ("branch", "tag", "semver", "commit"):
             return cls(**{kind: value})
-        if _SHA1.match(text):
+        if _SHA1.fullmatch(text):
             return cls(commit=text)
         return cls(branch=text)
 
@@ -121,7 +121,7 @@ def parse_ls_remote(output: str) -> RemoteRefs:
                 head_target = target
             continue
         sha, _, name = line.partition("\t")
-        if not _SHA1.match(sha) or not name:
+        if not _SHA1.fullmatch(sha) or not name:
             continue
         if name.endswith("^{}"):
             peeled[name[:-3]] = sha
