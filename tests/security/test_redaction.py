@@ -185,7 +185,7 @@ def test_a_refused_name_quoted_with_repr_leaks_nothing_into_status_failures(
         return list(setup.kube.status().get("failures") or [])
 
     found = wait_for(failures, what="status.failures")
-    assert found[0]["file"] == "deploy/db.yaml" and "contains" in found[0]["reason"], found
+    assert found[0]["file"] == "deploy/db.yaml" and found[0]["reason"], found
     time.sleep(1.5)  # a few retries write their Events and log lines too
     assert leaks(tokens, _operator_texts(setup, caplog)) == []
 
