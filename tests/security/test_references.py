@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -480,7 +480,12 @@ def test_every_name_field_is_checked_when_the_spec_is_parsed(
     from sealed_gitops.operator.specs import KeyRingSpec, RepositorySpec, SyncSpec
     from sealed_gitops.plan.names import InvalidName
 
-    parse = {"Sync": SyncSpec, "Repository": RepositorySpec, "KeyRing": KeyRingSpec}[kind].parse
+    parsers: dict[str, Callable[[Mapping[str, Any]], object]] = {
+        "Sync": SyncSpec.parse,
+        "Repository": RepositorySpec.parse,
+        "KeyRing": KeyRingSpec.parse,
+    }
+    parse = parsers[kind]
     doc: dict[str, Any] = {
         "metadata": {"namespace": "team-b", "name": "app"},
         "spec": {"repositoryRef": {"name": "app"}, "url": "https://git.example/x.git"},
