@@ -10,7 +10,7 @@ STAMPS := .make-stamps
 # python3-venv: Debian's python3 cannot make a virtualenv without it (no ensurepip).
 SYSTEM_PACKAGES := python3-venv git gnupg openssh-server openssh-client golang-go
 
-.PHONY: install system-deps demo test lint typecheck check clean
+.PHONY: install system-deps demo test lint typecheck check clean fuzz
 
 $(STAMPS)/system:
 	@mkdir -p $(STAMPS)
@@ -40,6 +40,22 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n auto -q -p no:cacheprovider
+
+# The fuzz harnesses of tests/security/test_fuzz.py, much longer than in `make test`: hypothesis
+# with FUZZ_EXAMPLES inputs per parser, then (with the `fuzz` extra installed) atheris,
+# coverage-guided, FUZZ_RUNS inputs per harness.
+FUZZ_EXAMPLES ?= 20000
+FUZZ_RUNS ?= 200000
+FUZZ_HARNESSES = safe_yaml_loader sops_documents enc_values sealed_documents \
+	sealed_document_trees sops_config sgignore
+fuzz: install
+	SEALED_GITOPS_FUZZ=long SEALED_GITOPS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_fuzz.py
+	@if $(BIN)/python -c "import atheris" 2>/dev/null; then \
+	  for h in $(FUZZ_HARNESSES); do \
+	    $(BIN)/python -m tests.security.test_fuzz $$h -runs=$(FUZZ_RUNS) || exit 1; \
+	  done; \
+	else echo "atheris is not installed (pip install -e '.[fuzz]'): hypothesis run only"; fi
 
 lint: install
 	$(BIN)/ruff check .

@@ -68,6 +68,8 @@ class ObjectId:
     def of(cls, obj: Mapping[str, Any]) -> ObjectId:
         """The id of a manifest (a mapping with apiVersion, kind and metadata)."""
         meta = obj.get("metadata") or {}
+        if not isinstance(meta, Mapping):  # YAML from Git may say "metadata: x"
+            raise FormatError("metadata is not a mapping")
         group, _ = split_api_version(str(obj.get("apiVersion", "")))
         return cls(
             namespace=str(meta.get("namespace") or ""),

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from sealed_gitops.crypto.patterns import compile_pattern
-from sealed_gitops.errors import ConfigError
+from sealed_gitops.errors import ConfigError, SealedGitopsError
 
-from .tree import RULE_FIELDS, Rules
+from .tree import RULE_FIELDS, Rules, TreeBranch
+from .values import Comment
+from .yaml_load import load_yaml
 
 __all__ = ["CreationRule", "KeyGroupSpec", "load_creation_rules", "match_creation_rule"]
 
@@ -60,6 +60,15 @@ def _group(raw: Any) -> KeyGroupSpec:
     )
 
 
+def _text(raw: dict[Any, Any], name: str) -> str:
+    """A scalar field as text. A list or mapping is refused, not ``str()``-ed: through YAML
+    aliases a few hundred bytes can be a list of 10**9 items (found by tests/security/test_fuzz)."""
+    value = raw.get(name)
+    if isinstance(value, list | dict):
+        raise ConfigError(f".sops.yaml: {name} must be a string")
+    return str(value or "")
+
+
 def _checked_patterns(texts: dict[str, str], *, where: str) -> None:
     """Compile every regex of a rule now (RE2, as sops' Go does): a committer wrote them, so they
     must cost linear time, and a bad one is refused when the file is read, naming the field."""
@@ -71,10 +80,10 @@ def _checked_patterns(texts: dict[str, str], *, where: str) -> None:
 def _rule(raw: Any, index: int) -> CreationRule:
     if not isinstance(raw, dict):
         raise ConfigError(".sops.yaml: each creation rule must be a mapping")
-    texts = {n: str(raw.get(n) or "") for n in RULE_FIELDS}
+    texts = {n: _text(raw, n) for n in RULE_FIELDS}
     if sum(1 for t in texts.values() if t) > 1:
         raise ConfigError(".sops.yaml: a creation rule sets more than one encryption rule")
-    path_regex = str(raw.get("path_regex") or "")
+    path_regex = _text(raw, "path_regex")
     _checked_patterns({"path_regex": path_regex, **texts}, where=f"creation_rules[{index}]")
     if raw.get("key_groups"):
         if not isinstance(raw["key_groups"], list):
@@ -100,12 +109,27 @@ def _rule(raw: Any, index: int) -> CreationRule:
     )
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, TreeBranch):
+        return {k: _plain(v) for k, v in value if not isinstance(k, Comment)}
+    if isinstance(value, list):
+        return [_plain(v) for v in value if not isinstance(v, Comment)]
+    return value
+
+
 def load_creation_rules(text: str) -> list[CreationRule]:
-    """Parse the ``creation_rules`` of a ``.sops.yaml`` text."""
+    """Parse the ``creation_rules`` of a ``.sops.yaml`` text.
+
+    Read with the SOPS YAML reader (go-yaml's scalar rules, as sops reads this file, with its
+    nesting and alias limits), not ``yaml.safe_load``: a committer writes this file, and PyYAML's
+    constructor raised IndexError, KeyError or AttributeError on tagged scalars such as a bare
+    ``!!int`` and RecursionError on deep nesting (found by tests/security/test_fuzz).
+    """
     try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(".sops.yaml is not valid YAML") from exc
+        documents = load_yaml(text)
+    except SealedGitopsError as exc:
+        raise ConfigError(f".sops.yaml is not valid YAML: {exc.reason}") from None
+    raw = _plain(documents[0]) if documents else {}
     if not isinstance(raw, dict):
         raise ConfigError(".sops.yaml must be a mapping")
     rules = raw.get("creation_rules")
