@@ -655,7 +655,7 @@ ATHERIS_HARNESSES: dict[str, Any] = {
 
 def _atheris_main(argv: list[str]) -> None:
     """``python -m tests.security.test_fuzz HARNESS [libFuzzer flags, e.g. -runs=100000]``."""
-    import atheris  # type: ignore[import-not-found,unused-ignore]
+    import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     if len(argv) < 2 or argv[1] not in ATHERIS_HARNESSES:
         raise SystemExit(f"usage: {argv[0]} {{{','.join(ATHERIS_HARNESSES)}}} [libFuzzer flags]")
