@@ -131,7 +131,8 @@ class CommitComparer:
         for side in removed:
             mate_index = next(
                 (
-                    i for i, a in enumerate(added)
+                    i
+                    for i, a in enumerate(added)
                     if a.obj.identity == side.obj.identity and side.obj.identity[0] == "object"
                 ),
                 None,

@@ -149,7 +149,10 @@ def signer_keyring(armored_keys: Sequence[bytes]) -> Iterator[dict[str, str]]:
             try:
                 subprocess.run(
                     ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--import"],
-                    input=key, capture_output=True, timeout=60, check=True,
+                    input=key,
+                    capture_output=True,
+                    timeout=60,
+                    check=True,
                 )
             except (OSError, subprocess.SubprocessError) as exc:
                 raise ConfigError("a signer public key could not be imported into gpg") from exc
@@ -158,7 +161,9 @@ def signer_keyring(armored_keys: Sequence[bytes]) -> Iterator[dict[str, str]]:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(
                 ["gpgconf", "--homedir", str(home), "--kill", "all"],
-                capture_output=True, timeout=30, check=False,
+                capture_output=True,
+                timeout=30,
+                check=False,
             )
         shutil.rmtree(home, ignore_errors=True)
 
@@ -197,10 +202,25 @@ class GitHistory:
         ``follow`` (for a single file) follows it back through renames, as ``git log --follow``.
         """
         args = [
-            "git", "-c", "log.showSignature=false", "-c", "core.quotepath=false",
-            "log", "--raw", "-z", "--no-abbrev", "-M", "-m", "--no-color", "--no-ext-diff",
-            "--topo-order", f"--format={_RS}{_FORMAT}",
-            *(["--follow"] if follow else []), rev, "--", pathspec,
+            "git",
+            "-c",
+            "log.showSignature=false",
+            "-c",
+            "core.quotepath=false",
+            "log",
+            "--raw",
+            "-z",
+            "--no-abbrev",
+            "-M",
+            "-m",
+            "--no-color",
+            "--no-ext-diff",
+            "--topo-order",
+            f"--format={_RS}{_FORMAT}",
+            *(["--follow"] if follow else []),
+            rev,
+            "--",
+            pathspec,
         ]
         try:
             if not self._repo.head.is_valid():

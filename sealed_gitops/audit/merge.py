@@ -80,9 +80,7 @@ def _merge_documents(
 ) -> list[TreeBranch]:
     if len(ours) == len(theirs) and len(base) in (0, len(ours)):
         bases = base or [TreeBranch() for _ in ours]
-        return [
-            _merge_value(b, o, t, ()) for b, o, t in zip(bases, ours, theirs, strict=True)
-        ]
+        return [_merge_value(b, o, t, ()) for b, o, t in zip(bases, ours, theirs, strict=True)]
     merged = _merge_value(base, ours, theirs, ())
     return list(merged)
 
@@ -115,6 +113,10 @@ def merge_sops(
         if side.data_key == chosen.data_key:
             stash.update(side.stash)
     return encrypt_tree(
-        merged, fmt=chosen.fmt, metadata=chosen.metadata, data_key=chosen.data_key, stash=stash,
+        merged,
+        fmt=chosen.fmt,
+        metadata=chosen.metadata,
+        data_key=chosen.data_key,
+        stash=stash,
         file=file,
     )

@@ -47,9 +47,11 @@ def _mask_sops(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask_sops(v) for v in value]
     if isinstance(value, Comment):
-        return Comment(ciphertext_marker(value.value), value.inline) if is_encrypted(
-            value.value
-        ) else value
+        return (
+            Comment(ciphertext_marker(value.value), value.inline)
+            if is_encrypted(value.value)
+            else value
+        )
     if is_encrypted(value):
         return ciphertext_marker(str(value))
     return value
@@ -66,9 +68,12 @@ def _mask_sealed(doc: TreeBranch) -> TreeBranch:
     for key, child in doc:
         if key == "spec" and isinstance(child, TreeBranch):
             out.append(
-                (key, TreeBranch(
-                    (k, _mask_values(v) if k == "encryptedData" else v) for k, v in child
-                ))
+                (
+                    key,
+                    TreeBranch(
+                        (k, _mask_values(v) if k == "encryptedData" else v) for k, v in child
+                    ),
+                )
             )
         else:
             out.append((key, child))
@@ -90,9 +95,7 @@ def masked_text(data: bytes, *, file: str) -> bytes:
             for b in branches
         ):
             return data
-        masked = [
-            _mask_sealed(b) if b.get("kind") == SEALED_KIND else b for b in branches
-        ]
+        masked = [_mask_sealed(b) if b.get("kind") == SEALED_KIND else b for b in branches]
         return dump_tree(masked, fmt=fmt)
     except SealedGitopsError:
         return data

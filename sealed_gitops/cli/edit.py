@@ -116,7 +116,9 @@ def _run_editor(argv: Sequence[str], path: Path) -> None:
 @click.option("--input-type", type=click.Choice(["yaml", "json"]), help="Format of FILE.")
 @key_options
 def edit(
-    *, file: str, input_type: str | None,
+    *,
+    file: str,
+    input_type: str | None,
     keys: KeyInputs,
 ) -> None:
     """Open a decrypted copy of FILE in $EDITOR and re-encrypt it on save (stable ciphertext)."""

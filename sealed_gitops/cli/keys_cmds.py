@@ -97,8 +97,12 @@ class Target:
 
     def annotate(self, annotations: dict[str, str | None]) -> None:
         self.client.request(
-            "PATCH", self.path, body={"metadata": {"annotations": annotations}},
-            content_type="application/merge-patch+json", action="annotate", what=self.describe(),
+            "PATCH",
+            self.path,
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+            action="annotate",
+            what=self.describe(),
         )
 
     def describe(self) -> str:
@@ -142,7 +146,10 @@ def _only(records: list[KeyRingRecord]) -> KeyRingRecord | None:
 
 
 def _target(
-    keyring: str | None, kubeconfig: str | None, context: str | None, repo: Path,
+    keyring: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    repo: Path,
     directory: Path | None = None,
 ) -> tuple[Target, KeyRingRecord | None]:
     if keyring:
@@ -195,8 +202,13 @@ def keys() -> None:
 @click.option("--rule-regex", default=".*", show_default=True, help=".sops.yaml rule to update.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for keys.")
 def fetch(
-    *, keyring: str | None, kubeconfig: str | None, context: str | None, directory: Path | None,
-    rule_regex: str, timeout: float,
+    *,
+    keyring: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    directory: Path | None,
+    rule_regex: str,
+    timeout: float,
 ) -> None:
     """Write the KeyRing's public keys into keys/CLUSTER and update .sops.yaml."""
     target, record = _target(keyring, kubeconfig, context, Path.cwd(), directory)
@@ -206,12 +218,17 @@ def fetch(
     body = target.wait(lambda b: bool(_published(b)), timeout=timeout, what="for published keys")
     published = _published(body)
     active = write_public_keys(
-        directory, namespace=target.namespace, name=target.name, context=target.context,
+        directory,
+        namespace=target.namespace,
+        name=target.name,
+        context=target.context,
         status_keys=published,
     )
     root = directory.resolve().parent.parent
     update_sops_rule(
-        root / ".sops.yaml", path_regex=rule_regex, active_recipient=active["ageRecipient"],
+        root / ".sops.yaml",
+        path_regex=rule_regex,
+        active_recipient=active["ageRecipient"],
         known_recipients=[str(k.get("ageRecipient")) for k in published],
     )
     click.echo(f"{directory}: active key {active['fingerprint'][:16]} ({active['ageRecipient']})")
@@ -258,7 +275,8 @@ def rotate_cmd(
     target.annotate({ROTATE_ANNOTATION: stamp})
     body = target.wait(
         lambda b: (b.get("status") or {}).get("lastRotateRequest") == stamp,
-        timeout=timeout, what="for the rotation",
+        timeout=timeout,
+        what="for the rotation",
     )
     active = str((body.get("status") or {}).get("activeFingerprint"))
     click.echo(f"new active key {active[:16]}; next: keys fetch, then reencrypt")
@@ -270,8 +288,13 @@ def rotate_cmd(
 @click.option("--repo", type=click.Path(exists=True, path_type=Path), default=Path("."))
 @click.option("--timeout", default=60.0, show_default=True)
 def retire(
-    *, fingerprint: str, keyring: str | None, kubeconfig: str | None, context: str | None,
-    repo: Path, timeout: float,
+    *,
+    fingerprint: str,
+    keyring: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    repo: Path,
+    timeout: float,
 ) -> None:
     """Retire a key; refused while a file under --repo can only be decrypted with it."""
     target, _ = _target(keyring, kubeconfig, context, repo)
@@ -306,7 +329,8 @@ def retire(
         lambda b: any(
             k.get("fingerprint") == fp and k.get("state") == "retired" for k in _published(b)
         ),
-        timeout=timeout, what="for the retirement",
+        timeout=timeout,
+        what="for the retirement",
     )
     click.echo(f"key {fp[:16]} retired")
 
@@ -323,7 +347,9 @@ def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:
             address=str(vault.get("address")),
         )
     return SecretStore(
-        target.client, namespace=target.namespace, name=target.name,
+        target.client,
+        namespace=target.namespace,
+        name=target.name,
         owner_uid=str(meta.get("uid")) if owner else None,
     )
 
@@ -333,7 +359,11 @@ def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @_cluster_options
 def backup(
-    *, recipient: str, output: Path, keyring: str | None, kubeconfig: str | None,
+    *,
+    recipient: str,
+    output: Path,
+    keyring: str | None,
+    kubeconfig: str | None,
     context: str | None,
 ) -> None:
     """Export the KeyRing's private keys, encrypted to an offline age recipient."""
@@ -359,17 +389,23 @@ def backup(
 @keys.command("restore")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--identity", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--identity",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="age identity file of the backup recipient (default: $SOPS_AGE_KEY_FILE).",
 )
 @_cluster_options
 def restore(
-    *, file: Path, identity: Path | None, keyring: str | None, kubeconfig: str | None,
+    *,
+    file: Path,
+    identity: Path | None,
+    keyring: str | None,
+    kubeconfig: str | None,
     context: str | None,
 ) -> None:
     """Bring backed-up keys back into a KeyRing (which must exist)."""
-    ident_path = identity or (Path(os.environ["SOPS_AGE_KEY_FILE"]) if os.environ.get(
-        "SOPS_AGE_KEY_FILE") else None)
+    ident_path = identity or (
+        Path(os.environ["SOPS_AGE_KEY_FILE"]) if os.environ.get("SOPS_AGE_KEY_FILE") else None
+    )
     if ident_path is None:
         raise ConfigError("give --identity (or set SOPS_AGE_KEY_FILE) to open the backup")
     identities = parse_identities(ident_path.read_text(encoding="utf-8"))
@@ -407,8 +443,13 @@ def restore(
 @click.option("--rotate-data-key", is_flag=True, help="Also replace each SOPS file's data key.")
 @click.option("--timeout", default=120.0, show_default=True)
 def reencrypt(
-    *, paths: tuple[Path, ...], keyring: str | None, kubeconfig: str | None, context: str | None,
-    rotate_data_key: bool, timeout: float,
+    *,
+    paths: tuple[Path, ...],
+    keyring: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    rotate_data_key: bool,
+    timeout: float,
 ) -> None:
     """Re-wrap SOPS files and re-seal SealedSecrets for the KeyRing's active key, in the cluster."""
     target, _ = _target(keyring, kubeconfig, context, paths[0])
@@ -416,7 +457,10 @@ def reencrypt(
     changed = failed = 0
     for batch in request_batches(items):
         answers = exchange(
-            target.client, namespace=target.namespace, keyring=target.name, items=batch,
+            target.client,
+            namespace=target.namespace,
+            keyring=target.name,
+            items=batch,
             timeout=timeout,
         )
         for answer in answers:

@@ -106,12 +106,15 @@ def key_options(func: F) -> F:
 
     decorators = [
         click.option(
-            "--age-identity", "age_identities", multiple=True,
+            "--age-identity",
+            "age_identities",
+            multiple=True,
             type=click.Path(dir_okay=False, path_type=Path),
             help="An age identity file (repeatable), in addition to SOPS_AGE_KEY(_FILE/_CMD).",
         ),
         click.option(
-            "--gnupghome", type=click.Path(file_okay=False, path_type=Path),
+            "--gnupghome",
+            type=click.Path(file_okay=False, path_type=Path),
             help="GnuPG home holding PGP keys (default: $GNUPGHOME, else ~/.gnupg).",
         ),
         click.option(
@@ -127,11 +130,13 @@ def key_options(func: F) -> F:
 
 def output_options(func: F) -> F:
     """``-o/--output FILE`` and ``-i/--in-place``."""
-    func = click.option(
-        "-i", "--in-place", is_flag=True, help="Replace FILE with the result."
-    )(func)
+    func = click.option("-i", "--in-place", is_flag=True, help="Replace FILE with the result.")(
+        func
+    )
     return click.option(
-        "-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
         help="Write the result to this file instead of stdout.",
     )(func)
 

@@ -61,7 +61,12 @@ def _show_changes(old: Sequence[str], new: Sequence[str], *, file: str) -> bool:
 @format_options
 @key_options
 def updatekeys(
-    *, file: str, yes: bool, config: Path | None, input_type: str | None, output_type: str | None,
+    *,
+    file: str,
+    yes: bool,
+    config: Path | None,
+    input_type: str | None,
+    output_type: str | None,
     keys: KeyInputs,
 ) -> None:
     """Re-wrap FILE's data key for the recipients of its .sops.yaml rule (values unchanged)."""
@@ -82,8 +87,14 @@ def updatekeys(
     if interactive and not yes and not click.confirm("Apply these changes?", err=True):
         raise click.exceptions.Exit(1)
     with keys.keyring() as ring:
-        result = update_keys(data, unwrapper=ring, key_groups=groups,
-                             threshold=rule.shamir_threshold, file=file, fmt=fmt)
+        result = update_keys(
+            data,
+            unwrapper=ring,
+            key_groups=groups,
+            threshold=rule.shamir_threshold,
+            file=file,
+            fmt=fmt,
+        )
     emit(result, source=file, output=None, in_place=True)
 
 
@@ -93,8 +104,9 @@ def _recipients_of(meta: Metadata, factory: KeyFactory, *, file: str) -> list[li
         keys: list[MasterKey] = []
         for stanza in group:
             if stanza.kind in FALLBACK_KINDS:
-                raise ConfigError(f"rotate cannot re-wrap {stanza.kind} keys: use sops rotate",
-                                  file=file)
+                raise ConfigError(
+                    f"rotate cannot re-wrap {stanza.kind} keys: use sops rotate", file=file
+                )
             keys.append(factory.make(stanza.key_id, kind=stanza.kind))
         groups.append(keys)
     return groups
@@ -102,16 +114,30 @@ def _recipients_of(meta: Metadata, factory: KeyFactory, *, file: str) -> list[li
 
 @click.command("rotate")
 @click.argument("file")
-@click.option("--add-age", multiple=True, metavar="RECIPIENT",
-              help="Also wrap the new data key for this age recipient (first key group).")
-@click.option("--rm-age", multiple=True, metavar="RECIPIENT",
-              help="Stop wrapping the data key for this age recipient.")
+@click.option(
+    "--add-age",
+    multiple=True,
+    metavar="RECIPIENT",
+    help="Also wrap the new data key for this age recipient (first key group).",
+)
+@click.option(
+    "--rm-age",
+    multiple=True,
+    metavar="RECIPIENT",
+    help="Stop wrapping the data key for this age recipient.",
+)
 @format_options
 @output_options
 @key_options
 def rotate_cmd(
-    *, file: str, add_age: Sequence[str], rm_age: Sequence[str],
-    input_type: str | None, output_type: str | None, output: Path | None, in_place: bool,
+    *,
+    file: str,
+    add_age: Sequence[str],
+    rm_age: Sequence[str],
+    input_type: str | None,
+    output_type: str | None,
+    output: Path | None,
+    in_place: bool,
     keys: KeyInputs,
 ) -> None:
     """Give FILE a new data key and re-encrypt every value, for the same recipients."""
@@ -124,14 +150,19 @@ def rotate_cmd(
     removed = {r.strip() for r in rm_age}
     unknown = removed - {mk.key_id for group in groups for mk in group}
     if unknown:
-        raise InputError(f"--rm-age: not a recipient of this file: {sorted(unknown)[0]}",
-                         file=name)
+        raise InputError(f"--rm-age: not a recipient of this file: {sorted(unknown)[0]}", file=name)
     groups = [[mk for mk in group if mk.key_id not in removed] for group in groups]
     present = {mk.key_id for group in groups for mk in group}
     groups[0].extend(factory.age(r) for r in add_age if r.strip() not in present)
     if any(not group for group in groups):
         raise InputError("rotate would leave a key group without recipients", file=name)
     with keys.keyring() as ring:
-        result = rotate(data, unwrapper=ring, key_groups=groups,
-                        threshold=meta.shamir_threshold, file=name, fmt=fmt)
+        result = rotate(
+            data,
+            unwrapper=ring,
+            key_groups=groups,
+            threshold=meta.shamir_threshold,
+            file=name,
+            fmt=fmt,
+        )
     emit(result, source=file, output=output, in_place=in_place)

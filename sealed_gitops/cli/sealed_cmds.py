@@ -113,7 +113,11 @@ def _apply_overrides(secret: PlainSecret, *, name: str | None, namespace: str | 
 
 
 def _seal_raw(
-    *, from_file: str | None, certs: Sequence[str], scope: Scope, name: str | None,
+    *,
+    from_file: str | None,
+    certs: Sequence[str],
+    scope: Scope,
+    name: str | None,
     namespace: str | None,
 ) -> str:
     if from_file is None:
@@ -131,33 +135,71 @@ def _seal_raw(
 
 @click.command("seal")
 @click.argument("file", required=False, default=_STDIN)
-@click.option("--cert", "certs", multiple=True, required=True, metavar="CERT.pem",
-              help="Certificate (or public key) to seal for; repeat to seal for several clusters.")
-@click.option("--scope", type=click.Choice(_SCOPES), default=None,
-              help="Where the values may be opened (default: the Secret's annotations, or strict).")
-@click.option("--merge-into", "merge_path", metavar="SEALED.yaml",
-              help="Update this SealedSecret with the Secret's values.")
-@click.option("--key", "keys", multiple=True, metavar="KEY",
-              help="With --merge-into: private key to open the file, so unchanged values keep "
-                   "their ciphertext.")
+@click.option(
+    "--cert",
+    "certs",
+    multiple=True,
+    required=True,
+    metavar="CERT.pem",
+    help="Certificate (or public key) to seal for; repeat to seal for several clusters.",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(_SCOPES),
+    default=None,
+    help="Where the values may be opened (default: the Secret's annotations, or strict).",
+)
+@click.option(
+    "--merge-into",
+    "merge_path",
+    metavar="SEALED.yaml",
+    help="Update this SealedSecret with the Secret's values.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help="With --merge-into: private key to open the file, so unchanged values keep "
+    "their ciphertext.",
+)
 @click.option("--raw", is_flag=True, help="Seal one value (--from-file) and print it in base64.")
 @click.option("--from-file", "from_file", metavar="F", help="With --raw: the value to seal.")
 @click.option("--name", default=None, help="Override (or, with --raw, give) the Secret's name.")
 @click.option("-n", "--namespace", default=None, help="The Secret's namespace, if it has none.")
 @click.option("-o", "--output-file", default=None, metavar="FILE", help="Write here, not stdout.")
-@click.option("--output", "output_format", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True)
+@click.option(
+    "--output",
+    "output_format",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+)
 def seal(
-    *, file: str, certs: tuple[str, ...], scope: str | None, merge_path: str | None,
-    keys: tuple[str, ...], raw: bool, from_file: str | None, name: str | None,
-    namespace: str | None, output_file: str | None, output_format: str,
+    *,
+    file: str,
+    certs: tuple[str, ...],
+    scope: str | None,
+    merge_path: str | None,
+    keys: tuple[str, ...],
+    raw: bool,
+    from_file: str | None,
+    name: str | None,
+    namespace: str | None,
+    output_file: str | None,
+    output_format: str,
 ) -> None:
     """Seal a Secret manifest (FILE, or - for stdin) into a SealedSecret."""
     chosen = Scope(scope) if scope else None
     if raw:
         _emit(
-            _seal_raw(from_file=from_file, certs=certs, scope=chosen or Scope.STRICT,
-                      name=name, namespace=namespace),
+            _seal_raw(
+                from_file=from_file,
+                certs=certs,
+                scope=chosen or Scope.STRICT,
+                name=name,
+                namespace=namespace,
+            ),
             output_file,
         )
         return
@@ -170,8 +212,11 @@ def seal(
     try:
         secrets = [parse_secret(doc, file=file) for doc in docs]
         if merge_path:
-            manifests = [_merge(secrets, merge_path=merge_path, keys=keys, scope=chosen,
-                                recipients=recipients)]
+            manifests = [
+                _merge(
+                    secrets, merge_path=merge_path, keys=keys, scope=chosen, recipients=recipients
+                )
+            ]
         else:
             manifests = []
             for secret in secrets:
@@ -189,7 +234,11 @@ def seal(
 
 
 def _merge(
-    secrets: list[PlainSecret], *, merge_path: str, keys: Sequence[str], scope: Scope | None,
+    secrets: list[PlainSecret],
+    *,
+    merge_path: str,
+    keys: Sequence[str],
+    scope: Scope | None,
     recipients: Sequence[rsa.RSAPublicKey],
 ) -> dict[str, Any]:
     if len(secrets) != 1:
@@ -216,16 +265,32 @@ def _merge(
 
 @click.command("unseal")
 @click.argument("file")
-@click.option("--key", "keys", multiple=True, required=True, metavar="KEY",
-              help="PEM private key (PKCS#1/PKCS#8) or a kubernetes.io/tls Secret manifest "
-                   "(e.g. an exported Sealed Secrets controller key); repeatable.")
-@click.option("-n", "--namespace", default=None,
-              help="Namespace for SealedSecrets that do not name one.")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    required=True,
+    metavar="KEY",
+    help="PEM private key (PKCS#1/PKCS#8) or a kubernetes.io/tls Secret manifest "
+    "(e.g. an exported Sealed Secrets controller key); repeatable.",
+)
+@click.option(
+    "-n", "--namespace", default=None, help="Namespace for SealedSecrets that do not name one."
+)
 @click.option("-o", "--output-file", default=None, metavar="FILE", help="Write here, not stdout.")
-@click.option("--output", "output_format", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True)
+@click.option(
+    "--output",
+    "output_format",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+)
 def unseal(
-    *, file: str, keys: tuple[str, ...], namespace: str | None, output_file: str | None,
+    *,
+    file: str,
+    keys: tuple[str, ...],
+    namespace: str | None,
+    output_file: str | None,
     output_format: str,
 ) -> None:
     """Open a SealedSecret file offline and print the Secret it holds."""

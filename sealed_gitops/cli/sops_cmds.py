@@ -55,7 +55,8 @@ __all__ = ["decrypt", "decrypt_to_bytes", "encrypt", "read_metadata", "set_cmd",
 BACKEND_ENV = "SEALED_GITOPS_SOPS_BACKEND"
 
 config_option = click.option(
-    "--config", type=click.Path(dir_okay=False, path_type=Path),
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="The .sops.yaml to use (default: the nearest one above FILE, else above the cwd).",
 )
 
@@ -83,8 +84,10 @@ def _flag_rules(
         "unencrypted_suffix": unencrypted_suffix or "",
     }
     if sum(1 for v in given.values() if v) > 1:
-        raise ConfigError("give at most one of --encrypted-regex, --unencrypted-regex, "
-                          "--encrypted-suffix and --unencrypted-suffix")
+        raise ConfigError(
+            "give at most one of --encrypted-regex, --unencrypted-regex, "
+            "--encrypted-suffix and --unencrypted-suffix"
+        )
     check_regex(encrypted_regex, flag="--encrypted-regex")
     check_regex(unencrypted_regex, flag="--unencrypted-regex")
     if not any(given.values()) and not mac_only_encrypted:
@@ -102,8 +105,13 @@ def _is_manifest(plain: bytes, *, fmt: str, file: str) -> bool:
 @click.argument("file")
 @click.option("--age", "age", multiple=True, metavar="RECIPIENT", help="age recipient(s).")
 @click.option("--pgp", "pgp", multiple=True, metavar="FINGERPRINT", help="PGP fingerprint(s).")
-@click.option("--vault-transit", "vault", multiple=True, metavar="URI",
-              help="Vault transit key: https://host:port/v1/ENGINE/keys/NAME.")
+@click.option(
+    "--vault-transit",
+    "vault",
+    multiple=True,
+    metavar="URI",
+    help="Vault transit key: https://host:port/v1/ENGINE/keys/NAME.",
+)
 @click.option("--encrypted-regex", help="Encrypt only values whose key matches.")
 @click.option("--unencrypted-regex", help="Leave values whose key matches in the clear.")
 @click.option("--encrypted-suffix", help="Encrypt only values whose key ends so.")
@@ -115,11 +123,22 @@ def _is_manifest(plain: bytes, *, fmt: str, file: str) -> bool:
 @output_options
 @key_options
 def encrypt(
-    *, file: str, age: Sequence[str], pgp: Sequence[str], vault: Sequence[str],
-    encrypted_regex: str | None, unencrypted_regex: str | None, encrypted_suffix: str | None,
-    unencrypted_suffix: str | None, mac_only_encrypted: bool, shamir_threshold: int | None,
-    config: Path | None, input_type: str | None, output_type: str | None,
-    output: Path | None, in_place: bool,
+    *,
+    file: str,
+    age: Sequence[str],
+    pgp: Sequence[str],
+    vault: Sequence[str],
+    encrypted_regex: str | None,
+    unencrypted_regex: str | None,
+    encrypted_suffix: str | None,
+    unencrypted_suffix: str | None,
+    mac_only_encrypted: bool,
+    shamir_threshold: int | None,
+    config: Path | None,
+    input_type: str | None,
+    output_type: str | None,
+    output: Path | None,
+    in_place: bool,
     keys: KeyInputs,
 ) -> None:
     """Encrypt FILE for recipients given as flags or by the matching .sops.yaml rule."""
@@ -133,8 +152,10 @@ def encrypt(
         plain = dump_tree(load_tree(plain, fmt=fmt, file=name), fmt=output_type)
         fmt = output_type
     rules = _flag_rules(
-        encrypted_regex=encrypted_regex, unencrypted_regex=unencrypted_regex,
-        encrypted_suffix=encrypted_suffix, unencrypted_suffix=unencrypted_suffix,
+        encrypted_regex=encrypted_regex,
+        unencrypted_regex=unencrypted_regex,
+        encrypted_suffix=encrypted_suffix,
+        unencrypted_suffix=unencrypted_suffix,
         mac_only_encrypted=mac_only_encrypted,
     )
     factory = keys.factory()
@@ -145,8 +166,9 @@ def encrypt(
         rule, found = matching_rule(file, config)
         if rule is None:
             where = f"no creation rule in {found} matches" if found else "no .sops.yaml found"
-            raise ConfigError(f"no recipients: give --age/--pgp/--vault-transit ({where})",
-                              file=name)
+            raise ConfigError(
+                f"no recipients: give --age/--pgp/--vault-transit ({where})", file=name
+            )
         groups = key_groups_from_rule(rule, factory=factory)
         threshold = threshold or rule.shamir_threshold
         if rules is None and rule.has_rule:
@@ -158,8 +180,9 @@ def encrypt(
         rules = Rules(encrypted_regex=KUBERNETES_ENCRYPTED_REGEX, mac_only_encrypted=True)
     if threshold and threshold > len(groups):
         raise ConfigError(f"--shamir-threshold {threshold} exceeds the {len(groups)} key groups")
-    result = encrypt_bytes(plain, key_groups=groups, threshold=threshold, rules=rules,
-                           file=name, fmt=fmt)
+    result = encrypt_bytes(
+        plain, key_groups=groups, threshold=threshold, rules=rules, file=name, fmt=fmt
+    )
     emit(result, source=file, output=output, in_place=in_place)
 
 
@@ -180,8 +203,11 @@ def _binary_decrypt(
         env["VAULT_TOKEN"] = keys.vault_token
     binary = SopsBinary(env=env)
     return binary.decrypt(
-        data, fmt=fmt, output_fmt=out_fmt,
-        filename=None if file == display_name(STDIN) else file, ignore_mac=ignore_mac,
+        data,
+        fmt=fmt,
+        output_fmt=out_fmt,
+        filename=None if file == display_name(STDIN) else file,
+        ignore_mac=ignore_mac,
     )
 
 
@@ -206,40 +232,59 @@ def decrypt_to_bytes(
                     if ignore_mac:
                         raise ConfigError("--ignore-mac cannot be combined with --extract")
                     return extract(data, extract_path, unwrapper=ring, file=file, fmt=fmt)
-                doc = decrypt_document(data, unwrapper=ring, file=file, fmt=fmt,
-                                       ignore_mac=ignore_mac)
+                doc = decrypt_document(
+                    data, unwrapper=ring, file=file, fmt=fmt, ignore_mac=ignore_mac
+                )
                 return dump_tree(doc.branches, fmt=out_fmt)
             except NoMatchingKey:
                 if not any(k in FALLBACK_KINDS for group in kinds for k in group):
                     raise
     if extract_path is not None:
-        raise ConfigError("--extract is not available for files only sops can open: "
-                          "decrypt the whole file", file=file)
-    return _binary_decrypt(data, fmt=fmt, out_fmt=out_fmt, file=file, keys=keys,
-                           ignore_mac=ignore_mac)
+        raise ConfigError(
+            "--extract is not available for files only sops can open: decrypt the whole file",
+            file=file,
+        )
+    return _binary_decrypt(
+        data, fmt=fmt, out_fmt=out_fmt, file=file, keys=keys, ignore_mac=ignore_mac
+    )
 
 
 @click.command("decrypt")
 @click.argument("file")
-@click.option("--extract", "extract_path", metavar="PATH",
-              help='Print one value or subtree, e.g. \'["data"]["password"]\'.')
-@click.option("--ignore-mac", is_flag=True,
-              help="Recovery only: decrypt even when the MAC does not match.")
+@click.option(
+    "--extract",
+    "extract_path",
+    metavar="PATH",
+    help='Print one value or subtree, e.g. \'["data"]["password"]\'.',
+)
+@click.option(
+    "--ignore-mac", is_flag=True, help="Recovery only: decrypt even when the MAC does not match."
+)
 @format_options
 @output_options
 @key_options
 def decrypt(
-    *, file: str, extract_path: str | None, ignore_mac: bool,
-    input_type: str | None, output_type: str | None, output: Path | None, in_place: bool,
+    *,
+    file: str,
+    extract_path: str | None,
+    ignore_mac: bool,
+    input_type: str | None,
+    output_type: str | None,
+    output: Path | None,
+    in_place: bool,
     keys: KeyInputs,
 ) -> None:
     """Decrypt FILE (- for stdin) to stdout, -o FILE, or in place."""
     name = display_name(file)
     fmt = file_format(file, input_type)
     plain = decrypt_to_bytes(
-        read_input(file), file=name, fmt=fmt, out_fmt=output_type or fmt,
+        read_input(file),
+        file=name,
+        fmt=fmt,
+        out_fmt=output_type or fmt,
         keys=keys,
-        ignore_mac=ignore_mac, extract_path=extract_path,
+        ignore_mac=ignore_mac,
+        extract_path=extract_path,
     )
     emit(plain, source=file, output=output, in_place=in_place, private=True)
 
@@ -262,14 +307,23 @@ def _value_json(value: str | None, value_file: Path | None, value_stdin: bool) -
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("path")
 @click.argument("value", required=False)
-@click.option("--value-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Read the JSON value from this file (keeps it out of the process list).")
+@click.option(
+    "--value-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the JSON value from this file (keeps it out of the process list).",
+)
 @click.option("--value-stdin", is_flag=True, help="Read the JSON value from stdin.")
 @format_options
 @key_options
 def set_cmd(
-    *, file: str, path: str, value: str | None, value_file: Path | None, value_stdin: bool,
-    input_type: str | None, output_type: str | None,
+    *,
+    file: str,
+    path: str,
+    value: str | None,
+    value_file: Path | None,
+    value_stdin: bool,
+    input_type: str | None,
+    output_type: str | None,
     keys: KeyInputs,
 ) -> None:
     """Set the value at PATH in FILE, in place (VALUE is JSON, PATH like '["data"]["k"]')."""
@@ -286,7 +340,11 @@ def set_cmd(
 @format_options
 @key_options
 def unset_cmd(
-    *, file: str, path: str, input_type: str | None, output_type: str | None,
+    *,
+    file: str,
+    path: str,
+    input_type: str | None,
+    output_type: str | None,
     keys: KeyInputs,
 ) -> None:
     """Remove PATH from FILE, in place."""

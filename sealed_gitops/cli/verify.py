@@ -91,7 +91,8 @@ def _stanza_count(meta: Mapping[str, Any]) -> int:
     containers = [meta, *[g for g in meta.get("key_groups") or [] if isinstance(g, Mapping)]]
     return sum(
         sum(1 for s in c.get(kind) or [] if isinstance(s, Mapping) and s.get("enc"))
-        for c in containers for kind in STANZA_KINDS
+        for c in containers
+        for kind in STANZA_KINDS
     )
 
 
@@ -127,12 +128,14 @@ def _check_sops(doc: Mapping[str, Any], *, file: str, where: str | None) -> None
     if not mac:
         raise MacMismatch("SOPS file without a MAC", file=file, location=where)
     if not isinstance(mac, str) or not _mac_format_ok(mac):
-        raise MacMismatch("the MAC is not a well-formed ENC[AES256_GCM,...] value",
-                      file=file, location=where)
+        raise MacMismatch(
+            "the MAC is not a well-formed ENC[AES256_GCM,...] value", file=file, location=where
+        )
     stamp = meta.get("lastmodified")
     if not isinstance(stamp, str) or not _timestamp_ok(stamp):
-        raise FormatError("lastmodified is missing or not an RFC 3339 time",
-                          file=file, location=where)
+        raise FormatError(
+            "lastmodified is missing or not an RFC 3339 time", file=file, location=where
+        )
     if _stanza_count(meta) == 0:
         raise FormatError("no master key holds the data key", file=file, location=where)
     if _is_secret(doc):
@@ -142,8 +145,9 @@ def _check_sops(doc: Mapping[str, Any], *, file: str, where: str | None) -> None
                 if value is None or (isinstance(value, str) and value.startswith(_ENC_PREFIX)):
                     continue
                 if rules.should_encrypt(path, [], False):
-                    raise NotEncryptedError(f"{'.'.join(path)} is not encrypted",
-                                            file=file, location=where)
+                    raise NotEncryptedError(
+                        f"{'.'.join(path)} is not encrypted", file=file, location=where
+                    )
 
 
 def _is_secret(doc: Mapping[str, Any]) -> bool:
@@ -167,8 +171,11 @@ def check_file(path: Path, *, keyring: KeyRing | None) -> str:
             sops_seen = True
             _check_sops(doc, file=file, where=where)
         elif _is_secret(doc) and _has_values(doc):
-            raise NotEncryptedError("Kubernetes Secret is not encrypted (use encrypt or seal)",
-                          file=file, location=where)
+            raise NotEncryptedError(
+                "Kubernetes Secret is not encrypted (use encrypt or seal)",
+                file=file,
+                location=where,
+            )
     if not sops_seen:
         return "plain"
     if keyring is None or len(keyring) == 0:
@@ -184,13 +191,17 @@ def check_file(path: Path, *, keyring: KeyRing | None) -> str:
 
 
 @click.command("verify")
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
-@click.option("--no-decrypt", is_flag=True,
-              help="Check presence and format only, even when a key could verify the MAC.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--no-decrypt",
+    is_flag=True,
+    help="Check presence and format only, even when a key could verify the MAC.",
+)
 @key_options
 def verify(
-    *, paths: Sequence[Path], no_decrypt: bool,
+    *,
+    paths: Sequence[Path],
+    no_decrypt: bool,
     keys: KeyInputs,
 ) -> None:
     """Fail when a Secret is not encrypted or a SOPS file's MAC is missing or invalid."""

@@ -45,8 +45,9 @@ def _server_text(data: dict[str, Any], *, sensitive: bool) -> str:
     reason = str(data.get("reason") or "")
     if sensitive:
         causes = ((data.get("details") or {}).get("causes")) or []
-        fields = sorted({str(c.get("field")) for c in causes if isinstance(c, dict)
-                         and c.get("field")})
+        fields = sorted(
+            {str(c.get("field")) for c in causes if isinstance(c, dict) and c.get("field")}
+        )
         text = reason or "refused"
         if fields:
             text += f" (fields: {', '.join(fields)})"

@@ -117,8 +117,11 @@ class ApplyResult:
     @property
     def records(self) -> dict[ObjectId, tuple[str, str]]:
         """Per applied or unchanged id, (digest, resourceVersion): next call's ``recorded``."""
-        return {o.id: (o.digest, o.resource_version) for o in self.outcomes
-                if o.result in (Result.CREATED, Result.CONFIGURED, Result.UNCHANGED)}
+        return {
+            o.id: (o.digest, o.resource_version)
+            for o in self.outcomes
+            if o.result in (Result.CREATED, Result.CONFIGURED, Result.UNCHANGED)
+        }
 
     @property
     def inventory(self) -> Inventory:
@@ -127,8 +130,13 @@ class ApplyResult:
         With Isolate, merge the previous inventory's entries for the failed ids back in (see
         :meth:`sealed_gitops.plan.Inventory.merge`) so that they are not pruned.
         """
-        return Inventory(tuple(InventoryEntry(o.id, o.version) for o in self.outcomes
-                               if o.result not in (Result.FAILED, Result.SKIPPED)))
+        return Inventory(
+            tuple(
+                InventoryEntry(o.id, o.version)
+                for o in self.outcomes
+                if o.result not in (Result.FAILED, Result.SKIPPED)
+            )
+        )
 
     def next_inventory(self, previous: Inventory) -> Inventory:
         """The inventory to record and prune against: what is live as desired, plus the
@@ -170,8 +178,10 @@ def prepare_desired(
 ) -> Desired:
     """Prepare ``objects`` for :func:`apply` (see :class:`Desired`)."""
     ids = [ObjectId.of(obj) for obj in objects]
-    prepared = [sync.prepare(obj, source_path=(sources or {}).get(oid))
-                for oid, obj in zip(ids, objects, strict=True)]
+    prepared = [
+        sync.prepare(obj, source_path=(sources or {}).get(oid))
+        for oid, obj in zip(ids, objects, strict=True)
+    ]
     id_of = {id(obj): oid for oid, obj in zip(ids, prepared, strict=True)}
     stages = apply_stages(prepared, is_cluster_scoped=_scope_function(discovery, prepared))
     return Desired(
@@ -194,13 +204,15 @@ def wait_established(
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
-        crd = client.request("GET", resource.path(name=name), action="read",
-                             what=f"CustomResourceDefinition {name}")
+        crd = client.request(
+            "GET", resource.path(name=name), action="read", what=f"CustomResourceDefinition {name}"
+        )
         if _established(crd):
             return
         if time.monotonic() >= deadline:
-            raise ClusterError(f"CustomResourceDefinition {name} was not Established "
-                               f"within {timeout:g}s")
+            raise ClusterError(
+                f"CustomResourceDefinition {name} was not Established within {timeout:g}s"
+            )
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
 
@@ -260,19 +272,27 @@ def _plan(
 
 
 def _write(
-    client: KubeClient, discovery: Discovery, obj: Mapping[str, Any], oid: ObjectId,
-    *, revision: str | None, author: str | None = None,
+    client: KubeClient,
+    discovery: Discovery,
+    obj: Mapping[str, Any],
+    oid: ObjectId,
+    *,
+    revision: str | None,
+    author: str | None = None,
 ) -> str:
     """Server-side apply of one object; returns the new resourceVersion."""
     resource = discovery.for_object(obj)
     if resource.namespaced and not oid.namespace:
         raise ClusterError(f"{oid.describe()} is namespaced but has no namespace")
     answer = client.request(
-        "PATCH", resource.path(namespace=oid.namespace, name=oid.name),
+        "PATCH",
+        resource.path(namespace=oid.namespace, name=oid.name),
         query={"fieldManager": FIELD_MANAGER, "force": "true"},
         body=with_commit(obj, revision, author),
         content_type=APPLY_PATCH,
-        action="apply", what=oid.describe(), sensitive=is_core_secret(obj),
+        action="apply",
+        what=oid.describe(),
+        sensitive=is_core_secret(obj),
     )
     return str((answer.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -330,8 +350,9 @@ def apply(
             change = changes[oid]
             mark = desired.marks[oid]
             if oid in unreadable:
-                outcomes.append(ObjectOutcome(oid, Result.FAILED, version, change=change,
-                                              error=unreadable[oid]))
+                outcomes.append(
+                    ObjectOutcome(oid, Result.FAILED, version, change=change, error=unreadable[oid])
+                )
                 continue
             if stopped:
                 outcomes.append(ObjectOutcome(oid, Result.SKIPPED, version, change=change))
@@ -343,8 +364,9 @@ def apply(
             try:
                 rv = _write(client, discovery, obj, oid, revision=revision, author=author)
             except ClusterError as exc:
-                outcomes.append(ObjectOutcome(oid, Result.FAILED, version, change=change,
-                                              error=exc))
+                outcomes.append(
+                    ObjectOutcome(oid, Result.FAILED, version, change=change, error=exc)
+                )
                 stopped = policy is Policy.ATOMIC
                 continue
             result = Result.CREATED if change.change is Change.CREATE else Result.CONFIGURED
@@ -356,8 +378,9 @@ def apply(
                 wait_established(client, discovery, name, timeout=crd_timeout)
             except ClusterError as exc:
                 done = outcomes[index]
-                outcomes[index] = ObjectOutcome(done.id, Result.FAILED, done.version,
-                                                change=done.change, error=exc)
+                outcomes[index] = ObjectOutcome(
+                    done.id, Result.FAILED, done.version, change=done.change, error=exc
+                )
                 stopped = stopped or policy is Policy.ATOMIC
         if written_crds:
             # New kinds are served now; forget what discovery said before they existed.

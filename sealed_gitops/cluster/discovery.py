@@ -77,8 +77,9 @@ class Discovery:
             if "/" in name:  # a subresource such as secrets/status
                 continue
             kind = str(item.get("kind", ""))
-            kinds.setdefault(kind, Resource(group, version, name, kind,
-                                            bool(item.get("namespaced"))))
+            kinds.setdefault(
+                kind, Resource(group, version, name, kind, bool(item.get("namespaced")))
+            )
         self._by_gv[api_version] = kinds
         return kinds
 

@@ -76,6 +76,10 @@ def record_event(
         "lastTimestamp": now,
         "count": 1,
     }
-    return client.request("POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",
-                          body=event, action="record event on",
-                          what=f"{ref['kind']} {namespace}/{name}")
+    return client.request(
+        "POST",
+        f"/api/v1/namespaces/{quote(namespace, safe='')}/events",
+        body=event,
+        action="record event on",
+        what=f"{ref['kind']} {namespace}/{name}",
+    )

@@ -29,14 +29,14 @@ def api_version_of(oid: ObjectId, version: str) -> str:
     return f"{oid.group}/{version}" if oid.group else version
 
 
-def read_object(
-    client: KubeClient, resource: Resource, oid: ObjectId
-) -> dict[str, Any] | None:
+def read_object(client: KubeClient, resource: Resource, oid: ObjectId) -> dict[str, Any] | None:
     """One live object, or None when it does not exist."""
     try:
         return client.request(
-            "GET", resource.path(namespace=oid.namespace, name=oid.name),
-            action="read", what=oid.describe(),
+            "GET",
+            resource.path(namespace=oid.namespace, name=oid.name),
+            action="read",
+            what=oid.describe(),
         )
     except ApiNotFound:
         return None
@@ -74,8 +74,9 @@ def read_live(
 
     live: dict[ObjectId, dict[str, Any]] = {}
     for (resource, namespace), ids in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        live.update(_read_group(client, resource, namespace, set(ids), sync=sync,
-                                failures=failures))
+        live.update(
+            _read_group(client, resource, namespace, set(ids), sync=sync, failures=failures)
+        )
     return live
 
 
@@ -124,16 +125,21 @@ def _list(
 ) -> dict[ObjectId, dict[str, Any]]:
     """The objects among ``wanted`` that one LIST (with a label selector, or all) returns."""
     listed = client.request(
-        "GET", resource.path(namespace=namespace),
+        "GET",
+        resource.path(namespace=namespace),
         query={"labelSelector": selector} if selector else None,
-        action="list", what=f"{resource.plural} {namespace}".strip(),
+        action="list",
+        what=f"{resource.plural} {namespace}".strip(),
     )
     found: dict[ObjectId, dict[str, Any]] = {}
     for item in listed.get("items") or ():
         meta = item.get("metadata") or {}
-        oid = ObjectId(namespace=str(meta.get("namespace") or ""),
-                       name=str(meta.get("name") or ""),
-                       group=resource.group, kind=resource.kind)
+        oid = ObjectId(
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            group=resource.group,
+            kind=resource.kind,
+        )
         if oid in wanted:
             # LIST items lack apiVersion and kind; put them back so callers see an object.
             item.setdefault("apiVersion", resource.api_version)

@@ -112,8 +112,14 @@ class SyncRef:
         # Shallow copies of the levels changed here; nested values are shared, never mutated.
         out = dict(obj)
         meta = dict(out.get("metadata") or {})
-        for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields",
-                    "generation", "selfLink"):
+        for key in (
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+            "selfLink",
+        ):
             meta.pop(key, None)
         out.pop("status", None)  # the server owns status; an apply of it is ignored or refused
         annotations = dict(meta.get("annotations") or {})

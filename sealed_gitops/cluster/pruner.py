@@ -67,8 +67,9 @@ class PruneResult:
 
     @property
     def kept(self) -> tuple[ObjectId, ...]:
-        return tuple(o.id for o in self.outcomes
-                     if o.result in (Pruned.PROTECTED, Pruned.NOT_OWNED))
+        return tuple(
+            o.id for o in self.outcomes if o.result in (Pruned.PROTECTED, Pruned.NOT_OWNED)
+        )
 
     @property
     def ok(self) -> bool:
@@ -120,13 +121,21 @@ def prune(
                 outcomes.append(PruneOutcome(oid, Pruned.NOT_OWNED))
             else:
                 uid = str((live.get("metadata") or {}).get("uid", ""))
-                body = {"apiVersion": "v1", "kind": "DeleteOptions",
-                        "propagationPolicy": "Background"}
+                body = {
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "propagationPolicy": "Background",
+                }
                 if uid:
                     # Delete exactly the object we inspected, not one re-created since.
                     body["preconditions"] = {"uid": uid}  # type: ignore[assignment]
-                client.request("DELETE", resource.path(namespace=oid.namespace, name=oid.name),
-                               body=body, action="prune", what=oid.describe())
+                client.request(
+                    "DELETE",
+                    resource.path(namespace=oid.namespace, name=oid.name),
+                    body=body,
+                    action="prune",
+                    what=oid.describe(),
+                )
                 outcomes.append(PruneOutcome(oid, Pruned.DELETED))
         except ApiNotFound:
             outcomes.append(PruneOutcome(oid, Pruned.GONE))

@@ -83,8 +83,15 @@ _SCOPE_ANNOTATIONS = (ANNOTATION_NAMESPACE_WIDE, ANNOTATION_CLUSTER_WIDE)
 # Server-set or leak-prone metadata that must not be copied into a template: last-applied
 # annotations hold a full plaintext copy of the Secret (Sealed Secrets issue #227).
 _DROP_METADATA = (
-    "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-    "deletionGracePeriodSeconds", "managedFields", "ownerReferences", "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "ownerReferences",
+    "selfLink",
 )
 _DROP_ANNOTATIONS = (
     "kubectl.kubernetes.io/last-applied-configuration",
@@ -212,7 +219,8 @@ class SealedSecretDoc:
         metadata.pop("name", None)
         metadata.pop("namespace", None)
         annotations = {
-            k: v for k, v in (metadata.pop("annotations", None) or {}).items()
+            k: v
+            for k, v in (metadata.pop("annotations", None) or {}).items()
             if k not in _OUR_ANNOTATIONS
         }
         set_scope_annotations(annotations, self.scope)
@@ -277,11 +285,13 @@ def parse_sealed_secret(doc: Mapping[str, Any], *, file: str | None = None) -> S
     annotations = _str_map(metadata.get("annotations"), what="metadata.annotations", file=file)
     key_ids = _str_map(
         _json_annotation(annotations, ANNOTATION_KEY_IDS, file=file),
-        what=f"annotation {ANNOTATION_KEY_IDS}", file=file,
+        what=f"annotation {ANNOTATION_KEY_IDS}",
+        file=file,
     )
     raw_additional = _mapping(
         _json_annotation(annotations, ANNOTATION_ADDITIONAL, file=file),
-        what=f"annotation {ANNOTATION_ADDITIONAL}", file=file,
+        what=f"annotation {ANNOTATION_ADDITIONAL}",
+        file=file,
     )
     additional = {
         str(fp): _str_map(values, what=f"annotation {ANNOTATION_ADDITIONAL}", file=file)
@@ -303,8 +313,7 @@ def parse_sealed_secret(doc: Mapping[str, Any], *, file: str | None = None) -> S
 def _template_metadata(secret: PlainSecret, scope: Scope) -> dict[str, Any]:
     meta = {k: v for k, v in copy.deepcopy(secret.metadata).items() if k not in _DROP_METADATA}
     annotations = {
-        k: v for k, v in (meta.pop("annotations", None) or {}).items()
-        if k not in _DROP_ANNOTATIONS
+        k: v for k, v in (meta.pop("annotations", None) or {}).items() if k not in _DROP_ANNOTATIONS
     }
     set_scope_annotations(annotations, scope)
     ordered: dict[str, Any] = {"name": secret.name}

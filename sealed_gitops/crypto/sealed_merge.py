@@ -79,10 +79,16 @@ def merge_into(
             to_seal.setdefault(key, value)
     fresh = seal_secret(
         PlainSecret(
-            name=old.name, namespace=old.namespace, data=to_seal,
-            metadata=secret.metadata, type=secret.type, immutable=secret.immutable,
+            name=old.name,
+            namespace=old.namespace,
+            data=to_seal,
+            metadata=secret.metadata,
+            type=secret.type,
+            immutable=secret.immutable,
         ),
-        recipients=recipients, scope=scope, rand=rand,
+        recipients=recipients,
+        scope=scope,
+        rand=rand,
     )
     merged = copy.deepcopy(old)
     merged.scope = scope

@@ -59,9 +59,7 @@ CONTROLLER_KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
 # x509.KeyUsageEncipherOnly. cryptography's KeyUsage class refuses encipherOnly without
 # keyAgreement, so the extension value is given as raw DER.
 _ENCIPHER_ONLY_DER = bytes.fromhex("03020001")
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL
-)
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 
 
 def fingerprint(public_key: rsa.RSAPublicKey) -> str:
@@ -98,9 +96,7 @@ def make_certificate(
 ) -> x509.Certificate:
     """A self-signed certificate with the controller's fields (see the module docstring)."""
     start = not_before or dt.datetime.now(dt.UTC)
-    name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else []
-    )
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else [])
     public = private_key.public_key()
     builder = (
         x509.CertificateBuilder()
@@ -151,6 +147,7 @@ def certificate_pem(cert: x509.Certificate) -> bytes:
 
 def tls_secret_manifest(key: SealingKey, *, name: str, namespace: str) -> dict[str, Any]:
     """The Secret a Sealed Secrets controller loads as one of its keys (for moving keys to it)."""
+
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode("ascii")
 

@@ -144,9 +144,7 @@ class SecretStore:
 
     def save(self, keys: Sequence[ClusterKey]) -> None:
         """Create missing key Secrets; update the state labels of existing ones."""
-        existing = {
-            str((s.get("metadata") or {}).get("name")): s for s in self._list()
-        }
+        existing = {str((s.get("metadata") or {}).get("name")): s for s in self._list()}
         for key in keys:
             name = secret_name(self.name, key.fingerprint)
             wanted = self._metadata(key)
@@ -193,7 +191,10 @@ class SecretStore:
         name = secret_name(self.name, fingerprint)
         try:
             secret = self.client.request(
-                "GET", f"{self._path}/{segment(name)}", action="read", what=f"Secret {name}",
+                "GET",
+                f"{self._path}/{segment(name)}",
+                action="read",
+                what=f"Secret {name}",
                 sensitive=True,
             )
             meta = secret.get("metadata") or {}
@@ -201,10 +202,15 @@ class SecretStore:
                 return False
             preconditions = {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
             self.client.request(
-                "DELETE", f"{self._path}/{segment(name)}",
-                body={"apiVersion": "v1", "kind": "DeleteOptions",
-                      "preconditions": {k: v for k, v in preconditions.items() if v}},
-                action="delete", what=f"Secret {self.namespace}/{name}",
+                "DELETE",
+                f"{self._path}/{segment(name)}",
+                body={
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "preconditions": {k: v for k, v in preconditions.items() if v},
+                },
+                action="delete",
+                what=f"Secret {self.namespace}/{name}",
             )
         except ApiNotFound:
             return True  # already gone: nothing private is left to delete
@@ -254,9 +260,7 @@ def split_kv_path(path: str) -> tuple[str, str]:
     return mount, "/".join(rest)
 
 
-def kv_path_allowed(
-    path: str, *, namespace: str, name: str, prefixes: Sequence[str] = ()
-) -> bool:
+def kv_path_allowed(path: str, *, namespace: str, name: str, prefixes: Sequence[str] = ()) -> bool:
     """Whether KeyRing ``namespace/name`` may keep its keys at ``path``: its own derived path,
     or a path below one of the admin's ``prefixes`` (``{namespace}`` and ``{name}`` in a prefix
     stand for the KeyRing's). Compared segment by segment after :func:`split_kv_path`."""
@@ -284,8 +288,7 @@ class VaultKvStore:
 
     def _fail(self, action: str, exc: Exception) -> KeyProviderError:
         return KeyProviderError(
-            f"Vault {self.address}: cannot {action} {self.mount}/{self.path} "
-            f"({type(exc).__name__})"
+            f"Vault {self.address}: cannot {action} {self.mount}/{self.path} ({type(exc).__name__})"
         )
 
     def load(self) -> list[ClusterKey]:
@@ -318,7 +321,6 @@ class VaultKvStore:
             )
         except Exception as exc:
             raise self._fail("write", exc) from exc
-
 
     def delete_retired(self, fingerprint: str) -> bool:
         """Drop a retired key's entry, then destroy the older versions that still hold it.
@@ -423,4 +425,3 @@ def vault_session(
     with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
         lease = float(answer["auth"]["lease_duration"])
     return VaultSession(client, lease)
-

@@ -255,8 +255,9 @@ class PgpUnwrapper:
         wanted = normalize_fingerprint(fp)
         if not wanted:
             return True  # no fp to filter on: let gpg find out
-        return any(have.endswith(wanted) or wanted.endswith(have)
-                   for have in self.secret_fingerprints())
+        return any(
+            have.endswith(wanted) or wanted.endswith(have) for have in self.secret_fingerprints()
+        )
 
     def unwrap(self, stanza: KeyStanza) -> bytes | None:
         if stanza.kind != PGP_KIND:

@@ -78,24 +78,25 @@ def exchange(
     """Send one request and wait for the operator's answer items; the ConfigMap is removed."""
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     created = client.request(
-        "POST", path,
+        "POST",
+        path,
         body={
-            "apiVersion": "v1", "kind": "ConfigMap",
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
             "metadata": {
                 "generateName": f"{keyring}-reencrypt-",
                 "labels": {KEYRING_LABEL: keyring, REQUEST_LABEL: "pending"},
             },
             "data": {"request.json": json.dumps({"items": items})},
         },
-        action="create", what="re-encryption request",
+        action="create",
+        what="re-encryption request",
     )
     name = str(created["metadata"]["name"])
     deadline = time.monotonic() + timeout
     try:
         while True:
-            answer = client.request(
-                "GET", f"{path}/{name}", action="read", what=f"request {name}"
-            )
+            answer = client.request("GET", f"{path}/{name}", action="read", what=f"request {name}")
             text = (answer.get("data") or {}).get("response.json")
             if text:
                 response = json.loads(text)

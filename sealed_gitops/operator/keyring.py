@@ -156,12 +156,15 @@ def _plan(
         wake = min(wake, max((due - now).total_seconds(), 0.2))
     # a retired key restored from a backup may lack the time its grace period counts from
     keys = [
-        k.with_state(KeyState.RETIRED, now=now) if k.state is KeyState.RETIRED and not k.retired
-        else k for k in keys
+        k.with_state(KeyState.RETIRED, now=now)
+        if k.state is KeyState.RETIRED and not k.retired
+        else k
+        for k in keys
     ]
     problems = []
-    deleted = [str(e.get("fingerprint")) for e in status.get("keys") or ()
-               if e.get("state") == DELETED]
+    deleted = [
+        str(e.get("fingerprint")) for e in status.get("keys") or () if e.get("state") == DELETED
+    ]
     to_retire = [w.strip().lower() for w in annotations.get(RETIRE_ANNOTATION, "").split(",")]
     for wanted in filter(None, to_retire):
         matches = [k for k in keys if k.fingerprint.startswith(wanted)]
@@ -198,9 +201,12 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
         keys, wake = _delete_expired(store, keyring, keys, happened, now=now, wake=wake)
     except SealedGitopsError as exc:
         conditions = set_condition(
-            status.get("conditions"), type_=READY, status=False,
+            status.get("conditions"),
+            type_=READY,
+            status=False,
             reason=_reason(exc),
-            message=str(exc), generation=generation,
+            message=str(exc),
+            generation=generation,
         )
         patch_status(ctx.client, "KeyRing", namespace, name, {"conditions": conditions})
         log.warning("KeyRing %s/%s: %s", namespace, name, exc)
@@ -214,9 +220,12 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
         "activeFingerprint": active.fingerprint,
         "lastRotateRequest": extra["lastRotateRequest"],
         "conditions": set_condition(
-            status.get("conditions"), type_=READY, status=not problems,
+            status.get("conditions"),
+            type_=READY,
+            status=not problems,
             reason=Reason.SUCCEEDED if not problems else Reason.INVALID_SPEC,
-            message=message, generation=generation,
+            message=message,
+            generation=generation,
         ),
     }
     if any(new_status.get(k) != status.get(k) for k in new_status):
@@ -227,7 +236,10 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
     for problem in problems:
         if problem not in (_ready_message(status) or ""):
             record_event(
-                ctx.client, involved=keyring, reason="RetireRefused", message=problem,
+                ctx.client,
+                involved=keyring,
+                reason="RetireRefused",
+                message=problem,
                 type=EventType.WARNING,
             )
     serve_requests(ctx, namespace=namespace, name=name, keys=keys)
@@ -241,8 +253,13 @@ def _reason(exc: SealedGitopsError) -> str:
 
 
 def _delete_expired(
-    store: KeyStore, keyring: Mapping[str, Any], keys: list[ClusterKey], happened: list[str],
-    *, now: dt.datetime, wake: float,
+    store: KeyStore,
+    keyring: Mapping[str, Any],
+    keys: list[ClusterKey],
+    happened: list[str],
+    *,
+    now: dt.datetime,
+    wake: float,
 ) -> tuple[list[ClusterKey], float]:
     """Delete the private parts of keys retired longer than the retention; the keys left, and
     the next wake-up (when the next retired key falls due)."""
@@ -281,8 +298,11 @@ def serve_requests(
     """Answer every pending request ConfigMap of this KeyRing; returns how many."""
     path = f"/api/v1/namespaces/{segment(namespace)}/configmaps"
     answer = ctx.client.request(
-        "GET", path, query={"labelSelector": f"{KEYRING_LABEL}={name},{REQUEST_LABEL}=pending"},
-        action="list", what="re-encryption requests",
+        "GET",
+        path,
+        query={"labelSelector": f"{KEYRING_LABEL}={name},{REQUEST_LABEL}=pending"},
+        action="list",
+        what="re-encryption requests",
     )
     usable = [k for k in keys if k.state is not KeyState.RETIRED]
     served = 0
@@ -295,11 +315,15 @@ def serve_requests(
         except (json.JSONDecodeError, AttributeError):
             response = {"error": "request.json is not a JSON object with items"}
         ctx.client.request(
-            "PATCH", f"{path}/{segment(cm_name)}",
-            body={"metadata": {"labels": {REQUEST_LABEL: "done"}},
-                  "data": {"response.json": json.dumps(response)}},
+            "PATCH",
+            f"{path}/{segment(cm_name)}",
+            body={
+                "metadata": {"labels": {REQUEST_LABEL: "done"}},
+                "data": {"response.json": json.dumps(response)},
+            },
             content_type="application/merge-patch+json",
-            action="answer", what=f"request {namespace}/{cm_name}",
+            action="answer",
+            what=f"request {namespace}/{cm_name}",
         )
         served += 1
     return served
@@ -338,9 +362,7 @@ def register_keyring_handlers(registry: kopf.OperatorRegistry, ctx: OperatorCont
         await _loop(ctx, str(namespace), name, stopped)
 
     @kopf.on.update(GROUP, VERSION, "keyrings", registry=registry)
-    def keyring_changed(
-        *, old: Any, new: Any, namespace: str | None, name: str, **_: Any
-    ) -> None:
+    def keyring_changed(*, old: Any, new: Any, namespace: str | None, name: str, **_: Any) -> None:
         old, new = old or {}, new or {}
         before = (old.get("metadata") or {}).get("annotations") or {}
         after = (new.get("metadata") or {}).get("annotations") or {}
@@ -352,4 +374,3 @@ def register_keyring_handlers(registry: kopf.OperatorRegistry, ctx: OperatorCont
         keyring = ((body.get("metadata") or {}).get("labels") or {}).get(KEYRING_LABEL)
         if keyring:
             ctx.triggers.fire("KeyRing", str(namespace), str(keyring), reason="request")
-

@@ -67,7 +67,9 @@ def _verification(ctx: OperatorContext, spec: RepositorySpec) -> Verification:
     keys = None
     if spec.verify_secret_name:
         keys, _ = read_secret_data(
-            ctx.client, spec.meta.namespace, spec.verify_secret_name,
+            ctx.client,
+            spec.meta.namespace,
+            spec.verify_secret_name,
             purpose="signers' public keys",
         )
     return Verification.from_spec(spec.verify_mode, keys)

@@ -107,8 +107,9 @@ async def run_operator(
             leadership = Leadership(
                 # Its own request counts (a renewal is not reconcile work) and never halted:
                 # the Lease is released after the reconciles stop.
-                dataclasses.replace(ctx.client.impersonating(None), counts={},
-                                    halted=threading.Event()),
+                dataclasses.replace(
+                    ctx.client.impersonating(None), counts={}, halted=threading.Event()
+                ),
                 namespace=settings.leader_namespace,
                 name=settings.leader_lease,
                 # Random part: two operators in one process (tests, the demo) are two replicas.

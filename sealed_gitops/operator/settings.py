@@ -88,9 +88,7 @@ class OperatorSettings:
     cross_namespace_refs: bool = False
     #: the admin's namespaces whose KeyRings serve other namespaces (those their
     #: ``allowedNamespaces`` list) even while cross-namespace references are refused
-    shared_keyring_namespaces: list[str] = field(
-        default_factory=lambda: ["sealed-gitops-system"]
-    )
+    shared_keyring_namespaces: list[str] = field(default_factory=lambda: ["sealed-gitops-system"])
     #: Vault KV paths a KeyRing may name in ``spec.vault.kvPath`` besides its own
     #: (``secret/data/sealed-gitops/<namespace>/<name>``): prefixes, where ``{namespace}`` and
     #: ``{name}`` stand for the KeyRing's. Empty (the default): only its own path, so a tenant's

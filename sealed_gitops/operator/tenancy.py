@@ -93,11 +93,14 @@ def place_objects(
         if _namespaced(ctx, obj):
             meta = obj.get("metadata") or {}
             # The same rule the decrypt stage opened sealed values under (render/placement.py).
-            wanted = landing_namespace(
-                meta.get("namespace"),
-                target_namespace=target_namespace,
-                default_namespace=sync_namespace,
-            ) or sync_namespace
+            wanted = (
+                landing_namespace(
+                    meta.get("namespace"),
+                    target_namespace=target_namespace,
+                    default_namespace=sync_namespace,
+                )
+                or sync_namespace
+            )
             if meta.get("namespace") != wanted:
                 obj = copy.copy(obj)
                 obj["metadata"] = {**meta, "namespace": wanted}

@@ -95,10 +95,17 @@ def sensitive_leaf_changes(
     For anything but ``apiVersion``, ``kind`` and ``metadata``: those are shown in clear by the
     normal diff.
     """
+
     def body(obj: Mapping[str, Any] | None) -> dict[str, Any]:
         return dict(
-            _leaves({k: v for k, v in (obj or {}).items()
-                     if k not in ("apiVersion", "kind", "metadata", "status")}, "")
+            _leaves(
+                {
+                    k: v
+                    for k, v in (obj or {}).items()
+                    if k not in ("apiVersion", "kind", "metadata", "status")
+                },
+                "",
+            )
         )
 
     return key_changes(body(desired), body(live))
@@ -134,17 +141,17 @@ def object_diff(
             keys = secret_key_changes(desired, live)
             drop: tuple[str, ...] = ("data", "stringData")
         else:
-            keys = sensitive_leaf_changes(after if desired is not None else None,
-                                          before if live is not None else None)
-            drop = tuple(k for k in {**before, **after} if k not in ("apiVersion", "kind",
-                                                                     "metadata"))
+            keys = sensitive_leaf_changes(
+                after if desired is not None else None, before if live is not None else None
+            )
+            drop = tuple(
+                k for k in {**before, **after} if k not in ("apiVersion", "kind", "metadata")
+            )
         before = {k: v for k, v in before.items() if k not in drop}
         after = {k: v for k, v in after.items() if k not in drop}
     old_name = f"live/{oid.describe()}" if live is not None else "/dev/null"
     new_name = f"desired/{oid.describe()}" if desired is not None else "/dev/null"
-    body = list(
-        difflib.unified_diff(_dump(before), _dump(after), old_name, new_name, n=context)
-    )
+    body = list(difflib.unified_diff(_dump(before), _dump(after), old_name, new_name, n=context))
     key_lines = [
         f"{_SIGNS[k.change]} {'data' if is_secret else 'value'} {k.key}: {k.change.value}\n"
         for k in keys

@@ -111,13 +111,20 @@ def _sort_key(oid: ObjectId) -> tuple[int, str, str, str, str]:
 
 
 def _default_is_cluster_scoped(oid: ObjectId) -> bool:
-    return oid.group in ("", "apiextensions.k8s.io", "rbac.authorization.k8s.io",
-                         "storage.k8s.io", "scheduling.k8s.io", "node.k8s.io",
-                         "networking.k8s.io", "admissionregistration.k8s.io",
-                         "apiregistration.k8s.io", "certificates.k8s.io",
-                         "flowcontrol.apiserver.k8s.io", "policy") and (
-        oid.kind in CLUSTER_SCOPED_KINDS
-    )
+    return oid.group in (
+        "",
+        "apiextensions.k8s.io",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "scheduling.k8s.io",
+        "node.k8s.io",
+        "networking.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiregistration.k8s.io",
+        "certificates.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
+        "policy",
+    ) and (oid.kind in CLUSTER_SCOPED_KINDS)
 
 
 _STAGE_NAMES = ("definitions", "cluster", "namespaced")

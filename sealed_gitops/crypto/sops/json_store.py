@@ -19,7 +19,11 @@ from .values import Comment, format_float_json
 __all__ = ["dump_json", "dump_json_value", "load_json"]
 
 _GO_ESCAPES = {
-    "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
 }
 
 
@@ -45,9 +49,7 @@ def _constant(name: str) -> Any:
 
 def load_json(text: str) -> list[TreeBranch]:
     try:
-        value = json.loads(
-            text, object_pairs_hook=_pairs, parse_int=_int, parse_constant=_constant
-        )
+        value = json.loads(text, object_pairs_hook=_pairs, parse_int=_int, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise FormatError(f"invalid JSON: {exc.msg}", location=f"line {exc.lineno}") from exc
     except RecursionError as exc:

@@ -61,7 +61,7 @@ def parse_path(text: str) -> list[str | int]:
     while pos < len(text):
         match = _PATH_RE.match(text, pos)
         if match is None:
-            raise InputError(f"invalid path {text!r}: expected [\"key\"] or [index] parts")
+            raise InputError(f'invalid path {text!r}: expected ["key"] or [index] parts')
         double, single, index = match.groups()
         if index is not None:
             out.append(int(index))
@@ -86,9 +86,11 @@ def _lookup(root: Any, path: Sequence[str | int], *, file: str | None) -> Any:
     current = root
     for part in path:
         if isinstance(part, int):
-            items = [v for v in current if not isinstance(v, Comment)] if isinstance(
-                current, list
-            ) and not isinstance(current, TreeBranch) else None
+            items = (
+                [v for v in current if not isinstance(v, Comment)]
+                if isinstance(current, list) and not isinstance(current, TreeBranch)
+                else None
+            )
             if items is None or not -len(items) <= part < len(items):
                 raise InputError(f"path component [{part}] not found", file=file)
             current = items[part]
@@ -245,7 +247,11 @@ def reencrypt_plain(
     if dump_tree(branches, fmt=doc.fmt) == dump_tree(doc.branches, fmt=doc.fmt):
         return None
     return encrypt_tree(
-        branches, fmt=doc.fmt, metadata=doc.metadata, data_key=doc.data_key, stash=doc.stash,
+        branches,
+        fmt=doc.fmt,
+        metadata=doc.metadata,
+        data_key=doc.data_key,
+        stash=doc.stash,
         file=file,
     )
 
@@ -301,8 +307,13 @@ def update_keys(
         doc.metadata, key_groups=stanzas, shamir_threshold=_stored_threshold(threshold, stanzas)
     )
     return encrypt_tree(
-        doc.branches, fmt=doc.fmt, metadata=meta, data_key=doc.data_key, stash=doc.stash,
-        lastmodified=doc.metadata.lastmodified, file=file,
+        doc.branches,
+        fmt=doc.fmt,
+        metadata=meta,
+        data_key=doc.data_key,
+        stash=doc.stash,
+        lastmodified=doc.metadata.lastmodified,
+        file=file,
     )
 
 

@@ -29,8 +29,22 @@ __all__ = ["dump_yaml", "dump_yaml_value", "scalar_text"]
 _INDENT = 4
 _OLD_BOOLS = frozenset(
     (
-        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
-        "on", "On", "ON", "off", "Off", "OFF",
+        "y",
+        "Y",
+        "yes",
+        "Yes",
+        "YES",
+        "n",
+        "N",
+        "no",
+        "No",
+        "NO",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "OFF",
     )
 )
 _BASE60_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
@@ -38,8 +52,20 @@ _BREAKS = frozenset("\r\n\x85\u2028\u2029")
 _FLOW_FIRST = frozenset("#,[]{}&*!|>'\"%@`")
 _FLOW_INNER = frozenset(",?[]{}")
 _ESCAPES = {
-    "\x00": "0", "\x07": "a", "\x08": "b", "\t": "t", "\n": "n", "\x0b": "v", "\x0c": "f",
-    "\r": "r", "\x1b": "e", '"': '"', "\\": "\\", "\x85": "N", "\xa0": "_", "\u2028": "L",
+    "\x00": "0",
+    "\x07": "a",
+    "\x08": "b",
+    "\t": "t",
+    "\n": "n",
+    "\x0b": "v",
+    "\x0c": "f",
+    "\r": "r",
+    "\x1b": "e",
+    '"': '"',
+    "\\": "\\",
+    "\x85": "N",
+    "\xa0": "_",
+    "\u2028": "L",
     "\u2029": "P",
 }
 _PLAIN, _SINGLE, _DOUBLE, _LITERAL = range(4)
@@ -180,8 +206,10 @@ def _literal(text: str, indent: int) -> list[str]:
         header += "+"
     body = text[:-1] if text.endswith("\n") else text
     pad = " " * indent
-    return [header, *((pad + _indent_breaks(line, indent)) if line else "" for line in
-                      body.split("\n"))]
+    return [
+        header,
+        *((pad + _indent_breaks(line, indent)) if line else "" for line in body.split("\n")),
+    ]
 
 
 def scalar_text(value: Any, *, indent: int = _INDENT, key: bool = False) -> str | list[str]:
@@ -328,5 +356,7 @@ def dump_yaml_value(value: Any) -> bytes:
         writer.sequence(value, 0)
     else:
         writer.value("", value, _INDENT, [])
-    return ("\n".join(line.lstrip(" ") if i == 0 else line for i, line in
-                      enumerate(writer.lines)) + "\n").encode("utf-8", "surrogateescape")
+    return (
+        "\n".join(line.lstrip(" ") if i == 0 else line for i, line in enumerate(writer.lines))
+        + "\n"
+    ).encode("utf-8", "surrogateescape")
