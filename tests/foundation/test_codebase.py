@@ -41,6 +41,18 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_package_is_ruff_formatted() -> None:
+    # make lint checks this too; as a test it cannot drift again unnoticed.
+    result = subprocess.run(
+        [_tool("ruff"), "format", "--check", "--quiet", "sealed_gitops"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_console_script_prints_help() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sealed_gitops", "--help"],
