@@ -16,16 +16,24 @@ that, and the name is what remains.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sealed_gitops.errors import FormatError
+from sealed_gitops.plan import names
 
 __all__ = ["Inventory", "InventoryEntry", "ObjectId", "split_api_version"]
 
 _SEP = "_"
 _COLON = "__"
+
+
+@functools.lru_cache(maxsize=4096)
+def _namespace_ok(namespace: str) -> bool:
+    # A cluster has few namespaces and ids are made per object: check each one once.
+    return not namespace or names.is_label(namespace)
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:
@@ -50,7 +58,18 @@ class ObjectId:
     def __post_init__(self) -> None:
         # Ids are made thousands of times per reconcile: one combined test, details only on error.
         head = self.namespace + self.group + self.kind
-        if self.name and self.kind and "_" not in head and ":" not in head and "_" not in self.name:
+        name = self.name
+        if (
+            name
+            and self.kind
+            and "_" not in head
+            and ":" not in head
+            and "_" not in name
+            and "/" not in name
+            and "%" not in name
+            and name not in (".", "..")
+            and _namespace_ok(self.namespace)
+        ):
             return
         for label, value, forbidden in (
             ("namespace", self.namespace, "_:"),
@@ -63,6 +82,12 @@ class ObjectId:
                 raise FormatError(f"object {label} {value!r} contains {bad[0]!r}")
         if not self.name or not self.kind:
             raise FormatError("an object id needs a kind and a name")
+        # Names from Git reach API paths: refuse here, where every object is identified, what
+        # the API server would refuse anyway (issue 11), with an error naming the object.
+        if not _namespace_ok(self.namespace):
+            raise FormatError(f"object namespace {self.namespace[:80]!r} is not a valid namespace")
+        if not names.is_path_segment_name(self.name):
+            raise FormatError(f"object name {self.name[:80]!r} is not a valid object name")
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ObjectId:

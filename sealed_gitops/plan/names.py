@@ -27,6 +27,7 @@ __all__ = [
     "DNS1123_SUBDOMAIN_PATTERN",
     "InvalidName",
     "is_label",
+    "is_path_segment_name",
     "is_subdomain",
     "label",
     "namespace",
@@ -65,6 +66,19 @@ def is_subdomain(value: object) -> TypeGuard[str]:
         isinstance(value, str)
         and 0 < len(value) <= DNS1123_SUBDOMAIN_MAX
         and _SUBDOMAIN.fullmatch(value) is not None
+    )
+
+
+def is_path_segment_name(value: object) -> TypeGuard[str]:
+    """What Kubernetes admits as the name of any object (``IsValidPathSegmentName``): kinds
+    such as ClusterRole allow ``:`` and more, but never ``/``, ``%``, ``.`` or ``..``, which
+    would change the URL the name is put into."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= DNS1123_SUBDOMAIN_MAX
+        and value not in (".", "..")
+        and "/" not in value
+        and "%" not in value
     )
 
 
