@@ -20,7 +20,7 @@ from sealed_gitops.errors import FormatError, SealedGitopsError
 from sealed_gitops.plan.ids import ObjectId
 from sealed_gitops.redact import redact
 
-__all__ = ["DocKind", "Document", "Failure", "classify", "make_document"]
+__all__ = ["DocKind", "Document", "Failure", "classify", "make_document", "mark_decrypted"]
 
 SEALED_API_VERSION = "bitnami.com/v1alpha1"
 
@@ -30,6 +30,9 @@ class DocKind(StrEnum):
     SOPS = "sops"
     SEALED = "sealed"
     PLAIN_SECRET = "plain-secret"  # noqa: S105 - a category name, not a password
+    #: plaintext that came out of MAC-verified SOPS decryption *before* kustomize ran (a Secret a
+    #: secretGenerator made from encrypted sources): see :func:`mark_decrypted`
+    DECRYPTED = "decrypted"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Document:
     kind: DocKind
     id: ObjectId | None
     via: str | None = None
+    #: a SOPS document that kustomize transformed (namespace, labels, prefixes, patches over
+    #: unencrypted fields): ``data`` is kustomize's output, ``file``/``index`` its MAC-verified
+    #: source, and the decryption stage accepts only the source's own ciphertexts in it
+    transformed: bool = False
 
     @property
     def location(self) -> str:
@@ -136,3 +143,19 @@ def make_document(data: Any, *, file: str, index: int, via: str | None = None) -
     except FormatError as exc:
         raise FormatError(exc.reason, file=file, location=location) from None
     return Document(file, index, data, doc_kind, oid, via)
+
+
+def mark_decrypted(doc: Document) -> Document:
+    """``doc`` marked as plaintext that came out of MAC-verified decryption before kustomize.
+
+    The hook for stages that decrypt SOPS sources *before* kustomize (secretGenerator ``envs`` /
+    ``files`` over encrypted files, encrypted patches): kustomize's output then holds a plain
+    ``Secret`` that is not "a plain Secret in Git", and the decryption stage must neither refuse
+    it nor try to open it. The caller promises three things: every source value was opened with
+    its file's MAC verified; every plaintext value in ``doc.data`` is already registered with
+    :mod:`sealed_gitops.redact` (``register_encrypted`` or ``register``); and ``doc.file`` names
+    the source (or kustomization) an error should point at. The leftover guard of the
+    decryption stage still applies: a marked document that holds ``ENC[...]`` or SOPS metadata
+    fails like any other.
+    """
+    return Document(doc.file, doc.index, doc.data, DocKind.DECRYPTED, doc.id, doc.via)
