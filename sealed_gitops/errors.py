@@ -38,6 +38,7 @@ decryption failure names the file and the key id, and the CLI prints ``file: rea
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyEncrypted",
     "ApiConflict",
     "ApiForbidden",
     "ApiNotFound",
@@ -200,3 +201,9 @@ class ApiUnavailable(ClusterError):
 
 class AuditError(SealedGitopsError):
     code = "AuditFailed"
+
+
+class AlreadyEncrypted(InputError):
+    """``encrypt`` of a file that already carries SOPS metadata (sops exits 203)."""
+
+    code = "AlreadyEncrypted"

@@ -30,6 +30,9 @@ from sealed_gitops.errors import (
 )
 
 from . import shamir
+from .binary_store import dump_binary, load_binary
+from .dotenv_store import dump_dotenv, dump_dotenv_value, load_dotenv
+from .ini_store import dump_ini, dump_ini_value, load_ini
 from .json_store import dump_json, dump_json_value, load_json
 from .masterkey import KeyStanza, MasterKey, Unwrapper
 from .metadata import Metadata, parse_metadata
@@ -39,8 +42,11 @@ from .yaml_emit import dump_yaml, dump_yaml_value
 from .yaml_load import load_yaml
 
 __all__ = [
+    "DEFAULT_STORES",
+    "FORMATS",
     "MAX_INPUT_BYTES",
     "Decrypted",
+    "StoreSettings",
     "decrypt_document",
     "detect_format",
     "dump_tree",
@@ -48,6 +54,7 @@ __all__ = [
     "encrypt_tree",
     "load_tree",
     "now_rfc3339",
+    "sops_format",
     "split_metadata",
     "unwrap_data_key",
 ]
@@ -67,19 +74,86 @@ def _naming(file: str | None) -> Iterator[None]:
         raise
 
 
-def detect_format(file: str | None, fmt: str | None = None) -> str:
+#: Every store sops 3.11 has, by the names ``--input-type``/``--output-type`` take.
+FORMATS = ("yaml", "json", "dotenv", "ini", "binary")
+
+#: Per-format writing settings from ``.sops.yaml`` ``stores:`` (see :class:`StoreSettings`).
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """``.sops.yaml`` ``stores:``: ``yaml: indent`` (default 4) and ``json``/``json_binary:
+    indent`` (default a tab; ``0`` and up means that many spaces)."""
+
+    yaml_indent: int = 4
+    json_indent: int = -1
+    json_binary_indent: int = -1
+
+    def json_step(self, *, binary: bool) -> str:
+        width = self.json_binary_indent if binary else self.json_indent
+        return "\t" if width < 0 else " " * width
+
+
+DEFAULT_STORES = StoreSettings()
+
+
+def _check_format(fmt: str, file: str | None) -> str:
+    if fmt not in FORMATS:
+        raise InputError(f"unsupported format {fmt!r} ({', '.join(FORMATS)})", file=file)
+    return fmt
+
+
+def sops_format(file: str | None, fmt: str | None = None) -> str:
+    """The store sops 3.11 picks: the flag, else by extension (case-sensitive, like sops):
+    ``.yaml``/``.yml``, ``.json``, ``.env``, ``.ini``, and the binary store for anything else.
+
+    Standard input (no file name) is YAML unless a format is given.
+    """
     if fmt:
-        if fmt not in ("yaml", "json"):
-            raise InputError(f"unsupported format {fmt!r} (yaml or json)", file=file)
-        return fmt
-    return "json" if file and file.lower().endswith(".json") else "yaml"
+        return _check_format(fmt, file)
+    if not file or file in ("-", "<stdin>"):
+        return "yaml"
+    if file.endswith((".yaml", ".yml")):
+        return "yaml"
+    if file.endswith(".json"):
+        return "json"
+    if file.endswith(".env"):
+        return "dotenv"
+    if file.endswith(".ini"):
+        return "ini"
+    return "binary"
 
 
-def load_tree(data: bytes, *, fmt: str, file: str | None) -> list[TreeBranch]:
-    """Parse bytes with the size and encoding limits; errors name ``file``."""
+def detect_format(file: str | None, fmt: str | None = None) -> str:
+    """The store of a file met inside a repository (manifests, audit): like :func:`sops_format`
+    for ``.json``, ``.env`` and ``.ini``, but YAML (not binary) for any other name, since the
+    callers feed it Kubernetes manifests under whatever name kustomize gave them."""
+    if fmt:
+        return _check_format(fmt, file)
+    lowered = (file or "").lower()
+    if lowered.endswith(".json"):
+        return "json"
+    if file and file.endswith(".env"):
+        return "dotenv"
+    if file and file.endswith(".ini"):
+        return "ini"
+    return "yaml"
+
+
+def load_tree(
+    data: bytes, *, fmt: str, file: str | None, encrypted: bool | None = None
+) -> list[TreeBranch]:
+    """Parse bytes with the size and encoding limits; errors name ``file``.
+
+    ``encrypted`` matters to the binary store only: the envelope (True), the raw bytes (False),
+    or look (None).
+    """
     if len(data) > MAX_INPUT_BYTES:
         limit = MAX_INPUT_BYTES // (1024 * 1024)
         raise LimitExceeded(f"input is larger than {limit} MiB", file=file)
+    if fmt == "binary":
+        with _naming(file):
+            return load_binary(data, encrypted=encrypted)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -87,16 +161,43 @@ def load_tree(data: bytes, *, fmt: str, file: str | None) -> list[TreeBranch]:
     if text.startswith("\ufeff"):
         text = text[1:]
     with _naming(file):
-        return load_json(text) if fmt == "json" else load_yaml(text)
+        if fmt == "json":
+            return load_json(text)
+        if fmt == "dotenv":
+            return load_dotenv(text)
+        if fmt == "ini":
+            return load_ini(text)
+        return load_yaml(text)
 
 
-def dump_tree(branches: list[TreeBranch], *, fmt: str) -> bytes:
-    return dump_json(branches) if fmt == "json" else dump_yaml(branches)
+def dump_tree(
+    branches: list[TreeBranch], *, fmt: str, stores: StoreSettings = DEFAULT_STORES
+) -> bytes:
+    """Write branches in ``fmt``; a ``sops`` key makes the encrypted form (binary: envelope)."""
+    if fmt == "json":
+        return dump_json(branches, indent=stores.json_step(binary=False))
+    if fmt == "binary":
+        return dump_binary(branches, indent=stores.json_step(binary=True))
+    if fmt == "dotenv":
+        return dump_dotenv(branches)
+    if fmt == "ini":
+        return dump_ini(branches)
+    return dump_yaml(branches, indent=stores.yaml_indent)
 
 
 def dump_value(value: Any, *, fmt: str) -> bytes:
     """A lone value in the store's format (``--extract`` of a number, a bool, a list)."""
-    return dump_json_value(value) if fmt == "json" else dump_yaml_value(value)
+    if fmt == "json":
+        return dump_json_value(value)
+    if fmt == "dotenv":
+        return dump_dotenv_value(value)
+    if fmt == "binary":
+        raise InputError(
+            "Binary files are not structured and extracting a single value is not possible"
+        )
+    if fmt == "ini":
+        return dump_ini_value(value)
+    return dump_yaml_value(value)
 
 
 def split_metadata(
@@ -185,7 +286,9 @@ def decrypt_document(
 ) -> Decrypted:
     """Decrypt and verify a document. ``ignore_mac=True`` is for recovery only."""
     kind = detect_format(file, fmt)
-    encrypted, meta = split_metadata(load_tree(data, fmt=kind, file=file), file=file)
+    encrypted, meta = split_metadata(
+        load_tree(data, fmt=kind, file=file, encrypted=True), file=file
+    )
     key = data_key if data_key is not None else unwrap_data_key(meta, unwrapper, file=file)
     stash: Stash | None = {} if keep_stash else None
     with _naming(file):

@@ -66,17 +66,17 @@ def _string(text: str) -> str:
     return out
 
 
-def _write(value: Any, indent: str, out: list[str]) -> None:
+def _write(value: Any, indent: str, out: list[str], step: str = "\t") -> None:
     if isinstance(value, TreeBranch):
         items = [(k, v) for k, v in value if isinstance(k, str)]
         if not items:
             out.append("{}")
             return
-        inner = indent + "\t"
+        inner = indent + step
         out.append("{\n")
         for i, (key, item) in enumerate(items):
             out.append(f"{inner}{_string(key)}: ")
-            _write(item, inner, out)
+            _write(item, inner, out, step)
             out.append(",\n" if i < len(items) - 1 else "\n")
         out.append(indent + "}")
     elif isinstance(value, list):
@@ -84,11 +84,11 @@ def _write(value: Any, indent: str, out: list[str]) -> None:
         if not items:
             out.append("[]")
             return
-        inner = indent + "\t"
+        inner = indent + step
         out.append("[\n")
         for i, item in enumerate(items):
             out.append(inner)
-            _write(item, inner, out)
+            _write(item, inner, out, step)
             out.append(",\n" if i < len(items) - 1 else "\n")
         out.append(indent + "]")
     elif value is None:
@@ -105,10 +105,13 @@ def _write(value: Any, indent: str, out: list[str]) -> None:
         out.append(_string(str(value)))
 
 
-def dump_json(branches: list[TreeBranch]) -> bytes:
-    """Write the first branch (JSON holds one document) with a trailing newline."""
+def dump_json(branches: list[TreeBranch], *, indent: str = "\t") -> bytes:
+    """Write the first branch (JSON holds one document) with a trailing newline.
+
+    ``indent`` is one level: a tab, or the spaces of ``.sops.yaml`` ``stores: json: indent``.
+    """
     out: list[str] = []
-    _write(branches[0] if branches else TreeBranch(), "", out)
+    _write(branches[0] if branches else TreeBranch(), "", out, indent)
     return ("".join(out) + "\n").encode("utf-8", "surrogateescape")
 
 

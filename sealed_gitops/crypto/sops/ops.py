@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sealed_gitops.errors import InputError, SealedGitopsError
+from sealed_gitops.errors import AlreadyEncrypted, InputError, SealedGitopsError
 
 from .document import (
     decrypt_document,
@@ -24,6 +24,7 @@ from .document import (
     encrypt_tree,
     load_tree,
     new_data_key,
+    sops_format,
     split_metadata,
     wrap_data_key,
 )
@@ -35,6 +36,7 @@ from .values import Comment, Timestamp
 __all__ = [
     "KUBERNETES_ENCRYPTED_REGEX",
     "decrypt_bytes",
+    "decrypt_file",
     "encrypt_bytes",
     "extract",
     "is_sops_document",
@@ -135,6 +137,26 @@ def _unset(node: Any, path: Sequence[str | int], *, file: str | None) -> None:
             del parent[slots[last]]
             return
     raise InputError(f"path component [{last!r}] not found", file=file)
+
+
+def decrypt_file(
+    data: bytes,
+    *,
+    unwrapper: Unwrapper,
+    file: str | None = None,
+    fmt: str | None = None,
+) -> bytes:
+    """The plaintext of a SOPS file in its own format's bytes, exactly as ``sops -d FILE`` prints.
+
+    The format is ``fmt`` (``yaml``, ``json``, ``dotenv``, ``ini``, ``binary``) or, as sops picks
+    it, from ``file``'s extension: ``.yaml``/``.yml``, ``.json``, ``.env``, ``.ini``, anything
+    else the binary store (whose plaintext is the raw bytes, not the envelope). The MAC is always
+    verified. This is the one call for code that turns an encrypted source into plaintext bytes
+    (generators, patches).
+    """
+    kind = sops_format(file, fmt)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind)
+    return dump_tree(doc.branches, fmt=kind)
 
 
 def decrypt_bytes(
@@ -243,7 +265,7 @@ def reencrypt_plain(
 ) -> bytes | None:
     """For ``edit``: encrypt ``new_plain`` with the file's key and stash; None when unchanged."""
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
-    branches = load_tree(new_plain, fmt=doc.fmt, file=file)
+    branches = load_tree(new_plain, fmt=doc.fmt, file=file, encrypted=False)
     if dump_tree(branches, fmt=doc.fmt) == dump_tree(doc.branches, fmt=doc.fmt):
         return None
     return encrypt_tree(
@@ -276,9 +298,9 @@ def encrypt_bytes(
     :data:`KUBERNETES_ENCRYPTED_REGEX`; anything else sops' default ``_unencrypted`` suffix.
     """
     kind = detect_format(file, fmt)
-    branches = load_tree(plain, fmt=kind, file=file)
+    branches = load_tree(plain, fmt=kind, file=file, encrypted=False)
     if any(b.get("sops") is not None for b in branches):
-        raise InputError("the file is already encrypted", file=file)
+        raise AlreadyEncrypted("the file is already encrypted", file=file)
     if rules is None:
         first = branches[0] if branches else TreeBranch()
         is_manifest = "apiVersion" in first.keys_in_order() and "kind" in first.keys_in_order()
@@ -344,7 +366,7 @@ def rotate(
 
 def _metadata(data: bytes, *, file: str | None, fmt: str | None) -> Metadata:
     kind = detect_format(file, fmt)
-    return split_metadata(load_tree(data, fmt=kind, file=file), file=file)[1]
+    return split_metadata(load_tree(data, fmt=kind, file=file, encrypted=True), file=file)[1]
 
 
 def is_sops_document(data: bytes, *, file: str | None = None, fmt: str | None = None) -> bool:

@@ -205,7 +205,9 @@ def _b64(text: str, what: str) -> bytes:
 def _decode(plain: bytes, kind: str) -> Any:
     try:
         if kind == "str":
-            return plain.decode("utf-8")
+            # Go strings carry any bytes (a binary-store file is one); surrogateescape keeps
+            # them, and every writer encodes back with it
+            return plain.decode("utf-8", "surrogateescape")
         if kind == "int":
             number = int(plain.decode("ascii"))
             if not _INT64_MIN <= number <= _INT64_MAX:

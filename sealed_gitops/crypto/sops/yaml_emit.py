@@ -196,10 +196,10 @@ def _single_quoted(text: str, indent: int) -> str:
     return "'" + _indent_breaks(text.replace("'", "''"), indent) + "'"
 
 
-def _literal(text: str, indent: int) -> list[str]:
+def _literal(text: str, indent: int, step: int = _INDENT) -> list[str]:
     header = "|"
     if text[0] == " " or text[0] in _BREAKS:
-        header += str(_INDENT)
+        header += str(step)
     if text[-1] not in _BREAKS:
         header += "-"
     elif len(text) == 1 or text[-2] in _BREAKS:
@@ -212,7 +212,9 @@ def _literal(text: str, indent: int) -> list[str]:
     ]
 
 
-def scalar_text(value: Any, *, indent: int = _INDENT, key: bool = False) -> str | list[str]:
+def scalar_text(
+    value: Any, *, indent: int = _INDENT, key: bool = False, step: int = _INDENT
+) -> str | list[str]:
     """The text of a scalar, or for a literal block its header followed by its indented lines."""
     if value is None:
         return "null"
@@ -235,13 +237,14 @@ def scalar_text(value: Any, *, indent: int = _INDENT, key: bool = False) -> str 
     if style == _SINGLE:
         return _single_quoted(text, indent)
     if style == _LITERAL:
-        return _literal(text, indent)
+        return _literal(text, indent, step)
     return _double_quoted(text)
 
 
-def _deeper(column: int) -> int:
-    """go-yaml's indent for content nested under a key at ``column``: the next multiple of 4."""
-    return _INDENT * ((column + _INDENT) // _INDENT)
+def _deeper(column: int, step: int = _INDENT) -> int:
+    """go-yaml's indent for content nested under a key at ``column``: the next multiple of the
+    indent (4 unless ``.sops.yaml`` ``stores: yaml: indent`` says otherwise)."""
+    return step * ((column + step) // step)
 
 
 def _has_keys(branch: TreeBranch) -> bool:
@@ -249,11 +252,12 @@ def _has_keys(branch: TreeBranch) -> bool:
 
 
 class _Writer:
-    def __init__(self) -> None:
+    def __init__(self, step: int = _INDENT) -> None:
         self.lines: list[str] = []
+        self.step = step
 
     def scalar_after(self, prefix: str, value: Any, nested: int, inline: list[str]) -> None:
-        text = scalar_text(value, indent=nested)
+        text = scalar_text(value, indent=nested, step=self.step)
         tail = (" #" + inline.pop(0)) if len(inline) == 1 else ""
         self._flush_inline(inline, len(prefix) - len(prefix.lstrip(" ")))
         if isinstance(text, str):
@@ -279,10 +283,12 @@ class _Writer:
                 continue
             head = lead if lead is not None else " " * key_col
             lead = None
-            key_text = scalar_text(key, indent=_deeper(key_col), key=True)
+            key_text = scalar_text(
+                key, indent=_deeper(key_col, self.step), key=True, step=self.step
+            )
             if not isinstance(key_text, str):  # unreachable: a key is never a literal block
                 key_text = _double_quoted(str(key))
-            self.value(f"{head}{key_text}:", value, _deeper(key_col), inline)
+            self.value(f"{head}{key_text}:", value, _deeper(key_col, self.step), inline)
         if inline:
             self._flush_inline(inline, key_col)
         if lead is not None:
@@ -335,11 +341,14 @@ class _Writer:
         self.lines.append(prefix + tail)
 
 
-def dump_yaml(branches: list[TreeBranch]) -> bytes:
-    """Write one YAML document per branch, separated by ``---`` like sops."""
+def dump_yaml(branches: list[TreeBranch], *, indent: int = _INDENT) -> bytes:
+    """Write one YAML document per branch, separated by ``---`` like sops.
+
+    ``indent`` is ``.sops.yaml`` ``stores: yaml: indent`` (sops' default 4).
+    """
     docs = []
     for branch in branches:
-        writer = _Writer()
+        writer = _Writer(indent)
         if any(isinstance(k, str) for k, _ in branch):
             writer.mapping(branch, 0)
         else:
