@@ -19,13 +19,13 @@ SOPS object only in the namespace it names (see :mod:`sealed_gitops.render.bindi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sealed_gitops.crypto.sealed_document import parse_sealed_secret, secret_manifest
-from sealed_gitops.crypto.sops import Comment, TreeBranch, Unwrapper, decrypt_document
+from sealed_gitops.crypto.sops import Comment, Rules, TreeBranch, Unwrapper, decrypt_document
 from sealed_gitops.crypto.sops.registration import register_encrypted
 from sealed_gitops.errors import (
     FormatError,
@@ -42,7 +42,10 @@ from sealed_gitops.render.binding import (
 )
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.document import DocKind, Document, Failure
+from sealed_gitops.render.leftover import refuse_leftover_ciphertext
+from sealed_gitops.render.loader import load_file
 from sealed_gitops.render.placement import Placement
+from sealed_gitops.render.transformed import open_transformed
 
 __all__ = [
     "DecryptionKeys",
@@ -78,8 +81,15 @@ class RenderedObject:
         return f"{self.file} (document {self.index})"
 
 
-#: a SOPS file as decrypted: its documents' plain trees, and whether its MAC skips plain values
-_OpenedSops = tuple[list[dict[str, Any]], bool]
+@dataclass(frozen=True)
+class _OpenedSops:
+    """A SOPS file as decrypted, its MAC verified: its documents' plain trees, its encryption
+    rules and its data key (kept for documents kustomize transformed, see render/transformed.py;
+    in process memory only, like the plaintext beside it)."""
+
+    branches: list[dict[str, Any]]
+    rules: Rules
+    data_key: bytes
 
 
 def tree_to_python(value: Any) -> Any:
@@ -126,6 +136,7 @@ class _Stage:
         self.cache = cache
         self.placement = placement
         self.sops_files: dict[str, _OpenedSops | SealedGitopsError] = {}
+        self.committed_files: dict[str, list[tuple[int, Any]]] = {}
 
     def fail(self, doc: Document, error: SealedGitopsError) -> None:
         error.with_file(doc.file)
@@ -157,7 +168,7 @@ class _Stage:
             def opened() -> _OpenedSops:
                 document = decrypt_document(data, unwrapper=unwrapper, file=file)
                 branches = [tree_to_python(b) for b in document.branches]
-                return branches, document.metadata.rules.mac_only_encrypted
+                return _OpenedSops(branches, document.metadata.rules, document.data_key)
 
             if self.cache is None:
                 return opened()
@@ -167,18 +178,33 @@ class _Stage:
         except OSError as exc:
             return FormatError(f"cannot read: {exc.strerror}", file=file)
 
+    def committed(self, doc: Document) -> Mapping[str, Any]:
+        """The source document of a transformed one, parsed as committed."""
+        parsed = self.committed_files.get(doc.file)
+        if parsed is None:
+            parsed = self.committed_files[doc.file] = load_file(self.root / doc.file, file=doc.file)
+        for index, data in parsed:
+            if index == doc.index and isinstance(data, Mapping):
+                return data
+        raise FormatError(f"document {doc.index} not found in the committed file", file=doc.file)
+
     def open(self, doc: Document) -> dict[str, Any]:
         if doc.kind is DocKind.SOPS:
-            branches, mac_only_encrypted = self.sops_branches(doc)
-            if not 0 <= doc.index < len(branches):
+            opened = self.sops_branches(doc)  # the MAC of the file as committed, verified
+            if not 0 <= doc.index < len(opened.branches):
                 raise FormatError(f"document {doc.index} not found after decryption", file=doc.file)
-            plain = dict(branches[doc.index])
-            register_encrypted(doc.data, plain)
+            if doc.transformed:
+                plain = open_transformed(
+                    doc.data, self.committed(doc), data_key=opened.data_key, rules=opened.rules
+                )
+            else:
+                plain = dict(opened.branches[doc.index])
+                register_encrypted(doc.data, plain)
             check_sops_binding(
                 plain,
                 doc.data,
                 binding=self.keys.sops_binding,
-                mac_only_encrypted=mac_only_encrypted,
+                mac_only_encrypted=opened.rules.mac_only_encrypted,
                 placement=self.placement,
             )
             return plain
@@ -228,6 +254,8 @@ def decrypt_documents(
                     "`seal` (or allow plain secrets explicitly)"
                 )
             obj = stage.open(doc)
+            # Nothing that still holds ciphertext or SOPS metadata leaves this stage.
+            refuse_leftover_ciphertext(obj)
             obj_id = _identify(obj, doc)
             if obj_id in seen:
                 raise FormatError(f"{obj_id.describe()} is also defined in {seen[obj_id].location}")

@@ -1,0 +1,165 @@
+"""Opening a SOPS document that kustomize transformed, with its source file's MAC still verified.
+
+Why this module exists: Flux's most common layout is a SOPS-encrypted Secret (only ``data`` and
+``stringData`` encrypted) under a kustomization that sets ``namespace:``, labels, a name prefix,
+or patches its metadata. The SOPS MAC covers the unencrypted fields too (unless
+``mac_only_encrypted``), so the document kustomize prints cannot be verified as it stands; Flux
+gives up and turns the MAC check off. We do not. Instead (see docs/pipeline.md, "kustomize
+transformers over SOPS documents"):
+
+1. the source file is decrypted and its MAC verified exactly as it is committed, before any
+   transformer (the decryption stage does that, as for every SOPS file);
+2. kustomize's output document is accepted only if its encrypted values are *the same
+   ciphertexts, under the same key paths, in the same order* as the source document's: for every
+   key path, the sequence of ``ENC[...]`` strings found there equals the source's (compared as
+   parsed strings, so kustomize re-quoting or re-wrapping the YAML changes nothing). So nothing
+   was tampered with, borrowed from another file, added, removed, duplicated or moved;
+3. each of them is then decrypted with the file's data key under its *output* key path as the
+   additional data, so a value that sits anywhere else than where sops put it fails AES-GCM;
+4. no value may be in plaintext where the file's encryption rules would have encrypted it (a
+   patch adding ``stringData.extra: plain`` is a plaintext secret in Git), and the ``sops``
+   metadata block must be the source's, unchanged; it is dropped from the object.
+
+What transformers may change, then, is exactly what a committer without the key could change in
+the file anyway by re-encrypting nothing: unencrypted fields. What the MAC protects (the encrypted
+values, their places and their order) is checked against the MAC-verified source instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sealed_gitops.crypto.sops.tree import Rules, Selector
+from sealed_gitops.crypto.sops.values import Comment, decrypt_value
+from sealed_gitops.errors import FormatError, IntegrityError, NotEncryptedError
+from sealed_gitops.redact import register
+
+__all__ = ["open_transformed"]
+
+KeyPath = tuple[str, ...]
+
+_BUILT = "in the document kustomize built"
+
+
+def _is_enc(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("ENC[")
+
+
+def _leaves(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
+    """(key path, leaf) in document order; list items add nothing to the path (as in sops)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not path and key == "sops":
+                continue
+            yield from _leaves(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item, path)
+    else:
+        yield path, value
+
+
+def _ciphertexts(doc: Mapping[str, Any]) -> dict[KeyPath, list[str]]:
+    found: dict[KeyPath, list[str]] = {}
+    for path, leaf in _leaves(doc, ()):
+        if _is_enc(leaf):
+            found.setdefault(path, []).append(leaf)
+    return found
+
+
+def _where(path: KeyPath) -> str:
+    return ".".join(path) or "top level"
+
+
+def _check_same_ciphertexts(output: Mapping[str, Any], source: Mapping[str, Any]) -> None:
+    built, committed = _ciphertexts(output), _ciphertexts(source)
+    if built == committed:
+        return
+    home = {value: path for path, values in committed.items() for value in values}
+    for path, values in built.items():
+        for value in values:
+            if value not in home:
+                raise IntegrityError(
+                    f"the encrypted value at {_where(path)} {_BUILT} is not a value of this file "
+                    "(tampered, or taken from another file)"
+                )
+            if home[value] != path:
+                raise IntegrityError(
+                    f"the encrypted value of {_where(home[value])} was moved to {_where(path)} "
+                    f"{_BUILT}; its key path is its authenticated data, so it cannot move"
+                )
+    for path in committed:
+        if len(built.get(path, ())) < len(committed[path]):
+            raise IntegrityError(
+                f"an encrypted value at {_where(path)} is missing {_BUILT} (removed by a patch?)"
+            )
+    raise IntegrityError(f"encrypted values were duplicated or reordered {_BUILT}")
+
+
+def _check_no_plaintext(output: Mapping[str, Any], rules: Rules) -> None:
+    selector = Selector(rules)
+    for path, leaf in _leaves(output, ()):
+        if leaf is None or _is_enc(leaf):
+            continue
+        if selector.should_encrypt(path, [], False):
+            raise NotEncryptedError(
+                f"{_where(path)} is in plaintext {_BUILT}, where this file's encryption rules "
+                "encrypt values (added by a patch?)"
+            )
+
+
+def _decrypt(value: Any, path: KeyPath, aead: AESGCM) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key: _decrypt(item, (*path, str(key)), aead)
+            for key, item in value.items()
+            if path or key != "sops"
+        }
+    if isinstance(value, list):
+        items = [_decrypt(item, path, aead) for item in value]
+        return [item for item in items if not isinstance(item, Comment)]
+    if not _is_enc(value):
+        return value
+    try:
+        plain, _ = decrypt_value(aead, value, ":".join(path) + ":")
+    except IntegrityError as exc:
+        raise IntegrityError(
+            f"the encrypted value at {_where(path)} {_BUILT} does not decrypt under that key path"
+        ) from exc
+    if isinstance(plain, str | bytes):
+        register(plain)
+        if isinstance(plain, str):
+            with contextlib.suppress(ValueError):
+                register(base64.b64decode(plain, validate=True))
+    elif plain is not None and not isinstance(plain, Comment):
+        register(str(plain))
+    return plain
+
+
+def open_transformed(
+    output: Mapping[str, Any],
+    source: Mapping[str, Any],
+    *,
+    data_key: bytes,
+    rules: Rules,
+) -> dict[str, Any]:
+    """The plaintext object for ``output`` (a SOPS document as kustomize printed it).
+
+    ``source`` is the same document as committed, parsed, and ``data_key``/``rules`` those of
+    its file, whose MAC the caller has verified. Raises :class:`IntegrityError` (a value
+    changed, borrowed, moved, removed or reordered), :class:`NotEncryptedError` (plaintext
+    where the rules encrypt) or :class:`FormatError` (the ``sops`` block changed); the caller
+    names the file. Every decrypted value is registered for redaction.
+    """
+    if output.get("sops") != source.get("sops"):
+        raise FormatError(f"the sops metadata {_BUILT} differs from the file's")
+    _check_same_ciphertexts(output, source)
+    _check_no_plaintext(output, rules)
+    plain = _decrypt(output, (), AESGCM(data_key))
+    assert isinstance(plain, dict)  # noqa: S101 - a Mapping in, a dict out
+    return plain
