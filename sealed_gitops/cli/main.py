@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "resume": "sealed_gitops.cli.status_cmds:resume",
     "status": "sealed_gitops.cli.status_cmds:status",
     "demo": "sealed_gitops.cli.demo:demo",
+    "import": "sealed_gitops.cli.import_cmds:import_group",
 }
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
