@@ -254,9 +254,9 @@ def decrypt_documents(
                     "`seal` (or allow plain secrets explicitly)"
                 )
             obj = stage.open(doc)
-            # Nothing that still holds ciphertext or SOPS metadata leaves this stage.
-            refuse_leftover_ciphertext(obj)
             obj_id = _identify(obj, doc)
+            # Nothing that still holds ciphertext or SOPS metadata leaves this stage.
+            refuse_leftover_ciphertext(obj, what=obj_id.describe())
             if obj_id in seen:
                 raise FormatError(f"{obj_id.describe()} is also defined in {seen[obj_id].location}")
         except SealedGitopsError as exc:

@@ -105,17 +105,18 @@ def _may_hold_leftovers(obj: Mapping[str, Any]) -> bool:
     return ENC_MARK in text or "sops" in text
 
 
-def refuse_leftover_ciphertext(obj: Mapping[str, Any]) -> None:
+def refuse_leftover_ciphertext(obj: Mapping[str, Any], *, what: str = "the object") -> None:
     """Raise :class:`RenderError` if ``obj`` still holds SOPS ciphertext or metadata.
 
-    Called on every object the decryption stage produces, after decryption; the caller adds the
-    file and document. The message names where (``data.app.yaml``), never a value.
+    Called on every object the decryption stage produces, after decryption; ``what`` names the
+    object (``ConfigMap ns/name``), the caller adds the file and document. The message says
+    where (``data.app.yaml``), never a value.
     """
     places = list(_found(obj, "")) if _may_hold_leftovers(obj) else []
     places.extend(_found_in_base64(obj))
     if places:
         shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
         raise RenderError(
-            f"still holds SOPS ciphertext after decryption at {shown}: it would be applied "
+            f"{what} still holds SOPS ciphertext after decryption at {shown}: it would be applied "
             "encrypted (a configMapGenerator or a manifest made from a SOPS-encrypted file?)"
         )
