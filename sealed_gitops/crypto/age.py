@@ -1,34 +1,109 @@
-"""age X25519 master keys for SOPS, through pyrage.
+"""age master keys for SOPS, through pyrage: X25519 and SSH (ed25519, RSA) recipients.
 
 Why: age is the key type the cluster's KeyRing holds, so it is the one master key the engine wraps
 and unwraps natively, in process. The stanza layout is sops' (``recipient`` then ``enc``, the
 data key as an ASCII-armored age file). Unwrapping first matches the stanza's recipient against
-the identities held, so a file for someone else costs no X25519 work.
+the identities held, so a file for someone else costs no X25519 or RSA work.
+
+sops also accepts SSH public keys as age recipients (``ssh-ed25519 ...``, ``ssh-rsa ...``, the
+``agessh`` recipient types) and reads SSH private keys as identities; pyrage implements both.
+
+What we cannot do, and say so instead of failing everything: age's post-quantum hybrid type
+(``age1pq1...`` / ``AGE-SECRET-KEY-PQ-1...``, ML-KEM-768 + X25519, written by sops 3.12) has no
+implementation in pyrage or rage as of pyrage 1.4.0, and age plugins (``age1<name>1...``,
+``AGE-PLUGIN-...``) need their plugin binaries. An identity we cannot use is *skipped* with a note
+(:class:`SkippedIdentity`), as sops goes on to the keys it can use; a file that only such a key
+opens fails with "unsupported recipient type", naming the type.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import pyrage
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from sealed_gitops.crypto.sops.masterkey import KeyStanza
 from sealed_gitops.errors import ConfigError, CryptoError, KeyProviderError
 
-__all__ = ["AgeIdentities", "AgeRecipient", "parse_identities"]
+__all__ = [
+    "AgeIdentities",
+    "AgeRecipient",
+    "ParsedIdentities",
+    "SkippedIdentity",
+    "parse_identities",
+    "parse_identity_text",
+    "recipient_type",
+    "unsupported_recipient",
+]
+
+_X25519_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{20,}$")
+_SSH_TYPES = ("ssh-ed25519", "ssh-rsa")
+_PEM_BEGIN = re.compile(r"^-----BEGIN ([A-Z0-9 ]+)-----$")
+_SSH_PEM_LABELS = {"OPENSSH PRIVATE KEY", "RSA PRIVATE KEY"}
+
+#: Recipient types we recognise but cannot use, by shape (checked in this order).
+_UNSUPPORTED = (
+    (re.compile(r"^age1pq1[02-9ac-hj-np-z]+$"), "age post-quantum (ML-KEM-768+X25519, age1pq1...)"),
+    (re.compile(r"^age1[a-z0-9+\-.]+1[02-9ac-hj-np-z]+$"), "age plugin (age1<plugin>1...)"),
+)
+
+
+def recipient_type(recipient: str) -> str:
+    """``x25519``, ``ssh-ed25519``, ``ssh-rsa``, or a description of an unsupported type."""
+    text = recipient.strip()
+    if _X25519_RECIPIENT.match(text):
+        return "x25519"
+    first = text.split(maxsplit=1)[0] if text else ""
+    if first in _SSH_TYPES:
+        return first
+    for shape, description in _UNSUPPORTED:
+        if shape.match(text):
+            return description
+    return "unknown"
+
+
+def unsupported_recipient(recipient: str) -> str | None:
+    """Why ``recipient`` cannot be used here, or None when it can."""
+    kind = recipient_type(recipient)
+    if kind in ("x25519", *_SSH_TYPES):
+        return None
+    return f"unsupported recipient type: {kind}"
+
+
+def _short(recipient: str) -> str:
+    """A recipient for messages: a post-quantum one is ~1960 characters."""
+    text = recipient.strip()
+    return text if len(text) <= 64 else text[:24] + "..." + text[-8:]
+
+
+def _ssh_key_id(public_line: str) -> str:
+    """``type base64`` of an SSH public key line: the comment is not part of the key."""
+    return " ".join(public_line.split()[:2])
 
 
 class AgeRecipient:
-    """One age public key (``age1…``) that a data key can be wrapped for."""
+    """One age recipient (``age1…`` or an SSH public key) that a data key can be wrapped for."""
 
     kind = "age"
 
     def __init__(self, recipient: str) -> None:
         text = recipient.strip()
+        problem = unsupported_recipient(text)
+        if problem is not None:
+            raise ConfigError(f"{problem}: {_short(text)!r}")
+        self._recipient: Any
         try:
-            self._recipient = pyrage.x25519.Recipient.from_str(text)
+            if text.startswith("ssh-"):
+                self._recipient = pyrage.ssh.Recipient.from_str(text)
+            else:
+                self._recipient = pyrage.x25519.Recipient.from_str(text)
         except Exception as exc:  # pyrage raises a bare ValueError/RecipientError
-            raise ConfigError(f"invalid age recipient {text!r}") from exc
+            raise ConfigError(f"invalid age recipient {_short(text)!r}") from exc
         self._text = text
 
     @property
@@ -49,42 +124,159 @@ class AgeRecipient:
         return f"AgeRecipient({self._text!r})"
 
 
-def parse_identities(text: str) -> list[pyrage.x25519.Identity]:
-    """The private-key lines of an age identity file; ``#`` comments and blank lines skipped."""
-    found = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+@dataclass(frozen=True)
+class SkippedIdentity:
+    """An identity that was left out: where (line number, never content) and why."""
+
+    line: int
+    reason: str
+
+    def describe(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class ParsedIdentities:
+    """What an identity text held: usable ``(public key, identity)`` pairs and skipped ones."""
+
+    keys: list[tuple[str, Any]]
+    skipped: list[SkippedIdentity]
+
+    @property
+    def identities(self) -> list[Any]:
+        return [identity for _, identity in self.keys]
+
+
+def _ssh_identity(pem: str, line: int) -> tuple[str, Any] | SkippedIdentity:
+    """An SSH private key block as ``(public key id, pyrage identity)``, or why it was skipped."""
+    data = pem.encode("ascii", "replace")
+    try:
+        if "OPENSSH" in pem.splitlines()[0]:
+            private: object = serialization.load_ssh_private_key(data, password=None)
+        else:
+            private = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        return SkippedIdentity(line, "passphrase-protected SSH key: unsupported, skipped")
+    except Exception:  # cryptography raises ValueError/UnsupportedAlgorithm; never quote it
+        return SkippedIdentity(line, "SSH private key that cannot be read, skipped")
+    if not isinstance(private, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
+        return SkippedIdentity(line, "SSH key of a type age cannot use (ed25519, RSA), skipped")
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    key_id = _ssh_key_id(public.decode("ascii"))
+    try:
+        identity = pyrage.ssh.Identity.from_buffer(data)
+    except Exception:
+        return SkippedIdentity(line, "SSH private key that age cannot use")
+    return key_id, identity
+
+
+def _line_identity(line: str, number: int) -> tuple[str, Any] | SkippedIdentity:
+    if line.startswith("AGE-SECRET-KEY-PQ-1"):
+        return SkippedIdentity(
+            number, "age post-quantum identity (ML-KEM-768+X25519): unsupported, skipped"
+        )
+    if line.startswith("AGE-PLUGIN-"):
+        return SkippedIdentity(number, "age plugin identity: plugins are not supported, skipped")
+    if line.startswith("AGE-SECRET-KEY-1"):
+        try:
+            identity = pyrage.x25519.Identity.from_str(line)
+        except Exception as exc:
+            # A damaged key of a type we do support is a mistake to fix, not a key to skip.
+            # Never echo the line: it is a private key.
+            raise ConfigError(
+                f"line {number} of the age identity file is a malformed age X25519 key"
+            ) from exc
+        return str(identity.to_public()), identity
+    return SkippedIdentity(number, "not an age identity (unknown type), skipped")
+
+
+def parse_identity_text(text: str) -> ParsedIdentities:
+    """Every identity in an identities text: age lines, and SSH private key blocks.
+
+    ``#`` comments and blank lines are ignored as age does. Anything else that is not a key we
+    can use is skipped with its line number (never its content: it may be a private key), except
+    a damaged ``AGE-SECRET-KEY-1`` line: that raises :class:`ConfigError` naming the line.
+    """
+    keys: list[tuple[str, Any]] = []
+    skipped: list[SkippedIdentity] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        number = index + 1
+        line = lines[index].strip()
+        index += 1
         if not line or line.startswith("#"):
             continue
-        try:
-            found.append(pyrage.x25519.Identity.from_str(line))
-        except Exception as exc:
-            # never echo the line: it is a private key
-            raise ConfigError(f"line {number} of the age identity file is not an age key") from exc
-    return found
+        begin = _PEM_BEGIN.match(line)
+        if begin is not None:
+            label = begin.group(1)
+            block = [line]
+            while index < len(lines):
+                block.append(lines[index].strip())
+                index += 1
+                if block[-1] == f"-----END {label}-----":
+                    break
+            if label in _SSH_PEM_LABELS:
+                result = _ssh_identity("\n".join(block) + "\n", number)
+            elif label == "AGE ENCRYPTED FILE":
+                result = SkippedIdentity(number, "passphrase-encrypted identity file: unsupported")
+            else:
+                result = SkippedIdentity(number, f"{label.lower()}: not an age identity, skipped")
+        else:
+            result = _line_identity(line, number)
+        if isinstance(result, SkippedIdentity):
+            skipped.append(result)
+        else:
+            keys.append(result)
+    return ParsedIdentities(keys=keys, skipped=skipped)
+
+
+def parse_identities(text: str) -> list[Any]:
+    """The usable identities of an identities text (for ``pyrage.decrypt``); others are skipped."""
+    return parse_identity_text(text).identities
 
 
 class AgeIdentities:
     """Private age keys; implements the engine's ``Unwrapper`` for ``age`` stanzas."""
 
-    def __init__(self, identities: Iterable[pyrage.x25519.Identity]) -> None:
-        self._identities = list(identities)
-        self._by_recipient = {str(i.to_public()): i for i in self._identities}
+    def __init__(self, identities: Iterable[Any] | ParsedIdentities) -> None:
+        if isinstance(identities, ParsedIdentities):
+            pairs = list(identities.keys)
+        else:
+            pairs = [(str(i.to_public()), i) for i in identities]
+        self._identities = [identity for _, identity in pairs]
+        self._by_recipient = dict(pairs)
 
     @classmethod
     def from_text(cls, text: str) -> AgeIdentities:
-        return cls(parse_identities(text))
+        return cls(parse_identity_text(text))
 
     @property
     def recipients(self) -> list[str]:
         return list(self._by_recipient)
+
+    def _match(self, recipient: str) -> Any | None:
+        if recipient.startswith("ssh-"):
+            return self._by_recipient.get(_ssh_key_id(recipient))
+        return self._by_recipient.get(recipient)
 
     def unwrap(self, stanza: KeyStanza) -> bytes | None:
         if stanza.kind != "age":
             return None
         recipient = str(stanza.data.get("recipient", "")).strip()
         if recipient:
-            match = self._by_recipient.get(recipient)
+            problem = unsupported_recipient(recipient)
+            if problem is not None:
+                # Not "no key": the user may hold the key, we cannot use it. The engine goes on
+                # to the file's other stanzas and names the file if none opens.
+                raise KeyProviderError(
+                    f"{problem} ({_short(recipient)}); decrypt with sops (3.12 or later for "
+                    "age1pq1), or add a recipient of another type to the file",
+                    key_id=_short(recipient),
+                )
+            match = self._match(recipient)
             if match is None:
                 return None
             candidates = [match]
@@ -96,6 +288,7 @@ class AgeIdentities:
         except Exception as exc:
             if recipient:
                 raise CryptoError(
-                    "the age stanza does not decrypt with its recipient's key", key_id=recipient
+                    "the age stanza does not decrypt with its recipient's key",
+                    key_id=_short(recipient),
                 ) from exc
             return None

@@ -5,8 +5,11 @@ must agree on what counts as a key, and a user coming from sops expects the same
 
 - age: ``SOPS_AGE_KEY`` (the identities themselves), ``SOPS_AGE_KEY_FILE``, ``SOPS_AGE_KEY_CMD``
   (a command printing identities), and the default keys file
-  ``$XDG_CONFIG_HOME/sops/age/keys.txt`` (else ``~/.config/sops/age/keys.txt``). Like sops, all
-  that are present are used together.
+  ``$XDG_CONFIG_HOME/sops/age/keys.txt`` (else ``~/.config/sops/age/keys.txt``); SSH private keys
+  for ``ssh-ed25519``/``ssh-rsa`` recipients from ``SOPS_AGE_SSH_PRIVATE_KEY_FILE`` and, as sops
+  3.11 does, ``~/.ssh/id_ed25519`` and ``~/.ssh/id_rsa``. Like sops, all that are present are
+  used together; an identity that cannot be used (post-quantum, plugin, passphrase-protected SSH
+  key) is skipped with a note, never fatal to the others (``keys/age_identities.py``).
 - PGP: ``GNUPGHOME``, else ``~/.gnupg``.
 - Vault: ``VAULT_TOKEN``, else ``~/.vault-token``, and ``VAULT_NAMESPACE``; the address comes
   from each file's stanza, as in sops, but unlike sops the token is only sent to an address the
@@ -56,6 +59,9 @@ __all__ = [
 #: The key of a Flux decryption Secret that holds a Vault token.
 FLUX_VAULT_TOKEN_KEY = "sops.vault-token"  # noqa: S105 - a key name, not a token
 
+#: sops' variable naming an SSH private key file for ``ssh-ed25519``/``ssh-rsa`` recipients.
+SSH_KEY_FILE_ENV = "SOPS_AGE_SSH_PRIVATE_KEY_FILE"
+
 #: Seconds ``SOPS_AGE_KEY_CMD`` may run: it usually reads a password manager or a keychain.
 AGE_KEY_CMD_TIMEOUT = 30.0
 
@@ -66,6 +72,8 @@ class AgeSource:
 
     origin: str
     text: str = field(repr=False)
+    #: read from a default place the user did not name (``~/.ssh/id_*``): skips noted at INFO
+    implicit: bool = False
 
 
 def default_age_keys_file(
@@ -92,6 +100,21 @@ def _read_identity_file(path: Path, origin: str) -> AgeSource:
         raise ConfigError(f"age identity file {path} does not exist ({origin})") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read age identity file {path} ({origin})") from exc
+
+
+def _default_ssh_keys(environ: Mapping[str, str], home: Path | None) -> list[AgeSource]:
+    """``~/.ssh/id_ed25519`` and ``~/.ssh/id_rsa`` when present, as sops 3.11 reads them."""
+    base = home if home is not None else Path(environ.get("HOME") or Path.home())
+    found = []
+    for name in ("id_ed25519", "id_rsa"):
+        path = base / ".ssh" / name
+        try:
+            text = path.read_text(encoding="utf-8") if path.is_file() else None
+        except (OSError, UnicodeDecodeError):
+            continue  # not named by the user: an unreadable default key is not an error
+        if text is not None:
+            found.append(AgeSource(origin=str(path), text=text, implicit=True))
+    return found
 
 
 def _run_key_cmd(command: str, *, env: Mapping[str, str]) -> AgeSource:
@@ -128,6 +151,10 @@ def age_identity_sources(
     environ = dict(os.environ if env is None else env)
     sources: list[AgeSource] = []
     if use_environment:
+        if environ.get(SSH_KEY_FILE_ENV):
+            path = Path(environ[SSH_KEY_FILE_ENV]).expanduser()
+            sources.append(_read_identity_file(path, f"{SSH_KEY_FILE_ENV}={path}"))
+        sources.extend(_default_ssh_keys(environ, home))
         if environ.get("SOPS_AGE_KEY"):
             sources.append(AgeSource(origin="SOPS_AGE_KEY", text=environ["SOPS_AGE_KEY"]))
         if environ.get("SOPS_AGE_KEY_FILE"):
@@ -240,7 +267,9 @@ def keyring_from_secret_data(
 ) -> KeyRing:
     """A KeyRing from a Flux-style decryption Secret's data (values already base64-decoded).
 
-    ``*.agekey`` entries hold age identities, ``*.asc`` armoured PGP private keys (imported into
+    ``*.agekey`` entries hold age identities (Flux's convention, ``age.agekey``; an SSH private
+    key there works too, which Flux does not offer; an entry's unusable lines are skipped with a
+    log line, as sops skips them), ``*.asc`` armoured PGP private keys (imported into
     a temporary GnuPG home that :meth:`KeyRing.close` deletes), ``sops.vault-token`` a Vault
     token. Other entries (cloud KMS credentials) are not used here. Call ``close()`` on the
     result (or use it as a context manager) when done.

@@ -8,16 +8,24 @@ one place that decides how a bare string is recognised.
 Key groups: a creation rule either lists keys at the top level (one group) or has ``key_groups``,
 each a mapping with ``age`` / ``pgp`` / ``hc_vault`` (sops' spelling in ``key_groups``) lists. The
 rule object is read by attribute or by key, so the engine's dataclasses and plain dicts both work.
+
+age recipients are ``age1...`` (X25519) or SSH public keys (``ssh-ed25519 ...``, ``ssh-rsa ...``),
+as in sops. A post-quantum (``age1pq1...``) or plugin recipient is refused as an "unsupported
+recipient type" naming the type (see :mod:`sealed_gitops.crypto.age`). ``SOPS_AGE_RECIPIENTS``
+gives default age recipients for ``encrypt`` (:func:`environment_age_recipients`).
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from sealed_gitops.crypto.age import recipient_type, unsupported_recipient
 from sealed_gitops.crypto.sops.masterkey import MasterKey
-from sealed_gitops.errors import ConfigError
+from sealed_gitops.errors import ConfigError, SealedGitopsError
 from sealed_gitops.keys.age_identities import AGE_KIND, age_recipient
 from sealed_gitops.keys.pgp import GnuPG, PgpMasterKey
 from sealed_gitops.keys.vault import DEFAULT_TIMEOUT, VaultTransitKey, parse_transit_uri
@@ -25,11 +33,16 @@ from sealed_gitops.keys.vault import DEFAULT_TIMEOUT, VaultTransitKey, parse_tra
 __all__ = [
     "KeyFactory",
     "classify_recipient",
+    "environment_age_recipients",
     "key_groups_from_rule",
     "master_key",
     "master_keys",
+    "naming_file",
     "split_list",
 ]
+
+#: sops' variable with default age recipients for ``encrypt`` (comma-separated).
+AGE_RECIPIENTS_ENV = "SOPS_AGE_RECIPIENTS"
 
 _AGE = re.compile(r"^age1[02-9ac-hj-np-z]{20,}$")
 _PGP = re.compile(r"^(0x)?[0-9A-Fa-f]{16,40}$")
@@ -49,15 +62,17 @@ def split_list(value: str | Sequence[str] | None) -> list[str]:
 def classify_recipient(text: str) -> str:
     """The stanza kind a recipient string stands for: ``age``, ``pgp`` or ``hc_vault``."""
     value = text.strip()
-    if _AGE.match(value):
+    if _AGE.match(value) or recipient_type(value) != "unknown":
+        # SSH keys are age recipients in sops; an age1pq1/plugin recipient is age's too, and
+        # KeyFactory.age says why it is unsupported
         return AGE_KIND
     if value.startswith(("http://", "https://")):
         return "hc_vault"
     if _PGP.match(value.replace(" ", "")):
         return "pgp"
     raise ConfigError(
-        f"unrecognised recipient {value!r}: expected an age1... recipient, a PGP fingerprint "
-        "or a Vault transit URI"
+        f"unrecognised recipient {value!r}: expected an age1... or ssh-ed25519/ssh-rsa "
+        "recipient, a PGP fingerprint or a Vault transit URI"
     )
 
 
@@ -76,9 +91,19 @@ class KeyFactory:
         self._vault_timeout = vault_timeout
 
     def age(self, recipient: str) -> MasterKey:
-        if not _AGE.match(recipient.strip()):
-            raise ConfigError(f"not an age X25519 recipient: {recipient!r}")
-        return age_recipient(recipient.strip())
+        text = recipient.strip()
+        problem = unsupported_recipient(text)
+        if problem is not None:
+            shown = text if len(text) <= 64 else text[:24] + "..."
+            if recipient_type(text) == "unknown":
+                raise ConfigError(
+                    f"not an age recipient (age1... or ssh-ed25519/ssh-rsa): {shown!r}"
+                )
+            raise ConfigError(
+                f"{problem} ({shown}): encrypt such files with sops (3.12 or later for "
+                "age1pq1), or use an age1... X25519 or ssh-ed25519/ssh-rsa recipient"
+            )
+        return age_recipient(text)
 
     def pgp(self, fingerprint: str) -> MasterKey:
         return PgpMasterKey(fingerprint, gnupg_home=self.gnupg_home)
@@ -97,6 +122,22 @@ class KeyFactory:
         if kind == "hc_vault":
             return self.vault(recipient)
         raise ConfigError(f"master keys of kind {kind!r} are only supported through sops")
+
+
+def environment_age_recipients(env: Mapping[str, str] | None = None) -> list[str]:
+    """``SOPS_AGE_RECIPIENTS`` as a list (empty when unset); ``encrypt`` uses it when no flag
+    and no ``.sops.yaml`` rule gives recipients."""
+    environ = os.environ if env is None else env
+    return split_list(environ.get(AGE_RECIPIENTS_ENV) or None)
+
+
+@contextmanager
+def naming_file(file: str) -> Iterator[None]:
+    """Errors raised while turning recipients into keys name ``file`` (if they name none)."""
+    try:
+        yield
+    except SealedGitopsError as exc:
+        raise exc.with_file(file) from exc.__cause__
 
 
 def master_key(recipient: str, *, factory: KeyFactory | None = None) -> MasterKey:

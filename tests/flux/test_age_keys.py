@@ -1,0 +1,263 @@
+"""age key types and key environment that sops users have: SSH recipients and identities,
+post-quantum recipients, SOPS_AGE_RECIPIENTS, and identities we cannot use being skipped.
+
+Every interop test runs the real sops 3.11 binary both ways: the file sops writes opens with ours,
+the file we write opens with sops. The environment is emptied of the developer's keys and HOME is
+the test's folder, so only the keys a test makes can help.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import pyrage
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from sealed_gitops.cli.main import cli
+from sealed_gitops.crypto.sops.document import decrypt_document
+from sealed_gitops.keys.discovery import keyring_from_secret_data
+from sealed_gitops.testing.sops_tool import run_sops
+from tests.conftest_tools import AgeKey, age_keys, sops_binary
+
+__all__ = ["age_keys", "sops_binary"]
+
+CANARY = "canary-age-keys-7Qx2"
+PLAIN = f"user: alice\npassword: {CANARY}\n"
+#: A syntactically plausible post-quantum identity line (age 1.3 ``age-keygen -pq`` shape).
+PQ_IDENTITY = "AGE-SECRET-KEY-PQ-1" + "Q" * 60
+PQ_RECIPIENT = "age1pq1" + "q" * 1900
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No key from the developer's environment; HOME and the cwd inside the test folder."""
+    for name in list(os.environ):
+        if name.startswith(("SOPS_", "VAULT_", "SEALED_GITOPS_")) or name in (
+            "GNUPGHOME",
+            "XDG_CONFIG_HOME",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SOPS_DISABLE_VERSION_CHECK", "true")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def ssh_key(folder: Path, kind: str, name: str | None = None) -> tuple[Path, str]:
+    """A new SSH key pair made by ssh-keygen: (private key file, public key line)."""
+    path = folder / (name or f"id_{kind}")
+    args = ["-t", kind] + (["-b", "2048"] if kind == "rsa" else [])
+    subprocess.run(
+        ["ssh-keygen", "-q", *args, "-N", "", "-C", "me@example", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path, path.with_suffix(".pub").read_text().strip()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def sops_encrypt_to(work: Path, recipient: str) -> Path:
+    path = write(work / "plain.yaml", PLAIN)
+    out = run_sops(["encrypt", "--age", recipient, str(path)], cwd=str(work))
+    enc = work / "sops-enc.yaml"
+    enc.write_bytes(out.stdout)
+    assert CANARY.encode() not in out.stdout
+    return enc
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "rsa"])
+def test_sops_ssh_recipient_opens_with_ours(
+    sops_binary: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    key, public = ssh_key(isolated_env.parent, kind)
+    enc = sops_encrypt_to(isolated_env, public)
+    assert yaml.safe_load(enc.read_text())["sops"]["age"][0]["recipient"].startswith("ssh-")
+    monkeypatch.setenv("SOPS_AGE_SSH_PRIVATE_KEY_FILE", str(key))
+    result = run("decrypt", str(enc))
+    assert result.exit_code == 0, result.stderr
+    assert yaml.safe_load(result.stdout) == yaml.safe_load(PLAIN)
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "rsa"])
+def test_ours_to_ssh_recipient_opens_with_sops(
+    sops_binary: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    key, public = ssh_key(isolated_env.parent, kind)
+    path = write(isolated_env / "app.yaml", PLAIN)
+    result = run("encrypt", str(path), "--age", public)
+    assert result.exit_code == 0, result.stderr
+    enc = write(isolated_env / "ours.yaml", result.stdout)
+    out = run_sops(
+        ["decrypt", str(enc)],
+        cwd=str(isolated_env),
+        env={"SOPS_AGE_SSH_PRIVATE_KEY_FILE": str(key)},
+    )
+    assert yaml.safe_load(out.stdout) == yaml.safe_load(PLAIN)
+    # ... and with ours too, from the default ~/.ssh/id_<kind> as sops reads it.
+    ssh_dir = Path(os.environ["HOME"]) / ".ssh"
+    ssh_dir.mkdir()
+    (ssh_dir / f"id_{kind}").write_bytes(key.read_bytes())
+    again = run("decrypt", str(enc))
+    assert again.exit_code == 0, again.stderr
+    assert CANARY in again.stdout
+
+
+def test_ssh_recipient_from_sops_yaml_rule(
+    sops_binary: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, public = ssh_key(isolated_env.parent, "ed25519")
+    write(isolated_env / ".sops.yaml", f"creation_rules:\n  - age: '{public}'\n")
+    path = write(isolated_env / "app.yaml", PLAIN)
+    result = run("encrypt", str(path))
+    assert result.exit_code == 0, result.stderr
+    enc = write(isolated_env / "ours.yaml", result.stdout)
+    out = run_sops(
+        ["decrypt", str(enc)],
+        cwd=str(isolated_env),
+        env={"SOPS_AGE_SSH_PRIVATE_KEY_FILE": str(key)},
+    )
+    assert CANARY.encode() in out.stdout
+
+
+def test_pq_identity_line_does_not_stop_the_good_key(
+    sops_binary: str,
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    age_keys: list[AgeKey],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    enc = sops_encrypt_to(isolated_env, age_keys[0].public)
+    keys = write(
+        isolated_env.parent / "keys.txt",
+        "# created: 2026-01-01\n# public key: age1pq1...\n"
+        f"{PQ_IDENTITY}\n\n# public key: {age_keys[0].public}\n{age_keys[0].secret}\n",
+    )
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(keys))
+    with caplog.at_level(logging.WARNING):
+        result = run("decrypt", str(enc))
+    assert result.exit_code == 0, result.stderr
+    assert CANARY in result.stdout
+    notes = " ".join(r.getMessage() for r in caplog.records)
+    assert "line 3" in notes and "post-quantum" in notes
+    assert PQ_IDENTITY not in notes
+
+
+def test_pq_identity_as_its_own_identity_file(
+    sops_binary: str, isolated_env: Path, age_keys: list[AgeKey]
+) -> None:
+    enc = sops_encrypt_to(isolated_env, age_keys[1].public)
+    pq = write(isolated_env.parent / "pq.txt", f"{PQ_IDENTITY}\n")
+    result = run("decrypt", str(enc), "--age-identity", str(pq), "--age-identity",
+                 str(age_keys[1].file))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert CANARY in result.stdout
+
+
+def test_unknown_lines_are_skipped_not_fatal(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, age_keys: list[AgeKey]
+) -> None:
+    path = write(isolated_env / "app.yaml", PLAIN)
+    enc = write(
+        isolated_env / "enc.yaml", run("encrypt", str(path), "--age", age_keys[2].public).stdout
+    )
+    monkeypatch.setenv(
+        "SOPS_AGE_KEY",
+        f"AGE-PLUGIN-YUBIKEY-1QQQQ\nnot a key at all\n{age_keys[2].secret}\n",
+    )
+    result = run("decrypt", str(enc))
+    assert result.exit_code == 0, result.stderr
+    assert CANARY in result.stdout
+
+
+def _pq_file(isolated_env: Path, age_keys: list[AgeKey]) -> Path:
+    """A file for a post-quantum recipient only: the shape sops 3.12 writes for ``age1pq1``."""
+    path = write(isolated_env / "app.yaml", PLAIN)
+    doc = yaml.safe_load(run("encrypt", str(path), "--age", age_keys[0].public).stdout)
+    doc["sops"]["age"][0]["recipient"] = PQ_RECIPIENT
+    return write(isolated_env / "pq-enc.yaml", yaml.safe_dump(doc))
+
+
+def test_file_only_for_pq_recipient_names_file_and_type(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, age_keys: list[AgeKey]
+) -> None:
+    enc = _pq_file(isolated_env, age_keys)
+    monkeypatch.setenv("SOPS_AGE_KEY", f"{PQ_IDENTITY}\n{age_keys[1].secret}\n")
+    result = CliRunner().invoke(cli, ["decrypt", str(enc)])
+    assert result.exit_code != 0
+    assert "pq-enc.yaml" in result.stderr
+    assert "post-quantum" in result.stderr and "unsupported recipient type" in result.stderr
+    assert CANARY not in result.stdout + result.stderr
+
+
+def test_operator_secret_with_pq_entry_and_ssh_key(
+    isolated_env: Path, age_keys: list[AgeKey], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The decryption Secret goes through the same parsing: one bad line is a log line only."""
+    key, public = ssh_key(isolated_env.parent, "ed25519")
+    path = write(isolated_env / "app.yaml", PLAIN)
+    for recipient, name in ((age_keys[0].public, "x.yaml"), (public, "s.yaml")):
+        out = run("encrypt", str(path), "--age", recipient)
+        assert out.exit_code == 0, out.stderr
+        write(isolated_env / name, out.stdout)
+    data = {
+        "age.agekey": f"{PQ_IDENTITY}\n{age_keys[0].secret}\n".encode(),
+        "ssh.agekey": key.read_bytes(),
+    }
+    with caplog.at_level(logging.WARNING), keyring_from_secret_data(data) as ring:
+        for name in ("x.yaml", "s.yaml"):
+            raw = (isolated_env / name).read_bytes()
+            doc = decrypt_document(raw, unwrapper=ring, file=name)
+            assert CANARY in str(doc.branches)
+    assert "secret entry age.agekey" in caplog.text and "post-quantum" in caplog.text
+    assert PQ_IDENTITY not in caplog.text
+
+
+def test_passphrase_protected_ssh_key_is_skipped(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, age_keys: list[AgeKey]
+) -> None:
+    ssh_dir = Path(os.environ["HOME"]) / ".ssh"
+    ssh_dir.mkdir()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "pw", "-f", str(ssh_dir / "id_ed25519")],
+        check=True,
+        capture_output=True,
+    )
+    path = write(isolated_env / "app.yaml", PLAIN)
+    enc = write(
+        isolated_env / "enc.yaml", run("encrypt", str(path), "--age", age_keys[0].public).stdout
+    )
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(age_keys[0].file))
+    result = run("decrypt", str(enc))
+    assert result.exit_code == 0, result.stderr
+    assert CANARY in result.stdout
+
+
+def test_ssh_identity_never_echoed_on_a_wrong_key(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, public = ssh_key(isolated_env.parent, "ed25519")
+    other = pyrage.x25519.Identity.generate()
+    path = write(isolated_env / "app.yaml", PLAIN)
+    enc = write(isolated_env / "enc.yaml", run("encrypt", str(path), "--age", public).stdout)
+    monkeypatch.setenv("SOPS_AGE_KEY", str(other))
+    result = CliRunner().invoke(cli, ["decrypt", str(enc)])
+    assert result.exit_code != 0
+    body = key.read_text().splitlines()[1]
+    assert body not in result.stderr and str(other) not in result.stderr
