@@ -13,9 +13,10 @@ SOPS MAC covers the values in their original order, so the document kustomize pr
 longer be verified. Every manifest file the build reads is known from the kustomization scan; its
 SOPS documents are loaded as written and matched to kustomize's output by their MAC. When the
 output equals the original (key order aside) the original is used, with its own file and index.
-When a transformer changed it (``namespace``, ``namePrefix``, ``commonLabels``...) the MAC, which
-covers unencrypted values too, cannot match: that is reported here, naming the file, instead of
-as a puzzling MAC failure later.
+When a transformer changed it (``namespace``, ``namePrefix``, ``commonLabels``, a patch...) the
+output is kept, marked ``transformed`` and tied to its source file and index: the decryption
+stage verifies the source's MAC as committed and accepts from the output only the source's own
+ciphertexts under their own key paths (:mod:`sealed_gitops.render.transformed`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import RenderError, SealedGitopsError
 from sealed_gitops.plan.ids import ObjectId
-from sealed_gitops.render import kustomize
+from sealed_gitops.render import generators, kustomize
 from sealed_gitops.render.cache import ContentCache
-from sealed_gitops.render.document import DocKind, Document, Failure, make_document
+from sealed_gitops.render.document import (
+    DocKind,
+    Document,
+    Failure,
+    make_document,
+    mark_decrypted,
+)
 from sealed_gitops.render.loader import (
     DEFAULT_LIMITS,
     Limits,
@@ -36,6 +44,7 @@ from sealed_gitops.render.loader import (
     load_file,
     read_limited,
 )
+from sealed_gitops.render.sops_sources import open_secret_document
 from sealed_gitops.render.walk import Unit, walk
 
 __all__ = ["render"]
@@ -67,7 +76,11 @@ def _index_of(exc: SealedGitopsError) -> int | None:
 
 
 def _load_unit_file(
-    unit: Unit, limits: Limits, out: _Collector, cache: ContentCache | None = None
+    unit: Unit,
+    limits: Limits,
+    out: _Collector,
+    cache: ContentCache | None = None,
+    sops_keys: Unwrapper | None = None,
 ) -> list[Document]:
     docs: list[Document] = []
     try:
@@ -88,7 +101,8 @@ def _load_unit_file(
         return docs
     for index, data in parsed:
         try:
-            docs.append(make_document(data, file=unit.rel, index=index))
+            doc = make_document(data, file=unit.rel, index=index)
+            docs.append(open_secret_document(doc, unwrapper=sops_keys))
         except SealedGitopsError as exc:
             out.fail(exc, file=unit.rel, index=index, obj=object_name(data))
     return docs
@@ -115,7 +129,22 @@ def _sops_originals(root: Path, files: Iterable[str], limits: Limits) -> dict[st
     return found
 
 
+def _shared_ciphertexts(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    return len(set(_enc_strings(a)) & set(_enc_strings(b)))
+
+
+def _enc_strings(value: Any) -> list[str]:
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() if k != "sops" for s in _enc_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _enc_strings(v)]
+    return [value] if isinstance(value, str) and value.startswith("ENC[") else []
+
+
 def _restore(doc: Document, originals: Mapping[str, list[Document]], *, via: str) -> Document:
+    """The document as committed when kustomize left it unchanged (key order aside); else
+    kustomize's document marked ``transformed``, tied to its source file and index, for the
+    decryption stage to check against the MAC-verified source (see render/transformed.py)."""
     mac = doc.data["sops"].get("mac") if isinstance(doc.data.get("sops"), Mapping) else None
     candidates = originals.get(mac, []) if isinstance(mac, str) else []
     for original in candidates:
@@ -123,17 +152,14 @@ def _restore(doc: Document, originals: Mapping[str, list[Document]], *, via: str
             return Document(
                 original.file, original.index, original.data, original.kind, original.id, via
             )
-    if candidates:
-        source = candidates[0]
-        raise RenderError(
-            "kustomize changed this SOPS-encrypted document (a namespace, name prefix/suffix, "
-            "label or patch transformer); its MAC covers the unencrypted fields too, so it could "
-            "not be verified: set those fields in the file before encrypting it, or keep the file "
-            "out of that kustomization's transformers",
-            file=source.file,
-            location=f"document {source.index}, built by {via}",
-        )
-    return doc
+    if not candidates:
+        return doc
+    # The documents of one SOPS file share its MAC: the source is the one whose (random-IV,
+    # so unique) ciphertexts the output holds. A wrong pick can only fail, never open.
+    source = max(candidates, key=lambda c: _shared_ciphertexts(c.data, doc.data))
+    return Document(
+        source.file, source.index, doc.data, DocKind.SOPS, doc.id, via, transformed=True
+    )
 
 
 def _build_unit(
@@ -144,11 +170,13 @@ def _build_unit(
     kubectl: str | None,
     timeout: float,
     out: _Collector,
+    sops_keys: Unwrapper | None = None,
 ) -> list[Document]:
     docs: list[Document] = []
     try:
-        output, scanned = kustomize.build(
-            root, unit.path, rel=unit.rel, kubectl=kubectl, timeout=timeout
+        # encrypted generator sources and patches are decrypted first (render/generators.py)
+        output, scanned, staged = generators.build(
+            root, unit.path, rel=unit.rel, unwrapper=sops_keys, kubectl=kubectl, timeout=timeout
         )
         parsed = load_bytes(output, file=unit.rel, limits=kustomize.OUTPUT_LIMITS)
     except SealedGitopsError as exc:
@@ -161,7 +189,11 @@ def _build_unit(
     )
     for index, data in parsed:
         try:
+            generated = staged is not None and staged.accept(data)
             doc = make_document(data, file=unit.rel, index=index, via=unit.rel)
+            if generated:
+                doc = mark_decrypted(doc)
+            doc = open_secret_document(doc, unwrapper=sops_keys)
             if doc.kind is DocKind.SOPS:
                 doc = _restore(doc, originals, via=unit.rel)
             docs.append(doc)
@@ -201,6 +233,7 @@ def render(
     kubectl: str | None = None,
     timeout: float = kustomize.DEFAULT_TIMEOUT,
     cache: ContentCache | None = None,
+    sops_keys: Unwrapper | None = None,
 ) -> list[Document]:
     """Every document declared under ``path`` of the repository checked out at ``root``.
 
@@ -211,6 +244,9 @@ def render(
       Errors that concern the path itself (it leaves the root, does not exist) always raise.
     - ``kubectl``, ``timeout``: the binary and the per-build time limit for kustomize.
     - ``cache``: parsed files by content, reused across builds (kustomize output is not cached).
+    - ``sops_keys``: decrypt SOPS-encrypted generator sources and patches before kustomize runs,
+      and Secret ``data`` values that are SOPS documents (render/generators.py); without them
+      such a build fails with NoMatchingKey.
 
     The result is in a deterministic order: units (files and kustomizations) by path, documents
     of a file by index, those of a kustomization in kustomize's output order. A SOPS document
@@ -222,10 +258,18 @@ def render(
     for unit in walk(root, path):
         if unit.kustomize:
             docs.extend(
-                _build_unit(root, unit, limits=limits, kubectl=kubectl, timeout=timeout, out=out)
+                _build_unit(
+                    root,
+                    unit,
+                    limits=limits,
+                    kubectl=kubectl,
+                    timeout=timeout,
+                    out=out,
+                    sops_keys=sops_keys,
+                )
             )
         else:
-            docs.extend(_load_unit_file(unit, limits, out, cache))
+            docs.extend(_load_unit_file(unit, limits, out, cache, sops_keys))
     return _refuse_duplicates(docs, out)
 
 

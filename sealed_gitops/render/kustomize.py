@@ -119,6 +119,10 @@ class KustomizeScan:
 
     kustomizations: list[str] = field(default_factory=list)
     manifests: list[str] = field(default_factory=list)
+    #: every reference the build follows, as (the path as written, relative to its resolved
+    #: kustomization's directory, joined; the resolved path): what a copy of the build needs
+    #: (render/staging.py), symlinks included
+    references: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,7 @@ class _Scanner:
             raise PathError(f"{what} {entry!r}: {exc.reason}", file=kfile) from None
         if not target.exists():
             raise RenderError(f"{what} {entry!r} does not exist", file=kfile)
+        self.result.references.append((target_rel, self.rel_of(target)))
         return target
 
     def visit(self, directory: Path) -> _Expanded:
@@ -321,12 +326,15 @@ def build(
     kubectl: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     limits: Limits = OUTPUT_LIMITS,
+    scratch: Path | None = None,
 ) -> tuple[bytes, KustomizeScan]:
     """Scan, then run ``kubectl kustomize`` on ``directory``; return its YAML output and the scan.
 
     ``rel`` names the kustomization in errors. kustomize's own error text is passed on (trimmed):
     the files it reads are encrypted, so it holds no plaintext values. Its output is read up to
     ``limits.max_bytes`` and ``limits.max_documents``; past either, kustomize is killed.
+    ``scratch``: the directory for kustomize's stderr (a memory-backed one when the build reads
+    decrypted files, whose text an error may quote).
     """
     checked = scan(root, directory)
     command = [
@@ -337,7 +345,9 @@ def build(
         str(directory),
     ]
     try:
-        returncode, stdout, stderr = _run_capped(command, timeout=timeout, limits=limits)
+        returncode, stdout, stderr = _run_capped(
+            command, timeout=timeout, limits=limits, scratch=scratch
+        )
     except subprocess.TimeoutExpired as exc:
         raise RenderError(f"kustomize build timed out after {timeout:g}s", file=rel) from exc
     except _OverLimit as exc:
@@ -354,12 +364,14 @@ class _OverLimit(Exception):
     """kustomize printed more than the limits allow (the message says which)."""
 
 
-def _run_capped(command: list[str], *, timeout: float, limits: Limits) -> tuple[int, bytes, bytes]:
+def _run_capped(
+    command: list[str], *, timeout: float, limits: Limits, scratch: Path | None = None
+) -> tuple[int, bytes, bytes]:
     """Run ``command``; (exit code, stdout, the head of stderr). stdout is read as it comes with
     a byte and a document cap, so a build that prints too much is killed instead of held whole in
     memory; stderr goes to a temporary file (no pipe to fill, no second reader needed)."""
     deadline = time.monotonic() + timeout
-    with tempfile.TemporaryFile() as errors:
+    with tempfile.TemporaryFile(dir=scratch) as errors:
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

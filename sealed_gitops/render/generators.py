@@ -1,0 +1,273 @@
+"""kustomize builds whose generators or patches read SOPS-encrypted files, as Flux builds them.
+
+Why this module exists: Flux's kustomize-controller decrypts, before it builds, every file that a
+``secretGenerator`` reads (``files:`` and ``envs:``) and every ``patches:`` file, when the file
+holds the SOPS marker of its format, and then lets kustomize generate and patch over the
+plaintext. That is what keeps generated names right: kustomize hashes the Secret's data into the
+name suffix (``app-secret-7h2k9f...``), and Deployments that refer to the Secret get the same
+suffix, so the hash must be over the plaintext. Without the decryption, the Secret would hold
+ciphertext and ``sops_mac`` keys.
+
+Here the same files are decrypted (MAC verified, unlike Flux) and kustomize builds a copy of the
+tree in memory-backed storage (:mod:`sealed_gitops.render.staging`) with the plaintext in place of
+each encrypted file; kustomize computes every hash suffix itself. Rules:
+
+- a ``configMapGenerator`` that reads an encrypted file gets the plaintext only when a
+  ``secretGenerator`` or a patch of the same build reads that file too (Flux's behaviour: it
+  decrypts the file in place); otherwise the build is refused, as is any generator source that
+  still holds a SOPS marker after the decryption: a generated object never carries ciphertext;
+- a generated Secret is accepted as decrypted (not "a plain Secret in Git") only when every one of
+  its keys came from an encrypted source of a generator with only encrypted sources and no
+  ``literals``. Such generators are given, in the copy only, an annotation whose value is a random
+  nonce of this build (kustomize's hash covers only name, type and data, so the suffix does not
+  change); :meth:`Staged.accept` checks and removes it. A manifest in Git cannot carry the nonce.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sealed_gitops.crypto.sops import Unwrapper
+from sealed_gitops.errors import LimitExceeded, NoMatchingKey, RenderError
+from sealed_gitops.render import kustomize
+from sealed_gitops.render.kustomize import KustomizeScan
+from sealed_gitops.render.loader import DEFAULT_LIMITS, load_file, read_limited
+from sealed_gitops.render.sops_sources import MARKERS, decrypt_source, format_for_path, has_marker
+from sealed_gitops.render.staging import staged_tree
+from sealed_gitops.render.walk import resolve_inside
+
+__all__ = ["ANNOTATION", "Source", "Staged", "build", "find_sources"]
+
+#: the annotation (copy only) that marks a Secret generated from decrypted sources
+ANNOTATION = "sealed-gitops.io/generated-from-sops"
+
+_SECRET = "secretGenerator"  # noqa: S105 - a field name
+_CONFIGMAP = "configMapGenerator"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file a generator or a patch reads: resolved path, sops format, who reads it."""
+
+    rel: str
+    fmt: str
+    role: str  # "secretGenerator", "configMapGenerator" or "patch"
+    kfile: str
+    #: (generator index in its kustomization, data key) for a generator source
+    generator: int | None = None
+    key: str | None = None
+    env: bool = False
+
+
+@dataclass
+class Staged:
+    """What the build decrypted, and how to recognise the Secrets it generated from it."""
+
+    nonce: str = field(default_factory=lambda: secrets.token_hex(16))
+    #: annotation value -> the data keys that generator's encrypted sources produce
+    keys: dict[str, set[str]] = field(default_factory=dict)
+    decrypted: dict[str, bytes] = field(default_factory=dict)
+
+    def accept(self, data: dict[str, Any]) -> bool:
+        """Strip the build's annotation from ``data``; True when it is a Secret every key of
+        which came from decrypted sources (see the module docstring)."""
+        meta = data.get("metadata")
+        annotations = meta.get("annotations") if isinstance(meta, dict) else None
+        if not isinstance(annotations, dict) or ANNOTATION not in annotations:
+            return False
+        mark = annotations[ANNOTATION]
+        allowed = self.keys.get(mark) if isinstance(mark, str) else None
+        if allowed is None:
+            return False  # not ours: a manifest that names the annotation itself
+        del annotations[ANNOTATION]
+        if not annotations and isinstance(meta, dict):
+            del meta["annotations"]
+        present: set[str] = set()
+        for name in ("data", "stringData"):
+            values = data.get(name)
+            if isinstance(values, Mapping):
+                present.update(str(k) for k in values)
+        return data.get("kind") == "Secret" and bool(present) and present <= allowed
+
+
+def _entries(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _is_inline(entry: str) -> bool:
+    return "\n" in entry or ": " in entry
+
+
+def _generator_sources(spec: Mapping[str, Any], *, kfile: str, place: _Placer) -> Iterator[Source]:
+    for role in (_SECRET, _CONFIGMAP):
+        for index, gen in enumerate(_entries(spec.get(role))):
+            if not isinstance(gen, Mapping):
+                continue
+            for entry in _entries(gen.get("files")):
+                key, sep, path = str(entry).partition("=")
+                path = path if sep else key
+                # Flux picks the format by the key name (``key=file.txt`` is binary)
+                data_key = key if sep else os.path.basename(path)
+                yield Source(place(path), format_for_path(key), role, kfile, index, data_key)
+            envs = [*_entries(gen.get("envs")), *([gen["env"]] if gen.get("env") else [])]
+            for entry in envs:
+                fmt = format_for_path(str(entry))
+                fmt = "dotenv" if fmt == "binary" else fmt
+                yield Source(place(str(entry)), fmt, role, kfile, index, None, env=True)
+
+
+def _patch_sources(spec: Mapping[str, Any], *, kfile: str, place: _Placer) -> Iterator[Source]:
+    paths = [p.get("path") for p in _entries(spec.get("patches")) if isinstance(p, Mapping)]
+    paths += [p for p in _entries(spec.get("patchesStrategicMerge")) if isinstance(p, str)]
+    for path in paths:
+        if isinstance(path, str) and path.strip() and not _is_inline(path):
+            yield Source(place(path), format_for_path(path), "patch", kfile)
+
+
+class _Placer:
+    """A path as written in a kustomization -> its resolved path relative to the root."""
+
+    def __init__(self, root: Path, directory: str) -> None:
+        self.root, self.directory = root, directory
+
+    def __call__(self, entry: str) -> str:
+        target = resolve_inside(self.root, os.path.normpath(os.path.join(self.directory, entry)))
+        return target.relative_to(self.root).as_posix()
+
+
+def find_sources(root: Path, scanned: KustomizeScan) -> list[Source]:
+    """Every generator source and patch file of the kustomizations ``scanned`` reached (the scan
+    already refused references that are remote or leave the root)."""
+    found: list[Source] = []
+    for kfile in scanned.kustomizations:
+        docs = load_file(root / kfile, file=kfile)
+        spec = docs[0][1] if docs else {}
+        if not isinstance(spec, Mapping):
+            continue
+        place = _Placer(root, os.path.dirname(kfile))
+        found.extend(_generator_sources(spec, kfile=kfile, place=place))
+        found.extend(_patch_sources(spec, kfile=kfile, place=place))
+    return found
+
+
+def _read(root: Path, rel: str) -> bytes:
+    data = read_limited(root / rel, file=rel, limits=DEFAULT_LIMITS)
+    if len(data) > DEFAULT_LIMITS.max_bytes:
+        raise LimitExceeded(f"larger than {DEFAULT_LIMITS.max_bytes} bytes", file=rel)
+    return data
+
+
+def _decrypt_all(
+    root: Path, sources: list[Source], *, unwrapper: Unwrapper | None, staged: Staged
+) -> None:
+    """Decrypt what Flux decrypts; refuse any source left holding a SOPS marker."""
+    raw: dict[str, bytes] = {}
+    for source in sources:
+        if source.rel not in raw:
+            raw[source.rel] = _read(root, source.rel)
+    for source in sources:
+        data = raw[source.rel]
+        if source.role == _CONFIGMAP or source.rel in staged.decrypted:
+            continue
+        if has_marker(data, source.fmt):
+            if unwrapper is None:
+                raise NoMatchingKey(
+                    "no SOPS keys were given to decrypt this generator source or patch",
+                    file=source.rel,
+                )
+            staged.decrypted[source.rel] = decrypt_source(
+                data, fmt=source.fmt, unwrapper=unwrapper, file=source.rel
+            )
+    for source in sources:
+        data = raw[source.rel]
+        if source.rel in staged.decrypted or not any(m in data for m in MARKERS.values()):
+            continue
+        what = "a ConfigMap" if source.role == _CONFIGMAP else "this build"
+        raise RenderError(
+            f"{what} would read this SOPS-encrypted file as ciphertext ({source.kfile}, "
+            f"{source.role}): only secretGenerator sources and patches are decrypted, in the "
+            "format their name gives (a files: entry by its key: key.env, key.yaml, ...)",
+            file=source.rel,
+        )
+
+
+def _env_keys(plain: bytes) -> set[str]:
+    """The keys kustomize reads from a dotenv file (KEY=VALUE lines; comments, blanks out)."""
+    keys = set()
+    for line in plain.decode("utf-8", "replace").splitlines():
+        text = line.strip()
+        if text and not text.startswith("#"):
+            keys.add(text.partition("=")[0].strip())
+    return keys
+
+
+def _marked_kustomizations(root: Path, sources: list[Source], staged: Staged) -> dict[str, bytes]:
+    """The kustomization files rewritten (copy only) with the nonce on each generator whose
+    sources were all decrypted and which has no literals."""
+    by_generator: dict[tuple[str, int], list[Source]] = {}
+    for source in sources:
+        if source.role == _SECRET and source.generator is not None:
+            by_generator.setdefault((source.kfile, source.generator), []).append(source)
+    rewritten: dict[str, bytes] = {}
+    specs: dict[str, dict[str, Any]] = {}
+    for (kfile, index), group in sorted(by_generator.items()):
+        if not all(s.rel in staged.decrypted for s in group):
+            continue
+        if kfile not in specs:
+            docs = load_file(root / kfile, file=kfile)
+            specs[kfile] = dict(docs[0][1])
+        gen = specs[kfile][_SECRET][index]
+        if gen.get("literals"):
+            continue
+        mark = f"{staged.nonce}-{len(staged.keys)}"
+        keys: set[str] = set()
+        for source in group:
+            plain = staged.decrypted[source.rel]
+            keys |= _env_keys(plain) if source.env else {source.key or ""}
+        staged.keys[mark] = keys
+        options = dict(gen.get("options") or {})
+        options["annotations"] = {**dict(options.get("annotations") or {}), ANNOTATION: mark}
+        gen["options"] = options
+    for kfile, spec in specs.items():
+        rewritten[kfile] = yaml.safe_dump(spec, sort_keys=False).encode("utf-8")
+    return rewritten
+
+
+def build(
+    root: Path,
+    directory: Path,
+    *,
+    rel: str,
+    unwrapper: Unwrapper | None,
+    kubectl: str | None = None,
+    timeout: float = kustomize.DEFAULT_TIMEOUT,
+) -> tuple[bytes, KustomizeScan, Staged | None]:
+    """:func:`kustomize.build`, with encrypted generator sources and patches decrypted first.
+
+    Returns kustomize's output, the scan of the checkout, and what was staged (None when the
+    build reads no encrypted source: it then runs on the checkout as before).
+    """
+    root = root.resolve()
+    scanned = kustomize.scan(root, directory)
+    sources = find_sources(root, scanned)
+    staged = Staged()
+    _decrypt_all(root, sources, unwrapper=unwrapper, staged=staged)
+    if not staged.decrypted:
+        output, scanned = kustomize.build(
+            root, directory, rel=rel, kubectl=kubectl, timeout=timeout
+        )
+        return output, scanned, None
+    replacements = {**staged.decrypted, **_marked_kustomizations(root, sources, staged)}
+    target = directory.resolve().relative_to(root)
+    with staged_tree(root, scanned, replacements=replacements) as copy:
+        output, _ = kustomize.build(
+            copy, copy / target, rel=rel, kubectl=kubectl, timeout=timeout, scratch=copy
+        )
+    return output, scanned, staged
