@@ -47,6 +47,7 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "CryptoError",
+    "EmptyDocument",
     "FormatError",
     "InputError",
     "IntegrityError",
@@ -207,3 +208,9 @@ class AlreadyEncrypted(InputError):
     """``encrypt`` of a file that already carries SOPS metadata (sops exits 203)."""
 
     code = "AlreadyEncrypted"
+
+
+class EmptyDocument(InputError):
+    """``encrypt`` of a file with no document at all (sops exits 92)."""
+
+    code = "EmptyDocument"

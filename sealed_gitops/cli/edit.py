@@ -13,20 +13,22 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
 import click
 
-from sealed_gitops.crypto.sops import decrypt_document, reencrypt_plain
+from sealed_gitops.crypto.sops import FORMATS, decrypt_document, reencrypt_plain
 from sealed_gitops.crypto.sops.document import dump_tree
 from sealed_gitops.errors import ConfigError, InputError
 
-from .options import KeyInputs, atomic_write, file_format, key_options
+from .options import KeyInputs, atomic_write, file_format, key_options, store_settings
+from .sops_codes import FILE_NOT_MODIFIED, NO_EDITOR, fail, with_sops_codes
 
 __all__ = ["edit", "editor_command", "plaintext_buffer"]
 
@@ -34,17 +36,35 @@ __all__ = ["edit", "editor_command", "plaintext_buffer"]
 SHM_DIR = Path("/dev/shm")  # noqa: S108 - deliberate: memory-backed, file created 0600
 
 
-def editor_command(env: dict[str, str] | None = None) -> list[str]:
-    """``$EDITOR``, then ``$VISUAL``, then ``vi``; split like a shell would (``code --wait``)."""
+#: What sops 3.11 looks for on PATH when neither SOPS_EDITOR nor EDITOR is set, in order.
+FALLBACK_EDITORS = ("vim", "nano", "vi")
+
+
+def editor_command(
+    env: Mapping[str, str] | None = None, *, which: Callable[[str], str | None] = shutil.which
+) -> list[str]:
+    """``$SOPS_EDITOR``, then ``$EDITOR`` (as sops), then ``$VISUAL``; split like a shell would
+    (``code --wait``). None set: the first of vim, nano, vi on PATH; none there exits 201."""
     environ = os.environ if env is None else env
-    text = environ.get("EDITOR") or environ.get("VISUAL") or "vi"
-    try:
-        argv = shlex.split(text)
-    except ValueError as exc:
-        raise ConfigError("$EDITOR is not a valid command line") from exc
-    if not argv:
-        raise ConfigError("$EDITOR is empty")
-    return argv
+    for name in ("SOPS_EDITOR", "EDITOR", "VISUAL"):
+        text = environ.get(name)
+        if not text:
+            continue
+        try:
+            argv = shlex.split(text)
+        except ValueError:
+            fail(NO_EDITOR, f"${name} is not a valid command line")
+        if not argv:
+            fail(NO_EDITOR, f"${name} is empty")
+        return argv
+    for candidate in FALLBACK_EDITORS:
+        if which(candidate):
+            return [candidate]
+    fail(
+        NO_EDITOR,
+        "no editor available: set SOPS_EDITOR or EDITOR, or install one of "
+        + ", ".join(FALLBACK_EDITORS),
+    )
 
 
 class _Interrupted(Exception):
@@ -105,16 +125,18 @@ def _run_editor(argv: Sequence[str], path: Path) -> None:
         pass_fds = (int(path.name),)
     try:
         proc = subprocess.run([*argv, str(path)], check=False, pass_fds=pass_fds)
-    except OSError as exc:
-        raise ConfigError(f"cannot start the editor {argv[0]!r}") from exc
+    except OSError:
+        fail(NO_EDITOR, f"cannot start the editor {argv[0]!r}; nothing saved")
     if proc.returncode != 0:
-        raise InputError(f"the editor {argv[0]!r} exited with {proc.returncode}; nothing saved")
+        # sops: "Could not run editor", 201
+        fail(NO_EDITOR, f"the editor {argv[0]!r} exited with {proc.returncode}; nothing saved")
 
 
 @click.command("edit")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--input-type", type=click.Choice(["yaml", "json"]), help="Format of FILE.")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--input-type", type=click.Choice(list(FORMATS)), help="Format of FILE.")
 @key_options
+@with_sops_codes()
 def edit(
     *,
     file: str,
@@ -127,7 +149,8 @@ def edit(
     original = Path(file).read_bytes()
     with keys.keyring() as ring:
         doc = decrypt_document(original, unwrapper=ring, file=file, fmt=fmt)
-        plain = dump_tree(doc.branches, fmt=doc.fmt)
+        stores = store_settings(file)
+        plain = dump_tree(doc.branches, fmt=doc.fmt, stores=stores)
         with _signals_raise():
             try:
                 with plaintext_buffer(plain, suffix=f".{fmt}") as path:
@@ -136,10 +159,10 @@ def edit(
             except _Interrupted as exc:
                 raise InputError(f"interrupted by {exc}; nothing saved", file=file) from None
         if edited == plain:
-            click.echo(f"{file}: no changes", err=True)
-            return
-        result = reencrypt_plain(original, edited, unwrapper=ring, file=file, fmt=fmt)
+            fail(FILE_NOT_MODIFIED, f"{file}: no changes (file has not changed, exiting)")
+        result = reencrypt_plain(
+            original, edited, unwrapper=ring, file=file, fmt=fmt, stores=stores
+        )
     if result is None:
-        click.echo(f"{file}: no changes", err=True)
-        return
+        fail(FILE_NOT_MODIFIED, f"{file}: no changes (file has not changed, exiting)")
     atomic_write(Path(file), result)

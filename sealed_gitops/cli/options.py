@@ -24,7 +24,16 @@ from typing import Any, TypeVar, cast
 import click
 
 from sealed_gitops.crypto.patterns import compile_pattern
-from sealed_gitops.crypto.sops import CreationRule, load_creation_rules, match_creation_rule
+from sealed_gitops.crypto.sops import (
+    DEFAULT_STORES,
+    FORMATS,
+    CreationRule,
+    StoreSettings,
+    load_creation_rules,
+    load_store_settings,
+    match_creation_rule,
+    sops_format,
+)
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.keys.keyring import KeyRing
@@ -46,6 +55,7 @@ __all__ = [
     "matching_rule",
     "output_options",
     "read_input",
+    "store_settings",
 ]
 
 #: The file name that means "read standard input".
@@ -143,7 +153,7 @@ def output_options(func: F) -> F:
 
 def format_options(func: F) -> F:
     """``--input-type`` / ``--output-type`` (default: from the file's extension)."""
-    choice = click.Choice(["yaml", "json"])
+    choice = click.Choice(list(FORMATS))
     func = click.option("--output-type", type=choice, help="Format of the output.")(func)
     return click.option("--input-type", type=choice, help="Format of FILE.")(func)
 
@@ -154,10 +164,22 @@ def display_name(path: str) -> str:
 
 
 def file_format(path: str, explicit: str | None) -> str:
-    """The store format: the flag, else ``.json`` means JSON and everything else YAML."""
-    if explicit:
-        return explicit
-    return "json" if path.lower().endswith(".json") else "yaml"
+    """The store format as sops picks it: the flag, else the extension (``.yaml``/``.yml``,
+    ``.json``, ``.env``, ``.ini``; any other name is the binary store; stdin is YAML)."""
+    return sops_format(None if path == STDIN else path, explicit)
+
+
+def store_settings(file: str, config: Path | None = None) -> StoreSettings:
+    """The ``stores:`` section of the ``.sops.yaml`` that applies to ``file`` (defaults if none)."""
+    path = locate_config(file, config)
+    if path is None:
+        return DEFAULT_STORES
+    try:
+        return load_store_settings(path.read_text(encoding="utf-8"))
+    except ConfigError as exc:
+        raise exc.with_file(str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("not UTF-8", file=str(path)) from exc
 
 
 def kept_format(

@@ -12,6 +12,7 @@ when ``SEALED_GITOPS_SOPS_BACKEND=binary`` (a switch for tests and for comparing
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,18 +21,26 @@ from pathlib import Path
 import click
 
 from sealed_gitops.crypto.sops import (
+    DEFAULT_STORES,
     KUBERNETES_ENCRYPTED_REGEX,
     Metadata,
     Rules,
+    StoreSettings,
     decrypt_document,
     encrypt_bytes,
     extract,
+    parse_path,
     set_value,
     unset_value,
 )
 from sealed_gitops.crypto.sops.document import dump_tree, load_tree, split_metadata
 from sealed_gitops.errors import ConfigError, NoMatchingKey
-from sealed_gitops.keys.recipients import key_groups_from_rule, master_keys
+from sealed_gitops.keys.recipients import (
+    environment_age_recipients,
+    key_groups_from_rule,
+    master_keys,
+    naming_file,
+)
 from sealed_gitops.keys.sops_binary import FALLBACK_KINDS, SopsBinary, needs_sops_binary
 
 from .options import (
@@ -47,6 +56,15 @@ from .options import (
     matching_rule,
     output_options,
     read_input,
+    store_settings,
+)
+from .sops_codes import (
+    CANNOT_READ_INPUT,
+    INVALID_SET_FORMAT,
+    INVALID_TREE_PATH,
+    coded,
+    fail,
+    with_sops_codes,
 )
 
 __all__ = ["decrypt", "decrypt_to_bytes", "encrypt", "read_metadata", "set_cmd", "unset_cmd"]
@@ -63,7 +81,7 @@ config_option = click.option(
 
 def read_metadata(data: bytes, *, fmt: str, file: str) -> Metadata:
     """The ``sops`` block of a file, without decrypting anything."""
-    return split_metadata(load_tree(data, fmt=fmt, file=file), file=file)[1]
+    return split_metadata(load_tree(data, fmt=fmt, file=file, encrypted=True), file=file)[1]
 
 
 # -- encrypt ----------------------------------------------------------------------------------
@@ -96,7 +114,7 @@ def _flag_rules(
 
 
 def _is_manifest(plain: bytes, *, fmt: str, file: str) -> bool:
-    branches = load_tree(plain, fmt=fmt, file=file)
+    branches = load_tree(plain, fmt=fmt, file=file, encrypted=False)
     keys = branches[0].keys_in_order() if branches else []
     return "apiVersion" in keys and "kind" in keys
 
@@ -122,6 +140,7 @@ def _is_manifest(plain: bytes, *, fmt: str, file: str) -> bool:
 @format_options
 @output_options
 @key_options
+@with_sops_codes(parse_code=CANNOT_READ_INPUT)
 def encrypt(
     *,
     file: str,
@@ -149,7 +168,7 @@ def encrypt(
         if in_place:
             raise ConfigError("--in-place cannot change the format; use -o", file=name)
         # Convert in memory before encrypting: the engine writes the format it reads.
-        plain = dump_tree(load_tree(plain, fmt=fmt, file=name), fmt=output_type)
+        plain = dump_tree(load_tree(plain, fmt=fmt, file=name, encrypted=False), fmt=output_type)
         fmt = output_type
     rules = _flag_rules(
         encrypted_regex=encrypted_regex,
@@ -160,16 +179,21 @@ def encrypt(
     )
     factory = keys.factory()
     threshold = shamir_threshold or 0
+    rule, found = (None, None) if age or pgp or vault else matching_rule(file, config)
+    if rule is None and not (age or pgp or vault):
+        # sops' SOPS_AGE_RECIPIENTS; unlike sops it never overrides a matching .sops.yaml rule.
+        age = environment_age_recipients()
     if age or pgp or vault:
-        groups = [master_keys(age=age, pgp=pgp, vault=vault, factory=factory)]
+        with naming_file(name):
+            groups = [master_keys(age=age, pgp=pgp, vault=vault, factory=factory)]
     else:
-        rule, found = matching_rule(file, config)
         if rule is None:
             where = f"no creation rule in {found} matches" if found else "no .sops.yaml found"
             raise ConfigError(
                 f"no recipients: give --age/--pgp/--vault-transit ({where})", file=name
             )
-        groups = key_groups_from_rule(rule, factory=factory)
+        with naming_file(f"{name} (rule in {found})"):
+            groups = key_groups_from_rule(rule, factory=factory)
         threshold = threshold or rule.shamir_threshold
         if rules is None and rule.has_rule:
             rules = rule.rules
@@ -181,7 +205,13 @@ def encrypt(
     if threshold and threshold > len(groups):
         raise ConfigError(f"--shamir-threshold {threshold} exceeds the {len(groups)} key groups")
     result = encrypt_bytes(
-        plain, key_groups=groups, threshold=threshold, rules=rules, file=name, fmt=fmt
+        plain,
+        key_groups=groups,
+        threshold=threshold,
+        rules=rules,
+        file=name,
+        fmt=fmt,
+        stores=store_settings(file, config),
     )
     emit(result, source=file, output=output, in_place=in_place)
 
@@ -220,6 +250,7 @@ def decrypt_to_bytes(
     keys: KeyInputs,
     ignore_mac: bool = False,
     extract_path: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """Decrypt natively, or with the sops binary when only it can open the file."""
     meta = read_metadata(data, fmt=fmt, file=file)
@@ -231,11 +262,13 @@ def decrypt_to_bytes(
                 if extract_path is not None:
                     if ignore_mac:
                         raise ConfigError("--ignore-mac cannot be combined with --extract")
-                    return extract(data, extract_path, unwrapper=ring, file=file, fmt=fmt)
+                    with coded(INVALID_TREE_PATH):
+                        parts = parse_path(extract_path)
+                    return extract(data, parts, unwrapper=ring, file=file, fmt=fmt, stores=stores)
                 doc = decrypt_document(
                     data, unwrapper=ring, file=file, fmt=fmt, ignore_mac=ignore_mac
                 )
-                return dump_tree(doc.branches, fmt=out_fmt)
+                return dump_tree(doc.branches, fmt=out_fmt, stores=stores)
             except NoMatchingKey:
                 if not any(k in FALLBACK_KINDS for group in kinds for k in group):
                     raise
@@ -263,6 +296,7 @@ def decrypt_to_bytes(
 @format_options
 @output_options
 @key_options
+@with_sops_codes()
 def decrypt(
     *,
     file: str,
@@ -285,6 +319,7 @@ def decrypt(
         keys=keys,
         ignore_mac=ignore_mac,
         extract_path=extract_path,
+        stores=store_settings(file),
     )
     emit(plain, source=file, output=output, in_place=in_place, private=True)
 
@@ -315,6 +350,7 @@ def _value_json(value: str | None, value_file: Path | None, value_stdin: bool) -
 @click.option("--value-stdin", is_flag=True, help="Read the JSON value from stdin.")
 @format_options
 @key_options
+@with_sops_codes()
 def set_cmd(
     *,
     file: str,
@@ -329,8 +365,22 @@ def set_cmd(
     """Set the value at PATH in FILE, in place (VALUE is JSON, PATH like '["data"]["k"]')."""
     fmt = kept_format(file, input_type, output_type)
     value_json = _value_json(value, value_file, value_stdin)
+    with coded(INVALID_TREE_PATH):
+        parts = parse_path(path)
+    try:
+        json.loads(value_json)
+    except ValueError:
+        fail(INVALID_SET_FORMAT, f"{file}: the value is not valid JSON")
     with keys.keyring() as ring:
-        result = set_value(read_input(file), path, value_json, unwrapper=ring, file=file, fmt=fmt)
+        result = set_value(
+            read_input(file),
+            parts,
+            value_json,
+            unwrapper=ring,
+            file=file,
+            fmt=fmt,
+            stores=store_settings(file),
+        )
     emit(result, source=file, output=None, in_place=True)
 
 
@@ -339,6 +389,7 @@ def set_cmd(
 @click.argument("path")
 @format_options
 @key_options
+@with_sops_codes()
 def unset_cmd(
     *,
     file: str,
@@ -349,6 +400,10 @@ def unset_cmd(
 ) -> None:
     """Remove PATH from FILE, in place."""
     fmt = kept_format(file, input_type, output_type)
+    with coded(INVALID_TREE_PATH):
+        parts = parse_path(path)
     with keys.keyring() as ring:
-        result = unset_value(read_input(file), path, unwrapper=ring, file=file, fmt=fmt)
+        result = unset_value(
+            read_input(file), parts, unwrapper=ring, file=file, fmt=fmt, stores=store_settings(file)
+        )
     emit(result, source=file, output=None, in_place=True)

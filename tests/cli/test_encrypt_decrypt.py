@@ -129,7 +129,7 @@ def test_config_flag_overrides_and_key_groups_with_threshold(
     two.write_text(age_keys[0].file.read_text() + age_keys[2].file.read_text())
     assert run("decrypt", str(path), "--age-identity", str(two)).exit_code == 0
     one = run("decrypt", str(path), "--age-identity", str(age_keys[1].file))
-    assert one.exit_code == 1
+    assert one.exit_code == 128  # sops' CouldNotRetrieveKey
     assert one.stderr.startswith(f"error: {path}: ")
 
 
@@ -144,7 +144,7 @@ def test_already_encrypted_is_refused(secret_file: Path, use_key: AgeKey) -> Non
     encrypt_file(secret_file, use_key.public)
     before = secret_file.read_bytes()
     result = run("encrypt", str(secret_file), "--age", use_key.public, "-i")
-    assert result.exit_code == 1
+    assert result.exit_code == 203  # sops' FileAlreadyEncrypted
     assert "already encrypted" in result.stderr
     assert secret_file.read_bytes() == before
 
@@ -195,7 +195,7 @@ def test_tampered_file_fails_unless_ignore_mac(secret_file: Path, use_key: AgeKe
     text = secret_file.read_text().replace("name: db", "name: other")
     secret_file.write_text(text)
     result = run("decrypt", str(secret_file))
-    assert result.exit_code == 1
+    assert result.exit_code == 51  # sops' MacMismatch
     assert "MAC" in result.stderr
     assert CANARY not in result.stderr
     recovered = run("decrypt", str(secret_file), "--ignore-mac")
@@ -236,7 +236,7 @@ def test_binary_backend_forced(
     assert _doc(flagged.stdout.decode()) == _doc(SECRET_YAML)
     # With no key at all the error is sops' own, mapped to one line.
     failed = run_cli("decrypt", "secret.yaml", cwd=work, env=no_env)
-    assert failed.returncode == 1
+    assert failed.returncode == 128  # sops' own status for "no key", passed on
     assert failed.stderr.decode().startswith("error: secret.yaml: sops")
     assert b"Traceback" not in failed.stderr
 

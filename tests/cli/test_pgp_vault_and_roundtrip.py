@@ -54,7 +54,7 @@ def test_vault_transit_from_creation_rule(
     # A wrong token is a one-line provider error naming the file.
     monkeypatch.delenv("VAULT_TOKEN")
     bad = run("decrypt", str(secret_file), "--vault-token", "not-a-valid-token")
-    assert bad.exit_code == 1
+    assert bad.exit_code == 128  # sops' CouldNotRetrieveKey
     assert bad.stderr.startswith(f"error: {secret_file}: ")
     assert "not-a-valid-token" not in bad.stderr
 

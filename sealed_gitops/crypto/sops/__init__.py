@@ -17,7 +17,13 @@ The public API (everything the CLI, the pipeline and the key providers call):
 
 from __future__ import annotations
 
-from .config import CreationRule, KeyGroupSpec, load_creation_rules, match_creation_rule
+from .config import (
+    CreationRule,
+    KeyGroupSpec,
+    load_creation_rules,
+    load_store_settings,
+    match_creation_rule,
+)
 from .document import (
     DEFAULT_STORES,
     FORMATS,
@@ -71,6 +77,7 @@ __all__ = [
     "extract",
     "is_sops_document",
     "load_creation_rules",
+    "load_store_settings",
     "master_key_ids",
     "match_creation_rule",
     "parse_path",

@@ -14,11 +14,18 @@ from typing import Any
 from sealed_gitops.crypto.patterns import compile_pattern
 from sealed_gitops.errors import ConfigError, SealedGitopsError
 
+from .document import StoreSettings
 from .tree import RULE_FIELDS, Rules, TreeBranch
 from .values import Comment
 from .yaml_load import load_yaml
 
-__all__ = ["CreationRule", "KeyGroupSpec", "load_creation_rules", "match_creation_rule"]
+__all__ = [
+    "CreationRule",
+    "KeyGroupSpec",
+    "load_creation_rules",
+    "load_store_settings",
+    "match_creation_rule",
+]
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,52 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _config_mapping(text: str) -> dict[Any, Any]:
+    try:
+        documents = load_yaml(text)
+    except SealedGitopsError as exc:
+        raise ConfigError(f".sops.yaml is not valid YAML: {exc.reason}") from None
+    raw = _plain(documents[0]) if documents else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(".sops.yaml must be a mapping")
+    return raw
+
+
+def _indent(stores: dict[Any, Any], name: str, *, default: int) -> int:
+    section = stores.get(name)
+    if section is None:
+        return default
+    if not isinstance(section, dict):
+        raise ConfigError(f".sops.yaml: stores.{name} must be a mapping")
+    value = section.get("indent")
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 64:
+        raise ConfigError(f".sops.yaml: stores.{name}.indent must be an integer from -1 to 64")
+    return value
+
+
+def load_store_settings(text: str) -> StoreSettings:
+    """The ``stores:`` section of a ``.sops.yaml``: how sops writes each format.
+
+    ``yaml.indent`` (0 or absent: sops' 4; negative refused like sops), ``json.indent`` and
+    ``json_binary.indent`` (absent or -1: a tab; 0 and up: that many spaces).
+    """
+    stores = _config_mapping(text).get("stores")
+    if stores is None:
+        return StoreSettings()
+    if not isinstance(stores, dict):
+        raise ConfigError(".sops.yaml: stores must be a mapping")
+    yaml_indent = _indent(stores, "yaml", default=0)
+    if yaml_indent < 0:
+        raise ConfigError(".sops.yaml: YAML negative indentation is not accepted")
+    return StoreSettings(
+        yaml_indent=yaml_indent or 4,
+        json_indent=_indent(stores, "json", default=-1),
+        json_binary_indent=_indent(stores, "json_binary", default=-1),
+    )
+
+
 def load_creation_rules(text: str) -> list[CreationRule]:
     """Parse the ``creation_rules`` of a ``.sops.yaml`` text.
 
@@ -125,13 +178,7 @@ def load_creation_rules(text: str) -> list[CreationRule]:
     constructor raised IndexError, KeyError or AttributeError on tagged scalars such as a bare
     ``!!int`` and RecursionError on deep nesting (found by tests/security/test_fuzz).
     """
-    try:
-        documents = load_yaml(text)
-    except SealedGitopsError as exc:
-        raise ConfigError(f".sops.yaml is not valid YAML: {exc.reason}") from None
-    raw = _plain(documents[0]) if documents else {}
-    if not isinstance(raw, dict):
-        raise ConfigError(".sops.yaml must be a mapping")
+    raw = _config_mapping(text)
     rules = raw.get("creation_rules")
     if rules is None:
         return []

@@ -336,6 +336,7 @@ def encrypt_tree(
     stash: Stash | None = None,
     lastmodified: str | None = None,
     file: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """Encrypt plain branches with ``data_key`` and write them with ``metadata`` (MAC renewed)."""
     meta = metadata.with_rules_default()
@@ -348,9 +349,9 @@ def encrypt_tree(
     out = []
     for branch in encrypted:
         with_meta = TreeBranch(branch)
-        with_meta.append(("sops", meta.to_branch(json_style=fmt == "json")))
+        with_meta.append(("sops", meta.to_branch(json_style=fmt in ("json", "binary"))))
         out.append(with_meta)
-    return dump_tree(out, fmt=fmt)
+    return dump_tree(out, fmt=fmt, stores=stores)
 
 
 def _same_mac(aead: AESGCM, meta: Metadata, mac: str, stamp: str) -> str | None:

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sealed_gitops.errors import AlreadyEncrypted, InputError, SealedGitopsError
+from sealed_gitops.errors import AlreadyEncrypted, EmptyDocument, InputError, SealedGitopsError
 
 from .document import (
+    DEFAULT_STORES,
+    StoreSettings,
     decrypt_document,
     detect_format,
     dump_tree,
@@ -145,6 +147,7 @@ def decrypt_file(
     unwrapper: Unwrapper,
     file: str | None = None,
     fmt: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """The plaintext of a SOPS file in its own format's bytes, exactly as ``sops -d FILE`` prints.
 
@@ -156,7 +159,7 @@ def decrypt_file(
     """
     kind = sops_format(file, fmt)
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind)
-    return dump_tree(doc.branches, fmt=kind)
+    return dump_tree(doc.branches, fmt=kind, stores=stores)
 
 
 def decrypt_bytes(
@@ -166,10 +169,11 @@ def decrypt_bytes(
     file: str | None = None,
     fmt: str | None = None,
     ignore_mac: bool = False,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops -d``: the plain document in its own format."""
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, ignore_mac=ignore_mac)
-    return dump_tree(doc.branches, fmt=doc.fmt)
+    return dump_tree(doc.branches, fmt=doc.fmt, stores=stores)
 
 
 def extract(
@@ -179,13 +183,14 @@ def extract(
     unwrapper: Unwrapper,
     file: str | None = None,
     fmt: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops -d --extract``: a scalar as its raw text, a subtree in the file's format."""
     parts = parse_path(path) if isinstance(path, str) else list(path)
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt)
     value = _lookup(doc.branches[0], parts, file=file)
     if isinstance(value, TreeBranch):
-        return dump_tree([value], fmt=doc.fmt)
+        return dump_tree([value], fmt=doc.fmt, stores=stores)
     if isinstance(value, bytes):
         return value
     if isinstance(value, str) and not isinstance(value, Timestamp):
@@ -201,6 +206,7 @@ def _rewrite(
     file: str | None,
     fmt: str | None,
     edit: Any,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
     edit(doc.branches)
@@ -211,6 +217,7 @@ def _rewrite(
         data_key=doc.data_key,
         stash=doc.stash,
         file=file,
+        stores=stores,
     )
 
 
@@ -222,6 +229,7 @@ def set_value(
     unwrapper: Unwrapper,
     file: str | None = None,
     fmt: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops set FILE PATH VALUE``: VALUE is JSON; unchanged values keep their ciphertext."""
     parts = parse_path(path) if isinstance(path, str) else list(path)
@@ -233,7 +241,7 @@ def set_value(
     def edit(branches: list[TreeBranch]) -> None:
         branches[0] = _set(branches[0], parts, value)
 
-    return _rewrite(data, unwrapper=unwrapper, file=file, fmt=fmt, edit=edit)
+    return _rewrite(data, unwrapper=unwrapper, file=file, fmt=fmt, edit=edit, stores=stores)
 
 
 def unset_value(
@@ -243,6 +251,7 @@ def unset_value(
     unwrapper: Unwrapper,
     file: str | None = None,
     fmt: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops unset FILE PATH``."""
     parts = parse_path(path) if isinstance(path, str) else list(path)
@@ -252,6 +261,7 @@ def unset_value(
         file=file,
         fmt=fmt,
         edit=lambda branches: _unset(branches[0], parts, file=file),
+        stores=stores,
     )
 
 
@@ -262,6 +272,7 @@ def reencrypt_plain(
     unwrapper: Unwrapper,
     file: str | None = None,
     fmt: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes | None:
     """For ``edit``: encrypt ``new_plain`` with the file's key and stash; None when unchanged."""
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
@@ -275,6 +286,7 @@ def reencrypt_plain(
         data_key=doc.data_key,
         stash=doc.stash,
         file=file,
+        stores=stores,
     )
 
 
@@ -291,6 +303,7 @@ def encrypt_bytes(
     rules: Rules | None = None,
     file: str | None = None,
     fmt: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops -e``: encrypt a plain document for the given key groups and rules.
 
@@ -299,6 +312,10 @@ def encrypt_bytes(
     """
     kind = detect_format(file, fmt)
     branches = load_tree(plain, fmt=kind, file=file, encrypted=False)
+    if not branches:
+        raise EmptyDocument(
+            "the file cannot be completely empty, it must contain at least one document", file=file
+        )
     if any(b.get("sops") is not None for b in branches):
         raise AlreadyEncrypted("the file is already encrypted", file=file)
     if rules is None:
@@ -310,7 +327,7 @@ def encrypt_bytes(
     meta = Metadata(
         key_groups=stanzas, shamir_threshold=_stored_threshold(threshold, stanzas), rules=rules
     )
-    return encrypt_tree(branches, fmt=kind, metadata=meta, data_key=key, file=file)
+    return encrypt_tree(branches, fmt=kind, metadata=meta, data_key=key, file=file, stores=stores)
 
 
 def update_keys(
@@ -321,6 +338,7 @@ def update_keys(
     threshold: int = 0,
     file: str | None = None,
     fmt: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops updatekeys``: re-wrap the SAME data key for new recipients; values unchanged."""
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
@@ -336,6 +354,7 @@ def update_keys(
         stash=doc.stash,
         lastmodified=doc.metadata.lastmodified,
         file=file,
+        stores=stores,
     )
 
 
@@ -347,6 +366,7 @@ def rotate(
     threshold: int = 0,
     file: str | None = None,
     fmt: str | None = None,
+    stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops rotate``: a new data key, every value re-encrypted.
 
@@ -361,7 +381,9 @@ def rotate(
     meta = replace(
         doc.metadata, key_groups=stanzas, shamir_threshold=_stored_threshold(threshold, stanzas)
     )
-    return encrypt_tree(doc.branches, fmt=doc.fmt, metadata=meta, data_key=key, file=file)
+    return encrypt_tree(
+        doc.branches, fmt=doc.fmt, metadata=meta, data_key=key, file=file, stores=stores
+    )
 
 
 def _metadata(data: bytes, *, file: str | None, fmt: str | None) -> Metadata:
