@@ -61,12 +61,13 @@ from sealed_gitops.keys.reencrypt_client import (
 )
 from sealed_gitops.keys.repo_keys import (
     KeyRingRecord,
+    active_key,
     find_records,
     read_record,
-    update_sops_rule,
     write_public_keys,
 )
 from sealed_gitops.keys.retention import DECRYPTING_STATES
+from sealed_gitops.keys.sops_config_edit import plan_sops_config
 from sealed_gitops.redact import register
 
 __all__ = ["keys", "reencrypt"]
@@ -199,7 +200,14 @@ def keys() -> None:
 @keys.command("fetch")
 @_cluster_options
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--rule-regex", default=".*", show_default=True, help=".sops.yaml rule to update.")
+@click.option(
+    "--rule-regex",
+    "rule_regexes",
+    multiple=True,
+    help=".sops.yaml rule (its exact path_regex) to add the recipient to; repeatable. "
+    "Default: the rules holding this KeyRing's keys, else every rule.",
+)
+@click.option("--no-sops-config", is_flag=True, help="Leave .sops.yaml alone.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for keys.")
 def fetch(
     *,
@@ -207,30 +215,43 @@ def fetch(
     kubeconfig: str | None,
     context: str | None,
     directory: Path | None,
-    rule_regex: str,
+    rule_regexes: tuple[str, ...],
+    no_sops_config: bool,
     timeout: float,
 ) -> None:
-    """Write the KeyRing's public keys into keys/CLUSTER and update .sops.yaml."""
+    """Write the KeyRing's public keys into keys/CLUSTER and add its recipient to .sops.yaml."""
     target, record = _target(keyring, kubeconfig, context, Path.cwd(), directory)
     directory = directory or (record.directory if record else None)
     if directory is None:
         directory = Path("keys") / target.name
     body = target.wait(lambda b: bool(_published(b)), timeout=timeout, what="for published keys")
     published = _published(body)
-    active = write_public_keys(
+    active = active_key(published, keyring=f"{target.namespace}/{target.name}")
+    config = directory.resolve().parent.parent / ".sops.yaml"
+    change = None
+    if not no_sops_config:
+        # Planned before anything is written: a refusal leaves the repository as it was.
+        change = plan_sops_config(
+            config.read_text(encoding="utf-8") if config.exists() else None,
+            recipient=str(active["ageRecipient"]),
+            keyring_recipients=[str(k.get("ageRecipient")) for k in published],
+            keyring=f"{target.namespace}/{target.name}",
+            rule_regexes=rule_regexes,
+            file=str(config),
+        )
+    write_public_keys(
         directory,
         namespace=target.namespace,
         name=target.name,
         context=target.context,
         status_keys=published,
     )
-    root = directory.resolve().parent.parent
-    update_sops_rule(
-        root / ".sops.yaml",
-        path_regex=rule_regex,
-        active_recipient=active["ageRecipient"],
-        known_recipients=[str(k.get("ageRecipient")) for k in published],
-    )
+    if change is not None and change.changed:
+        atomic_write(config, change.text.encode("utf-8"))
+        for line in [*change.summary, *change.diff]:
+            click.echo(line)
+    elif change is not None:
+        click.echo(f"{config}: unchanged")
     click.echo(f"{directory}: active key {active['fingerprint'][:16]} ({active['ageRecipient']})")
 
 

@@ -5,9 +5,8 @@ Why a module: ``keys fetch`` writes these files, and ``reencrypt``, ``keys list`
 ``keys/README.md`` describes: ``age.txt`` (the active age recipient), ``sealing.crt`` (the active
 certificate) and ``keyring.yaml`` (where they came from, and every key's fingerprint and state).
 
-The ``.sops.yaml`` update keeps other clusters' recipients: the rule with the given
-``path_regex`` gets this KeyRing's active recipient in place of its older ones, so one rule can
-serve several clusters (each ``keys fetch`` adds its own recipient to the same rule).
+The ``.sops.yaml`` edit is :mod:`.sops_config_edit`: it adds this KeyRing's active recipient to
+the repository's own rules and changes nothing else.
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ from sealed_gitops.errors import ConfigError, FormatError
 
 __all__ = [
     "KeyRingRecord",
+    "active_key",
     "find_records",
     "read_record",
-    "update_sops_rule",
     "write_public_keys",
 ]
 
@@ -78,6 +77,14 @@ def find_records(root: Path) -> list[KeyRingRecord]:
         current = current.parent
 
 
+def active_key(status_keys: Sequence[Mapping[str, Any]], *, keyring: str) -> Mapping[str, Any]:
+    """The status entry of the active key; refused while the KeyRing publishes none."""
+    active = next((k for k in status_keys if k.get("state") == "active"), None)
+    if active is None:
+        raise ConfigError(f"KeyRing {keyring} publishes no active key yet")
+    return active
+
+
 def write_public_keys(
     directory: Path,
     *,
@@ -87,9 +94,7 @@ def write_public_keys(
     status_keys: Sequence[Mapping[str, Any]],
 ) -> dict[str, str]:
     """Write age.txt, sealing.crt and keyring.yaml; returns the active key's status entry."""
-    active = next((k for k in status_keys if k.get("state") == "active"), None)
-    if active is None:
-        raise ConfigError(f"KeyRing {namespace}/{name} publishes no active key yet")
+    active = active_key(status_keys, keyring=f"{namespace}/{name}")
     directory.mkdir(parents=True, exist_ok=True)
     fp = str(active["fingerprint"])
     (directory / AGE_FILE).write_text(
@@ -111,37 +116,3 @@ def write_public_keys(
     ]
     (directory / RECORD_FILE).write_text(yaml.safe_dump(record, sort_keys=False), "utf-8")
     return {k: str(v) for k, v in active.items()}
-
-
-def update_sops_rule(
-    config: Path,
-    *,
-    path_regex: str,
-    active_recipient: str,
-    known_recipients: Sequence[str],
-    encrypted_regex: str = "^(data|stringData)$",
-) -> None:
-    """Point the rule for ``path_regex`` at the active recipient (creating it first if needed)."""
-    raw: Any = {}
-    if config.exists():
-        try:
-            raw = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise FormatError("not valid YAML", file=str(config)) from exc
-    if not isinstance(raw, dict):
-        raise FormatError("must be a mapping", file=str(config))
-    rules = raw.setdefault("creation_rules", [])
-    if not isinstance(rules, list):
-        raise FormatError("creation_rules must be a list", file=str(config))
-    rule = next(
-        (r for r in rules if isinstance(r, dict) and r.get("path_regex") == path_regex), None
-    )
-    if rule is None:
-        rule = {"path_regex": path_regex, "encrypted_regex": encrypted_regex}
-        rules.insert(0, rule)
-    age = rule.get("age") or []
-    current = [a.strip() for a in (age.split(",") if isinstance(age, str) else age) if a.strip()]
-    old = set(known_recipients)
-    kept = [a for a in current if a not in old and a != active_recipient]
-    rule["age"] = ",".join([*kept, active_recipient])
-    config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
