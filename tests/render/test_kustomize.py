@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sealed_gitops.errors import PathError, RenderError
-from sealed_gitops.render import DocKind, Failure, render
+from sealed_gitops.render import DocKind, render
 from sealed_gitops.render.kustomize import find_kubectl, is_remote, scan
 from sealed_gitops.render.loader import load_bytes
 
@@ -185,24 +185,23 @@ def test_sops_secret_through_kustomize_is_restored_and_still_decrypts(
 
 @pytest.mark.parametrize("transformer", ["namespace: team-a", "namePrefix: p-",
                                          "commonLabels:\n  team: a"])
-def test_transformers_that_touch_a_sops_document_are_reported(
+def test_transformers_that_touch_a_sops_document_keep_it_tied_to_its_file(
     repo: Path,
     write: Callable[..., Path],
     kubectl: str,
     sops_encrypt: Callable[[Path], None],
     transformer: str,
 ) -> None:
+    """kustomize's document is kept (the decryption stage checks it against the MAC-verified
+    file: tests/flux/test_transformers.py), marked transformed and tied to its source."""
     secret = write("app/secret.yaml", SECRET)
     sops_encrypt(secret)
     write("app/kustomization.yaml", f"resources:\n- secret.yaml\n{transformer}\n")
-    with pytest.raises(RenderError) as info:
-        render(repo, "app", kubectl=kubectl)
-    text = str(info.value)
-    assert text.startswith("app/secret.yaml (document 0, built by app)")
-    assert "MAC" in text
-    failures: list[Failure] = []
-    assert render(repo, "app", kubectl=kubectl, failures=failures) == []
-    assert [f.file for f in failures] == ["app/secret.yaml"]
+    (doc,) = render(repo, "app", kubectl=kubectl)
+    assert (doc.file, doc.index, doc.via, doc.kind) == ("app/secret.yaml", 0, "app", DocKind.SOPS)
+    assert doc.transformed
+    ((_, as_written),) = load_bytes(secret.read_bytes(), file="app/secret.yaml")
+    assert doc.data != as_written and doc.data["sops"] == as_written["sops"]
 
 
 def test_kustomize_own_load_restrictor_applies_inside_the_root(
