@@ -28,7 +28,7 @@ from typing import Any
 from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import RenderError, SealedGitopsError
 from sealed_gitops.plan.ids import ObjectId
-from sealed_gitops.render import generators, kustomize
+from sealed_gitops.render import generators, isolate, kustomize
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.document import (
     DocKind,
@@ -162,6 +162,32 @@ def _restore(doc: Document, originals: Mapping[str, list[Document]], *, via: str
     )
 
 
+def _without_broken_files(
+    root: Path,
+    unit: Unit,
+    failed: SealedGitopsError,
+    *,
+    limits: Limits,
+    kubectl: str | None,
+    timeout: float,
+    out: _Collector,
+) -> tuple[bytes, kustomize.KustomizeScan, None] | None:
+    """After a failed kustomize build: name the files that do not parse (atomic: raise the
+    first); under isolate, build again without them (render/isolate.py). None: nothing built."""
+    broken = isolate.unparsable(root, unit, limits=limits)
+    for rel, exc in broken:
+        out.fail(exc, file=rel, index=_index_of(exc))
+    if not broken:
+        out.fail(failed, file=unit.rel, index=None)
+        return None
+    try:
+        output = isolate.build_leaving_out(root, unit, broken, kubectl=kubectl, timeout=timeout)
+        return output, kustomize.scan(root, unit.path), None
+    except SealedGitopsError as exc:
+        out.fail(exc, file=unit.rel, index=None)
+        return None
+
+
 def _build_unit(
     root: Path,
     unit: Unit,
@@ -180,8 +206,17 @@ def _build_unit(
         )
         parsed = load_bytes(output, file=unit.rel, limits=kustomize.OUTPUT_LIMITS)
     except SealedGitopsError as exc:
-        out.fail(exc, file=unit.rel, index=None)
-        return docs
+        rebuilt = _without_broken_files(
+            root, unit, exc, limits=limits, kubectl=kubectl, timeout=timeout, out=out
+        )
+        if rebuilt is None:
+            return docs
+        output, scanned, staged = rebuilt
+        try:
+            parsed = load_bytes(output, file=unit.rel, limits=kustomize.OUTPUT_LIMITS)
+        except SealedGitopsError as again:
+            out.fail(again, file=unit.rel, index=None)
+            return docs
     originals = (
         _sops_originals(root, scanned.manifests, limits)
         if any(isinstance(d, Mapping) and "sops" in d for _, d in parsed)
