@@ -9,6 +9,7 @@ with the same decryption Secret: nothing re-encrypted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from click.testing import CliRunner, Result
 from sealed_gitops.cli.flux_import import convert
 from sealed_gitops.cli.main import cli
 from sealed_gitops.cluster import KubeClient
+from sealed_gitops.errors import ApiConflict
 from sealed_gitops.operator.runner import OperatorThread
 from tests.conftest_tools import sops_binary, sops_env
 from tests.operator.conftest import (
@@ -378,7 +380,8 @@ def flux_crds(client: KubeClient) -> None:
         ("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations"),
     ):
         crd = flux_crd(group, kind, plural)
-        try:
+        # created already by an earlier test of this session: that one serves as well
+        with contextlib.suppress(ApiConflict):
             client.request(
                 "POST",
                 "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
@@ -386,9 +389,6 @@ def flux_crds(client: KubeClient) -> None:
                 action="create",
                 what=kind,
             )
-        except Exception as exc:  # created by an earlier test of this session
-            if "AlreadyExists" not in repr(exc) and "exists" not in str(exc):
-                raise
     wait_for(lambda: _served(client), what="Flux CRDs served")
 
 
