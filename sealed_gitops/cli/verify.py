@@ -1,12 +1,15 @@
 """``sealed-gitops verify PATH...``: the pre-commit check that no secret reaches Git in the clear.
 
 Why it exists: the cheapest leak to stop is the one never committed. This walks files and
-directories (``.yaml``, ``.yml``, ``.json``) and fails when
+directories (``.yaml``, ``.yml``, ``.json``, ``.env``, ``.ini``) and fails when
 
 - a Kubernetes ``Secret`` is neither a SOPS document nor replaced by a ``SealedSecret``;
 - a SOPS document has no MAC, a MAC that is not a well-formed ``ENC[AES256_GCM,...]`` value, no
   ``lastmodified``, no master key, or a value under ``data``/``stringData`` of a Secret that its
   own rules say should be encrypted but is not (someone pasted a value into an encrypted file);
+- a dotenv, INI or JSON data file (not a Kubernetes object) holds a plaintext value that the
+  ``.sops.yaml`` rule matching it, or its own metadata, says must be encrypted
+  (:mod:`.verify_checks`);
 - with a key that opens the file (the same keys ``decrypt`` would use), the MAC does not match.
 
 Without keys, only presence and format can be checked: a pre-commit hook on a developer laptop
@@ -16,22 +19,15 @@ key paths, never values.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sealed_gitops.crypto.sops import Rules, decrypt_document
-from sealed_gitops.crypto.sops.masterkey import STANZA_KINDS
+from sealed_gitops.crypto.sops import decrypt_document
 from sealed_gitops.errors import (
-    FormatError,
     KeyProviderError,
-    MacMismatch,
     NoMatchingKey,
     NotEncryptedError,
     SealedGitopsError,
@@ -40,17 +36,14 @@ from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.render.loader import load_file
 
 from .options import KeyInputs, key_options
+from .verify_checks import ENC_PREFIX, check_data_file, check_metadata, leaves, metadata_rules
 
 __all__ = ["check_file", "verify", "walk"]
 
 #: Extensions of the files that are checked when a directory is walked.
-EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
-
-_B64 = r"[A-Za-z0-9+/]*={0,2}"
-_MAC_RE = re.compile(rf"^ENC\[AES256_GCM,data:({_B64}),iv:({_B64}),tag:({_B64}),type:str\]$")
-_ENC_PREFIX = "ENC[AES256_GCM,"
-#: the MAC is an upper-case hex SHA-512: 128 bytes of ciphertext; the IV and tag sizes are sops'
-_MAC_SIZES = (128, 32, 16)
+EXTENSIONS = frozenset({".yaml", ".yml", ".json", ".env", ".ini"})
+#: The stores of data files (not Kubernetes manifests), by extension, as sops picks them.
+DATA_FORMATS = {".env": "dotenv", ".ini": "ini"}
 _SECRET_FIELDS = ("data", "stringData")
 
 
@@ -62,87 +55,19 @@ def walk(paths: Sequence[Path]) -> Iterator[Path]:
                 rel = child.relative_to(path).parts
                 if any(part.startswith(".") and part not in (".", "..") for part in rel[:-1]):
                     continue
-                if child.is_file() and child.suffix.lower() in EXTENSIONS:
+                if child.is_file() and child.name.lower().endswith(tuple(EXTENSIONS)):
                     yield child
         else:
             yield path
 
 
-def _mac_format_ok(mac: str) -> bool:
-    match = _MAC_RE.match(mac)
-    if match is None:
-        return False
-    try:
-        sizes = tuple(len(base64.b64decode(g, validate=True)) for g in match.groups())
-    except (binascii.Error, ValueError):
-        return False
-    return sizes == _MAC_SIZES
-
-
-def _timestamp_ok(text: str) -> bool:
-    try:
-        datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
-
-
-def _stanza_count(meta: Mapping[str, Any]) -> int:
-    containers = [meta, *[g for g in meta.get("key_groups") or [] if isinstance(g, Mapping)]]
-    return sum(
-        sum(1 for s in c.get(kind) or [] if isinstance(s, Mapping) and s.get("enc"))
-        for c in containers
-        for kind in STANZA_KINDS
-    )
-
-
-def _rules(meta: Mapping[str, Any]) -> Rules:
-    names = ("unencrypted_suffix", "encrypted_suffix", "unencrypted_regex", "encrypted_regex")
-    given = {n: str(meta.get(n) or "") for n in names}
-    if not any(given.values()):
-        given["unencrypted_suffix"] = "_unencrypted"
-    return Rules(
-        unencrypted_suffix=given["unencrypted_suffix"],
-        encrypted_suffix=given["encrypted_suffix"],
-        unencrypted_regex=given["unencrypted_regex"],
-        encrypted_regex=given["encrypted_regex"],
-    )
-
-
-def _leaves(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-    if isinstance(value, Mapping):
-        for key, child in value.items():
-            yield from _leaves(child, (*path, str(key)))
-    elif isinstance(value, list):
-        for child in value:
-            yield from _leaves(child, path)
-    else:
-        yield path, value
-
-
 def _check_sops(doc: Mapping[str, Any], *, file: str, where: str | None) -> None:
-    meta = doc["sops"]
-    if not isinstance(meta, Mapping):
-        raise FormatError("the sops metadata is not a mapping", file=file, location=where)
-    mac = meta.get("mac")
-    if not mac:
-        raise MacMismatch("SOPS file without a MAC", file=file, location=where)
-    if not isinstance(mac, str) or not _mac_format_ok(mac):
-        raise MacMismatch(
-            "the MAC is not a well-formed ENC[AES256_GCM,...] value", file=file, location=where
-        )
-    stamp = meta.get("lastmodified")
-    if not isinstance(stamp, str) or not _timestamp_ok(stamp):
-        raise FormatError(
-            "lastmodified is missing or not an RFC 3339 time", file=file, location=where
-        )
-    if _stanza_count(meta) == 0:
-        raise FormatError("no master key holds the data key", file=file, location=where)
+    meta = check_metadata(doc["sops"], file=file, where=where)
     if _is_secret(doc):
-        rules = _rules(meta)
+        rules = metadata_rules(meta)
         for field in _SECRET_FIELDS:
-            for path, value in _leaves(doc.get(field), (field,)):
-                if value is None or (isinstance(value, str) and value.startswith(_ENC_PREFIX)):
+            for path, value in leaves(doc.get(field), (field,)):
+                if value is None or (isinstance(value, str) and value.startswith(ENC_PREFIX)):
                     continue
                 if rules.should_encrypt(path, [], False):
                     raise NotEncryptedError(
@@ -158,10 +83,21 @@ def _has_values(doc: Mapping[str, Any]) -> bool:
     return any(doc.get(field) for field in _SECRET_FIELDS)
 
 
+def _is_manifest(doc: Any) -> bool:
+    return isinstance(doc, Mapping) and "apiVersion" in doc and "kind" in doc
+
+
 def check_file(path: Path, *, keyring: KeyRing | None) -> str:
     """Check one file; raise a SealedGitopsError or return what was checked."""
     file = str(path)
+    for suffix, fmt in DATA_FORMATS.items():
+        if path.name.lower().endswith(suffix):
+            return check_data_file(path, fmt=fmt, keyring=keyring)
     documents = load_file(path, file=file)
+    if path.suffix.lower() == ".json" and len(documents) == 1:
+        doc = documents[0][1]
+        if isinstance(doc, Mapping) and not _is_manifest(doc):
+            return check_data_file(path, fmt="json", keyring=keyring, tree=dict(doc))
     sops_seen = False
     for index, doc in documents:
         if not isinstance(doc, Mapping):
