@@ -35,10 +35,10 @@ from typing import Any
 import yaml
 
 from sealed_gitops.crypto.sops import Unwrapper
-from sealed_gitops.errors import LimitExceeded, NoMatchingKey, RenderError
+from sealed_gitops.errors import LimitExceeded, NoMatchingKey, RenderError, SealedGitopsError
 from sealed_gitops.render import kustomize
 from sealed_gitops.render.kustomize import KustomizeScan
-from sealed_gitops.render.loader import DEFAULT_LIMITS, load_file, read_limited
+from sealed_gitops.render.loader import DEFAULT_LIMITS, load_bytes, load_file, read_limited
 from sealed_gitops.render.sops_sources import MARKERS, decrypt_source, format_for_path, has_marker
 from sealed_gitops.render.staging import staged_tree
 from sealed_gitops.render.walk import resolve_inside
@@ -73,6 +73,8 @@ class Staged:
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
     #: annotation value -> the data keys that generator's encrypted sources produce
     keys: dict[str, set[str]] = field(default_factory=dict)
+    #: Secret data keys whose values an encrypted patch of this build sets from ciphertext
+    patch_keys: set[str] = field(default_factory=set)
     decrypted: dict[str, bytes] = field(default_factory=dict)
 
     def accept(self, data: dict[str, Any]) -> bool:
@@ -94,6 +96,7 @@ class Staged:
             values = data.get(name)
             if isinstance(values, Mapping):
                 present.update(str(k) for k in values)
+        allowed = allowed | self.patch_keys
         return data.get("kind") == "Secret" and bool(present) and present <= allowed
 
 
@@ -182,9 +185,10 @@ def _decrypt_all(
                     "no SOPS keys were given to decrypt this generator source or patch",
                     file=source.rel,
                 )
-            staged.decrypted[source.rel] = decrypt_source(
-                data, fmt=source.fmt, unwrapper=unwrapper, file=source.rel
-            )
+            plain = decrypt_source(data, fmt=source.fmt, unwrapper=unwrapper, file=source.rel)
+            staged.decrypted[source.rel] = plain
+            if source.role == "patch":
+                staged.patch_keys |= _encrypted_secret_keys(data, plain, file=source.rel)
     for source in sources:
         data = raw[source.rel]
         if source.rel in staged.decrypted or not any(m in data for m in MARKERS.values()):
@@ -196,6 +200,26 @@ def _decrypt_all(
             "format their name gives (a files: entry by its key: key.env, key.yaml, ...)",
             file=source.rel,
         )
+
+
+def _encrypted_secret_keys(raw: bytes, plain: bytes, *, file: str) -> set[str]:
+    """The ``data``/``stringData`` keys of Secret patches whose values are ciphertext in ``raw``
+    (a patch that sets them from a MAC-verified source keeps a generated Secret decrypted)."""
+    keys: set[str] = set()
+    try:
+        pairs = zip(load_bytes(raw, file=file), load_bytes(plain, file=file), strict=False)
+    except SealedGitopsError:
+        return keys  # not a YAML/JSON patch; kustomize reports what it cannot apply
+    for (_, encrypted), (_, opened) in pairs:
+        if not isinstance(encrypted, Mapping) or not isinstance(opened, Mapping):
+            continue
+        if opened.get("kind") != "Secret":
+            continue
+        for name in ("data", "stringData"):
+            values = encrypted.get(name)
+            if isinstance(values, Mapping):
+                keys.update(str(k) for k, v in values.items() if str(v).startswith("ENC["))
+    return keys
 
 
 def _env_keys(plain: bytes) -> set[str]:
