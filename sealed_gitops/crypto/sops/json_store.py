@@ -1,7 +1,8 @@
 """Reading and writing JSON SOPS documents the way sops does (Go ``encoding/json``, tab indent).
 
-Why: number types decide ciphertext types and MAC bytes, so JSON integers stay ``int`` (within
-int64, else ``float``, as Go's decoder falls back) and every other number is a ``float``; output
+Why: number types decide ciphertext types and MAC bytes. sops 3.11 reads JSON with Go's
+``Decoder.Token`` (no ``UseNumber``), so every number, ``1`` included, is a ``float64`` and is
+encrypted as ``type:float`` (checked against the sops 3.11 binary); so here too. Output
 mirrors ``json.MarshalIndent(v, "", "\\t")`` including Go's escaping of ``<``, ``>`` and ``&``.
 """
 
@@ -38,9 +39,8 @@ def _pairs(pairs: list[tuple[str, Any]]) -> TreeBranch:
     return branch
 
 
-def _int(text: str) -> int | float:
-    number = int(text)
-    return number if -(2**63) <= number < 2**63 else float(text)
+def _int(text: str) -> float:
+    return float(text)
 
 
 def _constant(name: str) -> Any:

@@ -1,0 +1,298 @@
+"""sops' dotenv and binary stores and ``.sops.yaml`` ``stores:``, byte-compatible both ways with the
+real sops 3.11: files sops writes open with ours to the same bytes ``sops -d`` prints, files we
+write open with ``sops -d`` to the plaintext we started from, and our encrypted files have sops'
+layout line for line (only the random parts differ: ciphertexts, IVs, tags, the age stanza, MAC
+and timestamp).
+
+The environment is emptied of the developer's keys (HOME is the test's folder); the one age key
+is handed over through SOPS_AGE_KEY_FILE, as a sops user would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sealed_gitops.cli.main import cli
+from sealed_gitops.crypto.age import AgeRecipient
+from sealed_gitops.crypto.sops import decrypt_file, encrypt_bytes, sops_format
+from sealed_gitops.keys.discovery import discover_keyring
+from sealed_gitops.testing.sops_tool import run_sops
+from tests.conftest_tools import AgeKey, age_keys, sops_binary
+
+__all__ = ["age_keys", "sops_binary"]
+
+CANARY = "canary-stores-9Kq4"
+
+#: sops' dotenv rules: split at the first '=', '#' starts a comment, '\n' is a newline, blank
+#: lines vanish; a value may hold '=', spaces, quotes and '#'.
+DOTENV = (
+    "# database settings\n"
+    f"DB_PASSWORD={CANARY}\n"
+    "DB_URL=postgres://u@h:5432/db?x=1&y=2\n"
+    "\n"
+    'QUOTED="kept as is" # not a comment\n'
+    "MULTI=line one\\nline two\n"
+    "EMPTY=\n"
+    "PORT_unencrypted=5432\n"
+)
+
+#: Bytes no text format could carry: NUL, invalid UTF-8, CR, no final newline.
+BLOB = b"\x00\x01binary\xff\xfe\r\n" + CANARY.encode() + b"\x80"
+
+# What differs between two encryptions of the same file: random ciphertexts and key material.
+_RANDOM = [
+    (re.compile(r"ENC\[AES256_GCM,data:[^,]*,iv:[^,]*,tag:[^,]*,type:(\w+)\]"), r"ENC[\1]"),
+    (
+        re.compile(r"-----BEGIN AGE ENCRYPTED FILE-----.*?-----END AGE ENCRYPTED FILE-----", re.S),
+        "AGE",
+    ),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "TIME"),
+]
+
+
+def _shape(data: bytes) -> str:
+    """The file with its random parts masked: what must be equal, byte for byte, to sops'."""
+    text = data.decode("utf-8", "surrogateescape")
+    for pattern, replacement in _RANDOM:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, age_keys: list[AgeKey]) -> Path:
+    """Only key 0, through SOPS_AGE_KEY_FILE; HOME and the cwd inside the test folder."""
+    for name in list(os.environ):
+        if name.startswith(("SOPS_", "VAULT_", "SEALED_GITOPS_")) or name in (
+            "GNUPGHOME",
+            "EDITOR",
+            "VISUAL",
+            "XDG_CONFIG_HOME",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SOPS_DISABLE_VERSION_CHECK", "true")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(age_keys[0].file))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def sops(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    return run_sops(list(args), cwd=str(Path.cwd()), check=check)
+
+
+def ours_decrypt(path: Path) -> bytes:
+    result = run("decrypt", str(path))
+    assert result.exit_code == 0, result.stderr
+    return result.stdout_bytes
+
+
+# -- dotenv -----------------------------------------------------------------------------------
+
+
+def test_dotenv_made_by_sops_decrypts_to_sops_bytes(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    path = isolated_env / "app.env"
+    path.write_text(DOTENV)
+    sops("-e", "-i", "--age", age_keys[0].public, str(path))
+    assert CANARY.encode() not in path.read_bytes()
+    assert b"sops_age__list_0__map_recipient=" in path.read_bytes()
+    assert ours_decrypt(path) == sops("-d", str(path)).stdout
+
+
+def test_dotenv_we_write_opens_with_sops_and_has_its_layout(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    ours, theirs = isolated_env / "ours.env", isolated_env / "theirs.env"
+    ours.write_text(DOTENV)
+    theirs.write_text(DOTENV)
+    assert run("encrypt", "-i", "--age", age_keys[0].public, str(ours)).exit_code == 0
+    sops("-e", "-i", "--age", age_keys[0].public, str(theirs))
+    assert CANARY.encode() not in ours.read_bytes()
+    # sops -d gives back exactly what sops itself gives for its own file
+    assert sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout
+    assert _shape(ours.read_bytes()) == _shape(theirs.read_bytes())
+
+
+def test_dotenv_set_unset_rotate_edit_updatekeys_stay_sops_readable(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = isolated_env / "app.env"
+    path.write_text(DOTENV)
+    sops("-e", "-i", "--age", age_keys[0].public, str(path))
+    before = path.read_text().splitlines()
+    assert run("set", str(path), '["NEW_TOKEN"]', '"tok-1"').exit_code == 0
+    assert run("unset", str(path), '["EMPTY"]').exit_code == 0
+    after = path.read_text().splitlines()
+    # unchanged values keep their ciphertext (only NEW_TOKEN, EMPTY, mac, lastmodified differ)
+    assert before[1] in after and before[2] in after
+    plain = sops("-d", str(path)).stdout.decode()
+    assert "NEW_TOKEN=tok-1\n" in plain and "EMPTY=" not in plain
+    # the editor named by SOPS_EDITOR wins over EDITOR, as in sops
+    editor = isolated_env.parent / "append.sh"
+    editor.write_text('#!/bin/sh\nprintf "EDITED=yes\\n" >> "$1"\n')
+    editor.chmod(0o700)
+    monkeypatch.setenv("SOPS_EDITOR", str(editor))
+    monkeypatch.setenv("EDITOR", "false")
+    assert run("edit", str(path)).exit_code == 0
+    assert "EDITED=yes\n" in sops("-d", str(path)).stdout.decode()
+    # updatekeys (via .sops.yaml) and rotate go through the same store
+    (isolated_env / ".sops.yaml").write_text(
+        f"creation_rules:\n  - age: {age_keys[0].public},{age_keys[1].public}\n"
+    )
+    assert run("updatekeys", "-y", str(path)).exit_code == 0
+    assert age_keys[1].public in path.read_text()
+    assert run("rotate", "-i", str(path)).exit_code == 0
+    assert sops("-d", str(path)).stdout == ours_decrypt(path)
+
+
+def test_dotenv_already_encrypted_and_bad_line(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    path = isolated_env / "app.env"
+    path.write_text(DOTENV)
+    sops("-e", "-i", "--age", age_keys[0].public, str(path))
+    again = run("encrypt", "--age", age_keys[0].public, str(path))
+    assert (
+        again.exit_code
+        == 203
+        == sops("-e", "--age", age_keys[0].public, str(path), check=False).returncode
+    )
+    bad = isolated_env / "bad.env"
+    bad.write_text(f"OK=1\n{CANARY}\n")
+    result = run("encrypt", "--age", age_keys[0].public, str(bad))
+    assert (
+        result.exit_code
+        == 2
+        == sops("-e", "--age", age_keys[0].public, str(bad), check=False).returncode
+    )
+    assert "line 2" in result.stderr and CANARY not in result.stderr
+
+
+# -- binary -----------------------------------------------------------------------------------
+
+
+def test_binary_made_by_sops_decrypts_to_raw_bytes(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    """The finding: a binary-store file decrypted to a YAML wrapper, not its bytes."""
+    path = isolated_env / "tls.crt"
+    path.write_bytes(BLOB)
+    sops("-e", "-i", "--age", age_keys[0].public, str(path))
+    assert path.read_bytes().startswith(b'{\n\t"data": "ENC[')
+    assert ours_decrypt(path) == BLOB == sops("-d", str(path)).stdout
+    # --extract of the one value works too, as in sops
+    extracted = run("decrypt", "--extract", '["data"]', str(path))
+    assert extracted.stdout_bytes == BLOB
+
+
+def test_binary_we_write_opens_with_sops(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    ours, theirs = isolated_env / "blob.bin", isolated_env / "theirs.bin"
+    ours.write_bytes(BLOB)
+    theirs.write_bytes(BLOB)
+    assert run("encrypt", "-i", "--age", age_keys[0].public, str(ours)).exit_code == 0
+    sops("-e", "-i", "--age", age_keys[0].public, str(theirs))
+    assert sops("-d", str(ours)).stdout == BLOB
+    assert _shape(ours.read_bytes()) == _shape(theirs.read_bytes())
+
+
+def test_input_type_overrides_the_extension(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    path = isolated_env / "settings.txt"
+    path.write_text("A=1\nB=2\n")
+    enc = run("encrypt", "--input-type", "dotenv", "--age", age_keys[0].public, str(path))
+    assert enc.exit_code == 0, enc.stderr
+    assert b"sops_mac=" in enc.stdout_bytes
+    out = isolated_env / "settings.enc.txt"
+    out.write_bytes(enc.stdout_bytes)
+    # sops takes the output type from the extension too: both flags are needed there
+    decrypted = sops("-d", "--input-type", "dotenv", "--output-type", "dotenv", str(out))
+    assert decrypted.stdout == b"A=1\nB=2\n"
+    ours = run("decrypt", "--input-type", "dotenv", "--output-type", "dotenv", str(out))
+    assert ours.stdout_bytes == b"A=1\nB=2\n"
+    # without the flag both take .txt for the binary store
+    assert run("decrypt", str(out)).exit_code != 0
+    assert sops_format("x.txt") == "binary" and sops_format("x.YAML") == "binary"
+    assert sops_format("a.env") == "dotenv" and sops_format("a.yml") == "yaml"
+
+
+# -- the public API G and F call ----------------------------------------------------------------
+
+
+def test_decrypt_file_api_gives_each_format_its_own_bytes(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    files = {"a.env": DOTENV.encode(), "b.bin": BLOB, "c.json": b'{"k": "v"}\n'}
+    ring = discover_keyring(age_identity_files=(age_keys[0].file,))
+    with ring:
+        for name, plain in files.items():
+            path = isolated_env / name
+            path.write_bytes(plain)
+            sops("-e", "-i", "--age", age_keys[0].public, str(path))
+            data = path.read_bytes()
+            assert decrypt_file(data, unwrapper=ring, file=name) == sops("-d", str(path)).stdout
+
+
+_KEY = st.text(
+    st.characters(codec="utf-8", exclude_characters="=\n\r"), min_size=1, max_size=12
+).filter(lambda k: not k.startswith(("#", "sops_")) and k != "sops")
+_VALUE = st.text(st.characters(codec="utf-8", exclude_characters="\n\r\\"), max_size=30)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(pairs=st.dictionaries(_KEY, _VALUE, min_size=1, max_size=6))
+def test_dotenv_round_trip(pairs: dict[str, str], age_keys: list[AgeKey]) -> None:
+    plain = "".join(f"{k}={v}\n" for k, v in pairs.items()).encode()
+    encrypted = encrypt_bytes(
+        plain, key_groups=[[AgeRecipient(age_keys[0].public)]], file="x.env", fmt="dotenv"
+    )
+    with discover_keyring(age_identity_files=(age_keys[0].file,)) as ring:
+        assert decrypt_file(encrypted, unwrapper=ring, file="x.env") == plain
+
+
+# -- .sops.yaml stores: --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "plain", "stores"),
+    [
+        ("s.yaml", "a:\n  b:\n    - c: 1\n      d: [x, y]\n", "yaml:\n    indent: 2"),
+        ("s.json", '{"a": {"b": [1, {"c": "d"}]}}\n', "json:\n    indent: 2"),
+        ("s.json", '{"a": {"b": [1]}}\n', "json:\n    indent: 0"),
+        ("s.bin", CANARY, "json_binary:\n    indent: 3"),
+    ],
+)
+def test_stores_indent_matches_sops(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path, name: str, plain: str, stores: str
+) -> None:
+    (isolated_env / ".sops.yaml").write_text(
+        f"stores:\n  {stores}\ncreation_rules:\n  - age: {age_keys[0].public}\n"
+    )
+    ours, theirs = isolated_env / f"ours-{name}", isolated_env / f"theirs-{name}"
+    ours.write_text(plain)
+    theirs.write_text(plain)
+    assert run("encrypt", "-i", str(ours)).exit_code == 0
+    sops("-e", "-i", str(theirs))
+    assert _shape(ours.read_bytes()) == _shape(theirs.read_bytes())
+    assert ours_decrypt(ours) == sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout
