@@ -188,3 +188,22 @@ def test_an_encrypted_patch_without_keys_names_the_patch(
         build(root=tmp_path, path="app", keys=keys_for(age_keys[1]))
     assert exc.value.file == "app/patch.yaml"
     assert "Is a directory" not in str(exc.value)
+
+
+def test_kustomize_quoting_a_decrypted_patch_in_its_error_is_redacted(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey]
+) -> None:
+    """kustomize names a patch's target when it matches nothing: the decrypted name is masked."""
+    write(tmp_path, "app/deployment.yaml", DEPLOYMENT)
+    patch = write(tmp_path, "app/patch.yaml", PATCH.replace("name: app\n", f"name: {CANARY}\n", 1))
+    encrypt(sops_binary, patch, age_keys[0], regex=None)
+    write(
+        tmp_path,
+        "app/kustomization.yaml",
+        "resources:\n- deployment.yaml\npatches:\n- path: patch.yaml\n",
+    )
+
+    with pytest.raises(SealedGitopsError, match="kustomize build failed") as exc:
+        build(root=tmp_path, path="app", keys=keys_for(age_keys[0]))
+    assert CANARY not in str(exc.value)
+    assert "[REDACTED]" in str(exc.value)
