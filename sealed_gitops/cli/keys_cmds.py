@@ -1,9 +1,9 @@
 """``sealed-gitops keys fetch|list|rotate|retire|backup|restore`` and ``sealed-gitops reencrypt``.
 
 Why these live together: they are one workflow around a KeyRing (fetch the public keys, rotate,
-re-encrypt, retire, and keep a backup), and they share how the cluster is found: ``--keyring``
-and ``--kubeconfig``/``--context`` when given, else the ``keys/*/keyring.yaml`` that
-``keys fetch`` wrote into the repository.
+re-encrypt, retire, and keep a backup), and they share how the cluster is found
+(:mod:`.keyring_target`). What ``keys fetch`` changes in ``.sops.yaml`` is
+:mod:`sealed_gitops.keys.sops_config_edit`.
 
 ``reencrypt`` never sees a private key or a plaintext value: it sends the files' key stanzas and
 sealed ciphertexts to the operator in a request ConfigMap and writes back what the operator
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +24,8 @@ import pyrage
 import yaml
 
 from sealed_gitops.cli.options import atomic_write
-from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.crypto.age import parse_identities
-from sealed_gitops.errors import ApiNotFound, ConfigError, FormatError, SealedGitopsError
+from sealed_gitops.errors import ConfigError, FormatError, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import (
     RETIRE_ANNOTATION,
     ROTATE_ANNOTATION,
@@ -59,134 +56,17 @@ from sealed_gitops.keys.reencrypt_client import (
     request_batches,
     request_items,
 )
-from sealed_gitops.keys.repo_keys import (
-    KeyRingRecord,
-    active_key,
-    find_records,
-    read_record,
-    write_public_keys,
-)
+from sealed_gitops.keys.repo_keys import KeyRingRecord, active_key, write_public_keys
 from sealed_gitops.keys.retention import DECRYPTING_STATES
 from sealed_gitops.keys.sops_config_edit import plan_sops_config
 from sealed_gitops.redact import register
 
+from .keyring_target import Target, cluster_options, find_target, published_keys
+
 __all__ = ["keys", "reencrypt"]
 
-API = "/apis/sealed-gitops.io/v1alpha1"
 REQUESTED_AT = "sealed-gitops.io/requested-at"
 BACKUP_KIND = "KeyRingBackup"
-
-
-# -- finding the KeyRing -------------------------------------------------------------------------
-
-
-class Target:
-    """The KeyRing a command acts on, and a client for its cluster."""
-
-    def __init__(self, namespace: str, name: str, client: KubeClient, context: str | None) -> None:
-        self.namespace, self.name, self.client, self.context = namespace, name, client, context
-
-    @property
-    def path(self) -> str:
-        return f"{API}/namespaces/{self.namespace}/keyrings/{self.name}"
-
-    def get(self) -> dict[str, Any]:
-        try:
-            return self.client.request("GET", self.path, action="get", what=self.describe())
-        except ApiNotFound as exc:
-            raise ConfigError(f"{self.describe()} not found") from exc
-
-    def annotate(self, annotations: dict[str, str | None]) -> None:
-        self.client.request(
-            "PATCH",
-            self.path,
-            body={"metadata": {"annotations": annotations}},
-            content_type="application/merge-patch+json",
-            action="annotate",
-            what=self.describe(),
-        )
-
-    def describe(self) -> str:
-        return f"KeyRing {self.namespace}/{self.name}"
-
-    def wait(self, check: Callable[[dict[str, Any]], bool], *, timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            body = self.get()
-            if check(body):
-                return body
-            if time.monotonic() > deadline:
-                raise ConfigError(f"{self.describe()}: timed out after {timeout:.0f}s {what}")
-            time.sleep(0.2)
-
-
-def _parse_ref(text: str) -> tuple[str, str]:
-    namespace, _, name = text.partition("/")
-    if not namespace or not name:
-        raise ConfigError(f"--keyring {text!r} must be NAMESPACE/NAME")
-    return namespace, name
-
-
-def _records(repo: Path, directory: Path | None) -> list[KeyRingRecord]:
-    """The record in ``directory`` when it has one, else every record the repository holds."""
-    if directory is not None and (directory / "keyring.yaml").is_file():
-        return [read_record(directory / "keyring.yaml")]
-    return find_records(repo)
-
-
-def _record_of(repo: Path, directory: Path | None, ref: str) -> KeyRingRecord | None:
-    """The record of KeyRing ``ref`` (in ``directory`` when given), or None."""
-    return next((r for r in _records(repo, directory) if r.ref == ref), None)
-
-
-def _only(records: list[KeyRingRecord]) -> KeyRingRecord | None:
-    if len(records) > 1:
-        names = ", ".join(str(r.directory) for r in records)
-        raise ConfigError(f"several keys/ directories ({names}): give --keyring or --dir")
-    return records[0] if records else None
-
-
-def _target(
-    keyring: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    repo: Path,
-    directory: Path | None = None,
-) -> tuple[Target, KeyRingRecord | None]:
-    if keyring:
-        namespace, name = _parse_ref(keyring)
-        # Several clusters' keys/ directories are normal; --keyring picks its own record.
-        record = _record_of(repo, directory, f"{namespace}/{name}")
-    elif (record := _only(_records(repo, directory))) is not None:
-        namespace, name = record.namespace, record.name
-    else:
-        raise ConfigError("no --keyring given and no keys/*/keyring.yaml found (keys fetch)")
-    # As kubectl: $KUBECONFIG (its first file) when no --kubeconfig is given.
-    config = kubeconfig or (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0] or None
-    # The effective context, so keyring.yaml pins the cluster even if kubectl's default changes.
-    ctx = context or (record.context if record else None) or _current_context(config)
-    return Target(namespace, name, connect(config, context=ctx), ctx), record
-
-
-def _current_context(config: str | None) -> str | None:
-    """The kubeconfig's ``current-context`` (None when unreadable: the client then decides)."""
-    path = Path(config) if config else Path.home() / ".kube" / "config"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    current = raw.get("current-context") if isinstance(raw, dict) else None
-    return str(current) if current else None
-
-
-def _cluster_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--keyring", "keyring", metavar="NS/NAME", help="The KeyRing.")(func)
-    func = click.option("--kubeconfig", type=click.Path(dir_okay=False))(func)
-    return click.option("--context", help="kubeconfig context.")(func)
-
-
-def _published(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(k) for k in (body.get("status") or {}).get("keys") or []]
 
 
 # -- keys ----------------------------------------------------------------------------------------
@@ -198,7 +78,7 @@ def keys() -> None:
 
 
 @keys.command("fetch")
-@_cluster_options
+@cluster_options
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--rule-regex",
@@ -220,12 +100,14 @@ def fetch(
     timeout: float,
 ) -> None:
     """Write the KeyRing's public keys into keys/CLUSTER and add its recipient to .sops.yaml."""
-    target, record = _target(keyring, kubeconfig, context, Path.cwd(), directory)
+    target, record = find_target(keyring, kubeconfig, context, Path.cwd(), directory)
     directory = directory or (record.directory if record else None)
     if directory is None:
         directory = Path("keys") / target.name
-    body = target.wait(lambda b: bool(_published(b)), timeout=timeout, what="for published keys")
-    published = _published(body)
+    body = target.wait(
+        lambda b: bool(published_keys(b)), timeout=timeout, what="for published keys"
+    )
+    published = published_keys(body)
     active = active_key(published, keyring=f"{target.namespace}/{target.name}")
     config = directory.resolve().parent.parent / ".sops.yaml"
     change = None
@@ -258,7 +140,7 @@ def fetch(
 def _status_refs(target: Target | None, record: KeyRingRecord | None) -> list[dict[str, Any]]:
     if target is not None:
         try:
-            return _published(target.get())
+            return published_keys(target.get())
         except SealedGitopsError:
             if record is None:
                 raise
@@ -266,13 +148,13 @@ def _status_refs(target: Target | None, record: KeyRingRecord | None) -> list[di
 
 
 @keys.command("list")
-@_cluster_options
+@cluster_options
 @click.option("--repo", type=click.Path(exists=True, path_type=Path), default=Path("."))
 def list_cmd(
     *, keyring: str | None, kubeconfig: str | None, context: str | None, repo: Path
 ) -> None:
     """Each key's fingerprint, state, created, and how many files under --repo use it."""
-    target, record = _target(keyring, kubeconfig, context, repo)
+    target, record = find_target(keyring, kubeconfig, context, repo)
     published = _status_refs(target, record)
     files = scan_repository(repo, [KeyRef.from_status(k) for k in published])
     click.echo(f"{'FINGERPRINT':<18} {'STATE':<9} {'CREATED':<21} FILES")
@@ -285,13 +167,13 @@ def list_cmd(
 
 
 @keys.command("rotate")
-@_cluster_options
+@cluster_options
 @click.option("--timeout", default=120.0, show_default=True)
 def rotate_cmd(
     *, keyring: str | None, kubeconfig: str | None, context: str | None, timeout: float
 ) -> None:
     """Ask the operator for a new active key and wait until it is published."""
-    target, _ = _target(keyring, kubeconfig, context, Path.cwd())
+    target, _ = find_target(keyring, kubeconfig, context, Path.cwd())
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     target.annotate({ROTATE_ANNOTATION: stamp})
     body = target.wait(
@@ -305,7 +187,7 @@ def rotate_cmd(
 
 @keys.command("retire")
 @click.argument("fingerprint")
-@_cluster_options
+@cluster_options
 @click.option("--repo", type=click.Path(exists=True, path_type=Path), default=Path("."))
 @click.option("--timeout", default=60.0, show_default=True)
 def retire(
@@ -318,9 +200,9 @@ def retire(
     timeout: float,
 ) -> None:
     """Retire a key; refused while a file under --repo can only be decrypted with it."""
-    target, _ = _target(keyring, kubeconfig, context, repo)
+    target, _ = find_target(keyring, kubeconfig, context, repo)
     body = target.get()
-    published = _published(body)
+    published = published_keys(body)
     wanted = fingerprint.strip().lower()
     matches = [k for k in published if str(k.get("fingerprint")).startswith(wanted)]
     if len(matches) != 1:
@@ -348,7 +230,7 @@ def retire(
         target.annotate({RETIRE_ANNOTATION: ",".join([*listed, fp])})
     target.wait(
         lambda b: any(
-            k.get("fingerprint") == fp and k.get("state") == "retired" for k in _published(b)
+            k.get("fingerprint") == fp and k.get("state") == "retired" for k in published_keys(b)
         ),
         timeout=timeout,
         what="for the retirement",
@@ -378,7 +260,7 @@ def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:
 @keys.command("backup")
 @click.option("--to", "recipient", required=True, help="age recipient of the offline key.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@_cluster_options
+@cluster_options
 def backup(
     *,
     recipient: str,
@@ -392,7 +274,7 @@ def backup(
         to = pyrage.x25519.Recipient.from_str(recipient.strip())
     except Exception as exc:
         raise ConfigError(f"invalid age recipient {recipient!r}") from exc
-    target, _ = _target(keyring, kubeconfig, context, Path.cwd())
+    target, _ = find_target(keyring, kubeconfig, context, Path.cwd())
     body = target.get()
     stored = _store(target, body, owner=False).load()
     document = {
@@ -414,7 +296,7 @@ def backup(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="age identity file of the backup recipient (default: $SOPS_AGE_KEY_FILE).",
 )
-@_cluster_options
+@cluster_options
 def restore(
     *,
     file: Path,
@@ -442,7 +324,9 @@ def restore(
         ClusterKey.from_record(r, source=f"{file} key {i}")
         for i, r in enumerate(document.get("keys") or [])
     ]
-    target, _ = _target(keyring or str(document.get("keyring")), kubeconfig, context, Path.cwd())
+    target, _ = find_target(
+        keyring or str(document.get("keyring")), kubeconfig, context, Path.cwd()
+    )
     body = target.get()
     store = _store(target, body, owner=True)
     current = store.load()
@@ -460,7 +344,7 @@ def restore(
 
 @click.command("reencrypt")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@_cluster_options
+@cluster_options
 @click.option("--rotate-data-key", is_flag=True, help="Also replace each SOPS file's data key.")
 @click.option("--timeout", default=120.0, show_default=True)
 def reencrypt(
@@ -473,7 +357,7 @@ def reencrypt(
     timeout: float,
 ) -> None:
     """Re-wrap SOPS files and re-seal SealedSecrets for the KeyRing's active key, in the cluster."""
-    target, _ = _target(keyring, kubeconfig, context, paths[0])
+    target, _ = find_target(keyring, kubeconfig, context, paths[0])
     items = request_items(paths, rotate_data_key=rotate_data_key)
     changed = failed = 0
     for batch in request_batches(items):

@@ -18,7 +18,7 @@ import pyrage
 import pytest
 from click.testing import CliRunner, Result
 
-from sealed_gitops.cli import keys_cmds
+from sealed_gitops.cli import keyring_target
 from sealed_gitops.cli.main import cli
 from sealed_gitops.crypto.age import AgeIdentities
 from sealed_gitops.crypto.sops import decrypt_file, master_key_ids
@@ -75,7 +75,7 @@ class FakeCluster:
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeCluster:
     fake = FakeCluster()
-    monkeypatch.setattr(keys_cmds, "connect", lambda *_a, **_k: fake)
+    monkeypatch.setattr(keyring_target, "connect", lambda *_a, **_k: fake)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     repo = tmp_path / "repo"
     repo.mkdir()
