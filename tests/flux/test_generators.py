@@ -30,6 +30,8 @@ from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render import staging
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.kustomize import find_kubectl
+from sealed_gitops.source.fetch import fetch
+from sealed_gitops.source.refs import Ref
 from tests.conftest_tools import AgeKey, age_keys, sops_binary
 
 __all__ = ["age_keys", "sops_binary"]
@@ -416,3 +418,41 @@ def test_the_cli_build_leaves_no_plaintext_in_checkout_home_or_tmp(
     assert done.returncode == 0, done.stderr
     assert "kind: Secret" in done.stdout
     assert_no_plaintext_anywhere(root, home, Path(tempfile.gettempdir()), Path("/dev/shm"))
+
+
+def test_a_build_from_the_git_cache_writes_no_plaintext_into_it(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey], memory_dir: Path
+) -> None:
+    """The operator's path: fetch into the git cache, build the checkout there. The checkout
+    stays as committed (git sees no change) and no file of the cache holds the plaintext."""
+    origin = tmp_path / "origin"
+    envs_repo(origin, sops_binary, age_keys[0])
+    git_env = {
+        **_env(),
+        "HOME": str(tmp_path),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "app"]):
+        subprocess.run(["git", *args], cwd=origin, check=True, env=git_env, timeout=60)
+    cache = tmp_path / "cache"
+
+    artifact = fetch(origin.as_uri(), Ref(branch="main"), cache_dir=cache)
+    result = build(root=artifact.path, path="app", keys=keys_for(age_keys[0]))
+
+    [secret] = by_kind([o.data for o in result.objects], "Secret")
+    assert base64.b64decode(secret["data"]["DB_PASSWORD"]).decode() == CANARY
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"],
+        cwd=artifact.path,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=git_env,
+        timeout=60,
+    )
+    assert status.stdout == ""
+    assert list(memory_dir.iterdir()) == []
+    assert_no_plaintext_anywhere(cache, Path(tempfile.gettempdir()))
