@@ -206,6 +206,31 @@ def test_file_only_for_pq_recipient_names_file_and_type(
     assert CANARY not in result.stdout + result.stderr
 
 
+def test_pq_recipient_for_encrypt_is_unsupported_recipient_type(isolated_env: Path) -> None:
+    path = write(isolated_env / "app.yaml", PLAIN)
+    write(isolated_env / ".sops.yaml", f"creation_rules:\n  - age: {PQ_RECIPIENT}\n")
+    result = CliRunner().invoke(cli, ["encrypt", str(path)])
+    assert result.exit_code != 0
+    assert "unsupported recipient type" in result.stderr and "post-quantum" in result.stderr
+    assert "app.yaml" in result.stderr
+
+
+def test_sops_age_recipients_used_when_no_rule_matches(
+    sops_binary: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch, age_keys: list[AgeKey]
+) -> None:
+    path = write(isolated_env / "app.yaml", PLAIN)
+    monkeypatch.setenv("SOPS_AGE_RECIPIENTS", f"{age_keys[0].public},{age_keys[1].public}")
+    result = run("encrypt", str(path))
+    assert result.exit_code == 0, result.stderr
+    enc = write(isolated_env / "enc.yaml", result.stdout)
+    recipients = {s["recipient"] for s in yaml.safe_load(result.stdout)["sops"]["age"]}
+    assert recipients == {age_keys[0].public, age_keys[1].public}
+    out = run_sops(
+        ["decrypt", str(enc)], cwd=str(isolated_env), env={"SOPS_AGE_KEY": age_keys[1].secret}
+    )
+    assert CANARY.encode() in out.stdout
+
+
 def test_operator_secret_with_pq_entry_and_ssh_key(
     isolated_env: Path, age_keys: list[AgeKey], caplog: pytest.LogCaptureFixture
 ) -> None:
