@@ -29,6 +29,7 @@ import pyrage
 import pytest
 
 from sealed_gitops.cluster import KubeClient
+from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.pipeline import build
@@ -466,7 +467,8 @@ def test_sops_yaml_stores_settings(repo: Repo) -> None:
         '{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "json"},'
         ' "stringData": {"key": "value"}}',
     )
-    repo.encrypt("json/secret.json", "--encrypted-regex", REGEX)
+    # --age: no rule of Flux's .sops.yaml matches .json but the two-group fallback
+    repo.encrypt("json/secret.json", "--age", repo.age.public, "--encrypted-regex", REGEX)
     repo.write("json/kustomization.yaml", "resources:\n  - secret.json\n")
     assert "\n    name: age\n" in (repo.root / "algorithms/age.yaml").read_text()
     assert '\n    "kind": "Secret"' in (repo.root / "json/secret.json").read_text()
@@ -517,3 +519,35 @@ def test_the_operator_applies_the_flux_layouts(
     configmaps = {cm["metadata"]["name"]: cm.get("data") for cm in setup.kube.configmaps()}
     for name in ("sops-envs-configmap", "sops-files-configmap", "sops-remote-configmap"):
         assert configmaps[name] == {"key": "value"}, name
+
+
+# -- internal/decryptor/decryptor_test.go: TestDecryptor_decryptKustomizationSources ------------
+
+GENERATED = (
+    "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+    "generatorOptions:\n  disableNameSuffixHash: true\nsecretGenerator:\n- name: env-secret\n"
+)
+
+
+@pytest.mark.parametrize("how", ["symlink", "reference"])
+def test_a_source_outside_the_root_is_refused(repo: Repo, how: str) -> None:
+    """ "error on symlink outside root" and "error on reference outside root": the file is
+    encrypted and readable, but outside the repository; nothing of it may be read."""
+    outside = repo.root.parent / "otherdir" / "data.env"
+    outside.parent.mkdir()
+    outside.write_text("key=outside-canary-31f\n", encoding="utf-8")
+    repo.run_sops("encrypt", "--age", repo.age.public, "--in-place", str(outside))
+    if how == "symlink":
+        (repo.root / "symlink").symlink_to("../otherdir/data.env")
+        source = "symlink"
+    else:
+        source = "../otherdir/data.env"
+    repo.write("kustomization.yaml", GENERATED + f"  envs:\n  - {source}\n")
+    with repo.keys(**repo.flux_secret()) as keys:
+        try:
+            result = build(root=repo.root, path=".", keys=keys)
+        except SealedGitopsError as exc:
+            assert "outside-canary-31f" not in str(exc)
+            return
+    assert not result.complete
+    assert all("outside-canary-31f" not in str(o.data) for o in result.objects)
