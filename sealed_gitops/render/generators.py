@@ -77,9 +77,11 @@ class Staged:
     patch_keys: set[str] = field(default_factory=set)
     decrypted: dict[str, bytes] = field(default_factory=dict)
 
-    def accept(self, data: dict[str, Any]) -> bool:
+    def accept(self, data: Any) -> bool:
         """Strip the build's annotation from ``data``; True when it is a Secret every key of
         which came from decrypted sources (see the module docstring)."""
+        if not isinstance(data, dict):
+            return False
         meta = data.get("metadata")
         annotations = meta.get("annotations") if isinstance(meta, dict) else None
         if not isinstance(annotations, dict) or ANNOTATION not in annotations:

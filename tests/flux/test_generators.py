@@ -456,3 +456,21 @@ def test_a_build_from_the_git_cache_writes_no_plaintext_into_it(
     assert status.stdout == ""
     assert list(memory_dir.iterdir()) == []
     assert_no_plaintext_anywhere(cache, Path(tempfile.gettempdir()))
+
+
+def test_a_files_key_whose_format_does_not_match_the_source_is_refused_not_ciphertext(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey]
+) -> None:
+    """``config=secret.yaml`` picks the binary store by the key (as Flux does), which does not
+    open a YAML sops file: Flux would generate a Secret of ciphertext; here the build fails."""
+    root = tmp_path / "repo"
+    write(root, "app/secret.yaml", f"token: {CANARY}\n")
+    encrypt(sops_binary, root / "app/secret.yaml", age_keys[0])
+    write(
+        root,
+        "app/kustomization.yaml",
+        "secretGenerator:\n- name: s\n  files:\n  - config=secret.yaml\n",
+    )
+    with pytest.raises(RenderError, match="as ciphertext") as exc:
+        build(root=root, path="app", keys=keys_for(age_keys[0]))
+    assert exc.value.file == "app/secret.yaml"
