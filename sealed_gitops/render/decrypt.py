@@ -31,6 +31,7 @@ from sealed_gitops.errors import (
     FormatError,
     NoMatchingKey,
     NotEncryptedError,
+    ScopeMismatch,
     SealedGitopsError,
 )
 from sealed_gitops.keys.sealing import SealingKeyring
@@ -118,6 +119,23 @@ def _identify(obj: dict[str, Any], doc: Document) -> ObjectId:
     return ObjectId.of(obj)
 
 
+def _refuse_moved_namespace(
+    plain: Mapping[str, Any], source: Mapping[str, Any], binding: NamespaceBinding
+) -> None:
+    """Under a Strict binding, a kustomize transformer may not move a SOPS object to another
+    namespace than the one its MAC-verified file names (kustomize's is not authenticated)."""
+    if binding is NamespaceBinding.NONE:
+        return
+    built, written = ((obj.get("metadata") or {}).get("namespace") for obj in (plain, source))
+    if built != written:
+        raise ScopeMismatch(
+            "the KeyRing's spec.sops.namespaceBinding is Strict and a kustomize transformer "
+            f"moved this SOPS-encrypted object from namespace {written!r} (the one its MAC "
+            f"covers) to {built!r}: write the namespace into the file before encrypting it, or "
+            "use the Sync's targetNamespace"
+        )
+
+
 class _Stage:
     """State of one run: file bytes read once, SOPS files decrypted once per file."""
 
@@ -193,16 +211,20 @@ class _Stage:
             opened = self.sops_branches(doc)  # the MAC of the file as committed, verified
             if not 0 <= doc.index < len(opened.branches):
                 raise FormatError(f"document {doc.index} not found after decryption", file=doc.file)
+            committed: Mapping[str, Any] = doc.data
             if doc.transformed:
+                committed = self.committed(doc)
                 plain = open_transformed(
-                    doc.data, self.committed(doc), data_key=opened.data_key, rules=opened.rules
+                    doc.data, committed, data_key=opened.data_key, rules=opened.rules
                 )
+                # The binding trusts only a MAC-covered namespace: the committed one.
+                _refuse_moved_namespace(plain, opened.branches[doc.index], self.keys.sops_binding)
             else:
                 plain = dict(opened.branches[doc.index])
                 register_encrypted(doc.data, plain)
             check_sops_binding(
                 plain,
-                doc.data,
+                committed,
                 binding=self.keys.sops_binding,
                 mac_only_encrypted=opened.rules.mac_only_encrypted,
                 placement=self.placement,

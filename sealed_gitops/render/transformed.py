@@ -85,8 +85,9 @@ def _check_same_ciphertexts(output: Mapping[str, Any], source: Mapping[str, Any]
         for value in values:
             if value not in home:
                 raise IntegrityError(
-                    f"the encrypted value at {_where(path)} {_BUILT} is not a value of this file "
-                    "(tampered, or taken from another file)"
+                    f"the encrypted value at {_where(path)} {_BUILT} is not this document's "
+                    "value in the committed file (tampered, or taken from another document or "
+                    "file)"
                 )
             if home[value] != path:
                 raise IntegrityError(

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from sealed_gitops.errors import SealedGitopsError
+from sealed_gitops.errors import ScopeMismatch, SealedGitopsError
 from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render import DocKind
+from sealed_gitops.render.binding import NamespaceBinding
+from sealed_gitops.render.decrypt import DecryptionKeys
 from tests.conftest_tools import AgeKey, age_keys, sops_binary
 from tests.flux.conftest_render import SECRET, cli_build, keys_for, sops_encrypt, write
 
@@ -192,3 +194,63 @@ def test_a_tampered_source_file_still_fails_its_mac(
     assert done.returncode == 1
     assert "app/secret.yaml" in done.stderr
     assert CANARY not in done.stdout + done.stderr
+
+
+def test_a_value_swapped_between_documents_of_one_file_fails(
+    tmp_path: Path, sops_binary: str, age: AgeKey
+) -> None:
+    """The documents of one SOPS file share its data key, and the AAD is only the key path: a
+    patch putting document 0's password into document 1 would decrypt. It must not pass."""
+    two = SECRET.format(name="a", value=CANARY) + "---\n" + SECRET.format(name="b", value="b-pw")
+    secrets = write(tmp_path, "app/secrets.yaml", two)
+    sops_encrypt(sops_binary, secrets, age=age)
+    write(tmp_path, "app/kustomization.yaml", "resources:\n- secrets.yaml\nnamespace: apps\n")
+    fine = build(root=tmp_path, path="app", keys=keys_for(age))
+    by_name = {o.id.name: o.data["stringData"]["password"] for o in fine.objects}
+    assert by_name == {"a": CANARY, "b": "b-pw"}
+    assert {(o.file, o.index) for o in fine.objects} == {
+        ("app/secrets.yaml", 0),
+        ("app/secrets.yaml", 1),
+    }
+
+    first = _own_ciphertext(secrets, "password")
+    (tmp_path / "app/kustomization.yaml").write_text(
+        "resources:\n- secrets.yaml\nnamespace: apps\npatches:\n- patch: |\n"
+        "    apiVersion: v1\n    kind: Secret\n    metadata:\n      name: b\n"
+        f"    stringData:\n      password: {first}\n"
+    )
+    result = build(root=tmp_path, path="app", keys=keys_for(age), policy=FailurePolicy.ISOLATE)
+    assert [o.id.name for o in result.objects] == ["a"]
+    # (which of the two documents it is tied to is a tie here: either way it cannot open)
+    assert [(f.file, f.object) for f in result.failures] == [("app/secrets.yaml", "Secret apps/b")]
+    assert "not this document's value" in result.failures[0].reason
+
+
+@pytest.mark.parametrize(
+    ("tail", "opens"),
+    [("namePrefix: p-\ncommonLabels:\n  team: a\n", True), ("namespace: elsewhere\n", False)],
+    ids=["prefix-and-labels", "namespace-moved"],
+)
+def test_strict_namespace_binding_trusts_only_the_committed_namespace(
+    tmp_path: Path, sops_binary: str, age: AgeKey, tail: str, opens: bool
+) -> None:
+    secret = write(
+        tmp_path,
+        "app/secret.yaml",
+        SECRET.format(name="db", value=CANARY).replace(
+            "  name: db\n", "  name: db\n  namespace: apps\n"
+        ),
+    )
+    sops_encrypt(sops_binary, secret, age=age)
+    write(tmp_path, "app/kustomization.yaml", "resources:\n- secret.yaml\n" + tail)
+    keys = DecryptionKeys(sops=keys_for(age).sops, sops_binding=NamespaceBinding.STRICT)
+    if opens:
+        (obj,) = build(root=tmp_path, path="app", keys=keys).objects
+        assert (obj.id.namespace, obj.id.name) == ("apps", "p-db")
+        assert obj.data["stringData"]["password"] == CANARY
+    else:
+        with pytest.raises(ScopeMismatch, match="moved this SOPS-encrypted object"):
+            build(root=tmp_path, path="app", keys=keys)
+        # without the binding, kustomize's namespace is as good as any unencrypted field
+        (obj,) = build(root=tmp_path, path="app", keys=keys_for(age)).objects
+        assert obj.id.namespace == "elsewhere"
