@@ -259,6 +259,15 @@ def _compose(text: str, file: str) -> Node | None:
     return documents[0] if documents else None
 
 
+def _wanted(current: list[str], *, own: set[str], recipient: str) -> list[str]:
+    """The recipients in their order, this KeyRing's older ones out, the active one in once."""
+    kept: list[str] = []
+    for r in current:
+        if (r not in own or r == recipient) and r not in kept:
+            kept.append(r)
+    return kept if recipient in kept else [*kept, recipient]
+
+
 def _choose(
     rules: list[_Rule], *, rule_regexes: Sequence[str], own: set[str], file: str
 ) -> list[_Rule]:
@@ -309,7 +318,7 @@ def plan_sops_config(
     edits: list[Edit] = []
     summary: list[str] = []
     for rule in chosen:
-        wanted = [r for r in rule.recipients if r not in own] + [recipient]
+        wanted = _wanted(rule.recipients, own=own, recipient=recipient)
         if wanted == rule.recipients:
             continue
         edits.extend(_rule_edits(before, rule, wanted, recipient))
@@ -338,7 +347,7 @@ def _check(
     for rule in chosen:
         groups = parsed[rule.index].key_groups
         ages = groups[0].age if groups else ()
-        expected = [r for r in rule.recipients if r not in own] + [recipient]
+        expected = _wanted(rule.recipients, own=own, recipient=recipient)
         if list(ages) != expected or parsed[rule.index].path_regex != rule.path_regex:
             raise _refuse(file, f"the edit of creation_rules[{rule.index}] did not come out right")
 

@@ -265,3 +265,17 @@ def test_fetch_without_sops_yaml_writes_rules_that_encrypt_dotenv_whole(
         opened = sops(sops_binary, {**sops_env, "SOPS_AGE_KEY": str(identity)}, "-d", name)
         assert opened.returncode == 0, opened.stderr
         assert CANARY.encode() in opened.stdout
+
+
+def test_a_second_fetch_changes_nothing(cluster: FakeCluster) -> None:
+    """Already a recipient (wherever it stands in the list): the file is left as it is."""
+    identity = pyrage.x25519.Identity.generate()
+    cluster.publish(identity)
+    text = f"creation_rules:\n  - path_regex: .*\n    age: {identity.to_public()},{TEAM}\n"
+    Path(".sops.yaml").write_text(text)
+
+    result = fetch()
+
+    assert result.exit_code == 0, result.output
+    assert "unchanged" in result.output
+    assert Path(".sops.yaml").read_text() == text
