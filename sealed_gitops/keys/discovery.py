@@ -264,8 +264,12 @@ def keyring_from_secret_data(
     vault_addresses: Collection[str] = (),
     vault_timeout: float = DEFAULT_TIMEOUT,
     observer: Callable[[str, str], None] | None = None,
+    secret_name: str | None = None,
 ) -> KeyRing:
     """A KeyRing from a Flux-style decryption Secret's data (values already base64-decoded).
+
+    ``secret_name`` (``namespace/name``) is put in the notes about skipped identities, so an
+    operator's log says which tenant's Secret holds a key we cannot use.
 
     ``*.agekey`` entries hold age identities (Flux's convention, ``age.agekey``; an SSH private
     key there works too, which Flux does not offer; an entry's unusable lines are skipped with a
@@ -279,8 +283,9 @@ def keyring_from_secret_data(
     "any address" here: the Secret is the tenant's, the files are whoever pushed.
     """
     ring = KeyRing(observer=observer)
+    prefix = f"secret {secret_name} " if secret_name else "secret "
     age_sources = [
-        AgeSource(origin=f"secret entry {name}", text=value.decode("utf-8", "replace"))
+        AgeSource(origin=f"{prefix}entry {name}", text=value.decode("utf-8", "replace"))
         for name, value in sorted(data.items())
         if name.endswith(".agekey")
     ]

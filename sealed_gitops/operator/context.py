@@ -125,6 +125,7 @@ class OperatorContext:
             # committer's choice, not the token owner's (issue 11, finding 4).
             vault_addresses=self.settings.vault_addresses,
             observer=self.metrics.observe_decryption,
+            secret_name=f"{namespace}/{secret}",
         )
         memory.keyring_source = (secret, version)
         return memory.keyring

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pyrage
@@ -21,10 +22,34 @@ from click.testing import CliRunner, Result
 from sealed_gitops.cli.main import cli
 from sealed_gitops.crypto.sops.document import decrypt_document
 from sealed_gitops.keys.discovery import keyring_from_secret_data
+from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.testing.sops_tool import run_sops
 from tests.conftest_tools import AgeKey, age_keys, sops_binary
+from tests.operator.conftest import (
+    Setup,
+    _cluster,
+    client,
+    crds,
+    decoded,
+    is_ready,
+    kubeconfig,
+    kubectl_path,
+    operator_factory,
+    setup,
+    wait_for,
+)
 
-__all__ = ["age_keys", "sops_binary"]
+__all__ = [
+    "_cluster",
+    "age_keys",
+    "client",
+    "crds",
+    "kubeconfig",
+    "kubectl_path",
+    "operator_factory",
+    "setup",
+    "sops_binary",
+]
 
 CANARY = "canary-age-keys-7Qx2"
 PLAIN = f"user: alice\npassword: {CANARY}\n"
@@ -286,3 +311,51 @@ def test_ssh_identity_never_echoed_on_a_wrong_key(
     assert result.exit_code != 0
     body = key.read_text().splitlines()[1]
     assert body not in result.stderr and str(other) not in result.stderr
+
+
+def _secret_manifest(name: str, value: str) -> str:
+    return (
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n"
+        f"type: Opaque\nstringData:\n  password: {value}\n"
+    )
+
+
+def test_operator_applies_with_pq_line_and_ssh_key_in_the_secret(
+    sops_binary: str,
+    setup: Setup,
+    operator_factory: Callable[..., OperatorThread],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """End to end: files the real sops encrypted, one for an age key, one for an SSH key; the
+    decryption Secret holds a post-quantum line before the age key (Flux's ``age.agekey``) and the
+    SSH private key. Both Secrets are applied; the skipped line is a log line naming the Secret."""
+    key, public = ssh_key(setup.repo.path.parent, "ed25519", name="deploy_key")
+    deploy = setup.repo.path / "deploy"
+    deploy.mkdir(parents=True)
+    for name, recipient in (("by-age", setup.recipient), ("by-ssh", public)):
+        path = write(deploy / f"{name}.yaml", _secret_manifest(name, f"{CANARY}-{name}"))
+        run_sops(
+            ["encrypt", "--age", recipient, "--encrypted-regex", "^(data|stringData)$", "-i",
+             str(path)],
+            cwd=str(deploy),
+        )  # fmt: skip
+        assert CANARY not in path.read_text()
+    write(deploy / "kustomization.yaml", "resources:\n- by-age.yaml\n- by-ssh.yaml\n")
+    setup.push({})
+    setup.secret_object(
+        "sops-keys",
+        {
+            "age.agekey": f"# pq\n{PQ_IDENTITY}\n{setup.age_secret}\n",
+            "ssh.agekey": key.read_bytes(),
+        },
+    )
+    setup.objects(keys_secret=False)
+    with caplog.at_level(logging.WARNING):
+        operator_factory(setup.namespace)
+        wait_for(lambda: is_ready(setup.kube.sync()), timeout=60, what="Sync Ready")
+    for name in ("by-age", "by-ssh"):
+        secret = setup.kube.secret(name)
+        assert secret is not None
+        assert decoded(secret)["password"] == f"{CANARY}-{name}"
+    assert f"secret {setup.namespace}/sops-keys entry age.agekey line 2" in caplog.text
+    assert PQ_IDENTITY not in caplog.text
