@@ -21,10 +21,12 @@ import yaml
 from click.testing import CliRunner, Result
 
 from sealed_gitops.cli.flux_import import convert
+from sealed_gitops.cli.import_cmds import flux_objects_from_cluster
 from sealed_gitops.cli.main import cli
 from sealed_gitops.cluster import KubeClient
-from sealed_gitops.errors import ApiConflict
+from sealed_gitops.errors import ApiConflict, ApiNotFound
 from sealed_gitops.operator.runner import OperatorThread
+from sealed_gitops.plan.names import InvalidName
 from tests.conftest_tools import sops_binary, sops_env
 from tests.operator.conftest import (
     Setup,
@@ -528,3 +530,39 @@ def test_from_the_cluster_then_reconciled_by_our_operator(
         ).stdout
         == ""
     )
+
+
+class _OnlyV1beta2:
+    """A client of a cluster whose Flux serves only v1beta2 (the project's own client seam)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        self.paths.append(path)
+        if "/v1/" in path:
+            raise ApiNotFound("the server could not find the requested resource")
+        item = git_repository() if "gitrepositories" in path else kustomization()
+        return {"items": [{k: v for k, v in item.items() if k not in ("apiVersion", "kind")}]}
+
+
+def test_from_a_cluster_that_serves_only_v1beta2() -> None:
+    fake = _OnlyV1beta2()
+    found = list(flux_objects_from_cluster(fake, namespace="flux-system"))  # type: ignore[arg-type]
+    assert fake.paths == [
+        "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories",
+        "/apis/source.toolkit.fluxcd.io/v1beta2/namespaces/flux-system/gitrepositories",
+        "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations",
+        "/apis/kustomize.toolkit.fluxcd.io/v1beta2/namespaces/flux-system/kustomizations",
+    ]
+    assert [obj["apiVersion"] for _, obj in found] == [
+        "source.toolkit.fluxcd.io/v1beta2",
+        "kustomize.toolkit.fluxcd.io/v1beta2",
+    ]
+    conversion = convert(found)
+    assert [item["kind"] for item in conversion.items] == ["Repository", "Sync"]
+
+
+def test_from_cluster_refuses_a_hostile_namespace() -> None:
+    with pytest.raises(InvalidName):
+        list(flux_objects_from_cluster(_OnlyV1beta2(), namespace="../kube-system"))  # type: ignore[arg-type]
