@@ -153,7 +153,14 @@ def _restore(doc: Document, originals: Mapping[str, list[Document]], *, via: str
                 original.file, original.index, original.data, original.kind, original.id, via
             )
     if not candidates:
-        return doc
+        # Not one of the files the build read, as committed: its MAC cannot be checked there.
+        raise RenderError(
+            "kustomize built a SOPS-encrypted document that matches no file it read by its MAC "
+            "(a patch changed its sops metadata, or a generator made it): its MAC cannot be "
+            "verified",
+            file=via,
+            location=f"document {doc.index}",
+        )
     # The documents of one SOPS file share its MAC: the source is the one whose (random-IV,
     # so unique) ciphertexts the output holds. A wrong pick can only fail, never open.
     source = max(candidates, key=lambda c: _shared_ciphertexts(c.data, doc.data))

@@ -254,3 +254,21 @@ def test_strict_namespace_binding_trusts_only_the_committed_namespace(
         # without the binding, kustomize's namespace is as good as any unencrypted field
         (obj,) = build(root=tmp_path, path="app", keys=keys_for(age)).objects
         assert obj.id.namespace == "elsewhere"
+
+
+def test_a_patch_over_the_sops_mac_fails_naming_the_kustomization(
+    tmp_path: Path, sops_binary: str, age: AgeKey
+) -> None:
+    """With its MAC changed the document matches no committed file: it cannot be verified."""
+    _flux_repo(tmp_path, sops_binary, age, "namespace: apps\n")
+    kfile = tmp_path / "app/kustomization.yaml"
+    kfile.write_text(
+        kfile.read_text() + "patches:\n- target:\n    kind: Secret\n    name: db\n  patch: |\n"
+        "    - op: replace\n      path: /sops/mac\n      value: ENC[AES256_GCM,data:AAAA]\n"
+    )
+    with pytest.raises(SealedGitopsError, match="matches no file it read") as info:
+        build(root=tmp_path, path="app", keys=keys_for(age))
+    assert str(info.value).startswith("app (document ")
+    isolated = build(root=tmp_path, path="app", keys=keys_for(age), policy=FailurePolicy.ISOLATE)
+    assert [o.id.name for o in isolated.objects] == ["cfg"]
+    assert [f.object for f in isolated.failures] == ["Secret apps/db"]
