@@ -235,13 +235,82 @@ def test_input_type_overrides_the_extension(
     assert sops_format("a.env") == "dotenv" and sops_format("a.yml") == "yaml"
 
 
+# -- INI --------------------------------------------------------------------------------------
+
+#: go-ini's quirks that sops inherits: ':' as delimiter, '#'/';' anywhere starts an inline
+#: comment, quotes stripped, backquoted and triple-quoted values verbatim, continuation lines, a
+#: repeated key keeps its place, an empty section, keys before any header in DEFAULT.
+INI = f"""; top comment
+global = 1
+
+[database]
+# the password
+password = {CANARY}#inline
+user: admin ; after
+url = "quoted value"
+spaces = `  padded  `
+multi = \"\"\"line1
+line2\"\"\"
+cont = first \\
+  second
+empty =
+dup = a
+dup = b
+
+[empty_section]
+
+[other]
+x=1
+"""
+
+
+def _ini_shape(data: bytes) -> str:
+    """The masked file with the [sops] section's lines sorted: sops writes them in Go's random
+    map order (and we sorted)."""
+    head, _, meta = _shape(data).partition("[sops]\n")
+    return head + "[sops]\n" + "".join(sorted(meta.splitlines(keepends=True)))
+
+
+def test_ini_made_by_sops_decrypts_to_sops_bytes(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    path = isolated_env / "app.ini"
+    path.write_text(INI)
+    sops("-e", "-i", "--age", age_keys[0].public, str(path))
+    assert CANARY.encode() not in path.read_bytes() and b"[sops]" in path.read_bytes()
+    assert ours_decrypt(path) == sops("-d", str(path)).stdout
+
+
+def test_ini_we_write_opens_with_sops_and_has_its_layout(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    ours, theirs = isolated_env / "ours.ini", isolated_env / "theirs.ini"
+    ours.write_text(INI)
+    theirs.write_text(INI)
+    assert run("encrypt", "-i", "--age", age_keys[0].public, str(ours)).exit_code == 0
+    sops("-e", "-i", "--age", age_keys[0].public, str(theirs))
+    assert CANARY.encode() not in ours.read_bytes()
+    assert sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout
+    assert _ini_shape(ours.read_bytes()) == _ini_shape(theirs.read_bytes())
+    assert run("set", str(ours), '["database"]["token"]', '"t-2"').exit_code == 0
+    assert run("unset", str(ours), '["other"]["x"]').exit_code == 0
+    plain = sops("-d", str(ours)).stdout.decode()
+    assert "token    = t-2\n" in plain and "x = 1" not in plain
+
+
 # -- the public API G and F call ----------------------------------------------------------------
 
 
 def test_decrypt_file_api_gives_each_format_its_own_bytes(
     sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
 ) -> None:
-    files = {"a.env": DOTENV.encode(), "b.bin": BLOB, "c.json": b'{"k": "v"}\n'}
+    files = {
+        "a.env": DOTENV.encode(),
+        "b.bin": BLOB,
+        "c.json": b'{"k": "v", "n": 1}\n',
+        "d.ini": INI.encode(),
+        "e.yaml": b"k: v\n",
+    }
     ring = discover_keyring(age_identity_files=(age_keys[0].file,))
     with ring:
         for name, plain in files.items():

@@ -234,7 +234,8 @@ def set_value(
     """``sops set FILE PATH VALUE``: VALUE is JSON; unchanged values keep their ciphertext."""
     parts = parse_path(path) if isinstance(path, str) else list(path)
     try:
-        value = _to_tree(json.loads(value_json))
+        # sops unmarshals VALUE into interface{}: every JSON number is a float64 (type:float)
+        value = _to_tree(json.loads(value_json, parse_int=float))
     except json.JSONDecodeError as exc:
         raise InputError("the value is not valid JSON", file=file) from exc
 
