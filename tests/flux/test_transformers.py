@@ -11,6 +11,7 @@ file: each of those fails the object, naming the file.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,10 +55,10 @@ def age(age_keys: list[AgeKey]) -> AgeKey:
 
 
 def _flux_repo(
-    root: Path, sops: str, age: AgeKey, kustomization_tail: str, **encrypt: bool
+    root: Path, sops: str, age: AgeKey, kustomization_tail: str, *, mac_only_encrypted: bool = False
 ) -> Path:
     secret = write(root, "app/secret.yaml", SECRET.format(name="db", value=CANARY))
-    sops_encrypt(sops, secret, age=age, **encrypt)
+    sops_encrypt(sops, secret, age=age, mac_only_encrypted=mac_only_encrypted)
     write(
         root,
         "app/cm.yaml",
@@ -124,7 +125,7 @@ def _own_ciphertext(secret: Path, key: str) -> str:
     return found.group(1)
 
 
-HOSTILE = {
+HOSTILE: dict[str, Callable[[Path, str], str]] = {
     # a value of this very file, moved to another key (its AAD is its key path: GCM must fail)
     "moved-to-another-key": lambda secret, other: (
         "patches:\n- target:\n    kind: Secret\n    name: db\n  patch: |\n"
