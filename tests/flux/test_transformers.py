@@ -10,6 +10,7 @@ file: each of those fails the object, naming the file.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -273,3 +274,30 @@ def test_a_patch_over_the_sops_mac_fails_naming_the_kustomization(
     isolated = build(root=tmp_path, path="app", keys=keys_for(age), policy=FailurePolicy.ISOLATE)
     assert [o.id.name for o in isolated.objects] == ["cfg"]
     assert [f.object for f in isolated.failures] == ["Secret apps/db"]
+
+
+def test_long_and_multiline_values_survive_kustomize_re_emitting_them(
+    tmp_path: Path, sops_binary: str, age: AgeKey
+) -> None:
+    """kustomize prints the YAML again (quoting, line breaks): the comparison is on the parsed
+    ENC[...] strings, never on YAML bytes."""
+    long_b64 = base64.b64encode(CANARY.encode() * 120).decode()
+    secret = write(
+        tmp_path,
+        "app/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tls\ntype: Opaque\n"
+        f"data:\n  blob: {long_b64}\n"
+        f'stringData:\n  pem: |\n    -----BEGIN-----\n    {CANARY}: "quoted"\n    -----END-----\n'
+        "  number: '42'\n",
+    )
+    sops_encrypt(sops_binary, secret, age=age)
+    write(
+        tmp_path,
+        "app/kustomization.yaml",
+        "resources:\n- secret.yaml\nnamespace: apps\nnamePrefix: p-\n",
+    )
+    (obj,) = build(root=tmp_path, path="app", keys=keys_for(age)).objects
+    assert obj.id.describe() == "Secret apps/p-tls"
+    assert obj.data["data"]["blob"] == long_b64
+    assert obj.data["stringData"]["pem"] == f'-----BEGIN-----\n{CANARY}: "quoted"\n-----END-----\n'
+    assert obj.data["stringData"]["number"] == "42"
