@@ -2,7 +2,9 @@
 
 Why: number types decide ciphertext types and MAC bytes. sops 3.11 reads JSON with Go's
 ``Decoder.Token`` (no ``UseNumber``), so every number, ``1`` included, is a ``float64`` and is
-encrypted as ``type:float`` (checked against the sops 3.11 binary); so here too. Output
+encrypted as ``type:float`` (checked against the sops 3.11 binary). Integers stay integers here
+(:class:`~.values.JsonInt`, an ``int`` that encrypts as ``type:float``), so an unencrypted
+``replicas: 3`` is not turned into ``3.0`` for the rest of the pipeline. Output
 mirrors ``json.MarshalIndent(v, "", "\\t")`` including Go's escaping of ``<``, ``>`` and ``&``.
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 from sealed_gitops.errors import FormatError, LimitExceeded
 
 from .tree import TreeBranch
-from .values import Comment, format_float_json
+from .values import Comment, JsonInt, format_float_json
 
 __all__ = ["dump_json", "dump_json_value", "load_json"]
 
@@ -39,8 +41,9 @@ def _pairs(pairs: list[tuple[str, Any]]) -> TreeBranch:
     return branch
 
 
-def _int(text: str) -> float:
-    return float(text)
+def _int(text: str) -> int | float:
+    number = int(text)
+    return JsonInt(number) if -(2**63) <= number < 2**63 else float(text)
 
 
 def _constant(name: str) -> Any:

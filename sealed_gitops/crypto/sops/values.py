@@ -34,6 +34,7 @@ from sealed_gitops.errors import FormatError, IntegrityError
 __all__ = [
     "NONCE_SIZE",
     "Comment",
+    "JsonInt",
     "Timestamp",
     "decrypt_value",
     "encrypt_value",
@@ -62,6 +63,14 @@ class Comment:
 
     value: str
     inline: bool = False
+
+
+class JsonInt(int):
+    """An integer read from a JSON file. sops 3.11 reads JSON numbers as Go ``float64`` and so
+    encrypts them as ``type:float`` (same plaintext bytes, ``1`` not ``1.0``); it stays an
+    ``int`` here so an unencrypted ``replicas: 3`` is still an integer to everything else."""
+
+    __slots__ = ()
 
 
 class Timestamp(str):
@@ -168,6 +177,8 @@ def _plain_and_type(value: Any) -> tuple[bytes, str]:
         return to_bytes(value), "time"
     if isinstance(value, str):
         return to_bytes(value), "str"
+    if isinstance(value, JsonInt):
+        return to_bytes(value), "float"
     if isinstance(value, int):
         return to_bytes(value), "int"
     if isinstance(value, float):
