@@ -198,9 +198,10 @@ def test_envs_over_a_sops_dotenv_file_give_the_plaintext_under_kustomizes_name(
         ("file.txt", f"{CANARY}\nsecond line\n", "key=file.txt"),  # binary, Flux's files layout
         ("config.json", f'{{\n\t"token": "{CANARY}"\n}}', "config.json"),
         ("config.yaml", f"token: {CANARY}\nuser: admin\n", "config.yaml"),
+        ("config.ini", f"[db]\npassword = {CANARY}\n", "config.ini"),
         ("creds.bin", f"raw-{CANARY}", "creds.bin"),
     ],
-    ids=["binary-key", "json", "yaml", "binary"],
+    ids=["binary-key", "json", "yaml", "ini", "binary"],
 )
 def test_files_over_sops_files_of_every_format(
     tmp_path: Path,
@@ -371,25 +372,41 @@ def test_without_a_memory_backed_directory_the_build_is_refused(
     assert list(disk.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("inner_name", "content", "key"),
+    [
+        ("inner.bin", f"inside-{CANARY}", "key"),  # Flux's layout: binary store, key "key"
+        ("inner.env", f"TOKEN={CANARY}\n", "app.env"),
+        ("inner.yaml", f"token: {CANARY}\n", "values.yaml"),
+        ("inner.json", f'{{\n\t"token": "{CANARY}"\n}}\n', "values.json"),
+    ],
+    ids=["binary", "dotenv", "yaml", "json"],
+)
 def test_a_secret_whose_data_holds_a_sops_document_is_decrypted(
-    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey]
+    tmp_path: Path,
+    sops_binary: str,
+    age_keys: list[AgeKey],
+    inner_name: str,
+    content: str,
+    key: str,
 ) -> None:
-    """Flux's testdata/sops/inside: a Secret data value is a sops binary-store file."""
+    """Flux's testdata/sops/inside: a Secret data value is a whole sops file; it decrypts to
+    the plaintext file in the format the key's name says."""
     root = tmp_path / "repo"
-    inner = write(root, "scratch/inner.bin", f"inside-{CANARY}")
-    encrypt(sops_binary, inner, age_keys[0], fmt="binary")
+    inner = write(root, f"scratch/{inner_name}", content)
+    encrypt(sops_binary, inner, age_keys[0], fmt=_sops_type(inner_name))
     encoded = base64.b64encode(inner.read_bytes()).decode()
     inner.unlink()
     write(
         root,
         "inside/secret.yaml",
-        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: secret\ndata:\n  key: {encoded}\n",
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: secret\ndata:\n  {key}: {encoded}\n",
     )
     write(root, "inside/kustomization.yaml", "resources:\n- secret.yaml\n")
 
     for path in ("inside", "inside/secret.yaml"):  # built by kustomize, and walked as a file
         [obj] = build(root=root, path=path, keys=keys_for(age_keys[0])).objects
-        assert base64.b64decode(obj.data["data"]["key"]).decode() == f"inside-{CANARY}"
+        assert base64.b64decode(obj.data["data"][key]).decode() == content
 
 
 def test_the_cli_build_leaves_no_plaintext_in_checkout_home_or_tmp(
