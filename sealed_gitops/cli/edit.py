@@ -153,7 +153,7 @@ def edit(
         plain = dump_tree(doc.branches, fmt=doc.fmt, stores=stores)
         with _signals_raise():
             try:
-                with plaintext_buffer(plain, suffix=f".{fmt}") as path:
+                with plaintext_buffer(plain, suffix=Path(file).suffix or f".{fmt}") as path:
                     _run_editor(argv, path)
                     edited = path.read_bytes()
             except _Interrupted as exc:

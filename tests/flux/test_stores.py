@@ -10,6 +10,7 @@ is handed over through SOPS_AGE_KEY_FILE, as a sops user would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -23,6 +24,8 @@ from hypothesis import strategies as st
 from sealed_gitops.cli.main import cli
 from sealed_gitops.crypto.age import AgeRecipient
 from sealed_gitops.crypto.sops import decrypt_file, encrypt_bytes, sops_format
+from sealed_gitops.crypto.sops.document import dump_tree, load_tree
+from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.testing.sops_tool import run_sops
 from tests.conftest_tools import AgeKey, age_keys, sops_binary
@@ -298,6 +301,23 @@ def test_ini_we_write_opens_with_sops_and_has_its_layout(
     assert "token    = t-2\n" in plain and "x = 1" not in plain
 
 
+# -- JSON numbers ---------------------------------------------------------------------------
+
+
+def test_json_numbers_are_go_floats_like_sops(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
+) -> None:
+    """sops reads JSON numbers as float64: type:float, 2**53 + 1 rounds, -0 stays -0."""
+    plain = '{"a": 5, "b": 9007199254740993, "c": -0, "d": 1.5, "e": 12345678901234567890123}\n'
+    ours, theirs = isolated_env / "ours.json", isolated_env / "theirs.json"
+    ours.write_text(plain)
+    theirs.write_text(plain)
+    assert run("encrypt", "-i", "--age", age_keys[0].public, str(ours)).exit_code == 0
+    sops("-e", "-i", "--age", age_keys[0].public, str(theirs))
+    assert _shape(ours.read_bytes()) == _shape(theirs.read_bytes())
+    assert sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout == ours_decrypt(theirs)
+
+
 # -- the public API G and F call ----------------------------------------------------------------
 
 
@@ -338,6 +358,86 @@ def test_dotenv_round_trip(pairs: dict[str, str], age_keys: list[AgeKey]) -> Non
     )
     with discover_keyring(age_identity_files=(age_keys[0].file,)) as ring:
         assert decrypt_file(encrypted, unwrapper=ring, file="x.env") == plain
+
+
+# -- hostile input: the new parsers raise only the project's errors -----------------------------
+
+_FRAGMENTS = [
+    "sops_",
+    "__list_",
+    "__map_",
+    "__list_99999",
+    "=",
+    ":",
+    "\n",
+    "[",
+    "]",
+    "[sops]\n",
+    "#",
+    ";",
+    "`",
+    '"""',
+    "\\\n",
+    "sops_mac=",
+    "sops_shamir_threshold=",
+    "sops_key_groups__list_0__map_age__list_0__map_recipient=",
+    "ENC[AES256_GCM,data:,iv:,tag:,type:str]",
+]
+
+
+@st.composite
+def _hostile(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(0, 6))):
+        where = draw(st.integers(0, len(data)))
+        data[where:where] = draw(
+            st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=8))
+        ).encode("utf-8", "surrogatepass")
+    if draw(st.booleans()) and data:
+        del data[draw(st.integers(0, len(data) - 1))]
+    return bytes(data)
+
+
+_SEEDS: dict[str, dict[str, list[bytes]]] = {}
+
+
+def _seeds(age_keys: list[AgeKey]) -> dict[str, list[bytes]]:
+    """Made once per key: hypothesis replays draws, so the seeds must not change between runs."""
+    if age_keys[0].public in _SEEDS:
+        return _SEEDS[age_keys[0].public]
+    groups = [[AgeRecipient(age_keys[0].public)]]
+    out = _SEEDS[age_keys[0].public] = {}
+    for fmt, plain in (("dotenv", DOTENV), ("ini", INI), ("binary", CANARY)):
+        sealed = encrypt_bytes(plain.encode(), key_groups=groups, file=f"s.{fmt}", fmt=fmt)
+        out[fmt] = [plain.encode(), sealed]
+    return out
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_hostile_dotenv_ini_binary_raise_only_project_errors(
+    data: st.DataObject, age_keys: list[AgeKey]
+) -> None:
+    seeds = _seeds(age_keys)
+    fmt = data.draw(st.sampled_from(sorted(seeds)))
+    raw = data.draw(_hostile(seeds[fmt]))
+    with discover_keyring(age_identity_files=(age_keys[0].file,)) as ring:
+        for call in (
+            lambda: load_tree(raw, fmt=fmt, file="f", encrypted=True),
+            lambda: load_tree(raw, fmt=fmt, file="f", encrypted=False),
+            lambda: decrypt_file(raw, unwrapper=ring, file="f", fmt=fmt),
+            lambda: dump_tree(load_tree(raw, fmt=fmt, file="f", encrypted=False), fmt=fmt),
+        ):
+            with contextlib.suppress(SealedGitopsError):
+                call()
+
+
+def test_flattened_list_indexes_cannot_exhaust_memory() -> None:
+    lines = "".join(f"sops_k{n}__list_9999=x\n" for n in range(20))
+    with pytest.raises(SealedGitopsError, match="too many list items"):
+        load_tree(f"A=1\n{lines}".encode(), fmt="dotenv", file="x.env")
 
 
 # -- .sops.yaml stores: --------------------------------------------------------------------------

@@ -25,8 +25,10 @@ __all__ = ["LIST_SEPARATOR", "MAP_SEPARATOR", "flatten_metadata", "unflatten_met
 MAP_SEPARATOR = "__map_"
 LIST_SEPARATOR = "__list_"
 
-#: Guards the list indexes a committer writes (``__list_99999999``) before a list is allocated.
+#: Guards the list indexes a committer writes (``__list_99999999``) before a list is allocated:
+#: per list, and for all the list slots of one file together (many keys, each with its own list).
 _MAX_LIST_INDEX = 10_000
+_MAX_LIST_SLOTS = 100_000
 
 _TOKEN = re.compile(f"({MAP_SEPARATOR}|{LIST_SEPARATOR})")
 
@@ -89,23 +91,34 @@ def _tokens(key: str) -> list[str | int]:
     return tokens
 
 
-def _place(root: dict[str, Any], tokens: list[str | int], value: Any, key: str) -> None:
+def _place(
+    root: dict[str, Any], tokens: list[str | int], value: Any, key: str, slots: list[int]
+) -> None:
     node: Any = root
     for token, following in zip(tokens, [*tokens[1:], None], strict=True):
-        # a map takes a str token, a list an int one: anything else mixes the two
-        if isinstance(node, dict) != isinstance(token, str):
-            raise FormatError(f"sops metadata: {key!r} mixes a map and a list")
-        if following is None:
-            node[token] = value
-            return
+        # a map takes a str token, a list an int one: anything else (a value met on the way
+        # included) mixes the two
+        if not isinstance(node, dict | list) or isinstance(node, dict) != isinstance(token, str):
+            raise FormatError(f"sops metadata: {key!r} mixes a map, a list or a value")
         fresh: Any = {} if isinstance(following, str) else []
-        if isinstance(node, dict):
+        if isinstance(node, dict) and isinstance(token, str):
+            if following is None:
+                node[token] = value
+                return
             child = node.setdefault(token, fresh)
-        else:
+        elif isinstance(node, list) and isinstance(token, int):
+            if following is None:
+                node[token] = value
+                return
             if node[token] is None:
                 node[token] = fresh
             child = node[token]
+        else:  # pragma: no cover - excluded by the check above
+            raise FormatError(f"sops metadata: {key!r} mixes a map, a list or a value")
         if isinstance(child, list) and isinstance(following, int) and following >= len(child):
+            slots[0] += following + 1 - len(child)
+            if slots[0] > _MAX_LIST_SLOTS:
+                raise FormatError("sops metadata: too many list items")
             child.extend([None] * (following + 1 - len(child)))
         node = child
 
@@ -121,6 +134,7 @@ def _to_branch(value: Any) -> Any:
 def unflatten_metadata(pairs: list[tuple[str, str]]) -> TreeBranch:
     """The metadata branch from the ``sops_``-less pairs of a dotenv file or ``[sops]`` section."""
     root: dict[str, Any] = {}
+    slots = [0]
     for key, raw in pairs:
         value: Any = raw.replace("\\n", "\n")
         if key == "mac_only_encrypted":
@@ -136,6 +150,6 @@ def unflatten_metadata(pairs: list[tuple[str, str]]) -> TreeBranch:
                 if not math.isfinite(number) or number != int(number):
                     raise FormatError("sops metadata: shamir_threshold is not an integer") from None
                 value = int(number)
-        _place(root, _tokens(key), value, key)
+        _place(root, _tokens(key), value, key, slots)
     branch: TreeBranch = _to_branch(root)
     return branch

@@ -42,8 +42,13 @@ def _pairs(pairs: list[tuple[str, Any]]) -> TreeBranch:
 
 
 def _int(text: str) -> int | float:
-    number = int(text)
-    return JsonInt(number) if -(2**63) <= number < 2**63 else float(text)
+    """Go's float64 of the literal: an ``int`` (:class:`JsonInt`) only while the float is exact,
+    so the value, its MAC bytes and what sops decrypts agree (2**53 + 1 becomes 2**53)."""
+    value = float(text)
+    negative_zero = value == 0 and text.startswith("-")  # a float: Go writes it back as -0
+    if value.is_integer() and abs(value) <= 2**53 and not negative_zero:
+        return JsonInt(int(value))
+    return value
 
 
 def _constant(name: str) -> Any:
