@@ -81,7 +81,13 @@ def build(
     try:
         # Phase 1, render: files or a kustomize build -> documents, still encrypted.
         documents: list[Document] = render(
-            root, path, failures=failures, limits=limits, cache=cache, sops_keys=keys.sops
+            root,
+            path,
+            failures=failures,
+            limits=limits,
+            cache=cache,
+            sops_keys=keys.sops,
+            sops_binding=keys.sops_binding,
         )
 
         # Phase 2, decrypt: documents -> objects; plaintext exists from here on, in memory only.

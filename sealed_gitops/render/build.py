@@ -29,6 +29,7 @@ from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import RenderError, SealedGitopsError
 from sealed_gitops.plan.ids import ObjectId
 from sealed_gitops.render import generators, isolate, kustomize
+from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.document import (
     DocKind,
@@ -80,7 +81,9 @@ def _load_unit_file(
     limits: Limits,
     out: _Collector,
     cache: ContentCache | None = None,
+    *,
     sops_keys: Unwrapper | None = None,
+    sops_binding: NamespaceBinding = NamespaceBinding.NONE,
 ) -> list[Document]:
     docs: list[Document] = []
     try:
@@ -102,7 +105,7 @@ def _load_unit_file(
     for index, data in parsed:
         try:
             doc = make_document(data, file=unit.rel, index=index)
-            docs.append(open_secret_document(doc, unwrapper=sops_keys))
+            docs.append(open_secret_document(doc, unwrapper=sops_keys, binding=sops_binding))
         except SealedGitopsError as exc:
             out.fail(exc, file=unit.rel, index=index, obj=object_name(data))
     return docs
@@ -204,12 +207,19 @@ def _build_unit(
     timeout: float,
     out: _Collector,
     sops_keys: Unwrapper | None = None,
+    sops_binding: NamespaceBinding = NamespaceBinding.NONE,
 ) -> list[Document]:
     docs: list[Document] = []
     try:
         # encrypted generator sources and patches are decrypted first (render/generators.py)
         output, scanned, staged = generators.build(
-            root, unit.path, rel=unit.rel, unwrapper=sops_keys, kubectl=kubectl, timeout=timeout
+            root,
+            unit.path,
+            rel=unit.rel,
+            unwrapper=sops_keys,
+            kubectl=kubectl,
+            timeout=timeout,
+            binding=sops_binding,
         )
         parsed = load_bytes(output, file=unit.rel, limits=kustomize.OUTPUT_LIMITS)
     except SealedGitopsError as exc:
@@ -235,7 +245,7 @@ def _build_unit(
             doc = make_document(data, file=unit.rel, index=index, via=unit.rel)
             if generated:
                 doc = mark_decrypted(doc)
-            doc = open_secret_document(doc, unwrapper=sops_keys)
+            doc = open_secret_document(doc, unwrapper=sops_keys, binding=sops_binding)
             if doc.kind is DocKind.SOPS:
                 doc = _restore(doc, originals, via=unit.rel)
             docs.append(doc)
@@ -276,6 +286,7 @@ def render(
     timeout: float = kustomize.DEFAULT_TIMEOUT,
     cache: ContentCache | None = None,
     sops_keys: Unwrapper | None = None,
+    sops_binding: NamespaceBinding = NamespaceBinding.NONE,
 ) -> list[Document]:
     """Every document declared under ``path`` of the repository checked out at ``root``.
 
@@ -288,7 +299,8 @@ def render(
     - ``cache``: parsed files by content, reused across builds (kustomize output is not cached).
     - ``sops_keys``: decrypt SOPS-encrypted generator sources and patches before kustomize runs,
       and Secret ``data`` values that are SOPS documents (render/generators.py); without them
-      such a build fails with NoMatchingKey.
+      such a build fails with NoMatchingKey. ``sops_binding``: the KeyRing's namespace binding;
+      Strict refuses those files (they cannot name their namespace under their MAC).
 
     The result is in a deterministic order: units (files and kustomizations) by path, documents
     of a file by index, those of a kustomization in kustomize's output order. A SOPS document
@@ -308,10 +320,15 @@ def render(
                     timeout=timeout,
                     out=out,
                     sops_keys=sops_keys,
+                    sops_binding=sops_binding,
                 )
             )
         else:
-            docs.extend(_load_unit_file(unit, limits, out, cache, sops_keys))
+            docs.extend(
+                _load_unit_file(
+                    unit, limits, out, cache, sops_keys=sops_keys, sops_binding=sops_binding
+                )
+            )
     return _refuse_duplicates(docs, out)
 
 

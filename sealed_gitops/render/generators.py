@@ -37,9 +37,16 @@ import yaml
 from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import LimitExceeded, NoMatchingKey, RenderError, SealedGitopsError
 from sealed_gitops.render import kustomize
+from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.kustomize import KustomizeScan
 from sealed_gitops.render.loader import DEFAULT_LIMITS, load_bytes, load_file, read_limited
-from sealed_gitops.render.sops_sources import MARKERS, decrypt_source, format_for_path, has_marker
+from sealed_gitops.render.sops_sources import (
+    MARKERS,
+    decrypt_source,
+    format_for_path,
+    has_marker,
+    refuse_unbound,
+)
 from sealed_gitops.render.staging import staged_tree
 from sealed_gitops.render.walk import resolve_inside
 
@@ -170,7 +177,12 @@ def _read(root: Path, rel: str) -> bytes:
 
 
 def _decrypt_all(
-    root: Path, sources: list[Source], *, unwrapper: Unwrapper | None, staged: Staged
+    root: Path,
+    sources: list[Source],
+    *,
+    unwrapper: Unwrapper | None,
+    staged: Staged,
+    binding: NamespaceBinding,
 ) -> None:
     """Decrypt what Flux decrypts; refuse any source left holding a SOPS marker."""
     raw: dict[str, bytes] = {}
@@ -182,6 +194,7 @@ def _decrypt_all(
         if source.role == _CONFIGMAP or source.rel in staged.decrypted:
             continue
         if has_marker(data, source.fmt):
+            refuse_unbound(binding, file=source.rel)
             if unwrapper is None:
                 raise NoMatchingKey(
                     "no SOPS keys were given to decrypt this generator source or patch",
@@ -274,17 +287,19 @@ def build(
     unwrapper: Unwrapper | None,
     kubectl: str | None = None,
     timeout: float = kustomize.DEFAULT_TIMEOUT,
+    binding: NamespaceBinding = NamespaceBinding.NONE,
 ) -> tuple[bytes, KustomizeScan, Staged | None]:
     """:func:`kustomize.build`, with encrypted generator sources and patches decrypted first.
 
     Returns kustomize's output, the scan of the checkout, and what was staged (None when the
-    build reads no encrypted source: it then runs on the checkout as before).
+    build reads no encrypted source: it then runs on the checkout as before). Under a Strict
+    namespace binding an encrypted source is refused (:func:`refuse_unbound`).
     """
     root = root.resolve()
     scanned = kustomize.scan(root, directory)
     sources = find_sources(root, scanned)
     staged = Staged()
-    _decrypt_all(root, sources, unwrapper=unwrapper, staged=staged)
+    _decrypt_all(root, sources, unwrapper=unwrapper, staged=staged, binding=binding)
     if not staged.decrypted:
         output, scanned = kustomize.build(
             root, directory, rel=rel, kubectl=kubectl, timeout=timeout

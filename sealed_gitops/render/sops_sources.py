@@ -26,8 +26,9 @@ from typing import Any
 from sealed_gitops.crypto.sops import Comment, TreeBranch, Unwrapper, decrypt_document
 from sealed_gitops.crypto.sops.document import dump_tree, load_tree
 from sealed_gitops.crypto.sops.registration import register_encrypted
-from sealed_gitops.errors import NoMatchingKey
+from sealed_gitops.errors import NoMatchingKey, ScopeMismatch
 from sealed_gitops.redact import register
+from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.document import DocKind, Document, mark_decrypted
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "marker_format",
     "open_secret_data",
     "open_secret_document",
+    "refuse_unbound",
 ]
 
 #: the bytes that say "this is a SOPS file of this format" (Flux's sopsFormatToMarkerBytes);
@@ -105,6 +107,15 @@ def decrypt_source(
     return plain
 
 
+def _holds_sops(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return marker_format(base64.b64decode(value, validate=True)) is not None
+    except (binascii.Error, ValueError):
+        return False
+
+
 def open_secret_data(
     data: Mapping[str, Any], *, unwrapper: Unwrapper | None, file: str
 ) -> tuple[dict[str, Any], int, int] | None:
@@ -136,7 +147,12 @@ def open_secret_data(
     return (out, opened, kept) if opened else None
 
 
-def open_secret_document(doc: Document, *, unwrapper: Unwrapper | None) -> Document:
+def open_secret_document(
+    doc: Document,
+    *,
+    unwrapper: Unwrapper | None,
+    binding: NamespaceBinding = NamespaceBinding.NONE,
+) -> Document:
     """``doc`` with the SOPS documents in its Secret ``data`` decrypted (Flux's "inside" layout).
 
     Marked decrypted when every value was one and it has no ``stringData`` (nothing of it is
@@ -147,6 +163,9 @@ def open_secret_document(doc: Document, *, unwrapper: Unwrapper | None) -> Docum
     values = doc.data.get("data")
     if doc.kind is not DocKind.PLAIN_SECRET or not isinstance(values, Mapping):
         return doc
+    if not any(_holds_sops(v) for v in values.values()):
+        return doc
+    refuse_unbound(binding, file=doc.file)
     opened = open_secret_data(values, unwrapper=unwrapper, file=doc.file)
     if opened is None:
         return doc
@@ -154,3 +173,18 @@ def open_secret_document(doc: Document, *, unwrapper: Unwrapper | None) -> Docum
     data = {**doc.data, "data": new_values}
     result = Document(doc.file, doc.index, data, doc.kind, doc.id, doc.via)
     return mark_decrypted(result) if kept == 0 and data.get("stringData") is None else result
+
+
+def refuse_unbound(binding: NamespaceBinding, *, file: str) -> None:
+    """Refuse to decrypt ``file`` for kustomize (a generator source, a patch, a Secret data
+    value) under a Strict namespace binding: such a file cannot name, under its MAC, the
+    namespace its values belong in, so the binding could not stop a committer from copying
+    another namespace's encrypted file into a generator or patch here."""
+    if binding is NamespaceBinding.STRICT:
+        raise ScopeMismatch(
+            "the KeyRing's spec.sops.namespaceBinding is Strict and this SOPS file would be "
+            "decrypted into a generated Secret, a patch or a Secret data value, which cannot "
+            "bind its values to a namespace: commit a SOPS-encrypted manifest that names its "
+            "namespace instead",
+            file=file,
+        )

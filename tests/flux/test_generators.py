@@ -24,10 +24,16 @@ from typing import Any
 import pytest
 import yaml
 
-from sealed_gitops.errors import NotEncryptedError, RenderError, SealedGitopsError
+from sealed_gitops.errors import (
+    NotEncryptedError,
+    RenderError,
+    ScopeMismatch,
+    SealedGitopsError,
+)
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render import staging
+from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.kustomize import find_kubectl
 from sealed_gitops.source.fetch import fetch
@@ -491,3 +497,32 @@ def test_a_files_key_whose_format_does_not_match_the_source_is_refused_not_ciphe
     with pytest.raises(RenderError, match="as ciphertext") as exc:
         build(root=root, path="app", keys=keys_for(age_keys[0]))
     assert exc.value.file == "app/secret.yaml"
+
+
+@pytest.mark.parametrize("layout", ["envs", "inside"])
+def test_a_strict_namespace_binding_refuses_files_that_cannot_name_their_namespace(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey], layout: str
+) -> None:
+    """With ``namespaceBinding: Strict`` a SOPS object must name, under its MAC, where it lands.
+    A dotenv or binary file cannot: team-b could copy team-a's encrypted env file into a
+    generator of its own. So Strict refuses generator sources, patches and Secret data values
+    before decrypting them, naming the file."""
+    root = tmp_path / "repo"
+    if layout == "envs":
+        envs_repo(root, sops_binary, age_keys[0])
+        path, named = "app", "app/secret.env"
+    else:
+        inner = write(root, "scratch/inner.env", ENV_FILE)
+        encrypt(sops_binary, inner, age_keys[0])
+        encoded = base64.b64encode(inner.read_bytes()).decode()
+        inner.unlink()
+        body = f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  a.env: {encoded}\n"
+        write(root, "inside/secret.yaml", body)
+        path, named = "inside/secret.yaml", "inside/secret.yaml"
+    ring = discover_keyring(age_identity_files=[age_keys[0].file], use_environment=False)
+    strict = DecryptionKeys(sops=ring, sops_binding=NamespaceBinding.STRICT)
+
+    with pytest.raises(ScopeMismatch, match="Strict") as exc:
+        build(root=root, path=path, keys=strict)
+    assert exc.value.file == named
+    assert CANARY not in str(exc.value)
