@@ -290,7 +290,15 @@ def _data_secret(repo: Repo, name: str, key: str, inner: str, *, type_: str = "O
     )
 
 
+INI = b"[config]\napp = secret\n"
 STRUCTURED = b"structured:\n    data:\n        key: value\n"
+
+
+def inside_ini(repo: Repo) -> None:
+    """decryptor_test.go "SOPS-encrypted binary-format Secret data field": an INI document,
+    encrypted to sops' YAML store, in data["file.ini"]; decrypts to the INI text."""
+    inner = _inner(repo, INI, input_type="ini", output_type="yaml")
+    _data_secret(repo, "secret-data", "file.ini", inner)
 
 
 def inside_yaml(repo: Repo) -> None:
@@ -388,6 +396,10 @@ LAYOUTS = {
         },
     ),
     "inside": (inside, {("Secret", "sops-inside-secret"): {"key": "value"}}),
+    "inside-ini": (
+        inside_ini,
+        {("Secret", "sops-secret-data"): {"file.ini": INI.decode()}},
+    ),
     "inside-yaml": (
         inside_yaml,
         {("Secret", "sops-secret-data"): {"key.yaml": STRUCTURED.decode()}},
@@ -402,7 +414,7 @@ LAYOUTS = {
 }
 
 #: the resource directory of each layout (the Secret-data formats live in formats/)
-DIRECTORY = {"inside-yaml": "formats"}
+DIRECTORY = {"inside-ini": "formats", "inside-yaml": "formats"}
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
