@@ -13,6 +13,8 @@ condition reason.
     │   ├── FormatError               malformed YAML/JSON, bad ENC[...] value, unknown type
     │   ├── LimitExceeded             over a limit: file size, YAML aliases, documents per file
     │   ├── NotEncryptedError         a file or Secret that should be encrypted is not
+    │   ├── AlreadyEncrypted          encrypt of a file that already carries SOPS metadata
+    │   ├── EmptyDocument             encrypt of a file with no document at all
     │   └── PathError                 a path that leaves the repository root, or a refused symlink
     ├── ConfigError                   bad flags, .sops.yaml, CR spec or settings
     ├── CryptoError                   a cryptographic check failed

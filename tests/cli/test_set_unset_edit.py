@@ -33,8 +33,9 @@ json.dump(info, open(report, "w"))
 
 
 def _changed_lines(before: bytes, after: bytes) -> list[str]:
-    diff = difflib.unified_diff(before.decode().splitlines(), after.decode().splitlines(),
-                                lineterm="", n=0)
+    diff = difflib.unified_diff(
+        before.decode().splitlines(), after.decode().splitlines(), lineterm="", n=0
+    )
     return [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
 
 
@@ -85,8 +86,9 @@ def test_set_value_from_file_or_stdin(encrypted: Path, work: Path, source: str) 
         vf.write_text(value)
         result = run("set", str(encrypted), '["stringData"]["password"]', "--value-file", str(vf))
     else:
-        result = run("set", str(encrypted), '["stringData"]["password"]', "--value-stdin",
-                     stdin=value)
+        result = run(
+            "set", str(encrypted), '["stringData"]["password"]', "--value-stdin", stdin=value
+        )
     assert result.exit_code == 0, result.stderr
     out = run("decrypt", str(encrypted), "--extract", '["stringData"]["password"]').stdout
     assert out == json.loads(value)
@@ -101,7 +103,9 @@ def test_set_value_from_file_or_stdin(encrypted: Path, work: Path, source: str) 
     ],
 )
 def test_set_errors_leave_the_file_alone(
-    encrypted: Path, args: tuple[str, ...], message: str,
+    encrypted: Path,
+    args: tuple[str, ...],
+    message: str,
 ) -> None:
     before = encrypted.read_bytes()
     result = run("set", str(encrypted), *args)
@@ -179,8 +183,8 @@ def test_edit_failure_leaves_original_and_no_plaintext(
 def test_editor_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     from sealed_gitops.cli.edit import editor_command
 
-    assert editor_command({}, which=lambda name: name == "vi") == ["vi"]
-    assert editor_command({}, which=lambda name: name != "nano") == ["vim"]
+    assert editor_command({}, which=lambda name: name if name == "vi" else None) == ["vi"]
+    assert editor_command({}, which=lambda name: None if name == "nano" else name) == ["vim"]
     assert editor_command({"VISUAL": "nano -w"}) == ["nano", "-w"]
     assert editor_command({"EDITOR": "code --wait", "VISUAL": "nano"}) == ["code", "--wait"]
 
@@ -197,8 +201,7 @@ def test_sigterm_during_edit_removes_the_plaintext_copy(encrypted: Path, work: P
         "time.sleep(10)\n"
     )
     before = encrypted.read_bytes()
-    proc = run_cli("edit", encrypted.name, cwd=work,
-                   env={"EDITOR": f"{sys.executable} {script}"})
+    proc = run_cli("edit", encrypted.name, cwd=work, env={"EDITOR": f"{sys.executable} {script}"})
     assert proc.returncode == 1
     assert proc.stderr.decode().splitlines() == [
         f"error: {encrypted.name}: interrupted by SIGTERM; nothing saved"

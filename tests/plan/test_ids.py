@@ -11,7 +11,9 @@ from sealed_gitops.plan import Inventory, InventoryEntry, ObjectId
 
 dns_label = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\Z")
 # Names may hold ':' (RBAC), '.' and '-'; never '_'.
-names = st.from_regex(r"\A[a-z0-9:.\-]{1,30}\Z")
+names = st.from_regex(r"\A[a-z0-9:.\-]{1,30}\Z").filter(
+    lambda n: n not in (".", "..")
+)  # never a path segment
 groups = st.one_of(st.just(""), st.from_regex(r"\A[a-z0-9]([a-z0-9.\-]{0,20}[a-z0-9])?\Z"))
 kinds = st.from_regex(r"\A[A-Z][A-Za-z0-9]{0,20}\Z")
 object_ids = st.builds(
@@ -37,8 +39,10 @@ def test_inventory_round_trips_through_status(items: list[tuple[ObjectId, str]])
         (ObjectId("team-a", "db", "", "Secret"), "team-a_db__Secret"),
         (ObjectId("", "admin", "", "Namespace"), "_admin__Namespace"),
         (ObjectId("apps", "web", "apps", "Deployment"), "apps_web_apps_Deployment"),
-        (ObjectId("", "system:auth-delegator", "rbac.authorization.k8s.io", "ClusterRole"),
-         "_system__auth-delegator_rbac.authorization.k8s.io_ClusterRole"),
+        (
+            ObjectId("", "system:auth-delegator", "rbac.authorization.k8s.io", "ClusterRole"),
+            "_system__auth-delegator_rbac.authorization.k8s.io_ClusterRole",
+        ),
     ],
 )
 def test_flux_string_form(oid: ObjectId, text: str) -> None:
@@ -53,8 +57,11 @@ def test_malformed_ids_are_refused(text: str) -> None:
 
 
 def test_of_a_manifest() -> None:
-    obj = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "w", "namespace": "n"}}
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "w", "namespace": "n"},
+    }
     assert ObjectId.of(obj) == ObjectId("n", "w", "apps", "Deployment")
     assert ObjectId.of(obj).describe() == "Deployment.apps n/w"
 
@@ -75,10 +82,18 @@ def test_inventory_merge_and_new() -> None:
     b = _inv(("n_x_apps_Deployment", "v1"))
     merged = a.merge(b)
     assert [(str(e.id), e.version) for e in merged.entries] == [
-        ("n_x_apps_Deployment", "v1"), ("n_y__Secret", "v1"),
+        ("n_x_apps_Deployment", "v1"),
+        ("n_y__Secret", "v1"),
     ]
-    new = Inventory.new([{"apiVersion": "apps/v1", "kind": "Deployment",
-                          "metadata": {"name": "x", "namespace": "n"}}])
+    new = Inventory.new(
+        [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "x", "namespace": "n"},
+            }
+        ]
+    )
     assert new.to_status() == {"entries": [{"id": "n_x_apps_Deployment", "v": "v1"}]}
     assert ObjectId.parse("n_x_apps_Deployment") in new
     assert len(merged.restrict([ObjectId.parse("n_y__Secret")])) == 1
