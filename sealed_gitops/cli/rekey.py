@@ -31,6 +31,7 @@ from .options import (
     matching_rule,
     output_options,
     read_input,
+    store_settings,
 )
 from .sops_cmds import config_option, read_metadata
 
@@ -94,6 +95,7 @@ def updatekeys(
             threshold=rule.shamir_threshold,
             file=file,
             fmt=fmt,
+            stores=store_settings(file, config),
         )
     emit(result, source=file, output=None, in_place=True)
 
@@ -164,5 +166,6 @@ def rotate_cmd(
             threshold=meta.shamir_threshold,
             file=name,
             fmt=fmt,
+            stores=store_settings(file),
         )
     emit(result, source=file, output=output, in_place=in_place)

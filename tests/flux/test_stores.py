@@ -465,3 +465,34 @@ def test_stores_indent_matches_sops(
     sops("-e", "-i", str(theirs))
     assert _shape(ours.read_bytes()) == _shape(theirs.read_bytes())
     assert ours_decrypt(ours) == sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "plain", "stores"),
+    [
+        ("r.yaml", "a:\n  b:\n    - c: 1\n      d: [x, y]\n", "yaml:\n    indent: 2"),
+        ("r.json", '{"a": {"b": [1, {"c": "d"}]}}\n', "json:\n    indent: 2"),
+    ],
+)
+def test_rotate_and_updatekeys_keep_the_stores_indent(
+    sops_binary: str, age_keys: list[AgeKey], isolated_env: Path, name: str, plain: str, stores: str
+) -> None:
+    """updatekeys and rotate rewrite the file: with the indent of ``stores:``, as sops does."""
+    (isolated_env / ".sops.yaml").write_text(
+        f"stores:\n  {stores}\ncreation_rules:\n  - age: {age_keys[0].public}\n"
+    )
+    ours, theirs = isolated_env / f"ours-{name}", isolated_env / f"theirs-{name}"
+    ours.write_text(plain)
+    theirs.write_text(plain)
+    sops("-e", "-i", str(theirs))
+    assert run("encrypt", "-i", str(ours)).exit_code == 0
+    assert run("rotate", "-i", str(ours)).exit_code == 0
+    assert _shape(ours.read_bytes()) == _shape(theirs.read_bytes())
+    (isolated_env / ".sops.yaml").write_text(
+        f"stores:\n  {stores}\ncreation_rules:\n"
+        f"  - age: {age_keys[0].public},{age_keys[1].public}\n"
+    )
+    assert run("updatekeys", "-y", str(ours)).exit_code == 0
+    sops("updatekeys", "-y", str(theirs))
+    assert _shape(ours.read_bytes()) == _shape(theirs.read_bytes())
+    assert ours_decrypt(ours) == sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout
