@@ -144,7 +144,13 @@ def _enc_strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) and value.startswith("ENC[") else []
 
 
-def _restore(doc: Document, originals: Mapping[str, list[Document]], *, via: str) -> Document:
+def _restore(
+    doc: Document,
+    originals: Mapping[str, list[Document]],
+    *,
+    via: str,
+    staged: generators.Staged | None = None,
+) -> Document:
     """The document as committed when kustomize left it unchanged (key order aside); else
     kustomize's document marked ``transformed``, tied to its source file and index, for the
     decryption stage to check against the MAC-verified source (see render/transformed.py)."""
@@ -167,8 +173,17 @@ def _restore(doc: Document, originals: Mapping[str, list[Document]], *, via: str
     # The documents of one SOPS file share its MAC: the source is the one whose (random-IV,
     # so unique) ciphertexts the output holds. A wrong pick can only fail, never open.
     source = max(candidates, key=lambda c: _shared_ciphertexts(c.data, doc.data))
+    # what the build's encrypted patches set on this object, as its committed file names it
+    patched = staged.patches.for_object(source.data) if staged is not None else None
     return Document(
-        source.file, source.index, doc.data, DocKind.SOPS, doc.id, via, transformed=True
+        source.file,
+        source.index,
+        doc.data,
+        DocKind.SOPS,
+        doc.id,
+        via,
+        transformed=True,
+        patched=patched,
     )
 
 
@@ -181,7 +196,9 @@ def _without_broken_files(
     kubectl: str | None,
     timeout: float,
     out: _Collector,
-) -> tuple[bytes, kustomize.KustomizeScan, None] | None:
+    sops_keys: Unwrapper | None = None,
+    sops_binding: NamespaceBinding = NamespaceBinding.NONE,
+) -> tuple[bytes, kustomize.KustomizeScan, generators.Staged | None] | None:
     """After a failed kustomize build: name the files that do not parse (atomic: raise the
     first); under isolate, build again without them (render/isolate.py). None: nothing built."""
     broken = isolate.unparsable(root, unit, limits=limits)
@@ -191,8 +208,15 @@ def _without_broken_files(
         out.fail(failed, file=unit.rel, index=None)
         return None
     try:
-        output = isolate.build_leaving_out(root, unit, broken, kubectl=kubectl, timeout=timeout)
-        return output, kustomize.scan(root, unit.path), None
+        return isolate.build_leaving_out(
+            root,
+            unit,
+            broken,
+            kubectl=kubectl,
+            timeout=timeout,
+            unwrapper=sops_keys,
+            binding=sops_binding,
+        )
     except SealedGitopsError as exc:
         out.fail(exc, file=unit.rel, index=None)
         return None
@@ -224,7 +248,15 @@ def _build_unit(
         parsed = load_bytes(output, file=unit.rel, limits=kustomize.OUTPUT_LIMITS)
     except SealedGitopsError as exc:
         rebuilt = _without_broken_files(
-            root, unit, exc, limits=limits, kubectl=kubectl, timeout=timeout, out=out
+            root,
+            unit,
+            exc,
+            limits=limits,
+            kubectl=kubectl,
+            timeout=timeout,
+            out=out,
+            sops_keys=sops_keys,
+            sops_binding=sops_binding,
         )
         if rebuilt is None:
             return docs
@@ -247,7 +279,7 @@ def _build_unit(
                 doc = mark_decrypted(doc)
             doc = open_secret_document(doc, unwrapper=sops_keys, binding=sops_binding)
             if doc.kind is DocKind.SOPS:
-                doc = _restore(doc, originals, via=unit.rel)
+                doc = _restore(doc, originals, via=unit.rel, staged=staged)
             docs.append(doc)
         except SealedGitopsError as exc:
             out.fail(

@@ -215,7 +215,11 @@ class _Stage:
             if doc.transformed:
                 committed = self.committed(doc)
                 plain = open_transformed(
-                    doc.data, committed, data_key=opened.data_key, rules=opened.rules
+                    doc.data,
+                    committed,
+                    data_key=opened.data_key,
+                    rules=opened.rules,
+                    patched=doc.patched,
                 )
                 # The binding trusts only a MAC-covered namespace: the committed one.
                 _refuse_moved_namespace(plain, opened.branches[doc.index], self.keys.sops_binding)

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealed_gitops.crypto.sops.masterkey import STANZA_KINDS
 from sealed_gitops.errors import FormatError, SealedGitopsError
 from sealed_gitops.plan.ids import ObjectId
 from sealed_gitops.redact import redact
+
+if TYPE_CHECKING:
+    from sealed_gitops.render.transformed import PatchedValues
 
 __all__ = ["DocKind", "Document", "Failure", "classify", "make_document", "mark_decrypted"]
 
@@ -56,6 +59,10 @@ class Document:
     #: unencrypted fields): ``data`` is kustomize's output, ``file``/``index`` its MAC-verified
     #: source, and the decryption stage accepts only the source's own ciphertexts in it
     transformed: bool = False
+    #: for a transformed document: what the build's MAC-verified encrypted patches set on it
+    #: (keyed digests by key path, render/transformed.py), the only plaintext accepted in place
+    #: of its ciphertext
+    patched: PatchedValues | None = None
 
     @property
     def location(self) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from sealed_gitops.render.sops_sources import (
     refuse_unbound,
 )
 from sealed_gitops.render.staging import staged_tree
+from sealed_gitops.render.transformed import PatchRecord
 from sealed_gitops.render.walk import resolve_inside
 
 __all__ = ["ANNOTATION", "Source", "Staged", "build", "find_sources"]
@@ -82,6 +83,8 @@ class Staged:
     keys: dict[str, set[str]] = field(default_factory=dict)
     #: Secret data keys whose values an encrypted patch of this build sets from ciphertext
     patch_keys: set[str] = field(default_factory=set)
+    #: per object and key path, what the encrypted patches set (a SOPS resource they patch)
+    patches: PatchRecord = field(default_factory=PatchRecord)
     decrypted: dict[str, bytes] = field(default_factory=dict)
 
     def accept(self, data: Any) -> bool:
@@ -204,6 +207,7 @@ def _decrypt_all(
             staged.decrypted[source.rel] = plain
             if source.role == "patch":
                 staged.patch_keys |= _encrypted_secret_keys(data, plain, file=source.rel)
+                _record_patch(staged.patches, data, plain, file=source.rel)
     for source in sources:
         data = raw[source.rel]
         if source.rel in staged.decrypted or not any(m in data for m in MARKERS.values()):
@@ -235,6 +239,18 @@ def _encrypted_secret_keys(raw: bytes, plain: bytes, *, file: str) -> set[str]:
             if isinstance(values, Mapping):
                 keys.update(str(k) for k, v in values.items() if str(v).startswith("ENC["))
     return keys
+
+
+def _record_patch(record: PatchRecord, raw: bytes, plain: bytes, *, file: str) -> None:
+    """Record what the patch file sets, per document, for the transformer check of a SOPS
+    resource it patches (render/transformed.py); a patch we cannot pair records nothing."""
+    try:
+        pairs = list(zip(load_bytes(raw, file=file), load_bytes(plain, file=file), strict=True))
+    except (SealedGitopsError, ValueError):
+        return
+    for (_, encrypted), (_, opened) in pairs:
+        if isinstance(encrypted, Mapping) and isinstance(opened, Mapping):
+            record.add(encrypted, opened)
 
 
 def _env_keys(plain: bytes) -> set[str]:
@@ -288,24 +304,31 @@ def build(
     kubectl: str | None = None,
     timeout: float = kustomize.DEFAULT_TIMEOUT,
     binding: NamespaceBinding = NamespaceBinding.NONE,
+    blank: Collection[str] = (),
 ) -> tuple[bytes, KustomizeScan, Staged | None]:
     """:func:`kustomize.build`, with encrypted generator sources and patches decrypted first.
 
     Returns kustomize's output, the scan of the checkout, and what was staged (None when the
     build reads no encrypted source: it then runs on the checkout as before). Under a Strict
-    namespace binding an encrypted source is refused (:func:`refuse_unbound`).
+    namespace binding an encrypted source is refused (:func:`refuse_unbound`). ``blank``: files
+    (resolved, relative to ``root``) the copy holds empty, the isolate policy's rebuild without
+    files that do not parse (render/isolate.py); the build is then always staged.
     """
     root = root.resolve()
     scanned = kustomize.scan(root, directory)
-    sources = find_sources(root, scanned)
+    sources = [s for s in find_sources(root, scanned) if s.rel not in blank]
     staged = Staged()
     _decrypt_all(root, sources, unwrapper=unwrapper, staged=staged, binding=binding)
-    if not staged.decrypted:
+    if not staged.decrypted and not blank:
         output, scanned = kustomize.build(
             root, directory, rel=rel, kubectl=kubectl, timeout=timeout
         )
         return output, scanned, None
-    replacements = {**staged.decrypted, **_marked_kustomizations(root, sources, staged)}
+    replacements = {
+        **dict.fromkeys(blank, b""),
+        **staged.decrypted,
+        **_marked_kustomizations(root, sources, staged),
+    }
     target = directory.resolve().relative_to(root)
     with staged_tree(root, scanned, replacements=replacements) as copy:
         output, _ = kustomize.build(

@@ -11,20 +11,23 @@ the ones that fail are the failures to report, each naming its file and reason (
 is raised, which says more than kustomize's message). Under isolate the build is then run again on
 a copy of the files it reads in which each broken file is empty (kustomize accepts an empty
 resource file: it declares no object), so everything else of the kustomization is rendered. The
-copy holds no plaintext (it is made only from the checkout's files) but is made the way every
-staged build is, in memory-backed storage and removed at once
-(:func:`~sealed_gitops.render.staging.staged_tree`).
+rebuild is the first build's path (:func:`~sealed_gitops.render.generators.build`): encrypted
+generator sources and patches are decrypted into the same memory-backed copy, removed at once, so
+a generated Secret holds its plaintext, not ciphertext the leftover guard would refuse.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import SealedGitopsError
-from sealed_gitops.render import kustomize
+from sealed_gitops.render import generators, kustomize
+from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.document import make_document
+from sealed_gitops.render.generators import Staged
+from sealed_gitops.render.kustomize import KustomizeScan
 from sealed_gitops.render.loader import Limits, load_file
-from sealed_gitops.render.staging import staged_tree
 from sealed_gitops.render.walk import Unit
 
 __all__ = ["Broken", "build_leaving_out", "unparsable"]
@@ -50,13 +53,28 @@ def unparsable(root: Path, unit: Unit, *, limits: Limits) -> list[Broken]:
 
 
 def build_leaving_out(
-    root: Path, unit: Unit, broken: list[Broken], *, kubectl: str | None, timeout: float
-) -> bytes:
-    """kustomize's output for ``unit`` with every file of ``broken`` empty; raises as a build."""
-    scanned = kustomize.scan(root, unit.path)
-    target = unit.path.resolve().relative_to(root)
-    with staged_tree(root, scanned, replacements={rel: b"" for rel, _ in broken}) as copy:
-        output, _ = kustomize.build(
-            copy, copy / target, rel=unit.rel, kubectl=kubectl, timeout=timeout, scratch=copy
-        )
-    return output
+    root: Path,
+    unit: Unit,
+    broken: list[Broken],
+    *,
+    kubectl: str | None,
+    timeout: float,
+    unwrapper: Unwrapper | None = None,
+    binding: NamespaceBinding = NamespaceBinding.NONE,
+) -> tuple[bytes, KustomizeScan, Staged | None]:
+    """kustomize's output for ``unit`` with every file of ``broken`` empty; raises as a build.
+
+    The rebuild goes through the same generators path as the first build (encrypted generator
+    sources and patches decrypted, MAC verified, into the memory-backed copy), so a Secret
+    generated from encrypted sources is the same with or without the broken file.
+    """
+    return generators.build(
+        root,
+        unit.path,
+        rel=unit.rel,
+        unwrapper=unwrapper,
+        kubectl=kubectl,
+        timeout=timeout,
+        binding=binding,
+        blank=[rel for rel, _ in broken],
+    )

@@ -307,6 +307,22 @@ def inside_yaml(repo: Repo) -> None:
     _data_secret(repo, "secret-data", "key.yaml", inner)
 
 
+def patches(repo: Repo) -> None:
+    """Flux's patches layout: two SOPS-encrypted patches over a SOPS-encrypted Secret."""
+    repo.write(
+        "patches/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: patches-\n"
+        "resources:\n  - secret.yaml\npatches:\n  - path: merge1.yaml\n  - path: merge2.yaml\n",
+    )
+    for name, key, value in (
+        ("secret", "key", "value"),
+        ("merge1", "key", "merge1"),
+        ("merge2", "merge2", "merge2"),
+    ):
+        repo.write(f"patches/{name}.yaml", secret("secret", key, value))
+        repo.encrypt(f"patches/{name}.yaml")
+
+
 def component(repo: Repo) -> None:
     repo.write(
         "component/kustomization.yaml",
@@ -403,6 +419,10 @@ LAYOUTS = {
     "inside-yaml": (
         inside_yaml,
         {("Secret", "sops-secret-data"): {"key.yaml": STRUCTURED.decode()}},
+    ),
+    "patches": (
+        patches,
+        {("Secret", "sops-patches-secret"): {"key": "merge1", "merge2": "merge2"}},
     ),
     "remote": (
         remote,
