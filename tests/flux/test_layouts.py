@@ -523,9 +523,9 @@ def test_the_operator_applies_the_flux_layouts(
     """Flux's decryptor test, run by our operator: the repository in Git, a Sync with Flux's
     decryption Secret (age, PGP and a Vault token) and targetNamespace, the Secrets checked."""
     repo = make_repo(setup.repo.path, sops_binary, sops_env, age_keys, pgp_key, transit)
-    for make in (algorithms, envs, files, inside, remote, component):
+    for make in (algorithms, envs, files, inside, patches, remote, component):
         make(repo)
-    root(repo, ["algorithms", "envs", "files", "inside", "remote"], ("component",))
+    root(repo, ["algorithms", "envs", "files", "inside", "patches", "remote"], ("component",))
     setup.repo.commit("flux sops layouts")
     setup.repo.push()
     setup.secret_object("sops-keys", dict(repo.flux_secret()))
@@ -551,6 +551,9 @@ def test_the_operator_applies_the_flux_layouts(
     configmaps = {cm["metadata"]["name"]: cm.get("data") for cm in setup.kube.configmaps()}
     for name in ("sops-envs-configmap", "sops-files-configmap", "sops-remote-configmap"):
         assert configmaps[name] == {"key": "value"}, name
+    patched = setup.kube.secret("sops-patches-secret")
+    assert patched is not None
+    assert values(patched) == {"key": "merge1", "merge2": "merge2"}
 
 
 # -- internal/decryptor/decryptor_test.go: TestDecryptor_decryptKustomizationSources ------------
