@@ -12,13 +12,15 @@ fails, naming the resource's file. Files are made by the real sops.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sealed_gitops.errors import SealedGitopsError
+from sealed_gitops.errors import ScopeMismatch, SealedGitopsError
 from sealed_gitops.pipeline import FailurePolicy, build
+from sealed_gitops.render.binding import NamespaceBinding
 from tests.conftest_tools import AgeKey, age_keys, sops_binary
 from tests.flux.conftest_render import keys_for, sops_encrypt, write
 
@@ -225,3 +227,15 @@ def test_isolate_rebuild_keeps_the_flux_patches_layout(
     assert [f.file for f in result.failures] == ["patches/broken.yaml"]
     [obj] = result.objects
     assert values(obj.data) == {"key": "merge1", "merge2": "merge2"}
+
+
+def test_a_strict_namespace_binding_still_refuses_the_encrypted_patches(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey]
+) -> None:
+    """A patch cannot name its namespace under its MAC: under Strict it is not decrypted."""
+    flux_patches(tmp_path, sops_binary, age_keys[0])
+    keys = dataclasses.replace(keys_for(age_keys[0]), sops_binding=NamespaceBinding.STRICT)
+
+    with pytest.raises(ScopeMismatch) as exc:
+        build(root=tmp_path, path="patches", keys=keys)
+    assert exc.value.file == "patches/merge1.yaml"
