@@ -308,7 +308,9 @@ def inside_yaml(repo: Repo) -> None:
 
 
 def patches(repo: Repo) -> None:
-    """Flux's patches layout: two SOPS-encrypted patches over a SOPS-encrypted Secret."""
+    """Flux's patches layout, two SOPS-encrypted patches, over a SOPS-encrypted Secret: Flux's
+    base is a secretGenerator literal (key=value), which is refused here as a plaintext secret
+    value in Git even though the patch replaces it."""
     repo.write(
         "patches/kustomization.yaml",
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: patches-\n"
