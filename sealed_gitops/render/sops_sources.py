@@ -56,7 +56,13 @@ _SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv",
 
 
 def format_for_path(name: str) -> str:
-    """The sops store a file name selects (any other suffix, or none, is binary)."""
+    """The sops store a file name selects (any other suffix, or none, is binary).
+
+    ``.dockerconfigjson``, the data key of a ``kubernetes.io/dockerconfigjson`` Secret, holds
+    JSON: Flux reads it as JSON, and as binary its decrypted tree would have no ``data`` to print.
+    """
+    if name.endswith(".dockerconfigjson"):
+        return "json"
     dot = name.rfind(".")
     return _SUFFIXES.get(name[dot:].lower(), "binary") if dot >= 0 else "binary"
 

@@ -385,8 +385,10 @@ def test_without_a_memory_backed_directory_the_build_is_refused(
         ("inner.env", f"TOKEN={CANARY}\n", "app.env"),
         ("inner.yaml", f"token: {CANARY}\n", "values.yaml"),
         ("inner.json", f'{{\n\t"token": "{CANARY}"\n}}\n', "values.json"),
+        # Flux's docker-config layout: a kubernetes.io/dockerconfigjson key holds JSON
+        ("inner.json", f'{{\n\t"auths": "{CANARY}"\n}}\n', ".dockerconfigjson"),
     ],
-    ids=["binary", "dotenv", "yaml", "json"],
+    ids=["binary", "dotenv", "yaml", "json", "dockerconfigjson"],
 )
 def test_a_secret_whose_data_holds_a_sops_document_is_decrypted(
     tmp_path: Path,
