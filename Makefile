@@ -49,6 +49,7 @@ FUZZ_RUNS ?= 200000
 FUZZ_HARNESSES = safe_yaml_loader sops_documents enc_values sealed_documents \
 	sealed_document_trees sops_config sgignore
 fuzz: install
+	$(BIN)/pip install -q -e '.[fuzz]'
 	SEALED_GITOPS_FUZZ=long SEALED_GITOPS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_fuzz.py
 	@if $(BIN)/python -c "import atheris" 2>/dev/null; then \
