@@ -13,17 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
 from sealed_gitops.cli.flux_import import Conversion, convert
 from sealed_gitops.cli.options import atomic_write
-from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.errors import ApiNotFound, ConfigError
 from sealed_gitops.plan import names
 from sealed_gitops.render.loader import load_file
+
+if TYPE_CHECKING:
+    from sealed_gitops.cluster import KubeClient
 
 __all__ = ["FLUX_PLURALS", "flux_objects_from_cluster", "import_flux", "import_group"]
 
@@ -148,6 +150,9 @@ def import_flux(
     if namespace is not None:
         names.namespace(namespace, field="--namespace")
     if from_cluster:
+        # Imported here: the kubernetes client is heavy, and --help or -f FILE need none of it.
+        from sealed_gitops.cluster import connect
+
         client = connect(kubeconfig, context=context)
         conversion = convert(flux_objects_from_cluster(client, namespace=namespace))
         where = "the cluster"
