@@ -41,10 +41,12 @@ def build_for_sync(
     policy: FailurePolicy,
     keys: DecryptionKeys,
     namespace: str,
+    target_namespace: str | None,
 ) -> BuildResult:
     """Phases 2 and 3 (render, decrypt) for one Sync, reusing what is still valid.
 
-    ``namespace`` is the Sync's own: where its namespaced objects without one land.
+    ``namespace`` is the Sync's own: where its namespaced objects without one land;
+    ``target_namespace`` the checked ``spec.targetNamespace`` (:class:`~.specs.SyncSpec`).
     """
     if not _same_keys(memory, keys):
         memory.cache = ContentCache()
@@ -53,7 +55,7 @@ def build_for_sync(
     path = str(spec.get("path") or ".")
     allow_plain = bool(spec.get("allowPlainSecrets"))
     placement = Placement(
-        target_namespace=str(spec.get("targetNamespace") or "") or None,
+        target_namespace=target_namespace,
         default_namespace=namespace,
     )
     key: tuple[object, ...] = (

@@ -95,12 +95,12 @@ def _desired(
     built: BuildResult,
     *,
     ref: SyncRef,
-    spec: dict[str, Any],
+    parsed: SyncSpec,
 ) -> Desired:
     """Phase 4a, tenancy and preparation: the build's objects placed in their namespaces (or
     refused) and prepared for apply; kept while the build and the placement rules are the same,
     so a no-op reconcile does not copy, digest and sort every object again."""
-    target, account = spec.get("targetNamespace"), spec.get("serviceAccountName")
+    target, account = parsed.target_namespace, parsed.service_account
     rules = (target, account, tuple(ctx.settings.target_namespace_allowlist))
     # The build by identity: build_for_sync returns the very same object while it is valid
     # (the key holds the build itself, so its identity cannot pass to a newer one).
@@ -192,8 +192,9 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             policy=policy,
             keys=_keys(ctx, memory, parsed),
             namespace=namespace,  # where objects land (with targetNamespace): scopes need it
+            target_namespace=parsed.target_namespace,
         )
-        desired = _desired(ctx, memory, built, ref=ref, spec=spec)
+        desired = _desired(ctx, memory, built, ref=ref, parsed=parsed)
         client = ctx.client_as(namespace, parsed.service_account)
         applied = apply(
             client,
