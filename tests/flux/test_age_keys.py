@@ -24,32 +24,13 @@ from sealed_gitops.crypto.sops.document import decrypt_document
 from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.testing.sops_tool import run_sops
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
+from tests.conftest_tools import AgeKey
 from tests.operator.conftest import (
     Setup,
-    _cluster,
-    client,
-    crds,
     decoded,
     is_ready,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
-    setup,
     wait_for,
 )
-
-__all__ = [
-    "_cluster",
-    "age_keys",
-    "client",
-    "crds",
-    "kubeconfig",
-    "kubectl_path",
-    "operator_factory",
-    "setup",
-    "sops_binary",
-]
 
 CANARY = "canary-age-keys-7Qx2"
 PLAIN = f"user: alice\npassword: {CANARY}\n"

@@ -21,9 +21,7 @@ from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render.decrypt import DecryptionKeys
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
-
-__all__ = ["age_keys", "sops_binary"]
+from tests.conftest_tools import AgeKey
 
 CANARY = f"canary-patch-{secrets.token_hex(8)}"
 FLUX_REGEX = "^(data|stringData)$"

@@ -17,9 +17,7 @@ from pathlib import Path
 import pytest
 
 from sealed_gitops.testing.sops_tool import run_sops
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
-
-__all__ = ["age_keys", "sops_binary"]
+from tests.conftest_tools import AgeKey
 
 CANARY = "canary-exit-codes-3Jw8"
 PLAIN = f"user: alice\npassword: {CANARY}\n"

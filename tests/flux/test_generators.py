@@ -38,9 +38,7 @@ from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.kustomize import find_kubectl
 from sealed_gitops.source.fetch import fetch
 from sealed_gitops.source.refs import Ref
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
-
-__all__ = ["age_keys", "sops_binary"]
+from tests.conftest_tools import AgeKey
 
 #: random per process: no file of the test suite (or another xdist worker's build) holds it
 CANARY = f"canary-generated-{secrets.token_hex(8)}"

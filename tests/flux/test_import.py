@@ -27,32 +27,12 @@ from sealed_gitops.cluster import KubeClient
 from sealed_gitops.errors import ApiConflict, ApiNotFound
 from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.plan.names import InvalidName
-from tests.conftest_tools import sops_binary, sops_env
 from tests.operator.conftest import (
     Setup,
-    _cluster,
-    client,
-    crds,
     decoded,
     is_ready,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
-    setup,
     wait_for,
 )
-
-__all__ = [
-    "_cluster",
-    "client",
-    "crds",
-    "kubeconfig",
-    "kubectl_path",
-    "operator_factory",
-    "setup",
-    "sops_binary",
-    "sops_env",
-]
 
 SOURCE_VERSIONS = ["source.toolkit.fluxcd.io/v1", "source.toolkit.fluxcd.io/v1beta2"]
 KUSTOMIZE_VERSIONS = ["kustomize.toolkit.fluxcd.io/v1", "kustomize.toolkit.fluxcd.io/v1beta2"]

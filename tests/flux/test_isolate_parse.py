@@ -14,10 +14,8 @@ import pytest
 
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.pipeline import FailurePolicy, build
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
+from tests.conftest_tools import AgeKey
 from tests.flux.conftest_render import SECRET, cli_build, keys_for, sops_encrypt, write
-
-__all__ = ["age_keys", "sops_binary"]
 
 CANARY = "canary-isolate-0b7d"
 GOOD = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good\ndata:\n  k: v\n"

@@ -22,9 +22,6 @@ from sealed_gitops.cli import keyring_target
 from sealed_gitops.cli.main import cli
 from sealed_gitops.crypto.age import AgeIdentities
 from sealed_gitops.crypto.sops import decrypt_file, master_key_ids
-from tests.conftest_tools import sops_binary, sops_env
-
-__all__ = ["sops_binary", "sops_env"]
 
 TEAM = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 OTHER_CLUSTER = "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg"

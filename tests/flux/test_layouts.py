@@ -38,39 +38,12 @@ from tests.conftest_tools import (
     AgeKey,
     PgpKey,
     Transit,
-    age_keys,
-    pgp_key,
-    sops_binary,
-    sops_env,
-    transit,
 )
 from tests.operator.conftest import (
     Setup,
-    _cluster,
-    client,
-    crds,
     is_ready,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
-    setup,
     wait_for,
 )
-
-__all__ = [
-    "_cluster",
-    "age_keys",
-    "client",
-    "crds",
-    "kubeconfig",
-    "kubectl_path",
-    "operator_factory",
-    "pgp_key",
-    "setup",
-    "sops_binary",
-    "sops_env",
-    "transit",
-]
 
 REGEX = "^(data|stringData)$"
 

@@ -16,10 +16,8 @@ import pytest
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render.leftover import refuse_leftover_ciphertext
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
+from tests.conftest_tools import AgeKey
 from tests.flux.conftest_render import SECRET, cli_build, keys_for, sops_encrypt, write
-
-__all__ = ["age_keys", "sops_binary"]
 
 CANARY = "canary-leftover-51d0"
 PLAIN_CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  k: v\n"

@@ -21,10 +21,8 @@ import pytest
 from sealed_gitops.errors import ScopeMismatch, SealedGitopsError
 from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render.binding import NamespaceBinding
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
+from tests.conftest_tools import AgeKey
 from tests.flux.conftest_render import keys_for, sops_encrypt, write
-
-__all__ = ["age_keys", "sops_binary"]
 
 
 def secret(name: str, **values: str) -> str:

@@ -22,10 +22,8 @@ from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render import DocKind
 from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.decrypt import DecryptionKeys
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
+from tests.conftest_tools import AgeKey
 from tests.flux.conftest_render import SECRET, cli_build, keys_for, sops_encrypt, write
-
-__all__ = ["age_keys", "sops_binary"]
 
 CANARY = "canary-transformed-7c1e"
 

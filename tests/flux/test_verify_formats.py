@@ -16,9 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sealed_gitops.cli.main import cli
-from tests.conftest_tools import AgeKey, age_keys, sops_binary, sops_env
-
-__all__ = ["age_keys", "sops_binary", "sops_env"]
+from tests.conftest_tools import AgeKey
 
 CANARY = "canary-Vf8q2-token"
 
