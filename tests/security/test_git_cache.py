@@ -18,7 +18,6 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,61 +40,30 @@ from tests.operator.conftest import (
     setup,
     wait_for,
 )
+from tests.source import conftest as source_fixtures
 from tests.source.conftest import HTTP_PASSWORD, HTTP_USER, CountingRunner, Origin, make_origin
 
 #: The operator tests' fixtures the end-to-end test runs on (imported, so pytest finds them here).
 FIXTURES = (_cluster, client, crds, kubeconfig, kubectl_path, operator_factory, setup)
 
+# The source tests' Git servers (HTTPS with basic auth, sshd with a deploy key, git daemon) over
+# their session root, made visible to pytest here; ``https`` is their ``https_server``.
+git_base = source_fixtures.git_base
+https = source_fixtures.https_server
+sshd = source_fixtures.sshd
+daemon = source_fixtures.daemon
+
 CANARY = "team-a-private-canary-3d9e1b"
 
 
-@pytest.fixture(scope="module")
-def git_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("sec-git-base")
-
-
 @pytest.fixture
-def private_origin(git_root: Path, tmp_path: Path) -> Origin:
+def private_origin(git_base: Path, tmp_path: Path) -> Origin:
     """team-a's private repository: the usual history plus one commit carrying the canary."""
-    origin = make_origin(git_root, tmp_path / "work")
+    origin = make_origin(git_base, tmp_path / "work")
     origin.work.write({"deploy/secret.yaml": f"kind: ConfigMap\ndata: {{v: {CANARY}}}\n"})
     origin.commits["private"] = origin.work.commit("team-a private commit")
     origin.work.push("HEAD:refs/heads/private")
     return origin
-
-
-@pytest.fixture(scope="module")
-def https(git_root: Path) -> Iterator[HttpGitServer]:
-    server = HttpGitServer(git_root, username=HTTP_USER, password=HTTP_PASSWORD, tls=True).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def sshd(git_root: Path) -> Iterator[SshServer]:
-    if not SshServer.available():
-        pytest.skip("openssh-server is not installed (the Makefile installs it)")
-    server = SshServer(git_root)
-    try:
-        server.start()
-    except (RuntimeError, OSError) as exc:
-        server.stop()
-        pytest.skip(f"sshd could not start here: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def daemon(git_root: Path) -> Iterator[GitDaemon]:
-    server = GitDaemon(git_root).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _team_a_https(server: HttpGitServer) -> HttpAuth:
