@@ -98,6 +98,16 @@ def sops(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     return run_sops(list(args), cwd=str(Path.cwd()), check=check)
 
 
+def both_encrypted(folder: Path, suffix: str, plain: str, age: AgeKey) -> tuple[Path, Path]:
+    """``plain`` in ours{suffix} encrypted for ``age`` by our CLI, and in theirs{suffix} by sops."""
+    ours, theirs = folder / f"ours{suffix}", folder / f"theirs{suffix}"
+    ours.write_text(plain)
+    theirs.write_text(plain)
+    assert run("encrypt", "-i", "--age", age.public, str(ours)).exit_code == 0
+    sops("-e", "-i", "--age", age.public, str(theirs))
+    return ours, theirs
+
+
 def ours_decrypt(path: Path) -> bytes:
     result = run("decrypt", str(path))
     assert result.exit_code == 0, result.stderr
@@ -121,11 +131,7 @@ def test_dotenv_made_by_sops_decrypts_to_sops_bytes(
 def test_dotenv_we_write_opens_with_sops_and_has_its_layout(
     sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
 ) -> None:
-    ours, theirs = isolated_env / "ours.env", isolated_env / "theirs.env"
-    ours.write_text(DOTENV)
-    theirs.write_text(DOTENV)
-    assert run("encrypt", "-i", "--age", age_keys[0].public, str(ours)).exit_code == 0
-    sops("-e", "-i", "--age", age_keys[0].public, str(theirs))
+    ours, theirs = both_encrypted(isolated_env, ".env", DOTENV, age_keys[0])
     assert CANARY.encode() not in ours.read_bytes()
     # sops -d gives back exactly what sops itself gives for its own file
     assert sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout
@@ -286,11 +292,7 @@ def test_ini_made_by_sops_decrypts_to_sops_bytes(
 def test_ini_we_write_opens_with_sops_and_has_its_layout(
     sops_binary: str, age_keys: list[AgeKey], isolated_env: Path
 ) -> None:
-    ours, theirs = isolated_env / "ours.ini", isolated_env / "theirs.ini"
-    ours.write_text(INI)
-    theirs.write_text(INI)
-    assert run("encrypt", "-i", "--age", age_keys[0].public, str(ours)).exit_code == 0
-    sops("-e", "-i", "--age", age_keys[0].public, str(theirs))
+    ours, theirs = both_encrypted(isolated_env, ".ini", INI, age_keys[0])
     assert CANARY.encode() not in ours.read_bytes()
     assert sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout
     assert _ini_shape(ours.read_bytes()) == _ini_shape(theirs.read_bytes())
@@ -308,11 +310,7 @@ def test_json_numbers_are_go_floats_like_sops(
 ) -> None:
     """sops reads JSON numbers as float64: type:float, 2**53 + 1 rounds, -0 stays -0."""
     plain = '{"a": 5, "b": 9007199254740993, "c": -0, "d": 1.5, "e": 12345678901234567890123}\n'
-    ours, theirs = isolated_env / "ours.json", isolated_env / "theirs.json"
-    ours.write_text(plain)
-    theirs.write_text(plain)
-    assert run("encrypt", "-i", "--age", age_keys[0].public, str(ours)).exit_code == 0
-    sops("-e", "-i", "--age", age_keys[0].public, str(theirs))
+    ours, theirs = both_encrypted(isolated_env, ".json", plain, age_keys[0])
     assert _shape(ours.read_bytes()) == _shape(theirs.read_bytes())
     assert sops("-d", str(ours)).stdout == sops("-d", str(theirs)).stdout == ours_decrypt(theirs)
 
@@ -508,16 +506,3 @@ def test_ini_continuation_lines_cost_linear_time() -> None:
     far (quadratic: about 2 s here, a minute at the 5 MiB input cap)."""
     text = "a = x\\\n" + "y\\\n" * (1024 * 1024 // 3)
     assert _load_ini_seconds(text) < 1.0
-
-
-def test_ini_auto_increment_keys_cost_linear_time() -> None:
-    """go-ini names each ``-`` key ``#1``, ``#2``... with a counter per section; counting the
-    section's ``#`` keys again for each one was quadratic (20 000 keys: about 18 s)."""
-    text = "[a]\n" + "-=x\n" * 20_000
-    assert _load_ini_seconds(text) < 1.0
-    tree = load_tree(b"[a]\n-=x\n-=y\n[b]\n-=z\n", fmt="ini", file="x.ini", encrypted=False)
-    assert [list(section) for _, section in tree[0]] == [
-        [],
-        [("#1", "x"), ("#2", "y")],
-        [("#1", "z")],
-    ]
