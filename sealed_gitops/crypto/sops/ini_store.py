@@ -109,17 +109,14 @@ class _Parser:
             value += nxt
 
     def _continued(self, value: str) -> str:
-        while True:
-            nxt = self._next()
-            if nxt is None:
-                return value
-            text = nxt.strip()
-            if not text:
-                return value
-            value += text
-            if not value.endswith("\\"):
-                return value
-            value = value[:-1]
+        # pieces joined once: dropping each backslash from the value so far copied it per line
+        parts = [value]
+        while (nxt := self._next()) is not None and (text := nxt.strip()):
+            if not text.endswith("\\"):
+                parts.append(text)
+                break
+            parts.append(text[:-1])
+        return "".join(parts)
 
     def value(self, raw: str, number: int) -> str:
         line = raw.lstrip()
