@@ -198,6 +198,7 @@ def _without_broken_files(
     out: _Collector,
     sops_keys: Unwrapper | None = None,
     sops_binding: NamespaceBinding = NamespaceBinding.NONE,
+    sources: ContentCache | None = None,
 ) -> tuple[bytes, kustomize.KustomizeScan, generators.Staged | None] | None:
     """After a failed kustomize build: name the files that do not parse (atomic: raise the
     first); under isolate, build again without them (render/isolate.py). None: nothing built."""
@@ -216,6 +217,7 @@ def _without_broken_files(
             timeout=timeout,
             unwrapper=sops_keys,
             binding=sops_binding,
+            cache=sources,
         )
     except SealedGitopsError as exc:
         out.fail(exc, file=unit.rel, index=None)
@@ -234,6 +236,9 @@ def _build_unit(
     sops_binding: NamespaceBinding = NamespaceBinding.NONE,
 ) -> list[Document]:
     docs: list[Document] = []
+    # the plaintext of generator sources and patches, for this unit's builds only: an isolate
+    # rebuild reuses what the first build decrypted instead of decrypting it again
+    sources = ContentCache()
     try:
         # encrypted generator sources and patches are decrypted first (render/generators.py)
         output, scanned, staged = generators.build(
@@ -244,6 +249,7 @@ def _build_unit(
             kubectl=kubectl,
             timeout=timeout,
             binding=sops_binding,
+            cache=sources,
         )
         parsed = load_bytes(output, file=unit.rel, limits=kustomize.OUTPUT_LIMITS)
     except SealedGitopsError as exc:
@@ -257,6 +263,7 @@ def _build_unit(
             out=out,
             sops_keys=sops_keys,
             sops_binding=sops_binding,
+            sources=sources,
         )
         if rebuilt is None:
             return docs

@@ -38,6 +38,7 @@ from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import LimitExceeded, NoMatchingKey, RenderError, SealedGitopsError
 from sealed_gitops.render import kustomize
 from sealed_gitops.render.binding import NamespaceBinding
+from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.kustomize import KustomizeScan
 from sealed_gitops.render.loader import DEFAULT_LIMITS, load_bytes, load_file, read_limited
 from sealed_gitops.render.sops_sources import (
@@ -186,8 +187,10 @@ def _decrypt_all(
     unwrapper: Unwrapper | None,
     staged: Staged,
     binding: NamespaceBinding,
+    cache: ContentCache | None = None,
 ) -> None:
-    """Decrypt what Flux decrypts; refuse any source left holding a SOPS marker."""
+    """Decrypt what Flux decrypts; refuse any source left holding a SOPS marker. ``cache``:
+    plaintext of sources decrypted before (the isolate rebuild reuses the first build's)."""
     raw: dict[str, bytes] = {}
     for source in sources:
         if source.rel not in raw:
@@ -203,7 +206,7 @@ def _decrypt_all(
                     "no SOPS keys were given to decrypt this generator source or patch",
                     file=source.rel,
                 )
-            plain = decrypt_source(data, fmt=source.fmt, unwrapper=unwrapper, file=source.rel)
+            plain = _decrypted(data, source, unwrapper=unwrapper, cache=cache)
             staged.decrypted[source.rel] = plain
             if source.role == "patch":
                 staged.patch_keys |= _encrypted_secret_keys(data, plain, file=source.rel)
@@ -219,6 +222,17 @@ def _decrypt_all(
             "format their name gives (a files: entry by its key: key.env, key.yaml, ...)",
             file=source.rel,
         )
+
+
+def _decrypted(
+    data: bytes, source: Source, *, unwrapper: Unwrapper, cache: ContentCache | None
+) -> bytes:
+    def opened() -> bytes:
+        return decrypt_source(data, fmt=source.fmt, unwrapper=unwrapper, file=source.rel)
+
+    if cache is None:
+        return opened()
+    return cache.get_or_compute(f"source:{source.fmt}", source.rel, data, opened)
 
 
 def _encrypted_secret_keys(raw: bytes, plain: bytes, *, file: str) -> set[str]:
@@ -305,6 +319,7 @@ def build(
     timeout: float = kustomize.DEFAULT_TIMEOUT,
     binding: NamespaceBinding = NamespaceBinding.NONE,
     blank: Collection[str] = (),
+    cache: ContentCache | None = None,
 ) -> tuple[bytes, KustomizeScan, Staged | None]:
     """:func:`kustomize.build`, with encrypted generator sources and patches decrypted first.
 
@@ -312,13 +327,14 @@ def build(
     build reads no encrypted source: it then runs on the checkout as before). Under a Strict
     namespace binding an encrypted source is refused (:func:`refuse_unbound`). ``blank``: files
     (resolved, relative to ``root``) the copy holds empty, the isolate policy's rebuild without
-    files that do not parse (render/isolate.py); the build is then always staged.
+    files that do not parse (render/isolate.py); the build is then always staged. ``cache``:
+    the plaintext of sources a build of the same render decrypted already (not decrypted again).
     """
     root = root.resolve()
     scanned = kustomize.scan(root, directory)
     sources = [s for s in find_sources(root, scanned) if s.rel not in blank]
     staged = Staged()
-    _decrypt_all(root, sources, unwrapper=unwrapper, staged=staged, binding=binding)
+    _decrypt_all(root, sources, unwrapper=unwrapper, staged=staged, binding=binding, cache=cache)
     if not staged.decrypted and not blank:
         output, scanned = kustomize.build(
             root, directory, rel=rel, kubectl=kubectl, timeout=timeout

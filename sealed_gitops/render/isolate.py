@@ -24,6 +24,7 @@ from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.render import generators, kustomize
 from sealed_gitops.render.binding import NamespaceBinding
+from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.document import make_document
 from sealed_gitops.render.generators import Staged
 from sealed_gitops.render.kustomize import KustomizeScan
@@ -61,12 +62,14 @@ def build_leaving_out(
     timeout: float,
     unwrapper: Unwrapper | None = None,
     binding: NamespaceBinding = NamespaceBinding.NONE,
+    cache: ContentCache | None = None,
 ) -> tuple[bytes, KustomizeScan, Staged | None]:
     """kustomize's output for ``unit`` with every file of ``broken`` empty; raises as a build.
 
     The rebuild goes through the same generators path as the first build (encrypted generator
     sources and patches decrypted, MAC verified, into the memory-backed copy), so a Secret
-    generated from encrypted sources is the same with or without the broken file.
+    generated from encrypted sources is the same with or without the broken file; with the first
+    build's ``cache``, a source it decrypted is not decrypted again.
     """
     return generators.build(
         root,
@@ -77,4 +80,5 @@ def build_leaving_out(
         timeout=timeout,
         binding=binding,
         blank=[rel for rel, _ in broken],
+        cache=cache,
     )
