@@ -161,9 +161,8 @@ def _kv_path(ctx: OperatorContext, ring: KeyRingSpec, vault: VaultSpec) -> str:
     return vault.kv_path
 
 
-def _store(ctx: OperatorContext, keyring: Mapping[str, Any]) -> tuple[KeyStore, float]:
+def _store(ctx: OperatorContext, ring: KeyRingSpec) -> tuple[KeyStore, float]:
     """The KeyRing's key store and the monotonic time its credential must be renewed by."""
-    ring = KeyRingSpec.parse(keyring)
     namespace, name = ring.meta.namespace, ring.meta.name
     if ring.vault is not None:
         kv_path = _kv_path(ctx, ring, ring.vault)
@@ -176,7 +175,7 @@ def _store(ctx: OperatorContext, keyring: Mapping[str, Any]) -> tuple[KeyStore, 
 
 def store_for(ctx: OperatorContext, keyring: Mapping[str, Any]) -> KeyStore:
     """Where the KeyRing's private keys live (Secrets, or Vault KV v2 with a fresh login)."""
-    return _store(ctx, keyring)[0]
+    return _store(ctx, KeyRingSpec.parse(keyring))[0]
 
 
 # -- Syncs using a KeyRing -----------------------------------------------------------------------
@@ -224,7 +223,8 @@ def keyring_decryption_keys(
     keyring = get_object(ctx.client, "KeyRing", namespace, name)
     if keyring is None:
         raise ConfigError(f"KeyRing {namespace}/{name} not found")
-    allowed = list(KeyRingSpec.parse(keyring).allowed_namespaces)
+    spec = KeyRingSpec.parse(keyring)
+    allowed = list(spec.allowed_namespaces)
     if sync_namespace != namespace and "*" not in allowed and sync_namespace not in allowed:
         raise ConfigError(
             f"KeyRing {namespace}/{name} does not serve namespace {sync_namespace}: only "
@@ -244,7 +244,7 @@ def keyring_decryption_keys(
         hit = cache.get((namespace, name))
     if hit is not None and hit[0] == states and time.monotonic() < hit[2]:
         return dataclasses.replace(hit[1], sops_binding=binding)
-    store, renew_at = _store(ctx, keyring)
+    store, renew_at = _store(ctx, spec)
     keys = store.load()
     if not keys:
         raise ConfigError(f"KeyRing {namespace}/{name} has no keys yet")
