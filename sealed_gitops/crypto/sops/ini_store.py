@@ -45,6 +45,7 @@ class _Section:
         self.name = name
         self.comment = ""
         self.keys: dict[str, tuple[str, str]] = {}  # name -> (value, comment), first-seen order
+        self.auto_keys = 0  # go-ini's counter for ``-`` keys: ``#1``, ``#2``...
 
 
 def _index_any(text: str, chars: str) -> int:
@@ -171,7 +172,8 @@ class _Parser:
                 continue
             key, offset = _key_name(line, number)
             if key == "-":
-                key = f"#{sum(1 for k in current.keys if k.startswith('#')) + 1}"
+                current.auto_keys += 1
+                key = f"#{current.auto_keys}"
             value = self.value(line[offset:], number)
             if not key:
                 raise FormatError("empty key name", location=f"line {number}")
