@@ -35,7 +35,7 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sealed_gitops.redact.forms import MIN_LENGTH, MIN_LINE_LENGTH, expand
@@ -51,7 +51,6 @@ __all__ = [
     "RedactingFilter",
     "Snapshot",
     "compose",
-    "current_scope",
     "cut",
     "enter_scope",
     "install_logging_filter",
@@ -59,8 +58,6 @@ __all__ = [
     "redact",
     "redact_everywhere",
     "register",
-    "register_many",
-    "registered_count",
     "restore",
     "scope",
     "snapshot",
@@ -108,10 +105,6 @@ def enter_scope(name: str) -> None:
     _current.set(name)
 
 
-def current_scope() -> str | None:
-    return _current.get()
-
-
 def _scoped_registry(name: str) -> Registry:
     with _scopes_lock:
         found = _scoped.get(name)
@@ -143,21 +136,10 @@ def register(value: str | bytes) -> None:
     _scoped_registry(name).add(f for f in forms if len(f) < GLOBAL_LENGTH)
 
 
-def register_many(values: Iterable[str | bytes]) -> None:
-    for value in values:
-        register(value)
-
-
 def is_registered(value: str | bytes) -> bool:
     """Whether ``value`` itself is masked here (in the current scope, or anywhere outside one)."""
     forms = expand(value)
     return bool(forms) and any(forms[0] in registry for registry in _visible())
-
-
-def registered_count() -> int:
-    with _scopes_lock:
-        registries = [_GLOBAL, *_scoped.values()]
-    return sum(len(r) for r in registries)
 
 
 @dataclass(frozen=True)
