@@ -21,19 +21,11 @@ from typing import Any
 
 import pytest
 
-import tests.operator.conftest as operator_fixtures
 from sealed_gitops import redact
 from sealed_gitops.audit.log import AUDIT_LOGGER, install_audit_stream
 from sealed_gitops.cluster import KubeClient
 from tests.operator.conftest import Setup, is_ready, make_setup, ready, wait_for
 from tests.operator.manifests import secret_doc
-
-_cluster = operator_fixtures._cluster
-kubeconfig = operator_fixtures.kubeconfig
-kubectl_path = operator_fixtures.kubectl_path
-crds = operator_fixtures.crds
-client = operator_fixtures.client
-operator_factory = operator_fixtures.operator_factory
 
 MALLORY = ("Mallory", "m@x")
 MALLORY_TEXT = "Mallory <m@x>"

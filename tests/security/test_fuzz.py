@@ -70,10 +70,6 @@ from sealed_gitops.render.document import make_document
 from sealed_gitops.render.kustomize import OUTPUT_LIMITS, _run_capped
 from sealed_gitops.render.loader import load_bytes
 from sealed_gitops.render.walk import IgnoreRules
-from tests.operator.conftest import _cluster, crds, kubeconfig, kubectl_path
-
-#: The operator tests' fixtures the webhook harness runs on (imported, so pytest finds them).
-FIXTURES = (_cluster, crds, kubeconfig, kubectl_path)
 
 _DEADLINE_MS = 5000  # per input; generous for a shared 2-core machine, tiny next to a freeze
 settings.register_profile(

@@ -29,22 +29,12 @@ from sealed_gitops.testing.gitserver import GitDaemon, HttpGitServer, SshServer
 from tests.operator.conftest import (
     Kube,
     Setup,
-    _cluster,
-    client,
-    crds,
     is_ready,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
     ready,
-    setup,
     wait_for,
 )
 from tests.source import conftest as source_fixtures
 from tests.source.conftest import HTTP_PASSWORD, HTTP_USER, CountingRunner, Origin, make_origin
-
-#: The operator tests' fixtures the end-to-end test runs on (imported, so pytest finds them here).
-FIXTURES = (_cluster, client, crds, kubeconfig, kubectl_path, operator_factory, setup)
 
 # The source tests' Git servers (HTTPS with basic auth, sshd with a deploy key, git daemon) over
 # their session root, made visible to pytest here; ``https`` is their ``https_server``.

@@ -9,7 +9,6 @@ server, as tests/keys_lifecycle/test_vault.py does.
 """
 
 # The operator fixtures are imported below and then named as test parameters (F811).
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -37,16 +36,9 @@ from tests.keys_lifecycle.conftest import (
     sops_secret,
     wait_keys,
 )
-from tests.operator.conftest import (  # noqa: F401 (fixtures)
+from tests.operator.conftest import (
     Setup,
-    _cluster,
-    client,
-    crds,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
     ready,
-    setup,
     wait_for,
 )
 
@@ -201,9 +193,7 @@ def test_tenant_keyring_cannot_read_the_admin_keyrings_vault_path(
 def test_kv_path_is_the_keyrings_own_unless_a_prefix_allows_more(
     path: str, prefixes: list[str], allowed: bool
 ) -> None:
-    assert (
-        kv_path_allowed(path, namespace="team-b", name="cluster", prefixes=prefixes) is allowed
-    )
+    assert kv_path_allowed(path, namespace="team-b", name="cluster", prefixes=prefixes) is allowed
 
 
 @pytest.mark.parametrize(

@@ -21,17 +21,10 @@ from sealed_gitops.errors import LimitExceeded, SealedGitopsError
 from sealed_gitops.render import render
 from sealed_gitops.render.kustomize import build, find_kubectl
 from sealed_gitops.render.loader import Limits
-from tests.operator.conftest import (  # noqa: F401 (fixtures)
+from tests.operator.conftest import (
     Setup,
-    _cluster,
-    client,
     condition,
-    crds,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
     ready,
-    setup,
     wait_for,
 )
 
@@ -111,8 +104,8 @@ def test_output_past_the_object_cap_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_operator_stalls_on_an_overlay_bomb(
-    setup: Setup,  # noqa: F811 (fixture)
-    operator_factory: Any,  # noqa: F811 (fixture)
+    setup: Setup,
+    operator_factory: Any,
     tmp_path: Path,
 ) -> None:
     """A commit in (the bomb under the Sync's path): the Sync turns Stalled with the reason and

@@ -25,9 +25,7 @@ from sealed_gitops.crypto.sops import encrypt_bytes, load_creation_rules, match_
 from sealed_gitops.crypto.sops.tree import Rules
 from sealed_gitops.errors import ConfigError, FormatError
 from sealed_gitops.render.walk import IgnoreRules
-from tests.conftest_tools import AgeKey, age_keys
-
-__all__ = ["age_keys"]
+from tests.conftest_tools import AgeKey
 
 #: 2^40 backtracking steps for ``^(a+)+$``: hours with a backtracking engine, microseconds with RE2.
 HOSTILE_KEY = "a" * 40 + "!"

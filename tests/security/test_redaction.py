@@ -35,7 +35,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import tests.operator.conftest as operator_fixtures
 from sealed_gitops import redact
 from sealed_gitops.cli import main
 from sealed_gitops.cluster.apierrors import error_for_status, unavailable
@@ -45,17 +44,6 @@ from sealed_gitops.operator.conditions import MAX_MESSAGE, set_condition
 from sealed_gitops.redact.forms import go_json, go_quote
 from sealed_gitops.testing import KubeEmulator
 from tests.operator.conftest import Setup, wait_failed, wait_for
-
-# The operator tests' fixtures (a cluster, our CRDs, a namespace and Git remote, operators),
-# made visible to pytest here: a tests/security conftest would be shared by every finding.
-_cluster = operator_fixtures._cluster
-kubeconfig = operator_fixtures.kubeconfig
-kubectl_path = operator_fixtures.kubectl_path
-crds = operator_fixtures.crds
-client = operator_fixtures.client
-setup = operator_fixtures.setup
-emulator = operator_fixtures.emulator
-operator_factory = operator_fixtures.operator_factory
 
 #: characters that JSON, Go's %q, Go's JSON and Python's repr() each escape their own way
 HOSTILE = ['"', "'", "\\", "\n", "\t", "\x01", "\x1b", "\x7f", "ü", "日本", "<&>", "\u2028", " "]

@@ -10,7 +10,6 @@ why: Ready=False, reason InvalidName, Stalled, with the field named.
 """
 
 # The operator fixtures are imported below and then named as test parameters (F811).
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -31,18 +30,11 @@ import yaml
 
 from sealed_gitops.testing.gitserver import WorkRepo, _self_signed
 from tests.keys_lifecycle.conftest import active, create_keyring, sops_secret, wait_keys
-from tests.operator.conftest import (  # noqa: F401 (fixtures)
+from tests.operator.conftest import (
     Kube,
     Setup,
-    _cluster,
-    client,
     condition,
-    crds,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
     ready,
-    setup,
     wait_for,
 )
 from tests.operator.manifests import secret_doc
@@ -515,3 +507,15 @@ def test_manifest_paths_refuse_dot_segments(namespace: str, name: str) -> None:
     )
     with pytest.raises(InvalidName):
         configmaps.path(namespace=namespace, name=name)
+
+
+@pytest.mark.parametrize("name", ["x" * 254, "a/b", "%2e%2e", "..", "."])
+def test_object_ids_refuse_names_the_api_server_would_not_admit(name: str) -> None:
+    """Every object from Git gets an id first: a name no object can have (too long, or one that
+    changes the URL it is put into) is refused there, on the fast path as on the slow one."""
+    from sealed_gitops.errors import FormatError
+    from sealed_gitops.plan import ObjectId
+
+    ObjectId(namespace="team-b", name="x" * 253, group="", kind="ConfigMap")  # the longest
+    with pytest.raises(FormatError):
+        ObjectId(namespace="team-b", name=name, group="", kind="ConfigMap")

@@ -48,20 +48,10 @@ from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.placement import Placement
 from tests.keys_lifecycle.conftest import active, create_keyring, wait_keys
-from tests.operator import conftest as operator_fixtures
 from tests.operator.conftest import Setup, ready, wait_for
 
 pytestmark = pytest.mark.e2e
 
-# The operator tests' fixtures (a cluster, our CRDs, a namespace and Git remote, operators),
-# made visible to pytest here: a tests/security conftest would be shared by every finding.
-_cluster = operator_fixtures._cluster
-kubeconfig = operator_fixtures.kubeconfig
-kubectl_path = operator_fixtures.kubectl_path
-crds = operator_fixtures.crds
-client = operator_fixtures.client
-setup = operator_fixtures.setup
-operator_factory = operator_fixtures.operator_factory
 
 API = "/apis/sealed-gitops.io/v1alpha1"
 

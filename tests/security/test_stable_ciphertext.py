@@ -20,9 +20,7 @@ import yaml
 from sealed_gitops.crypto.age import AgeIdentities
 from sealed_gitops.crypto.sops import encrypt_bytes, reencrypt_plain, set_value
 from sealed_gitops.testing.sops_tool import run_sops
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
-
-__all__ = ["age_keys", "sops_binary"]
+from tests.conftest_tools import AgeKey
 
 
 @pytest.fixture(scope="module")

@@ -40,16 +40,9 @@ from sealed_gitops.crypto.sops import KeyStanza, encrypt_bytes
 from sealed_gitops.crypto.sops.ops import master_key_ids
 from sealed_gitops.errors import FormatError
 from sealed_gitops.keys.vault import VaultTransitKey
-from tests.conftest_tools import Transit, transit  # noqa: F401 (fixture)
-from tests.operator.conftest import (  # noqa: F401 (fixtures)
+from tests.conftest_tools import Transit
+from tests.operator.conftest import (
     Setup,
-    _cluster,
-    client,
-    crds,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
-    setup,
     wait_for,
 )
 
@@ -178,8 +171,8 @@ def _failure_text(failure: dict[str, Any]) -> str:
 @pytest.mark.e2e
 @pytest.mark.parametrize("listed", ["nothing", "https-of-the-same-host"])
 def test_committed_stanza_cannot_collect_the_tenants_token(
-    setup: Setup,  # noqa: F811
-    operator_factory: Any,  # noqa: F811
+    setup: Setup,
+    operator_factory: Any,
     committer_vault: Recorder,
     listed: str,
 ) -> None:
@@ -214,9 +207,9 @@ def test_committed_stanza_cannot_collect_the_tenants_token(
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_a_listed_vault_still_opens_transit_files(
-    setup: Setup,  # noqa: F811
-    operator_factory: Any,  # noqa: F811
-    transit: Transit,  # noqa: F811
+    setup: Setup,
+    operator_factory: Any,
+    transit: Transit,
 ) -> None:
     """The admin lists the Vault (here plain http on loopback, written as http:// on purpose):
     the tenant's token opens the transit file there."""
@@ -285,9 +278,9 @@ def _token_works(address: str, token: str) -> bool:
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_key_name_cannot_walk_out_of_transit(
-    setup: Setup,  # noqa: F811
-    operator_factory: Any,  # noqa: F811
-    transit: Transit,  # noqa: F811
+    setup: Setup,
+    operator_factory: Any,
+    transit: Transit,
 ) -> None:
     """``key_name: ../../auth/token/revoke-self`` used to revoke the tenant's token."""
     ns = setup.namespace

@@ -32,20 +32,9 @@ from sealed_gitops.operator.webhook_guard import DeliveryLog, RateLimits, TtlCac
 from sealed_gitops.testing import KubeEmulator
 from tests.operator.conftest import (
     Setup,
-    _cluster,
-    client,
-    crds,
-    emulator,
-    kubeconfig,
-    kubectl_path,
-    operator_factory,
-    setup,
     wait_for,
 )
 from tests.operator.manifests import secret_doc
-
-#: The operator tests' fixtures this module runs on (imported, so pytest finds them here).
-FIXTURES = (_cluster, client, crds, emulator, kubeconfig, kubectl_path, operator_factory, setup)
 
 HOOK_TOKEN = b"webhook-hmac-secret-sec11"
 _MANY = 100_000
