@@ -8,8 +8,6 @@ unless the admin's ``--vault-kv-path-prefix`` allows it. The attack runs against
 server, as tests/keys_lifecycle/test_vault.py does.
 """
 
-# The operator fixtures are imported below and then named as test parameters (F811).
-
 from __future__ import annotations
 
 import base64

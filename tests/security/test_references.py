@@ -9,8 +9,6 @@ team-b's side (a Secret, a ConfigMap, a request at team-b's own server), and tha
 why: Ready=False, reason InvalidName, Stalled, with the field named.
 """
 
-# The operator fixtures are imported below and then named as test parameters (F811).
-
 from __future__ import annotations
 
 import base64
