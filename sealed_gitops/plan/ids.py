@@ -58,16 +58,12 @@ class ObjectId:
     def __post_init__(self) -> None:
         # Ids are made thousands of times per reconcile: one combined test, details only on error.
         head = self.namespace + self.group + self.kind
-        name = self.name
         if (
-            name
-            and self.kind
+            self.kind
             and "_" not in head
             and ":" not in head
-            and "_" not in name
-            and "/" not in name
-            and "%" not in name
-            and name not in (".", "..")
+            and "_" not in self.name
+            and names.is_path_segment_name(self.name)  # the same test as below: length too
             and _namespace_ok(self.namespace)
         ):
             return
