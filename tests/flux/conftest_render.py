@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.render.decrypt import DecryptionKeys
 from tests.conftest_tools import AgeKey
@@ -52,6 +54,27 @@ def sops_encrypt(
         cwd=path.parent,
         timeout=60,
     )
+
+
+def isolate_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No key from the developer's environment (nor an editor); HOME and the cwd inside the test
+    folder. Returns the cwd."""
+    for name in list(os.environ):
+        if name.startswith(("SOPS_", "VAULT_", "SEALED_GITOPS_")) or name in (
+            "GNUPGHOME",
+            "EDITOR",
+            "VISUAL",
+            "XDG_CONFIG_HOME",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SOPS_DISABLE_VERSION_CHECK", "true")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
 
 
 def keys_for(age: AgeKey) -> DecryptionKeys:

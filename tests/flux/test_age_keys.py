@@ -25,6 +25,7 @@ from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.testing.sops_tool import run_sops
 from tests.conftest_tools import AgeKey
+from tests.flux.conftest_render import isolate_environment
 from tests.operator.conftest import (
     Setup,
     decoded,
@@ -42,20 +43,7 @@ PQ_RECIPIENT = "age1pq1" + "q" * 1900
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No key from the developer's environment; HOME and the cwd inside the test folder."""
-    for name in list(os.environ):
-        if name.startswith(("SOPS_", "VAULT_", "SEALED_GITOPS_")) or name in (
-            "GNUPGHOME",
-            "XDG_CONFIG_HOME",
-        ):
-            monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("SOPS_DISABLE_VERSION_CHECK", "true")
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
+    return isolate_environment(monkeypatch, tmp_path)
 
 
 def run(*args: str) -> Result:

@@ -11,7 +11,6 @@ is handed over through SOPS_AGE_KEY_FILE, as a sops user would.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
 import time
@@ -30,6 +29,7 @@ from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.testing.sops_tool import run_sops
 from tests.conftest_tools import AgeKey
+from tests.flux.conftest_render import isolate_environment
 
 CANARY = "canary-stores-9Kq4"
 
@@ -71,22 +71,8 @@ def _shape(data: bytes) -> str:
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, age_keys: list[AgeKey]) -> Path:
     """Only key 0, through SOPS_AGE_KEY_FILE; HOME and the cwd inside the test folder."""
-    for name in list(os.environ):
-        if name.startswith(("SOPS_", "VAULT_", "SEALED_GITOPS_")) or name in (
-            "GNUPGHOME",
-            "EDITOR",
-            "VISUAL",
-            "XDG_CONFIG_HOME",
-        ):
-            monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("SOPS_DISABLE_VERSION_CHECK", "true")
+    work = isolate_environment(monkeypatch, tmp_path)
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(age_keys[0].file))
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
     return work
 
 
