@@ -20,6 +20,7 @@ import yaml
 from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.errors import ApiNotFound, ConfigError
 from sealed_gitops.keys.repo_keys import KeyRingRecord, find_records, read_record
+from sealed_gitops.plan import names
 
 __all__ = ["API", "Target", "cluster_options", "find_target", "parse_ref", "published_keys"]
 
@@ -107,6 +108,10 @@ def find_target(
         namespace, name = record.namespace, record.name
     else:
         raise ConfigError("no --keyring given and no keys/*/keyring.yaml found (keys fetch)")
+    # Both go into the API path: --keyring, and keyring.yaml from the repository (any commit).
+    origin = "--keyring" if keyring else "keyring.yaml: keyring"
+    names.namespace(namespace, field=f"{origin} namespace")
+    names.object_name(name, field=f"{origin} name")
     # As kubectl: $KUBECONFIG (its first file) when no --kubeconfig is given.
     config = kubeconfig or (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0] or None
     # The effective context, so keyring.yaml pins the cluster even if kubectl's default changes.

@@ -276,3 +276,38 @@ def test_a_second_fetch_changes_nothing(cluster: FakeCluster) -> None:
     assert result.exit_code == 0, result.output
     assert "unchanged" in result.output
     assert Path(".sops.yaml").read_text() == text
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "flux-system/cluster/../../../../api/v1/namespaces/kube-system/secrets/admin",
+        "flux-system/cluster?dryRun=All",
+        "../api/cluster",
+    ],
+)
+def test_a_keyring_record_from_git_cannot_steer_the_api_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ref: str
+) -> None:
+    # keys/*/keyring.yaml comes from the repository (a commit anyone may have written): its
+    # NAMESPACE/NAME is refused unless it is a namespace and an object name, before any request.
+    paths: list[str] = []
+
+    class Recorder:
+        def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+            paths.append(path)
+            return {"metadata": {"name": "cluster"}, "status": {"keys": []}}
+
+    monkeypatch.setattr(keyring_target, "connect", lambda *_a, **_k: Recorder())
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "keys" / "prod").mkdir(parents=True)
+    (repo / "keys" / "prod" / "keyring.yaml").write_text(f"keyring: {ref}\nkeys: []\n")
+    monkeypatch.chdir(repo)
+
+    result = CliRunner().invoke(cli, ["keys", "fetch", "--dir", "keys/prod"])
+
+    assert result.exit_code == 1, result.output
+    assert "not a valid" in result.output
+    assert paths == []
