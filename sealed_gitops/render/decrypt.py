@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sealed_gitops.crypto.sealed_document import parse_sealed_secret, secret_manifest
-from sealed_gitops.crypto.sops import Comment, Rules, TreeBranch, Unwrapper, decrypt_document
+from sealed_gitops.crypto.sops import Rules, Unwrapper, decrypt_document
 from sealed_gitops.crypto.sops.registration import register_encrypted
 from sealed_gitops.errors import (
     FormatError,
@@ -46,6 +46,7 @@ from sealed_gitops.render.document import DocKind, Document, Failure
 from sealed_gitops.render.leftover import refuse_leftover_ciphertext
 from sealed_gitops.render.loader import load_file
 from sealed_gitops.render.placement import Placement
+from sealed_gitops.render.sops_sources import tree_to_python
 from sealed_gitops.render.transformed import open_transformed
 
 __all__ = [
@@ -91,15 +92,6 @@ class _OpenedSops:
     branches: list[dict[str, Any]]
     rules: Rules
     data_key: bytes
-
-
-def tree_to_python(value: Any) -> Any:
-    """An engine tree (ordered pairs, comments) as plain dicts and lists, comments dropped."""
-    if isinstance(value, TreeBranch):
-        return {k: tree_to_python(v) for k, v in value if not isinstance(k, Comment)}
-    if isinstance(value, list):
-        return [tree_to_python(v) for v in value if not isinstance(v, Comment)]
-    return value
 
 
 def _identify(obj: dict[str, Any], doc: Document) -> ObjectId:

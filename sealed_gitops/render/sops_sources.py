@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sealed_gitops.crypto.sops import Comment, TreeBranch, Unwrapper, decrypt_document
-from sealed_gitops.crypto.sops.document import dump_tree, load_tree
+from sealed_gitops.crypto.sops.document import dump_tree, load_tree, sops_format
 from sealed_gitops.crypto.sops.registration import register_encrypted
 from sealed_gitops.errors import NoMatchingKey, ScopeMismatch
 from sealed_gitops.redact import register
@@ -40,6 +40,7 @@ __all__ = [
     "open_secret_data",
     "open_secret_document",
     "refuse_unbound",
+    "tree_to_python",
 ]
 
 #: the bytes that say "this is a SOPS file of this format" (Flux's sopsFormatToMarkerBytes);
@@ -52,19 +53,19 @@ MARKERS: dict[str, bytes] = {
     "ini": b"[sops]",
 }
 
-_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv", ".ini": "ini"}
-
 
 def format_for_path(name: str) -> str:
     """The sops store a file name selects (any other suffix, or none, is binary).
 
     ``.dockerconfigjson``, the data key of a ``kubernetes.io/dockerconfigjson`` Secret, holds
     JSON: Flux reads it as JSON, and as binary its decrypted tree would have no ``data`` to print.
+    Otherwise sops's own rule (:func:`sops_format`), on the name in lower case; a name without a
+    suffix is binary (sops_format would call an empty name standard input, YAML).
     """
     if name.endswith(".dockerconfigjson"):
         return "json"
-    dot = name.rfind(".")
-    return _SUFFIXES.get(name[dot:].lower(), "binary") if dot >= 0 else "binary"
+    lowered = name.lower()
+    return sops_format(lowered) if "." in lowered else "binary"
 
 
 def has_marker(data: bytes, fmt: str) -> bool:
@@ -79,11 +80,12 @@ def marker_format(data: bytes) -> str | None:
     return None
 
 
-def _python(value: Any) -> Any:
+def tree_to_python(value: Any) -> Any:
+    """An engine tree (ordered pairs, comments) as plain dicts and lists, comments dropped."""
     if isinstance(value, TreeBranch):
-        return {k: _python(v) for k, v in value if not isinstance(k, Comment)}
+        return {k: tree_to_python(v) for k, v in value if not isinstance(k, Comment)}
     if isinstance(value, list):
-        return [_python(v) for v in value if not isinstance(v, Comment)]
+        return [tree_to_python(v) for v in value if not isinstance(v, Comment)]
     return value
 
 
@@ -92,7 +94,7 @@ def _open(data: bytes, *, fmt: str, unwrapper: Unwrapper, file: str) -> list[Tre
     document = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt)
     raw = load_tree(data, fmt=fmt, file=file, encrypted=True)
     for raw_branch, plain_branch in zip(raw, document.branches, strict=False):
-        register_encrypted(_python(raw_branch), _python(plain_branch))
+        register_encrypted(tree_to_python(raw_branch), tree_to_python(plain_branch))
     return document.branches
 
 
