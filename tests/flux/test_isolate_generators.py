@@ -13,10 +13,8 @@ import pytest
 
 from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.render import generators
-from tests.conftest_tools import AgeKey, age_keys, sops_binary
+from tests.conftest_tools import AgeKey
 from tests.flux.conftest_render import keys_for, sops_encrypt, write
-
-__all__ = ["age_keys", "sops_binary"]
 
 CANARY = "canary-isolate-gen-5e1a"
 BROKEN = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata: [unclosed\n"
