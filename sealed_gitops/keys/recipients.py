@@ -44,7 +44,6 @@ __all__ = [
 #: sops' variable with default age recipients for ``encrypt`` (comma-separated).
 AGE_RECIPIENTS_ENV = "SOPS_AGE_RECIPIENTS"
 
-_AGE = re.compile(r"^age1[02-9ac-hj-np-z]{20,}$")
 _PGP = re.compile(r"^(0x)?[0-9A-Fa-f]{16,40}$")
 
 
@@ -62,9 +61,9 @@ def split_list(value: str | Sequence[str] | None) -> list[str]:
 def classify_recipient(text: str) -> str:
     """The stanza kind a recipient string stands for: ``age``, ``pgp`` or ``hc_vault``."""
     value = text.strip()
-    if _AGE.match(value) or recipient_type(value) != "unknown":
-        # SSH keys are age recipients in sops; an age1pq1/plugin recipient is age's too, and
-        # KeyFactory.age says why it is unsupported
+    if recipient_type(value) != "unknown":
+        # age1... (X25519) by crypto.age's own pattern; SSH keys are age recipients in sops;
+        # an age1pq1/plugin recipient is age's too, and KeyFactory.age says why it is unsupported
         return AGE_KIND
     if value.startswith(("http://", "https://")):
         return "hc_vault"
