@@ -68,6 +68,16 @@ def test_flux_patches_layout_builds_as_flux_expects(
     assert "sops" not in obj.data
 
 
+def with_a_move(source: str, target: str) -> str:
+    """The patches layout's kustomization plus a plain JSON 6902 ``move`` on its Secret."""
+    return (
+        "namePrefix: patches-\nresources:\n  - secret.yaml\npatches:\n"
+        "  - path: merge2.yaml\n  - target:\n      kind: Secret\n      name: secret\n"
+        f"    patch: |-\n      - op: move\n        from: {source}\n"
+        f"        path: {target}\n"
+    )
+
+
 def refused(root: Path, age: AgeKey, path: str = "patches") -> SealedGitopsError:
     with pytest.raises(SealedGitopsError) as exc:
         build(root=root, path=path, keys=keys_for(age))
@@ -110,10 +120,7 @@ def test_a_value_moved_to_another_key_is_refused(
         tmp_path,
         sops_binary,
         age_keys[0],
-        kustomization="namePrefix: patches-\nresources:\n  - secret.yaml\npatches:\n"
-        "  - path: merge2.yaml\n  - target:\n      kind: Secret\n      name: secret\n"
-        "    patch: |-\n      - op: move\n        from: /stringData/key\n"
-        "        path: /stringData/moved\n",
+        kustomization=with_a_move("/stringData/key", "/stringData/moved"),
     )
     error = refused(tmp_path, age_keys[0])
     assert error.file == "patches/secret.yaml"
@@ -128,10 +135,7 @@ def test_an_encrypted_patch_moved_by_a_plain_patch_is_refused(
         tmp_path,
         sops_binary,
         age_keys[0],
-        kustomization="namePrefix: patches-\nresources:\n  - secret.yaml\npatches:\n"
-        "  - path: merge2.yaml\n  - target:\n      kind: Secret\n      name: secret\n"
-        "    patch: |-\n      - op: move\n        from: /stringData/merge2\n"
-        "        path: /stringData/key\n",
+        kustomization=with_a_move("/stringData/merge2", "/stringData/key"),
     )
     assert refused(tmp_path, age_keys[0]).file == "patches/secret.yaml"
 
