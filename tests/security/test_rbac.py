@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.testing import KubeEmulator
 from sealed_gitops.testing.gitserver import WorkRepo
 from tests.deploy.conftest import DEPLOY, NAMESPACE, OPERATOR_SA, ROOT, kubectl, kubectl_run
+from tests.operator.conftest import wait_for
 
 __all__ = ["kubectl"]  # the session fixture, re-exported so pytest finds it here
 
@@ -275,17 +275,6 @@ def _ready(client: KubeClient, namespace: str, name: str, *, says: str) -> dict[
     return None
 
 
-def _wait(check: Callable[[], Any], *, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 def _deployed_default_account(kubectl: Path) -> str | None:
     """``--default-service-account`` as deploy/deployment.yaml passes it to the CLI."""
     done = kubectl_run(kubectl, Path("/dev/null"), "kustomize", str(DEPLOY))
@@ -365,18 +354,18 @@ def test_a_sync_without_service_account_writes_as_the_deployer_and_never_in_kube
     )
     try:
         with OperatorThread(settings):
-            ok = _wait(lambda: _ready(admin, TENANT, "app", says="Applied revision"), what="ok")
+            ok = wait_for(lambda: _ready(admin, TENANT, "app", says="Applied revision"), what="ok")
             assert ok["status"] == "True", ok
             live = _get(admin, f"/api/v1/namespaces/{TENANT}/configmaps/canary")
             assert live["data"] == {"written": "yes"}
 
             who = f"system:serviceaccount:{stripped}:{DEPLOYER}"
-            refused = _wait(lambda: _ready(admin, stripped, "app", says=who), what="refused")
+            refused = wait_for(lambda: _ready(admin, stripped, "app", says=who), what="refused")
             assert refused["status"] == "False", refused
             assert "forbidden" in refused["message"], refused
             assert _get(admin, f"/api/v1/namespaces/{stripped}/configmaps/canary") is None
 
-            system = _wait(
+            system = wait_for(
                 lambda: _ready(admin, "kube-system", "app", says="never acts as"), what="refused"
             )
             assert system["status"] == "False", system
