@@ -423,6 +423,20 @@ def test_flattened_list_indexes_cannot_exhaust_memory() -> None:
         load_tree(f"A=1\n{lines}".encode(), fmt="dotenv", file="x.env")
 
 
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("dotenv", "A=1\nsops_a" + "__map_b" * 5000 + "=x\n"),
+        ("ini", "[sops]\na" + "__list_0" * 5000 + "=x\n"),
+    ],
+)
+def test_flattened_metadata_nesting_is_bounded(fmt: str, text: str) -> None:
+    """A committed key nesting 5 000 maps or lists deep: a FormatError, not a RecursionError
+    out of the unflattening."""
+    with pytest.raises(SealedGitopsError, match="nested too deep"):
+        load_tree(text.encode(), fmt=fmt, file="x")
+
+
 # -- .sops.yaml stores: --------------------------------------------------------------------------
 
 

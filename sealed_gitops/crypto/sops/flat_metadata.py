@@ -29,6 +29,9 @@ LIST_SEPARATOR = "__list_"
 #: per list, and for all the list slots of one file together (many keys, each with its own list).
 _MAX_LIST_INDEX = 10_000
 _MAX_LIST_SLOTS = 100_000
+#: Guards the nesting a committer writes (``__map_a__map_a...``): the branch is built and written
+#: by recursion. sops' deepest key (``key_groups__list_0__map_age__list_0__map_recipient``) has 4.
+_MAX_DEPTH = 32
 
 _TOKEN = re.compile(f"({MAP_SEPARATOR}|{LIST_SEPARATOR})")
 
@@ -76,6 +79,8 @@ def flatten_metadata(branch: TreeBranch) -> list[tuple[str, str]]:
 
 def _tokens(key: str) -> list[str | int]:
     parts = _TOKEN.split(key)
+    if len(parts) > 2 * _MAX_DEPTH + 1:
+        raise FormatError(f"sops metadata: key nested too deep ({key[:64]!r}...)")
     tokens: list[str | int] = [parts[0]]
     for sep, text in zip(parts[1::2], parts[2::2], strict=True):
         if sep == MAP_SEPARATOR:
