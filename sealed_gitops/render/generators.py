@@ -336,8 +336,8 @@ def build(
     staged = Staged()
     _decrypt_all(root, sources, unwrapper=unwrapper, staged=staged, binding=binding, cache=cache)
     if not staged.decrypted and not blank:
-        output, scanned = kustomize.build(
-            root, directory, rel=rel, kubectl=kubectl, timeout=timeout
+        output, _ = kustomize.build(
+            root, directory, rel=rel, kubectl=kubectl, timeout=timeout, scanned=scanned
         )
         return output, scanned, None
     replacements = {

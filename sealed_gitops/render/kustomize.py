@@ -327,6 +327,7 @@ def build(
     timeout: float = DEFAULT_TIMEOUT,
     limits: Limits = OUTPUT_LIMITS,
     scratch: Path | None = None,
+    scanned: KustomizeScan | None = None,
 ) -> tuple[bytes, KustomizeScan]:
     """Scan, then run ``kubectl kustomize`` on ``directory``; return its YAML output and the scan.
 
@@ -334,9 +335,10 @@ def build(
     the files it reads are encrypted, so it holds no plaintext values. Its output is read up to
     ``limits.max_bytes`` and ``limits.max_documents``; past either, kustomize is killed.
     ``scratch``: the directory for kustomize's stderr (a memory-backed one when the build reads
-    decrypted files, whose text an error may quote).
+    decrypted files, whose text an error may quote). ``scanned``: the caller's scan of this same
+    ``root`` and ``directory``, so the graph is not read and measured twice.
     """
-    checked = scan(root, directory)
+    checked = scanned if scanned is not None else scan(root, directory)
     command = [
         kubectl or find_kubectl(),
         "kustomize",
