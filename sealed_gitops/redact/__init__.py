@@ -197,7 +197,7 @@ def redact(text: str) -> str:
     """Return ``text`` with every registered value visible here replaced by :data:`MASK`."""
     if not text or isinstance(text, Redacted):
         return text
-    return mask(text, [p for r in _visible() for p in r.patterns()], MASK)
+    return mask(text, [r.index for r in _visible()], MASK)
 
 
 def redact_everywhere(text: str) -> str:
@@ -206,7 +206,7 @@ def redact_everywhere(text: str) -> str:
         return text
     with _scopes_lock:
         registries = [_GLOBAL, *_scoped.values()]
-    return mask(text, [p for r in registries for p in r.patterns()], MASK)
+    return mask(text, [r.index for r in registries], MASK)
 
 
 def _identity(text: str) -> str:
