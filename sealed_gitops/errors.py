@@ -8,7 +8,7 @@ condition reason.
 
 ::
 
-    SealedGitopsError                 base; message always passes through redact.py
+    SealedGitopsError                 base; message always passes through redact/
     ├── InputError                    the user's input is wrong; names the file and what is wrong
     │   ├── FormatError               malformed YAML/JSON, bad ENC[...] value, unknown type
     │   ├── LimitExceeded             over a limit: file size, YAML aliases, documents per file
@@ -97,7 +97,7 @@ class SealedGitopsError(Exception):
         return f"{type(self).__name__}({str(self)!r})"
 
     def __str__(self) -> str:
-        # Imported here because redact.py must stay importable without errors.py in cycles.
+        # Imported here because the redact package must stay importable without errors.py in cycles.
         from sealed_gitops.redact import redact
 
         parts = []

@@ -29,6 +29,7 @@ import git
 
 from sealed_gitops.audit.records import SignatureStatus
 from sealed_gitops.errors import AuditError, ConfigError
+from sealed_gitops.redact import cut
 
 __all__ = ["Commit", "FileChange", "GitHistory", "signer_keyring"]
 
@@ -92,7 +93,7 @@ def _parse_changes(tokens: list[str]) -> list[FileChange]:
             continue
         fields = head[1:].split(" ")
         if len(fields) < 5:
-            raise AuditError(f"unexpected git log output near {head[:60]!r}")
+            raise AuditError(f"unexpected git log output near {cut(head, limit=60)!r}")
         status = fields[4][:1]
         if status in ("R", "C"):
             old, new = tokens[pos + 1], tokens[pos + 2]

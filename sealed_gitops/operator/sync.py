@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+from sealed_gitops.audit.log import IDENTITY_ATTRIBUTE
 from sealed_gitops.cluster import (
     ApplyResult,
     Desired,
@@ -155,7 +156,7 @@ def _audit(sync: str, published: dict[str, Any], applied: ApplyResult) -> None:
         }
         audit_log.info(
             json.dumps({"event": "secret-applied", **identity}, sort_keys=True),
-            extra={"audit_identity": identity},
+            extra={IDENTITY_ATTRIBUTE: identity},
         )
 
 
