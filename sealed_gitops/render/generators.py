@@ -40,6 +40,7 @@ from sealed_gitops.render import kustomize
 from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.kustomize import KustomizeScan
+from sealed_gitops.render.kustomize_scan import is_inline
 from sealed_gitops.render.loader import DEFAULT_LIMITS, load_bytes, load_file, read_limited
 from sealed_gitops.render.sops_sources import (
     MARKERS,
@@ -117,10 +118,6 @@ def _entries(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _is_inline(entry: str) -> bool:
-    return "\n" in entry or ": " in entry
-
-
 def _generator_sources(spec: Mapping[str, Any], *, kfile: str, place: _Placer) -> Iterator[Source]:
     for role in (_SECRET, _CONFIGMAP):
         for index, gen in enumerate(_entries(spec.get(role))):
@@ -143,7 +140,7 @@ def _patch_sources(spec: Mapping[str, Any], *, kfile: str, place: _Placer) -> It
     paths = [p.get("path") for p in _entries(spec.get("patches")) if isinstance(p, Mapping)]
     paths += [p for p in _entries(spec.get("patchesStrategicMerge")) if isinstance(p, str)]
     for path in paths:
-        if isinstance(path, str) and path.strip() and not _is_inline(path):
+        if isinstance(path, str) and path.strip() and not is_inline(path):
             yield Source(place(path), format_for_path(path), "patch", kfile)
 
 

@@ -17,7 +17,14 @@ from sealed_gitops.errors import FormatError, LimitExceeded, PathError, RenderEr
 from sealed_gitops.render.loader import Limits, MiB, load_bytes, load_file, read_limited
 from sealed_gitops.render.walk import MANIFEST_SUFFIXES, find_kustomization, resolve_inside
 
-__all__ = ["MAX_KUSTOMIZATIONS", "OUTPUT_LIMITS", "KustomizeScan", "is_remote", "scan"]
+__all__ = [
+    "MAX_KUSTOMIZATIONS",
+    "OUTPUT_LIMITS",
+    "KustomizeScan",
+    "is_inline",
+    "is_remote",
+    "scan",
+]
 
 #: limits for kustomize's output: one "file" holding every object of the build. 64 MiB and 20,000
 #: objects are far above real builds (the largest CRD bundles are a few MiB) and far below what
@@ -78,7 +85,8 @@ class _Expanded:
         )
 
 
-def _is_inline(entry: str) -> bool:
+def is_inline(entry: str) -> bool:
+    """Whether a patch entry is an inline YAML document rather than a path."""
     return "\n" in entry or ": " in entry
 
 
@@ -93,7 +101,7 @@ def _path_references(spec: Mapping[str, Any], *, kfile: str) -> Iterator[tuple[s
                 yield f"{name} path", item["path"]
     for name in _PATH_OR_INLINE_FIELDS:
         for entry in _as_list(spec.get(name), kfile=kfile, name=name):
-            if isinstance(entry, str) and not _is_inline(entry):
+            if isinstance(entry, str) and not is_inline(entry):
                 yield name, entry
     yield from _generator_references(spec, kfile=kfile)
     openapi = spec.get("openapi")
