@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sealed_gitops.pipeline import FailurePolicy, build
-from sealed_gitops.render import generators
+from sealed_gitops.render import generators, sops_sources
 from tests.conftest_tools import AgeKey
 from tests.flux.conftest_render import keys_for, sops_encrypt, write
 
@@ -34,7 +34,7 @@ def test_an_isolate_rebuild_does_not_decrypt_a_generator_source_again(
         "resources:\n- bad.yaml\nsecretGenerator:\n- name: db\n  envs:\n  - db.env\n",
     )
     calls: list[str] = []
-    real = generators.decrypt_source
+    real = sops_sources.decrypt_source  # what generators imported under that name
 
     def counted(data: bytes, **kwargs: object) -> bytes:
         calls.append(str(kwargs["file"]))
