@@ -16,11 +16,15 @@ each encrypted file; kustomize computes every hash suffix itself. Rules:
   ``secretGenerator`` or a patch of the same build reads that file too (Flux's behaviour: it
   decrypts the file in place); otherwise the build is refused, as is any generator source that
   still holds a SOPS marker after the decryption: a generated object never carries ciphertext;
-- a generated Secret is accepted as decrypted (not "a plain Secret in Git") only when every one of
-  its keys came from an encrypted source of a generator with only encrypted sources and no
-  ``literals``. Such generators are given, in the copy only, an annotation whose value is a random
-  nonce of this build (kustomize's hash covers only name, type and data, so the suffix does not
-  change); :meth:`Staged.accept` checks and removes it. A manifest in Git cannot carry the nonce.
+- a generated Secret is accepted as decrypted (not "a plain Secret in Git") only when every value
+  it ends with came from an encrypted source: a key its generator read from a decrypted file, or
+  a value an encrypted patch of the same build sets (a MAC-verified ciphertext in the patch file,
+  matched by keyed digest). A generator ``literals:`` value counts only once such a patch has
+  replaced it (Flux's patches layout: a literal base, encrypted patches over it). Generators whose
+  file sources were all decrypted are given, in the copy only, an annotation whose value is a
+  random nonce of this build (kustomize's hash covers only name, type and data, so the suffix
+  does not change); :meth:`Staged.accept` checks and removes it. A manifest in Git cannot carry
+  the nonce.
 """
 
 from __future__ import annotations
@@ -83,15 +87,19 @@ class Staged:
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
     #: annotation value -> the data keys that generator's encrypted sources produce
     keys: dict[str, set[str]] = field(default_factory=dict)
-    #: Secret data keys whose values an encrypted patch of this build sets from ciphertext
-    patch_keys: set[str] = field(default_factory=set)
     #: per object and key path, what the encrypted patches set (a SOPS resource they patch)
     patches: PatchRecord = field(default_factory=PatchRecord)
     decrypted: dict[str, bytes] = field(default_factory=dict)
 
     def accept(self, data: Any) -> bool:
-        """Strip the build's annotation from ``data``; True when it is a Secret every key of
-        which came from decrypted sources (see the module docstring)."""
+        """Strip the build's annotation from ``data``; True when it is a Secret every value of
+        which came from decrypted sources (see the module docstring).
+
+        A ``data`` key counts when its generator read it from an encrypted source, or when an
+        encrypted patch of the build sets exactly this value there; a ``stringData`` key only in
+        the second way. A ``data`` key that ``stringData`` shadows is never stored by the API
+        server (Flux's patches layout replaces a generator literal that way) and is dropped.
+        """
         if not isinstance(data, dict):
             return False
         meta = data.get("metadata")
@@ -105,13 +113,25 @@ class Staged:
         del annotations[ANNOTATION]
         if not annotations and isinstance(meta, dict):
             del meta["annotations"]
-        present: set[str] = set()
-        for name in ("data", "stringData"):
-            values = data.get(name)
-            if isinstance(values, Mapping):
-                present.update(str(k) for k in values)
-        allowed = allowed | self.patch_keys
-        return data.get("kind") == "Secret" and bool(present) and present <= allowed
+        values = data.get("data")
+        strings = data.get("stringData")
+        values = values if isinstance(values, dict) else {}
+        strings = strings if isinstance(strings, dict) else {}
+        if data.get("kind") != "Secret" or not (values or strings):
+            return False
+        if not all(self.patches.sets(("stringData", str(k)), v) for k, v in strings.items()):
+            return False
+        stored = {k: v for k, v in values.items() if k not in strings}
+        if not all(
+            str(k) in allowed or self.patches.sets(("data", str(k)), v) for k, v in stored.items()
+        ):
+            return False
+        if len(stored) != len(values):
+            if stored:
+                data["data"] = stored
+            else:
+                del data["data"]
+        return True
 
 
 def _entries(value: Any) -> list[Any]:
@@ -206,7 +226,6 @@ def _decrypt_all(
             plain = _decrypted(data, source, unwrapper=unwrapper, cache=cache)
             staged.decrypted[source.rel] = plain
             if source.role == "patch":
-                staged.patch_keys |= _encrypted_secret_keys(data, plain, file=source.rel)
                 _record_patch(staged.patches, data, plain, file=source.rel)
     for source in sources:
         data = raw[source.rel]
@@ -232,26 +251,6 @@ def _decrypted(
     return cache.get_or_compute(f"source:{source.fmt}", source.rel, data, opened)
 
 
-def _encrypted_secret_keys(raw: bytes, plain: bytes, *, file: str) -> set[str]:
-    """The ``data``/``stringData`` keys of Secret patches whose values are ciphertext in ``raw``
-    (a patch that sets them from a MAC-verified source keeps a generated Secret decrypted)."""
-    keys: set[str] = set()
-    try:
-        pairs = zip(load_bytes(raw, file=file), load_bytes(plain, file=file), strict=False)
-    except SealedGitopsError:
-        return keys  # not a YAML/JSON patch; kustomize reports what it cannot apply
-    for (_, encrypted), (_, opened) in pairs:
-        if not isinstance(encrypted, Mapping) or not isinstance(opened, Mapping):
-            continue
-        if opened.get("kind") != "Secret":
-            continue
-        for name in ("data", "stringData"):
-            values = encrypted.get(name)
-            if isinstance(values, Mapping):
-                keys.update(str(k) for k, v in values.items() if str(v).startswith("ENC["))
-    return keys
-
-
 def _record_patch(record: PatchRecord, raw: bytes, plain: bytes, *, file: str) -> None:
     """Record what the patch file sets, per document, for the transformer check of a SOPS
     resource it patches (render/transformed.py); a patch we cannot pair records nothing."""
@@ -274,35 +273,44 @@ def _env_keys(plain: bytes) -> set[str]:
     return keys
 
 
-def _marked_kustomizations(root: Path, sources: list[Source], staged: Staged) -> dict[str, bytes]:
-    """The kustomization files rewritten (copy only) with the nonce on each generator whose
-    sources were all decrypted and which has no literals."""
+def _marked_kustomizations(
+    root: Path, scanned: KustomizeScan, sources: list[Source], staged: Staged
+) -> dict[str, bytes]:
+    """The kustomization files rewritten (copy only) with the nonce on each secretGenerator
+    whose file sources were all decrypted. Its ``literals`` give no key of the mark: such a key
+    is accepted only where an encrypted patch replaces its value."""
     by_generator: dict[tuple[str, int], list[Source]] = {}
     for source in sources:
         if source.role == _SECRET and source.generator is not None:
             by_generator.setdefault((source.kfile, source.generator), []).append(source)
     rewritten: dict[str, bytes] = {}
-    specs: dict[str, dict[str, Any]] = {}
-    for (kfile, index), group in sorted(by_generator.items()):
-        if not all(s.rel in staged.decrypted for s in group):
+    for kfile in scanned.kustomizations:
+        docs = load_file(root / kfile, file=kfile)
+        spec = docs[0][1] if docs else None
+        if not isinstance(spec, Mapping) or not _entries(spec.get(_SECRET)):
             continue
-        if kfile not in specs:
-            docs = load_file(root / kfile, file=kfile)
-            specs[kfile] = dict(docs[0][1])
-        gen = specs[kfile][_SECRET][index]
-        if gen.get("literals"):
-            continue
-        mark = f"{staged.nonce}-{len(staged.keys)}"
-        keys: set[str] = set()
-        for source in group:
-            plain = staged.decrypted[source.rel]
-            keys |= _env_keys(plain) if source.env else {source.key or ""}
-        staged.keys[mark] = keys
-        options = dict(gen.get("options") or {})
-        options["annotations"] = {**dict(options.get("annotations") or {}), ANNOTATION: mark}
-        gen["options"] = options
-    for kfile, spec in specs.items():
-        rewritten[kfile] = yaml.safe_dump(spec, sort_keys=False).encode("utf-8")
+        spec = dict(spec)
+        generators = list(spec[_SECRET])
+        marked = False
+        for index, gen in enumerate(generators):
+            group = by_generator.get((kfile, index), [])
+            if not isinstance(gen, Mapping) or not all(s.rel in staged.decrypted for s in group):
+                continue
+            if not group and not staged.patches.by_target:
+                continue  # nothing encrypted could make it a decrypted Secret
+            mark = f"{staged.nonce}-{len(staged.keys)}"
+            keys: set[str] = set()
+            for source in group:
+                plain = staged.decrypted[source.rel]
+                keys |= _env_keys(plain) if source.env else {source.key or ""}
+            staged.keys[mark] = keys
+            options = dict(gen.get("options") or {})
+            options["annotations"] = {**dict(options.get("annotations") or {}), ANNOTATION: mark}
+            generators[index] = {**gen, "options": options}
+            marked = True
+        if marked:
+            spec[_SECRET] = generators
+            rewritten[kfile] = yaml.safe_dump(spec, sort_keys=False).encode("utf-8")
     return rewritten
 
 
@@ -340,7 +348,7 @@ def build(
     replacements = {
         **dict.fromkeys(blank, b""),
         **staged.decrypted,
-        **_marked_kustomizations(root, sources, staged),
+        **_marked_kustomizations(root, scanned, sources, staged),
     }
     target = directory.resolve().relative_to(root)
     with staged_tree(root, scanned, replacements=replacements) as copy:

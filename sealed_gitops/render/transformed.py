@@ -130,6 +130,12 @@ class PatchRecord:
             if _is_enc(before):
                 paths.setdefault(path, set()).add(_digest(self.key, after))
 
+    def sets(self, path: KeyPath, value: Any) -> bool:
+        """Whether an encrypted patch of the build sets exactly ``value`` at ``path``, on any
+        object (a generated Secret's name in the output has kustomize's prefix and suffix)."""
+        digest = _digest(self.key, value)
+        return any(digest in paths.get(path, ()) for paths in self.by_target.values())
+
     def for_object(self, committed: Mapping[str, Any]) -> PatchedValues | None:
         """What the patches set on the object ``committed`` (a document as its file names it)."""
         target = _target(committed)

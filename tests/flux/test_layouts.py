@@ -281,19 +281,17 @@ def inside_yaml(repo: Repo) -> None:
 
 
 def patches(repo: Repo) -> None:
-    """Flux's patches layout, two SOPS-encrypted patches, over a SOPS-encrypted Secret: Flux's
-    base is a secretGenerator literal (key=value), which is refused here as a plaintext secret
-    value in Git even though the patch replaces it."""
+    """Flux's patches layout as Flux has it: a ``secretGenerator`` literal base (key=value) and
+    two SOPS-encrypted patches; the first replaces the literal's value, the second adds a key, so
+    every value the Secret ends with came from an encrypted patch."""
     repo.write(
         "patches/kustomization.yaml",
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: patches-\n"
-        "resources:\n  - secret.yaml\npatches:\n  - path: merge1.yaml\n  - path: merge2.yaml\n",
+        "patches:\n  - path: merge1.yaml\n  - path: merge2.yaml\ngeneratorOptions:\n"
+        "  disableNameSuffixHash: true\nsecretGenerator:\n  - name: secret\n    literals:\n"
+        "      - key=value\n",
     )
-    for name, key, value in (
-        ("secret", "key", "value"),
-        ("merge1", "key", "merge1"),
-        ("merge2", "merge2", "merge2"),
-    ):
+    for name, key, value in (("merge1", "key", "merge1"), ("merge2", "merge2", "merge2")):
         repo.write(f"patches/{name}.yaml", secret("secret", key, value))
         repo.encrypt(f"patches/{name}.yaml")
 

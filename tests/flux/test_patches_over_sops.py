@@ -241,3 +241,86 @@ def test_a_strict_namespace_binding_still_refuses_the_encrypted_patches(
     with pytest.raises(ScopeMismatch) as exc:
         build(root=tmp_path, path="patches", keys=keys)
     assert exc.value.file == "patches/merge1.yaml"
+
+
+LITERAL_BASE = (
+    "namePrefix: patches-\npatches:\n  - path: merge1.yaml\n  - path: merge2.yaml\n"
+    "generatorOptions:\n  disableNameSuffixHash: true\nsecretGenerator:\n  - name: secret\n"
+    "    literals:\n{literals}"
+)
+
+
+def literal_base(literals: str, *, patches: str = "") -> str:
+    """Flux's own patches kustomization: a secretGenerator literal base, the encrypted patches
+    over it (and ``patches``: more patch entries, plain ones)."""
+    text = LITERAL_BASE.format(literals=literals)
+    last = "  - path: merge2.yaml\n"
+    return text.replace(last, last + patches, 1)
+
+
+def test_flux_literal_base_is_accepted_once_encrypted_patches_replace_every_value(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey]
+) -> None:
+    """Flux's patches/kustomization.yaml as it is: ``literals: [key=value]`` replaced by
+    ``merge1.yaml``; the literal never reaches the object (the shadowed ``data`` key is dropped,
+    as the API server would drop it under ``stringData``)."""
+    flux_patches(
+        tmp_path, sops_binary, age_keys[0], kustomization=literal_base("      - key=value\n")
+    )
+
+    [obj] = build(root=tmp_path, path="patches", keys=keys_for(age_keys[0])).objects
+
+    assert obj.id.name == "patches-secret"
+    assert values(obj.data) == {"key": "merge1", "merge2": "merge2"}
+    assert "key" not in (obj.data.get("data") or {})
+
+
+def test_a_literal_no_encrypted_patch_replaces_is_a_plain_secret_in_git(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey]
+) -> None:
+    literals = "      - key=value\n      - token=committed-in-plaintext\n"
+    flux_patches(tmp_path, sops_binary, age_keys[0], kustomization=literal_base(literals))
+
+    error = refused(tmp_path, age_keys[0])
+
+    assert "plain Secret in Git" in str(error)
+    assert "committed-in-plaintext" not in str(error)
+
+
+def test_a_key_an_encrypted_patch_sets_on_another_secret_does_not_cover_a_literal(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey]
+) -> None:
+    """``merge1.yaml`` sets ``key`` on Secret ``secret``; Secret ``other`` has its own literal
+    ``key``: a key name set somewhere by an encrypted patch is not enough, the value must be
+    the one the patch sets. ``other`` is refused, ``secret`` is applied."""
+    kustomization = literal_base("      - key=value\n").replace(
+        "  - name: secret\n",
+        "  - name: other\n    literals:\n      - key=committed-in-plaintext\n  - name: secret\n",
+        1,
+    )
+    flux_patches(tmp_path, sops_binary, age_keys[0], kustomization=kustomization)
+
+    result = build(
+        root=tmp_path, path="patches", keys=keys_for(age_keys[0]), policy=FailurePolicy.ISOLATE
+    )
+
+    assert [f.object for f in result.failures] == ["Secret patches-other"]
+    assert "plain Secret in Git" in str(result.failures[0].error)
+    [obj] = result.objects
+    assert values(obj.data) == {"key": "merge1", "merge2": "merge2"}
+
+
+def test_a_plain_patch_over_the_generated_secret_is_a_plain_secret(
+    tmp_path: Path, sops_binary: str, age_keys: list[AgeKey]
+) -> None:
+    """An inline patch after the encrypted ones puts its own plaintext in ``stringData``."""
+    plain = (
+        "  - patch: |-\n      apiVersion: v1\n      kind: Secret\n      metadata:\n"
+        "        name: secret\n      stringData:\n        key: committed-in-plaintext\n"
+    )
+    kustomization = literal_base("      - key=value\n", patches=plain)
+    flux_patches(tmp_path, sops_binary, age_keys[0], kustomization=kustomization)
+
+    error = refused(tmp_path, age_keys[0])
+
+    assert "plain Secret in Git" in str(error)
