@@ -40,7 +40,7 @@ import yaml
 
 from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import LimitExceeded, NoMatchingKey, RenderError, SealedGitopsError
-from sealed_gitops.render import kustomize
+from sealed_gitops.render import kustomize, relocate
 from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.kustomize import KustomizeScan
@@ -275,7 +275,7 @@ def _env_keys(plain: bytes) -> set[str]:
 
 def _marked_kustomizations(
     root: Path, scanned: KustomizeScan, sources: list[Source], staged: Staged
-) -> dict[str, bytes]:
+) -> dict[str, dict[str, Any]]:
     """The kustomization files rewritten (copy only) with the nonce on each secretGenerator
     whose file sources were all decrypted. Its ``literals`` give no key of the mark: such a key
     is accepted only where an encrypted patch replaces its value."""
@@ -283,7 +283,7 @@ def _marked_kustomizations(
     for source in sources:
         if source.role == _SECRET and source.generator is not None:
             by_generator.setdefault((source.kfile, source.generator), []).append(source)
-    rewritten: dict[str, bytes] = {}
+    rewritten: dict[str, dict[str, Any]] = {}
     for kfile in scanned.kustomizations:
         docs = load_file(root / kfile, file=kfile)
         spec = docs[0][1] if docs else None
@@ -310,7 +310,7 @@ def _marked_kustomizations(
             marked = True
         if marked:
             spec[_SECRET] = generators
-            rewritten[kfile] = yaml.safe_dump(spec, sort_keys=False).encode("utf-8")
+            rewritten[kfile] = spec
     return rewritten
 
 
@@ -340,7 +340,9 @@ def build(
     sources = [s for s in find_sources(root, scanned) if s.rel not in blank]
     staged = Staged()
     _decrypt_all(root, sources, unwrapper=unwrapper, staged=staged, binding=binding, cache=cache)
-    if not staged.decrypted and not blank:
+    marked = _marked_kustomizations(root, scanned, sources, staged)
+    moved = relocate.plan(root, scanned, specs=marked)
+    if not staged.decrypted and not blank and not moved.files:
         output, _ = kustomize.build(
             root, directory, rel=rel, kubectl=kubectl, timeout=timeout, scanned=scanned
         )
@@ -348,10 +350,16 @@ def build(
     replacements = {
         **dict.fromkeys(blank, b""),
         **staged.decrypted,
-        **_marked_kustomizations(root, scanned, sources, staged),
+        **{k: yaml.safe_dump(v, sort_keys=False).encode("utf-8") for k, v in moved.specs.items()},
     }
     target = directory.resolve().relative_to(root)
-    with staged_tree(root, scanned, replacements=replacements) as copy:
+    with staged_tree(
+        root,
+        scanned,
+        replacements=replacements,
+        placed=moved.files,
+        plaintext=bool(staged.decrypted),
+    ) as copy:
         output, _ = kustomize.build(
             copy, copy / target, rel=rel, kubectl=kubectl, timeout=timeout, scratch=copy
         )

@@ -18,8 +18,12 @@ from sealed_gitops.render.loader import Limits, MiB, load_bytes, load_file, read
 from sealed_gitops.render.walk import MANIFEST_SUFFIXES, find_kustomization, resolve_inside
 
 __all__ = [
+    "FILE_LIST_FIELDS",
     "MAX_KUSTOMIZATIONS",
     "OUTPUT_LIMITS",
+    "PATH_ITEM_FIELDS",
+    "PATH_OR_INLINE_FIELDS",
+    "RESOURCE_FIELDS",
     "KustomizeScan",
     "is_inline",
     "is_remote",
@@ -42,13 +46,13 @@ _REMOTE = re.compile(
 )
 
 #: fields that hold a list of local paths to other kustomizations or manifest files
-_RESOURCE_FIELDS = ("resources", "bases", "components", "crds")
+RESOURCE_FIELDS = ("resources", "bases", "components", "crds")
 #: fields that hold a list of local paths to files kustomize reads (never manifests we render)
-_FILE_LIST_FIELDS = ("configurations",)
+FILE_LIST_FIELDS = ("configurations",)
 #: fields whose list items are mappings with a ``path`` key
-_PATH_ITEM_FIELDS = ("patches", "patchesJson6902", "replacements")
+PATH_ITEM_FIELDS = ("patches", "patchesJson6902", "replacements")
 #: fields whose list items are either a path or an inline YAML document
-_PATH_OR_INLINE_FIELDS = ("patchesStrategicMerge", "generators", "transformers", "validators")
+PATH_OR_INLINE_FIELDS = ("patchesStrategicMerge", "generators", "transformers", "validators")
 _REFUSED_FIELDS = ("helmCharts", "helmChartInflationGenerator", "helmGlobals")
 
 
@@ -92,14 +96,14 @@ def is_inline(entry: str) -> bool:
 
 def _path_references(spec: Mapping[str, Any], *, kfile: str) -> Iterator[tuple[str, Any]]:
     """(what, path) for every reference to a file kustomize reads that is not a resource."""
-    for name in _FILE_LIST_FIELDS:
+    for name in FILE_LIST_FIELDS:
         for entry in _as_list(spec.get(name), kfile=kfile, name=name):
             yield name, entry
-    for name in _PATH_ITEM_FIELDS:
+    for name in PATH_ITEM_FIELDS:
         for item in _as_list(spec.get(name), kfile=kfile, name=name):
             if isinstance(item, Mapping) and item.get("path") is not None:
                 yield f"{name} path", item["path"]
-    for name in _PATH_OR_INLINE_FIELDS:
+    for name in PATH_OR_INLINE_FIELDS:
         for entry in _as_list(spec.get(name), kfile=kfile, name=name):
             if isinstance(entry, str) and not is_inline(entry):
                 yield name, entry
@@ -189,7 +193,7 @@ class _Scanner:
             if spec.get(name):
                 raise RenderError(f"{name} is not supported (Helm needs the network)", file=kfile)
         cost = _Expanded(kustomizations=1)
-        for name in _RESOURCE_FIELDS:
+        for name in RESOURCE_FIELDS:
             for entry in _as_list(spec.get(name), kfile=kfile, name=name):
                 target = self.check(directory, entry, kfile=kfile, what=name.rstrip("s"))
                 if target.is_dir():

@@ -84,16 +84,23 @@ def staged_tree(
     scanned: KustomizeScan,
     *,
     replacements: Mapping[str, bytes],
+    placed: Mapping[str, str] | None = None,
+    plaintext: bool = True,
     memory_dir: Path | None = None,
 ) -> Iterator[Path]:
     """A memory-backed copy of what ``scanned`` reads under ``root``, removed on exit.
 
     ``replacements`` maps a path relative to ``root`` (resolved) to the bytes the copy holds
-    instead of the file's own (the decrypted plaintext, or a rewritten kustomization). Raises
-    :class:`RenderError` when ``memory_dir`` (default :data:`MEMORY_DIR`) is not memory-backed.
+    instead of the file's own (the decrypted plaintext, or a rewritten kustomization).
+    ``placed``: more files of the copy, each a copy of a file of the build (its replacement if
+    it has one): render/relocate.py. Raises :class:`RenderError` when ``memory_dir`` (default
+    :data:`MEMORY_DIR`) is not memory-backed, unless the copy holds no ``plaintext`` (files
+    moved for the load restrictor only): that copy may go to the temporary directory.
     """
     base = memory_dir or MEMORY_DIR
-    if not memory_backed(base):
+    if not plaintext and not memory_backed(base):
+        base = Path(tempfile.gettempdir())
+    elif not memory_backed(base):
         raise RenderError(
             f"decrypting generator sources or patches needs a memory-backed directory ({base} "
             "on tmpfs) so that no plaintext is written to disk; none is mounted here"
@@ -111,6 +118,11 @@ def staged_tree(
             if data is None:
                 data = read_limited(source, file=rel, limits=OUTPUT_LIMITS)
             _copy_into(stage, rel, data)
+        for copy_rel, origin in sorted((placed or {}).items()):
+            data = replacements.get(origin)
+            if data is None:
+                data = read_limited(root / origin, file=origin, limits=OUTPUT_LIMITS)
+            _copy_into(stage, copy_rel, data)
         for written, rel in scanned.references:
             if os.path.normpath(written) != rel:
                 _link_into(stage, os.path.normpath(written), rel)
