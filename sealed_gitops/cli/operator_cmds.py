@@ -269,6 +269,14 @@ def _port(value: str | None) -> int | None:
     "the KeyRing's).",
 )
 @click.option(
+    "--global-decryption-secret",
+    metavar="NAMESPACE/NAME",
+    default=None,
+    help="A decryption Secret (Flux's --sops-age-secret) used by every Sync that names neither "
+    "decryption.secretRef nor keyRingRef; a Sync's own keys take precedence. Every tenant can "
+    "then have files encrypted for these keys applied: for one-tenant clusters.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["json", "text"]),
     default="json",
@@ -299,6 +307,7 @@ def operator_command(
     no_cross_namespace_refs: bool,
     shared_keyring_namespaces: tuple[str, ...],
     vault_kv_path_prefixes: tuple[str, ...],
+    global_decryption_secret: str | None,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -330,6 +339,14 @@ def operator_command(
         ]
     settings.vault_kv_path_prefixes = list(vault_kv_path_prefixes)
     settings.default_service_account = default_service_account or None
+    if global_decryption_secret:
+        owner, sep, name = global_decryption_secret.partition("/")
+        if not sep:
+            raise ConfigError("--global-decryption-secret: expected NAMESPACE/NAME")
+        settings.global_decryption_secret = (
+            f"{names.namespace(owner, field='--global-decryption-secret')}/"
+            f"{names.object_name(name, field='--global-decryption-secret')}"
+        )
     in_cluster = kubeconfig is None and _in_cluster()
     log = logging.getLogger("sealed_gitops.cli.operator")
     log.info(

@@ -50,7 +50,7 @@ class SyncMemory:
 
     records: dict[ObjectId, tuple[str, str]] = field(default_factory=dict)
     keyring: KeyRing | None = None
-    keyring_source: tuple[str, str] | None = None  # (secret name, resourceVersion)
+    keyring_source: tuple[str, str] | None = None  # ("namespace/secret", resourceVersion)
     failures: int = 0
     last_revision: str | None = None
     #: parsed and decrypted files by content, valid for the keys in ``cache_keys``
@@ -113,9 +113,11 @@ class OperatorContext:
         return self.client.impersonating(Identity.service_account(namespace, account))
 
     def keyring_for(self, memory: SyncMemory, *, namespace: str, secret: str) -> KeyRing:
-        """The keyring of a decryption Secret in the Sync's namespace, rebuilt when it changes."""
+        """The keyring of a decryption Secret (the Sync's own namespace's, or the operator's
+        global one), rebuilt when it changes."""
         data, version = read_secret_data(self.client, namespace, secret, purpose="decryption keys")
-        if memory.keyring is not None and memory.keyring_source == (secret, version):
+        source = (f"{namespace}/{secret}", version)
+        if memory.keyring is not None and memory.keyring_source == source:
             return memory.keyring
         if memory.keyring is not None:
             memory.keyring.close()
@@ -127,7 +129,7 @@ class OperatorContext:
             observer=self.metrics.observe_decryption,
             secret_name=f"{namespace}/{secret}",
         )
-        memory.keyring_source = (secret, version)
+        memory.keyring_source = source
         return memory.keyring
 
     def backoff(self, failures: int, *, base: float) -> float:

@@ -99,3 +99,7 @@ class OperatorSettings:
     #: lockdown flag of the same name). deploy/ sets it; None (tests, the demo) writes with the
     #: operator's own rights, limited only by the operator's tenancy rule.
     default_service_account: str | None = None
+    #: ``namespace/name`` of a decryption Secret (Flux's ``--sops-age-secret``) for every Sync
+    #: that names neither ``decryption.secretRef`` nor ``keyRingRef``; a Sync's own wins. Off by
+    #: default: every tenant could then have files encrypted for it applied in its namespace.
+    global_decryption_secret: str | None = None

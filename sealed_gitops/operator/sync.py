@@ -84,7 +84,12 @@ def _keys(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -> Decrypt
     if parsed.keyring is not None:
         return keyring_decryption_keys(ctx, namespace, parsed.keyring)
     if not parsed.decryption_secret:
-        return DecryptionKeys()
+        fallback = ctx.settings.global_decryption_secret
+        if not fallback:
+            return DecryptionKeys()
+        # Flux's global key: only for a Sync that names no keys of its own (Flux's precedence)
+        owner, _, name = fallback.partition("/")
+        return DecryptionKeys(sops=ctx.keyring_for(memory, namespace=owner, secret=name))
     return DecryptionKeys(
         sops=ctx.keyring_for(memory, namespace=namespace, secret=parsed.decryption_secret)
     )

@@ -27,7 +27,9 @@ from typing import Any
 
 import pyrage
 import pytest
+from click.testing import CliRunner
 
+from sealed_gitops.cli.main import cli
 from sealed_gitops.cluster import KubeClient
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.keys.discovery import keyring_from_secret_data
@@ -559,3 +561,95 @@ def test_a_source_outside_the_root_is_refused(repo: Repo, how: str) -> None:
             return
     assert not result.complete
     assert all("outside-canary-31f" not in str(o.data) for o in result.objects)
+
+
+def _sync(setup: Setup, name: str, path: str, *, secret: str | None) -> None:
+    spec: dict[str, Any] = {
+        "repositoryRef": {"name": "app"},
+        "path": path,
+        "interval": "1s",
+        "retryInterval": "1s",
+        "targetNamespace": setup.namespace,
+    }
+    if secret:
+        spec["decryption"] = {"secretRef": {"name": secret}}
+    setup.kube.create(
+        {
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "Sync",
+            "metadata": {"name": name, "namespace": setup.namespace},
+            "spec": spec,
+        }
+    )
+
+
+def test_the_operator_global_key_and_a_syncs_own_keys_taking_precedence(
+    setup: Setup,
+    client: KubeClient,
+    sops_binary: str,
+    sops_env: dict[str, str],
+    age_keys: list[AgeKey],
+    pgp_key: PgpKey,
+    transit: Transit,
+    operator_factory: Callable[..., OperatorThread],
+) -> None:
+    """Flux's "global SOPS age secret as fallback" and "spec.decryption.secretRef takes
+    precedence over global secret": the operator's --global-decryption-secret (Flux's
+    --sops-age-secret, a Secret of the operator's own namespace with ``identity.agekey``) opens
+    ``global/`` for a Sync that names no keys; a Sync with its own secretRef decrypts
+    ``algorithms/`` with those, and does not fall back to the global key (over ``global/`` it
+    fails, naming the missing key)."""
+    repo = make_repo(setup.repo.path, sops_binary, sops_env, age_keys, pgp_key, transit)
+    algorithms(repo)
+    identity = pyrage.x25519.Identity.generate()
+    repo.write("global/secret.yaml", secret("global-age-secret", "key", "global-value"))
+    repo.run_sops("encrypt", "--age", str(identity.to_public()), "--encrypted-regex", REGEX,
+                  "--in-place", "global/secret.yaml")  # fmt: skip
+    repo.write("global/kustomization.yaml", "resources:\n- secret.yaml\n")
+    setup.repo.commit("global and algorithms")
+    setup.repo.push()
+    system = f"sys-{setup.namespace}"
+    setup.kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system}})
+    setup.secret_object("sops-age", {"identity.agekey": str(identity)}, namespace=system)
+    setup.secret_object("sops-keys", dict(repo.flux_secret()))
+    setup.objects(keys_secret=False, extra_spec={"path": "./algorithms",
+                                                 "targetNamespace": setup.namespace})  # fmt: skip
+    _sync(setup, "global", "./global", secret=None)
+    _sync(setup, "own-keys-only", "./global", secret="sops-keys")
+    operator_factory(
+        setup.namespace,
+        vault_addresses=[transit.server.address],
+        global_decryption_secret=f"{system}/sops-age",
+    )
+    try:
+        wait_for(lambda: is_ready(setup.kube.sync("global")), timeout=90, what="global Ready")
+        wait_for(lambda: is_ready(setup.kube.sync("app")), timeout=90, what="algorithms Ready")
+        failed = wait_for(
+            lambda: (
+                is_ready(setup.kube.sync("own-keys-only"), "False")
+                and setup.kube.sync("own-keys-only")
+            ),
+            timeout=60,
+            what="own-keys-only Ready=False",
+        )
+        found = setup.kube.secret("global-age-secret")
+        assert found is not None
+        assert values(found) == {"key": "global-value"}
+        algo = setup.kube.secret("algo-age")
+        assert algo is not None
+        assert values(algo) == {"key": "value"}
+        message = next(c for c in failed["status"]["conditions"] if c["type"] == "Ready")
+        assert "global/secret.yaml" in message["message"], message
+    finally:
+        with contextlib.suppress(Exception):
+            setup.kube.delete(f"/api/v1/namespaces/{system}")
+
+
+@pytest.mark.parametrize("value", ["sops-age", "../kube-system/sops-age", "ns/../x", "ns/"])
+def test_the_global_decryption_secret_flag_is_a_checked_namespace_and_name(value: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["operator", "--kubeconfig", "/nonexistent", "--global-decryption-secret", value]
+    )
+
+    assert result.exit_code != 0
+    assert "--global-decryption-secret" in result.output + str(result.exception)
