@@ -530,6 +530,32 @@ def test_the_operator_applies_the_flux_layouts(
     assert patched is not None
     assert values(patched) == {"key": "merge1", "merge2": "merge2"}
 
+    # Flux's "does not emit change events for identical secrets": a new revision that changes
+    # no object is applied without a create/update Event (the ciphertext differs per build; the
+    # values do not)
+    def applied() -> list[tuple[str, int]]:
+        return sorted(
+            (e.get("message", ""), int(e.get("count") or 1))
+            for e in setup.kube.events()
+            if e.get("reason") == "Applied"
+        )
+
+    before = applied()
+    assert before, "the first revision was applied with an Applied Event"
+    repo.write("README.md", "a revision that changes no object\n")
+    revision = setup.repo.commit("docs only")
+    setup.repo.push()
+    wait_for(
+        lambda: (
+            (setup.kube.sync().get("status") or {})
+            .get("lastAppliedRevision", "")
+            .endswith(revision)
+        ),
+        timeout=60,
+        what="the docs-only revision applied",
+    )
+    assert applied() == before
+
 
 # -- internal/decryptor/decryptor_test.go: TestDecryptor_decryptKustomizationSources ------------
 
