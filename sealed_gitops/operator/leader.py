@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sealed_gitops.cluster import KubeClient
-from sealed_gitops.errors import ApiConflict, ApiNotFound, ClusterError
+from sealed_gitops.errors import ApiConflict, ApiNotFound, ClusterError, ConfigError
 
 __all__ = ["Leadership"]
 
@@ -59,6 +59,8 @@ class Leadership:
         self.duration = duration
         self.leading = False
         self._renewed_at = 0.0
+        #: who held the Lease at the last round this candidate did not win (for the log)
+        self.holder: str | None = None
 
     @property
     def _path(self) -> str:
@@ -90,6 +92,7 @@ class Leadership:
             holder = spec.get("holderIdentity")
             expires = _parse(spec.get("renewTime")) + float(spec.get("leaseDurationSeconds") or 0)
             if holder and holder != self.identity and time.time() < expires:
+                self.holder = str(holder)
                 return False
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
         body = {
@@ -100,14 +103,23 @@ class Leadership:
         }
         try:
             if current is None:
-                self.client.request(
-                    "POST", self._path.rsplit("/", 1)[0], body=body, action="create", what=what
-                )
+                try:
+                    self.client.request(
+                        "POST", self._path.rsplit("/", 1)[0], body=body, action="create", what=what
+                    )
+                except ApiNotFound as exc:
+                    # Not "another replica holds it": nobody can, the namespace is missing
+                    raise ConfigError(
+                        f"cannot create {what}: namespace {self.namespace} does not exist "
+                        f"(create it: kubectl create namespace {self.namespace}, or pass "
+                        "--lease-namespace, or --no-leader-election for one replica)"
+                    ) from exc
             else:
                 metadata["resourceVersion"] = current["metadata"]["resourceVersion"]
                 self.client.request("PUT", self._path, body=body, action="renew", what=what)
         except ApiConflict:
-            return False  # someone else wrote first this round
+            self.holder = "another replica"  # someone else wrote first this round
+            return False
         self._renewed_at = time.monotonic()
         return True
 
@@ -115,6 +127,7 @@ class Leadership:
         """Wait until leading (True) or until ``stop`` is set (False)."""
         announced = False
         while not stop.is_set():
+            self.holder = None
             try:
                 if await asyncio.to_thread(self.try_acquire):
                     self.leading = True
@@ -124,9 +137,9 @@ class Leadership:
                     return True
             except ClusterError as exc:
                 log.warning("leader election: %s", exc)
-            if not announced:
+            if self.holder is not None and not announced:
                 log.info(
-                    "standing by: another replica holds Lease %s/%s", self.namespace, self.name
+                    "standing by: %s holds Lease %s/%s", self.holder, self.namespace, self.name
                 )
                 announced = True
             with contextlib.suppress(TimeoutError):

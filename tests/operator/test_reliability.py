@@ -4,6 +4,7 @@ the leader reconciles."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sealed_gitops.errors import ApiConflict
+from sealed_gitops.errors import ApiConflict, ConfigError
 from sealed_gitops.testing import KubeEmulator
 
 from .conftest import Setup, decoded, is_ready, ready, wait_failed, wait_for
@@ -287,3 +288,21 @@ def test_a_leader_that_loses_its_lease_stops_writing(setup: Setup, operator_fact
     setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", ns, password="lease-new-val"))})
     time.sleep(2.0)
     assert _password(setup) == "lease-old-value" and writes(leader) == before
+
+
+def test_a_missing_lease_namespace_is_a_clear_error_not_a_standby(
+    setup: Setup, operator_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15: with only crds/ applied, the operator logged "standing by: another replica holds
+    Lease ..." when no replica existed, and never reconciled. It now stops with an error that
+    names the namespace and what to do."""
+    missing = f"{setup.namespace}-missing"
+    caplog.set_level(logging.INFO, logger="sealed_gitops")
+    operator = operator_factory(setup.namespace, leader_lease="lease", leader_namespace=missing)
+
+    wait_for(lambda: not operator.running, timeout=15, what="the operator stops")
+
+    assert isinstance(operator.error, ConfigError), operator.error
+    assert f"namespace {missing} does not exist" in str(operator.error)
+    assert "kubectl create namespace" in str(operator.error)
+    assert "standing by" not in caplog.text
