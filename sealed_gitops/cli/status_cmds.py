@@ -176,51 +176,119 @@ def wait_reconciled(
     return None
 
 
+def _request_and_wait(
+    client: KubeClient,
+    kind: str,
+    namespace: str,
+    name: str,
+    *,
+    wait: bool,
+    timeout: float,
+) -> dict[str, Any] | None:
+    """Annotate one object and (with ``wait``) wait for the operator; the object afterwards
+    (the one read before the request when not waiting), None when the wait timed out."""
+    before = get_object(client, kind, namespace, name)
+    if before is None:
+        raise ConfigError(f"{kind} {namespace}/{name} not found")
+    if (before.get("spec") or {}).get("suspend"):
+        # Waiting would only wait out the timeout: the operator leaves it alone.
+        raise ConfigError(
+            f"{kind} {namespace}/{name} is suspended: resume it first "
+            f"(sealed-gitops resume {namespace}/{name} --kind {kind.lower()})"
+        )
+    requested = request_reconcile(client, kind, namespace, name)
+    click.echo(f"► annotated {kind} {namespace}/{name} ({REQUESTED_AT}={requested})")
+    if not wait:
+        return before
+    click.echo(f"◎ waiting for the operator to reconcile {kind} {namespace}/{name}")
+    return wait_reconciled(
+        client,
+        kind,
+        namespace,
+        name,
+        requested=requested,
+        before=before.get("status") or {},
+        timeout=timeout,
+        revision=source_revision(client, before) if kind == "Sync" else None,
+    )
+
+
+def _sync_repository(client: KubeClient, namespace: str, name: str) -> str:
+    sync = get_object(client, "Sync", namespace, name)
+    if sync is None:
+        raise ConfigError(f"Sync {namespace}/{name} not found")
+    repository = ((sync.get("spec") or {}).get("repositoryRef") or {}).get("name")
+    if not repository:
+        raise ConfigError(f"Sync {namespace}/{name} names no repositoryRef")
+    return str(repository)
+
+
 @click.command("reconcile")
 @click.argument("ref", metavar="NAMESPACE/NAME")
 @_kind_option
 @click.option("--wait", is_flag=True, help="Wait until the operator has handled the request.")
+@click.option(
+    "--with-source",
+    is_flag=True,
+    help="Fetch the Sync's Repository first (and wait for it), so the Sync applies the newest "
+    "commit, as flux reconcile --with-source does.",
+)
 @click.option("--timeout", default="60s", show_default=True, help="How long --wait waits.")
 @kubeconfig_option
 @click.pass_context
 def reconcile(
-    ctx: click.Context, *, ref: str, kind: str, wait: bool, timeout: str, kubeconfig: Path | None
+    ctx: click.Context,
+    *,
+    ref: str,
+    kind: str,
+    wait: bool,
+    with_source: bool,
+    timeout: str,
+    kubeconfig: Path | None,
 ) -> None:
-    """Ask the operator to reconcile a Sync (or Repository) now."""
+    """Ask the operator to reconcile a Sync (or Repository) now.
+
+    Without --with-source a Sync applies the revision its Repository published last: after a
+    push, that may still be the previous commit (the answer of --wait says which it applied).
+    """
     namespace, name = _split_ref(ref)
     kind_name = _KINDS[kind]
     seconds = parse_duration(timeout, default=60.0, what="--timeout")
+    if with_source and kind_name != "Sync":
+        raise ConfigError("--with-source is for a Sync (a Repository is the source)")
     client = _client(kubeconfig)
     try:
-        before = get_object(client, kind_name, namespace, name)
-        if before is None:
-            raise ConfigError(f"{kind_name} {namespace}/{name} not found")
-        requested = request_reconcile(client, kind_name, namespace, name)
-        click.echo(f"► annotated {kind_name} {namespace}/{name} ({REQUESTED_AT}={requested})")
-        if not wait:
-            return
-        click.echo("◎ waiting for the operator to reconcile")
-        obj = wait_reconciled(
-            client,
-            kind_name,
-            namespace,
-            name,
-            requested=requested,
-            before=before.get("status") or {},
-            timeout=seconds,
-            revision=source_revision(client, before) if kind_name == "Sync" else None,
-        )
+        if with_source:
+            repository = _sync_repository(client, namespace, name)
+            fetched = _request_and_wait(
+                client, "Repository", namespace, repository, wait=True, timeout=seconds
+            )
+            if fetched is None:
+                click.echo(f"✗ Repository {namespace}/{repository} not fetched within {timeout}",
+                           err=True)  # fmt: skip
+                ctx.exit(1)
+            click.echo(f"✔ Repository {namespace}/{repository} at {_revision(fetched) or '-'}")
+        asked = source_revision(client, get_object(client, kind_name, namespace, name) or {})
+        obj = _request_and_wait(client, kind_name, namespace, name, wait=wait, timeout=seconds)
     finally:
         client.close()
+    if not wait:
+        return
     if obj is None:
         click.echo(f"✗ not reconciled within {timeout}", err=True)
         ctx.exit(1)
     ready, message = summarize((obj.get("status") or {}).get("conditions"))
-    if ready == "True":
-        click.echo(f"✔ {redact(message) or 'Ready'}")
-        return
-    click.echo(f"✗ {_ready(obj).get('reason', 'NotReady')}: {redact(message)}", err=True)
-    ctx.exit(1)
+    if ready != "True":
+        click.echo(f"✗ {_ready(obj).get('reason', 'NotReady')}: {redact(message)}", err=True)
+        ctx.exit(1)
+    click.echo(f"✔ {redact(message) or 'Ready'}")
+    if kind_name == "Sync":
+        applied = _revision(obj)
+        click.echo(f"✔ applied revision {applied or '-'}")
+        if asked and applied != asked:
+            click.echo(f"! the Repository publishes {asked}; the Sync is still on {applied}")
+        elif not with_source:
+            click.echo("  (the Repository's last published revision; --with-source fetches first)")
 
 
 # -- suspend / resume -------------------------------------------------------------------------

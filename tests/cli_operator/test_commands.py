@@ -278,3 +278,54 @@ def test_status_of_an_empty_namespace_and_conflicting_flags(setup: Setup, kubeco
     assert table.exit_code == 0 and table.stdout == ""
     both = run(kubeconfig, "status", "-n", setup.namespace, "-A")
     assert both.exit_code == 1 and "either --namespace or --all-namespaces" in both.output
+
+
+def test_reconcile_with_source_applies_the_commit_just_pushed(
+    setup: Setup, kubeconfig: Path, operator_factory: Callable[..., OperatorThread]
+) -> None:
+    """Issue 15: `reconcile --wait` right after a push reported success on the previous commit.
+    Without --with-source it now says which revision it applied (the one the Repository
+    published) and how to get the new one; with --with-source the Repository fetches first."""
+    ns = setup.namespace
+    first = setup.push({"deploy/cm.yaml": config_doc("settings", ns, level="info")})
+    setup.objects(interval="1h")
+    operator_factory(ns)
+    wait_for(lambda: (ready(setup.kube.sync()) or {}).get("status") == "True", what="Ready")
+
+    second = setup.push({"deploy/cm.yaml": config_doc("settings", ns, level="debug")})
+    result = run(kubeconfig, "reconcile", f"{ns}/app", "--wait", "--timeout", "30s")
+    assert result.exit_code == 0, result.output
+    assert f"applied revision main@sha1:{first}" in result.output
+    assert "--with-source" in result.output
+
+    result = run(
+        kubeconfig, "reconcile", f"{ns}/app", "--with-source", "--wait", "--timeout", "30s"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Repository {ns}/app at main@sha1:{second}" in result.output
+    assert f"applied revision main@sha1:{second}" in result.output
+    assert setup.kube.sync()["status"]["lastAppliedRevision"] == f"main@sha1:{second}"
+
+
+@pytest.mark.parametrize("kind", ["sync", "repository"])
+def test_reconcile_of_a_suspended_object_fails_at_once(
+    setup: Setup, kubeconfig: Path, kind: str
+) -> None:
+    """Issue 15: `reconcile --wait` on a suspended Sync waited out the whole timeout."""
+    setup.objects()
+    assert run(kubeconfig, "suspend", f"{setup.namespace}/app", "--kind", kind).exit_code == 0
+    started = time.monotonic()
+    result = run(kubeconfig, "reconcile", f"{setup.namespace}/app", "--kind", kind, "--wait",
+                 "--timeout", "60s")  # fmt: skip
+    assert result.exit_code == 1
+    assert time.monotonic() - started < 10
+    assert "is suspended: resume it first" in result.output
+    assert REQUESTED_AT not in sync_annotations(setup, kind.capitalize())
+
+
+def test_with_source_is_for_a_sync(setup: Setup, kubeconfig: Path) -> None:
+    setup.objects()
+    result = run(kubeconfig, "reconcile", f"{setup.namespace}/app", "--kind", "repository",
+                 "--with-source")  # fmt: skip
+    assert result.exit_code == 1
+    assert "--with-source is for a Sync" in result.output
