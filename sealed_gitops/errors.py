@@ -31,7 +31,8 @@ condition reason.
     │   ├── ApiConflict               409
     │   ├── ApiForbidden              401 / 403
     │   └── ApiUnavailable            5xx, timeouts, dropped connections
-    └── AuditError                    reading history for the audit failed
+    ├── AuditError                    reading history for the audit failed
+    └── ControlPlaneError             the test control plane (Go build, etcd, kube-apiserver) failed
 
 Every error carries optional ``file`` and ``key_id`` fields: invariant 2 of the architecture says a
 decryption failure names the file and the key id, and the CLI prints ``file: reason``.
@@ -48,6 +49,7 @@ __all__ = [
     "AuditError",
     "ClusterError",
     "ConfigError",
+    "ControlPlaneError",
     "CryptoError",
     "EmptyDocument",
     "FormatError",
@@ -216,3 +218,14 @@ class EmptyDocument(InputError):
     """``encrypt`` of a file with no document at all (sops exits 92)."""
 
     code = "EmptyDocument"
+
+
+class ControlPlaneError(SealedGitopsError):
+    """The real control plane for tests could not be built or started.
+
+    Raised by :mod:`sealed_gitops.testing.control_plane` when Go is missing or too old, ``go build``
+    fails, or etcd / kube-apiserver / kube-controller-manager exit or do not become ready; the
+    message ends with the tail of the tool's output, which is what a person needs to act on it.
+    """
+
+    code = "ControlPlaneFailed"

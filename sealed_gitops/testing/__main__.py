@@ -2,6 +2,8 @@
 
 For the local sandbox and for tests that need the server outside their own process: it writes a
 kubeconfig, prints the URL, and serves on 127.0.0.1 until SIGTERM or SIGINT.
+``control-plane`` does the same with the real kube-apiserver, etcd and kube-controller-manager
+(built from source once; see sealed_gitops.testing.control_plane).
 """
 
 from __future__ import annotations
@@ -36,7 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=0, help="0 lets the OS pick (the default)")
     serve.add_argument("--kubeconfig", type=Path, required=True, help="where to write it")
     serve.add_argument("--rbac", action="store_true", help="enforce RBAC for non-admin users")
+    real = commands.add_parser(
+        "control-plane",
+        help="build (once) and run etcd, kube-apiserver, kube-controller-manager until SIGTERM",
+    )
+    real.add_argument("--kubeconfig", type=Path, required=True, help="admin kubeconfig to write")
+    real.add_argument("--workdir", type=Path, help="certificates and logs (default: a temp dir)")
     args = parser.parse_args(argv)
+    if args.command == "control-plane":
+        # Imported here: the emulator's `serve` must not pay for (or depend on) the real one.
+        from sealed_gitops.testing.control_plane.foreground import run_control_plane
+
+        return run_control_plane(kubeconfig=args.kubeconfig, workdir=args.workdir)
     asyncio.run(_serve(args.port, args.kubeconfig, args.rbac))
     return 0
 

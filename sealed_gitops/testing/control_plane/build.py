@@ -1,0 +1,301 @@
+"""Build etcd, kube-apiserver and kube-controller-manager from their Go modules, once per version.
+
+Why from source: no package registry ships these binaries, but both projects are Go modules on the
+module proxy. ``go install k8s.io/kubernetes/cmd/kube-apiserver@v1.x`` is refused because that
+module's go.mod replaces its staging modules (``k8s.io/api`` ...) with directories, and a
+dependency's replace directives do not apply. So a tiny generated module requires
+``k8s.io/kubernetes`` and ``go.etcd.io/etcd/server/v3`` and replaces every staging module listed in
+the release's own go.mod with its published ``v0.x.y``; one ``go build`` then compiles all three
+commands, sharing the packages they have in common (grpc, protobuf, the etcd client ...).
+
+etcd built in the same module gets Kubernetes' dependency versions (minimum version selection over
+both); that is the combination Kubernetes' own integration tests run, with etcd embedded.
+
+The cache: ``<root>/<k8s>-<etcd>/`` holds the three binaries and ``stamp.json``. The directory is
+built under a temporary name and renamed into place only after a successful build, so a present
+stamp means complete binaries; a file lock keeps two pytest-xdist workers from building at once
+(the second waits, then finds the stamp).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sealed_gitops.errors import ControlPlaneError
+from sealed_gitops.testing.control_plane import versions
+
+__all__ = [
+    "CACHE_ENV",
+    "Binaries",
+    "cache_directory",
+    "cached_binaries",
+    "ensure_binaries",
+    "find_go",
+    "go_version",
+]
+
+#: Overrides the cache root (the version sub-directory is still added below it).
+CACHE_ENV = "SEALED_GITOPS_CONTROL_PLANE_CACHE"
+#: Where Go's official tarball installs it; not on PATH on every machine.
+_GO_FALLBACK = Path("/usr/local/go/bin/go")
+_STAMP = "stamp.json"
+_ETCD = "etcd"
+#: How much of go's output an error quotes: enough for the failing package and its message.
+_TAIL_CHARS = 4000
+#: A cold build takes 5-10 minutes on two idle cores; this bounds a hung download, not a slow CI.
+_BUILD_TIMEOUT = 3 * 60 * 60
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """The three executables of one cached build."""
+
+    directory: Path
+
+    @property
+    def etcd(self) -> Path:
+        return self.directory / _ETCD
+
+    @property
+    def kube_apiserver(self) -> Path:
+        return self.directory / "kube-apiserver"
+
+    @property
+    def kube_controller_manager(self) -> Path:
+        return self.directory / "kube-controller-manager"
+
+    def all(self) -> tuple[Path, ...]:
+        return (self.etcd, self.kube_apiserver, self.kube_controller_manager)
+
+
+def find_go() -> Path | None:
+    """The ``go`` command: on PATH first, then Go's default install location."""
+    found = shutil.which("go")
+    if found:
+        return Path(found)
+    if _GO_FALLBACK.is_file() and os.access(_GO_FALLBACK, os.X_OK):
+        return _GO_FALLBACK
+    return None
+
+
+def go_version(go: Path) -> tuple[int, int]:
+    """``(1, 26)`` for go1.26.8; raises ControlPlaneError when it cannot be read."""
+    try:
+        out = subprocess.run(
+            [str(go), "env", "GOVERSION"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ControlPlaneError(f"{go} env GOVERSION failed: {exc}") from exc
+    match = re.match(r"go(\d+)\.(\d+)", out.strip())
+    if match is None:
+        raise ControlPlaneError(f"cannot read the Go version from {out.strip()!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def cache_directory(*, root: Path | None = None) -> Path:
+    """``$SEALED_GITOPS_CONTROL_PLANE_CACHE`` or ``$XDG_CACHE_HOME/sealed-gitops/control-plane``,
+    plus the version key."""
+    if root is None:
+        override = os.environ.get(CACHE_ENV)
+        if override:
+            root = Path(override)
+        else:
+            xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+            root = Path(xdg) / "sealed-gitops" / "control-plane"
+    return root / versions.cache_key()
+
+
+def cached_binaries(*, root: Path | None = None) -> Binaries | None:
+    """The cached build if it is complete (stamp present, every binary executable), else None."""
+    binaries = Binaries(cache_directory(root=root))
+    if not (binaries.directory / _STAMP).is_file():
+        return None
+    if all(path.is_file() and os.access(path, os.X_OK) for path in binaries.all()):
+        return binaries
+    return None
+
+
+def ensure_binaries(*, root: Path | None = None, progress: Progress | None = None) -> Binaries:
+    """Return the cached binaries, building them first if they are missing.
+
+    Safe to call from several processes at once: the build runs under a file lock and the others
+    wait for it. ``progress`` receives one line per step (the CLI prints them on stderr).
+    """
+    say = progress or (lambda _line: None)
+    found = cached_binaries(root=root)
+    if found is not None:
+        return found
+    target = cache_directory(root=root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target.parent / f".{target.name}.lock", say=say):
+        found = cached_binaries(root=root)  # another process may have built it while we waited
+        if found is not None:
+            return found
+        _build_into(target, say=say)
+    found = cached_binaries(root=root)
+    if found is None:  # pragma: no cover - _build_into renames a complete directory or raises
+        raise ControlPlaneError(f"the build finished but {target} is incomplete")
+    return found
+
+
+@contextlib.contextmanager
+def _locked(path: Path, *, say: Progress) -> Iterator[None]:
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another build of the control plane ({path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_into(target: Path, *, say: Progress) -> None:
+    go = find_go()
+    if go is None:
+        raise ControlPlaneError(
+            "Go was not found (neither `go` on PATH nor /usr/local/go/bin/go); it is needed once "
+            f"to build kube-apiserver {versions.KUBERNETES_VERSION} and etcd "
+            f"{versions.ETCD_VERSION}"
+        )
+    found_version = go_version(go)
+    if found_version < versions.MINIMUM_GO and not os.environ.get("GOTOOLCHAIN"):
+        wanted = ".".join(map(str, versions.MINIMUM_GO))
+        raise ControlPlaneError(
+            f"{go} is Go {found_version[0]}.{found_version[1]}; Kubernetes "
+            f"{versions.KUBERNETES_VERSION} needs Go {wanted} or newer (or set GOTOOLCHAIN)"
+        )
+    env = _go_environment(go)
+    staging = target.parent / f".{target.name}.building"
+    shutil.rmtree(staging, ignore_errors=True)  # a build killed half-way left it behind
+    staging.mkdir(parents=True)
+    try:
+        module = staging / "module"
+        module.mkdir()
+        started = time.monotonic()
+        say(
+            f"reading the staging modules of {versions.KUBERNETES_MODULE}"
+            f" {versions.KUBERNETES_VERSION}"
+        )
+        staging_modules = _staging_modules(go, env=env, cwd=module)
+        (module / "go.mod").write_text(_generated_go_mod(staging_modules), encoding="utf-8")
+        bin_dir = staging / "bin"
+        bin_dir.mkdir()
+        packages = [
+            f"{versions.KUBERNETES_MODULE}/cmd/{name}" for name in versions.KUBERNETES_COMMANDS
+        ]
+        say(
+            f"building {', '.join(versions.KUBERNETES_COMMANDS)} and etcd {versions.ETCD_VERSION} "
+            "with go build (a cold build takes 5-10 minutes on two cores)"
+        )
+        _run_go(
+            go,
+            [
+                "build",
+                "-trimpath",
+                "-ldflags=-s -w",
+                "-o",
+                f"{bin_dir}/",
+                *packages,
+                versions.ETCD_MAIN_PACKAGE,
+            ],
+            env=env,
+            cwd=module,
+            timeout=_BUILD_TIMEOUT,
+        )
+        # `go build -o dir/` names a command after its import path without the /vN suffix.
+        (bin_dir / "server").rename(bin_dir / _ETCD)
+        for path in bin_dir.iterdir():
+            path.rename(staging / path.name)
+        bin_dir.rmdir()
+        elapsed = time.monotonic() - started
+        stamp = {
+            "kubernetes": versions.KUBERNETES_VERSION,
+            "etcd": versions.ETCD_VERSION,
+            "go": ".".join(map(str, found_version)),
+            "build_seconds": round(elapsed, 1),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (staging / _STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete directory without a stamp
+        staging.rename(target)  # atomic: readers see all binaries with the stamp, or nothing
+        say(f"built in {elapsed:.0f} s into {target}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _go_environment(go: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    # The generated module has no go.sum yet: let go resolve and record the module graph.
+    env["GOFLAGS"] = " ".join(filter(None, [env.get("GOFLAGS", ""), "-mod=mod"]))
+    # go may start sub-tools by name; the fallback location is not on PATH everywhere.
+    env["PATH"] = os.pathsep.join(filter(None, [str(go.parent), env.get("PATH", "")]))
+    return env
+
+
+def _staging_modules(go: Path, *, env: dict[str, str], cwd: Path) -> list[str]:
+    """The modules the release's go.mod replaces with ``./staging/src/...`` directories."""
+    query = f"{versions.KUBERNETES_MODULE}@{versions.KUBERNETES_VERSION}"
+    listing = _run_go(go, ["list", "-m", "-json", query], env=env, cwd=cwd, timeout=600)
+    try:
+        go_mod = Path(json.loads(listing)["GoMod"]).read_text(encoding="utf-8")
+    except (ValueError, KeyError, OSError) as exc:
+        raise ControlPlaneError(f"cannot read the go.mod of {query}: {exc}") from exc
+    modules = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", go_mod, flags=re.MULTILINE)
+    if not modules:
+        raise ControlPlaneError(f"the go.mod of {query} replaces no staging module")
+    return sorted(set(modules))
+
+
+def _generated_go_mod(staging_modules: list[str]) -> str:
+    tag = versions.staging_version()
+    replaces = "".join(f"\t{name} => {name} {tag}\n" for name in staging_modules)
+    return (
+        "// Generated by sealed_gitops.testing.control_plane.build; never edited by hand.\n"
+        "module sealed-gitops.invalid/control-plane\n\n"
+        "go 1.26.0\n\n"
+        "require (\n"
+        f"\t{versions.KUBERNETES_MODULE} {versions.KUBERNETES_VERSION}\n"
+        f"\t{versions.ETCD_MODULE} {versions.ETCD_VERSION}\n"
+        ")\n\n"
+        f"replace (\n{replaces})\n"
+    )
+
+
+def _run_go(go: Path, args: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> str:
+    """Run one go command; a failure raises ControlPlaneError quoting the tail of its output."""
+    with tempfile.TemporaryFile() as output:
+        # stderr to a file, not a pipe: go prints a line per downloaded module and must not block.
+        process = subprocess.Popen(
+            [str(go), *args], stdout=subprocess.PIPE, stderr=output, env=env, cwd=cwd
+        )
+        try:
+            stdout, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise ControlPlaneError(f"go {args[0]} did not finish in {timeout:.0f} s") from exc
+        finally:
+            if process.poll() is None:  # interrupted (Ctrl-C, SIGTERM) or timed out
+                process.kill()
+                process.wait()
+        if process.returncode != 0:
+            output.seek(0)
+            tail = output.read().decode(errors="replace")[-_TAIL_CHARS:]
+            raise ControlPlaneError(
+                f"go {' '.join(args[:1])} failed with exit status {process.returncode}:\n{tail}"
+            )
+    return stdout.decode(errors="replace")

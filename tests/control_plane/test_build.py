@@ -1,0 +1,84 @@
+"""The build's cache rules and error messages, without running a real build.
+
+The real build is exercised by the session fixture (conftest.py); here a stand-in ``go`` (a shell
+script behind the ``find_go`` seam) shows what a person sees when Go is missing or fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sealed_gitops.errors import ControlPlaneError
+from sealed_gitops.testing.control_plane import build, versions
+
+
+def test_the_staging_tag_follows_the_release() -> None:
+    assert versions.staging_version("v1.37.2") == "v0.37.2"
+    with pytest.raises(ValueError):
+        versions.staging_version("v2.0.0")
+
+
+def test_the_cache_is_keyed_by_both_versions_and_can_be_moved(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(build.CACHE_ENV, str(tmp_path / "elsewhere"))
+    expected = tmp_path / "elsewhere" / f"{versions.KUBERNETES_VERSION}-{versions.ETCD_VERSION}"
+    assert build.cache_directory() == expected
+    monkeypatch.delenv(build.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert build.cache_directory().parent == tmp_path / "xdg" / "sealed-gitops" / "control-plane"
+
+
+def test_binaries_without_a_stamp_are_not_trusted(tmp_path: Path) -> None:
+    directory = build.cache_directory(root=tmp_path)
+    directory.mkdir(parents=True)
+    for path in build.Binaries(directory).all():
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+    assert build.cached_binaries(root=tmp_path) is None  # a build interrupted before the stamp
+    (directory / "stamp.json").write_text(json.dumps({"kubernetes": versions.KUBERNETES_VERSION}))
+    assert build.cached_binaries(root=tmp_path) == build.Binaries(directory)
+
+
+def test_missing_go_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(build, "find_go", lambda: None)
+    with pytest.raises(ControlPlaneError, match="Go was not found"):
+        build.ensure_binaries(root=tmp_path)
+    assert not build.cache_directory(root=tmp_path).exists()
+
+
+def test_a_failed_go_command_is_quoted_and_nothing_is_cached(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_go = tmp_path / "go"
+    fake_go.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = env ]; then echo go1.26.8; exit 0; fi\n'
+        "echo 'go: k8s.io/kubernetes@v1.37.2: reading proxy: 404 Not Found' >&2\n"
+        "exit 1\n"
+    )
+    fake_go.chmod(0o755)
+    monkeypatch.setattr(build, "find_go", lambda: fake_go)
+    lines: list[str] = []
+    with pytest.raises(ControlPlaneError) as failure:
+        build.ensure_binaries(root=tmp_path / "cache", progress=lines.append)
+    assert "404 Not Found" in str(failure.value)
+    assert "exit status 1" in str(failure.value)
+    assert lines and "staging modules" in lines[0]
+    # Neither the version directory nor the temporary build directory is left behind.
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_an_old_go_is_refused_with_the_version_needed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_go = tmp_path / "go"
+    fake_go.write_text("#!/bin/sh\necho go1.21.0\n")
+    fake_go.chmod(0o755)
+    monkeypatch.setattr(build, "find_go", lambda: fake_go)
+    monkeypatch.delenv("GOTOOLCHAIN", raising=False)
+    with pytest.raises(ControlPlaneError, match=r"Go 1\.21.*needs Go 1\.26"):
+        build.ensure_binaries(root=tmp_path / "cache")
