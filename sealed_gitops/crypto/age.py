@@ -1,25 +1,27 @@
-"""age master keys for SOPS, through pyrage: X25519 and SSH (ed25519, RSA) recipients.
+"""age master keys for SOPS: X25519 and SSH (ed25519, RSA) through pyrage, post-quantum natively.
 
 Why: age is the key type the cluster's KeyRing holds, so it is the one master key the engine wraps
 and unwraps natively, in process. The stanza layout is sops' (``recipient`` then ``enc``, the
 data key as an ASCII-armored age file). Unwrapping first matches the stanza's recipient against
-the identities held, so a file for someone else costs no X25519 or RSA work.
+the identities held, so a file for someone else costs no X25519, RSA or ML-KEM work.
 
 sops also accepts SSH public keys as age recipients (``ssh-ed25519 ...``, ``ssh-rsa ...``, the
 ``agessh`` recipient types) and reads SSH private keys as identities; pyrage implements both.
 
-What we cannot do, and say so instead of failing everything: age's post-quantum hybrid type
-(``age1pq1...`` / ``AGE-SECRET-KEY-PQ-1...``, ML-KEM-768 + X25519, written by sops 3.12) has no
-implementation in pyrage or rage as of pyrage 1.4.0, and age plugins (``age1<name>1...``,
-``AGE-PLUGIN-...``) need their plugin binaries. An identity we cannot use is *skipped* with a note
-(:class:`SkippedIdentity`), as sops goes on to the keys it can use; a file that only such a key
-opens fails with "unsupported recipient type", naming the type.
+age's post-quantum hybrid type (``age1pq1...`` / ``AGE-SECRET-KEY-PQ-1...``, ML-KEM-768 + X25519,
+written by sops 3.12 and ``age-keygen -pq``) has no implementation in pyrage, so it is done here
+with ``cryptography``: :mod:`sealed_gitops.crypto.age_pq` is the recipient type and
+:mod:`sealed_gitops.crypto.age_format` the age file around it. What we still cannot do, and say
+so instead of failing everything: age plugins (``age1<name>1...``, ``AGE-PLUGIN-...``) need their
+plugin binaries. Such an identity is *skipped* with a note (:class:`SkippedIdentity`), as sops
+goes on to the keys it can use; a file that only such a key opens fails with "unsupported
+recipient type", naming the type.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +29,11 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from sealed_gitops.crypto import age_format
+from sealed_gitops.crypto.age_pq import IDENTITY_PREFIX as _PQ_PREFIX
+from sealed_gitops.crypto.age_pq import PQIdentity, PQRecipient, is_pq_recipient
 from sealed_gitops.crypto.sops.masterkey import KeyStanza
-from sealed_gitops.errors import ConfigError, CryptoError, KeyProviderError
+from sealed_gitops.errors import ConfigError, CryptoError, KeyProviderError, SealedGitopsError
 
 __all__ = [
     "AgeIdentities",
@@ -49,18 +54,24 @@ _SSH_PEM_LABELS = {"OPENSSH PRIVATE KEY", "RSA PRIVATE KEY"}
 # for this prefix) does not flag the parser that reads them.
 _X25519_PREFIX = "AGE-SECRET-" + "KEY-1"
 
+#: age's name of the post-quantum type (its stanza type), as :func:`recipient_type` says it.
+PQ_TYPE = "mlkem768x25519"
+_USABLE = ("x25519", PQ_TYPE, *_SSH_TYPES)
+
 #: Recipient types we recognise but cannot use, by shape (checked in this order).
 _UNSUPPORTED = (
-    (re.compile(r"^age1pq1[02-9ac-hj-np-z]+$"), "age post-quantum (ML-KEM-768+X25519, age1pq1...)"),
     (re.compile(r"^age1[a-z0-9+\-.]+1[02-9ac-hj-np-z]+$"), "age plugin (age1<plugin>1...)"),
 )
 
 
 def recipient_type(recipient: str) -> str:
-    """``x25519``, ``ssh-ed25519``, ``ssh-rsa``, or a description of an unsupported type."""
+    """``x25519``, ``mlkem768x25519`` (``age1pq1``), ``ssh-ed25519``, ``ssh-rsa``, or a
+    description of an unsupported type."""
     text = recipient.strip()
     if _X25519_RECIPIENT.match(text):
         return "x25519"
+    if is_pq_recipient(text):
+        return PQ_TYPE
     first = text.split(maxsplit=1)[0] if text else ""
     if first in _SSH_TYPES:
         return first
@@ -73,7 +84,7 @@ def recipient_type(recipient: str) -> str:
 def unsupported_recipient(recipient: str) -> str | None:
     """Why ``recipient`` cannot be used here, or None when it can."""
     kind = recipient_type(recipient)
-    if kind in ("x25519", *_SSH_TYPES):
+    if kind in _USABLE:
         return None
     return f"unsupported recipient type: {kind}"
 
@@ -90,7 +101,8 @@ def _ssh_key_id(public_line: str) -> str:
 
 
 class AgeRecipient:
-    """One age recipient (``age1…`` or an SSH public key) that a data key can be wrapped for."""
+    """One age recipient (``age1…``, ``age1pq1…`` or an SSH public key) a data key can be
+    wrapped for."""
 
     kind = "age"
 
@@ -101,10 +113,14 @@ class AgeRecipient:
             raise ConfigError(f"{problem}: {_short(text)!r}")
         self._recipient: Any
         try:
-            if text.startswith("ssh-"):
+            if recipient_type(text) == PQ_TYPE:
+                self._recipient = PQRecipient.parse(text)
+            elif text.startswith("ssh-"):
                 self._recipient = pyrage.ssh.Recipient.from_str(text)
             else:
                 self._recipient = pyrage.x25519.Recipient.from_str(text)
+        except ConfigError as exc:  # age_pq says what is wrong, never quoting a key
+            raise ConfigError(f"invalid age recipient {_short(text)!r}: {exc.reason}") from exc
         except Exception as exc:  # pyrage raises a bare ValueError/RecipientError
             raise ConfigError(f"invalid age recipient {_short(text)!r}") from exc
         self._text = text
@@ -114,6 +130,9 @@ class AgeRecipient:
         return self._text
 
     def wrap(self, data_key: bytes) -> KeyStanza:
+        if isinstance(self._recipient, PQRecipient):
+            data = age_format.encrypt(data_key, [self._recipient.wrap])
+            return KeyStanza("age", {"recipient": self._text, "enc": age_format.armor(data)})
         try:
             armored = pyrage.encrypt(data_key, [self._recipient], armored=True)
         except Exception as exc:
@@ -176,10 +195,15 @@ def _ssh_identity(pem: str, line: int) -> tuple[str, Any] | SkippedIdentity:
 
 
 def _line_identity(line: str, number: int) -> tuple[str, Any] | SkippedIdentity:
-    if line.startswith("AGE-SECRET-KEY-PQ-1"):
-        return SkippedIdentity(
-            number, "age post-quantum identity (ML-KEM-768+X25519): unsupported, skipped"
-        )
+    if line.startswith(_PQ_PREFIX):
+        try:
+            pq = PQIdentity.parse(line)
+        except ConfigError as exc:
+            # As for X25519 below: a damaged key of a supported type is a mistake to fix.
+            raise ConfigError(
+                f"line {number} of the age identity file is a malformed age post-quantum key"
+            ) from exc
+        return pq.to_public(), pq
     if line.startswith("AGE-PLUGIN-"):
         return SkippedIdentity(number, "age plugin identity: plugins are not supported, skipped")
     if line.startswith(_X25519_PREFIX):
@@ -237,8 +261,9 @@ def parse_identity_text(text: str) -> ParsedIdentities:
 
 
 def parse_identities(text: str) -> list[Any]:
-    """The usable identities of an identities text (for ``pyrage.decrypt``); others are skipped."""
-    return parse_identity_text(text).identities
+    """The identities of an identities text that ``pyrage.decrypt`` can use (X25519 and SSH;
+    post-quantum ones are only usable through :class:`AgeIdentities`); others are skipped."""
+    return [i for i in parse_identity_text(text).identities if not isinstance(i, PQIdentity)]
 
 
 class AgeIdentities:
@@ -275,8 +300,8 @@ class AgeIdentities:
                 # Not "no key": the user may hold the key, we cannot use it. The engine goes on
                 # to the file's other stanzas and names the file if none opens.
                 raise KeyProviderError(
-                    f"{problem} ({_short(recipient)}); decrypt with sops (3.12 or later for "
-                    "age1pq1), or add a recipient of another type to the file",
+                    f"{problem} ({_short(recipient)}); decrypt with sops, or add a recipient "
+                    "of another type to the file",
                     key_id=_short(recipient),
                 )
             match = self._match(recipient)
@@ -285,13 +310,44 @@ class AgeIdentities:
             candidates = [match]
         else:
             candidates = self._identities
-        enc = stanza.enc.encode("ascii", "replace")
+        data_key = _open(stanza.enc, candidates, named=bool(recipient))
+        if data_key is None and recipient:
+            # The stanza names a key we hold, and that key does not open it: tampering.
+            raise CryptoError(
+                "the age stanza does not decrypt with its recipient's key",
+                key_id=_short(recipient),
+            )
+        return data_key
+
+
+def _open(enc: str, candidates: list[Any], *, named: bool) -> bytes | None:
+    """The payload of the armored age file ``enc`` for one of ``candidates``, or None.
+
+    Post-quantum identities go through :mod:`age_format`, the others through pyrage. Errors
+    never quote the stanza or a key: only what kind of damage was found.
+    """
+    pq = [i for i in candidates if isinstance(i, PQIdentity)]
+    classic = [i for i in candidates if not isinstance(i, PQIdentity)]
+    if pq:
         try:
-            return bytes(pyrage.decrypt(enc, candidates))
-        except Exception as exc:
-            if recipient:
+            data = age_format.dearmor(enc)
+            opened = age_format.decrypt(data, lambda s: next(_unwrapped(pq, s), None))
+        except SealedGitopsError as exc:
+            if named:
                 raise CryptoError(
-                    "the age stanza does not decrypt with its recipient's key",
-                    key_id=_short(recipient),
+                    f"the age stanza does not decrypt with its recipient's key: {exc.reason}"
                 ) from exc
-            return None
+            opened = None
+        if opened is not None or not classic:
+            return opened
+    try:
+        return bytes(pyrage.decrypt(enc.encode("ascii", "replace"), classic))
+    except Exception:  # pyrage raises bare DecryptError/ValueError for any failure
+        return None
+
+
+def _unwrapped(identities: list[PQIdentity], stanza: age_format.Stanza) -> Iterator[bytes]:
+    for identity in identities:
+        file_key = identity.unwrap(stanza)
+        if file_key is not None:
+            yield file_key

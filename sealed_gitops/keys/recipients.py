@@ -9,10 +9,11 @@ Key groups: a creation rule either lists keys at the top level (one group) or ha
 each a mapping with ``age`` / ``pgp`` / ``hc_vault`` (sops' spelling in ``key_groups``) lists. The
 rule object is read by attribute or by key, so the engine's dataclasses and plain dicts both work.
 
-age recipients are ``age1...`` (X25519) or SSH public keys (``ssh-ed25519 ...``, ``ssh-rsa ...``),
-as in sops. A post-quantum (``age1pq1...``) or plugin recipient is refused as an "unsupported
-recipient type" naming the type (see :mod:`sealed_gitops.crypto.age`). ``SOPS_AGE_RECIPIENTS``
-gives default age recipients for ``encrypt`` (:func:`environment_age_recipients`).
+age recipients are ``age1...`` (X25519), ``age1pq1...`` (post-quantum ML-KEM-768 + X25519, as
+sops 3.12 writes them) or SSH public keys (``ssh-ed25519 ...``, ``ssh-rsa ...``), as in sops. A
+plugin recipient is refused as an "unsupported recipient type" naming the type (see
+:mod:`sealed_gitops.crypto.age`). ``SOPS_AGE_RECIPIENTS`` gives default age recipients for
+``encrypt`` (:func:`environment_age_recipients`).
 """
 
 from __future__ import annotations
@@ -62,16 +63,17 @@ def classify_recipient(text: str) -> str:
     """The stanza kind a recipient string stands for: ``age``, ``pgp`` or ``hc_vault``."""
     value = text.strip()
     if recipient_type(value) != "unknown":
-        # age1... (X25519) by crypto.age's own pattern; SSH keys are age recipients in sops;
-        # an age1pq1/plugin recipient is age's too, and KeyFactory.age says why it is unsupported
+        # age1... (X25519) and age1pq1... by crypto.age's own patterns; SSH keys are age
+        # recipients in sops; a plugin recipient is age's too, and KeyFactory.age says why it
+        # is unsupported
         return AGE_KIND
     if value.startswith(("http://", "https://")):
         return "hc_vault"
     if _PGP.match(value.replace(" ", "")):
         return "pgp"
     raise ConfigError(
-        f"unrecognised recipient {value!r}: expected an age1... or ssh-ed25519/ssh-rsa "
-        "recipient, a PGP fingerprint or a Vault transit URI"
+        f"unrecognised recipient {value!r}: expected an age1..., age1pq1... or "
+        "ssh-ed25519/ssh-rsa recipient, a PGP fingerprint or a Vault transit URI"
     )
 
 
@@ -96,11 +98,11 @@ class KeyFactory:
             shown = text if len(text) <= 64 else text[:24] + "..."
             if recipient_type(text) == "unknown":
                 raise ConfigError(
-                    f"not an age recipient (age1... or ssh-ed25519/ssh-rsa): {shown!r}"
+                    f"not an age recipient (age1..., age1pq1... or ssh-ed25519/ssh-rsa): {shown!r}"
                 )
             raise ConfigError(
-                f"{problem} ({shown}): encrypt such files with sops (3.12 or later for "
-                "age1pq1), or use an age1... X25519 or ssh-ed25519/ssh-rsa recipient"
+                f"{problem} ({shown}): encrypt such files with sops, or use an age1... X25519, "
+                "age1pq1... post-quantum or ssh-ed25519/ssh-rsa recipient"
             )
         return age_recipient(text)
 
