@@ -7,6 +7,7 @@ script behind the ``find_go`` seam) shows what a person sees when Go is missing 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,48 @@ def test_an_old_go_is_refused_with_the_version_needed(
     monkeypatch.delenv("GOTOOLCHAIN", raising=False)
     with pytest.raises(ControlPlaneError, match=r"Go 1\.21.*needs Go 1\.26"):
         build.ensure_binaries(root=tmp_path / "cache")
+
+
+FAKE_GO = """#!/bin/sh
+# A stand-in for `go`: answers the three commands build.py runs, counting the builds.
+case "$1" in
+  env) echo go1.26.8 ;;
+  list) printf '{"GoMod": "%s"}\\n' "{go_mod}" ;;
+  build)
+    echo build >> "{counter}"
+    sleep 1
+    for arg; do
+      case "$arg" in */) out="$arg" ;; esac
+    done
+    for name in kube-apiserver kube-controller-manager server; do
+      printf '#!/bin/sh\\n' > "$out$name"; chmod +x "$out$name"
+    done ;;
+esac
+"""
+
+
+def test_concurrent_callers_build_once_and_share_the_result(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    go_mod = tmp_path / "kubernetes.mod"
+    go_mod.write_text("replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n)\n")
+    counter = tmp_path / "builds"
+    fake_go = tmp_path / "go"
+    fake_go.write_text(FAKE_GO.replace("{go_mod}", str(go_mod)).replace("{counter}", str(counter)))
+    fake_go.chmod(0o755)
+    monkeypatch.setattr(build, "find_go", lambda: fake_go)
+    root = tmp_path / "cache"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _i: build.ensure_binaries(root=root), range(2)))
+    assert counter.read_text().splitlines() == ["build"]  # the second caller waited, then reused
+    assert results[0] == results[1] == build.Binaries(build.cache_directory(root=root))
+    assert all(path.is_file() for path in results[0].all())  # etcd renamed from `server`
+    stamp = json.loads((results[0].directory / "stamp.json").read_text())
+    assert (stamp["kubernetes"], stamp["etcd"]) == (
+        versions.KUBERNETES_VERSION,
+        versions.ETCD_VERSION,
+    )
+    generated = (results[0].directory / "module" / "go.mod").read_text()
+    assert f"\tk8s.io/api => k8s.io/api {versions.staging_version()}\n" in generated
+    assert build.ensure_binaries(root=root) == results[0]
+    assert counter.read_text().splitlines() == ["build"]  # a later call builds nothing
