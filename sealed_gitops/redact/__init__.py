@@ -138,8 +138,12 @@ def register(value: str | bytes) -> None:
 
 def is_registered(value: str | bytes) -> bool:
     """Whether ``value`` itself is masked here (in the current scope, or anywhere outside one)."""
-    forms = expand(value)
-    return bool(forms) and any(forms[0] in registry for registry in _visible())
+    # expand(value)[0] is the text itself (or nothing when it is too short): no need to
+    # compute the other forms just to look that one up
+    text = value if isinstance(value, str) else value.decode("utf-8", "surrogateescape")
+    if len(text) < MIN_LENGTH:
+        return False
+    return any(text in registry for registry in _visible())
 
 
 @dataclass(frozen=True)
