@@ -214,11 +214,11 @@ def test_the_command_serves_until_sigterm_and_leaves_no_process(
     kubeconfig, workdir = tmp_path / "admin.kubeconfig", tmp_path / "work"
     command = subprocess.Popen(
         [sys.executable, "-m", "sealed_gitops.testing", "control-plane",
-         "--kubeconfig", str(kubeconfig), "--workdir", str(workdir)],
+         "--kubeconfig", "admin.kubeconfig", "--workdir", "work"],  # relative, as typed by hand
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
     )  # fmt: skip
     try:
         assert command.stdout is not None

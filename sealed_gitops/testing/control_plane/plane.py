@@ -124,6 +124,9 @@ class ControlPlane:
         remove = workdir is None
         root = Path(tempfile.mkdtemp(prefix="sg-control-plane-")) if workdir is None else workdir
         root.mkdir(parents=True, exist_ok=True)
+        # Absolute: the servers run with their run directory as cwd and get paths in flags.
+        root = root.resolve()
+        kubeconfig_path = kubeconfig_path.absolute() if kubeconfig_path else None
         try:
             for attempt in range(1, _ATTEMPTS + 1):
                 try:
