@@ -30,6 +30,7 @@ from sealed_gitops.audit import (
     parse_date,
 )
 from sealed_gitops.audit.snapshot import read_snapshot
+from sealed_gitops.cli.conventions import output_option
 from sealed_gitops.cli.decryption_options import decryption_key_options
 from sealed_gitops.errors import AuditError, ConfigError, SealedGitopsError
 from sealed_gitops.redact import redact
@@ -148,7 +149,7 @@ def _print_table(records: list[ChangeRecord]) -> None:
     help="Use your keys to tell re-encryptions from real changes (keyed hashes only; "
     "no value is printed).",
 )
-@click.option("--output", type=click.Choice(["table", "json"]), default="table")
+@output_option("table", "json")
 @click.option(
     "--rev", default="HEAD", show_default=True, help="Audit the history of this revision."
 )

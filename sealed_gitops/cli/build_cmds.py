@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from sealed_gitops.cli.conventions import output_option
 from sealed_gitops.cli.decryption_options import decryption_key_options
 from sealed_gitops.crypto.sealing_keys import load_private_keys
 from sealed_gitops.errors import ConfigError
@@ -126,7 +127,7 @@ def _report(result: BuildResult) -> None:
 @click.option("--repo", "repo_url", help="Fetch this Git URL instead of reading a local directory.")
 @click.option("--ref", "ref_text", help="With --repo: branch, tag:NAME, semver:RANGE or a commit.")
 @click.option("--show-secrets", is_flag=True, help="Print Secret values (for kubectl apply -f -).")
-@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml")
+@output_option("yaml", "json")
 @click.option(
     "--failure-policy",
     type=click.Choice([p.value for p in FailurePolicy]),

@@ -246,7 +246,7 @@ def _alice_commits(story: Story, tmp: Path, password: str) -> str:
     story.step("Alice encrypts the database Secret with `sealed-gitops encrypt` and commits it")
     alice = tmp / "alice"
     _cli(
-        alice, "encrypt", "-", "--input-type", "yaml", "-o", SECRET_FILE, stdin=_manifest(password)
+        alice, "encrypt", "-", "--input-type", "yaml", "-w", SECRET_FILE, stdin=_manifest(password)
     )
     text = (alice / SECRET_FILE).read_text(encoding="utf-8")
     if VALUE_PREFIX in text or "ENC[AES256_GCM" not in text:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
+from sealed_gitops.cli.conventions import output_file_option, output_option
 from sealed_gitops.cli.flux_import import Conversion, convert
 from sealed_gitops.cli.options import atomic_write
 from sealed_gitops.errors import ApiNotFound, ConfigError
@@ -115,21 +116,12 @@ def _render(conversion: Conversion, *, output: str) -> str:
     help="With --from-cluster: only this namespace (default: all). With files: the namespace "
     "of objects that name none (default: default).",
 )
-@click.option(
-    "--output",
-    type=click.Choice(["yaml", "json"]),
-    default="yaml",
-    show_default=True,
+@output_option(
+    "yaml",
+    "json",
     help="yaml: the objects, ready for kubectl apply; json: {items, notCarriedOver}.",
 )
-@click.option(
-    "-o",
-    "--output-file",
-    "output_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file instead of stdout.",
-)
+@output_file_option()
 def import_flux(
     *,
     files: tuple[Path, ...],

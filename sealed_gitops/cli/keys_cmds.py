@@ -23,6 +23,7 @@ import click
 import pyrage
 import yaml
 
+from sealed_gitops.cli.conventions import output_file_option
 from sealed_gitops.cli.options import atomic_write
 from sealed_gitops.crypto.age import parse_identities
 from sealed_gitops.errors import ConfigError, FormatError, SealedGitopsError
@@ -259,7 +260,7 @@ def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:
 
 @keys.command("backup")
 @click.option("--to", "recipient", required=True, help="age recipient of the offline key.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@output_file_option(help="Where the encrypted backup is written.", required=True, dest="output")
 @cluster_options
 def backup(
     *,

@@ -1,9 +1,9 @@
 """Options and I/O shared by the SOPS commands: key inputs, output targets, .sops.yaml lookup.
 
 Why one module: every SOPS command takes the same key flags (``--age-identity``, ``--gnupghome``,
-``--vault-token``), writes the same way (stdout, ``-o FILE`` or ``--in-place``) and finds
-``.sops.yaml`` the same way. Keeping those rules here means ``encrypt`` and ``edit`` cannot drift
-apart on where a file lands or which keys are used.
+``--vault-token``), writes the same way (stdout, ``-w/--output-file FILE`` or ``--in-place``) and
+finds ``.sops.yaml`` the same way. Keeping those rules here means ``encrypt`` and ``edit`` cannot
+drift apart on where a file lands or which keys are used.
 
 Writes go to a temporary file beside the target and are renamed over it, so an interrupted command
 never leaves half a file, and ciphertext never shares a directory with a plaintext temp file.
@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from sealed_gitops.cli.conventions import output_file_option
 from sealed_gitops.crypto.patterns import compile_pattern
 from sealed_gitops.crypto.sops import (
     DEFAULT_STORES,
@@ -139,22 +140,28 @@ def key_options(func: F) -> F:
 
 
 def output_options(func: F) -> F:
-    """``-o/--output FILE`` and ``-i/--in-place``."""
+    """``-w/--output-file FILE`` and ``-i/--in-place``; the command gets ``output``.
+
+    ``-o/--output`` is a format in every command (here the same as ``--output-type``), so the
+    file takes ``-w``: sops' ``--output FILE`` would silently write a file named ``json``.
+    """
     func = click.option("-i", "--in-place", is_flag=True, help="Replace FILE with the result.")(
         func
     )
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Write the result to this file instead of stdout.",
-    )(func)
+    return output_file_option(dest="output")(func)
 
 
 def format_options(func: F) -> F:
-    """``--input-type`` / ``--output-type`` (default: from the file's extension)."""
+    """``--input-type`` / ``-o/--output/--output-type`` (default: from the file's extension)."""
     choice = click.Choice(list(FORMATS))
-    func = click.option("--output-type", type=choice, help="Format of the output.")(func)
+    func = click.option(
+        "-o",
+        "--output",
+        "--output-type",
+        "output_type",
+        type=choice,
+        help="Format of the output (default: the input's).",
+    )(func)
     return click.option("--input-type", type=choice, help="Format of FILE.")(func)
 
 
@@ -210,7 +217,7 @@ def atomic_write(target: Path, data: bytes, *, private: bool = False) -> None:
     """Write ``data`` to ``target`` through a temporary file in its directory and a rename.
 
     An existing file keeps its permission bits; a new one gets the umask's default, or 0600 when
-    ``private`` (plaintext the user asked for with ``decrypt -o``).
+    ``private`` (plaintext the user asked for with ``decrypt -w``).
     """
     directory = target.parent if str(target.parent) else Path(".")
     try:
@@ -245,9 +252,9 @@ def emit(
     in_place: bool,
     private: bool = False,
 ) -> None:
-    """Send a command's result to stdout, ``-o FILE`` or back into ``source``."""
+    """Send a command's result to stdout, ``-w FILE`` or back into ``source``."""
     if output is not None and in_place:
-        raise ConfigError("--output and --in-place exclude each other")
+        raise ConfigError("--output-file and --in-place exclude each other")
     if in_place:
         if source == STDIN:
             raise ConfigError("--in-place needs a file, not standard input")

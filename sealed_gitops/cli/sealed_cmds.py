@@ -24,6 +24,7 @@ import click
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sealed_gitops.cli.conventions import output_file_option, output_option
 from sealed_gitops.crypto.sealed import Scope, scope_label, seal_value
 from sealed_gitops.crypto.sealed_document import (
     PlainSecret,
@@ -81,12 +82,12 @@ def _render(manifests: list[dict[str, Any]], fmt: str) -> str:
     )
 
 
-def _emit(text: str, output_file: str | None) -> None:
+def _emit(text: str, output_file: str | Path | None) -> None:
     if output_file is None:
         click.echo(text, nl=False)
         return
     # Write beside the target and rename, so a failure never leaves half a file (and
-    # `-o` may name the file being merged into, which was already read).
+    # `-w` may name the file being merged into, which was already read).
     target = Path(output_file)
     fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
     try:
@@ -167,14 +168,8 @@ def _seal_raw(
 @click.option("--from-file", "from_file", metavar="F", help="With --raw: the value to seal.")
 @click.option("--name", default=None, help="Override (or, with --raw, give) the Secret's name.")
 @click.option("-n", "--namespace", default=None, help="The Secret's namespace, if it has none.")
-@click.option("-o", "--output-file", default=None, metavar="FILE", help="Write here, not stdout.")
-@click.option(
-    "--output",
-    "output_format",
-    type=click.Choice(["yaml", "json"]),
-    default="yaml",
-    show_default=True,
-)
+@output_file_option(help="Write here, not stdout (-o is the format).")
+@output_option("yaml", "json", dest="output_format")
 def seal(
     *,
     file: str,
@@ -186,7 +181,7 @@ def seal(
     from_file: str | None,
     name: str | None,
     namespace: str | None,
-    output_file: str | None,
+    output_file: Path | None,
     output_format: str,
 ) -> None:
     """Seal a Secret manifest (FILE, or - for stdin) into a SealedSecret."""
@@ -277,20 +272,14 @@ def _merge(
 @click.option(
     "-n", "--namespace", default=None, help="Namespace for SealedSecrets that do not name one."
 )
-@click.option("-o", "--output-file", default=None, metavar="FILE", help="Write here, not stdout.")
-@click.option(
-    "--output",
-    "output_format",
-    type=click.Choice(["yaml", "json"]),
-    default="yaml",
-    show_default=True,
-)
+@output_file_option(help="Write here, not stdout (-o is the format).")
+@output_option("yaml", "json", dest="output_format")
 def unseal(
     *,
     file: str,
     keys: tuple[str, ...],
     namespace: str | None,
-    output_file: str | None,
+    output_file: Path | None,
     output_format: str,
 ) -> None:
     """Open a SealedSecret file offline and print the Secret it holds."""

@@ -308,7 +308,7 @@ def decrypt(
     in_place: bool,
     keys: KeyInputs,
 ) -> None:
-    """Decrypt FILE (- for stdin) to stdout, -o FILE, or in place."""
+    """Decrypt FILE (- for stdin) to stdout, -w FILE, or in place."""
     name = display_name(file)
     fmt = file_format(file, input_type)
     plain = decrypt_to_bytes(

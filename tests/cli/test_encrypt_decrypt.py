@@ -178,14 +178,14 @@ def test_decrypt_stdin_extract_and_output_file(
     extracted = run("decrypt", str(secret_file), "--extract", '["stringData"]["password"]')
     assert extracted.stdout == CANARY
     out = work / "plain.yaml"
-    assert run("decrypt", str(secret_file), "-o", str(out)).exit_code == 0
+    assert run("decrypt", str(secret_file), "-w", str(out)).exit_code == 0
     assert _doc(out.read_text()) == _doc(SECRET_YAML)
     assert out.stat().st_mode & 0o777 == 0o600
     assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_in_place_and_output_exclude_each_other(secret_file: Path, use_key: AgeKey) -> None:
-    result = run("encrypt", str(secret_file), "--age", use_key.public, "-i", "-o", "x.yaml")
+    result = run("encrypt", str(secret_file), "--age", use_key.public, "-i", "-w", "x.yaml")
     assert result.exit_code == 1
     assert "exclude" in result.stderr
 
@@ -279,7 +279,7 @@ def test_cloud_kms_only_files_go_to_sops(
 
 def test_encrypt_converts_yaml_to_json(secret_file: Path, use_key: AgeKey) -> None:
     result = run("encrypt", str(secret_file), "--age", use_key.public, "--output-type", "json",
-                 "-o", "s.json")
+                 "-w", "s.json")
     assert result.exit_code == 0, result.stderr
     out = secret_file.with_name("s.json")
     assert json.loads(out.read_text())["stringData"]["password"].startswith(ENC)

@@ -98,7 +98,7 @@ def _output_dir_missing(
     work: Path, key: AgeKey, _other: AgeKey
 ) -> tuple[list[str], dict[str, str]]:
     _encrypted(work, key)
-    return ["decrypt", "enc.yaml", "-o", "missing/dir/out.yaml"], {}
+    return ["decrypt", "enc.yaml", "-w", "missing/dir/out.yaml"], {}
 
 
 def _alias_bomb(work: Path, key: AgeKey, _other: AgeKey) -> tuple[list[str], dict[str, str]]:
@@ -185,7 +185,7 @@ def test_success_paths_leave_no_plaintext_behind(
     secret_file: Path, work: Path, use_key: AgeKey
 ) -> None:
     enc = work / "enc.yaml"
-    assert run_cli("encrypt", "secret.yaml", "--age", use_key.public, "-o", "enc.yaml",
+    assert run_cli("encrypt", "secret.yaml", "--age", use_key.public, "-w", "enc.yaml",
                    cwd=work).returncode == 0
     editor = work.parent / "noop.py"
     editor.write_text("import sys\nopen(sys.argv[1]).read()\n")
@@ -202,7 +202,7 @@ def test_success_paths_leave_no_plaintext_behind(
         assert proc.returncode == (200 if args[0] == "edit" else 0), proc.stderr
         assert CANARY.encode() not in proc.stdout + proc.stderr
     out = work / "asked.yaml"
-    assert run_cli("decrypt", "enc.yaml", "-o", str(out), cwd=work).returncode == 0
+    assert run_cli("decrypt", "enc.yaml", "-w", str(out), cwd=work).returncode == 0
     assert CANARY in out.read_text()
     assert enc.exists()
     _assert_no_canary_outside(work.parent, allowed={secret_file, out})

@@ -25,7 +25,7 @@ def test_pgp_encrypt_decrypt_and_sops_interop(
 ) -> None:
     home = str(pgp_key.home.path)
     enc = run("encrypt", str(secret_file), "--pgp", pgp_key.fingerprint, "--gnupghome", home,
-              "-o", "pgp.yaml")
+              "-w", "pgp.yaml")
     assert enc.exit_code == 0, enc.stderr
     meta = yaml.safe_load((work / "pgp.yaml").read_text())["sops"]
     assert meta["pgp"][0]["fp"].upper() == pgp_key.fingerprint.upper()

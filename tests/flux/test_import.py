@@ -260,7 +260,7 @@ def test_lists_several_files_and_the_default_namespace(tmp_path: Path) -> None:
     )
     out = tmp_path / "out" / "sealed.yaml"
     out.parent.mkdir()
-    result = run("-f", str(listed), "-f", str(other), "-n", "team-a", "-o", str(out))
+    result = run("-f", str(listed), "-f", str(other), "-n", "team-a", "-w", str(out))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     docs = list(yaml.safe_load_all(out.read_text()))

@@ -260,7 +260,7 @@ def test_a_backup_from_before_the_deletion_restores_the_key(
     offline = pyrage.x25519.Identity.generate()
     (tmp_path / "offline.txt").write_text(f"{offline}\n")
     backup = tmp_path / "backup.age"
-    run_cli(["keys", "backup", "--to", str(offline.to_public()), "-o", str(backup),
+    run_cli(["keys", "backup", "--to", str(offline.to_public()), "-w", str(backup),
              "--keyring", f"{ns}/cluster"], cwd=tmp_path)
 
     _annotate(setup, **{"sealed-gitops.io/retire": first["fingerprint"]})

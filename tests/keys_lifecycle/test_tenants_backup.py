@@ -141,7 +141,7 @@ def test_backup_and_restore_round_trip(
     (tmp_path / "offline.txt").write_text(f"{offline}\n")
     out = tmp_path / "backup.age"
     run_cli(
-        ["keys", "backup", "--to", str(offline.to_public()), "-o", str(out),
+        ["keys", "backup", "--to", str(offline.to_public()), "-w", str(out),
          "--keyring", f"{ns}/cluster"],
         cwd=tmp_path,
     )

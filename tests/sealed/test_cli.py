@@ -154,7 +154,7 @@ def test_merge_into_with_key_keeps_unchanged_values(
     update = tmp_path / "update.yaml"
     update.write_text(SECRET_YAML.replace(PLAIN, "changed-password"))
     result = run("seal", str(update), "--cert", str(key_files["cert_a"]), "--merge-into",
-                 str(sealed_path), "--key", str(key_files["key_a"]), "-o", str(sealed_path))
+                 str(sealed_path), "--key", str(key_files["key_a"]), "-w", str(sealed_path))
     assert result.exit_code == 0, result.stderr
     after = yaml.safe_load(sealed_path.read_text())["spec"]["encryptedData"]
     assert after["user"] == before["user"]
