@@ -171,8 +171,15 @@ def decrypt_bytes(
     ignore_mac: bool = False,
     stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
-    """``sops -d``: the plain document in its own format."""
-    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, ignore_mac=ignore_mac)
+    """``sops -d``: the plain document in its own format.
+
+    The store is the one sops picks (:func:`sops_format`), not the manifest rule of
+    ``decrypt_document``: a published ``example.txt`` or ``file.properties`` is a binary-store
+    file whose plaintext is its raw bytes, where the manifest rule read it as YAML and printed
+    the ``data:`` envelope.
+    """
+    kind = sops_format(file, fmt)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, ignore_mac=ignore_mac)
     return dump_tree(doc.branches, fmt=doc.fmt, stores=stores)
 
 
