@@ -140,7 +140,8 @@ class ControlPlane:
                 except ControlPlaneError as exc:
                     if attempt == _ATTEMPTS or not any(m in str(exc) for m in _BIND_RACE):
                         raise
-                    say(f"a port was taken before the server bound it; starting again ({exc})")
+                    first_line = str(exc).splitlines()[0]
+                    say(f"a port was taken before a server bound it ({first_line}); again")
                     continue
                 plane._remove = root if remove else None
                 return plane
