@@ -310,7 +310,7 @@ class AgeIdentities:
             candidates = [match]
         else:
             candidates = self._identities
-        data_key = _open(stanza.enc, candidates, named=bool(recipient))
+        data_key = _open(stanza.enc, candidates, key_id=_short(recipient) if recipient else None)
         if data_key is None and recipient:
             # The stanza names a key we hold, and that key does not open it: tampering.
             raise CryptoError(
@@ -320,11 +320,12 @@ class AgeIdentities:
         return data_key
 
 
-def _open(enc: str, candidates: list[Any], *, named: bool) -> bytes | None:
+def _open(enc: str, candidates: list[Any], *, key_id: str | None) -> bytes | None:
     """The payload of the armored age file ``enc`` for one of ``candidates``, or None.
 
-    Post-quantum identities go through :mod:`age_format`, the others through pyrage. Errors
-    never quote the stanza or a key: only what kind of damage was found.
+    Post-quantum identities go through :mod:`age_format`, the others through pyrage. ``key_id``
+    is the stanza's recipient when it names one: then damage is an error, else "not ours".
+    Errors never quote the stanza or a key: only what kind of damage was found.
     """
     pq = [i for i in candidates if isinstance(i, PQIdentity)]
     classic = [i for i in candidates if not isinstance(i, PQIdentity)]
@@ -333,9 +334,10 @@ def _open(enc: str, candidates: list[Any], *, named: bool) -> bytes | None:
             data = age_format.dearmor(enc)
             opened = age_format.decrypt(data, lambda s: next(_unwrapped(pq, s), None))
         except SealedGitopsError as exc:
-            if named:
+            if key_id is not None:
                 raise CryptoError(
-                    f"the age stanza does not decrypt with its recipient's key: {exc.reason}"
+                    f"the age stanza does not decrypt with its recipient's key: {exc.reason}",
+                    key_id=key_id,
                 ) from exc
             opened = None
         if opened is not None or not classic:

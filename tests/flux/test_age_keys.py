@@ -1,5 +1,7 @@
 """age key types and key environment that sops users have: SSH recipients and identities,
-post-quantum recipients, SOPS_AGE_RECIPIENTS, and identities we cannot use being skipped.
+post-quantum identities beside the others, SOPS_AGE_RECIPIENTS, and identities we cannot use
+(plugins) being skipped. The post-quantum type against sops 3.12 and age 1.3 is in
+``test_age_pq.py``.
 
 Every interop test runs the real sops 3.11 binary both ways: the file sops writes opens with ours,
 the file we write opens with sops. The environment is emptied of the developer's keys and HOME is
@@ -20,6 +22,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from sealed_gitops.cli.main import cli
+from sealed_gitops.crypto.age_pq import PQIdentity
 from sealed_gitops.crypto.sops.document import decrypt_document
 from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.operator.runner import OperatorThread
@@ -35,9 +38,13 @@ from tests.operator.conftest import (
 
 CANARY = "canary-age-keys-7Qx2"
 PLAIN = f"user: alice\npassword: {CANARY}\n"
-#: A syntactically plausible post-quantum identity line (age 1.3 ``age-keygen -pq`` shape).
-PQ_IDENTITY = "AGE-SECRET-KEY-PQ-1" + "Q" * 60
-PQ_RECIPIENT = "age1pq1" + "q" * 1900
+#: A post-quantum identity (age 1.3 ``age-keygen -pq``): usable, never skipped.
+_PQ = PQIdentity.generate()
+PQ_IDENTITY = _PQ.secret_text()
+PQ_RECIPIENT = _PQ.to_public()
+#: An age plugin recipient and identity: recognised, unsupported (they need the plugin binary).
+PLUGIN_RECIPIENT = "age1yubikey1" + "q" * 58
+PLUGIN_IDENTITY = "AGE-PLUGIN-YUBIKEY-1" + "Q" * 40
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +137,7 @@ def test_ssh_recipient_from_sops_yaml_rule(
     assert CANARY.encode() in out.stdout
 
 
-def test_pq_identity_line_does_not_stop_the_good_key(
+def test_pq_identity_line_beside_the_good_key_is_a_key_too(
     sops_binary: str,
     isolated_env: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -138,19 +145,22 @@ def test_pq_identity_line_does_not_stop_the_good_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     enc = sops_encrypt_to(isolated_env, age_keys[0].public)
+    path = write(isolated_env / "app.yaml", PLAIN)
+    pq_enc = write(
+        isolated_env / "pq.yaml", run("encrypt", str(path), "--age", PQ_RECIPIENT).stdout
+    )
     keys = write(
         isolated_env.parent / "keys.txt",
         "# created: 2026-01-01\n# public key: age1pq1...\n"
         f"{PQ_IDENTITY}\n\n# public key: {age_keys[0].public}\n{age_keys[0].secret}\n",
     )
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(keys))
-    with caplog.at_level(logging.WARNING):
-        result = run("decrypt", str(enc))
-    assert result.exit_code == 0, result.stderr
-    assert CANARY in result.stdout
-    notes = " ".join(r.getMessage() for r in caplog.records)
-    assert "line 3" in notes and "post-quantum" in notes
-    assert PQ_IDENTITY not in notes
+    with caplog.at_level(logging.INFO):
+        for file in (enc, pq_enc):
+            result = run("decrypt", str(file))
+            assert result.exit_code == 0, result.stderr
+            assert CANARY in result.stdout
+    assert "skipped" not in caplog.text and PQ_IDENTITY not in caplog.text
 
 
 def test_pq_identity_as_its_own_identity_file(
@@ -180,33 +190,64 @@ def test_unknown_lines_are_skipped_not_fatal(
     assert CANARY in result.stdout
 
 
-def _pq_file(isolated_env: Path, age_keys: list[AgeKey]) -> Path:
-    """A file for a post-quantum recipient only: the shape sops 3.12 writes for ``age1pq1``."""
+def _plugin_file(isolated_env: Path, age_keys: list[AgeKey]) -> Path:
+    """A file for an age plugin recipient only (the shape sops writes for ``age1yubikey1...``)."""
     path = write(isolated_env / "app.yaml", PLAIN)
     doc = yaml.safe_load(run("encrypt", str(path), "--age", age_keys[0].public).stdout)
-    doc["sops"]["age"][0]["recipient"] = PQ_RECIPIENT
-    return write(isolated_env / "pq-enc.yaml", yaml.safe_dump(doc))
+    doc["sops"]["age"][0]["recipient"] = PLUGIN_RECIPIENT
+    return write(isolated_env / "plugin-enc.yaml", yaml.safe_dump(doc))
 
 
-def test_file_only_for_pq_recipient_names_file_and_type(
+def test_file_only_for_plugin_recipient_names_file_and_type(
     isolated_env: Path, monkeypatch: pytest.MonkeyPatch, age_keys: list[AgeKey]
 ) -> None:
-    enc = _pq_file(isolated_env, age_keys)
-    monkeypatch.setenv("SOPS_AGE_KEY", f"{PQ_IDENTITY}\n{age_keys[1].secret}\n")
+    enc = _plugin_file(isolated_env, age_keys)
+    monkeypatch.setenv("SOPS_AGE_KEY", f"{PLUGIN_IDENTITY}\n{PQ_IDENTITY}\n{age_keys[1].secret}\n")
     result = CliRunner().invoke(cli, ["decrypt", str(enc)])
     assert result.exit_code != 0
-    assert "pq-enc.yaml" in result.stderr
-    assert "post-quantum" in result.stderr and "unsupported recipient type" in result.stderr
+    assert "plugin-enc.yaml" in result.stderr
+    assert "age plugin" in result.stderr and "unsupported recipient type" in result.stderr
     assert CANARY not in result.stdout + result.stderr
 
 
-def test_pq_recipient_for_encrypt_is_unsupported_recipient_type(isolated_env: Path) -> None:
+def test_file_only_for_another_pq_key_is_no_matching_key(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, age_keys: list[AgeKey]
+) -> None:
     path = write(isolated_env / "app.yaml", PLAIN)
-    write(isolated_env / ".sops.yaml", f"creation_rules:\n  - age: {PQ_RECIPIENT}\n")
+    other = PQIdentity.generate()
+    enc = write(
+        isolated_env / "pq-enc.yaml", run("encrypt", str(path), "--age", other.to_public()).stdout
+    )
+    monkeypatch.setenv("SOPS_AGE_KEY", f"{PQ_IDENTITY}\n{age_keys[1].secret}\n")
+    result = CliRunner().invoke(cli, ["decrypt", str(enc)])
+    assert result.exit_code != 0
+    assert "pq-enc.yaml" in result.stderr and "no available key" in result.stderr
+    assert "unsupported" not in result.stderr
+    assert CANARY not in result.stdout + result.stderr and PQ_IDENTITY not in result.stderr
+
+
+def test_plugin_recipient_for_encrypt_is_unsupported_recipient_type(isolated_env: Path) -> None:
+    path = write(isolated_env / "app.yaml", PLAIN)
+    write(isolated_env / ".sops.yaml", f"creation_rules:\n  - age: {PLUGIN_RECIPIENT}\n")
     result = CliRunner().invoke(cli, ["encrypt", str(path)])
     assert result.exit_code != 0
-    assert "unsupported recipient type" in result.stderr and "post-quantum" in result.stderr
+    assert "unsupported recipient type" in result.stderr and "age plugin" in result.stderr
     assert "app.yaml" in result.stderr
+
+
+def test_pq_recipient_from_sops_yaml_rule(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(isolated_env / "app.yaml", PLAIN)
+    write(isolated_env / ".sops.yaml", f"creation_rules:\n  - age: {PQ_RECIPIENT}\n")
+    result = run("encrypt", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["sops"]["age"][0]["recipient"] == PQ_RECIPIENT
+    enc = write(isolated_env / "enc.yaml", result.stdout)
+    monkeypatch.setenv("SOPS_AGE_KEY", PQ_IDENTITY)
+    again = run("decrypt", str(enc))
+    assert again.exit_code == 0, again.stderr
+    assert CANARY in again.stdout
 
 
 def test_sops_age_recipients_used_when_no_rule_matches(
@@ -228,24 +269,26 @@ def test_sops_age_recipients_used_when_no_rule_matches(
 def test_operator_secret_with_pq_entry_and_ssh_key(
     isolated_env: Path, age_keys: list[AgeKey], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The decryption Secret goes through the same parsing: one bad line is a log line only."""
+    """The decryption Secret goes through the same parsing: a post-quantum line is a key, a
+    plugin line is a log line only."""
     key, public = ssh_key(isolated_env.parent, "ed25519")
     path = write(isolated_env / "app.yaml", PLAIN)
-    for recipient, name in ((age_keys[0].public, "x.yaml"), (public, "s.yaml")):
+    files = ((age_keys[0].public, "x.yaml"), (public, "s.yaml"), (PQ_RECIPIENT, "pq.yaml"))
+    for recipient, name in files:
         out = run("encrypt", str(path), "--age", recipient)
         assert out.exit_code == 0, out.stderr
         write(isolated_env / name, out.stdout)
     data = {
-        "age.agekey": f"{PQ_IDENTITY}\n{age_keys[0].secret}\n".encode(),
+        "age.agekey": f"{PLUGIN_IDENTITY}\n{PQ_IDENTITY}\n{age_keys[0].secret}\n".encode(),
         "ssh.agekey": key.read_bytes(),
     }
     with caplog.at_level(logging.WARNING), keyring_from_secret_data(data) as ring:
-        for name in ("x.yaml", "s.yaml"):
+        for _, name in files:
             raw = (isolated_env / name).read_bytes()
             doc = decrypt_document(raw, unwrapper=ring, file=name)
             assert CANARY in str(doc.branches)
-    assert "secret entry age.agekey" in caplog.text and "post-quantum" in caplog.text
-    assert PQ_IDENTITY not in caplog.text
+    assert "secret entry age.agekey line 1" in caplog.text and "plugin" in caplog.text
+    assert "line 2" not in caplog.text and PQ_IDENTITY not in caplog.text
 
 
 def test_passphrase_protected_ssh_key_is_skipped(
@@ -296,8 +339,9 @@ def test_operator_applies_with_pq_line_and_ssh_key_in_the_secret(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """End to end: files the real sops encrypted, one for an age key, one for an SSH key; the
-    decryption Secret holds a post-quantum line before the age key (Flux's ``age.agekey``) and the
-    SSH private key. Both Secrets are applied; the skipped line is a log line naming the Secret."""
+    decryption Secret holds a plugin line and a post-quantum key before the age key (Flux's
+    ``age.agekey``) and the SSH private key. Both Secrets are applied; the skipped plugin line is
+    a log line naming the Secret, the post-quantum key is no note."""
     key, public = ssh_key(setup.repo.path.parent, "ed25519", name="deploy_key")
     deploy = setup.repo.path / "deploy"
     deploy.mkdir(parents=True)
@@ -314,7 +358,7 @@ def test_operator_applies_with_pq_line_and_ssh_key_in_the_secret(
     setup.secret_object(
         "sops-keys",
         {
-            "age.agekey": f"# pq\n{PQ_IDENTITY}\n{setup.age_secret}\n",
+            "age.agekey": f"# pq\n{PLUGIN_IDENTITY}\n{PQ_IDENTITY}\n{setup.age_secret}\n",
             "ssh.agekey": key.read_bytes(),
         },
     )
@@ -327,4 +371,4 @@ def test_operator_applies_with_pq_line_and_ssh_key_in_the_secret(
         assert secret is not None
         assert decoded(secret)["password"] == f"{CANARY}-{name}"
     assert f"secret {setup.namespace}/sops-keys entry age.agekey line 2" in caplog.text
-    assert PQ_IDENTITY not in caplog.text
+    assert "line 3" not in caplog.text and PQ_IDENTITY not in caplog.text
