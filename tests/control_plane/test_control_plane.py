@@ -28,15 +28,7 @@ from tests.control_plane.conftest import ROOT, Kubectl, get_json, kubectl_binary
 
 # The real server's answer to a CRD it refuses, kept until crds/ is fixed (strict: an accepted CRD
 # turns the expected failure into a failure that asks for this entry's removal).
-REFUSED_CRDS = {
-    "repository.yaml": (
-        "the flow mapping of `semver` is cut at the comma in its description, leaving a key "
-        "'e.g. \">=1.0.0 <2.0.0\".': the server answers 'failed to create typed patch object "
-        "(/repositories.sealed-gitops.io; apiextensions.k8s.io/v1, Kind=CustomResourceDefinition): "
-        ".spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.ref.properties.semver"
-        '.e.g. ">=1.0.0 <2.0.0".: field not declared in schema\''
-    ),
-}
+REFUSED_CRDS: dict[str, str] = {}
 CRDS = [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=REFUSED_CRDS[name]))
     if name in REFUSED_CRDS
