@@ -6,7 +6,8 @@ kept trailing newlines). Each vector (``tests/compat/vectors.py``) is opened wit
 published key, in a fresh GNUPGHOME, through the library (``decrypt_bytes``, as tests/sops does, and
 ``decrypt_file``, as the render stage does) and through ``sealed-gitops decrypt`` as a user runs it;
 the plaintext must be byte for byte what the real sops printed, and must satisfy what the
-publishing project's own tests assert.
+publishing project's own tests assert. Sources: sops, helm-secrets, KSOPS, sops-nix and
+terraform-provider-sops (tests/data/compat/<project>/README.md).
 """
 
 from __future__ import annotations
@@ -241,8 +242,57 @@ def test_vectors_name_the_key_that_opens_them(vector: Vector) -> None:
         "helm-pgp": "D6174A02027050E59C711075B430C4E58E2BBBA3",
         "helm-pgp2": "030CB93CA6080585BB7B4453CD92EAD13B038F38",
         "helm-age": "age1rh2xsjg8avja92j3jhtttuczgmqkz89lezxt4e3mmp5ukl5j4f9smvteju",
+        "nix-pgp": "7FB89715AADA920D65D25E63F9BA9DEBD03F57C0",
+        "nix-ssh-pgp": "2504791468B153B8A3963CC97BA53D1919C5DFD4",
+        "nix-age": "age1yt3tfqlfrwdwx0z0ynwplcr6qxcxfaqycuprpmy89nr83ltx74tqdpszlw",
+        "tf-pgp": "3CE5CC7219D6597CE6488BF1BF36CD3D0749A11A",
     }[vector.key]
     assert any(published in key_id for key_id in ids), ids
+
+
+@pytest.mark.parametrize("key", ["nix-pgp", "nix-age", "nix-ssh-pgp"])
+def test_sops_nix_yaml_secret(key: str) -> None:
+    """sops-install-secrets' test: ``test_key`` of secrets.yaml is ``test_value``, with each of
+    the keys the file is wrapped for (PGP, age, and the PGP key made from its SSH RSA key)."""
+    vector = BY_ID[f"sops-nix:pkgs/sops-install-secrets/test-assets/secrets.yaml@{key}"]
+    with opened_with(vector.key) as keys:
+        assert yaml.safe_load(plaintext(vector, keys))["test_key"] == "test_value"
+
+
+def test_sops_nix_binary_secret_is_13_bytes() -> None:
+    vector = BY_ID["sops-nix:pkgs/sops-install-secrets/test-assets/secrets.bin"]
+    with opened_with(vector.key) as keys:
+        assert len(plaintext(vector, keys)) == 13
+
+
+_TF_BASIC = {"hello": "world", "integer": 0, "float": 0.2, "bool": True}
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [
+        # terraform-provider-sops' data source tests (sops/data_sops_file_test.go)
+        ("basic.yaml", {**_TF_BASIC, "null_value": None}),
+        ("basic.json", {**_TF_BASIC, "null": None}),
+        ("nested.yaml", {"db": {"user": "foo", "password": "bar"}}),
+        ("simple-list.yaml", {"a_list": ["val1", "val2", None]}),
+        (
+            "complex-list.yaml",
+            {"a_list": [{"name": "foo", "index": 0, "value": None}, {"name": "bar", "index": 1}]},
+        ),
+    ],
+)
+def test_terraform_provider_values(name: str, want: dict[str, Any]) -> None:
+    vector = BY_ID[f"terraform-provider-sops:sops/test-fixtures/{name}"]
+    with opened_with(vector.key) as keys:
+        out = plaintext(vector, keys)
+    assert (json.loads(out) if name.endswith(".json") else yaml.safe_load(out)) == want
+
+
+def test_terraform_provider_raw() -> None:
+    vector = BY_ID["terraform-provider-sops:sops/test-fixtures/raw.txt"]
+    with opened_with(vector.key) as keys:
+        assert plaintext(vector, keys) == b"Hello raw world!"
 
 
 def test_plain_comments_list_round_trips_through_our_encryption(tmp_path: Path) -> None:

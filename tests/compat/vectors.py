@@ -1,4 +1,4 @@
-"""Published SOPS test vectors of sops, helm-secrets and KSOPS, and the keys that open them.
+"""Published SOPS test vectors of other projects, and the published keys that open them.
 
 Why a table: every vector is checked the same ways (our library, our CLI, the real sops), so each
 one is a row here and the tests are parametrized over the rows. The files themselves live under
@@ -29,6 +29,10 @@ KEYS: dict[str, tuple[str, str]] = {
     "helm-pgp2": ("helm-secrets", "tests/assets/gpg/private2.gpg"),
     "helm-age": ("helm-secrets", "tests/assets/age/key.txt"),
     "ksops-pgp": ("kustomize-sops", "test/key.asc"),
+    "nix-pgp": ("sops-nix", "pkgs/sops-install-secrets/test-assets/key.asc"),
+    "nix-ssh-pgp": ("sops-nix", "pkgs/sops-install-secrets/test-assets/ssh-key.asc"),
+    "nix-age": ("sops-nix", "pkgs/sops-install-secrets/test-assets/age-keys.txt"),
+    "tf-pgp": ("terraform-provider-sops", "test/testing-key.pgp"),
 }
 
 
@@ -43,10 +47,13 @@ class Vector:
     fmt: str | None = None
     #: check the file out with CRLF line ends, as its project's .gitattributes does
     crlf: bool = False
+    #: the same file is listed once per key that opens it: the id then names the key
+    by_key: bool = False
 
     @property
     def id(self) -> str:
-        return f"{self.project}:{self.path}" + (":crlf" if self.crlf else "")
+        suffix = (":crlf" if self.crlf else "") + (f"@{self.key}" if self.by_key else "")
+        return f"{self.project}:{self.path}{suffix}"
 
     @property
     def source(self) -> Path:
@@ -74,6 +81,14 @@ def _helm(path: str, key: str = "helm-pgp", **kwargs: object) -> Vector:
 
 def _ksops(path: str) -> Vector:
     return Vector("kustomize-sops", f"test/krm/{path}", "ksops-pgp")
+
+
+def _nix(name: str, key: str = "nix-pgp", *, by_key: bool = False) -> Vector:
+    return Vector("sops-nix", f"pkgs/sops-install-secrets/test-assets/{name}", key, by_key=by_key)
+
+
+def _tf(name: str) -> Vector:
+    return Vector("terraform-provider-sops", f"sops/test-fixtures/{name}", "tf-pgp")
 
 
 VECTORS: list[Vector] = [
@@ -108,6 +123,20 @@ VECTORS: list[Vector] = [
     _ksops("override/secret.enc.yaml"),
     _ksops("envs/secret.enc.env"),
     _ksops("metadata/secret.enc.env"),
+    _nix("secrets.yaml", by_key=True),
+    _nix("secrets.yaml", "nix-age", by_key=True),
+    _nix("secrets.yaml", "nix-ssh-pgp", by_key=True),
+    _nix("secrets.json"),
+    _nix("secrets.bin"),
+    _nix("secrets.env"),
+    _nix("secrets.env", "nix-ssh-pgp", by_key=True),
+    _nix("secrets.ini"),
+    _tf("basic.yaml"),
+    _tf("basic.json"),
+    _tf("nested.yaml"),
+    _tf("simple-list.yaml"),
+    _tf("complex-list.yaml"),
+    _tf("raw.txt"),
 ]
 
 BY_ID = {vector.id: vector for vector in VECTORS}
