@@ -6,8 +6,8 @@ kept trailing newlines). Each vector (``tests/compat/vectors.py``) is opened wit
 published key, in a fresh GNUPGHOME, through the library (``decrypt_bytes``, as tests/sops does, and
 ``decrypt_file``, as the render stage does) and through ``sealed-gitops decrypt`` as a user runs it;
 the plaintext must be byte for byte what the real sops printed, and must satisfy what the
-publishing project's own tests assert. Sources: sops, helm-secrets, KSOPS, sops-nix and
-terraform-provider-sops (tests/data/compat/<project>/README.md).
+publishing project's own tests assert. Sources: sops, helm-secrets, KSOPS, sops-nix,
+terraform-provider-sops and sops-secrets-operator (tests/data/compat/<project>/README.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from sealed_gitops.crypto.sops import decrypt_bytes, decrypt_file, master_key_ids
-from sealed_gitops.errors import NoMatchingKey, NotEncryptedError
+from sealed_gitops.errors import IntegrityError, NoMatchingKey, NotEncryptedError
 from sealed_gitops.testing.sops_tool import find_sops, run_sops
 from tests.compat.vectors import BY_ID, DATA, VECTORS, Opened, Vector, opened_with, run_cli
 
@@ -246,6 +246,7 @@ def test_vectors_name_the_key_that_opens_them(vector: Vector) -> None:
         "nix-ssh-pgp": "2504791468B153B8A3963CC97BA53D1919C5DFD4",
         "nix-age": "age1yt3tfqlfrwdwx0z0ynwplcr6qxcxfaqycuprpmy89nr83ltx74tqdpszlw",
         "tf-pgp": "3CE5CC7219D6597CE6488BF1BF36CD3D0749A11A",
+        "sso-age": "age1pnmp2nq5qx9z4lpmachyn2ld07xjumn98hpeq77e4glddu96zvms9nn7c8",
     }[vector.key]
     assert any(published in key_id for key_id in ids), ids
 
@@ -293,6 +294,53 @@ def test_terraform_provider_raw() -> None:
     vector = BY_ID["terraform-provider-sops:sops/test-fixtures/raw.txt"]
     with opened_with(vector.key) as keys:
         assert plaintext(vector, keys) == b"Hello raw world!"
+
+
+_SSO = DATA / "sops-secrets-operator" / "config" / "age-test-key"
+
+
+@pytest.mark.parametrize(
+    "name", ["02-test-secrets", "03-test-secrets-enforce-ownership", "04-test-secrets-mac-only"]
+)
+def test_sops_secrets_operator_raw_files(name: str) -> None:
+    """Its ``NN-raw-*.yaml`` files are the plaintext it encrypted (encrypted_suffix: Templates,
+    and 04 with mac_only_encrypted, sops 3.13.1)."""
+    vector = BY_ID[f"sops-secrets-operator:config/age-test-key/{name}.yaml"]
+    raw = _SSO / name.replace("-test-", "-raw-test-", 1)
+    with opened_with(vector.key) as keys:
+        assert yaml.safe_load(plaintext(vector, keys)) == yaml.safe_load(
+            raw.with_suffix(".yaml").read_text()
+        )
+
+
+def test_sops_secrets_operator_values_its_controller_test_asserts() -> None:
+    vector = BY_ID["sops-secrets-operator:config/age-test-key/00-test-secrets.yaml"]
+    with opened_with(vector.key) as keys:
+        templates = yaml.safe_load(plaintext(vector, keys))["spec"]["secretTemplates"]
+    by_name = {t["name"]: t for t in templates}
+    token = "Wb4ziZdELkdUf6m6KtNd7iRjjQRvSeJno5meH4NAGHFmpqJyEsekZ2WjX232s4Gj"
+    assert by_name["test-stringdata-token"]["stringData"]["token"] == token
+    assert base64.b64decode(by_name["test-data-token"]["data"]["token"]).decode() == token
+    jenkins = by_name["test-labels-annotations-jenkins-secret"]
+    # "Pa58163word": the raw file says "Pa$$word", which a shell expanded before encryption;
+    # the operator's test asserts what is encrypted, as we do.
+    assert jenkins["stringData"] == {"username": "myUsername", "password": "Pa58163word"}
+    assert jenkins["labels"] == {"jenkins.io/credentials-type": "usernamePassword"}
+    assert by_name["test-type-custom-secret-type"]["type"] == "custom/type"
+
+
+def test_sops_secrets_operator_broken_file_fails_to_decrypt() -> None:
+    """01-test-secrets.yaml has a ciphertext changed on purpose (its test wants "Decryption
+    error"): it must fail naming the file, never decrypt partly."""
+    data = (_SSO / "01-test-secrets.yaml").read_bytes()
+    with opened_with("sso-age") as keys:
+        ring = keys.keyring()
+        try:
+            with pytest.raises(IntegrityError) as caught:
+                decrypt_bytes(data, unwrapper=ring, file="01-test-secrets.yaml")
+        finally:
+            ring.close()
+    assert "01-test-secrets.yaml" in str(caught.value)
 
 
 def test_plain_comments_list_round_trips_through_our_encryption(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "nix-ssh-pgp": ("sops-nix", "pkgs/sops-install-secrets/test-assets/ssh-key.asc"),
     "nix-age": ("sops-nix", "pkgs/sops-install-secrets/test-assets/age-keys.txt"),
     "tf-pgp": ("terraform-provider-sops", "test/testing-key.pgp"),
+    "sso-age": ("sops-secrets-operator", "config/age-test-key/key-file.txt"),
 }
 
 
@@ -87,6 +88,10 @@ def _nix(name: str, key: str = "nix-pgp", *, by_key: bool = False) -> Vector:
     return Vector("sops-nix", f"pkgs/sops-install-secrets/test-assets/{name}", key, by_key=by_key)
 
 
+def _sso(name: str) -> Vector:
+    return Vector("sops-secrets-operator", f"config/age-test-key/{name}", "sso-age")
+
+
 def _tf(name: str) -> Vector:
     return Vector("terraform-provider-sops", f"sops/test-fixtures/{name}", "tf-pgp")
 
@@ -137,6 +142,10 @@ VECTORS: list[Vector] = [
     _tf("simple-list.yaml"),
     _tf("complex-list.yaml"),
     _tf("raw.txt"),
+    _sso("00-test-secrets.yaml"),
+    _sso("02-test-secrets.yaml"),
+    _sso("03-test-secrets-enforce-ownership.yaml"),
+    _sso("04-test-secrets-mac-only.yaml"),
 ]
 
 BY_ID = {vector.id: vector for vector in VECTORS}
