@@ -38,12 +38,30 @@ _DUMPS_SEPARATORS = (",", ":")
 _BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 
 
-def json_response(body: dict[str, Any], *, status: int = 200) -> web.Response:
-    return web.Response(
+def json_response(
+    body: dict[str, Any], *, status: int = 200, warnings: list[str] | None = None
+) -> web.Response:
+    response = web.Response(
         body=json.dumps(body, separators=_DUMPS_SEPARATORS).encode(),
         status=status,
         content_type="application/json",
     )
+    for text in warnings or []:
+        # RFC 7234 warn-code 299 with agent "-", the form client-go prints as "Warning: ..."
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{quoted}"')
+    return response
+
+
+def _field_validation(request: web.Request) -> str:
+    """The ``fieldValidation`` parameter; without it a server warns about unknown fields."""
+    value = request.query.get("fieldValidation") or "Warn"
+    if value not in ("Ignore", "Warn", "Strict"):
+        raise bad_request(
+            f"fieldValidation: Invalid value: {json.dumps(value)}: fieldValidation must be "
+            "one of Ignore, Warn or Strict"
+        )
+    return value
 
 
 def _manager(request: web.Request) -> str:
@@ -156,7 +174,7 @@ class ResourceHandler:
     def _matchers(self, request: web.Request, rt: ResourceType) -> Matcher | None:
         labels = parse_label_selector(request.query.get("labelSelector"))
         fields = parse_field_selector(
-            request.query.get("fieldSelector"), plural=rt.plural, kind=rt.kind
+            request.query.get("fieldSelector"), plural=rt.plural, kind=rt.kind, group=rt.group
         )
         if labels and fields:
             return lambda o: labels(o) and fields(o)
@@ -180,7 +198,8 @@ class ResourceHandler:
         if info.verb == "get":
             obj = render(objects.get(rt, namespace, name))
             if table:
-                return json_response(to_table(rt.plural, [obj], meta={}, include=include))
+                meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+                return json_response(to_table(rt, [obj], meta=meta, include=include))
             return json_response(obj)
         match = self._matchers(request, rt)
         scope = info.namespace if rt.namespaced else None
@@ -192,7 +211,7 @@ class ResourceHandler:
                     if obj.get("kind") != rt.kind or "name" not in obj["metadata"]:
                         return obj
                     meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
-                    return to_table(rt.plural, [render(obj)], meta=meta, include=include)
+                    return to_table(rt, [render(obj)], meta=meta, include=include)
 
                 out = render_row
             return await serve_watch(
@@ -213,9 +232,7 @@ class ResourceHandler:
         )
         items = [render(o) for o in listed["items"]]
         if table:
-            return json_response(
-                to_table(rt.plural, items, meta=listed["metadata"], include=include)
-            )
+            return json_response(to_table(rt, items, meta=listed["metadata"], include=include))
         listed["items"] = items
         return json_response(listed)
 
@@ -225,12 +242,20 @@ class ResourceHandler:
         objects = self.objects
         render = self._render(rt)
         name = info.name or ""
+        warnings: list[str] = []
+        validation = _field_validation(request) if info.verb != "delete" else "Ignore"
         if info.verb == "create":
             body = await _body(request)
             obj = objects.create(
-                rt, namespace, body, dry_run=_dry_run(request), manager=_manager(request)
+                rt,
+                namespace,
+                body,
+                dry_run=_dry_run(request),
+                manager=_manager(request),
+                field_validation=validation,
+                warnings=warnings,
             )
-            return json_response(render(obj), status=201)
+            return json_response(render(obj), status=201, warnings=warnings)
         if info.verb == "update":
             body = await _body(request)
             obj = objects.update(
@@ -241,8 +266,10 @@ class ResourceHandler:
                 dry_run=_dry_run(request),
                 manager=_manager(request),
                 subresource=info.subresource,
+                field_validation=validation,
+                warnings=warnings,
             )
-            return json_response(render(obj))
+            return json_response(render(obj), warnings=warnings)
         if info.verb == "patch":
             body = await _body(request)
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
@@ -258,8 +285,10 @@ class ResourceHandler:
                 or (None if content_type == "application/apply-patch+yaml" else _manager(request)),
                 force=request.query.get("force") == "true",
                 subresource=info.subresource,
+                field_validation=validation,
+                warnings=warnings,
             )
-            return json_response(render(obj), status=200 if existed else 201)
+            return json_response(render(obj), status=200 if existed else 201, warnings=warnings)
         if info.verb == "delete":
             body = await _body(request)
             preconditions = body.get("preconditions") if isinstance(body, dict) else None

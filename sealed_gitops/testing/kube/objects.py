@@ -23,6 +23,7 @@ from sealed_gitops.testing.kube.patch import (
     apply_strategic_patch,
 )
 from sealed_gitops.testing.kube.resources import Registry, ResourceType
+from sealed_gitops.testing.kube.schema import admit, typed_patch_error, undeclared
 from sealed_gitops.testing.kube.selectors import Matcher
 from sealed_gitops.testing.kube.shaping import (
     accept_crd,
@@ -38,6 +39,7 @@ from sealed_gitops.testing.kube.status import (
     bad_request,
     conflict,
     invalid,
+    invalid_fields,
     not_found,
     status_body,
     unsupported_media_type,
@@ -127,8 +129,14 @@ class Objects:
         dry_run: bool,
         manager: str,
         fields: list[dict[str, Any]] | None = None,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
     ) -> dict[str, Any]:
-        """POST; ``fields`` replaces the managedFields a plain create records (for apply)."""
+        """POST; ``fields`` replaces the managedFields a plain create records (for apply).
+
+        ``field_validation`` is the request's ``fieldValidation`` (Strict, Warn or Ignore);
+        warnings for the ``Warning`` header are appended to ``warnings``.
+        """
         obj = incoming(rt, namespace, body)
         meta = obj["metadata"]
         if not meta.get("name"):
@@ -148,6 +156,7 @@ class Objects:
         if rt.status and (rt.group, rt.plural) != NAMESPACES:
             obj.pop("status", None)
         normalize(rt, obj)
+        self._admit(rt, obj, None, field_validation, warnings)
         for server_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(server_field, None)
         meta["uid"] = str(uuid.uuid4())
@@ -182,6 +191,8 @@ class Objects:
         dry_run: bool,
         manager: str,
         subresource: str = "",
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
     ) -> dict[str, Any]:
         old = self.get(rt, namespace, name)
         obj = incoming(rt, namespace, body)
@@ -190,7 +201,16 @@ class Objects:
         wanted_rv = obj["metadata"].get("resourceVersion")
         if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.group, rt.plural, name, _STALE)
-        return self._write(rt, old, obj, dry_run=dry_run, manager=manager, subresource=subresource)
+        return self._write(
+            rt,
+            old,
+            obj,
+            dry_run=dry_run,
+            manager=manager,
+            subresource=subresource,
+            field_validation=field_validation,
+            warnings=warnings,
+        )
 
     def patch(
         self,
@@ -204,6 +224,8 @@ class Objects:
         manager: str | None,
         force: bool,
         subresource: str = "",
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
     ) -> dict[str, Any]:
         if content_type == "application/apply-patch+yaml":
             return self._apply(
@@ -241,6 +263,8 @@ class Objects:
                 dry_run=dry_run,
                 manager=manager or "unknown",
                 subresource=subresource,
+                field_validation=field_validation,
+                warnings=warnings,
             )
         except DecodeError as exc:
             # a real server decodes the *patched* object and calls a failure an invalid patch
@@ -331,12 +355,15 @@ class Objects:
         manager: str,
         subresource: str,
         fields: list[dict[str, Any]] | None = None,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
     ) -> dict[str, Any]:
         """Shared tail of PUT and PATCH: merge by subresource, validate, version, store."""
         new, part = split_status(rt, old, obj, subresource)
         if subresource != "status":
             normalize(rt, new)
             check_update(rt, old, new)
+        self._admit(rt, new, old, field_validation, warnings)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         new["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
         if rt.generation and spec_part(new) != spec_part(old):
@@ -375,6 +402,11 @@ class Objects:
         if applied["metadata"].get("name") not in (None, name):
             raise bad_request("the name of the object does not match the name on the URL")
         applied["metadata"]["name"] = name
+        if rt.schema is not None:
+            unknown = undeclared(rt.schema, applied)
+            if unknown:
+                # the field manager converts the apply configuration to the schema's type first
+                raise typed_patch_error(rt, namespace, name, unknown)
         live = self.store.get(rt.key, namespace if rt.namespaced else "", name)
         part = "status" if subresource == "status" else "main" if rt.status else "all"
         options: dict[str, Any] = {"manager": manager, "force": force, "part": part, "now": now()}
@@ -393,7 +425,13 @@ class Objects:
             )
             fields = merged["metadata"].pop("managedFields")
             return self.create(
-                rt, namespace, merged, dry_run=dry_run, manager=manager, fields=fields
+                rt,
+                namespace,
+                merged,
+                dry_run=dry_run,
+                manager=manager,
+                fields=fields,
+                field_validation="Ignore",
             )
         wanted_rv = applied["metadata"].get("resourceVersion")
         if wanted_rv and wanted_rv != live["metadata"]["resourceVersion"]:
@@ -410,6 +448,30 @@ class Objects:
             subresource=subresource,
             fields=merged["metadata"]["managedFields"],
         )
+
+    def _admit(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        field_validation: str,
+        warnings: list[str] | None,
+    ) -> None:
+        """A custom resource against its CRD schema: pruned, defaulted, validated (schema.py)."""
+        if not rt.crd or rt.schema is None:
+            return
+        found, errors = admit(
+            rt.kind, rt.version, rt.schema, obj, old=old, field_validation=field_validation
+        )
+        if errors:
+            raise invalid_fields(
+                rt.group,
+                rt.kind,
+                obj["metadata"].get("name", ""),
+                [(e.field, e.reason, e.message) for e in errors],
+            )
+        if warnings is not None:
+            warnings.extend(found)
 
     def _commit(
         self,

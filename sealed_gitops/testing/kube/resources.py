@@ -42,6 +42,10 @@ class ResourceType:
     crd: str = ""
     #: strategic merge patch is only defined for built-in kinds
     strategic: bool = True
+    #: a CRD version's ``additionalPrinterColumns`` (what ``kubectl get`` prints)
+    printer_columns: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    #: a CRD version's ``openAPIV3Schema``: what its objects are validated, pruned, defaulted by
+    schema: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def api_version(self) -> str:
@@ -275,6 +279,8 @@ class Registry:
                 generation=True,
                 crd=crd["metadata"]["name"],
                 strategic=False,
+                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
             )
             self._by_path[(rt.group, rt.version, rt.plural)] = rt
             added.append(rt)

@@ -82,14 +82,52 @@ _FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "metadata.name": lambda o: str(o["metadata"].get("name", "")),
     "metadata.namespace": lambda o: str(o["metadata"].get("namespace", "")),
 }
-_KIND_FIELDS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
-    "secrets": {"type": lambda o: str(o.get("type", ""))},
-    "events": {
-        "involvedObject.name": lambda o: str((o.get("involvedObject") or {}).get("name", "")),
-        "involvedObject.kind": lambda o: str((o.get("involvedObject") or {}).get("kind", "")),
-        "reason": lambda o: str(o.get("reason", "")),
-    },
-    "namespaces": {"status.phase": lambda o: str((o.get("status") or {}).get("phase", ""))},
+
+
+def _at(*path: str) -> Callable[[dict[str, Any]], str]:
+    """A getter of the string at ``path`` ("" when absent, as a Go zero value)."""
+
+    def get(obj: dict[str, Any]) -> str:
+        value: Any = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return "" if value is None else str(value)
+
+    return get
+
+
+_REFERENCE = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+
+
+def _event_fields(*, reference: str, controller: str, source: str) -> dict[str, Any]:
+    """An Event's selectable fields: the same set in both APIs, named after each API's fields.
+
+    ``source`` is the legacy source component, falling back to the reporting controller (what
+    the server's field set does since events.k8s.io/v1 writers leave the legacy one empty).
+    """
+    fields: dict[str, Callable[[dict[str, Any]], str]] = {
+        f"{reference}.{part}": _at(reference, part) for part in _REFERENCE
+    }
+    legacy, reporting = _at(source, "component"), _at(controller)
+    fields |= {
+        "reason": _at("reason"),
+        "type": _at("type"),
+        controller: reporting,
+        "source": lambda o: legacy(o) or reporting(o),
+    }
+    return fields
+
+
+#: (group, plural) -> the fields kube-apiserver's field set of that kind adds
+_KIND_FIELDS: dict[tuple[str, str], dict[str, Callable[[dict[str, Any]], str]]] = {
+    ("", "secrets"): {"type": _at("type")},
+    ("", "events"): _event_fields(
+        reference="involvedObject", controller="reportingComponent", source="source"
+    ),
+    ("events.k8s.io", "events"): _event_fields(
+        reference="regarding", controller="reportingController", source="deprecatedSource"
+    ),
+    ("", "namespaces"): {"status.phase": _at("status", "phase")},
 }
 
 
@@ -102,17 +140,72 @@ def _field_test(
     return test
 
 
-def parse_field_selector(selector: str | None, *, plural: str, kind: str) -> Matcher | None:
-    """A matcher over the supported field paths; an unknown field answers 400 as a server does."""
+def _split_escaped(text: str) -> list[str]:
+    """Split a field selector on commas a backslash does not escape (fields.ParseSelector)."""
+    parts, current, escaped = [], [], False
+    for ch in text:
+        if escaped:
+            current.append("\\" + ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if escaped:
+        current.append("\\")
+    parts.append("".join(current))
+    return parts
+
+
+def _unescape(value: str, selector: str) -> str:
+    """Field selector values escape ``\\``, ``,`` and ``=`` with a backslash; nothing else."""
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "\\":
+            if i + 1 >= len(value) or value[i + 1] not in "\\,=":
+                raise bad_request(f"invalid field selector: invalid escape sequence: {selector}")
+            out.append(value[i + 1])
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def _term(part: str, selector: str) -> tuple[str, str, str]:
+    """(field, operator, raw value) of one term: the first unescaped ``!=``, ``==`` or ``=``."""
+    i = 0
+    while i < len(part):
+        if part[i] == "\\":
+            i += 2
+            continue
+        for op in ("!=", "==", "="):
+            if part.startswith(op, i):
+                return part[:i].strip(), op, part[i + len(op) :]
+        i += 1
+    raise bad_request(f"invalid selector: {selector!r}; can't understand {part!r}")
+
+
+def parse_field_selector(
+    selector: str | None, *, plural: str, kind: str, group: str = ""
+) -> Matcher | None:
+    """A matcher over the supported field paths; an unknown field answers 400 as a server does.
+
+    The grammar is the server's: terms split on unescaped commas, values taken verbatim up to
+    the next one (so ``involvedObject.apiVersion=sealed-gitops.io/v1alpha1`` is one value) with
+    ``\\,``, ``\\=`` and ``\\\\`` as the only escapes.
+    """
     if not selector or not selector.strip():
         return None
-    getters = {**_FIELDS, **_KIND_FIELDS.get(plural, {})}
+    getters = {**_FIELDS, **_KIND_FIELDS.get((group, plural), {})}
     tests: list[Callable[[dict[str, Any]], bool]] = []
-    for part in _split(selector):
-        found = _EQ_RE.match(part)
-        if not found:
-            raise bad_request(f"invalid selector: {selector!r}; can't understand {part!r}")
-        path, op, value = found.groups()
+    for part in _split_escaped(selector):
+        if not part.strip():
+            continue
+        path, op, raw = _term(part, selector)
         getter = getters.get(path)
         if getter is None:
             raise ApiError(
@@ -120,7 +213,7 @@ def parse_field_selector(selector: str | None, *, plural: str, kind: str) -> Mat
                 f"field label not supported: {path}",
                 reason="BadRequest",
             )
-        tests.append(_field_test(getter, value, negate=op == "!="))
+        tests.append(_field_test(getter, _unescape(raw, selector), negate=op == "!="))
     del kind
 
     def match(obj: dict[str, Any]) -> bool:

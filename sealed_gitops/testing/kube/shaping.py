@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from sealed_gitops.testing.kube.jsonpath import JSONPathError, compile_path
 from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.status import bad_request, invalid
 
@@ -128,6 +129,24 @@ def incoming(rt: ResourceType, namespace: str, body: Any) -> dict[str, Any]:
     return obj
 
 
+def _column_problems(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """Printer columns whose JSONPath the emulator cannot evaluate, refused rather than misprinted.
+
+    A real server refuses a path that does not start with "." and accepts the rest of client-go's
+    JSONPath; paths outside :mod:`jsonpath`'s subset are refused here (docs/emulator.md).
+    """
+    problems = []
+    for i, version in enumerate(spec.get("versions") or []):
+        for j, column in enumerate(version.get("additionalPrinterColumns") or []):
+            path = column.get("jsonPath", "")
+            where = f"spec.versions[{i}].additionalPrinterColumns[{j}].jsonPath"
+            try:
+                compile_path(path)
+            except JSONPathError as exc:
+                problems.append((where, f"Invalid value: {json.dumps(path)}: {exc}"))
+    return problems
+
+
 def accept_crd(crd: dict[str, Any]) -> None:
     """Check a CRD the way the apiextensions server does and mark it Established."""
     spec = crd.get("spec") or {}
@@ -154,6 +173,7 @@ def accept_crd(crd: dict[str, Any]) -> None:
         )
     if spec.get("scope") not in ("Namespaced", "Cluster"):
         causes.append(("spec.scope", f"Unsupported value: {json.dumps(spec.get('scope'))}"))
+    causes += _column_problems(spec)
     if causes:
         raise invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, causes)
     stamp = now()

@@ -18,6 +18,7 @@ __all__ = [
     "forbidden",
     "gone",
     "invalid",
+    "invalid_fields",
     "method_not_allowed",
     "not_found",
     "status_body",
@@ -125,13 +126,27 @@ def conflict(group: str, resource: str, name: str, why: str) -> ApiError:
 
 def invalid(group: str, kind: str, name: str, causes: list[tuple[str, str]]) -> ApiError:
     """422 with one cause per (field, message), the shape kubectl prints for invalid objects."""
-    text = ", ".join(f"{field}: {message}" for field, message in causes)
+    return invalid_fields(
+        group, kind, name, [(field, "FieldValueInvalid", message) for field, message in causes]
+    )
+
+
+def invalid_fields(
+    group: str, kind: str, name: str, causes: list[tuple[str, str, str]]
+) -> ApiError:
+    """422 with one cause per (field, reason, message), worded as the server's NewInvalid.
+
+    The message names the kind qualified by its group (``Sync.sealed-gitops.io``) and lists the
+    field errors, in brackets when there are several (an aggregate error's text).
+    """
+    texts = [f"{field}: {message}" if field else message for field, _, message in causes]
+    listed = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
     details = _details(group, kind, name)
     details["causes"] = [
-        {"reason": "FieldValueInvalid", "message": message, "field": field}
-        for field, message in causes
+        {"reason": reason, "message": message, "field": field} for field, reason, message in causes
     ]
-    return ApiError(422, f'{kind} "{name}" is invalid: {text}', details=details)
+    qualified = f"{kind}.{group}" if group else kind
+    return ApiError(422, f'{qualified} "{name}" is invalid: {listed}', details=details)
 
 
 def bad_request(message: str) -> ApiError:

