@@ -40,6 +40,7 @@ __all__ = [
     "cache_root",
     "ensure_tool",
     "find_go",
+    "original_environment",
     "run_tool",
     "sops312_fixture",
 ]
@@ -81,6 +82,11 @@ AGE = GoTool(
 )
 #: v3.12.2 is the newest v3.12.x the module proxy serves (v3.12.3 is not published there).
 SOPS = GoTool(name="sops", version="v3.12.2", packages=("github.com/getsops/sops/v3/cmd/sops",))
+
+
+def original_environment() -> dict[str, str]:
+    """The environment before the tests isolated HOME: what a child that runs Go needs."""
+    return dict(_ENVIRONMENT)
 
 
 def find_go(environment: Mapping[str, str] = _ENVIRONMENT) -> Path | None:

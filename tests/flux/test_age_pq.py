@@ -36,6 +36,7 @@ from tests.flux.conftest_gotools import (  # noqa: F401 - fixtures are found by 
     age_tool_fixture,
     cache_root,
     ensure_tool,
+    original_environment,
     run_tool,
     sops312_fixture,
 )
@@ -114,7 +115,10 @@ def test_parallel_builds_build_once(age_tool: Path, tmp_path: Path) -> None:
     root = Path(__file__).parent.parent.parent
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(tmp_path / "cache")], cwd=root, stdout=subprocess.PIPE
+            [sys.executable, "-c", code, str(tmp_path / "cache")],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            env=original_environment(),  # Go's own caches live under the real HOME
         )
         for _ in range(2)
     ]
@@ -415,3 +419,19 @@ def test_identity_text_round_trips_and_is_never_in_repr() -> None:
     assert again.to_public() == _IDENTITY.to_public()
     assert _IDENTITY.secret_text() not in repr(_IDENTITY)
     assert len(_IDENTITY.to_public()) == 1959 and len(_IDENTITY.secret_text()) == 77
+
+
+@pytest.mark.parametrize("size", [0, 1, 65536, 65537, 3 * 65536])
+def test_age_files_of_chunk_edge_sizes_both_ways(
+    age_tool: Path, pq_key: PQKey, isolated_env: Path, size: int
+) -> None:
+    """The STREAM payload at its edges (empty, one full chunk, a full chunk plus one byte)."""
+    plain = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    identity = PQIdentity.parse(pq_key.secret)
+    ours = isolated_env / "ours.age"
+    ours.write_bytes(age_format.encrypt(plain, [PQRecipient.parse(pq_key.public).wrap]))
+    assert run_tool(age_tool / "age", ["-d", "-i", str(pq_key.file), str(ours)]).stdout == plain
+    theirs = run_tool(age_tool / "age", ["-r", pq_key.public], input=plain).stdout
+    assert age_format.decrypt(theirs, identity.unwrap) == plain
+    armored = run_tool(age_tool / "age", ["-a", "-r", pq_key.public], input=plain).stdout
+    assert age_format.decrypt(age_format.dearmor(armored.decode()), identity.unwrap) == plain
