@@ -427,36 +427,10 @@ def test_a_hostile_pattern_costs_linear_time(
     run_kubectl: Any, namespace: str, endpoint: Endpoint
 ) -> None:
     group = f"h{uuid.uuid4().hex[:8]}.sealed-gitops.io"
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"knots.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "knots", "singular": "knot", "kind": "Knot"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "properties": {
-                                        "word": {"type": "string", "pattern": "^(a+)+$"}
-                                    },
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    crd = _knot_crd(
+        group,
+        {"type": "object", "properties": {"word": {"type": "string", "pattern": "^(a+)+$"}}},
+    )
     run_kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(crd))
     try:
         run_kubectl("wait", "--for", "condition=Established", f"crd/knots.{group}")
@@ -474,3 +448,86 @@ def test_a_hostile_pattern_costs_linear_time(
         endpoint.call(
             "DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/knots.{group}"
         )
+
+
+def _knot_crd(group: str, spec_schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"knots.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "knots", "singular": "knot", "kind": "Knot"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"spec": spec_schema},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec_schema", "expected"),
+    [
+        (
+            {"properties": {"size": {"type": "integer"}}},
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: "
+            "must not be empty for specified object fields",
+        ),
+        (
+            {"type": "object", "properties": {"w": {"type": "string", "pattern": "^(?=a)"}}},
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[w].pattern: "
+            'Invalid value: "^(?=a)": must be a valid regular expression',
+        ),
+        (
+            {"type": "object", "properties": {"n": {"type": "integer", "default": "three"}}},
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[n].default: "
+            'Invalid value: "string"',
+        ),
+    ],
+    ids=["no-type", "lookahead-pattern", "invalid-default"],
+)
+def test_a_crd_a_real_server_refuses_is_refused(
+    run_kubectl: Any, spec_schema: dict[str, Any], expected: str
+) -> None:
+    group = f"r{uuid.uuid4().hex[:8]}.sealed-gitops.io"
+    result = run_kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=json.dumps(_knot_crd(group, spec_schema)),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f'The CustomResourceDefinition "knots.{group}" is invalid' in result.stderr
+    assert expected in result.stderr, result.stderr
+
+
+def test_an_event_outside_its_objects_namespace_is_refused(
+    run_kubectl: Any, namespace: str
+) -> None:
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "astray", "namespace": namespace},
+        "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": "elsewhere"},
+        "reason": "Testing",
+        "message": "m",
+        "type": "Normal",
+    }
+    result = run_kubectl("create", "-f", "-", stdin=json.dumps(event), check=False)
+    assert result.returncode != 0
+    assert (
+        'involvedObject.namespace: Invalid value: "elsewhere": does not match event.namespace'
+    ) in result.stderr

@@ -14,9 +14,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from sealed_gitops.testing.kube.crd_schema import schema_problems
 from sealed_gitops.testing.kube.jsonpath import JSONPathError, compile_path
 from sealed_gitops.testing.kube.resources import ResourceType
-from sealed_gitops.testing.kube.status import bad_request, invalid
+from sealed_gitops.testing.kube.status import bad_request, invalid_fields
 
 __all__ = [
     "accept_crd",
@@ -174,8 +175,10 @@ def accept_crd(crd: dict[str, Any]) -> None:
     if spec.get("scope") not in ("Namespaced", "Cluster"):
         causes.append(("spec.scope", f"Unsupported value: {json.dumps(spec.get('scope'))}"))
     causes += _column_problems(spec)
-    if causes:
-        raise invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, causes)
+    found = [(field, "FieldValueInvalid", message) for field, message in causes]
+    found += schema_problems(spec)
+    if found:
+        raise invalid_fields("apiextensions.k8s.io", "CustomResourceDefinition", name, found)
     stamp = now()
     accepted = {k: v for k, v in names.items()}
     accepted.setdefault("singular", names["kind"].lower())

@@ -3,7 +3,7 @@
 Only the checks that code under test can trip over: object names (RFC 1123 subdomains, DNS labels
 for namespaces and services, path segments for RBAC), Secret and ConfigMap keys, Secret ``data``
 being base64, ``stringData`` folded into ``data``, and the defaults kubectl and kopf read back
-(Secret ``type``, Namespace ``phase``).
+(Secret ``type``, Namespace ``phase``), and the rules every Event write passes.
 
 A body that does not fit the kind's Go type (Secret ``data`` that is not base64, label values that
 are not strings) fails on a real server while it is *decoded*, before validation: POST and PUT
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from typing import Any
 
 from sealed_gitops.testing.kube.rbac import RBAC_GROUP
 from sealed_gitops.testing.kube.resources import ResourceType
-from sealed_gitops.testing.kube.status import ApiError, invalid
+from sealed_gitops.testing.kube.status import ApiError, invalid, invalid_fields
 
 __all__ = ["DecodeError", "check_update", "normalize", "validate_name"]
 
@@ -118,10 +119,63 @@ def normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
     elif rt.group == "" and rt.plural == "configmaps":
         _check_keys(rt, name, "data", obj.get("data"))
         _check_keys(rt, name, "binaryData", obj.get("binaryData"))
+    elif rt.plural == "events" and rt.group in ("", "events.k8s.io"):
+        _event(rt, obj)
     elif rt.group == "" and rt.plural == "namespaces":
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")
         meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+
+
+def _event(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """The Event checks every write passes (kube-apiserver's legacy Event validation).
+
+    An Event without ``eventTime`` (the core/v1 style) must live in its object's namespace (or
+    in ``default`` for a cluster-scoped object); one with ``eventTime`` must name its reporting
+    controller and instance, an action and a reason. events.k8s.io/v1 adds the stricter rules for
+    its own writers: ``eventTime`` set, ``type`` Normal or Warning, the deprecated fields unset.
+    """
+    core = rt.group == ""
+    ref = obj.get("involvedObject" if core else "regarding") or {}
+    namespace = obj["metadata"].get("namespace", "")
+    ref_namespace = str(ref.get("namespace") or "") if isinstance(ref, dict) else ""
+    causes: list[tuple[str, str, str]] = []
+    mismatch = (
+        "involvedObject.namespace",
+        "FieldValueInvalid",
+        f"Invalid value: {json.dumps(ref_namespace)}: does not match event.namespace",
+    )
+    if not obj.get("eventTime"):
+        if ref_namespace != namespace and (ref_namespace or namespace not in ("", "default")):
+            causes.append(mismatch)
+    else:
+        if not ref_namespace and namespace not in ("default", "kube-system"):
+            causes.append(mismatch)
+        controller = "reportingComponent" if core else "reportingController"
+        for field in (controller, "reportingInstance", "action", "reason"):
+            if not obj.get(field):
+                causes.append((field, "FieldValueRequired", "Required value"))
+    if not core:
+        if not obj.get("eventTime"):
+            causes.append(("eventTime", "FieldValueRequired", "Required value"))
+        if obj.get("type") not in ("Normal", "Warning"):
+            causes.append(
+                (
+                    "type",
+                    "FieldValueInvalid",
+                    f'Invalid value: "": has invalid value: {obj.get("type") or ""}',
+                )
+            )
+        for field, path in (
+            ("deprecatedFirstTimestamp", "firstTimestamp"),
+            ("deprecatedLastTimestamp", "lastTimestamp"),
+            ("deprecatedCount", "count"),
+            ("deprecatedSource", "source"),
+        ):
+            if obj.get(field):
+                causes.append((path, "FieldValueInvalid", 'Invalid value: "": needs to be unset'))
+    if causes:
+        raise invalid_fields(rt.group, rt.kind, obj["metadata"].get("name", ""), causes)
 
 
 def check_update(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
