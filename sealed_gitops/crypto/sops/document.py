@@ -36,7 +36,7 @@ from .ini_store import dump_ini, dump_ini_value, load_ini
 from .json_store import dump_json, dump_json_value, load_json
 from .masterkey import KeyStanza, MasterKey, Unwrapper
 from .metadata import Metadata, parse_metadata
-from .tree import Rules, Stash, TreeBranch, decrypt_branches, encrypt_branches
+from .tree import Stash, TreeBranch, decrypt_branches, encrypt_branches
 from .values import decrypt_value, encrypt_value
 from .yaml_emit import dump_yaml, dump_yaml_value
 from .yaml_load import load_yaml
@@ -340,11 +340,13 @@ def encrypt_tree(
 ) -> bytes:
     """Encrypt plain branches with ``data_key`` and write them with ``metadata`` (MAC renewed).
 
-    The binary store holds one value that is always encrypted: like sops, it gets no rule at all
-    (not even the default ``unencrypted_suffix``) and no ``mac_only_encrypted``.
+    The binary store holds one value that is always encrypted, so its rules are written as
+    given, never defaulted: a first encryption passes none (sops writes no rule then), and a
+    rewrite passes the file's parsed metadata, which like sops' carries the default
+    ``unencrypted_suffix`` (sops 3.11 writes it on every rewrite of a binary file).
     """
     binary = fmt == "binary"
-    meta = replace(metadata, rules=Rules()) if binary else metadata.with_rules_default()
+    meta = metadata if binary else metadata.with_rules_default()
     with _naming(file):
         encrypted, mac = encrypt_branches(branches, key=data_key, rules=meta.rules, stash=stash)
     stamp = lastmodified or now_rfc3339()

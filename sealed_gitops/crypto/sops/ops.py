@@ -16,6 +16,7 @@ from typing import Any
 
 from sealed_gitops.errors import AlreadyEncrypted, EmptyDocument, InputError, SealedGitopsError
 
+from .binary_store import looks_encrypted
 from .document import (
     DEFAULT_STORES,
     StoreSettings,
@@ -55,6 +56,22 @@ __all__ = [
 KUBERNETES_ENCRYPTED_REGEX = "^(data|stringData)$"
 
 _PATH_RE = re.compile(r'\[\s*(?:"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(-?\d+))\s*\]')
+
+
+def _store(data: bytes, file: str | None, fmt: str | None) -> str:
+    """The store of an existing SOPS file, picked as sops picks it, lenient for manifests.
+
+    sops (and Flux, for generator sources) reads any name it does not know as the binary store,
+    whose encrypted form is a JSON envelope; every rewrite must keep that envelope, or neither
+    opens the file again. A file under such a name that is not an envelope keeps the manifest
+    rule (YAML), as ``decrypt_document`` reads what kustomize named.
+    """
+    if fmt:
+        return fmt
+    kind = sops_format(file)
+    if kind == "binary" and not looks_encrypted(data):
+        return detect_format(file)
+    return kind
 
 
 def parse_path(text: str) -> list[str | int]:
@@ -173,12 +190,12 @@ def decrypt_bytes(
 ) -> bytes:
     """``sops -d``: the plain document in its own format.
 
-    The store is the one sops picks (:func:`sops_format`), not the manifest rule of
+    The store is the one sops picks (:func:`_store`), not the manifest rule of
     ``decrypt_document``: a published ``example.txt`` or ``file.properties`` is a binary-store
     file whose plaintext is its raw bytes, where the manifest rule read it as YAML and printed
     the ``data:`` envelope.
     """
-    kind = sops_format(file, fmt)
+    kind = _store(data, file, fmt)
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, ignore_mac=ignore_mac)
     return dump_tree(doc.branches, fmt=doc.fmt, stores=stores)
 
@@ -194,7 +211,7 @@ def extract(
 ) -> bytes:
     """``sops -d --extract``: a scalar as its raw text, a subtree in the file's format."""
     parts = parse_path(path) if isinstance(path, str) else list(path)
-    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=_store(data, file, fmt))
     value = _lookup(doc.branches[0], parts, file=file)
     if isinstance(value, TreeBranch):
         return dump_tree([value], fmt=doc.fmt, stores=stores)
@@ -215,7 +232,8 @@ def _rewrite(
     edit: Any,
     stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
-    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
+    kind = _store(data, file, fmt)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, keep_stash=True)
     edit(doc.branches)
     return encrypt_tree(
         doc.branches,
@@ -283,7 +301,8 @@ def reencrypt_plain(
     stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes | None:
     """For ``edit``: encrypt ``new_plain`` with the file's key and stash; None when unchanged."""
-    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
+    kind = _store(data, file, fmt)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, keep_stash=True)
     branches = load_tree(new_plain, fmt=doc.fmt, file=file, encrypted=False)
     if dump_tree(branches, fmt=doc.fmt) == dump_tree(doc.branches, fmt=doc.fmt):
         return None
@@ -317,8 +336,10 @@ def encrypt_bytes(
 
     Without ``rules``, a Kubernetes manifest (``apiVersion`` and ``kind`` at the top) gets
     :data:`KUBERNETES_ENCRYPTED_REGEX`; anything else sops' default ``_unencrypted`` suffix.
+    The store is sops' pick by name (:func:`sops_format`); the binary store gets no rule at all,
+    as sops ignores rules (and ``mac_only_encrypted``) when it first encrypts such a file.
     """
-    kind = detect_format(file, fmt)
+    kind = sops_format(file, fmt)
     branches = load_tree(plain, fmt=kind, file=file, encrypted=False)
     if not branches:
         raise EmptyDocument(
@@ -330,6 +351,8 @@ def encrypt_bytes(
         first = branches[0] if branches else TreeBranch()
         is_manifest = "apiVersion" in first.keys_in_order() and "kind" in first.keys_in_order()
         rules = Rules(encrypted_regex=KUBERNETES_ENCRYPTED_REGEX) if is_manifest else Rules()
+    if kind == "binary":
+        rules = Rules()
     key = new_data_key()
     stanzas = wrap_data_key(key, key_groups, threshold=threshold, file=file)
     meta = Metadata(
@@ -349,7 +372,8 @@ def update_keys(
     stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops updatekeys``: re-wrap the SAME data key for new recipients; values unchanged."""
-    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
+    kind = _store(data, file, fmt)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, keep_stash=True)
     stanzas = wrap_data_key(doc.data_key, key_groups, threshold=threshold, file=file)
     meta = replace(
         doc.metadata, key_groups=stanzas, shamir_threshold=_stored_threshold(threshold, stanzas)
@@ -383,7 +407,7 @@ def rotate(
     """
     if key_groups is None:
         raise InputError("rotate needs the recipients (key groups) to wrap the new key", file=file)
-    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt)
+    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=_store(data, file, fmt))
     key = new_data_key()
     stanzas = wrap_data_key(key, key_groups, threshold=threshold, file=file)
     meta = replace(
