@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +30,7 @@ from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.render.sops_sources import tree_to_python
 from tests.conftest_tools import AgeKey
 from tests.flux.conftest_gotools import (  # noqa: F401 - fixtures are found by name
-    AGE,
     age_tool_fixture,
-    cache_root,
-    ensure_tool,
-    original_environment,
     run_tool,
     sops312_fixture,
 )
@@ -87,51 +81,6 @@ def sops(binary: Path, args: list[str], *, cwd: Path, key_file: Path | None = No
 
 def recipients_of(text: str) -> list[str]:
     return [s["recipient"] for s in yaml.safe_load(text)["sops"]["age"]]
-
-
-# --- the tools and their cache -------------------------------------------------------------------
-
-
-def test_the_built_tools_are_the_versions_asked_for(age_tool: Path, sops312: Path) -> None:
-    assert run_tool(age_tool / "age", ["--version"]).stdout.decode().strip() == "v1.3.2"
-    assert b"sops 3.12.2" in run_tool(sops312, ["--version", "--disable-version-check"]).stdout
-    assert "-pq" in run_tool(age_tool / "age-keygen", ["-h"], check=False).stderr.decode()
-
-
-def test_a_second_run_builds_nothing(age_tool: Path) -> None:
-    stamp = (age_tool / "stamp.json").read_bytes()
-    # A Go that does not exist: the cached build must be found without it.
-    again = ensure_tool(AGE, root=cache_root(), go=Path("/nonexistent/go"))
-    assert again == age_tool and (age_tool / "stamp.json").read_bytes() == stamp
-
-
-def test_parallel_builds_build_once(age_tool: Path, tmp_path: Path) -> None:
-    """Two processes asking for the same tool in an empty cache: one builds, the other waits
-    on the lock and finds the stamp (the Go build cache keeps this to a few seconds)."""
-    code = (
-        "import sys; from pathlib import Path; from tests.flux.conftest_gotools import AGE, "
-        "ensure_tool; print(ensure_tool(AGE, root=Path(sys.argv[1])))"
-    )
-    root = Path(__file__).parent.parent.parent
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(tmp_path / "cache")],
-            cwd=root,
-            stdout=subprocess.PIPE,
-            env=original_environment(),  # Go's own caches live under the real HOME
-        )
-        for _ in range(2)
-    ]
-    try:
-        outs = [p.communicate(timeout=600)[0].decode().strip() for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert outs[0] == outs[1] == str(tmp_path / "cache" / AGE.key)
-    assert [p.returncode for p in procs] == [0, 0]
-    leftovers = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")]
-    assert leftovers == [AGE.key]  # no staging directory left behind
 
 
 # --- Flux's vector -------------------------------------------------------------------------------
