@@ -190,15 +190,15 @@ def _parse(data: bytes) -> _Header:
             raise FormatError("malformed age stanza line")
         if len(stanzas) == _MAX_STANZAS:
             raise LimitExceeded(f"age header has more than {_MAX_STANZAS} stanzas")
-        body = b""
+        body: list[bytes] = []  # joined once: += would copy a 2 MiB body once per line
         while True:
             chunk = b64decode_raw(next_line())
             if len(chunk) > _BYTES_PER_LINE:
                 raise FormatError("malformed age stanza body: line too long")
-            body += chunk
+            body.append(chunk)
             if len(chunk) < _BYTES_PER_LINE:
                 break
-        stanzas.append(Stanza(words[1], tuple(words[2:]), body))
+        stanzas.append(Stanza(words[1], tuple(words[2:]), b"".join(body)))
     if not stanzas:
         raise FormatError("age header has no recipient stanza")
     return _Header(stanzas=stanzas, signed=signed, mac=mac, payload=data[pos:])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from sealed_gitops.crypto.age import AgeIdentities, AgeRecipient, parse_identity
 from sealed_gitops.crypto.age_pq import PQIdentity, PQRecipient
 from sealed_gitops.crypto.sops.document import decrypt_document
 from sealed_gitops.crypto.sops.masterkey import KeyStanza
-from sealed_gitops.errors import ConfigError
+from sealed_gitops.errors import ConfigError, FormatError
 from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.render.sops_sources import tree_to_python
 from tests.conftest_tools import AgeKey
@@ -384,3 +385,14 @@ def test_age_files_of_chunk_edge_sizes_both_ways(
     assert age_format.decrypt(theirs, identity.unwrap) == plain
     armored = run_tool(age_tool / "age", ["-a", "-r", pq_key.public], input=plain).stdout
     assert age_format.decrypt(age_format.dearmor(armored.decode()), identity.unwrap) == plain
+
+
+def test_a_huge_header_costs_little_and_is_refused() -> None:
+    """A stanza body of 3 MiB (age's header limit is 2 MiB): refused in well under a second,
+    without quadratic copying."""
+    line = b"A" * 64 + b"\n"
+    data = b"age-encryption.org/v1\n-> mlkem768x25519 AAAA\n" + line * (3 * 2**20 // 65)
+    started = time.perf_counter()
+    with pytest.raises(FormatError, match="oversized"):
+        age_format.decrypt(data + b"AA\n--- " + b"A" * 43 + b"\n", _IDENTITY.unwrap)
+    assert time.perf_counter() - started < 2
