@@ -28,6 +28,7 @@ from sealed_gitops.crypto.sops import (
     reencrypt_plain,
     rotate,
     set_value,
+    stored_format,
     update_keys,
 )
 from sealed_gitops.testing.sops_tool import find_sops, run_sops
@@ -115,3 +116,21 @@ def test_first_encryption_of_a_binary_file_writes_no_rule() -> None:
     assert "unencrypted_suffix" not in envelope(out)["sops"]
     ring = AgeIdentities.from_text(str(_NEW))
     assert decrypt_bytes(out, unwrapper=ring, file="blob.bin") == b"\x00raw bytes\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "fmt", "want"),
+    [
+        ("example.txt", b'{"data": "ENC[...]", "sops": {}}', None, "binary"),
+        ("token.encrypted", b'{\n\t"data": "x",\n\t"sops": {"mac": ""}\n}', None, "binary"),
+        # a manifest kustomize named oddly stays YAML (the manifest rule), as before
+        ("secret", b"apiVersion: v1\nkind: Secret\nsops: {}\n", None, "yaml"),
+        ("app.yaml", b'{"data": "x", "sops": {}}', None, "yaml"),
+        ("app.json", b'{"data": "x", "sops": {}}', None, "json"),
+        ("x.env", b"a=b\n", None, "dotenv"),
+        ("example.txt", b'{"data": "x", "sops": {}}', "json", "json"),
+        (None, b'{"data": "x", "sops": {}}', None, "yaml"),
+    ],
+)
+def test_stored_format(name: str | None, data: bytes, fmt: str | None, want: str) -> None:
+    assert stored_format(data, file=name, fmt=fmt) == want

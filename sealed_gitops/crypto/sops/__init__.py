@@ -9,6 +9,8 @@ The public API (everything the CLI, the pipeline and the key providers call):
 * :func:`decrypt_file` — plaintext bytes of a SOPS file in its own format, as ``sops -d`` prints
   them (the binary store gives the raw bytes); :func:`sops_format` — the store sops picks for a
   file name or ``--input-type`` (``yaml``, ``json``, ``dotenv``, ``ini``, ``binary``);
+  :func:`stored_format` — the same for an existing encrypted file, lenient for manifests (a
+  binary-store envelope under any unknown name, else YAML);
 * :func:`decrypt_document` — the hot path: returns :class:`Decrypted` (plain tree, metadata,
   data key, and the stash that keeps ciphertext stable on re-encryption);
 * :func:`load_creation_rules` / :func:`match_creation_rule` — the pure ``.sops.yaml`` parser;
@@ -32,6 +34,7 @@ from .document import (
     StoreSettings,
     decrypt_document,
     sops_format,
+    stored_format,
 )
 from .masterkey import STANZA_KINDS, KeyStanza, MasterKey, Unwrapper
 from .metadata import Metadata
@@ -85,6 +88,7 @@ __all__ = [
     "rotate",
     "set_value",
     "sops_format",
+    "stored_format",
     "unset_value",
     "update_keys",
 ]

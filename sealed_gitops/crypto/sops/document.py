@@ -30,7 +30,7 @@ from sealed_gitops.errors import (
 )
 
 from . import shamir
-from .binary_store import dump_binary, load_binary
+from .binary_store import dump_binary, load_binary, looks_encrypted
 from .dotenv_store import dump_dotenv, dump_dotenv_value, load_dotenv
 from .ini_store import dump_ini, dump_ini_value, load_ini
 from .json_store import dump_json, dump_json_value, load_json
@@ -56,6 +56,7 @@ __all__ = [
     "now_rfc3339",
     "sops_format",
     "split_metadata",
+    "stored_format",
     "unwrap_data_key",
 ]
 
@@ -138,6 +139,22 @@ def detect_format(file: str | None, fmt: str | None = None) -> str:
     if file and file.endswith(".ini"):
         return "ini"
     return "yaml"
+
+
+def stored_format(data: bytes, *, file: str | None, fmt: str | None = None) -> str:
+    """The store of an existing SOPS file, picked as sops picks it, lenient for manifests.
+
+    sops (and Flux, for generator sources) reads any name it does not know as the binary store,
+    whose encrypted form is a JSON envelope; every rewrite must keep that envelope, or neither
+    opens the file again. A file under such a name that is not an envelope keeps the manifest
+    rule (YAML), as ``decrypt_document`` reads what kustomize named.
+    """
+    if fmt:
+        return sops_format(file, fmt)
+    kind = sops_format(file)
+    if kind == "binary" and not looks_encrypted(data):
+        return detect_format(file)
+    return kind
 
 
 def load_tree(

@@ -16,7 +16,6 @@ from typing import Any
 
 from sealed_gitops.errors import AlreadyEncrypted, EmptyDocument, InputError, SealedGitopsError
 
-from .binary_store import looks_encrypted
 from .document import (
     DEFAULT_STORES,
     StoreSettings,
@@ -29,6 +28,7 @@ from .document import (
     new_data_key,
     sops_format,
     split_metadata,
+    stored_format,
     wrap_data_key,
 )
 from .masterkey import MasterKey, Unwrapper
@@ -56,22 +56,6 @@ __all__ = [
 KUBERNETES_ENCRYPTED_REGEX = "^(data|stringData)$"
 
 _PATH_RE = re.compile(r'\[\s*(?:"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(-?\d+))\s*\]')
-
-
-def _store(data: bytes, file: str | None, fmt: str | None) -> str:
-    """The store of an existing SOPS file, picked as sops picks it, lenient for manifests.
-
-    sops (and Flux, for generator sources) reads any name it does not know as the binary store,
-    whose encrypted form is a JSON envelope; every rewrite must keep that envelope, or neither
-    opens the file again. A file under such a name that is not an envelope keeps the manifest
-    rule (YAML), as ``decrypt_document`` reads what kustomize named.
-    """
-    if fmt:
-        return fmt
-    kind = sops_format(file)
-    if kind == "binary" and not looks_encrypted(data):
-        return detect_format(file)
-    return kind
 
 
 def parse_path(text: str) -> list[str | int]:
@@ -190,12 +174,12 @@ def decrypt_bytes(
 ) -> bytes:
     """``sops -d``: the plain document in its own format.
 
-    The store is the one sops picks (:func:`_store`), not the manifest rule of
+    The store is the one sops picks (:func:`stored_format`), not the manifest rule of
     ``decrypt_document``: a published ``example.txt`` or ``file.properties`` is a binary-store
     file whose plaintext is its raw bytes, where the manifest rule read it as YAML and printed
     the ``data:`` envelope.
     """
-    kind = _store(data, file, fmt)
+    kind = stored_format(data, file=file, fmt=fmt)
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, ignore_mac=ignore_mac)
     return dump_tree(doc.branches, fmt=doc.fmt, stores=stores)
 
@@ -211,7 +195,9 @@ def extract(
 ) -> bytes:
     """``sops -d --extract``: a scalar as its raw text, a subtree in the file's format."""
     parts = parse_path(path) if isinstance(path, str) else list(path)
-    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=_store(data, file, fmt))
+    doc = decrypt_document(
+        data, unwrapper=unwrapper, file=file, fmt=stored_format(data, file=file, fmt=fmt)
+    )
     value = _lookup(doc.branches[0], parts, file=file)
     if isinstance(value, TreeBranch):
         return dump_tree([value], fmt=doc.fmt, stores=stores)
@@ -232,7 +218,7 @@ def _rewrite(
     edit: Any,
     stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
-    kind = _store(data, file, fmt)
+    kind = stored_format(data, file=file, fmt=fmt)
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, keep_stash=True)
     edit(doc.branches)
     return encrypt_tree(
@@ -301,7 +287,7 @@ def reencrypt_plain(
     stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes | None:
     """For ``edit``: encrypt ``new_plain`` with the file's key and stash; None when unchanged."""
-    kind = _store(data, file, fmt)
+    kind = stored_format(data, file=file, fmt=fmt)
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, keep_stash=True)
     branches = load_tree(new_plain, fmt=doc.fmt, file=file, encrypted=False)
     if dump_tree(branches, fmt=doc.fmt) == dump_tree(doc.branches, fmt=doc.fmt):
@@ -372,7 +358,7 @@ def update_keys(
     stores: StoreSettings = DEFAULT_STORES,
 ) -> bytes:
     """``sops updatekeys``: re-wrap the SAME data key for new recipients; values unchanged."""
-    kind = _store(data, file, fmt)
+    kind = stored_format(data, file=file, fmt=fmt)
     doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=kind, keep_stash=True)
     stanzas = wrap_data_key(doc.data_key, key_groups, threshold=threshold, file=file)
     meta = replace(
@@ -407,7 +393,9 @@ def rotate(
     """
     if key_groups is None:
         raise InputError("rotate needs the recipients (key groups) to wrap the new key", file=file)
-    doc = decrypt_document(data, unwrapper=unwrapper, file=file, fmt=_store(data, file, fmt))
+    doc = decrypt_document(
+        data, unwrapper=unwrapper, file=file, fmt=stored_format(data, file=file, fmt=fmt)
+    )
     key = new_data_key()
     stanzas = wrap_data_key(key, key_groups, threshold=threshold, file=file)
     meta = replace(
