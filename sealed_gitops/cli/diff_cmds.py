@@ -10,12 +10,14 @@ pruned is listed too. Exit codes follow ``kubectl diff``: 0 no differences, 1 di
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
 from sealed_gitops.cli.build_cmds import load_decryption_keys, placed, split_root
+from sealed_gitops.cli.conventions import output_option, rows_json
 from sealed_gitops.cli.decryption_options import decryption_key_options
 from sealed_gitops.cluster import Discovery, SyncRef, connect, read_live
 from sealed_gitops.errors import ApiNotFound, ConfigError, SealedGitopsError
@@ -28,10 +30,35 @@ from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.placement import Placement
 from sealed_gitops.source import Ref, fetch
 
-__all__ = ["diff_command"]
+__all__ = ["DIFF_FIELDS", "Difference", "diff_command"]
 
 EXIT_DIFFERENT = 1
 EXIT_ERROR = 2
+
+
+#: Fields of each entry of ``diff --output json``, in this order (a stable interface for tools):
+#: the object's kind, API group, namespace and name; ``create``, ``update`` or ``prune``; and the
+#: same redacted text the plain output shows (Secrets by key name and change kind, never a value).
+DIFF_FIELDS = ("kind", "group", "namespace", "name", "action", "diff")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One object that applying would change."""
+
+    id: ObjectId
+    action: str
+    text: str
+
+    def row(self) -> dict[str, str]:
+        return {
+            "kind": self.id.kind,
+            "group": self.id.group,
+            "namespace": self.id.namespace,
+            "name": self.id.name,
+            "action": self.action,
+            "diff": redact(self.text),
+        }
 
 
 def _sync_inventory(client: Any, sync: SyncRef) -> Inventory:
@@ -65,7 +92,7 @@ def _differences(
     keys: DecryptionKeys,
     allow_plain_secrets: bool,
     target_namespace: str | None = None,
-) -> list[str]:
+) -> list[Difference]:
     if ref_text and not repo_url:
         raise ConfigError("--ref needs --repo")  # as in build: never ignore a flag silently
     sync = _parse_sync(sync_text)
@@ -104,15 +131,16 @@ def _differences(
             group = entry.id.group
             versions[entry.id] = f"{group}/{entry.version}" if group else entry.version
         live = read_live(client, Discovery(client), versions, sync=sync)
-        texts = []
+        found = []
         for oid in sorted(desired):
             text = object_diff(desired[oid], live.get(oid), sensitive=oid in encrypted or None)
             if text:
-                texts.append(text)
+                action = "update" if oid in live else "create"
+                found.append(Difference(oid, action, text))
         for entry in gone:
             if entry.id in live:
-                texts.append(object_diff(None, live[entry.id]))
-        return texts
+                found.append(Difference(entry.id, "prune", object_diff(None, live[entry.id])))
+        return found
     finally:
         client.close()
 
@@ -131,6 +159,7 @@ def _differences(
     "must have been sealed for it.",
 )
 @decryption_key_options()
+@output_option("text", "json")
 def diff_command(
     *,
     path: str,
@@ -144,6 +173,7 @@ def diff_command(
     age_identities: tuple[Path, ...],
     sealing_keys: tuple[Path, ...],
     gnupghome: Path | None,
+    output: str,
 ) -> None:
     """Show what applying PATH would change in the cluster (Secrets by key, never values)."""
     try:
@@ -163,6 +193,9 @@ def diff_command(
     except SealedGitopsError as exc:
         click.echo(f"error: {redact(str(exc))}", err=True)
         raise click.exceptions.Exit(EXIT_ERROR) from None
-    for text in texts:
-        click.echo(redact(text))
+    if output == "json":
+        click.echo(rows_json([d.row() for d in texts], DIFF_FIELDS))
+    else:
+        for difference in texts:
+            click.echo(redact(difference.text))
     raise click.exceptions.Exit(EXIT_DIFFERENT if texts else 0)

@@ -23,7 +23,7 @@ import click
 import pyrage
 import yaml
 
-from sealed_gitops.cli.conventions import output_file_option
+from sealed_gitops.cli.conventions import DURATION, output_file_option, output_option, rows_json
 from sealed_gitops.cli.options import atomic_write
 from sealed_gitops.crypto.age import parse_identities
 from sealed_gitops.errors import ConfigError, FormatError, SealedGitopsError
@@ -60,11 +60,11 @@ from sealed_gitops.keys.reencrypt_client import (
 from sealed_gitops.keys.repo_keys import KeyRingRecord, active_key, write_public_keys
 from sealed_gitops.keys.retention import DECRYPTING_STATES
 from sealed_gitops.keys.sops_config_edit import plan_sops_config
-from sealed_gitops.redact import register
+from sealed_gitops.redact import redact, register
 
 from .keyring_target import Target, cluster_options, find_target, published_keys
 
-__all__ = ["keys", "reencrypt"]
+__all__ = ["KEYS_LIST_FIELDS", "REENCRYPT_FIELDS", "keys", "reencrypt"]
 
 REQUESTED_AT = "sealed-gitops.io/requested-at"
 BACKUP_KIND = "KeyRingBackup"
@@ -89,7 +89,9 @@ def keys() -> None:
     "Default: the rules holding this KeyRing's keys, else every rule.",
 )
 @click.option("--no-sops-config", is_flag=True, help="Leave .sops.yaml alone.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for keys.")
+@click.option(
+    "--timeout", type=DURATION, default="60s", show_default=True, help="How long to wait for keys."
+)
 def fetch(
     *,
     keyring: str | None,
@@ -148,28 +150,52 @@ def _status_refs(target: Target | None, record: KeyRingRecord | None) -> list[di
     return list(record.keys) if record else []
 
 
+#: Fields of each row of ``keys list --output json``, in this order (a stable interface for tools):
+#: the key's fingerprint (full), its state, when it was created, its public age recipient, and how
+#: many files under --repo use it. Public data only: no private key ever reaches this command.
+KEYS_LIST_FIELDS = ("fingerprint", "state", "created", "ageRecipient", "files")
+
+
 @keys.command("list")
 @cluster_options
 @click.option("--repo", type=click.Path(exists=True, path_type=Path), default=Path("."))
+@output_option("table", "json")
 def list_cmd(
-    *, keyring: str | None, kubeconfig: str | None, context: str | None, repo: Path
+    *, keyring: str | None, kubeconfig: str | None, context: str | None, repo: Path, output: str
 ) -> None:
     """Each key's fingerprint, state, created, and how many files under --repo use it."""
     target, record = find_target(keyring, kubeconfig, context, repo)
     published = _status_refs(target, record)
     files = scan_repository(repo, [KeyRef.from_status(k) for k in published])
+    rows: list[dict[str, Any]] = [
+        {
+            "fingerprint": str(key.get("fingerprint") or ""),
+            "state": str(key.get("state") or ""),
+            "created": str(key.get("created") or ""),
+            "ageRecipient": str(key.get("ageRecipient") or ""),
+            "files": len(users_of(files, str(key.get("fingerprint")))),
+        }
+        for key in published
+    ]
+    if output == "json":
+        click.echo(rows_json(rows, KEYS_LIST_FIELDS))
+        return
     click.echo(f"{'FINGERPRINT':<18} {'STATE':<9} {'CREATED':<21} FILES")
-    for key in published:
-        count = len(users_of(files, str(key.get("fingerprint"))))
+    for row in rows:
         click.echo(
-            f"{str(key.get('fingerprint'))[:16]:<18} {key.get('state')!s:<9} "
-            f"{key.get('created')!s:<21} {count}"
+            f"{row['fingerprint'][:16]:<18} {row['state']:<9} {row['created']:<21} {row['files']}"
         )
 
 
 @keys.command("rotate")
 @cluster_options
-@click.option("--timeout", default=120.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=DURATION,
+    default="2m",
+    show_default=True,
+    help="How long to wait for the key.",
+)
 def rotate_cmd(
     *, keyring: str | None, kubeconfig: str | None, context: str | None, timeout: float
 ) -> None:
@@ -190,7 +216,9 @@ def rotate_cmd(
 @click.argument("fingerprint")
 @cluster_options
 @click.option("--repo", type=click.Path(exists=True, path_type=Path), default=Path("."))
-@click.option("--timeout", default=60.0, show_default=True)
+@click.option(
+    "--timeout", type=DURATION, default="60s", show_default=True, help="How long to wait."
+)
 def retire(
     *,
     fingerprint: str,
@@ -343,11 +371,18 @@ def restore(
 # -- reencrypt -----------------------------------------------------------------------------------
 
 
+#: Fields of each row of ``reencrypt --output json``, in this order (a stable interface for tools):
+#: the file, ``re-encrypted``, ``unchanged`` or ``failed``, and the operator's (redacted) error.
+REENCRYPT_FIELDS = ("file", "result", "error")
+
+
 @click.command("reencrypt")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @cluster_options
 @click.option("--rotate-data-key", is_flag=True, help="Also replace each SOPS file's data key.")
-@click.option("--timeout", default=120.0, show_default=True)
+@click.option("--timeout", type=DURATION, default="2m", show_default=True,
+              help="How long to wait for the operator's answer to each batch.")  # fmt: skip
+@output_option("text", "json")
 def reencrypt(
     *,
     paths: tuple[Path, ...],
@@ -356,11 +391,12 @@ def reencrypt(
     context: str | None,
     rotate_data_key: bool,
     timeout: float,
+    output: str,
 ) -> None:
     """Re-wrap SOPS files and re-seal SealedSecrets for the KeyRing's active key, in the cluster."""
     target, _ = find_target(keyring, kubeconfig, context, paths[0])
     items = request_items(paths, rotate_data_key=rotate_data_key)
-    changed = failed = 0
+    rows: list[dict[str, str]] = []
     for batch in request_batches(items):
         answers = exchange(
             target.client,
@@ -372,10 +408,13 @@ def reencrypt(
         for answer in answers:
             file = Path(str(answer.get("file")))
             if answer.get("error"):
-                click.echo(f"error: {answer['error']}", err=True)
-                failed += 1
+                error = redact(str(answer["error"]))
+                rows.append({"file": str(file), "result": "failed", "error": error})
+                if output == "text":
+                    click.echo(f"error: {error}", err=True)
                 continue
             if not answer.get("changed"):
+                rows.append({"file": str(file), "result": "unchanged", "error": ""})
                 continue
             if "groups" in answer:
                 data = replace_key_groups(
@@ -386,8 +425,14 @@ def reencrypt(
                 atomic_write(file, str(answer["content"]).encode("utf-8"))
             elif "documents" in answer:
                 atomic_write(file, replace_sealed(file.read_bytes(), list(answer["documents"])))
-            changed += 1
-            click.echo(f"{file}: re-encrypted")
-    click.echo(f"{changed} file(s) re-encrypted, {len(items) - changed - failed} unchanged")
+            rows.append({"file": str(file), "result": "re-encrypted", "error": ""})
+            if output == "text":
+                click.echo(f"{file}: re-encrypted")
+    changed = sum(1 for row in rows if row["result"] == "re-encrypted")
+    failed = sum(1 for row in rows if row["result"] == "failed")
+    if output == "json":
+        click.echo(rows_json(rows, REENCRYPT_FIELDS))
+    else:
+        click.echo(f"{changed} file(s) re-encrypted, {len(items) - changed - failed} unchanged")
     if failed:
         raise ConfigError(f"{failed} file(s) could not be re-encrypted")

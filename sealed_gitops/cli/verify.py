@@ -19,12 +19,14 @@ key paths, never values.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from sealed_gitops.cli.conventions import output_option, rows_json
 from sealed_gitops.crypto.sops import decrypt_document
 from sealed_gitops.errors import (
     KeyProviderError,
@@ -33,12 +35,13 @@ from sealed_gitops.errors import (
     SealedGitopsError,
 )
 from sealed_gitops.keys.keyring import KeyRing
+from sealed_gitops.redact import redact
 from sealed_gitops.render.loader import load_file
 
 from .options import KeyInputs, key_options
 from .verify_checks import ENC_PREFIX, check_data_file, check_metadata, leaves, metadata_rules
 
-__all__ = ["check_file", "verify", "walk"]
+__all__ = ["VERIFY_FIELDS", "check_file", "verify", "walk"]
 
 #: Extensions of the files that are checked when a directory is walked.
 EXTENSIONS = frozenset({".yaml", ".yml", ".json", ".env", ".ini"})
@@ -126,6 +129,13 @@ def check_file(path: Path, *, keyring: KeyRing | None) -> str:
     return "mac"
 
 
+#: Fields of each row of ``verify --output json``, in this order (a stable interface for tools):
+#: the file; what was checked (``mac``: MAC verified with a key, ``structure``: SOPS structure
+#: only, no key, ``plain``: no secret in it) or ``failed``; and the error, which names key paths,
+#: never values.
+VERIFY_FIELDS = ("file", "result", "error")
+
+
 @click.command("verify")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -133,34 +143,40 @@ def check_file(path: Path, *, keyring: KeyRing | None) -> str:
     is_flag=True,
     help="Check presence and format only, even when a key could verify the MAC.",
 )
+@output_option("text", "json")
 @key_options
 def verify(
     *,
     paths: Sequence[Path],
     no_decrypt: bool,
+    output: str,
     keys: KeyInputs,
 ) -> None:
     """Fail when a Secret is not encrypted or a SOPS file's MAC is missing or invalid."""
     ring = None if no_decrypt else keys.keyring()
-    failures = 0
-    checked: dict[str, int] = {}
+    rows: list[dict[str, str]] = []
     try:
         for path in walk(paths):
             try:
                 kind = check_file(path, keyring=ring)
             except SealedGitopsError as exc:
-                failures += 1
-                click.echo(f"error: {exc.with_file(str(path))}", err=True)
+                error = redact(str(exc.with_file(str(path))))
+                rows.append({"file": str(path), "result": "failed", "error": error})
+                if output == "text":
+                    click.echo(f"error: {error}", err=True)
                 continue
-            checked[kind] = checked.get(kind, 0) + 1
+            rows.append({"file": str(path), "result": kind, "error": ""})
     finally:
         if ring is not None:
             ring.close()
-    total = failures + sum(checked.values())
+    checked = Counter(row["result"] for row in rows)
+    failures = checked["failed"]
+    if output == "json":
+        click.echo(rows_json(rows, VERIFY_FIELDS))
     click.echo(
-        f"{total} files checked: {checked.get('mac', 0)} SOPS with MAC verified, "
-        f"{checked.get('structure', 0)} SOPS checked for structure only (no key), "
-        f"{checked.get('plain', 0)} without secrets, {failures} failed",
+        f"{len(rows)} files checked: {checked['mac']} SOPS with MAC verified, "
+        f"{checked['structure']} SOPS checked for structure only (no key), "
+        f"{checked['plain']} without secrets, {failures} failed",
         err=True,
     )
     if failures:
