@@ -34,6 +34,7 @@ __all__ = [
     "DURATION",
     "Duration",
     "dump_json",
+    "format_duration",
     "kube_options",
     "output_file_option",
     "output_option",
@@ -64,6 +65,8 @@ class Duration(click.ParamType[float, Any]):
         from sealed_gitops.operator.settings import parse_duration
 
         try:
+            if not text:  # parse_duration reads "" as "use the default"; a flag given empty is not
+                raise ConfigError("empty")
             return parse_duration(text, default=0.0)
         except ConfigError:
             self.fail(
@@ -78,6 +81,17 @@ class Duration(click.ParamType[float, Any]):
 
 #: The one duration parameter type of the CLI.
 DURATION = Duration()
+
+
+def format_duration(seconds: float) -> str:
+    """``90.0`` -> ``1m30s``, ``0.5`` -> ``500ms``: how messages name a duration back."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")
 
 
 def output_option(

@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from sealed_gitops.audit import audit_history
+from sealed_gitops.cli.conventions import DURATION
 from sealed_gitops.cluster import Discovery, KubeClient, connect, wait_established
 from sealed_gitops.errors import ApiNotFound, SealedGitopsError
 from sealed_gitops.operator.runner import OperatorThread
@@ -488,10 +489,10 @@ def run_demo(console: Console, *, timeout: float, verbose: bool) -> None:
 @click.command("demo")
 @click.option(
     "--timeout",
-    default=20.0,
+    default="20s",
     show_default=True,
-    type=float,
-    help="Seconds each step may wait for the operator.",
+    type=DURATION,
+    help="How long each step may wait for the operator (e.g. 20s, 1m; plain seconds too).",
 )
 @click.option("--show-logs", is_flag=True, help="Let the operator's log lines through (stderr).")
 @click.pass_context

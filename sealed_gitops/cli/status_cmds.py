@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from sealed_gitops.cli.conventions import DURATION, format_duration
 from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.operator.conditions import READY, summarize
@@ -28,7 +29,6 @@ from sealed_gitops.operator.resources import (
     object_path,
     request_reconcile,
 )
-from sealed_gitops.operator.settings import parse_duration
 from sealed_gitops.redact import redact
 
 __all__ = [
@@ -233,7 +233,9 @@ def _sync_repository(client: KubeClient, namespace: str, name: str) -> str:
     help="Fetch the Sync's Repository first (and wait for it), so the Sync applies the newest "
     "commit, as flux reconcile --with-source does.",
 )
-@click.option("--timeout", default="60s", show_default=True, help="How long --wait waits.")
+@click.option(
+    "--timeout", type=DURATION, default="60s", show_default=True, help="How long --wait waits."
+)
 @kubeconfig_option
 @click.pass_context
 def reconcile(
@@ -243,7 +245,7 @@ def reconcile(
     kind: str,
     wait: bool,
     with_source: bool,
-    timeout: str,
+    timeout: float,
     kubeconfig: Path | None,
 ) -> None:
     """Ask the operator to reconcile a Sync (or Repository) now.
@@ -253,7 +255,7 @@ def reconcile(
     """
     namespace, name = _split_ref(ref)
     kind_name = _KINDS[kind]
-    seconds = parse_duration(timeout, default=60.0, what="--timeout")
+    seconds, timeout_text = timeout, format_duration(timeout)
     if with_source and kind_name != "Sync":
         raise ConfigError("--with-source is for a Sync (a Repository is the source)")
     client = _client(kubeconfig)
@@ -264,8 +266,8 @@ def reconcile(
                 client, "Repository", namespace, repository, wait=True, timeout=seconds
             )
             if fetched is None:
-                click.echo(f"✗ Repository {namespace}/{repository} not fetched within {timeout}",
-                           err=True)  # fmt: skip
+                what = f"Repository {namespace}/{repository}"
+                click.echo(f"✗ {what} not fetched within {timeout_text}", err=True)
                 ctx.exit(1)
             click.echo(f"✔ Repository {namespace}/{repository} at {_revision(fetched) or '-'}")
         asked = source_revision(client, get_object(client, kind_name, namespace, name) or {})
@@ -275,7 +277,7 @@ def reconcile(
     if not wait:
         return
     if obj is None:
-        click.echo(f"✗ not reconciled within {timeout}", err=True)
+        click.echo(f"✗ not reconciled within {timeout_text}", err=True)
         ctx.exit(1)
     ready, message = summarize((obj.get("status") or {}).get("conditions"))
     if ready != "True":
