@@ -30,7 +30,8 @@ condition reason.
     │   ├── ApiNotFound               404
     │   ├── ApiConflict               409
     │   ├── ApiForbidden              401 / 403
-    │   └── ApiUnavailable            5xx, timeouts, dropped connections
+    │   ├── ApiUnavailable            5xx, timeouts, dropped connections
+    │   └── OwnershipConflict         the object is applied by another Sync (issue 15)
     ├── AuditError                    reading history for the audit failed
     └── ControlPlaneError             the test control plane (Go build, etcd, kube-apiserver) failed
 
@@ -60,6 +61,7 @@ __all__ = [
     "MacMismatch",
     "NoMatchingKey",
     "NotEncryptedError",
+    "OwnershipConflict",
     "PathError",
     "RenderError",
     "ScopeMismatch",
@@ -202,6 +204,20 @@ class ApiForbidden(ClusterError):
 
 class ApiUnavailable(ClusterError):
     code = "Unavailable"
+
+
+class OwnershipConflict(ClusterError):
+    """The object is live under another Sync that still exists and lists it in its inventory.
+
+    Raised (as an object's outcome, not thrown) by :mod:`sealed_gitops.cluster.conflicts`; the
+    first owner keeps the object, and ``owner`` (``NAMESPACE/NAME``) names it.
+    """
+
+    code = "OwnershipConflict"
+
+    def __init__(self, reason: str, *, owner: str) -> None:
+        super().__init__(reason)
+        self.owner = owner
 
 
 class AuditError(SealedGitopsError):

@@ -9,7 +9,8 @@ the cluster, carries a plan out and reports per object, with every API failure m
 Entry points::
 
     client = connect(kubeconfig, identity=Identity.service_account(ns, sa))
-    result = apply(client, objects, sync=SyncRef(ns, name), revision=rev, recorded=previous)
+    result = apply(client, objects, sync=SyncRef(ns, name), revision=rev, recorded=previous,
+                   claims=still_claims)  # ownership conflicts: conflicts.py; drift: drift.py
     pruned = prune(client, previous=old_inventory, current=result.inventory, sync=...)
     live = read_live(client, Discovery(client), inventory.entries, sync=...)
     record_event(client, involved=sync_object, reason="Progressing", message=...)
@@ -17,20 +18,14 @@ Entry points::
 
 from __future__ import annotations
 
-from sealed_gitops.cluster.applier import (
-    ApplyResult,
-    Desired,
-    ObjectOutcome,
-    Policy,
-    Result,
-    apply,
-    prepare_desired,
-    wait_established,
-)
+from sealed_gitops.cluster.applier import Desired, apply, prepare_desired, wait_established
 from sealed_gitops.cluster.client import DEFAULT_TIMEOUT, Identity, KubeClient, connect
+from sealed_gitops.cluster.conflicts import Claims, owner_of
 from sealed_gitops.cluster.discovery import Discovery, Resource
+from sealed_gitops.cluster.drift import Drift
 from sealed_gitops.cluster.events import EventType, record_event
 from sealed_gitops.cluster.live import read_live
+from sealed_gitops.cluster.outcomes import ApplyResult, ObjectOutcome, Policy, Result
 from sealed_gitops.cluster.ownership import (
     AUTHOR_ANNOTATION,
     COMMIT_ANNOTATION,
@@ -53,8 +48,10 @@ __all__ = [
     "SYNC_NAMESPACE_LABEL",
     "SYNC_NAME_LABEL",
     "ApplyResult",
+    "Claims",
     "Desired",
     "Discovery",
+    "Drift",
     "EventType",
     "Identity",
     "KubeClient",
@@ -68,6 +65,7 @@ __all__ = [
     "SyncRef",
     "apply",
     "connect",
+    "owner_of",
     "prepare_desired",
     "prune",
     "read_live",

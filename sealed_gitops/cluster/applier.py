@@ -10,7 +10,10 @@ the three things issue 6 asks of it are about order, economy and containment:
   apply is not written at all, so a no-op reconcile makes zero writes (the comparison itself is
   :func:`sealed_gitops.plan.plan_changes`);
 * containment: with the ``Isolate`` policy one refused object does not stop the others; every
-  object gets its own outcome, and errors never carry a value (see ``apierrors.py``).
+  object gets its own outcome, and errors never carry a value (see ``apierrors.py``);
+* honesty: an object another Sync owns is not written (``conflicts.py``), and a write that only
+  restores what a live edit changed is marked as drift and keeps the commit that set the values
+  (``drift.py``). The outcome types are in ``outcomes.py``.
 
 We always apply with server-side apply (``PATCH`` as ``application/apply-patch+yaml``), field
 manager ``sealed-gitops`` and ``force=true``: the fields we send are ours even if someone edited
@@ -21,17 +24,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, field
 from typing import Any
 
 from sealed_gitops.cluster.client import APPLY_PATCH, KubeClient
+from sealed_gitops.cluster.conflicts import Claims, find_conflicts
 from sealed_gitops.cluster.discovery import Discovery
+from sealed_gitops.cluster.drift import find_drift
 from sealed_gitops.cluster.live import read_live
+from sealed_gitops.cluster.outcomes import ApplyResult, ObjectOutcome, Policy, Result
 from sealed_gitops.cluster.ownership import FIELD_MANAGER, SyncRef, is_core_secret, with_commit
 from sealed_gitops.errors import ClusterError
 from sealed_gitops.plan.changes import Change, ObjectChange, digest, plan_changes
-from sealed_gitops.plan.ids import Inventory, InventoryEntry, ObjectId, split_api_version
+from sealed_gitops.plan.ids import ObjectId, split_api_version
 from sealed_gitops.plan.order import apply_stages
 
 __all__ = [
@@ -48,106 +53,6 @@ __all__ = [
 _CRD_GROUP = "apiextensions.k8s.io"
 
 
-class Policy(StrEnum):
-    """What one failing object does to the rest (the Sync's ``failurePolicy``)."""
-
-    ATOMIC = "Atomic"  # stop at the first failure; what follows is skipped
-    ISOLATE = "Isolate"  # leave the failing object out, apply the rest
-
-
-class Result(StrEnum):
-    CREATED = "created"
-    CONFIGURED = "configured"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # not attempted: an earlier object failed under the Atomic policy
-
-
-@dataclass(frozen=True)
-class ObjectOutcome:
-    """What happened to one desired object. ``change`` holds a Secret's changed key names."""
-
-    id: ObjectId
-    result: Result
-    version: str
-    digest: str = ""
-    resource_version: str = ""
-    change: ObjectChange | None = None
-    error: ClusterError | None = None
-
-    def describe(self) -> str:
-        if self.error is not None:
-            return f"{self.result.value} {self.id.describe()}: {self.error}"
-        if self.change is not None and self.result in (Result.CREATED, Result.CONFIGURED):
-            return self.change.describe()
-        return f"{self.result.value} {self.id.describe()}"
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    outcomes: tuple[ObjectOutcome, ...]
-
-    def _count(self, *results: Result) -> int:
-        return sum(1 for o in self.outcomes if o.result in results)
-
-    @property
-    def applied(self) -> int:
-        return self._count(Result.CREATED, Result.CONFIGURED)
-
-    @property
-    def unchanged(self) -> int:
-        return self._count(Result.UNCHANGED)
-
-    @property
-    def failed(self) -> int:
-        return self._count(Result.FAILED)
-
-    @property
-    def skipped(self) -> int:
-        return self._count(Result.SKIPPED)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.skipped
-
-    @property
-    def errors(self) -> tuple[ObjectOutcome, ...]:
-        return tuple(o for o in self.outcomes if o.result is Result.FAILED)
-
-    @property
-    def records(self) -> dict[ObjectId, tuple[str, str]]:
-        """Per applied or unchanged id, (digest, resourceVersion): next call's ``recorded``."""
-        return {
-            o.id: (o.digest, o.resource_version)
-            for o in self.outcomes
-            if o.result in (Result.CREATED, Result.CONFIGURED, Result.UNCHANGED)
-        }
-
-    @property
-    def inventory(self) -> Inventory:
-        """The objects now live as desired (failed and skipped ones left out).
-
-        With Isolate, merge the previous inventory's entries for the failed ids back in (see
-        :meth:`sealed_gitops.plan.Inventory.merge`) so that they are not pruned.
-        """
-        return Inventory(
-            tuple(
-                InventoryEntry(o.id, o.version)
-                for o in self.outcomes
-                if o.result not in (Result.FAILED, Result.SKIPPED)
-            )
-        )
-
-    def next_inventory(self, previous: Inventory) -> Inventory:
-        """The inventory to record and prune against: what is live as desired, plus the
-        previous entries of objects that failed or were skipped (so they are not pruned and
-        their previously applied version stays, issue 6 item 7)."""
-        held = {o.id for o in self.outcomes if o.result in (Result.FAILED, Result.SKIPPED)}
-        if not held:
-            return self.inventory  # the common case: one sort of the entries, not two
-        return self.inventory.merge(previous.restrict(held))
-
-
 @dataclass(frozen=True)
 class Desired:
     """The objects of one apply as they are sent: ownership labels and annotations added, with
@@ -162,6 +67,8 @@ class Desired:
     stages: tuple[tuple[str, tuple[tuple[ObjectId, Mapping[str, Any]], ...]], ...]
     versions: Mapping[ObjectId, str]
     marks: Mapping[ObjectId, str]
+    #: per id, the repository path the object came from (for messages that name the file)
+    sources: Mapping[ObjectId, str] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[ObjectId]:
@@ -188,6 +95,7 @@ def prepare_desired(
         stages=tuple((st.name, tuple((id_of[id(o)], o) for o in st.objects)) for st in stages),
         versions={oid: str(o.get("apiVersion", "")) for oid, o in zip(ids, prepared, strict=True)},
         marks={oid: digest(obj, key=digest_key) for oid, obj in zip(ids, prepared, strict=True)},
+        sources=dict(sources or {}),
     )
 
 
@@ -306,6 +214,8 @@ def apply(
     author: str | None = None,
     sources: Mapping[ObjectId, str] | None = None,
     recorded: Mapping[ObjectId, tuple[str, str]] | None = None,
+    set_by: Mapping[ObjectId, tuple[str | None, str | None]] | None = None,
+    claims: Claims | None = None,
     policy: Policy = Policy.ATOMIC,
     crd_timeout: float = 60.0,
     digest_key: bytes | None = None,
@@ -316,16 +226,20 @@ def apply(
     - ``objects``: the desired manifests, or a :class:`Desired` from :func:`prepare_desired`
       with the same ``sync``, ``sources`` and ``digest_key`` (then those two are not used).
     - ``revision``: written on Secrets as the commit annotation (``main@sha1:<id>``), and
-      ``author`` (``Name <email>``) as the commit-author annotation.
-    - ``sources``: per id, the repository path the object came from (annotated on Secrets).
+      ``author`` (``Name <email>``) as the commit-author annotation, when Git changed them.
     - ``recorded``: the previous result's :attr:`ApplyResult.records`; an object whose digest
-      and live resourceVersion both match is not written.
+      and live resourceVersion both match is not written, and a write of an object whose digest
+      matches is a drift correction (:mod:`.drift`): it keeps the commit that set the values
+      (the live annotation, else ``set_by``, the previous result's :attr:`ApplyResult.set_by`).
+    - ``claims``: whether another Sync still claims an object it owns (:mod:`.conflicts`); such
+      an object fails with OwnershipConflict and is not written.
     - ``discovery``: pass a long-lived one to keep its cache between reconciles.
 
     API failures become FAILED outcomes, never exceptions: an object that cannot be read or
     written fails on its own; with ``Policy.ATOMIC`` everything after the first failure (and
-    everything, when a read failed) is SKIPPED, with ``Policy.ISOLATE`` the rest goes on.
-    Discovery failures (the API server is down) do raise ClusterError: nothing can be planned.
+    everything, when a read failed or an object is another Sync's) is SKIPPED, with
+    ``Policy.ISOLATE`` the rest goes on. Discovery failures (the API server is down) do raise
+    ClusterError: nothing can be planned.
     """
     discovery = discovery or Discovery(client)
     desired = (
@@ -336,22 +250,24 @@ def apply(
         )
     )
     versions = desired.versions
-    unreadable: dict[ObjectId, ClusterError] = {}
-    live = read_live(client, discovery, versions, sync=sync, failures=unreadable)
-    changes = _plan(desired, live, recorded=recorded or {}, digest_key=digest_key)
+    recorded = recorded or {}
+    failures: dict[ObjectId, ClusterError] = {}
+    live = read_live(client, discovery, versions, sync=sync, failures=failures)
+    # Known before anything is written, like an unreadable object: under Atomic, nothing is.
+    failures.update(find_conflicts(live, desired.ids, sync=sync, claims=claims))
+    changes = _plan(desired, live, recorded=recorded, digest_key=digest_key)
 
     outcomes: list[ObjectOutcome] = []
-    # Atomic: an object we cannot even read means nothing is written this time.
-    stopped = bool(unreadable) and policy is Policy.ATOMIC
+    stopped = bool(failures) and policy is Policy.ATOMIC
     for _, items in desired.stages:
         written_crds: list[tuple[int, str]] = []
         for oid, obj in items:
             version = split_api_version(versions[oid])[1]
             change = changes[oid]
             mark = desired.marks[oid]
-            if oid in unreadable:
+            if oid in failures:
                 outcomes.append(
-                    ObjectOutcome(oid, Result.FAILED, version, change=change, error=unreadable[oid])
+                    ObjectOutcome(oid, Result.FAILED, version, change=change, error=failures[oid])
                 )
                 continue
             if stopped:
@@ -361,8 +277,16 @@ def apply(
                 rv = _rv(live[oid])
                 outcomes.append(ObjectOutcome(oid, Result.UNCHANGED, version, mark, rv, change))
                 continue
+            drift = find_drift(
+                obj,
+                live.get(oid),
+                mark=mark,
+                recorded=recorded.get(oid),
+                set_by=(set_by or {}).get(oid),
+            )
+            commit, by = (drift.commit, drift.author) if drift else (revision, author)
             try:
-                rv = _write(client, discovery, obj, oid, revision=revision, author=author)
+                rv = _write(client, discovery, obj, oid, revision=commit, author=by)
             except ClusterError as exc:
                 outcomes.append(
                     ObjectOutcome(oid, Result.FAILED, version, change=change, error=exc)
@@ -370,7 +294,21 @@ def apply(
                 stopped = policy is Policy.ATOMIC
                 continue
             result = Result.CREATED if change.change is Change.CREATE else Result.CONFIGURED
-            outcomes.append(ObjectOutcome(oid, result, version, mark, rv, change))
+            secret = is_core_secret(obj) and bool(commit)
+            outcomes.append(
+                ObjectOutcome(
+                    oid,
+                    result,
+                    version,
+                    mark,
+                    rv,
+                    change,
+                    drift=drift,
+                    # a Secret's commit annotation as now written: who set its values
+                    commit=commit if secret else None,
+                    author=by if secret else None,
+                )
+            )
             if oid.kind == "CustomResourceDefinition" and oid.group == _CRD_GROUP:
                 written_crds.append((len(outcomes) - 1, oid.name))
         for index, name in written_crds:

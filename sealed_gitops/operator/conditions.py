@@ -57,6 +57,8 @@ class Reason:
     INVALID_SPEC = "InvalidSpec"
     #: a name or namespace in the spec that Kubernetes would not admit (issue 11): Stalled
     INVALID_NAME = "InvalidName"
+    #: an object of the Sync is live under another Sync that claims it (issue 15): not applied
+    OWNERSHIP_CONFLICT = "OwnershipConflict"
 
 
 def now_rfc3339() -> str:

@@ -49,6 +49,8 @@ class SyncMemory:
     """What the operator remembers about one Sync between reconciles (lost on restart: safe)."""
 
     records: dict[ObjectId, tuple[str, str]] = field(default_factory=dict)
+    #: per Secret, the (commit, author) last written on it: a drift correction keeps them
+    set_by: dict[ObjectId, tuple[str | None, str | None]] = field(default_factory=dict)
     keyring: KeyRing | None = None
     keyring_source: tuple[str, str] | None = None  # ("namespace/secret", resourceVersion)
     failures: int = 0

@@ -53,6 +53,13 @@ class Metrics:
             ["namespace"],
             registry=self.registry,
         )
+        self.drift_corrected = Counter(
+            "sealed_gitops_drift_corrected",
+            "Objects restored after a live change Git did not make, by Sync namespace and the "
+            "field manager that made it ('unknown' when the API does not say).",
+            ["namespace", "manager"],
+            registry=self.registry,
+        )
         self.fetches = Counter(
             "sealed_gitops_git_fetches",
             "Repository checks by result (unchanged, fetched, failure).",

@@ -35,6 +35,7 @@ from sealed_gitops.errors import (
 from sealed_gitops.operator.building import build_for_sync
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.keyring import keyring_decryption_keys
+from sealed_gitops.operator.ownership import claims_of
 from sealed_gitops.operator.repository import repository_source
 from sealed_gitops.operator.resources import get_object
 from sealed_gitops.operator.specs import RepositorySpec, SyncSpec
@@ -141,7 +142,9 @@ def _previous_inventory(memory: SyncMemory, raw: Any) -> Inventory:
 
 
 def _audit(sync: str, published: dict[str, Any], applied: ApplyResult) -> None:
-    """One JSON line per changed Secret: who committed it and which keys changed (no values)."""
+    """One JSON line per changed Secret (no values): a change from Git names its commit and
+    author; a drift correction names the field manager whose live edit it reverted and the
+    commit whose values it restored, and no author (nobody committed it)."""
     for outcome in applied.outcomes:
         change = outcome.change
         if outcome.id.kind != "Secret" or outcome.id.group or change is None:
@@ -151,16 +154,22 @@ def _audit(sync: str, published: dict[str, Any], applied: ApplyResult) -> None:
         keys = {k.key: k.change.value for k in change.keys if k.change.value != "unchanged"}
         # Who changed what comes from Git and the API: the audit stream puts these fields in
         # after redaction, so no committed value can blank them (invariant 8).
-        identity = {
+        identity: dict[str, Any] = {
             "sync": sync,
             "object": f"Secret/{outcome.id.namespace}/{outcome.id.name}",
-            "commit": published.get("commit"),
-            "revision": published.get("revision"),
-            "author": published.get("author"),
             "keys": keys,
         }
+        if outcome.drift is not None:
+            event = "drift-corrected"
+            identity["manager"] = ",".join(outcome.drift.managers) or None
+            identity["restoredCommit"] = outcome.drift.commit
+        else:
+            event = "secret-applied"
+            identity["commit"] = published.get("commit")
+            identity["revision"] = published.get("revision")
+            identity["author"] = published.get("author")
         audit_log.info(
-            json.dumps({"event": "secret-applied", **identity}, sort_keys=True),
+            json.dumps({"event": event, **identity}, sort_keys=True),
             extra={IDENTITY_ATTRIBUTE: identity},
         )
 
@@ -209,6 +218,8 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             revision=revision,
             author=published.get("author"),
             recorded=memory.records,
+            set_by=memory.set_by,
+            claims=claims_of(ctx),
             policy=Policy.ISOLATE if policy is FailurePolicy.ISOLATE else Policy.ATOMIC,
             digest_key=ctx.digest_key,
             discovery=ctx.discovery,
@@ -217,6 +228,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         return failed(ctx, sync, memory, exc, revision=revision, retry=retry, started=started)
 
     memory.records = {**memory.records, **applied.records}
+    memory.set_by = {**memory.set_by, **applied.set_by}
     inventory = applied.next_inventory(previous)
     complete = built.complete and applied.ok
     if not complete:

@@ -39,6 +39,7 @@ from sealed_gitops.operator.conditions import (
     set_condition,
 )
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
+from sealed_gitops.operator.ownership import conflict_lines, tell_owners
 from sealed_gitops.operator.resources import patch_status, update_status
 from sealed_gitops.operator.tenancy import TenancyRefused
 from sealed_gitops.pipeline import BuildResult
@@ -165,13 +166,13 @@ def succeeded(
     meta = sync["metadata"]
     namespace, generation = meta["namespace"], meta.get("generation")
     status = dict(sync.get("status") or {})
-    changed = [
-        o.describe() for o in applied.outcomes if o.result.value in ("created", "configured")
-    ]
+    # Writes that carried Git's changes; drift corrections are reported apart (_drift).
+    changed = [o.describe() for o in applied.changed]
     deleted = [
         o.describe() for o in (pruned.outcomes if pruned else ()) if o.result.value == "deleted"
     ]
     failed_docs = _failure_lines(built)
+    conflicts = bool(applied.conflicts)
     problems = [o.describe() for o in applied.errors] + [
         f"{f['file']} (document {f['index']}): {f['object'] or 'document'}: {f['reason']}"
         for f in failed_docs
@@ -195,6 +196,8 @@ def succeeded(
         reason = (
             Reason.PRUNE_FAILED
             if pruned and not pruned.ok
+            else Reason.OWNERSHIP_CONFLICT
+            if conflicts
             # Atomic: the revision failed, whatever went through before the failure.
             else (
                 Reason.PARTIALLY_APPLIED
@@ -233,7 +236,8 @@ def succeeded(
         "lastAttemptedRevision": revision,
         "inventory": inventory.to_status(),
         "counts": counts,
-        "failures": failed_docs or None,
+        # Isolate lists what it left out; a conflict is left out like a failed document.
+        "failures": (failed_docs + _conflict_lines(memory, applied, isolate=isolate)) or None,
     }
     if ok:
         new_status["lastAppliedRevision"] = revision
@@ -251,20 +255,59 @@ def succeeded(
     if deleted:
         record_event(ctx.client, involved=sync, reason="Pruned", message=compose(*_names(deleted)))
         ctx.metrics.pruned.labels(namespace=namespace).inc(len(deleted))
+    if applied.corrected:
+        _drift(ctx, sync, applied)
     if problems and message != _ready_message(status):
         record_event(
             ctx.client,
             involved=sync,
-            reason=Reason.PARTIALLY_APPLIED,
+            reason=Reason.OWNERSHIP_CONFLICT if conflicts else Reason.PARTIALLY_APPLIED,
             message=_summary(problems),
             type=EventType.WARNING,
         )
+        if conflicts:
+            tell_owners(ctx, sync, applied)
     result = "success" if ok else "partial"
     ctx.metrics.observe_reconcile("Sync", result, started=started)
     memory.last_revision = revision
     return SyncOutcome(
         requeue_after=interval if ok else ctx.backoff(memory.failures, base=retry), result=result
     )
+
+
+def _conflict_lines(
+    memory: SyncMemory, applied: ApplyResult, *, isolate: bool
+) -> list[dict[str, Any]]:
+    if not isolate or not applied.conflicts:
+        return []
+    sources = dict(memory.desired.sources) if memory.desired is not None else {}
+    return conflict_lines(applied, sources)
+
+
+def _drift(ctx: OperatorContext, sync: dict[str, Any], applied: ApplyResult) -> None:
+    """The DriftCorrected Event and metric: what was restored and whose live edit it reverted.
+
+    Never a commit author: nobody committed these changes (issue 15, Must 3).
+    """
+    namespace = sync["metadata"]["namespace"]
+    managers = sorted({m for o in applied.corrected if o.drift for m in o.drift.managers})
+    by: list[str] = [" (live change by "]
+    for index, manager in enumerate(managers):
+        by += [", " if index else "", Identity(manager)]
+    record_event(
+        ctx.client,
+        involved=sync,
+        reason="DriftCorrected",
+        message=compose(
+            "Restored the last applied state",
+            *((*by, ")") if managers else ()),
+            "\n",
+            *_names(o.describe() for o in applied.corrected),
+        ),
+    )
+    for outcome in applied.corrected:
+        manager = outcome.drift.by if outcome.drift else "unknown"
+        ctx.metrics.drift_corrected.labels(namespace=namespace, manager=manager).inc()
 
 
 def _ready_message(status: dict[str, Any]) -> str | None:
