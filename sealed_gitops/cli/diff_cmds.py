@@ -92,6 +92,7 @@ def _differences(
     keys: DecryptionKeys,
     allow_plain_secrets: bool,
     target_namespace: str | None = None,
+    namespace: str | None = None,
 ) -> list[Difference]:
     if ref_text and not repo_url:
         raise ConfigError("--ref needs --repo")  # as in build: never ignore a flag silently
@@ -103,7 +104,7 @@ def _differences(
     # Where the objects land, as under that Sync: its namespace for files that name none.
     placement = Placement(
         target_namespace=target_namespace or None,
-        default_namespace=sync.namespace if sync else None,
+        default_namespace=namespace or (sync.namespace if sync else None),
     )
     result = build(
         root=root,
@@ -148,7 +149,13 @@ def _differences(
 @click.command("diff")
 @click.argument("path", default=".")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Defaults to $KUBECONFIG.")
-@click.option("--context", help="kubeconfig context to use.")
+@click.option("--context", help="kubeconfig context (default: its current-context).")
+@click.option(
+    "-n",
+    "--namespace",
+    help="Where objects that name no namespace land (default: the --sync's namespace), "
+    "as for a Sync in that namespace.",
+)
 @click.option("--repo", "repo_url", help="Fetch this Git URL instead of reading a local directory.")
 @click.option("--ref", "ref_text", help="With --repo: branch, tag:NAME, semver:RANGE or a commit.")
 @click.option("--sync", "sync_text", help="NAMESPACE/NAME: compare as this Sync would apply.")
@@ -170,6 +177,7 @@ def diff_command(
     sync_text: str | None,
     allow_plain_secrets: bool,
     target_namespace: str | None,
+    namespace: str | None,
     age_identities: tuple[Path, ...],
     sealing_keys: tuple[Path, ...],
     gnupghome: Path | None,
@@ -186,6 +194,7 @@ def diff_command(
             sync_text=sync_text,
             allow_plain_secrets=allow_plain_secrets,
             target_namespace=target_namespace,
+            namespace=namespace,
             keys=load_decryption_keys(
                 age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
             ),

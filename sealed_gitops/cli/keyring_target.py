@@ -8,6 +8,7 @@ default context does not point a rotation at another cluster).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -22,7 +23,15 @@ from sealed_gitops.errors import ApiNotFound, ConfigError
 from sealed_gitops.keys.repo_keys import KeyRingRecord, find_records, read_record
 from sealed_gitops.plan import names
 
-__all__ = ["API", "Target", "cluster_options", "find_target", "parse_ref", "published_keys"]
+__all__ = [
+    "API",
+    "Target",
+    "cluster_options",
+    "find_target",
+    "keyring_ref",
+    "parse_ref",
+    "published_keys",
+]
 
 API = "/apis/sealed-gitops.io/v1alpha1"
 
@@ -131,9 +140,45 @@ def _current_context(config: str | None) -> str | None:
 
 
 def cluster_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--keyring", "keyring", metavar="NS/NAME", help="The KeyRing.")(func)
-    func = click.option("--kubeconfig", type=click.Path(dir_okay=False))(func)
-    return click.option("--context", help="kubeconfig context.")(func)
+    """``--keyring``, ``--kubeconfig``, ``--context`` and ``-n/--namespace``.
+
+    ``-n NS --keyring NAME`` is ``--keyring NS/NAME``; the command receives ``keyring`` only.
+    """
+
+    @functools.wraps(func)
+    def with_namespace(*args: Any, keyring: str | None, namespace: str | None, **kw: Any) -> Any:
+        return func(*args, keyring=keyring_ref(keyring, namespace), **kw)
+
+    wrapped: Callable[..., Any] = with_namespace
+    wrapped = click.option(
+        "-n", "--namespace", help="The KeyRing's namespace (then --keyring is just NAME)."
+    )(wrapped)
+    wrapped = click.option(
+        "--keyring",
+        "keyring",
+        metavar="[NS/]NAME",
+        help="The KeyRing (default: keys/*/keyring.yaml).",
+    )(wrapped)
+    wrapped = click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False),
+        help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+    )(wrapped)
+    return click.option("--context", help="kubeconfig context (default: keyring.yaml's).")(wrapped)
+
+
+def keyring_ref(keyring: str | None, namespace: str | None) -> str | None:
+    """``--keyring`` with ``-n`` folded in: ``NS/NAME`` (or None: take keys/*/keyring.yaml)."""
+    if namespace is None:
+        return keyring
+    if not keyring:
+        raise ConfigError("-n/--namespace needs --keyring NAME")
+    ns, sep, _ = keyring.partition("/")
+    if not sep:
+        return f"{namespace}/{keyring}"
+    if ns != namespace:
+        raise ConfigError(f"--keyring {keyring} is in namespace {ns}, but -n says {namespace}")
+    return keyring
 
 
 def published_keys(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -174,6 +174,7 @@ def _port(value: str | None) -> int | None:
 @click.command("operator")
 @kubeconfig_option
 @click.option(
+    "-n",
     "--namespace",
     "namespaces",
     multiple=True,

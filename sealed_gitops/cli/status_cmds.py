@@ -34,6 +34,7 @@ from sealed_gitops.redact import redact
 __all__ = [
     "HANDLED_AT_FIELD",
     "STATUS_FIELDS",
+    "context_option",
     "kubeconfig_option",
     "object_rows",
     "reconcile",
@@ -81,17 +82,28 @@ kubeconfig_option = click.option(
     envvar="KUBECONFIG",
     help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
 )
+context_option = click.option(
+    "--context", default=None, help="kubeconfig context (default: its current-context)."
+)
+_ref_namespace_option = click.option(
+    "-n", "--namespace", default=None, help="Namespace of NAME (then the argument is just NAME)."
+)
 
 
-def _split_ref(ref: str) -> tuple[str, str]:
-    namespace, sep, name = ref.partition("/")
-    if not sep or not namespace or not name or "/" in name:
-        raise ConfigError(f"{ref!r} is not NAMESPACE/NAME")
-    return namespace, name
+def _split_ref(ref: str, namespace: str | None = None) -> tuple[str, str]:
+    """``NAMESPACE/NAME``, or ``NAME`` with ``-n NAMESPACE`` (as ``flux reconcile ks NAME -n``)."""
+    ns, sep, name = ref.partition("/")
+    if not sep and namespace and ref:
+        return namespace, ref
+    if not sep or not ns or not name or "/" in name:
+        raise ConfigError(f"{ref!r} is not NAMESPACE/NAME (or NAME with -n NAMESPACE)")
+    if namespace and namespace != ns:
+        raise ConfigError(f"{ref!r} is in namespace {ns}, but -n says {namespace}")
+    return ns, name
 
 
-def _client(kubeconfig: Path | None) -> KubeClient:
-    return connect(kubeconfig)
+def _client(kubeconfig: Path | None, context: str | None = None) -> KubeClient:
+    return connect(kubeconfig, context=context)
 
 
 def _ready(obj: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +236,7 @@ def _sync_repository(client: KubeClient, namespace: str, name: str) -> str:
 
 
 @click.command("reconcile")
-@click.argument("ref", metavar="NAMESPACE/NAME")
+@click.argument("ref", metavar="[NAMESPACE/]NAME")
 @_kind_option
 @click.option("--wait", is_flag=True, help="Wait until the operator has handled the request.")
 @click.option(
@@ -237,6 +249,8 @@ def _sync_repository(client: KubeClient, namespace: str, name: str) -> str:
     "--timeout", type=DURATION, default="60s", show_default=True, help="How long --wait waits."
 )
 @kubeconfig_option
+@context_option
+@_ref_namespace_option
 @click.pass_context
 def reconcile(
     ctx: click.Context,
@@ -247,18 +261,20 @@ def reconcile(
     with_source: bool,
     timeout: float,
     kubeconfig: Path | None,
+    context: str | None,
+    namespace: str | None,
 ) -> None:
     """Ask the operator to reconcile a Sync (or Repository) now.
 
     Without --with-source a Sync applies the revision its Repository published last: after a
     push, that may still be the previous commit (the answer of --wait says which it applied).
     """
-    namespace, name = _split_ref(ref)
+    namespace, name = _split_ref(ref, namespace)
     kind_name = _KINDS[kind]
     seconds, timeout_text = timeout, format_duration(timeout)
     if with_source and kind_name != "Sync":
         raise ConfigError("--with-source is for a Sync (a Repository is the source)")
-    client = _client(kubeconfig)
+    client = _client(kubeconfig, context)
     try:
         if with_source:
             repository = _sync_repository(client, namespace, name)
@@ -296,10 +312,18 @@ def reconcile(
 # -- suspend / resume -------------------------------------------------------------------------
 
 
-def _set_suspend(ref: str, kind: str, kubeconfig: Path | None, *, value: bool) -> None:
-    namespace, name = _split_ref(ref)
+def _set_suspend(
+    ref: str,
+    kind: str,
+    kubeconfig: Path | None,
+    *,
+    context: str | None,
+    namespace: str | None,
+    value: bool,
+) -> None:
+    namespace, name = _split_ref(ref, namespace)
     kind_name = _KINDS[kind]
-    client = _client(kubeconfig)
+    client = _client(kubeconfig, context)
     try:
         _patch(client, kind_name, namespace, name, {"spec": {"suspend": value}})
     finally:
@@ -308,21 +332,29 @@ def _set_suspend(ref: str, kind: str, kubeconfig: Path | None, *, value: bool) -
 
 
 @click.command("suspend")
-@click.argument("ref", metavar="NAMESPACE/NAME")
+@click.argument("ref", metavar="[NAMESPACE/]NAME")
 @_kind_option
 @kubeconfig_option
-def suspend(*, ref: str, kind: str, kubeconfig: Path | None) -> None:
+@context_option
+@_ref_namespace_option
+def suspend(
+    *, ref: str, kind: str, kubeconfig: Path | None, context: str | None, namespace: str | None
+) -> None:
     """Stop reconciling a Sync (or Repository) until it is resumed."""
-    _set_suspend(ref, kind, kubeconfig, value=True)
+    _set_suspend(ref, kind, kubeconfig, context=context, namespace=namespace, value=True)
 
 
 @click.command("resume")
-@click.argument("ref", metavar="NAMESPACE/NAME")
+@click.argument("ref", metavar="[NAMESPACE/]NAME")
 @_kind_option
 @kubeconfig_option
-def resume(*, ref: str, kind: str, kubeconfig: Path | None) -> None:
+@context_option
+@_ref_namespace_option
+def resume(
+    *, ref: str, kind: str, kubeconfig: Path | None, context: str | None, namespace: str | None
+) -> None:
     """Reconcile a suspended Sync (or Repository) again."""
-    _set_suspend(ref, kind, kubeconfig, value=False)
+    _set_suspend(ref, kind, kubeconfig, context=context, namespace=namespace, value=False)
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -418,6 +450,7 @@ def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
     help="A table for people, or a JSON array for tools.",
 )
 @kubeconfig_option
+@context_option
 def status(
     *,
     namespace: str | None,
@@ -425,12 +458,13 @@ def status(
     kind: str,
     output: str,
     kubeconfig: Path | None,
+    context: str | None,
 ) -> None:
     """Syncs (and Repositories) with Ready, revision and message, like `flux get`."""
     if namespace and all_namespaces:
         raise ConfigError("give either --namespace or --all-namespaces")
     kinds = ["Sync", "Repository"] if kind == "all" else [_KINDS[kind]]
-    client = _client(kubeconfig)
+    client = _client(kubeconfig, context)
     try:
         found = {k: object_rows(list_objects(client, k, namespace)) for k in kinds}
     finally:
