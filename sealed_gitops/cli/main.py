@@ -52,6 +52,44 @@ COMMANDS: dict[str, str] = {
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
 EXIT_FAILURE = 1
 
+_VERBOSE_HELP = "More log output on stderr (repeatable; before or after the command)."
+
+
+def _log_level(verbosity: int) -> int:
+    return logging.WARNING - 10 * min(verbosity, 2)
+
+
+def _more_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    """``-v`` after the command: adds to the ``-v`` given before it, as if all came first."""
+    if not value:
+        return
+    root = ctx.find_root()
+    total = int(root.meta.get("sealed_gitops.verbosity", 0)) + value
+    root.meta["sealed_gitops.verbosity"] = total
+    logging.getLogger().setLevel(_log_level(total))
+
+
+def _with_verbose(command: click.Command) -> click.Command:
+    """Give ``command`` (and, for a group, each subcommand) a ``-v/--verbose`` of its own.
+
+    Why: people add ``-v`` at the end of a command line that failed (``sealed-gitops keys rotate
+    -v``), and click only parses the group's options before the subcommand's name.
+    """
+    if not any(param.name == "verbose" for param in command.params):
+        command.params.append(
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_more_verbose,
+                help=_VERBOSE_HELP,
+            )
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_verbose(sub)
+    return command
+
 
 class LazyGroup(click.Group):
     """A group whose commands are imported only when named (or when help lists them)."""
@@ -67,7 +105,7 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module_name), attr)
         if not isinstance(command, click.Command):  # pragma: no cover - a wiring mistake
             raise TypeError(f"{target} is not a click command")
-        return command
+        return _with_verbose(command)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -93,10 +131,12 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sealed-gitops")
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (repeatable).")
-def cli(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True, help=_VERBOSE_HELP)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """GitOps for Kubernetes with every secret encrypted in Git."""
-    level = logging.WARNING - 10 * min(verbose, 2)
+    ctx.meta["sealed_gitops.verbosity"] = verbose
+    level = _log_level(verbose)
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
