@@ -47,6 +47,8 @@ COMMANDS: dict[str, str] = {
     "status": "sealed_gitops.cli.status_cmds:status",
     "demo": "sealed_gitops.cli.demo:demo",
     "import": "sealed_gitops.cli.import_cmds:import_group",
+    "version": "sealed_gitops.cli.meta_cmds:version",
+    "completion": "sealed_gitops.cli.meta_cmds:completion",
 }
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
