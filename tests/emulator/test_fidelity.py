@@ -309,10 +309,14 @@ def test_get_events_prints_the_event_columns(run_kubectl: Any, namespace: str) -
     ]
 
 
-def test_get_crds_prints_created_at(crds: None, run_kubectl: Any) -> None:
+def test_get_crds_prints_the_crd_columns(crds: None, run_kubectl: Any) -> None:
     rows = _table(run_kubectl("get", "crd", "syncs.sealed-gitops.io").stdout)
-    assert rows[0] == ["NAME", "CREATED AT"]
-    assert time.strptime(rows[1][1], "%Y-%m-%dT%H:%M:%SZ")
+    assert rows[0] == ["NAME", "SCOPE", "VERSIONS", "CREATED AT"]
+    assert rows[1][:3] == ["syncs.sealed-gitops.io", "Namespaced", "v1alpha1(storage)"]
+    assert time.strptime(rows[1][3], "%Y-%m-%dT%H:%M:%SZ")
+    wide = _table(run_kubectl("get", "crd", "syncs.sealed-gitops.io", "-o", "wide").stdout)
+    assert wide[0][4:] == ["GROUP", "KIND", "SHORTNAMES", "ESTABLISHED"]
+    assert wide[1][4:] == ["sealed-gitops.io", "Sync", "sgsync", "true"]
 
 
 # -- 4. CRD schema validation -------------------------------------------------------------------
@@ -329,7 +333,7 @@ def test_invalid_fields_answer_422_with_a_cause_each(
         failurePolicy="Sometimes",
         targetNamespace="x" * 64,
     ).replace('"repo"', '"Not_A_Name"')
-    for verb in (["create"], ["apply"], ["apply", "--server-side"]):
+    for verb in (["create"], ["apply"]):
         result = run_kubectl(*verb, "-f", "-", stdin=bad, check=False)
         assert result.returncode != 0, verb
         err = result.stderr
@@ -351,6 +355,18 @@ def test_invalid_fields_answer_422_with_a_cause_each(
             'spec.repositoryRef.name: Invalid value: "Not_A_Name": spec.repositoryRef.name in '
             f"body should match '{DNS_PATTERN}'"
         ) in err
+    # server-side apply converts to the schema's types first: a wrong type is a 500 there
+    result = run_kubectl("apply", "--server-side", "-f", "-", stdin=bad, check=False)
+    assert (
+        f"Error from server: failed to create typed patch object ({namespace}/bad; {GROUP}, "
+        "Kind=Sync): .spec.prune: expected boolean, got &{yes}"
+    ) in result.stderr
+    typed = _sync(namespace, "bad", interval="soon")
+    result = run_kubectl("apply", "--server-side", "-f", "-", stdin=typed, check=False)
+    assert (
+        'The Sync "bad" is invalid: spec.interval: Invalid value: "soon": spec.interval in body '
+        f"should match '{DURATION_PATTERN}'"
+    ) in result.stderr
     missing = json.dumps(
         {
             "apiVersion": GROUP,
@@ -376,7 +392,8 @@ def test_invalid_status_is_refused_and_spec_ignored_on_status(
         {
             "reason": "FieldValueTypeInvalid",
             "field": "status",
-            "message": 'Invalid value: "string": status in body must be of type object: "string"',
+            # named from the status schema's root, hence the empty name before "in body"
+            "message": 'Invalid value: "string":  in body must be of type object: "string"',
         }
     ]
     code, body = endpoint.call(
@@ -420,7 +437,23 @@ def test_defaults_and_pruning(crds: None, run_kubectl: Any, namespace: str) -> N
         "apply", "--server-side", "-f", "-", stdin=_sync(namespace, "ssa", bogus=1), check=False
     )
     assert applied.returncode != 0
-    assert ".spec.bogus: field not declared in schema" in applied.stderr
+    assert (
+        f"Error from server: failed to create typed patch object ({namespace}/ssa; {GROUP}, "
+        "Kind=Sync): .spec.bogus: field not declared in schema"
+    ) in applied.stderr
+
+
+def test_a_custom_resource_update_needs_a_resource_version(
+    crds: None, run_kubectl: Any, namespace: str, endpoint: Endpoint
+) -> None:
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=_sync(namespace))
+    body = json.loads(_sync(namespace))
+    code, answer = endpoint.call("PUT", f"/apis/{GROUP}/namespaces/{namespace}/syncs/app", body)
+    assert code == 422, answer
+    assert answer["message"] == (
+        'syncs.sealed-gitops.io "app" is invalid: metadata.resourceVersion: Invalid value: 0: '
+        "must be specified for an update"
+    )
 
 
 def test_a_hostile_pattern_costs_linear_time(
@@ -481,18 +514,19 @@ def _knot_crd(group: str, spec_schema: dict[str, Any]) -> dict[str, Any]:
     [
         (
             {"properties": {"size": {"type": "integer"}}},
-            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: "
+            "spec.validation.openAPIV3Schema.properties[spec].type: Required value: "
             "must not be empty for specified object fields",
         ),
         (
             {"type": "object", "properties": {"w": {"type": "string", "pattern": "^(?=a)"}}},
-            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[w].pattern: "
-            'Invalid value: "^(?=a)": must be a valid regular expression',
+            "spec.validation.openAPIV3Schema.properties[spec].properties[w].pattern: "
+            'Invalid value: "^(?=a)": must be a valid regular expression, but isn\'t: error '
+            "parsing regexp: invalid or unsupported Perl syntax: `(?=`",
         ),
         (
             {"type": "object", "properties": {"n": {"type": "integer", "default": "three"}}},
-            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[n].default: "
-            'Invalid value: "string"',
+            "spec.validation.openAPIV3Schema.properties[spec].properties[n].default: "
+            'Invalid value: "string":  in body must be of type integer: "string"',
         ),
     ],
     ids=["no-type", "lookahead-pattern", "invalid-default"],
@@ -531,3 +565,111 @@ def test_an_event_outside_its_objects_namespace_is_refused(
     assert (
         'involvedObject.namespace: Invalid value: "elsewhere": does not match event.namespace'
     ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"labels": {"app": "has a space"}}, 'metadata.labels: Invalid value: "has a space": '),
+        ({"labels": {"app": "x" * 64}}, "must be no more than 63 bytes"),
+        ({"labels": {"a/b/c": "v"}}, 'metadata.labels: Invalid value: "a/b/c": a valid label key'),
+        ({"annotations": {"Bad_Prefix/x": "v"}}, "prefix part a lowercase RFC 1123 subdomain"),
+        (
+            {"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o"}]},
+            "metadata.ownerReferences[0].uid: Required value: must not be empty",
+        ),
+    ],
+    ids=["label-value", "label-length", "label-key", "annotation-key", "owner-uid"],
+)
+def test_metadata_a_real_server_refuses_is_refused(
+    run_kubectl: Any, namespace: str, metadata: dict[str, Any], expected: str
+) -> None:
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "meta", "namespace": namespace, **metadata},
+    }
+    result = run_kubectl("create", "-f", "-", stdin=json.dumps(configmap), check=False)
+    assert result.returncode != 0
+    assert 'The ConfigMap "meta" is invalid' in result.stderr
+    assert expected in result.stderr, result.stderr
+
+
+# -- known differences (docs/emulator.md): the emulator's answer, pinned so a change is noticed ---
+
+
+def test_known_difference_built_in_kinds_keep_unknown_fields(
+    emulator: object, run_kubectl: Any, namespace: str
+) -> None:
+    """Built-in kinds have no schema here: a real server answers 400 strict decoding error."""
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "typo", "namespace": namespace},
+        "dat": {"k": "v"},
+    }
+    result = run_kubectl("create", "-f", "-", stdin=json.dumps(configmap), check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_known_difference_event_apis_are_stored_apart(
+    emulator: object, run_kubectl: Any, namespace: str
+) -> None:
+    """A real server serves every Event through both APIs; here each API sees its own."""
+    _events_for(run_kubectl, namespace, str(uuid.uuid4()))
+    listed = run_kubectl("-n", namespace, "get", "events.events.k8s.io", "-o", "name")
+    assert listed.stdout.strip() == ""
+
+
+def test_known_difference_printer_paths_outside_the_subset_are_refused(
+    emulator: object, run_kubectl: Any
+) -> None:
+    """Recursive descent is valid client-go JSONPath; the emulator refuses what it cannot print."""
+    group = f"j{uuid.uuid4().hex[:8]}.sealed-gitops.io"
+    crd = _knot_crd(group, {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+    crd["spec"]["versions"][0]["additionalPrinterColumns"] = [
+        {"name": "Any", "type": "string", "jsonPath": "..name"}
+    ]
+    result = run_kubectl("create", "-f", "-", stdin=json.dumps(crd), check=False)
+    assert result.returncode != 0
+    assert "additionalPrinterColumns[0].jsonPath" in result.stderr
+
+
+def test_known_difference_formats_are_not_checked(
+    emulator: object, run_kubectl: Any, namespace: str, endpoint: Endpoint
+) -> None:
+    """``format: int32`` bounds a real server checks; no CRD of this project uses a format."""
+    group = f"f{uuid.uuid4().hex[:8]}.sealed-gitops.io"
+    crd = _knot_crd(
+        group, {"type": "object", "properties": {"n": {"type": "integer", "format": "int32"}}}
+    )
+    run_kubectl("create", "-f", "-", stdin=json.dumps(crd))
+    try:
+        run_kubectl("wait", "--for", "condition=Established", f"crd/knots.{group}")
+        knot = {
+            "apiVersion": f"{group}/v1",
+            "kind": "Knot",
+            "metadata": {"name": "big", "namespace": namespace},
+            "spec": {"n": 2**40},
+        }
+        result = run_kubectl("create", "-f", "-", stdin=json.dumps(knot), check=False)
+        assert result.returncode == 0, result.stderr
+    finally:
+        endpoint.call(
+            "DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/knots.{group}"
+        )
+
+
+def test_known_difference_pods_print_name_and_age(
+    emulator: object, run_kubectl: Any, namespace: str
+) -> None:
+    """Pods (and services, jobs, ...) have no printer here: NAME AGE, not READY STATUS ..."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": namespace},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    run_kubectl("create", "-f", "-", stdin=json.dumps(pod))
+    rows = _table(run_kubectl("-n", namespace, "get", "pods").stdout)
+    assert rows[0] == ["NAME", "AGE"]

@@ -24,6 +24,33 @@ _KEEP = "x-kubernetes-preserve-unknown-fields"
 _INT_OR_STRING = "x-kubernetes-int-or-string"
 
 
+#: RE2's error codes as Go's regexp/syntax words them (the server compiles patterns with Go)
+_GO_CODES = {
+    "invalid perl operator": "invalid or unsupported Perl syntax",
+    "missing )": "missing closing )",
+    "missing ]": "missing closing ]",
+    "bad repetition operator": "invalid nested repetition operator",
+    "invalid repetition size": "invalid repeat count",
+    "invalid named capture group": "invalid named capture",
+    "trailing \\": "trailing backslash at end of expression",
+}
+
+
+def _go_regexp_error(message: str, *, what: str, source: str) -> str:
+    """The wrapper's refusal reworded as Go's ``error parsing regexp: CODE: `EXPR```.
+
+    The wrapper's message is ``WHAT: invalid regular expression 'SHOWN' (REASON); ...``, and
+    RE2's REASON is ``CODE: EXPR`` like Go's.
+    """
+    shown = source if len(source) <= 80 else source[:77] + "..."
+    head = f"{what}: invalid regular expression {shown!r} ("
+    reason = message[len(head) :] if message.startswith(head) else message
+    reason = reason.rsplit("); patterns use", 1)[0]
+    code, _, expr = reason.partition(": ")
+    code = _GO_CODES.get(code, code)
+    return f"error parsing regexp: {code}: `{expr}`"
+
+
 def _node_problems(node: Any, path: str, *, what: str) -> list[tuple[str, str, str]]:
     """(field, reason, message) for one schema node and everything below it."""
     if not isinstance(node, dict):
@@ -35,14 +62,15 @@ def _node_problems(node: Any, path: str, *, what: str) -> list[tuple[str, str, s
         )
     if "pattern" in node:
         try:
-            compile_pattern(str(node["pattern"]), what=f"{path}.pattern")
+            compile_pattern(str(node["pattern"]), what="pattern")
         except SealedGitopsError as exc:
             found.append(
                 (
                     f"{path}.pattern",
                     "FieldValueInvalid",
                     f"Invalid value: {json.dumps(node['pattern'])}: must be a valid regular "
-                    f"expression, but isn't: {exc}",
+                    f"expression, but isn't: "
+                    f"{_go_regexp_error(str(exc), what='pattern', source=str(node['pattern']))}",
                 )
             )
     for key, sub in (node.get("properties") or {}).items():
@@ -75,15 +103,26 @@ def _default_problems(node: dict[str, Any], path: str) -> list[tuple[str, str, s
             )
         ]
     default(value, node)
-    errors = validate(value, node, path=f"{path}.default")
-    return [(e.field, e.reason, e.message) for e in errors]
+    # validated from its own root, so the messages name "" (as the server's do)
+    where = f"{path}.default"
+    return [
+        (f"{where}.{e.field}" if e.field else where, e.reason, e.message)
+        for e in validate(value, node)
+    ]
 
 
 def schema_problems(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Every structural-schema, pattern and default problem of a CRD ``spec``."""
     found: list[tuple[str, str, str]] = []
-    for i, version in enumerate(spec.get("versions") or []):
-        where = f"spec.versions[{i}].schema.openAPIV3Schema"
+    versions = spec.get("versions") or []
+    schemas = [(v.get("schema") or {}).get("openAPIV3Schema") for v in versions]
+    # one schema shared by every version is reported where the server keeps it then: at
+    # spec.validation (the internal form hoists it), else per version
+    shared = len(versions) > 0 and all(x == schemas[0] for x in schemas)
+    for i, version in enumerate(versions[:1] if shared else versions):
+        where = "spec.validation.openAPIV3Schema"
+        if not shared:
+            where = f"spec.versions[{i}].schema.openAPIV3Schema"
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
         if schema is None:
             found.append((where, "FieldValueRequired", "Required value: schemas are required"))

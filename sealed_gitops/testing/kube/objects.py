@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sealed_gitops.testing.kube import managed
+from sealed_gitops.testing.kube.apply_schema import apply_problems, typed_patch_error
 from sealed_gitops.testing.kube.namespaces import NAMESPACES, Namespaces
 from sealed_gitops.testing.kube.patch import (
     apply_json_patch,
@@ -23,7 +24,7 @@ from sealed_gitops.testing.kube.patch import (
     apply_strategic_patch,
 )
 from sealed_gitops.testing.kube.resources import Registry, ResourceType
-from sealed_gitops.testing.kube.schema import admit, typed_patch_error, undeclared
+from sealed_gitops.testing.kube.schema import admit
 from sealed_gitops.testing.kube.selectors import Matcher
 from sealed_gitops.testing.kube.shaping import (
     accept_crd,
@@ -199,6 +200,20 @@ class Objects:
         if obj["metadata"].get("name") != name:
             raise bad_request("the name of the object does not match the name on the URL")
         wanted_rv = obj["metadata"].get("resourceVersion")
+        if not wanted_rv and rt.crd:
+            # custom resources allow no unconditional update (kube-apiserver's CR strategy)
+            raise invalid_fields(
+                rt.group,
+                rt.plural,
+                name,
+                [
+                    (
+                        "metadata.resourceVersion",
+                        "FieldValueInvalid",
+                        "Invalid value: 0: must be specified for an update",
+                    )
+                ],
+            )
         if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.group, rt.plural, name, _STALE)
         return self._write(
@@ -363,7 +378,7 @@ class Objects:
         if subresource != "status":
             normalize(rt, new)
             check_update(rt, old, new)
-        self._admit(rt, new, old, field_validation, warnings)
+        self._admit(rt, new, old, field_validation, warnings, status_only=subresource == "status")
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         new["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
         if rt.generation and spec_part(new) != spec_part(old):
@@ -402,11 +417,11 @@ class Objects:
         if applied["metadata"].get("name") not in (None, name):
             raise bad_request("the name of the object does not match the name on the URL")
         applied["metadata"]["name"] = name
-        if rt.schema is not None:
-            unknown = undeclared(rt.schema, applied)
-            if unknown:
-                # the field manager converts the apply configuration to the schema's type first
-                raise typed_patch_error(rt, namespace, name, unknown)
+        if rt.schema is not None and isinstance(body, dict):
+            # the field manager converts the apply configuration to the schema's type first
+            problems = apply_problems(body, rt.schema)
+            if problems:
+                raise typed_patch_error(rt, body, problems)
         live = self.store.get(rt.key, namespace if rt.namespaced else "", name)
         part = "status" if subresource == "status" else "main" if rt.status else "all"
         options: dict[str, Any] = {"manager": manager, "force": force, "part": part, "now": now()}
@@ -456,12 +471,20 @@ class Objects:
         old: dict[str, Any] | None,
         field_validation: str,
         warnings: list[str] | None,
+        *,
+        status_only: bool = False,
     ) -> None:
         """A custom resource against its CRD schema: pruned, defaulted, validated (schema.py)."""
         if not rt.crd or rt.schema is None:
             return
         found, errors = admit(
-            rt.kind, rt.version, rt.schema, obj, old=old, field_validation=field_validation
+            rt.kind,
+            rt.version,
+            rt.schema,
+            obj,
+            old=old,
+            field_validation=field_validation,
+            status_only=status_only,
         )
         if errors:
             raise invalid_fields(

@@ -183,6 +183,17 @@ def _selector(o: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
 
 
+def _crd_versions(o: dict[str, Any]) -> str:
+    """Served versions, the storage one marked: ``v1alpha1(storage)``."""
+    served = [v for v in _get(o, "spec", "versions") or [] if v.get("served")]
+    return ",".join(v["name"] + ("(storage)" if v.get("storage") else "") for v in served)
+
+
+def _established(o: dict[str, Any]) -> bool:
+    conditions = _get(o, "status", "conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
 _CREATED_AT = (_col("Created At", "date"), _rfc3339)
 _KINDS: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
     ("", "secrets"): [
@@ -193,7 +204,6 @@ _KINDS: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
         (_col("Data"), lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}))
     ],
     ("", "namespaces"): [(_col("Status"), lambda o: _get(o, "status", "phase") or "")],
-    ("", "serviceaccounts"): [(_col("Secrets"), lambda o: len(o.get("secrets") or []))],
     ("coordination.k8s.io", "leases"): [
         (_col("Holder"), lambda o: _get(o, "spec", "holderIdentity") or "")
     ],
@@ -205,8 +215,8 @@ _KINDS: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
                 f"{_get(o, 'spec', 'replicas') if _get(o, 'spec', 'replicas') is not None else 1}"
             ),
         ),
-        (_col("Up-to-date", "integer"), lambda o: _get(o, "status", "updatedReplicas") or 0),
-        (_col("Available", "integer"), lambda o: _get(o, "status", "availableReplicas") or 0),
+        (_col("Up-to-date"), lambda o: _get(o, "status", "updatedReplicas") or 0),
+        (_col("Available"), lambda o: _get(o, "status", "availableReplicas") or 0),
     ],
 }
 _AGE_LAST_WIDE: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
@@ -219,7 +229,19 @@ _AGE_LAST_WIDE: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
 _WHOLE: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
     ("", "events"): _event_cells(ref="involvedObject", note="message", legacy=""),
     ("events.k8s.io", "events"): _event_cells(ref="regarding", note="note", legacy="deprecated"),
-    ("apiextensions.k8s.io", "customresourcedefinitions"): [(NAME_COLUMN, _name), _CREATED_AT],
+    ("apiextensions.k8s.io", "customresourcedefinitions"): [
+        (NAME_COLUMN, _name),
+        (_col("Scope"), lambda o: _get(o, "spec", "scope") or ""),
+        (_col("Versions"), _crd_versions),
+        _CREATED_AT,
+        (_col("Group", priority=1), lambda o: _get(o, "spec", "group") or ""),
+        (_col("Kind", priority=1), lambda o: _get(o, "spec", "names", "kind") or ""),
+        (
+            _col("ShortNames", priority=1),
+            lambda o: ",".join(_get(o, "spec", "names", "shortNames") or []),
+        ),
+        (_col("Established", "boolean", priority=1), _established),
+    ],
     ("rbac.authorization.k8s.io", "roles"): [(NAME_COLUMN, _name), _CREATED_AT],
     ("rbac.authorization.k8s.io", "clusterroles"): [(NAME_COLUMN, _name), _CREATED_AT],
     ("rbac.authorization.k8s.io", "rolebindings"): _binding(),

@@ -58,7 +58,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.reason = reason or _REASONS.get(code, "Unknown")
+        # "" means no reason at all, as a server's internal errors sometimes carry none
+        self.reason = reason if reason is not None else _REASONS.get(code, "Unknown")
         self.details = details
 
     def body(self) -> dict[str, Any]:
@@ -75,12 +76,14 @@ def status_body(
         "metadata": {},
         "status": "Success" if code < 400 else "Failure",
         "message": message,
-        "reason": reason or _REASONS.get(code, "Unknown"),
+        "reason": reason if reason is not None else _REASONS.get(code, "Unknown"),
         "code": code,
     }
     if code < 400:
         body.pop("reason")
         body.pop("message")
+    elif not body["reason"]:
+        body.pop("reason")
     if details:
         body["details"] = details
     return body

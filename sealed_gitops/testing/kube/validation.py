@@ -21,6 +21,7 @@ import json
 import re
 from typing import Any
 
+from sealed_gitops.testing.kube.objectmeta import metadata_problems
 from sealed_gitops.testing.kube.rbac import RBAC_GROUP
 from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.status import ApiError, invalid, invalid_fields
@@ -114,6 +115,9 @@ def normalize(rt: ResourceType, obj: dict[str, Any]) -> None:
             not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values())
         ):
             raise DecodeError(rt, f"metadata.{field} values must be strings")
+    problems = metadata_problems(meta)
+    if problems:
+        raise invalid_fields(rt.group, rt.kind, name, problems)
     if rt.group == "" and rt.plural == "secrets":
         _secret(rt, obj)
     elif rt.group == "" and rt.plural == "configmaps":
