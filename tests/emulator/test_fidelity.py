@@ -598,18 +598,50 @@ def test_metadata_a_real_server_refuses_is_refused(
 # -- known differences (docs/emulator.md): the emulator's answer, pinned so a change is noticed ---
 
 
-def test_known_difference_built_in_kinds_keep_unknown_fields(
+def test_known_difference_built_in_kinds_keep_unknown_nested_fields(
     emulator: object, run_kubectl: Any, namespace: str
 ) -> None:
-    """Built-in kinds have no schema here: a real server answers 400 strict decoding error."""
+    """Below the top level a built-in kind has no schema here; a real server answers 400."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "typo", "namespace": namespace},
+        "spec": {
+            "replica": 3,
+            "selector": {"matchLabels": {"app": "typo"}},
+            "template": {
+                "metadata": {"labels": {"app": "typo"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }
+    result = run_kubectl("create", "-f", "-", stdin=json.dumps(deployment), check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_unknown_fields_of_built_in_kinds(run_kubectl: Any, namespace: str) -> None:
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "typo", "namespace": namespace},
+        "metadata": {"name": "typo", "namespace": namespace, "lables": {"a": "b"}},
         "dat": {"k": "v"},
     }
-    result = run_kubectl("create", "-f", "-", stdin=json.dumps(configmap), check=False)
-    assert result.returncode == 0, result.stderr
+    strict = run_kubectl("create", "-f", "-", stdin=json.dumps(configmap), check=False)
+    assert (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+        'unknown field "dat", unknown field "metadata.lables"'  # kubectl sends keys sorted
+    ) in strict.stderr
+    applied = run_kubectl(
+        "apply", "--server-side", "-f", "-", stdin=json.dumps(configmap), check=False
+    )
+    assert (
+        f"failed to create typed patch object ({namespace}/typo; /v1, Kind=ConfigMap): "
+    ) in applied.stderr
+    assert ".dat: field not declared in schema" in applied.stderr, applied.stderr
+    warned = run_kubectl("create", "--validate=warn", "-f", "-", stdin=json.dumps(configmap))
+    assert 'unknown field "dat"' in warned.stderr
+    stored = json.loads(run_kubectl("-n", namespace, "get", "cm", "typo", "-o", "json").stdout)
+    assert "dat" not in stored and "lables" not in stored["metadata"]
 
 
 def test_known_difference_event_apis_are_stored_apart(

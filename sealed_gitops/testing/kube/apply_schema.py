@@ -1,4 +1,4 @@
-"""Server-side apply of a custom resource: the apply configuration must fit the CRD's schema.
+"""Server-side apply: the apply configuration must fit the kind's schema before it is merged.
 
 Why: before merging, kube-apiserver's field manager converts the apply configuration into the
 schema's type (structured-merge-diff), and a field the schema does not declare or a value of the
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sealed_gitops.testing.kube.builtin_fields import unknown_metadata
 from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.status import ApiError
 
@@ -68,6 +69,10 @@ def apply_problems(
         properties = schema.get("properties")
         extra = schema.get("additionalProperties")
         for key, item in value.items():
+            if root and key == "metadata" and isinstance(item, dict):
+                meta = unknown_metadata(item, drop=False)
+                found += [f".{path}: field not declared in schema" for path in meta]
+                continue
             if root and key in _ROOT:
                 continue
             child = f"{path}.{key}" if path else key
@@ -90,7 +95,7 @@ def typed_patch_error(rt: ResourceType, applied: dict[str, Any], problems: list[
     listed = problems[0] if len(problems) == 1 else "errors:\n  " + "\n  ".join(problems)
     return ApiError(
         500,
-        f"failed to create typed patch object ({where}; {rt.api_version}, Kind={rt.kind}): "
+        f"failed to create typed patch object ({where}; {rt.group}/{rt.version}, Kind={rt.kind}): "
         f"{listed}",
         reason="",
     )

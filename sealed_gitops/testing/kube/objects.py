@@ -17,6 +17,7 @@ from typing import Any
 
 from sealed_gitops.testing.kube import managed
 from sealed_gitops.testing.kube.apply_schema import apply_problems, typed_patch_error
+from sealed_gitops.testing.kube.builtin_fields import unknown_fields
 from sealed_gitops.testing.kube.namespaces import NAMESPACES, Namespaces
 from sealed_gitops.testing.kube.patch import (
     apply_json_patch,
@@ -156,8 +157,9 @@ class Objects:
         self.namespaces.check_create(rt, ns, meta["name"])
         if rt.status and (rt.group, rt.plural) != NAMESPACES:
             obj.pop("status", None)
-        normalize(rt, obj)
+        # unknown fields fail while decoding, before any validation (hence first)
         self._admit(rt, obj, None, field_validation, warnings)
+        normalize(rt, obj)
         for server_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(server_field, None)
         meta["uid"] = str(uuid.uuid4())
@@ -417,9 +419,13 @@ class Objects:
         if applied["metadata"].get("name") not in (None, name):
             raise bad_request("the name of the object does not match the name on the URL")
         applied["metadata"]["name"] = name
-        if rt.schema is not None and isinstance(body, dict):
+        if isinstance(body, dict):
             # the field manager converts the apply configuration to the schema's type first
-            problems = apply_problems(body, rt.schema)
+            if rt.schema is not None:
+                problems = apply_problems(body, rt.schema)
+            else:
+                unknown = unknown_fields(rt.group, rt.plural, body, drop=False)
+                problems = [f".{path}: field not declared in schema" for path in unknown]
             if problems:
                 raise typed_patch_error(rt, body, problems)
         live = self.store.get(rt.key, namespace if rt.namespaced else "", name)
@@ -476,10 +482,15 @@ class Objects:
     ) -> None:
         """A custom resource against its CRD schema: pruned, defaulted, validated (schema.py)."""
         if not rt.crd or rt.schema is None:
+            unknown = unknown_fields(rt.group, rt.plural, obj, drop=True)
+            if unknown and field_validation == "Strict":
+                listed = ", ".join(f'unknown field "{p}"' for p in unknown)
+                raise DecodeError(rt, f"strict decoding error: {listed}")
+            if warnings is not None and field_validation == "Warn":
+                warnings.extend(f'unknown field "{p}"' for p in unknown)
             return
         found, errors = admit(
-            rt.kind,
-            rt.version,
+            rt,
             rt.schema,
             obj,
             old=old,

@@ -21,7 +21,10 @@ from typing import Any
 
 from sealed_gitops.crypto.patterns import compile_pattern
 from sealed_gitops.errors import SealedGitopsError
+from sealed_gitops.testing.kube.builtin_fields import unknown_metadata
+from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.status import ApiError
+from sealed_gitops.testing.kube.validation import DecodeError
 
 __all__ = [
     "FieldError",
@@ -87,6 +90,9 @@ def prune(obj: Any, schema: dict[str, Any], *, path: str = "", root: bool = True
         properties = schema.get("properties")
         extra = schema.get("additionalProperties")
         for key in list(obj):
+            if root and key == "metadata" and isinstance(obj[key], dict):
+                removed += unknown_metadata(obj[key], drop=True)
+                continue
             if root and key in _ROOT:
                 continue
             child = _join(path, key)
@@ -290,8 +296,7 @@ _ABSENT = object()
 
 
 def admit(
-    rt_kind: str,
-    rt_version: str,
+    rt: ResourceType,
     schema: dict[str, Any],
     obj: dict[str, Any],
     *,
@@ -308,11 +313,7 @@ def admit(
     unknown = prune(obj, schema)
     if unknown and field_validation == "Strict":
         listed = ", ".join(f'unknown field "{p}"' for p in unknown)
-        raise ApiError(
-            400,
-            f'{rt_kind} in version "{rt_version}" cannot be handled as a {rt_kind}: '
-            f"strict decoding error: {listed}",
-        )
+        raise DecodeError(rt, f"strict decoding error: {listed}")
     default(obj, schema)
     if status_only:
         # a /status write is validated against the status schema alone, named from its root
