@@ -1,0 +1,239 @@
+"""Bitnami Sealed Secrets and sealed-gitops exchange sealed values, both ways, on a real API server.
+
+- the real ``kubeseal`` seals with our KeyRing's certificate, and our operator applies the file;
+- a SealedSecret ``sealed-gitops seal`` wrote is opened by the real controller, whose key is our
+  KeyRing's, taken from a ``keys backup`` file and loaded as docs/migrating-from-sealed-secrets.md
+  says (``tls_secret_manifest``);
+- the reverse: the controller makes its own key, ``kubeseal`` seals for it, the key is given to our
+  KeyRing through ``keys restore`` (our backup format holding the controller's key), and our
+  operator opens the file.
+
+The Secret each side makes is compared by keyed hash (conftest ``keyed``), never by value.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import pytest
+import yaml
+
+from sealed_gitops.cli.keys_cmds import BACKUP_KIND
+from sealed_gitops.crypto.sealing_keys import SealingKey, tls_secret_manifest
+from sealed_gitops.keys.cluster_keys import ClusterKey
+from tests.control_plane.conftest import Kubectl
+from tests.keys_lifecycle.conftest import (
+    active,
+    create_keyring,
+    create_repo_and_sync,
+    wait_keys,
+)
+
+from .conftest import Keyed, Peers, SealedSecretsFactory, Setup, secret_digests, wait_for
+
+#: A session that finds the peers unbuilt builds them in the first test's set-up (minutes on two
+#: cores; `python -m sealed_gitops.testing.peers.build` before pytest avoids that).
+pytestmark = [pytest.mark.control_plane, pytest.mark.slow, pytest.mark.timeout(900)]
+
+#: The label the controller finds its keys by (pkg/controller: SealedSecretsKeyLabel).
+CONTROLLER_KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
+
+
+def _values() -> dict[str, bytes]:
+    return {"password": secrets.token_urlsafe(24).encode(), "api-token": os.urandom(20)}
+
+
+def _secret_manifest(name: str, namespace: str, values: dict[str, bytes]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": "Opaque",
+            "data": {k: base64.b64encode(v).decode() for k, v in values.items()},
+        }
+    )
+
+
+def kubeseal(peers: Peers, manifest: str, *, cert: str, scope: str, kubeconfig: Path) -> str:
+    """The real kubeseal, offline with ``--cert`` (a file or the controller's URL)."""
+    result = subprocess.run(
+        [str(peers("sealed-secrets").binary("kubeseal")), "--cert", cert, "--scope", scope,
+         "--format", "yaml"],
+        input=manifest, capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": os.environ.get("PATH", ""), "KUBECONFIG": str(kubeconfig)},
+    )  # fmt: skip
+    assert result.returncode == 0, f"kubeseal failed: {result.stderr}"
+    return result.stdout
+
+
+def _expected(values: dict[str, bytes], keyed: Keyed) -> dict[str, str]:
+    return {k: keyed(v) for k, v in values.items()}
+
+
+@pytest.mark.parametrize("scope", ["strict", "namespace-wide", "cluster-wide"])
+def test_kubeseal_seals_for_our_keyring_and_our_operator_applies_it(
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    peers: Peers,
+    sealed_secrets_crds: None,
+    kubeconfig: Path,
+    keyed: Keyed,
+    tmp_path: Path,
+    scope: str,
+) -> None:
+    ns = setup.namespace
+    operator_factory(ns)
+    create_keyring(client, ns)
+    cert = tmp_path / "cluster.crt"
+    cert.write_text(active(wait_keys(setup.kube, ns))["sealingCertificate"])
+    values = _values()
+    sealed = kubeseal(
+        peers, _secret_manifest("db", ns, values), cert=str(cert), scope=scope,
+        kubeconfig=kubeconfig,
+    )  # fmt: skip
+    assert "sealed-gitops.io" not in sealed  # kubeseal's own file, no hint of ours
+    setup.push({"deploy/db.yaml": sealed})
+    create_repo_and_sync(setup, {"name": "cluster"})
+    expected = _expected(values, keyed)
+    wait_for(
+        lambda: secret_digests(setup.kube.secret("db"), keyed) == expected,
+        timeout=90, what=f"the {scope} kubeseal Secret applied by our operator",
+    )  # fmt: skip
+    assert (setup.kube.secret("db") or {}).get("type") == "Opaque"
+
+
+def _backup_records(run_cli: Any, namespace: str, tmp_path: Path) -> list[dict[str, Any]]:
+    offline = pyrage.x25519.Identity.generate()
+    backup = tmp_path / "backup.age"
+    run_cli(
+        ["keys", "backup", "--to", str(offline.to_public()), "-w", str(backup),
+         "--keyring", f"{namespace}/cluster"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    document = yaml.safe_load(pyrage.decrypt(backup.read_bytes(), [offline]))
+    assert document["kind"] == BACKUP_KIND
+    return list(document["keys"])
+
+
+def test_bitnami_controller_opens_what_we_sealed_with_our_key_from_a_backup(
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    run_cli: Any,
+    sealed_secrets: SealedSecretsFactory,
+    kubectl: Kubectl,
+    keyed: Keyed,
+    tmp_path: Path,
+) -> None:
+    ns = setup.namespace
+    operator_factory(ns)
+    create_keyring(client, ns)
+    ours = active(wait_keys(setup.kube, ns))
+    record = next(r for r in _backup_records(run_cli, ns, tmp_path) if r["state"] == "active")
+    key = ClusterKey.from_record(record, source="backup")
+    assert key.fingerprint == ours["fingerprint"]
+    controller_key = tls_secret_manifest(
+        SealingKey(private_key=key.sealing_key, certificate=key.certificate),
+        name="sealed-secrets-key-imported", namespace=ns,
+    )  # fmt: skip
+    kubectl("apply", "-f", "-", input=json.dumps(controller_key))
+    cert = tmp_path / "cluster.crt"
+    cert.write_text(ours["sealingCertificate"])
+    values = {"db": _values(), "api": _values()}
+    for name, scope in (("db", "strict"), ("api", "namespace-wide")):
+        (tmp_path / f"{name}.yaml").write_text(_secret_manifest(name, ns, values[name]))
+        run_cli(["seal", f"{name}.yaml", "--cert", str(cert), "--scope", scope,
+                 "-w", f"{name}-sealed.yaml"], cwd=tmp_path)  # fmt: skip
+
+    with sealed_secrets(ns) as controller:
+        served = controller.certificate().decode()
+        assert served.strip() == ours["sealingCertificate"].strip(), "the controller made a key"
+        for name in values:
+            kubectl("apply", "-f", str(tmp_path / f"{name}-sealed.yaml"))
+        for name, plain in values.items():
+            expected = _expected(plain, keyed)
+            wait_for(
+                lambda n=name, e=expected: secret_digests(setup.kube.secret(n), keyed) == e,  # type: ignore[misc]
+                timeout=90, what=f"Secret {name} unsealed by the Bitnami controller",
+            )  # fmt: skip
+        synced = json.loads(kubectl("get", "sealedsecret", "db", "-n", ns, "-o", "json").stdout)
+        conditions = {c["type"]: c["status"] for c in synced["status"]["conditions"]}
+        assert conditions.get("Synced") == "True"
+
+
+def test_our_operator_opens_what_kubeseal_sealed_for_the_controllers_own_key(
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    run_cli: Any,
+    peers: Peers,
+    sealed_secrets_crds: None,
+    sealed_secrets: SealedSecretsFactory,
+    kubectl: Kubectl,
+    kubeconfig: Path,
+    keyed: Keyed,
+    tmp_path: Path,
+) -> None:
+    ns = setup.namespace
+    controller_ns = f"sealed-secrets-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", controller_ns)
+    try:
+        values = _values()
+        with sealed_secrets(controller_ns) as controller:
+            sealed = kubeseal(
+                peers, _secret_manifest("db", ns, values), cert=f"{controller.url}/v1/cert.pem",
+                scope="strict", kubeconfig=kubeconfig,
+            )  # fmt: skip
+        listed = json.loads(
+            kubectl("get", "secret", "-n", controller_ns, "-l", CONTROLLER_KEY_LABEL,
+                    "-o", "json").stdout
+        )  # fmt: skip
+        assert len(listed["items"]) == 1, "the controller made exactly one key"
+        tls = listed["items"][0]["data"]
+    finally:
+        kubectl("delete", "namespace", controller_ns, "--wait=false", check=False)
+
+    # Given that key: our backup format holding the controller's key (with an age identity of
+    # its own, as every KeyRing key has one), restored into our KeyRing.
+    operator_factory(ns)
+    create_keyring(client, ns)
+    fresh = active(wait_keys(setup.kube, ns))
+    offline = pyrage.x25519.Identity.generate()
+    (tmp_path / "offline.txt").write_text(f"{offline}\n")
+    document = {
+        "kind": BACKUP_KIND,
+        "keyring": f"{ns}/cluster",
+        "created": "2026-01-01T00:00:00Z",
+        "keys": [{
+            "state": "active",
+            "created": "2026-01-01T00:00:00Z",
+            "retired": "",
+            "age.agekey": str(pyrage.x25519.Identity.generate()),
+            "tls.key": base64.b64decode(tls["tls.key"]).decode(),
+            "tls.crt": base64.b64decode(tls["tls.crt"]).decode(),
+        }],
+    }  # fmt: skip
+    backup = tmp_path / "controller-key.age"
+    backup.write_bytes(pyrage.encrypt(yaml.safe_dump(document).encode(), [offline.to_public()]))
+    run_cli(["keys", "restore", str(backup), "--identity", str(tmp_path / "offline.txt")],
+            cwd=tmp_path)  # fmt: skip
+    wait_for(lambda: len(wait_keys(setup.kube, ns, count=2)) == 2, what="the restored key")
+
+    setup.push({"deploy/db.yaml": sealed})
+    create_repo_and_sync(setup, {"name": "cluster"})
+    expected = _expected(values, keyed)
+    wait_for(
+        lambda: secret_digests(setup.kube.secret("db"), keyed) == expected,
+        timeout=90, what="the Secret kubeseal sealed for the controller, applied by our operator",
+    )  # fmt: skip
+    assert active(wait_keys(setup.kube, ns, count=2))["fingerprint"] != fresh["fingerprint"]
