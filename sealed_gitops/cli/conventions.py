@@ -22,10 +22,12 @@ Only click and the standard library are imported here, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import click
@@ -33,9 +35,11 @@ import click
 __all__ = [
     "DURATION",
     "Duration",
+    "LazyModule",
     "dump_json",
     "format_duration",
     "kube_options",
+    "kubeconfig_option",
     "output_file_option",
     "output_option",
     "rows_json",
@@ -149,6 +153,35 @@ def kube_options(
         )(func)
 
     return decorate
+
+
+class LazyModule:
+    """A module imported on first attribute access.
+
+    Why: a command module's heavy imports (the kubernetes client behind ``cluster``, ~1 s) are
+    needed when the command runs, not when ``sealed-gitops CMD --help`` lists its options. Use it
+    as ``if TYPE_CHECKING: from pkg import mod`` / ``else: mod = LazyModule("pkg.mod")``, so
+    mypy still checks every call against the real module.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+def kubeconfig_option(func: F) -> F:
+    """``--kubeconfig FILE`` (default: ``$KUBECONFIG``, then ``~/.kube/config``)."""
+    return click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="KUBECONFIG",
+        help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+    )(func)
 
 
 def dump_json(value: Any) -> str:

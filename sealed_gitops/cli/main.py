@@ -51,6 +51,46 @@ COMMANDS: dict[str, str] = {
     "completion": "sealed_gitops.cli.meta_cmds:completion",
 }
 
+#: command name -> the line ``sealed-gitops --help`` shows for it, so listing the commands imports
+#: none of their modules (importing them all pulled in kopf, the kubernetes client, cryptography
+#: and rich: ~2 s). None: hidden from the list (commands git runs, not people). A test checks each
+#: line is the command's own first docstring line, so the two cannot drift apart.
+SUMMARIES: dict[str, str | None] = {
+    "audit": "Who changed which encrypted value under PATH, and when: one row per change of one "
+    "value.",
+    "build": "Render and decrypt PATH (a local checkout, or --repo at --ref) as the operator "
+    "would.",
+    "completion": "Print the shell completion script for SHELL.",
+    "decrypt": "Decrypt FILE (- for stdin) to stdout, -w FILE, or in place.",
+    "demo": "Run the whole story on this machine: Git, a key, the operator, a tampered commit.",
+    "diff": "Show what applying PATH would change in the cluster (Secrets by key, never values).",
+    "edit": "Open a decrypted copy of FILE in $EDITOR and re-encrypt it on save (stable "
+    "ciphertext).",
+    "encrypt": "Encrypt FILE for recipients given as flags or by the matching .sops.yaml rule.",
+    "git-merge": None,
+    "git-setup": "Configure git diff (masked textconv) and git merge (SOPS-aware) for encrypted "
+    "files.",
+    "git-textconv": None,
+    "import": "Convert another tool's objects into Repository and Sync objects.",
+    "keys": "The cluster's keys: fetch, list, rotate, retire, back up, restore.",
+    "operator": "Run the operator in the foreground until SIGTERM or Ctrl-C.",
+    "reconcile": "Ask the operator to reconcile a Sync (or Repository) now.",
+    "reencrypt": "Re-wrap SOPS files and re-seal SealedSecrets for the KeyRing's active key, in "
+    "the cluster.",
+    "resume": "Reconcile a suspended Sync (or Repository) again.",
+    "rotate": "Give FILE a new data key and re-encrypt every value, for the same recipients.",
+    "seal": "Seal a Secret manifest (FILE, or - for stdin) into a SealedSecret.",
+    "set": 'Set the value at PATH in FILE, in place (VALUE is JSON, PATH like \'["data"]["k"]\').',
+    "status": "Syncs (and Repositories) with Ready, revision and message, like `flux get`.",
+    "suspend": "Stop reconciling a Sync (or Repository) until it is resumed.",
+    "unseal": "Open a SealedSecret file offline and print the Secret it holds.",
+    "unset": "Remove PATH from FILE, in place.",
+    "updatekeys": "Re-wrap FILE's data key for the recipients of its .sops.yaml rule (values "
+    "unchanged).",
+    "verify": "Fail when a Secret is not encrypted or a SOPS file's MAC is missing or invalid.",
+    "version": "The client's version, and the operator's when the cluster can be reached.",
+}
+
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
 EXIT_FAILURE = 1
 
@@ -93,11 +133,37 @@ def _with_verbose(command: click.Command) -> click.Command:
     return command
 
 
+def _shorten(text: str, limit: int) -> str:
+    """As click shortens a command's help line for the list: whole words, then ``...``."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 3, 1)].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,.;:") + "..."
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported only when named (or when help lists them)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`SUMMARIES`, importing only commands it does not know."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in SUMMARIES:
+                summary = SUMMARIES[name]
+            else:
+                command = self.get_command(ctx, name)
+                summary = (
+                    None if command is None or command.hidden else command.get_short_help_str()
+                )
+            if summary is not None:
+                rows.append((name, summary))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, _shorten(text, limit)) for name, text in rows])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)

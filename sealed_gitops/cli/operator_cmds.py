@@ -22,12 +22,9 @@ from typing import Any, TypeVarTuple
 
 import click
 
-from sealed_gitops.audit.log import install_audit_stream
-from sealed_gitops.cli.status_cmds import kubeconfig_option
+from sealed_gitops.cli.conventions import kubeconfig_option
 from sealed_gitops.errors import ConfigError
-from sealed_gitops.keys.vault import normalize_address
 from sealed_gitops.operator.settings import OperatorSettings
-from sealed_gitops.plan import names
 from sealed_gitops.redact import RedactingFilter, install_logging_filter, redact
 
 __all__ = ["JsonFormatter", "configure_logging", "operator_command"]
@@ -79,6 +76,9 @@ def configure_logging(*, log_format: str, level: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # Who changed which Secret key: one JSON line each on stdout, whatever the log level, apart
     # from the diagnostics on stderr (issue 8: log shippers read it as a record of changes).
+    # Imported here, as the other heavy modules: `operator --help` needs none of them.
+    from sealed_gitops.audit.log import install_audit_stream
+
     install_audit_stream()
 
 
@@ -331,6 +331,9 @@ def operator_command(
         cache_dir=cache_dir,
         allow_file_urls=allow_file_urls,
     )
+    from sealed_gitops.keys.vault import normalize_address
+    from sealed_gitops.plan import names
+
     settings.vault_addresses = [normalize_address(a) for a in vault_addresses]
     settings.cross_namespace_refs = not no_cross_namespace_refs
     if shared_keyring_namespaces:

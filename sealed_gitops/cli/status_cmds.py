@@ -14,22 +14,21 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sealed_gitops.cli.conventions import DURATION, format_duration
-from sealed_gitops.cluster import KubeClient, connect
+from sealed_gitops.cli.conventions import DURATION, LazyModule, format_duration, kubeconfig_option
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.operator.conditions import READY, summarize
-from sealed_gitops.operator.resources import (
-    REQUESTED_AT,
-    get_object,
-    list_objects,
-    object_path,
-    request_reconcile,
-)
 from sealed_gitops.redact import redact
+
+if TYPE_CHECKING:
+    from sealed_gitops.cluster import KubeClient
+    from sealed_gitops.operator import resources
+else:
+    # Imported when a command runs: both import the kubernetes client, which --help does not need.
+    resources = LazyModule("sealed_gitops.operator.resources")
 
 __all__ = [
     "HANDLED_AT_FIELD",
@@ -76,12 +75,6 @@ _kind_option = click.option(
     show_default=True,
     help="Which kind of object NAMESPACE/NAME is.",
 )
-kubeconfig_option = click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KUBECONFIG",
-    help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
-)
 context_option = click.option(
     "--context", default=None, help="kubeconfig context (default: its current-context)."
 )
@@ -103,7 +96,14 @@ def _split_ref(ref: str, namespace: str | None = None) -> tuple[str, str]:
 
 
 def _client(kubeconfig: Path | None, context: str | None = None) -> KubeClient:
+    from sealed_gitops.cluster import connect
+
     return connect(kubeconfig, context=context)
+
+
+def request_reconcile(client: KubeClient, kind: str, namespace: str, name: str) -> str:
+    """Annotate the object so the operator reconciles it now; the requested-at value."""
+    return resources.request_reconcile(client, kind, namespace, name)
 
 
 def _ready(obj: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def _revision(obj: dict[str, Any]) -> str:
 def _patch(client: KubeClient, kind: str, namespace: str, name: str, body: dict[str, Any]) -> Any:
     return client.request(
         "PATCH",
-        object_path(kind, namespace, name),
+        resources.object_path(kind, namespace, name),
         body=body,
         content_type="application/merge-patch+json",
         action="patch",
@@ -138,7 +138,9 @@ def source_revision(client: KubeClient, sync: dict[str, Any]) -> str | None:
     """The revision the Sync's Repository publishes now (None when it has none yet)."""
     namespace = str((sync.get("metadata") or {}).get("namespace") or "")
     repository = str(((sync.get("spec") or {}).get("repositoryRef") or {}).get("name") or "")
-    found = get_object(client, "Repository", namespace, repository) if repository else None
+    found = (
+        resources.get_object(client, "Repository", namespace, repository) if repository else None
+    )
     revision = ((found or {}).get("status") or {}).get("artifact", {}).get("revision")
     return str(revision) if revision else None
 
@@ -168,7 +170,7 @@ def wait_reconciled(
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     while time.monotonic() < deadline:
-        obj = get_object(client, kind, namespace, name)
+        obj = resources.get_object(client, kind, namespace, name)
         if obj is None:
             raise ConfigError(f"{kind} {namespace}/{name} was deleted while waiting")
         status = obj.get("status") or {}
@@ -199,7 +201,7 @@ def _request_and_wait(
 ) -> dict[str, Any] | None:
     """Annotate one object and (with ``wait``) wait for the operator; the object afterwards
     (the one read before the request when not waiting), None when the wait timed out."""
-    before = get_object(client, kind, namespace, name)
+    before = resources.get_object(client, kind, namespace, name)
     if before is None:
         raise ConfigError(f"{kind} {namespace}/{name} not found")
     if (before.get("spec") or {}).get("suspend"):
@@ -209,7 +211,7 @@ def _request_and_wait(
             f"(sealed-gitops resume {namespace}/{name} --kind {kind.lower()})"
         )
     requested = request_reconcile(client, kind, namespace, name)
-    click.echo(f"► annotated {kind} {namespace}/{name} ({REQUESTED_AT}={requested})")
+    click.echo(f"► annotated {kind} {namespace}/{name} ({resources.REQUESTED_AT}={requested})")
     if not wait:
         return before
     click.echo(f"◎ waiting for the operator to reconcile {kind} {namespace}/{name}")
@@ -226,7 +228,7 @@ def _request_and_wait(
 
 
 def _sync_repository(client: KubeClient, namespace: str, name: str) -> str:
-    sync = get_object(client, "Sync", namespace, name)
+    sync = resources.get_object(client, "Sync", namespace, name)
     if sync is None:
         raise ConfigError(f"Sync {namespace}/{name} not found")
     repository = ((sync.get("spec") or {}).get("repositoryRef") or {}).get("name")
@@ -286,7 +288,8 @@ def reconcile(
                 click.echo(f"✗ {what} not fetched within {timeout_text}", err=True)
                 ctx.exit(1)
             click.echo(f"✔ Repository {namespace}/{repository} at {_revision(fetched) or '-'}")
-        asked = source_revision(client, get_object(client, kind_name, namespace, name) or {})
+        current = resources.get_object(client, kind_name, namespace, name) or {}
+        asked = source_revision(client, current)
         obj = _request_and_wait(client, kind_name, namespace, name, wait=wait, timeout=seconds)
     finally:
         client.close()
@@ -466,7 +469,7 @@ def status(
     kinds = ["Sync", "Repository"] if kind == "all" else [_KINDS[kind]]
     client = _client(kubeconfig, context)
     try:
-        found = {k: object_rows(list_objects(client, k, namespace)) for k in kinds}
+        found = {k: object_rows(resources.list_objects(client, k, namespace)) for k in kinds}
     finally:
         client.close()
     if output == "json":
