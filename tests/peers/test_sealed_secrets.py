@@ -237,3 +237,85 @@ def test_our_operator_opens_what_kubeseal_sealed_for_the_controllers_own_key(
         timeout=90, what="the Secret kubeseal sealed for the controller, applied by our operator",
     )  # fmt: skip
     assert active(wait_keys(setup.kube, ns, count=2))["fingerprint"] != fresh["fingerprint"]
+
+
+def _shape(secret: dict[str, Any] | None, keyed: Keyed) -> dict[str, Any]:
+    """What a Secret's consumer sees: type, data (keyed), and the labels and annotations that
+    came from the SealedSecret's template (each system's own bookkeeping left out)."""
+    assert secret is not None
+    meta = secret["metadata"]
+
+    def mine(key: str) -> bool:
+        return not key.startswith(("sealed-gitops.io/", "kubectl.kubernetes.io/"))
+
+    return {
+        "type": secret.get("type"),
+        "data": secret_digests(secret, keyed),
+        "labels": {k: v for k, v in (meta.get("labels") or {}).items() if mine(k)},
+        "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if mine(k)},
+        "immutable": secret.get("immutable"),
+    }
+
+
+def test_one_sealed_secret_makes_the_same_secret_in_bitnamis_controller_and_ours(
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    run_cli: Any,
+    peers: Peers,
+    sealed_secrets: SealedSecretsFactory,
+    kubectl: Kubectl,
+    kubeconfig: Path,
+    keyed: Keyed,
+    tmp_path: Path,
+) -> None:
+    """A cluster-wide kubeseal file with a typed, labelled, annotated template, applied by the
+    controller in one namespace and by our operator in another: the same Secret in both."""
+    ns = setup.namespace
+    operator_factory(ns)
+    create_keyring(client, ns)
+    ours = active(wait_keys(setup.kube, ns))
+    record = next(r for r in _backup_records(run_cli, ns, tmp_path) if r["state"] == "active")
+    key = ClusterKey.from_record(record, source="backup")
+    theirs_ns = f"sealed-secrets-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", theirs_ns)
+    try:
+        kubectl("apply", "-f", "-", input=json.dumps(tls_secret_manifest(
+            SealingKey(private_key=key.sealing_key, certificate=key.certificate),
+            name="sealed-secrets-key-imported", namespace=theirs_ns,
+        )))  # fmt: skip
+        cert = tmp_path / "cluster.crt"
+        cert.write_text(ours["sealingCertificate"])
+        manifest = yaml.safe_dump({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "login", "namespace": ns,
+                         "labels": {"app.kubernetes.io/name": "web", "tier": "back"},
+                         "annotations": {"team": "payments", "note": "rotated monthly"}},
+            "type": "kubernetes.io/basic-auth",
+            "data": {"username": base64.b64encode(b"svc-web").decode(),
+                     "password": base64.b64encode(secrets.token_bytes(24)).decode()},
+        })  # fmt: skip
+        sealed = kubeseal(
+            peers, manifest, cert=str(cert), scope="cluster-wide", kubeconfig=kubeconfig
+        )
+        plain = yaml.safe_load(manifest)
+        expected = {k: keyed(base64.b64decode(v)) for k, v in plain["data"].items()}
+        with sealed_secrets(theirs_ns):
+            kubectl("apply", "-n", theirs_ns, "-f", "-", input=sealed.replace(ns, theirs_ns))
+            wait_for(
+                lambda: secret_digests(setup.kube.secret("login", theirs_ns), keyed) == expected,
+                timeout=90, what="the Secret the Bitnami controller made",
+            )  # fmt: skip
+            theirs = _shape(setup.kube.secret("login", theirs_ns), keyed)
+        assert theirs["type"] == "kubernetes.io/basic-auth"
+        assert theirs["labels"]["tier"] == "back" and theirs["annotations"]["team"] == "payments"
+        setup.push({"deploy/login.yaml": sealed})
+        create_repo_and_sync(setup, {"name": "cluster"})
+        wait_for(
+            lambda: secret_digests(setup.kube.secret("login"), keyed) == expected,
+            timeout=90, what="the Secret our operator made",
+        )  # fmt: skip
+        assert _shape(setup.kube.secret("login"), keyed) == theirs
+    finally:
+        kubectl("delete", "namespace", theirs_ns, "--wait=false", check=False)
