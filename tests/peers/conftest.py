@@ -23,9 +23,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyrage
 import pytest
 import yaml
 
+from sealed_gitops.cli.keys_cmds import BACKUP_KIND
 from sealed_gitops.testing.control_plane import ControlPlane
 from sealed_gitops.testing.peers import versions
 from sealed_gitops.testing.peers.build import Built, cached, ensure_built, find_go
@@ -56,7 +58,7 @@ from tests.operator.conftest import (  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 
-__all__ = ["Keyed", "Peers", "Setup", "keyed", "secret_digests", "wait_for"]
+__all__ = ["Keyed", "Peers", "Setup", "backup_records", "keyed", "secret_digests", "wait_for"]
 
 
 def _progress(line: str) -> None:
@@ -235,3 +237,18 @@ def secret_digests(secret: dict[str, Any] | None, keyed: Keyed) -> dict[str, str
         return None
     data = secret.get("data") or {}
     return {key: keyed(base64.b64decode(value)) for key, value in data.items()}
+
+
+def backup_records(cli: Any, namespace: str, tmp_path: Path) -> list[dict[str, Any]]:
+    """Every key record of a ``keys backup`` of the KeyRing ``namespace/cluster``, opened with
+    the offline identity the backup was made for (our backup format, as a restore reads it)."""
+    offline = pyrage.x25519.Identity.generate()
+    backup = tmp_path / "backup.age"
+    cli(
+        ["keys", "backup", "--to", str(offline.to_public()), "-w", str(backup),
+         "--keyring", f"{namespace}/cluster"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    document = yaml.safe_load(pyrage.decrypt(backup.read_bytes(), [offline]))
+    assert document["kind"] == BACKUP_KIND
+    return list(document["keys"])

@@ -37,7 +37,15 @@ from tests.keys_lifecycle.conftest import (
     wait_keys,
 )
 
-from .conftest import Keyed, Peers, SealedSecretsFactory, Setup, secret_digests, wait_for
+from .conftest import (
+    Keyed,
+    Peers,
+    SealedSecretsFactory,
+    Setup,
+    backup_records,
+    secret_digests,
+    wait_for,
+)
 
 #: A session that finds the peers unbuilt builds them in the first test's set-up (minutes on two
 #: cores; `python -m sealed_gitops.testing.peers.build` before pytest avoids that).
@@ -112,19 +120,6 @@ def test_kubeseal_seals_for_our_keyring_and_our_operator_applies_it(
     assert (setup.kube.secret("db") or {}).get("type") == "Opaque"
 
 
-def _backup_records(run_cli: Any, namespace: str, tmp_path: Path) -> list[dict[str, Any]]:
-    offline = pyrage.x25519.Identity.generate()
-    backup = tmp_path / "backup.age"
-    run_cli(
-        ["keys", "backup", "--to", str(offline.to_public()), "-w", str(backup),
-         "--keyring", f"{namespace}/cluster"],
-        cwd=tmp_path,
-    )  # fmt: skip
-    document = yaml.safe_load(pyrage.decrypt(backup.read_bytes(), [offline]))
-    assert document["kind"] == BACKUP_KIND
-    return list(document["keys"])
-
-
 def test_bitnami_controller_opens_what_we_sealed_with_our_key_from_a_backup(
     setup: Setup,
     operator_factory: Any,
@@ -139,7 +134,7 @@ def test_bitnami_controller_opens_what_we_sealed_with_our_key_from_a_backup(
     operator_factory(ns)
     create_keyring(client, ns)
     ours = active(wait_keys(setup.kube, ns))
-    record = next(r for r in _backup_records(run_cli, ns, tmp_path) if r["state"] == "active")
+    record = next(r for r in backup_records(run_cli, ns, tmp_path) if r["state"] == "active")
     key = ClusterKey.from_record(record, source="backup")
     assert key.fingerprint == ours["fingerprint"]
     controller_key = tls_secret_manifest(
@@ -275,7 +270,7 @@ def test_one_sealed_secret_makes_the_same_secret_in_bitnamis_controller_and_ours
     operator_factory(ns)
     create_keyring(client, ns)
     ours = active(wait_keys(setup.kube, ns))
-    record = next(r for r in _backup_records(run_cli, ns, tmp_path) if r["state"] == "active")
+    record = next(r for r in backup_records(run_cli, ns, tmp_path) if r["state"] == "active")
     key = ClusterKey.from_record(record, source="backup")
     theirs_ns = f"sealed-secrets-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", theirs_ns)
