@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,8 +38,9 @@ from sealed_gitops.redact import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
-__all__ = ["audit", "git_merge", "git_setup", "git_textconv"]
+__all__ = ["audit", "fitted_table", "git_merge", "git_setup", "git_textconv"]
 
 DRIVER = "sealed-gitops"
 #: Patterns git-setup always writes: the usual names of encrypted files.
@@ -46,6 +48,11 @@ DEFAULT_PATTERNS = ("*.sops.yaml", "*.sops.yml", "*.sops.json", "*.enc.yaml", "*
 #: Below this many commits a progress bar would only flicker.
 PROGRESS_MIN_COMMITS = 200
 _COLUMNS = ("date", "author", "signature", "file", "object", "key", "change", "commit")
+#: How each column behaves when the terminal is narrower than the table. Tokens (dates, hashes,
+#: paths, key paths) are never broken across lines: they are cut with an ellipsis, and the date
+#: and commit (what one copies) are not cut at all. Only free text (names) folds at spaces.
+_FREE_TEXT = frozenset({"author", "AUTHOR", "SYNC"})
+_NEVER_CUT = frozenset({"date", "commit", "change", "COMMIT"})
 
 
 def _hasher(
@@ -91,6 +98,66 @@ def _run(path: Path, *, progress_on: bool, **kwargs: object) -> AuditResult:
         bar.stop()
 
 
+def _fit(columns: Sequence[str], natural: list[int], room: int) -> list[int]:
+    """Column widths that add up to at most ``room``: the columns in :data:`_NEVER_CUT` keep
+    their natural width, and the rest share what is left (narrow ones whole, the widest cut)."""
+    widths = list(natural)
+    if sum(widths) <= room:
+        return widths
+    flexible = [i for i, column in enumerate(columns) if column not in _NEVER_CUT]
+    left = room - sum(natural[i] for i in range(len(columns)) if i not in flexible)
+    floor = {i: min(natural[i], 5) for i in flexible}  # "sign…": still says which column
+    if left < sum(floor.values()):
+        for i in flexible:  # too narrow for any fair share: headers' width, rich does the rest
+            widths[i] = floor[i]
+        return widths
+    pending = sorted(flexible, key=lambda i: natural[i])
+    while pending:
+        share = left // len(pending)
+        if natural[pending[0]] <= share:
+            first = pending.pop(0)
+            left -= natural[first]
+            continue
+        for i in pending:
+            widths[i] = max(floor[i], share)
+        for i in pending[: left - share * len(pending)]:
+            widths[i] += 1
+        break
+    return widths
+
+
+def fitted_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    width: int,
+    styles: Sequence[str] = (),
+) -> Table:
+    """A rich table at most ``width`` columns wide that never breaks a token mid-word.
+
+    Left to itself rich folds any column, hashes and paths included, and may squeeze a column
+    to nothing. Here the widths are decided first (:func:`_fit`): the date, change and commit
+    are whole; paths, objects, key paths and signatures end in ``…`` when cut; only free text
+    (the author) wraps, at spaces.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    natural = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
+    # Each column costs its padding (1 + 1) and a border; plus the closing border.
+    widths = _fit(columns, natural, width - 3 * len(columns) - 1)
+    table = Table(show_lines=False, header_style="bold")
+    for column, size in zip(columns, widths, strict=True):
+        if column in _FREE_TEXT:
+            table.add_column(column, width=size, overflow="fold")
+        else:
+            table.add_column(column, width=size, no_wrap=True, overflow="ellipsis")
+    for index, row in enumerate(rows):
+        style = styles[index] if index < len(styles) else ""
+        table.add_row(*(escape(cell) for cell in row), style=style)
+    return table
+
+
 def _console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
@@ -101,7 +168,7 @@ def _cell(record: ChangeRecord, column: str) -> str:
     if column == "commit":
         return record.commit[:12]
     if column == "date":
-        return record.date[:16].replace("T", " ")
+        return record.date  # ISO 8601, as the JSON rows and docs/auditing-secrets.md show it
     if column == "signature":
         signer = f" {record.signer[-16:]}" if record.signer else ""
         return f"{record.signature.value}{signer}"
@@ -116,19 +183,11 @@ def _print_table(records: list[ChangeRecord]) -> None:
         for record in records:
             click.echo("\t".join(_cell(record, c) for c in _COLUMNS))
         return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(show_lines=False, header_style="bold")
     styles = {"added": "green", "removed": "red", "changed": "yellow"}
-    for column in _COLUMNS:
-        table.add_column(column, overflow="fold")
-    for record in records:
-        cells = [escape(_cell(record, c)) for c in _COLUMNS]
-        style = styles.get(record.change.value, "")
-        table.add_row(*cells, style=style)
-    Console(highlight=False).print(table)
+    rows = [[_cell(record, c) for c in _COLUMNS] for record in records]
+    console = _console()
+    colours = [styles.get(r.change.value, "") for r in records]
+    console.print(fitted_table(_COLUMNS, rows, width=console.width, styles=colours))
     if not records:
         click.echo("no changes of encrypted values found", err=True)
 
@@ -372,12 +431,5 @@ def _audit_cluster(
         for row in cells:
             click.echo("\t".join(row))
         return
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in cells:
-        table.add_row(*(escape(c) for c in row))
-    _console().print(table)
+    console = _console()
+    console.print(fitted_table(columns, cells, width=console.width))
