@@ -49,6 +49,9 @@ COMMANDS: dict[str, str] = {
     "import": "sealed_gitops.cli.import_cmds:import_group",
     "version": "sealed_gitops.cli.meta_cmds:version",
     "completion": "sealed_gitops.cli.meta_cmds:completion",
+    "tree": "sealed_gitops.cli.inspect_cmds:tree",
+    "events": "sealed_gitops.cli.inspect_cmds:events",
+    "trace": "sealed_gitops.cli.inspect_cmds:trace",
 }
 
 #: command name -> the line ``sealed-gitops --help`` shows for it, so listing the commands imports
@@ -89,6 +92,9 @@ SUMMARIES: dict[str, str | None] = {
     "unchanged).",
     "verify": "Fail when a Secret is not encrypted or a SOPS file's MAC is missing or invalid.",
     "version": "The client's version, and the operator's when the cluster can be reached.",
+    "tree": "The objects a Sync applied (its inventory), like `flux tree kustomization`.",
+    "events": "The Events of a Sync (or Repository), oldest first, like `flux events --for`.",
+    "trace": "A live object back to the Sync that applied it, its source path and revision.",
 }
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.

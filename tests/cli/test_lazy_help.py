@@ -71,7 +71,10 @@ def test_top_level_help_imports_no_command_module_and_no_heavy_library() -> None
     assert not [m for m in modules if m.startswith("sealed_gitops.cli.") and m.endswith("_cmds")]
 
 
-@pytest.mark.parametrize("command", ["status", "reconcile", "suspend", "resume", "operator"])
+@pytest.mark.parametrize(
+    "command",
+    ["status", "reconcile", "suspend", "resume", "operator", "version", "tree", "events", "trace"],
+)
 def test_cluster_command_help_imports_no_heavy_library(command: str) -> None:
     out, modules = _modules_after(command, "--help")
     assert "--kubeconfig" in out
