@@ -6,7 +6,8 @@ Syncs may have listed the same id). Every applied object carries a pair of label
 Sync; prune deletes only objects that still carry both. A pair, not one ``NS.NAME`` label: label
 values are limited to 63 characters, and a pair keeps each part within that limit and selectable
 on its own (``sealed-gitops.io/sync-namespace=team-a`` finds everything a tenant applied). This is
-the same choice Flux's kustomize-controller made for its ``name``/``namespace`` labels.
+the same choice Flux's kustomize-controller made for its ``name``/``namespace`` labels. The same
+labels decide which Sync may write an object another Sync also renders (:mod:`.conflicts`).
 
 Secrets also carry annotations saying which Sync wrote them, from which source path and at which
 commit (issue 8: ``audit --cluster`` answers "which commit are the values now live from"). The

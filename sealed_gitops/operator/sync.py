@@ -5,8 +5,10 @@ Why this reads as a list: each phase is a function of its own package (source, r
 order they run, what a failure of each means for the Sync's conditions, and what is kept when one
 fails. What is kept: everything already applied. Nothing is pruned unless the whole revision
 rendered and decrypted and every object applied (invariant 3); with the Isolate policy the failing
-documents are left out and their previously applied versions stay in the inventory. How each
-outcome is written down (status, conditions, Events, metrics) is :mod:`.sync_status`.
+documents are left out and their previously applied versions stay in the inventory. An object
+another Sync owns is left to it (:mod:`.ownership`), and a write that only undoes a live edit is
+drift, never a change by the current commit's author (:mod:`sealed_gitops.cluster.drift`). How
+each outcome is written down (status, conditions, Events, metrics) is :mod:`.sync_status`.
 """
 
 from __future__ import annotations
