@@ -129,7 +129,7 @@ def _write_repository(
     }))  # fmt: skip
 
 
-def _flux_objects(namespace: str, url: str, age_key: str) -> str:
+def flux_objects(namespace: str, url: str, age_key: str) -> str:
     return yaml.safe_dump_all([
         {"apiVersion": "v1", "kind": "Secret",
          "metadata": {"name": "sops-age", "namespace": namespace},
@@ -146,7 +146,7 @@ def _flux_objects(namespace: str, url: str, age_key: str) -> str:
     ])  # fmt: skip
 
 
-def _flux_state(kubectl: Kubectl, namespace: str) -> str:
+def flux_state(kubectl: Kubectl, namespace: str) -> str:
     """Ready of the GitRepository and the Kustomization (reason and the start of the message)."""
     out = []
     for kind in ("gitrepository", "kustomization"):
@@ -189,7 +189,7 @@ def test_flux_and_our_operator_apply_the_same_sops_repository(
     try:
         url = server.url(setup.remote.name)
         flux_ns = namespace_factory()
-        kubectl("apply", "-f", "-", input=_flux_objects(flux_ns, url, str(flux_key)))
+        kubectl("apply", "-f", "-", input=flux_objects(flux_ns, url, str(flux_key)))
         setup.age_secret = str(flux_key)
         operator_factory(setup.namespace)
         setup.objects(repository_spec={"url": url})
@@ -213,7 +213,7 @@ def test_flux_and_our_operator_apply_the_same_sops_repository(
                 f"{exc}; differing Secrets {differ}: ours "
                 f"{ {n: ours[n] for n in differ} }, Flux's { {n: theirs[n] for n in differ} }, "
                 f"expected { {n: expected[n] for n in differ} }; "
-                f"Flux: {_flux_state(kubectl, flux_ns)}"
+                f"Flux: {flux_state(kubectl, flux_ns)}"
             ) from exc
 
         # A second revision: one value changed with our `set`; both follow.
@@ -275,9 +275,7 @@ def test_flux_opens_what_reencrypt_rewrapped_for_the_new_cluster_key(
     server = HttpGitServer(setup.remote.parent).start()
     try:
         flux_ns = namespace_factory()
-        kubectl(
-            "apply", "-f", "-", input=_flux_objects(flux_ns, server.url("remote.git"), identity)
-        )
+        kubectl("apply", "-f", "-", input=flux_objects(flux_ns, server.url("remote.git"), identity))
         expected = {
             f"s-{n}": {k: keyed(v.encode()) for k, v in vs.items()} for n, vs in values.items()
         }
@@ -287,6 +285,6 @@ def test_flux_opens_what_reencrypt_rewrapped_for_the_new_cluster_key(
                 timeout=180, what="Flux applying the re-encrypted files",
             )  # fmt: skip
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; Flux: {_flux_state(kubectl, flux_ns)}") from exc
+            raise AssertionError(f"{exc}; Flux: {flux_state(kubectl, flux_ns)}") from exc
     finally:
         server.stop()
