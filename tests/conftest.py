@@ -1,4 +1,5 @@
-"""Suite-wide settings. Fixtures for the real components live in the conftest.py of each area."""
+"""Suite-wide settings. Fixtures for the real components live in the conftest.py of each area,
+except the real control plane's: any area's cluster fixture may ask for it by name (issue 13)."""
 
 import os
 from collections.abc import Iterator
@@ -9,6 +10,10 @@ import pytest
 os.environ.setdefault("SOPS_DISABLE_VERSION_CHECK", "true")
 
 from sealed_gitops import redact
+from tests.conftest_control_plane import (  # noqa: F401 - fixtures are found by name
+    control_plane,
+    control_plane_binaries,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -12,44 +12,15 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sealed_gitops.testing.control_plane import (
-    Binaries,
-    ControlPlane,
-    cached_binaries,
-    ensure_binaries,
-    find_go,
-)
+from sealed_gitops.testing.control_plane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _progress(line: str) -> None:
-    sys.stderr.write(f"control-plane: {line}\n")
-
-
-@pytest.fixture(scope="session")
-def control_plane_binaries() -> Binaries:
-    if cached_binaries() is None and find_go() is None:
-        pytest.skip(
-            "Go toolchain not found (no `go` on PATH, no /usr/local/go/bin/go) and no cached build"
-        )
-    return ensure_binaries(progress=_progress)
-
-
-@pytest.fixture(scope="session")
-def control_plane(
-    control_plane_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ControlPlane]:
-    with ControlPlane.start(
-        workdir=tmp_path_factory.mktemp("control-plane"), binaries=control_plane_binaries
-    ) as plane:
-        yield plane
 
 
 def kubectl_binary() -> str:

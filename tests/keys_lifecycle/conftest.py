@@ -191,3 +191,41 @@ def run_cli(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[
         return result
 
     return run
+
+
+def sa_token(api: Any, ns: str, name: str, audiences: list[str] | None = None) -> str:
+    """A new ServiceAccount ``ns/name`` and a TokenRequest token for it (600 s)."""
+    api.request(
+        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
+        body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
+        action="create", what="ServiceAccount",
+    )  # fmt: skip
+    spec: dict[str, Any] = {"expirationSeconds": 600}
+    if audiences:
+        spec["audiences"] = audiences
+    answer = api.request(
+        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+        action="create", what="TokenRequest",
+    )  # fmt: skip
+    return str(answer["status"]["token"])
+
+
+def token_reviewer(api: Any, ns: str) -> str:
+    """The token OpenBao's Kubernetes auth reviews tokens with: a ServiceAccount bound to
+    ``system:auth-delegator``, as Vault's documentation sets it up (a real API server asks RBAC
+    whether it may create TokenReviews; the emulator without RBAC does not ask)."""
+    token = sa_token(api, ns, "token-reviewer")
+    api.request(
+        "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        body={
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"{ns}-token-reviewer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "system:auth-delegator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "token-reviewer", "namespace": ns}],
+        },
+        action="create", what="ClusterRoleBinding",
+    )  # fmt: skip
+    return token

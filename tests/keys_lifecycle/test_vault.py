@@ -29,8 +29,10 @@ from .conftest import (
     create_vault_keyring,
     keyring_path,
     ready,
+    sa_token,
     secret_values,
     sops_secret,
+    token_reviewer,
     vault_token_auth,
     wait_for,
     wait_keys,
@@ -111,23 +113,6 @@ def test_vault_backend_transit_and_outage(
     assert secret_values(setup.kube, "db", ns) == {"password": "v-age-1"}
 
 
-def _sa_token(client: Any, ns: str, name: str, audiences: list[str] | None = None) -> str:
-    client.request(
-        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
-        body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
-        action="create", what="ServiceAccount",
-    )
-    spec: dict[str, Any] = {"expirationSeconds": 600}
-    if audiences:
-        spec["audiences"] = audiences
-    answer = client.request(
-        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
-        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
-        action="create", what="TokenRequest",
-    )
-    return str(answer["status"]["token"])
-
-
 #: Lifetime of the tokens OpenBao grants the operator's Kubernetes login in the test below:
 #: short, so a Sync that kept its first token would fail on the second revision.
 TOKEN_TTL = 4
@@ -152,8 +137,8 @@ def test_vault_backend_with_kubernetes_auth_and_token_refresh(
     if "certificate-authority-data" not in cluster:
         pytest.skip("the kubeconfig carries no inline CA for OpenBao to trust")
     uri = bao.enable_transit(path="sops", key="app")
-    reviewer = _sa_token(client, ns, "token-reviewer")
-    operator_jwt = _sa_token(client, ns, "sealed-gitops", ["vault"])
+    reviewer = token_reviewer(client, ns)
+    operator_jwt = sa_token(client, ns, "sealed-gitops", ["vault"])
     root = hvac.Client(url=bao.address, token=bao.token, timeout=10)
     root.sys.enable_auth_method("kubernetes", path="kubernetes")
     root.auth.kubernetes.configure(

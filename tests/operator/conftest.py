@@ -32,17 +32,29 @@ from sealed_gitops.errors import ApiNotFound
 from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.testing import KubeEmulator
+from sealed_gitops.testing.control_plane import ControlPlane
 from sealed_gitops.testing.gitserver import WorkRepo
+from tests.conftest_control_plane import (
+    CONTROL_PLANE,
+    E2E,
+    E2E_ENV,
+    cluster_tiers,
+)
 
-E2E_ENV = "SEALED_GITOPS_E2E_KUBECONFIG"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def _cluster() -> Iterator[tuple[Path, KubeEmulator | None]]:
-    value = os.environ.get(E2E_ENV)
-    if value:
-        yield Path(value), None
+@pytest.fixture(scope="session", params=cluster_tiers())
+def _cluster(request: pytest.FixtureRequest) -> Iterator[tuple[Path, KubeEmulator | None]]:
+    """One cluster per tier (issue 13): the emulator, the real control plane built from source,
+    or the cluster SEALED_GITOPS_E2E_KUBECONFIG names. Every test that touches the API runs on
+    each, by this parameter (its id says which)."""
+    if request.param == E2E:
+        yield Path(os.environ[E2E_ENV]), None
+        return
+    if request.param == CONTROL_PLANE:
+        plane: ControlPlane = request.getfixturevalue("control_plane")
+        yield plane.kubeconfig_path, None
         return
     with KubeEmulator().run_in_thread() as api:
         yield api.kubeconfig_path, api
@@ -56,7 +68,7 @@ def kubeconfig(_cluster: tuple[Path, KubeEmulator | None]) -> Path:
 @pytest.fixture
 def emulator(_cluster: tuple[Path, KubeEmulator | None]) -> KubeEmulator:
     if _cluster[1] is None:
-        pytest.skip(f"emulator-only behaviour (fault injection); {E2E_ENV} names a real cluster")
+        pytest.skip("emulator-only behaviour (fault injection): this tier is a real API server")
     return _cluster[1]
 
 
@@ -95,14 +107,18 @@ def _apply_crds(kubectl: Path, kubeconfig: Path) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def rbac_kubeconfig(kubectl_path: Path) -> Iterator[Path]:
+@pytest.fixture(scope="session", params=cluster_tiers())
+def rbac_kubeconfig(request: pytest.FixtureRequest, kubectl_path: Path) -> Iterator[Path]:
     """A cluster whose RBAC decides (a real one has it on; the emulator needs ``rbac=True``),
     with our CRDs; the kubeconfig is an administrator's, as the operator's would be."""
-    value = os.environ.get(E2E_ENV)
-    if value:
-        _apply_crds(kubectl_path, Path(value))
-        yield Path(value)
+    if request.param in (E2E, CONTROL_PLANE):
+        real = (
+            Path(os.environ[E2E_ENV])
+            if request.param == E2E
+            else request.getfixturevalue("control_plane").kubeconfig_path
+        )
+        _apply_crds(kubectl_path, real)
+        yield real
         return
     with KubeEmulator(rbac=True).run_in_thread() as api:
         _apply_crds(kubectl_path, api.kubeconfig_path)

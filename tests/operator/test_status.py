@@ -225,7 +225,9 @@ def test_repository_reconciles_are_counted_by_kind(setup: Setup, operator_factor
         thread, "sealed_gitops_reconcile_duration_seconds_count", kind="Repository",
         result="success",
     ) == pytest.approx(repo("success"), abs=1)
-    assert reconciles(thread) >= 1  # the Sync's own, under kind=Sync
+    # the Sync's own, under kind=Sync: counted once its reconcile returns, which on a real API
+    # server can be a moment after the status it wrote is visible to us
+    wait_for(lambda: reconciles(thread) >= 1, what="the Sync's reconcile counted")
     # a remote that is gone: a failed Repository reconcile
     setup.remote.rename(setup.remote.with_name("moved.git"))
     wait_for(lambda: repo("failure") >= 1, what="a failed Repository reconcile counted")

@@ -30,8 +30,10 @@ from tests.keys_lifecycle.conftest import (
     create_keyring,
     create_repo_and_sync,
     keyring_path,
+    sa_token,
     secret_values,
     sops_secret,
+    token_reviewer,
     wait_keys,
 )
 from tests.operator.conftest import (
@@ -51,23 +53,6 @@ def bao() -> Iterator[OpenBaoServer]:
         yield server
 
 
-def _sa_token(client: Any, ns: str, name: str, audiences: list[str] | None = None) -> str:
-    client.request(
-        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
-        body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}},
-        action="create", what="ServiceAccount",
-    )  # fmt: skip
-    spec: dict[str, Any] = {"expirationSeconds": 600}
-    if audiences:
-        spec["audiences"] = audiences
-    answer = client.request(
-        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
-        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
-        action="create", what="TokenRequest",
-    )  # fmt: skip
-    return str(answer["status"]["token"])
-
-
 def _operator_identity(
     client: Any, bao: OpenBaoServer, kubeconfig: Path, ns: str, jwt_file: Path
 ) -> Any:
@@ -78,8 +63,8 @@ def _operator_identity(
     cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
     if "certificate-authority-data" not in cluster:
         pytest.skip("the kubeconfig carries no inline CA for OpenBao to trust")
-    reviewer = _sa_token(client, ns, "token-reviewer")
-    jwt_file.write_text(_sa_token(client, ns, "sealed-gitops", ["vault"]))
+    reviewer = token_reviewer(client, ns)
+    jwt_file.write_text(sa_token(client, ns, "sealed-gitops", ["vault"]))
     root = hvac.Client(url=bao.address, token=bao.token, timeout=10)
     root.sys.enable_auth_method("kubernetes", path="kubernetes")
     root.auth.kubernetes.configure(
