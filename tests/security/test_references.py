@@ -15,6 +15,7 @@ import base64
 import contextlib
 import http.server
 import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -26,9 +27,11 @@ from typing import Any
 import pytest
 import yaml
 
+from sealed_gitops.errors import ClusterError
 from sealed_gitops.testing.gitserver import WorkRepo, _self_signed
 from tests.keys_lifecycle.conftest import active, create_keyring, sops_secret, wait_keys
 from tests.operator.conftest import (
+    ROOT,
     Kube,
     Setup,
     condition,
@@ -42,6 +45,53 @@ pytestmark = pytest.mark.e2e
 API = "/apis/sealed-gitops.io/v1alpha1"
 PLURAL = {"Sync": "syncs", "Repository": "repositories", "KeyRing": "keyrings"}
 CANARY = "canary-of-team-a-5e0d1c"
+
+
+def _without_patterns(node: Any) -> Any:
+    """A CRD schema with the ``pattern`` of every string field taken out."""
+    if isinstance(node, dict):
+        return {
+            k: _without_patterns(v)
+            for k, v in node.items()
+            if not (k == "pattern" and isinstance(v, str) and node.get("type") == "string")
+        }
+    if isinstance(node, list):
+        return [_without_patterns(v) for v in node]
+    return node
+
+
+@pytest.fixture
+def crds_without_name_patterns(
+    kubeconfig: Path, kubectl_path: Path, crds: None, tmp_path: Path
+) -> Iterator[None]:
+    """Our CRDs without their name patterns, for one test, then restored.
+
+    With them, a real API server (and the emulator, which validates as it does) refuses the
+    hostile names below at admission (test_the_crds_refuse_a_climbing_name_at_admission). The
+    operator must not rely on that: objects stored before the patterns existed keep their names
+    through a CRD upgrade, and CRDs get installed by other tools. So the attacks are staged past
+    the CRDs, and what is tested is the operator's own check.
+    """
+    folder = tmp_path / "crds-without-patterns"
+    folder.mkdir()
+    for source in sorted((ROOT / "crds").glob("*.yaml")):
+        if source.name == "kustomization.yaml":
+            continue
+        doc = _without_patterns(yaml.safe_load(source.read_text(encoding="utf-8")))
+        (folder / source.name).write_text(yaml.safe_dump(doc), encoding="utf-8")
+    _apply(kubectl_path, kubeconfig, "-f", str(folder))
+    try:
+        yield
+    finally:
+        _apply(kubectl_path, kubeconfig, "-k", str(ROOT / "crds"))
+
+
+def _apply(kubectl: Path, kubeconfig: Path, *source: str) -> None:
+    subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), "apply", "--server-side",
+         "--force-conflicts", *source],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
 
 
 def _path(kind: str, namespace: str, name: str) -> str:
@@ -99,11 +149,30 @@ def _canary_in_secret(kube: Kube, ns: str) -> bool:
     return found is not None and CANARY.encode() in base64.b64decode(found["data"]["password"])
 
 
+@pytest.mark.parametrize(
+    ("field", "spec"),
+    [
+        ("spec.decryption.secretRef.name", {"decryption": {"secretRef": {"name": "../../a/b"}}}),
+        ("spec.repositoryRef.name", {"repositoryRef": {"name": "../../team-a/repositories/x"}}),
+    ],
+)
+def test_the_crds_refuse_a_climbing_name_at_admission(
+    setup: Setup, field: str, spec: dict[str, Any]
+) -> None:
+    """The first line of defence, on each tier: the CRD's pattern, enforced by the API server
+    (and by the emulator, which validates custom resources as kube-apiserver does)."""
+    spec = {"repositoryRef": {"name": "app"}, **spec}
+    with pytest.raises(ClusterError) as refused:
+        _sync(setup.kube, setup.namespace, spec)
+    assert "422" in str(refused.value), refused.value
+    assert field in str(refused.value), refused.value
+
+
 # -- Sync.spec.decryption.secretRef --------------------------------------------------------------
 
 
 def test_decryption_secret_ref_cannot_climb_to_another_namespace(
-    setup: Setup, operator_factory: Any
+    setup: Setup, operator_factory: Any, crds_without_name_patterns: None
 ) -> None:
     ns = setup.namespace  # team-b
     with _namespace(setup.kube, "team-a") as team_a:
@@ -126,7 +195,7 @@ def test_decryption_secret_ref_cannot_climb_to_another_namespace(
 
 @pytest.mark.parametrize("via", ["secretRef", "keyRingRef"])
 def test_admin_keyring_cannot_be_reached_by_climbing(
-    setup: Setup, operator_factory: Any, client: Any, via: str
+    setup: Setup, operator_factory: Any, client: Any, via: str, crds_without_name_patterns: None
 ) -> None:
     """The admin's KeyRing serves nobody but its own namespace; ``../`` in a secretRef (its key
     Secret) or a keyRingRef (the KeyRing itself, which skipped ``allowedNamespaces``) must not
@@ -165,7 +234,7 @@ def test_admin_keyring_cannot_be_reached_by_climbing(
 
 
 def test_repository_ref_cannot_climb_to_another_namespace(
-    setup: Setup, operator_factory: Any, tmp_path: Path
+    setup: Setup, operator_factory: Any, tmp_path: Path, crds_without_name_patterns: None
 ) -> None:
     ns = setup.namespace
     private_remote = tmp_path / "private.git"
@@ -287,7 +356,10 @@ def _carries_canary(seen: list[str]) -> list[str]:
 
 
 def test_git_credentials_of_another_namespace_never_reach_a_tenant_server(
-    setup: Setup, operator_factory: Any, tls_recorder: tuple[str, list[str], bytes]
+    setup: Setup,
+    operator_factory: Any,
+    tls_recorder: tuple[str, list[str], bytes],
+    crds_without_name_patterns: None,
 ) -> None:
     ns = setup.namespace
     address, seen, cert = tls_recorder
@@ -328,7 +400,11 @@ def test_git_credentials_of_another_namespace_never_reach_a_tenant_server(
 
 
 def test_vault_token_of_another_namespace_never_reaches_a_tenant_server(
-    setup: Setup, operator_factory: Any, client: Any, recorder: tuple[str, list[str]]
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    recorder: tuple[str, list[str]],
+    crds_without_name_patterns: None,
 ) -> None:
     ns = setup.namespace
     address, seen = recorder
