@@ -225,6 +225,8 @@ class _Stage:
                 mac_only_encrypted=opened.rules.mac_only_encrypted,
                 placement=self.placement,
             )
+            # after decryption: kind and apiVersion may be encrypted too (the MAC covers them)
+            _refuse_plaintext_outside_a_secret(plain, file=doc.file)
             return plain
         if doc.kind is DocKind.SEALED:
             if self.keys.sealing is None or len(self.keys.sealing) == 0:
@@ -286,3 +288,18 @@ def decrypt_documents(
         seen[obj_id] = rendered
         out.append(rendered)
     return out
+
+
+def _refuse_plaintext_outside_a_secret(plain: Mapping[str, Any], *, file: str) -> None:
+    """Invariant 1: plaintext reaches nothing but Secrets. A SOPS-encrypted ConfigMap or custom
+    resource would carry its decrypted values into an object anyone who may read that kind
+    reads (Flux decrypts only Secrets too, and applies the others still encrypted)."""
+    kind, version = plain.get("kind"), plain.get("apiVersion")
+    if kind == "Secret" and version == "v1":
+        return
+    raise NotEncryptedError(
+        f"a SOPS-encrypted {kind or 'document'} ({version or 'no apiVersion'}) is not decrypted: "
+        "plaintext goes only into v1 Secrets; keep the values in an encrypted Secret and refer "
+        "to it",
+        file=file,
+    )

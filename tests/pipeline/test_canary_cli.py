@@ -102,7 +102,8 @@ def _invalid_after_decryption(
 def _encrypted_config_map(
     deploy: Path, canary: str, sops: str, key: AgeKey, other: AgeKey
 ) -> tuple[int, str]:
-    # sops encrypts documents of any kind: a ConfigMap's encrypted values are masked too.
+    # sops encrypts documents of any kind; plaintext goes only into Secrets (invariant 1), so a
+    # SOPS ConfigMap is refused, naming the file, and its values are never shown.
     doc: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -125,7 +126,7 @@ def _encrypted_config_map(
         capture_output=True,
         env={"SOPS_DISABLE_VERSION_CHECK": "true", "PATH": os.environ["PATH"]},
     )
-    return 0, ""
+    return 1, "a SOPS-encrypted ConfigMap (v1) is not decrypted"
 
 
 def _duplicate_after_decryption(

@@ -83,16 +83,28 @@ def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG, logger=name)
 
 
-def _config_map(setup: Setup, value: str) -> str:
-    """A ConfigMap whose ``data`` sops encrypts (as for any manifest): a value that is no Secret's,
-    so the operator keeps the API server's prose in its error."""
-    doc = {
+def _secret_and_copy(setup: Setup, value: str) -> dict[str, str]:
+    """A SOPS Secret holding ``value``, and a plain ConfigMap holding the same value (a copy a
+    committer made): the ConfigMap is no Secret, so the operator keeps the API server's prose in
+    its error, and the value is masked only because the Secret's decryption registered it.
+    (A SOPS-encrypted ConfigMap is refused before any request: plaintext goes only into
+    Secrets, render/decrypt.py.)"""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "token", "namespace": setup.namespace},
+        "stringData": {"token": value},
+    }
+    config = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": "settings", "namespace": setup.namespace},
         "data": {"token": value},
     }
-    return setup.encrypt(doc)
+    return {
+        "deploy/secret.yaml": setup.encrypt(secret),
+        "deploy/settings.yaml": yaml.safe_dump(config, sort_keys=False),
+    }
 
 
 @pytest.mark.e2e
@@ -123,7 +135,7 @@ def test_an_api_error_that_echoes_the_object_leaks_no_value(
         status=422,
         echo=True,
     )
-    setup.push({"deploy/settings.yaml": _config_map(setup, value)})
+    setup.push(_secret_and_copy(setup, value))
     setup.objects()
     operator_factory(setup.namespace)
     cond = wait_failed(setup.kube)
