@@ -102,18 +102,20 @@ class SealedGitopsError(Exception):
 
     def __str__(self) -> str:
         # Imported here because the redact package must stay importable without errors.py in cycles.
-        from sealed_gitops.redact import redact
+        from sealed_gitops.redact import Identity, compose
 
-        parts = []
+        # Invariant 8: the file, the place in it and the key id are identities (from Git and the
+        # keys), never blanked by a value that happens to equal them; only the reason is text.
+        parts: list[str] = []
         if self.file:
-            parts.append(self.file if not self.location else f"{self.file} ({self.location})")
+            where = self.file if not self.location else f"{self.file} ({self.location})"
+            parts += [Identity(where), ": "]
         elif self.location:
-            parts.append(self.location)
-        text = self.reason
+            parts += [Identity(self.location), ": "]
+        parts.append(self.reason)
         if self.key_id:
-            text = f"{text} [key {self.key_id}]"
-        parts.append(text)
-        return redact(": ".join(parts))
+            parts += [" [key ", Identity(self.key_id), "]"]
+        return compose(*parts)
 
     def with_file(self, file: str) -> SealedGitopsError:
         """Attach a file name if none is set yet, and return self (for re-raising)."""
