@@ -17,7 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 from sealed_gitops.audit.snapshot import format_key, keys_digest
-from sealed_gitops.crypto.sops import Decrypted, TreeBranch, Unwrapper, decrypt_document
+from sealed_gitops.crypto.sops import (
+    Decrypted,
+    TreeBranch,
+    Unwrapper,
+    decrypt_document,
+    stored_format,
+)
 from sealed_gitops.crypto.sops.document import encrypt_tree
 from sealed_gitops.crypto.sops.values import Comment
 from sealed_gitops.errors import AuditError
@@ -88,12 +94,17 @@ def _merge_documents(
 def merge_sops(
     base: bytes | None, ours: bytes, theirs: bytes, *, unwrapper: Unwrapper, file: str
 ) -> bytes:
-    """The merged file; raises :class:`AuditError` on a conflict or when no key opens a side."""
-    mine = decrypt_document(ours, unwrapper=unwrapper, file=file, keep_stash=True)
-    other = decrypt_document(theirs, unwrapper=unwrapper, file=file, keep_stash=True)
-    origin: Decrypted | None = None
-    if base:
-        origin = decrypt_document(base, unwrapper=unwrapper, file=file, keep_stash=True)
+    """The merged file; raises :class:`AuditError` on a conflict or when no key opens a side.
+
+    Each side is read in the store sops reads it with (a binary-store file under any name sops
+    does not know keeps its JSON envelope), so the merge writes back what sops opens."""
+
+    def opened(data: bytes) -> Decrypted:
+        fmt = stored_format(data, file=file)
+        return decrypt_document(data, unwrapper=unwrapper, file=file, fmt=fmt, keep_stash=True)
+
+    mine, other = opened(ours), opened(theirs)
+    origin: Decrypted | None = opened(base) if base else None
     wrap_base = keys_digest(origin.metadata) if origin else None
     wrap_ours, wrap_theirs = keys_digest(mine.metadata), keys_digest(other.metadata)
     if wrap_theirs in (wrap_ours, wrap_base):

@@ -33,7 +33,7 @@ from sealed_gitops.crypto import sealed
 from sealed_gitops.crypto.age import AgeRecipient
 from sealed_gitops.crypto.sealed_document import parse_sealed_secret
 from sealed_gitops.crypto.sops import KeyStanza, TreeBranch, rotate
-from sealed_gitops.crypto.sops.document import detect_format, dump_tree, load_tree, split_metadata
+from sealed_gitops.crypto.sops.document import dump_tree, load_tree, split_metadata, stored_format
 from sealed_gitops.errors import ConfigError, NoMatchingKey, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import ClusterKey, KeyState, decrypting_keys
 
@@ -79,20 +79,21 @@ def groups_from_wire(wire: Any) -> list[list[KeyStanza]]:
 
 def file_groups(data: bytes, *, file: str) -> list[list[KeyStanza]]:
     """The key groups of a SOPS file (what the CLI sends; no values)."""
-    fmt = detect_format(file, None)
+    fmt = stored_format(data, file=file)
     _, meta = split_metadata(load_tree(data, fmt=fmt, file=file), file=file)
     return [list(g) for g in meta.key_groups]
 
 
 def replace_key_groups(data: bytes, groups: Sequence[Sequence[KeyStanza]], *, file: str) -> bytes:
-    """The file with its key stanzas replaced and everything else (values, MAC) as it was."""
-    fmt = detect_format(file, None)
+    """The file with its key stanzas replaced and everything else (values, MAC) as it was, in
+    the store sops reads it with (a binary-store file keeps its JSON envelope)."""
+    fmt = stored_format(data, file=file)
     branches, meta = split_metadata(load_tree(data, fmt=fmt, file=file), file=file)
     new_meta = replace(meta, key_groups=[list(g) for g in groups])
     out = []
     for branch in branches:
         with_meta = TreeBranch(branch)
-        with_meta.append(("sops", new_meta.to_branch(json_style=fmt == "json")))
+        with_meta.append(("sops", new_meta.to_branch(json_style=fmt in ("json", "binary"))))
         out.append(with_meta)
     return dump_tree(out, fmt=fmt)
 

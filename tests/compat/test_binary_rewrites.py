@@ -19,6 +19,7 @@ from typing import Any
 import pyrage
 import pytest
 
+from sealed_gitops.audit.merge import merge_sops
 from sealed_gitops.crypto.age import AgeIdentities, AgeRecipient
 from sealed_gitops.crypto.sops import (
     Unwrapper,
@@ -31,6 +32,7 @@ from sealed_gitops.crypto.sops import (
     stored_format,
     update_keys,
 )
+from sealed_gitops.keys.reencrypt import file_groups, replace_key_groups
 from sealed_gitops.testing.sops_tool import find_sops, run_sops
 from tests.compat.vectors import BY_ID, Vector, opened_with
 
@@ -134,3 +136,31 @@ def test_first_encryption_of_a_binary_file_writes_no_rule() -> None:
 )
 def test_stored_format(name: str | None, data: bytes, fmt: str | None, want: str) -> None:
     assert stored_format(data, file=name, fmt=fmt) == want
+
+
+@pytest.mark.parametrize("vector", BINARY, ids=[v.id for v in BINARY])
+def test_reencrypt_and_merge_keep_the_binary_envelope(vector: Vector, tmp_path: Path) -> None:
+    """keys/reencrypt (the CLI's half of a re-encryption: the key stanzas replaced, values and
+    MAC as they were) and audit/merge (the git merge driver) wrote a binary-store file back as
+    YAML, found by the published-fixture sweep."""
+    name = Path(vector.path).name
+    data = vector.encrypted_bytes()
+    with opened_with(vector.key) as keys:
+        ring = keys.keyring()
+        try:
+            before = decrypt_bytes(data, unwrapper=ring, file=name)
+            restanza = replace_key_groups(data, file_groups(data, file=name), file=name)
+            merged = merge_sops(data, data, data, unwrapper=ring, file=name)
+            for out in (restanza, merged):
+                envelope(out)
+                assert decrypt_bytes(out, unwrapper=ring, file=name) == before
+        finally:
+            ring.close()
+        if find_sops() is None:
+            return
+        for label, out in (("restanza", restanza), ("merged", merged)):
+            target = tmp_path / label / name
+            target.parent.mkdir()
+            target.write_bytes(out)
+            done = run_sops(["-d", str(target)], env=keys.sops_env(), cwd=str(target.parent))
+            assert done.stdout == before, label
