@@ -311,9 +311,9 @@ def test_tampered_pq_stanza_fails_clearly(
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit)
     message = result.stderr
-    # One line naming what failed and the key (shortened); the engine does not add the file name
-    # to a CryptoError raised while unwrapping (X25519 alike): see the report.
+    # One line naming the file, what failed and the key (shortened)
     assert "Traceback" not in message and len(message.strip().splitlines()) == 1
+    assert "tampered.yaml" in message
     assert "does not decrypt with its recipient's key" in message
     assert f"[key {pq_key.public[:24]}..." in message
     for secret in (pq_key.secret, CANARY, data_key.hex(), base64.b64encode(data_key).decode()):

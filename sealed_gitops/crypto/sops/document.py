@@ -253,6 +253,9 @@ def unwrap_data_key(meta: Metadata, unwrapper: Unwrapper, *, file: str | None) -
             except KeyProviderError as exc:
                 provider_errors.append(exc)
                 continue
+            except CryptoError as exc:
+                # a stanza that is ours but does not open (tampered): say which file
+                raise exc.with_file(file) if file else exc
             if part is not None:
                 parts.append(part)
                 break
