@@ -203,7 +203,18 @@ def _read_capped(fd: int, *, deadline: float, limits: Limits) -> bytes:
         chunks.append(chunk)
 
 
+#: kustomize's words for a plugin it would run (KSOPS, Argo CD's usual SOPS plugin, is one)
+_PLUGIN_REFUSED = "external plugin"
+#: what to do instead, added to kustomize's error about one
+_PLUGIN_HINT = (
+    " (sealed-gitops never runs kustomize plugins from Git; a KSOPS generator's files are SOPS "
+    "files it decrypts itself: list them under resources, or a secretGenerator's files/envs; "
+    "see docs/migrating-from-flux.md)"
+)
+
+
 def _error_text(stderr: bytes, *, root: Path, limit: int = 2000) -> str:
     text = stderr.decode("utf-8", "replace").strip()
     text = text.removeprefix("error: ").replace(str(root) + "/", "")
-    return text if len(text) <= limit else text[:limit] + " ..."
+    text = text if len(text) <= limit else text[:limit] + " ..."
+    return text + _PLUGIN_HINT if _PLUGIN_REFUSED in text else text

@@ -109,6 +109,7 @@ def test_published_layout_is_refused_without_running_ksops(
     with pytest.raises(SealedGitopsError) as caught:
         build(root=root, path=layout, keys=DecryptionKeys(sops=ring))
     assert "unable to load external plugin 'ksops'" in str(caught.value)
+    assert "list them under resources, or a secretGenerator" in str(caught.value)
 
 
 @pytest.mark.parametrize("layout", EXACT)
