@@ -6,8 +6,8 @@ a command, SSH key files, a Secret), while the age crypto itself lives in
 with the engine's parser and reports, by origin and line number (never by content), each identity
 it had to leave out.
 
-Why skipping is not an error: a keys file often holds keys of several kinds (a post-quantum one
-made with ``age-keygen -pq``, a plugin's), and sops goes on with the keys it can use. One key we
+Why skipping is not an error: a keys file often holds keys of several kinds (a plugin's, a
+passphrase-protected SSH key), and sops goes on with the keys it can use. One key we
 cannot use must not stop the keys that work. The note is a log warning: on stderr in the CLI, a
 log line in the operator. Keys read only because they sit in a default place (``~/.ssh/id_*``)
 are noted at INFO: a passphrase-protected ``~/.ssh/id_ed25519`` is common and not a mistake.
