@@ -9,7 +9,8 @@ must agree on what counts as a key, and a user coming from sops expects the same
   for ``ssh-ed25519``/``ssh-rsa`` recipients from ``SOPS_AGE_SSH_PRIVATE_KEY_FILE`` and, as sops
   3.11 does, ``~/.ssh/id_ed25519`` and ``~/.ssh/id_rsa``. Like sops, all that are present are
   used together (post-quantum ``AGE-SECRET-KEY-PQ-1`` ones too); an identity that cannot be
-  used (a plugin's, a passphrase-protected SSH key) is skipped with a note, never fatal to the others (``keys/age_identities.py``).
+  used (a plugin's, a passphrase-protected SSH key) is skipped with a note, never fatal to
+  the others (``keys/age_identities.py``).
 - PGP: ``GNUPGHOME``, else ``~/.gnupg``.
 - Vault: ``VAULT_TOKEN``, else ``~/.vault-token``, and ``VAULT_NAMESPACE``; the address comes
   from each file's stanza, as in sops, but unlike sops the token is only sent to an address the
