@@ -28,6 +28,26 @@ async def _serve(port: int, kubeconfig: Path, rbac: bool) -> None:
         await stop.wait()
 
 
+def _build() -> int:
+    """``make test`` runs this before pytest, so that no test waits for a build in its timeout."""
+    from sealed_gitops.errors import ControlPlaneError
+    from sealed_gitops.testing.control_plane import cached_binaries, ensure_binaries, find_go
+
+    def say(line: str) -> None:
+        sys.stderr.write(f"build: {line}\n")
+
+    if cached_binaries() is None and find_go() is None:
+        say("no Go toolchain (go on PATH or /usr/local/go/bin/go): the control-plane tier skips")
+        return 0
+    try:
+        binaries = ensure_binaries(progress=say)
+    except ControlPlaneError as exc:
+        say(f"control plane: {exc}")
+        return 1
+    say(f"control plane ready in {binaries.directory}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sealed_gitops.testing",
@@ -44,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     real.add_argument("--kubeconfig", type=Path, required=True, help="admin kubeconfig to write")
     real.add_argument("--workdir", type=Path, help="certificates and logs (default: a temp dir)")
+    commands.add_parser(
+        "build",
+        help="build what the test tiers run, if missing: the control plane (cached per version); "
+        "without Go, say so and succeed (those tests then skip, saying why)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "build":
+        return _build()
     if args.command == "control-plane":
         # Imported here: the emulator's `serve` must not pay for (or depend on) the real one.
         from sealed_gitops.testing.control_plane.foreground import run_control_plane

@@ -88,13 +88,28 @@ class Binaries:
 
 
 def find_go() -> Path | None:
-    """The ``go`` command: on PATH first, then Go's default install location."""
+    """The newest ``go`` of the one on PATH and Go's default install location.
+
+    Not simply PATH first: Debian's ``golang-go`` (Go 1.19, which the Sealed Secrets interop
+    tests use) puts an old ``go`` on PATH of a machine whose Go 1.26 is in /usr/local/go.
+    """
+    candidates: list[Path] = []
     found = shutil.which("go")
     if found:
-        return Path(found)
+        candidates.append(Path(found))
     if _GO_FALLBACK.is_file() and os.access(_GO_FALLBACK, os.X_OK):
-        return _GO_FALLBACK
-    return None
+        candidates.append(_GO_FALLBACK)
+    best: tuple[tuple[int, int], Path] | None = None
+    for go in candidates:
+        try:
+            version = go_version(go)
+        except ControlPlaneError:
+            continue
+        if best is None or version > best[0]:
+            best = (version, go)
+    if best is not None:
+        return best[1]
+    return candidates[0] if candidates else None
 
 
 def go_version(go: Path) -> tuple[int, int]:
