@@ -705,3 +705,29 @@ def test_known_difference_pods_print_name_and_age(
     run_kubectl("create", "-f", "-", stdin=json.dumps(pod))
     rows = _table(run_kubectl("-n", namespace, "get", "pods").stdout)
     assert rows[0] == ["NAME", "AGE"]
+
+
+@pytest.mark.parametrize(("value", "offset"), [("not base64!", 3), ("YWJjZA", 4), ("YWJjZA=", 7)])
+def test_secret_data_that_is_not_base64(
+    run_kubectl: Any, namespace: str, value: str, offset: int
+) -> None:
+    """Go's decoder names where it gave up; server-side apply fails converting (a 500)."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "bad", "namespace": namespace},
+        "data": {"k": value},
+    }
+    created = run_kubectl("create", "-f", "-", stdin=json.dumps(secret), check=False)
+    assert (
+        'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input '
+        f"byte {offset}"
+    ) in created.stderr, created.stderr
+    applied = run_kubectl(
+        "apply", "--server-side", "-f", "-", stdin=json.dumps(secret), check=False
+    )
+    assert (
+        f"Error from server: failed to convert new object ({namespace}/bad; /v1, Kind=Secret) "
+        "to proper version: unable to convert unstructured object to /v1, Kind=Secret: error "
+        f"decoding from json: illegal base64 data at input byte {offset}"
+    ) in applied.stderr, applied.stderr

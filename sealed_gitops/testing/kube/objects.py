@@ -245,16 +245,20 @@ class Objects:
         warnings: list[str] | None = None,
     ) -> dict[str, Any]:
         if content_type == "application/apply-patch+yaml":
-            return self._apply(
-                rt,
-                namespace,
-                name,
-                body,
-                dry_run=dry_run,
-                manager=manager,
-                force=force,
-                subresource=subresource,
-            )
+            try:
+                return self._apply(
+                    rt,
+                    namespace,
+                    name,
+                    body,
+                    dry_run=dry_run,
+                    manager=manager,
+                    force=force,
+                    subresource=subresource,
+                )
+            except DecodeError as exc:
+                # the field manager converts the merged object to its Go type: a 500 there
+                raise exc.for_apply(namespace, name) from exc
         old = self.get(rt, namespace, name)
         if content_type == "application/json-patch+json":
             patched = apply_json_patch(old, body)

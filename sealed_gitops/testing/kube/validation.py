@@ -21,6 +21,7 @@ import json
 import re
 from typing import Any
 
+from sealed_gitops.testing.kube.base64go import corrupt_offset
 from sealed_gitops.testing.kube.objectmeta import metadata_problems
 from sealed_gitops.testing.kube.rbac import RBAC_GROUP
 from sealed_gitops.testing.kube.resources import ResourceType
@@ -61,6 +62,18 @@ class DecodeError(ApiError):
             400, f'{kind} in version "{rt.version}" cannot be handled as a {kind}: {why}'
         )
         self.why = why
+        self.rt = rt
+
+    def for_apply(self, namespace: str, name: str) -> ApiError:
+        """The 500 (no reason) a real server answers when an applied object does not decode."""
+        gvk = f"{self.rt.group}/{self.rt.version}, Kind={self.rt.kind}"
+        return ApiError(
+            500,
+            f"failed to convert new object ({namespace}/{name}; {gvk}) to proper version: "
+            f"unable to convert unstructured object to {gvk}: error decoding from json: "
+            f"{self.why}",
+            reason="",
+        )
 
     def for_patch(self) -> ApiError:
         """The 422 a real server answers when a patched object fails to decode.
@@ -252,6 +265,9 @@ def _canonical_base64(rt: ResourceType, value: Any) -> str:
             raise TypeError
         raw = base64.b64decode(value.translate(_LINE_BREAKS).encode("ascii"), validate=True)
     except (TypeError, ValueError, binascii.Error, UnicodeEncodeError) as exc:
-        # the value itself stays out of the message: it is meant to be secret
-        raise DecodeError(rt, "illegal base64 data") from exc
+        # the value itself stays out of the message: it is meant to be secret; Go's decoder
+        # names the offset where it gave up
+        at = corrupt_offset(value) if isinstance(value, str) else None
+        why = "illegal base64 data" + (f" at input byte {at}" if at is not None else "")
+        raise DecodeError(rt, why) from exc
     return base64.b64encode(raw).decode()
