@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sealed_gitops.cli.build_cmds import load_decryption_keys, placed, split_root
 from sealed_gitops.cli.conventions import output_option, rows_json
 from sealed_gitops.cli.decryption_options import decryption_key_options
-from sealed_gitops.cluster import Discovery, SyncRef, connect, read_live
 from sealed_gitops.errors import ApiNotFound, ConfigError, SealedGitopsError
 from sealed_gitops.pipeline import FailurePolicy, build
 from sealed_gitops.plan import Inventory, ObjectId
@@ -28,7 +27,9 @@ from sealed_gitops.redact import redact
 from sealed_gitops.render import DocKind
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.placement import Placement
-from sealed_gitops.source import Ref, fetch
+
+if TYPE_CHECKING:
+    from sealed_gitops.cluster import SyncRef
 
 __all__ = ["DIFF_FIELDS", "Difference", "diff_command"]
 
@@ -78,6 +79,8 @@ def _parse_sync(text: str | None) -> SyncRef | None:
     namespace, sep, name = text.partition("/")
     if not sep or not namespace or not name:
         raise ConfigError(f"--sync {text!r}: expected NAMESPACE/NAME")
+    from sealed_gitops.cluster import SyncRef
+
     return SyncRef(namespace, name)
 
 
@@ -96,6 +99,10 @@ def _differences(
 ) -> list[Difference]:
     if ref_text and not repo_url:
         raise ConfigError("--ref needs --repo")  # as in build: never ignore a flag silently
+    # Imported here: the kubernetes client and GitPython are heavy; `diff --help` needs neither.
+    from sealed_gitops.cluster import Discovery, connect, read_live
+    from sealed_gitops.source import Ref, fetch
+
     sync = _parse_sync(sync_text)
     if repo_url:
         root, sub = fetch(repo_url, Ref.parse(ref_text) if ref_text else None).path, path

@@ -13,15 +13,17 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
-from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.errors import ApiNotFound, ConfigError
 from sealed_gitops.keys.repo_keys import KeyRingRecord, find_records, read_record
 from sealed_gitops.plan import names
+
+if TYPE_CHECKING:
+    from sealed_gitops.cluster import KubeClient
 
 __all__ = [
     "API",
@@ -125,6 +127,9 @@ def find_target(
     config = kubeconfig or (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0] or None
     # The effective context, so keyring.yaml pins the cluster even if kubectl's default changes.
     ctx = context or (record.context if record else None) or _current_context(config)
+    # Imported here: the kubernetes client is heavy, and `keys ... --help` needs none of it.
+    from sealed_gitops.cluster import connect
+
     return Target(namespace, name, connect(config, context=ctx), ctx), record
 
 

@@ -81,6 +81,18 @@ def test_cluster_command_help_imports_no_heavy_library(command: str) -> None:
     assert _heavy(modules) == []
 
 
+#: Commands whose --help still imports cryptography/yaml (the SOPS and key modules they share import
+#: them at the top), but no kubernetes client and no GitPython.
+KEY_COMMANDS = [["diff"], ["keys"], ["keys", "list"], ["keys", "rotate"], ["reencrypt"]]
+
+
+@pytest.mark.parametrize("command", KEY_COMMANDS, ids=" ".join)
+def test_key_and_diff_help_import_no_kubernetes_client(command: list[str]) -> None:
+    out, modules = _modules_after(*command, "--help")
+    assert "Usage:" in out
+    assert [m for m in _heavy(modules) if m.split(".")[0] in ("kubernetes", "urllib3", "git")] == []
+
+
 def test_summaries_are_the_commands_own_lines() -> None:
     assert set(SUMMARIES) == set(COMMANDS)
     ctx = click.Context(cli)
