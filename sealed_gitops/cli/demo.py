@@ -199,8 +199,18 @@ def _install_crds(story: Story) -> None:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
             continue
-        story.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", doc)
-        names.append(str(doc["metadata"]["name"]))
+        name = str(doc["metadata"]["name"])
+        # server-side apply: on a real cluster (--kubeconfig) they may be installed already
+        story.api.request(
+            "PATCH",
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+            body=doc,
+            query={"fieldManager": "sealed-gitops-demo", "force": "true"},
+            content_type="application/apply-patch+yaml",
+            action="apply",
+            what=f"CustomResourceDefinition {name}",
+        )
+        names.append(name)
     if not names:
         raise DemoFailed(f"no CRDs found in {CRD_DIR}")
     for name in names:
@@ -437,10 +447,42 @@ def _quiet_logs(verbose: bool) -> Iterator[None]:
         root.setLevel(level)
 
 
-def run_demo(console: Console, *, timeout: float, verbose: bool) -> None:
-    """The whole story; raises DemoFailed (or a SealedGitopsError) when a step fails."""
+def _use_cluster(story: Story, stack: contextlib.ExitStack, kubeconfig: Path | None) -> Path:
+    """The API server of the story: an emulator in this process, or the cluster ``kubeconfig``
+    names (the story's namespace must not exist there; it is deleted at the end)."""
     from sealed_gitops.testing import KubeEmulator
 
+    if kubeconfig is None:
+        story.step("Start a Kubernetes API emulator (in this process)")
+        api = stack.enter_context(KubeEmulator().run_in_thread())
+        story.client = connect(api.kubeconfig_path)
+        stack.callback(story.api.close)
+        story.ok(f"API server at {api.host}:{api.port}")
+        return api.kubeconfig_path
+    story.step(f"Use the cluster of {kubeconfig}")
+    story.client = connect(kubeconfig)
+    stack.callback(story.api.close)
+    if story.get(f"/api/v1/namespaces/{NS}") is not None:
+        raise DemoFailed(
+            f"namespace {NS} exists in that cluster: the demo makes its own and deletes it at "
+            "the end, so it will not touch one it did not make"
+        )
+    stack.callback(_delete_namespace, story)
+    story.ok(f"API server at {story.api.api.configuration.host}")
+    return kubeconfig
+
+
+def _delete_namespace(story: Story) -> None:
+    with contextlib.suppress(SealedGitopsError):
+        story.api.request(
+            "DELETE", f"/api/v1/namespaces/{NS}", action="delete", what=f"namespace {NS}"
+        )
+
+
+def run_demo(
+    console: Console, *, timeout: float, verbose: bool, kubeconfig: Path | None = None
+) -> None:
+    """The whole story; raises DemoFailed (or a SealedGitopsError) when a step fails."""
     story = Story(console, timeout=timeout)
     keys = {who: pyrage.x25519.Identity.generate() for who in ("cluster", "Alice", "Bob")}
     first = VALUE_PREFIX + secrets.token_urlsafe(12)
@@ -450,11 +492,7 @@ def run_demo(console: Console, *, timeout: float, verbose: bool) -> None:
     with contextlib.ExitStack() as stack:
         stack.enter_context(_quiet_logs(verbose))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sealed-gitops-demo-")))
-        story.step("Start a Kubernetes API emulator (in this process)")
-        api = stack.enter_context(KubeEmulator().run_in_thread())
-        story.client = connect(api.kubeconfig_path)
-        stack.callback(story.api.close)
-        story.ok(f"API server at {api.host}:{api.port}")
+        config = _use_cluster(story, stack, kubeconfig)
         _install_crds(story)
         people = {who: str(keys[who].to_public()) for who in ("Alice", "Bob")}
         remote = _make_repository(story, tmp, str(keys["cluster"].to_public()), people)
@@ -464,7 +502,7 @@ def run_demo(console: Console, *, timeout: float, verbose: bool) -> None:
         story.step("Start the operator (watching namespace team-a)")
         settings = OperatorSettings(
             namespaces=[NS],
-            kubeconfig=str(api.kubeconfig_path),
+            kubeconfig=str(config),
             cache_dir=tmp / "cache",
             metrics_port=0,
             webhook_port=0,
@@ -480,7 +518,11 @@ def run_demo(console: Console, *, timeout: float, verbose: bool) -> None:
         _prune(story, tmp)
         _tamper(story, tmp, second)
         _audit(story, tmp)
-        story.step("Stop the operator and the emulator, remove the temporary directory")
+        story.step(
+            "Stop the operator and the emulator, remove the temporary directory"
+            if kubeconfig is None
+            else f"Stop the operator, delete namespace {NS}, remove the temporary directory"
+        )
     story.ok(f"done; {tmp} removed" if not tmp.exists() else f"{tmp} left behind")
     if tmp.exists():
         raise DemoFailed(f"{tmp} was not removed")
@@ -495,8 +537,15 @@ def run_demo(console: Console, *, timeout: float, verbose: bool) -> None:
     help="How long each step may wait for the operator (e.g. 20s, 1m; plain seconds too).",
 )
 @click.option("--show-logs", is_flag=True, help="Let the operator's log lines through (stderr).")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Tell the story on this cluster instead of an emulator in this process (it creates and "
+    f"then deletes namespace {NS}, and installs or updates the CRDs).",
+)
 @click.pass_context
-def demo(ctx: click.Context, *, timeout: float, show_logs: bool) -> None:
+def demo(ctx: click.Context, *, timeout: float, show_logs: bool, kubeconfig: Path | None) -> None:
     """Run the whole story on this machine: Git, a key, the operator, a tampered commit."""
     # Piped output keeps one line per event instead of wrapping at 80 columns.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
@@ -506,7 +555,7 @@ def demo(ctx: click.Context, *, timeout: float, show_logs: bool) -> None:
     )
     started = time.monotonic()
     try:
-        run_demo(console, timeout=timeout, verbose=show_logs)
+        run_demo(console, timeout=timeout, verbose=show_logs, kubeconfig=kubeconfig)
     except (DemoFailed, SealedGitopsError) as exc:
         console.print(f"\n[bold red]✗ demo failed:[/] {escape(redact(str(exc)))}")
         ctx.exit(1)

@@ -171,3 +171,26 @@ def test_a_standby_waiting_for_the_lease_stops_on_sigterm(
     assert (_lease(setup, "sealed-gitops-operator") or {})["spec"]["holderIdentity"] == holder
     leader.send_signal(signal.SIGINT)
     assert leader.wait(10) == 0, (tmp_path / "leader.log").read_text()
+
+
+def test_demo_tells_the_same_story_on_the_test_cluster(
+    kubeconfig: Path, crds: None, tmp_path: Path
+) -> None:
+    """`demo --kubeconfig`: the story on each tier's cluster (the emulator of this session, the
+    real control plane) instead of an emulator of its own; it makes and deletes its namespace."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sealed_gitops", "demo", "--kubeconfig", str(kubeconfig)],
+        capture_output=True, text=True, env=ENV, timeout=180, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert VALUE_PREFIX not in output
+    for expected in (
+        f"Use the cluster of {kubeconfig}",
+        "Secret team-a/db exists with keys: password, username",
+        "Sync Ready=False, reason DecryptionFailed",
+        "Alice added it, Bob changed it",
+        "delete namespace team-a",
+        "demo finished",
+    ):
+        assert expected in output
