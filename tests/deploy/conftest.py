@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 from sealed_gitops.testing import KubeEmulator
+from tests.conftest_control_plane import CONTROL_PLANE, E2E, E2E_ENV, cluster_tiers
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-E2E_ENV = "SEALED_GITOPS_E2E_KUBECONFIG"
 NAMESPACE = "sealed-gitops-system"
 OPERATOR_SA = "sealed-gitops-operator"
 
@@ -53,21 +53,30 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     raise AssertionError(f"{kind}/{name} is not in the build")
 
 
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[tuple[Path, KubeEmulator | None]]:
-    value = os.environ.get(E2E_ENV)
-    if value:
-        yield Path(value), None
+@pytest.fixture(scope="session", params=cluster_tiers())
+def cluster(request: pytest.FixtureRequest) -> Iterator[tuple[Path, KubeEmulator | None]]:
+    """(kubeconfig, the emulator or None), per tier: a fresh emulator with RBAC enforced, the
+    real control plane built from source (a throwaway of this session: installed for real), or
+    the cluster SEALED_GITOPS_E2E_KUBECONFIG names (dry runs only)."""
+    if request.param == E2E:
+        yield Path(os.environ[E2E_ENV]), None
+        return
+    if request.param == CONTROL_PLANE:
+        yield request.getfixturevalue("control_plane").kubeconfig_path, None
         return
     with KubeEmulator(rbac=True).run_in_thread() as api:
         yield api.kubeconfig_path, api
 
 
 @pytest.fixture(scope="session")
-def emulator(cluster: tuple[Path, KubeEmulator | None]) -> KubeEmulator:
-    if cluster[1] is None:
-        pytest.skip(f"installs for real only on the emulator; {E2E_ENV} names a real cluster")
-    return cluster[1]
+def install_target(
+    request: pytest.FixtureRequest, cluster: tuple[Path, KubeEmulator | None]
+) -> Path:
+    """The kubeconfig of a cluster the tests may install into for real: the emulator or the
+    session's own control plane, never a cluster someone named (it must not keep our RBAC)."""
+    if os.environ.get(E2E_ENV):
+        pytest.skip(f"installs for real only on a throwaway cluster; {E2E_ENV} names a real one")
+    return cluster[0]
 
 
 def kubectl_run(
@@ -86,8 +95,7 @@ def kubectl_run(
 
 
 @pytest.fixture(scope="session")
-def installed(emulator: KubeEmulator, kubectl: Path) -> Path:
-    """``kubectl apply --server-side -k deploy/`` into the emulator; its kubeconfig."""
-    kubectl_run(kubectl, emulator.kubeconfig_path, "apply", "--server-side", "-k", str(DEPLOY))
-    return emulator.kubeconfig_path
-
+def installed(install_target: Path, kubectl: Path) -> Path:
+    """``kubectl apply --server-side -k deploy/`` into the throwaway cluster; its kubeconfig."""
+    kubectl_run(kubectl, install_target, "apply", "--server-side", "-k", str(DEPLOY))
+    return install_target

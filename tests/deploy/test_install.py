@@ -1,6 +1,7 @@
 """``kubectl apply --server-side -k deploy/`` installs; the RBAC it installs is enough and no more.
 
-On the emulator (RBAC enforced) the manifests are applied for real; ``kubectl auth can-i --as``
+On a throwaway cluster, per tier (the emulator with RBAC enforced, the real control plane built
+from source) the manifests are applied for real; ``kubectl auth can-i --as``
 then asks what the operator's ServiceAccount may do, and finally the operator itself runs with
 that account's token, all namespaces, leader election on, and reconciles Syncs with and without
 serviceAccountName: a missing right in deploy/ shows up here as a 403, an excess one in the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import subprocess
 import time
 import uuid
@@ -31,6 +33,7 @@ from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.testing import KubeEmulator
 from sealed_gitops.testing.gitserver import WorkRepo
+from tests.conftest_control_plane import E2E_ENV
 from tests.deploy.conftest import DEPLOY, NAMESPACE, OPERATOR_SA, kubectl_run
 
 AS_OPERATOR = f"--as=system:serviceaccount:{NAMESPACE}:{OPERATOR_SA}"
@@ -39,8 +42,8 @@ AS_OPERATOR = f"--as=system:serviceaccount:{NAMESPACE}:{OPERATOR_SA}"
 def test_applies_to_a_real_cluster_as_a_dry_run(
     cluster: tuple[Path, KubeEmulator | None], kubectl: Path
 ) -> None:
-    if cluster[1] is not None:
-        pytest.skip("the emulator gets a real install in the tests below")
+    if not os.environ.get(E2E_ENV):
+        pytest.skip("a throwaway cluster (the emulator, the control plane) gets a real install")
     kubectl_run(
         kubectl, cluster[0], "apply", "--server-side", "--dry-run=server", "-k", str(DEPLOY)
     )
@@ -174,7 +177,7 @@ def admin(installed: Path) -> Iterator[KubeClient]:
 
 
 @pytest.fixture
-def operator_kubeconfig(emulator: KubeEmulator, admin: KubeClient, tmp_path: Path) -> Path:
+def operator_kubeconfig(installed: Path, admin: KubeClient, tmp_path: Path) -> Path:
     """A kubeconfig holding a token the TokenRequest API issued for the operator's account."""
     answer = _request(
         admin,
@@ -187,8 +190,26 @@ def operator_kubeconfig(emulator: KubeEmulator, admin: KubeClient, tmp_path: Pat
         },
     )
     path = tmp_path / "operator.kubeconfig"
-    emulator.write_kubeconfig(path, token=answer["status"]["token"])
+    _token_kubeconfig(installed, path, token=answer["status"]["token"])
     return path
+
+
+def _token_kubeconfig(admin_config: Path, path: Path, *, token: str) -> None:
+    """The admin kubeconfig's cluster (server, CA) with a bearer token as the only user."""
+    admin = yaml.safe_load(admin_config.read_text(encoding="utf-8"))
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    user_context = {"cluster": cluster["name"], "user": "operator"}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": user_context}],
+        "current-context": "operator",
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path.chmod(0o600)
 
 
 @pytest.fixture
