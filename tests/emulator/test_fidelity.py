@@ -731,3 +731,18 @@ def test_secret_data_that_is_not_base64(
         "to proper version: unable to convert unstructured object to /v1, Kind=Secret: error "
         f"decoding from json: illegal base64 data at input byte {offset}"
     ) in applied.stderr, applied.stderr
+
+
+def test_a_category_lists_custom_resources_by_name(
+    crds: None, run_kubectl: Any, namespace: str
+) -> None:
+    """Discovery lists a CRD group's resources by name, so kubectl prints them in that order."""
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=_sync(namespace))
+    ring = {
+        "apiVersion": GROUP,
+        "kind": "KeyRing",
+        "metadata": {"name": "k", "namespace": namespace},
+    }
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(ring))
+    names = run_kubectl("-n", namespace, "get", "sealed-gitops", "-o", "name").stdout.split()
+    assert names == ["keyring.sealed-gitops.io/k", "sync.sealed-gitops.io/app"]

@@ -296,12 +296,14 @@ class Registry:
     # -- discovery documents -------------------------------------------------------------------
 
     def resource_list(self, group: str, version: str) -> dict[str, Any] | None:
-        entries = [
-            entry
-            for rt in self._by_path.values()
-            if rt.group == group and rt.version == version
-            for entry in rt.discovery_entries()
+        served = [
+            rt for rt in self._by_path.values() if rt.group == group and rt.version == version
         ]
+        if served and all(rt.crd for rt in served):
+            # the apiextensions server lists a group's custom resources by name (so kubectl
+            # prints `kubectl get CATEGORY` in that order)
+            served.sort(key=lambda rt: rt.plural)
+        entries = [entry for rt in served for entry in rt.discovery_entries()]
         if not entries:
             return None
         return {
