@@ -746,3 +746,56 @@ def test_a_category_lists_custom_resources_by_name(
     run_kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(ring))
     names = run_kubectl("-n", namespace, "get", "sealed-gitops", "-o", "name").stdout.split()
     assert names == ["keyring.sealed-gitops.io/k", "sync.sealed-gitops.io/app"]
+
+
+def test_imperative_rbac_commands(run_kubectl: Any, namespace: str) -> None:
+    """kubectl sends these as protobuf; the table is what a cluster prints."""
+    run_kubectl("-n", namespace, "create", "sa", "robot")
+    run_kubectl("-n", namespace, "create", "role", "r1", "--verb=get", "--resource=secrets")
+    run_kubectl(
+        "-n", namespace, "create", "rolebinding", "rb1", "--role=r1",
+        f"--serviceaccount={namespace}:robot", "--user=alice", "--group=devs",
+    )  # fmt: skip
+    rows = _table(run_kubectl("-n", namespace, "get", "rolebinding", "-o", "wide").stdout)
+    assert rows[0] == ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    assert rows[1][:2] == ["rb1", "Role/r1"]
+    assert rows[1][3:] == ["alice", "devs", f"{namespace}/robot"]
+    rule = json.loads(run_kubectl("-n", namespace, "get", "role", "r1", "-o", "json").stdout)
+    assert rule["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+
+
+def test_apply_conflicts_name_the_manager_as_a_server_does(
+    run_kubectl: Any, namespace: str
+) -> None:
+    def configmap(value: str) -> str:
+        return json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": namespace},
+                "data": {"a": value},
+            }
+        )
+
+    run_kubectl("apply", "--server-side", "-f", "-", stdin=configmap("1"))
+    clash = run_kubectl(
+        "apply", "--server-side", "--field-manager", "other", "-f", "-",
+        stdin=configmap("2"), check=False,
+    )  # fmt: skip
+    # an Apply manager is named alone; an Update manager with the apiVersion it wrote
+    assert 'Apply failed with 1 conflict: conflict with "kubectl": .data.a' in clash.stderr
+    run_kubectl("-n", namespace, "patch", "cm", "c", "-p", '{"data":{"a":"3"}}')
+    clash = run_kubectl(
+        "apply", "--server-side", "--field-manager", "other", "-f", "-",
+        stdin=configmap("4"), check=False,
+    )  # fmt: skip
+    assert 'conflict with "kubectl-patch" using v1: .data.a' in clash.stderr, clash.stderr
+
+
+def test_an_unknown_field_selector_is_named_as_a_server_does(
+    run_kubectl: Any, namespace: str
+) -> None:
+    result = run_kubectl("-n", namespace, "get", "cm", "--field-selector", "data.a=1", check=False)
+    assert (
+        '"data.a" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    ) in result.stderr

@@ -174,7 +174,11 @@ class ResourceHandler:
     def _matchers(self, request: web.Request, rt: ResourceType) -> Matcher | None:
         labels = parse_label_selector(request.query.get("labelSelector"))
         fields = parse_field_selector(
-            request.query.get("fieldSelector"), plural=rt.plural, kind=rt.kind, group=rt.group
+            request.query.get("fieldSelector"),
+            plural=rt.plural,
+            kind=rt.kind,
+            group=rt.group,
+            custom=bool(rt.crd),
         )
         if labels and fields:
             return lambda o: labels(o) and fields(o)

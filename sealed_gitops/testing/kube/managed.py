@@ -334,6 +334,16 @@ def _no_nulls(value: Any) -> Any:
     return value
 
 
+def _manager_text(e: Entry) -> str:
+    """How a conflict names a manager: its subresource, and its apiVersion for an Update."""
+    text = f'conflict with "{e.manager}"'
+    if e.subresource:
+        text += f' with subresource "{e.subresource}"'
+    if e.operation == "Update" and e.api_version:
+        text += f" using {e.api_version}"
+    return text
+
+
 def _conflict_error(conflicts: dict[Path, list[Entry]]) -> ApiError:
     causes = []
     for path in sorted(conflicts):
@@ -341,8 +351,7 @@ def _conflict_error(conflicts: dict[Path, list[Entry]]) -> ApiError:
             causes.append(
                 {
                     "reason": "FieldManagerConflict",
-                    "message": f'conflict with "{e.manager}"'
-                    + (f" using {e.api_version}" if e.api_version else ""),
+                    "message": _manager_text(e),
                     "field": _dotted(path),
                 }
             )

@@ -52,7 +52,33 @@ _RESOURCE_ATTRIBUTES: Schema = {
     7: ("name", "string"),
 }
 
+# rbac/v1 (k8s.io/api/rbac/v1/generated.proto), for `kubectl create role|rolebinding|...`
+_POLICY_RULE: Schema = {
+    1: ("verbs", "strings"),
+    2: ("apiGroups", "strings"),
+    3: ("resources", "strings"),
+    4: ("resourceNames", "strings"),
+    5: ("nonResourceURLs", "strings"),
+}
+_SUBJECT: Schema = {
+    1: ("kind", "string"),
+    2: ("apiGroup", "string"),
+    3: ("name", "string"),
+    4: ("namespace", "string"),
+}
+_ROLE_REF: Schema = {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")}
+_ROLE: Schema = {1: ("metadata", _OBJECT_META), 2: ("rules", ("list", _POLICY_RULE))}
+_BINDING: Schema = {
+    1: ("metadata", _OBJECT_META),
+    2: ("subjects", ("list", _SUBJECT)),
+    3: ("roleRef", _ROLE_REF),
+}
+
 _KINDS: dict[str, Schema] = {
+    "Role": _ROLE,
+    "ClusterRole": _ROLE,
+    "RoleBinding": _BINDING,
+    "ClusterRoleBinding": _BINDING,
     "Namespace": {1: ("metadata", _OBJECT_META), 2: ("spec", {1: ("finalizers", "strings")})},
     "Secret": {
         1: ("metadata", _OBJECT_META),

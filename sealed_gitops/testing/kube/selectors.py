@@ -189,8 +189,27 @@ def _term(part: str, selector: str) -> tuple[str, str, str]:
     raise bad_request(f"invalid selector: {selector!r}; can't understand {part!r}")
 
 
+#: built-in kinds with field label conversions of their own: an unknown label is "not supported"
+_CONVERTED = frozenset(_KIND_FIELDS) | {("", "pods"), ("batch", "jobs"), ("apps", "replicasets")}
+
+
+def _unsupported(path: str, *, group: str, plural: str, custom: bool) -> ApiError:
+    """The 400 for a field the kind cannot select on, worded as kube-apiserver words it.
+
+    Kinds with their own field conversions (and custom resources) answer "field label not
+    supported"; the rest answer with the fields every kind has.
+    """
+    if custom or (group, plural) in _CONVERTED:
+        return ApiError(400, f"field label not supported: {path}", reason="BadRequest")
+    return ApiError(
+        400,
+        f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"',
+        reason="BadRequest",
+    )
+
+
 def parse_field_selector(
-    selector: str | None, *, plural: str, kind: str, group: str = ""
+    selector: str | None, *, plural: str, kind: str, group: str = "", custom: bool = False
 ) -> Matcher | None:
     """A matcher over the supported field paths; an unknown field answers 400 as a server does.
 
@@ -208,11 +227,7 @@ def parse_field_selector(
         path, op, raw = _term(part, selector)
         getter = getters.get(path)
         if getter is None:
-            raise ApiError(
-                400,
-                f"field label not supported: {path}",
-                reason="BadRequest",
-            )
+            raise _unsupported(path, group=group, plural=plural, custom=custom)
         tests.append(_field_test(getter, _unescape(raw, selector), negate=op == "!="))
     del kind
 
