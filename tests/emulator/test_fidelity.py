@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from sealed_gitops.testing.kube.jsonpath import compile_path
+from sealed_gitops.testing.kube.printers import human_duration
 from tests.emulator.kubehttp import Endpoint
 
 pytestmark = pytest.mark.e2e
@@ -799,3 +801,50 @@ def test_an_unknown_field_selector_is_named_as_a_server_does(
     assert (
         '"data.a" is not a known field selector: only "metadata.name", "metadata.namespace"'
     ) in result.stderr
+
+
+# -- the pieces the Tables are made of, against apimachinery's and client-go's rules -------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "<invalid>"),
+        (-1, "0s"),
+        (119, "119s"),
+        (125, "2m5s"),
+        (600, "10m"),
+        (3 * 3600 + 300, "3h5m"),
+        (9 * 3600, "9h"),
+        (50 * 3600, "2d2h"),
+        (9 * 86400, "9d"),
+        (800 * 86400, "2y70d"),
+        (9 * 365 * 86400, "9y"),
+    ],
+)
+def test_ages_are_written_as_human_duration(seconds: int, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ('.status.conditions[?(@.type=="Ready")].status', ["True"]),
+        (".status.conditions[*].type", ["Reconciling", "Ready"]),
+        (".status.conditions[-1].reason", ["Applied"]),
+        (".metadata.labels['app.kubernetes.io/name']", ["x"]),
+        (".status.conditions[?(@.observedGeneration>=2)].type", ["Ready"]),
+        (".spec.missing", []),
+    ],
+)
+def test_printer_column_paths(path: str, expected: list[Any]) -> None:
+    obj = {
+        "metadata": {"labels": {"app.kubernetes.io/name": "x"}},
+        "status": {
+            "conditions": [
+                {"type": "Reconciling", "status": "False", "observedGeneration": 1},
+                {"type": "Ready", "status": "True", "reason": "Applied", "observedGeneration": 2},
+            ]
+        },
+    }
+    assert compile_path(path)(obj) == expected
