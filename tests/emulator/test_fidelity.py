@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from sealed_gitops.testing.kube.cells import human_duration
 from sealed_gitops.testing.kube.jsonpath import compile_path
-from sealed_gitops.testing.kube.printers import human_duration
 from tests.emulator.kubehttp import Endpoint
 
 pytestmark = pytest.mark.e2e
@@ -694,19 +694,47 @@ def test_known_difference_formats_are_not_checked(
         )
 
 
-def test_known_difference_pods_print_name_and_age(
-    emulator: object, run_kubectl: Any, namespace: str
+@pytest.mark.parametrize(
+    ("kind", "header", "wide"),
+    [
+        ("pods", "NAME READY STATUS RESTARTS AGE", "IP NODE NOMINATED NODE READINESS GATES"),
+        ("services", "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE", "SELECTOR"),
+        ("statefulsets", "NAME READY AGE", "CONTAINERS IMAGES"),
+        ("jobs", "NAME STATUS COMPLETIONS DURATION AGE", "CONTAINERS IMAGES SELECTOR"),
+    ],
+)
+def test_workload_tables(
+    run_kubectl: Any, namespace: str, kind: str, header: str, wide: str
 ) -> None:
-    """Pods (and services, jobs, ...) have no printer here: NAME AGE, not READY STATUS ..."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "p", "namespace": namespace},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    """Workloads print a cluster's columns (the values read as before any controller acted)."""
+    template: dict[str, Any] = {
+        "metadata": {"labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"},
     }
-    run_kubectl("create", "-f", "-", stdin=json.dumps(pod))
-    rows = _table(run_kubectl("-n", namespace, "get", "pods").stdout)
-    assert rows[0] == ["NAME", "AGE"]
+    bodies: dict[str, dict[str, Any]] = {
+        "pods": {"apiVersion": "v1", "kind": "Pod", "spec": template["spec"]},
+        "services": {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]},
+        },
+        "statefulsets": {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "spec": {
+                "serviceName": "w",
+                "selector": {"matchLabels": {"app": "x"}},
+                "template": {**template, "spec": {**template["spec"], "restartPolicy": "Always"}},
+            },
+        },
+        "jobs": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": template}},
+    }
+    body = {**bodies[kind], "metadata": {"name": "w", "namespace": namespace}}
+    run_kubectl("create", "-f", "-", stdin=json.dumps(body))
+    out = run_kubectl("-n", namespace, "get", kind).stdout.splitlines()[0]
+    assert out.split() == header.split()
+    out = run_kubectl("-n", namespace, "get", kind, "-o", "wide").stdout.splitlines()[0]
+    assert out.split() == (header + " " + wide).split()
 
 
 @pytest.mark.parametrize(("value", "offset"), [("not base64!", 3), ("YWJjZA", 4), ("YWJjZA=", 7)])

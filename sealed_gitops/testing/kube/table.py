@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sealed_gitops.testing.kube.cells import NAME_COLUMN, age
 from sealed_gitops.testing.kube.jsonpath import compile_path, text_of
-from sealed_gitops.testing.kube.printers import NAME_COLUMN, age, builtin_columns
+from sealed_gitops.testing.kube.printers import builtin_columns
 from sealed_gitops.testing.kube.resources import ResourceType
 
 __all__ = ["default_columns", "to_table", "wants_table"]
