@@ -22,13 +22,14 @@ import pyrage
 import pytest
 import yaml
 
+from sealed_gitops.crypto.age_pq import PQIdentity
 from sealed_gitops.testing.gitserver import HttpGitServer
 from sealed_gitops.testing.peers.processes import FluxController
 from sealed_gitops.testing.sops_tool import run_sops
 from tests.control_plane.conftest import Kubectl
 
 from .conftest import Keyed, Setup, secret_digests, wait_for
-from .test_flux_sops import ENCRYPTED_REGEX, Repo, flux_objects
+from .test_flux_sops import ENCRYPTED_REGEX, Repo, flux_objects, flux_state
 
 pytestmark = [pytest.mark.control_plane, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -212,5 +213,49 @@ def test_every_store_our_cli_writes_opens_the_same_in_flux_and_ours(
         files = state(flux_ns)["s-files"]
         assert files is not None and files["blob.bin"] == keyed(blob)
         assert set(files) == {"config.ini", "settings.json", "values.yaml", "blob.bin"}
+    finally:
+        server.stop()
+
+
+def test_a_post_quantum_age_file_our_cli_wrote_opens_in_flux_and_ours(
+    setup: Setup,
+    flux: tuple[FluxController, FluxController],
+    operator_factory: Any,
+    namespace_factory: Any,
+    kubectl: Kubectl,
+    keyed: Keyed,
+) -> None:
+    """age1pq1 (ML-KEM-768 + X25519, age 1.3): Flux v1.9.6 builds with age v1.3.1 and sops 3.13."""
+    pq = PQIdentity.generate()
+    repo = Repo(setup.repo.path, [])
+    repo.keys.write_text(f"{pq.secret_text()}\n")
+    values = {"password": secrets.token_urlsafe(18), "user": f"u-{secrets.token_hex(4)}"}
+    deploy = repo.root / "deploy"
+    deploy.mkdir()
+    (deploy / "pq.yaml").write_text(yaml.safe_dump(_secret("s-pq", values)))
+    repo.cli("encrypt", "-i", "--age", pq.to_public(), "--encrypted-regex", ENCRYPTED_REGEX,
+             "deploy/pq.yaml")  # fmt: skip
+    assert "age1pq1" in (deploy / "pq.yaml").read_text()
+    setup.push({}, message="a post-quantum file")
+    server = HttpGitServer(setup.remote.parent).start()
+    try:
+        url = server.url(setup.remote.name)
+        flux_ns = namespace_factory()
+        kubectl("apply", "-f", "-", input=flux_objects(flux_ns, url, f"{pq.secret_text()}\n"))
+        setup.age_secret = f"{pq.secret_text()}\n"
+        operator_factory(setup.namespace)
+        setup.objects(repository_spec={"url": url})
+        expected = {k: keyed(v.encode()) for k, v in values.items()}
+
+        def both() -> bool:
+            return all(
+                secret_digests(setup.kube.secret("s-pq", ns), keyed) == expected
+                for ns in (flux_ns, setup.namespace)
+            )
+
+        try:
+            wait_for(both, timeout=180, what="the post-quantum Secret from Flux and from us")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; Flux: {flux_state(kubectl, flux_ns)}") from exc
     finally:
         server.stop()
