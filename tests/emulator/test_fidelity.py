@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -876,3 +877,35 @@ def test_printer_column_paths(path: str, expected: list[Any]) -> None:
         },
     }
     assert compile_path(path)(obj) == expected
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        ("metadata.name=x\\", "invalid field selector: invalid escape sequence: \\"),
+        ("metadata.name=a\\qb", "invalid field selector: invalid escape sequence: \\q"),
+        ("a=b=c", "invalid field selector: unescaped character in value: 61"),
+        ("metadata.name", "invalid selector: 'metadata.name'; can't understand 'metadata.name'"),
+    ],
+)
+def test_a_malformed_field_selector_is_refused_as_a_server_does(
+    endpoint: Endpoint, namespace: str, selector: str, message: str
+) -> None:
+    query = urllib.parse.quote(selector)
+    code, body = endpoint.call(
+        "GET", f"/api/v1/namespaces/{namespace}/configmaps?fieldSelector={query}"
+    )
+    assert (code, body["message"]) == (400, message)
+
+
+def test_an_unsupported_field_validation_is_refused(endpoint: Endpoint, namespace: str) -> None:
+    code, body = endpoint.call(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps?fieldValidation=Bogus",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv"}},
+    )
+    assert code == 422
+    assert body["message"] == (
+        'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Bogus": '
+        'supported values: "", "Ignore", "Strict", "Warn"'
+    )

@@ -25,6 +25,7 @@ from sealed_gitops.testing.kube.selectors import Matcher, parse_field_selector, 
 from sealed_gitops.testing.kube.status import (
     ApiError,
     bad_request,
+    invalid_fields,
     method_not_allowed,
     unsupported_media_type,
 )
@@ -53,13 +54,25 @@ def json_response(
     return response
 
 
-def _field_validation(request: web.Request) -> str:
+_OPTIONS = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}
+
+
+def _field_validation(request: web.Request, verb: str) -> str:
     """The ``fieldValidation`` parameter; without it a server warns about unknown fields."""
     value = request.query.get("fieldValidation") or "Warn"
     if value not in ("Ignore", "Warn", "Strict"):
-        raise bad_request(
-            f"fieldValidation: Invalid value: {json.dumps(value)}: fieldValidation must be "
-            "one of Ignore, Warn or Strict"
+        raise invalid_fields(
+            "meta.k8s.io",
+            _OPTIONS.get(verb, "CreateOptions"),
+            "",
+            [
+                (
+                    "fieldValidation",
+                    "FieldValueNotSupported",
+                    f"Unsupported value: {json.dumps(value)}: supported values: "
+                    '"", "Ignore", "Strict", "Warn"',
+                )
+            ],
         )
     return value
 
@@ -247,7 +260,7 @@ class ResourceHandler:
         render = self._render(rt)
         name = info.name or ""
         warnings: list[str] = []
-        validation = _field_validation(request) if info.verb != "delete" else "Ignore"
+        validation = _field_validation(request, info.verb) if info.verb != "delete" else "Ignore"
         if info.verb == "create":
             body = await _body(request)
             obj = objects.create(

@@ -166,9 +166,15 @@ def _unescape(value: str, selector: str) -> str:
     while i < len(value):
         if value[i] == "\\":
             if i + 1 >= len(value) or value[i + 1] not in "\\,=":
-                raise bad_request(f"invalid field selector: invalid escape sequence: {selector}")
+                sequence = value[i : i + 2]
+                raise bad_request(f"invalid field selector: invalid escape sequence: {sequence}")
             out.append(value[i + 1])
             i += 2
+        elif value[i] in ",=":
+            # Go names the rune by its code point
+            raise bad_request(
+                f"invalid field selector: unescaped character in value: {ord(value[i])}"
+            )
         else:
             out.append(value[i])
             i += 1
@@ -225,10 +231,11 @@ def parse_field_selector(
         if not part.strip():
             continue
         path, op, raw = _term(part, selector)
+        value = _unescape(raw, selector)
         getter = getters.get(path)
         if getter is None:
             raise _unsupported(path, group=group, plural=plural, custom=custom)
-        tests.append(_field_test(getter, _unescape(raw, selector), negate=op == "!="))
+        tests.append(_field_test(getter, value, negate=op == "!="))
     del kind
 
     def match(obj: dict[str, Any]) -> bool:
