@@ -241,7 +241,8 @@ class Authenticator:
         wanted = tuple(audiences) if audiences else API_AUDIENCES
         found = self._lookup(token)
         if found is None:
-            return {"authenticated": False, "user": {}, "error": "[invalid bearer token]"}
+            # one error is written bare, as kube-apiserver (1.37) does; two are an aggregate
+            return {"authenticated": False, "user": {}, "error": "invalid bearer token"}
         user, token_audiences = found
         # Static tokens are audience-agnostic: valid for exactly the API server's audiences.
         valid_for = API_AUDIENCES if token_audiences is None else token_audiences
