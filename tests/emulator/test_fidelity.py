@@ -909,3 +909,33 @@ def test_an_unsupported_field_validation_is_refused(endpoint: Endpoint, namespac
         'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Bogus": '
         'supported values: "", "Ignore", "Strict", "Warn"'
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"prune": "yes"}, ".spec.prune: expected boolean, got &{yes}"),
+        ({"prune": 1.5}, ".spec.prune: expected boolean, got &{1.5}"),
+        ({"path": True}, ".spec.path: expected string, got &value.valueUnstructured{Value:true}"),
+        ({"path": 5}, ".spec.path: expected string, got &value.valueUnstructured{Value:5}"),
+        (
+            {"path": ["a"]},
+            '.spec.path: expected string, got &value.valueUnstructured{Value:[]interface {}{"a"}}',
+        ),
+    ],
+    ids=["string", "float", "bool", "int", "list"],
+)
+def test_apply_of_a_wrong_type_is_the_typed_patch_error(
+    crds: None, endpoint: Endpoint, namespace: str, spec: dict[str, Any], problem: str
+) -> None:
+    body = json.loads(_sync(namespace, "typed", **spec))
+    code, answer = endpoint.call(
+        "PATCH",
+        f"/apis/{GROUP}/namespaces/{namespace}/syncs/typed?fieldManager=t",
+        body,
+        content_type="application/apply-patch+yaml",
+    )
+    assert code == 500 and "reason" not in answer, answer
+    assert answer["message"] == (
+        f"failed to create typed patch object ({namespace}/typed; {GROUP}, Kind=Sync): {problem}"
+    )

@@ -34,11 +34,30 @@ _TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
 }
 
 
-def _shown(value: Any) -> str:
-    """The value as the conversion error prints it (Go's ``%v`` of its value wrapper)."""
+def _go_syntax(value: Any) -> str:
+    """A JSON value in Go's ``%#v`` syntax (``[]interface {}{"a"}``), as the error shows it."""
     if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[]interface {}{" + ", ".join(_go_syntax(v) for v in value) + "}"
+    if isinstance(value, dict):
+        items = ", ".join(f"{json.dumps(k)}:{_go_syntax(v)}" for k, v in sorted(value.items()))
+        return "map[string]interface {}{" + items + "}"
+    return "<nil>" if value is None else str(value)
+
+
+def _shown(value: Any) -> str:
+    """The value as the conversion error prints it (Go's ``%v`` of its value wrapper).
+
+    Observed on kube-apiserver: ``&{yes}`` for a string and ``&{1.5}`` for a float,
+    ``&value.valueUnstructured{Value:true}`` for a boolean or an integer, and Go syntax inside
+    for a list (``Value:[]interface {}{"a"}``); maps are assumed to print alike.
+    """
+    if isinstance(value, str | float):
         return f"&{{{value}}}"
-    return f"&{{{json.dumps(value, separators=(',', ':'))}}}"
+    return f"&value.valueUnstructured{{Value:{_go_syntax(value)}}}"
 
 
 def _type_problem(value: Any, schema: dict[str, Any], path: str) -> str | None:
