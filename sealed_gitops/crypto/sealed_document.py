@@ -379,6 +379,14 @@ def secret_manifest(doc: SealedSecretDoc, values: Mapping[str, bytes]) -> dict[s
         _mapping(doc.template.get("metadata"), what="spec.template.metadata", file=None)
     )
     meta.pop("creationTimestamp", None)
+    # Our hints describe the SealedSecret's ciphertext, never the Secret. They belong on the
+    # SealedSecret's own metadata, but Bitnami's re-encryption (``kubeseal --re-encrypt``, the
+    # controller's /v1/rotate) copies that metadata into the template, stale: keep them off.
+    annotations = {
+        k: v for k, v in (meta.pop("annotations", None) or {}).items() if k not in _OUR_ANNOTATIONS
+    }
+    if annotations:
+        meta["annotations"] = annotations
     # The controller forces these to the SealedSecret's own, whatever the template says.
     meta["name"] = doc.name
     if doc.namespace:

@@ -14,10 +14,12 @@ The Secret each side makes is compared by keyed hash (conftest ``keyed``), never
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import secrets
 import subprocess
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import pytest
 import yaml
 
 from sealed_gitops.cli.keys_cmds import BACKUP_KIND
-from sealed_gitops.crypto.sealing_keys import SealingKey, tls_secret_manifest
+from sealed_gitops.crypto.sealing_keys import SealingKey, make_certificate, tls_secret_manifest
 from sealed_gitops.keys.cluster_keys import ClusterKey
 from tests.control_plane.conftest import Kubectl
 from tests.keys_lifecycle.conftest import (
@@ -36,6 +38,7 @@ from tests.keys_lifecycle.conftest import (
     create_repo_and_sync,
     wait_keys,
 )
+from tests.operator.conftest import ready
 
 from .conftest import (
     Keyed,
@@ -314,3 +317,71 @@ def test_one_sealed_secret_makes_the_same_secret_in_bitnamis_controller_and_ours
         assert _shape(setup.kube.secret("login"), keyed) == theirs
     finally:
         kubectl("delete", "namespace", theirs_ns, "--wait=false", check=False)
+
+
+def test_a_file_we_sealed_and_bitnamis_controller_re_encrypted_opens_in_ours(
+    setup: Setup,
+    operator_factory: Any,
+    client: Any,
+    run_cli: Any,
+    sealed_secrets: SealedSecretsFactory,
+    kubectl: Kubectl,
+    keyed: Keyed,
+    tmp_path: Path,
+) -> None:
+    """``kubeseal --re-encrypt`` (the controller's /v1/rotate) over a file we wrote: the values
+    move to the controller's newest key while our key-id hints still name the old one."""
+    ns = setup.namespace
+    operator_factory(ns)
+    create_keyring(client, ns)
+    old = active(wait_keys(setup.kube, ns))
+    cert = tmp_path / "old.crt"
+    cert.write_text(old["sealingCertificate"])
+    values = _values()
+    (tmp_path / "db.yaml").write_text(_secret_manifest("db", ns, values))
+    run_cli(["seal", "db.yaml", "--cert", str(cert), "-o", "json", "-w", "sealed.json"],
+            cwd=tmp_path)  # fmt: skip
+    ours = json.loads((tmp_path / "sealed.json").read_text())
+    assert "sealed-gitops.io/key-ids" in ours["metadata"]["annotations"]
+    run_cli(["keys", "rotate", "--keyring", f"{ns}/cluster"], cwd=tmp_path)
+    new = active(wait_keys(setup.kube, ns, count=2))
+    for record in backup_records(run_cli, ns, tmp_path):  # both keys, as a migration would
+        key = ClusterKey.from_record(record, source="backup")
+        certificate = key.certificate
+        if key.fingerprint == old["fingerprint"]:
+            # The controller seals with the key whose certificate starts last; the two were made
+            # seconds apart, so date the old one back a day to make that order certain.
+            certificate = make_certificate(
+                key.sealing_key, not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+            )
+        kubectl("apply", "-f", "-", input=json.dumps(tls_secret_manifest(
+            SealingKey(private_key=key.sealing_key, certificate=certificate),
+            name=f"sealed-secrets-key-{key.fingerprint[:10]}", namespace=ns,
+        )))  # fmt: skip
+    with sealed_secrets(ns) as controller:
+        assert controller.certificate().decode().strip() == new["sealingCertificate"].strip()
+        request = urllib.request.Request(  # noqa: S310 (http to loopback)
+            f"{controller.url}/v1/rotate", data=json.dumps(ours).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (loopback)
+            rotated = json.loads(answer.read())
+    assert rotated["spec"]["encryptedData"] != ours["spec"]["encryptedData"]
+    # The endpoint answers the object without its type; kubeseal's encoder writes it back.
+    rotated = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", **rotated}
+    # The controller moved our hints (now stale: they name the old key) into the template.
+    moved = rotated["spec"]["template"]["metadata"].get("annotations") or {}
+    assert "sealed-gitops.io/key-ids" in moved
+    setup.push({"deploy/db.yaml": yaml.safe_dump(rotated)})
+    create_repo_and_sync(setup, {"name": "cluster"})
+    expected = _expected(values, keyed)
+    try:
+        wait_for(
+            lambda: secret_digests(setup.kube.secret("db"), keyed) == expected,
+            timeout=90, what="the re-encrypted file opened by our operator",
+        )  # fmt: skip
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; Sync: {ready(setup.kube.sync())}") from exc
+    # The stale hints did not stop our operator, and are not copied onto the Secret.
+    annotations = (setup.kube.secret("db") or {})["metadata"].get("annotations") or {}
+    assert not {"sealed-gitops.io/key-ids", "sealed-gitops.io/scope-sha256"} & set(annotations)

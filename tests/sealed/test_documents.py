@@ -161,6 +161,24 @@ def test_template_data_is_refused_on_unseal(key_a: SealingKey) -> None:
         secret_manifest(doc, {})
 
 
+def test_our_hints_moved_into_the_template_do_not_reach_the_secret(key_a: SealingKey) -> None:
+    """Bitnami's /v1/rotate (kubeseal --re-encrypt) copies the SealedSecret's metadata, our
+    key-id and scope hints included, into spec.template; the Secret must not carry them (found
+    by tests/peers against the controller v0.40.0)."""
+    doc = seal_secret(
+        parse_secret(SECRET_MANIFEST), recipients=[key_a.public_key], scope=Scope.STRICT
+    )
+    manifest = doc.to_manifest()
+    ours = manifest["metadata"]["annotations"]
+    assert {"sealed-gitops.io/key-ids", "sealed-gitops.io/scope-sha256"} <= set(ours)
+    template_meta = manifest["spec"]["template"]["metadata"]
+    before = dict(template_meta.get("annotations") or {})
+    template_meta["annotations"] = {**before, **ours}
+    reread = parse_sealed_secret(manifest)
+    secret = secret_manifest(reread, SealingKeyring([key_a.private_key]).unseal(reread).values)
+    assert (secret["metadata"].get("annotations") or {}) == before
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
