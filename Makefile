@@ -14,7 +14,7 @@ SYSTEM_PACKAGES := python3-venv git gnupg openssh-server openssh-client golang-g
 # for the Sealed Secrets interop tests) is older and must not shadow it for the builds from source.
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: install system-deps demo test lint typecheck check clean fuzz test-binaries
+.PHONY: install system-deps demo test lint typecheck check clean fuzz
 
 $(STAMPS)/system:
 	@mkdir -p $(STAMPS)
@@ -42,13 +42,11 @@ install: $(STAMPS)/system $(STAMPS)/pip
 demo: install
 	$(BIN)/sealed-gitops demo
 
-# The real control plane the API suites also run on (issue 13), built from its Go modules once
-# per version and cached (~5 min cold on 2 cores, 0.3 s warm); before pytest, so that no test
-# waits for a build inside its timeout. Without Go it says so and those tests skip.
-test-binaries: install
+# First the real control plane the API suites also run on (issue 13), built from its Go modules
+# once per version and cached (~5 min cold on 2 cores, 0.3 s warm): before pytest, so that no
+# test waits for a build inside its timeout. Without Go it says so and those tests skip.
+test: install
 	$(BIN)/python -m sealed_gitops.testing build
-
-test: install test-binaries
 	$(BIN)/python -m pytest -n auto -q -p no:cacheprovider
 
 # The fuzz harnesses of tests/security/test_fuzz.py, much longer than in `make test`: hypothesis

@@ -447,7 +447,9 @@ def _quiet_logs(verbose: bool) -> Iterator[None]:
         root.setLevel(level)
 
 
-def _use_cluster(story: Story, stack: contextlib.ExitStack, kubeconfig: Path | None) -> Path:
+def _use_cluster(
+    story: Story, stack: contextlib.ExitStack, kubeconfig: Path | None, *, context: str | None
+) -> Path:
     """The API server of the story: an emulator in this process, or the cluster ``kubeconfig``
     names (the story's namespace must not exist there; it is deleted at the end)."""
     from sealed_gitops.testing import KubeEmulator
@@ -460,7 +462,7 @@ def _use_cluster(story: Story, stack: contextlib.ExitStack, kubeconfig: Path | N
         story.ok(f"API server at {api.host}:{api.port}")
         return api.kubeconfig_path
     story.step(f"Use the cluster of {kubeconfig}")
-    story.client = connect(kubeconfig)
+    story.client = connect(kubeconfig, context=context)
     stack.callback(story.api.close)
     if story.get(f"/api/v1/namespaces/{NS}") is not None:
         raise DemoFailed(
@@ -480,7 +482,12 @@ def _delete_namespace(story: Story) -> None:
 
 
 def run_demo(
-    console: Console, *, timeout: float, verbose: bool, kubeconfig: Path | None = None
+    console: Console,
+    *,
+    timeout: float,
+    verbose: bool,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
 ) -> None:
     """The whole story; raises DemoFailed (or a SealedGitopsError) when a step fails."""
     story = Story(console, timeout=timeout)
@@ -492,7 +499,7 @@ def run_demo(
     with contextlib.ExitStack() as stack:
         stack.enter_context(_quiet_logs(verbose))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sealed-gitops-demo-")))
-        config = _use_cluster(story, stack, kubeconfig)
+        config = _use_cluster(story, stack, kubeconfig, context=context)
         _install_crds(story)
         people = {who: str(keys[who].to_public()) for who in ("Alice", "Bob")}
         remote = _make_repository(story, tmp, str(keys["cluster"].to_public()), people)
@@ -503,6 +510,7 @@ def run_demo(
         settings = OperatorSettings(
             namespaces=[NS],
             kubeconfig=str(config),
+            context=context,
             cache_dir=tmp / "cache",
             metrics_port=0,
             webhook_port=0,
@@ -544,8 +552,16 @@ def run_demo(
     help="Tell the story on this cluster instead of an emulator in this process (it creates and "
     f"then deletes namespace {NS}, and installs or updates the CRDs).",
 )
+@click.option("--context", default=None, help="kubeconfig context (default: its current-context).")
 @click.pass_context
-def demo(ctx: click.Context, *, timeout: float, show_logs: bool, kubeconfig: Path | None) -> None:
+def demo(
+    ctx: click.Context,
+    *,
+    timeout: float,
+    show_logs: bool,
+    kubeconfig: Path | None,
+    context: str | None,
+) -> None:
     """Run the whole story on this machine: Git, a key, the operator, a tampered commit."""
     # Piped output keeps one line per event instead of wrapping at 80 columns.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
@@ -555,7 +571,9 @@ def demo(ctx: click.Context, *, timeout: float, show_logs: bool, kubeconfig: Pat
     )
     started = time.monotonic()
     try:
-        run_demo(console, timeout=timeout, verbose=show_logs, kubeconfig=kubeconfig)
+        run_demo(
+            console, timeout=timeout, verbose=show_logs, kubeconfig=kubeconfig, context=context
+        )
     except (DemoFailed, SealedGitopsError) as exc:
         console.print(f"\n[bold red]✗ demo failed:[/] {escape(redact(str(exc)))}")
         ctx.exit(1)

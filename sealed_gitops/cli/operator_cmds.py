@@ -173,6 +173,7 @@ def _port(value: str | None) -> int | None:
 
 @click.command("operator")
 @kubeconfig_option
+@click.option("--context", default=None, help="kubeconfig context (default: its current-context).")
 @click.option(
     "-n",
     "--namespace",
@@ -293,6 +294,7 @@ def _port(value: str | None) -> int | None:
 def operator_command(
     *,
     kubeconfig: Path | None,
+    context: str | None,
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     metrics_port: str,
@@ -334,6 +336,7 @@ def operator_command(
     from sealed_gitops.keys.vault import normalize_address
     from sealed_gitops.plan import names
 
+    settings.context = context
     settings.vault_addresses = [normalize_address(a) for a in vault_addresses]
     settings.cross_namespace_refs = not no_cross_namespace_refs
     if shared_keyring_namespaces:

@@ -41,7 +41,12 @@ def connect_for(settings: OperatorSettings) -> KubeClient:
     # $KUBECONFIG read now: the kubernetes package reads it once, when it is first imported.
     kubeconfig = settings.kubeconfig or os.environ.get("KUBECONFIG") or None
     in_cluster = not kubeconfig and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    return connect(kubeconfig, in_cluster=in_cluster, timeout=settings.api_timeout)
+    return connect(
+        kubeconfig,
+        context=settings.context if kubeconfig else None,
+        in_cluster=in_cluster,
+        timeout=settings.api_timeout,
+    )
 
 
 @dataclass

@@ -46,6 +46,8 @@ class OperatorSettings:
     target_namespace_allowlist: list[str] = field(default_factory=list)
     #: kubeconfig path; None means in-cluster configuration (or $KUBECONFIG)
     kubeconfig: str | None = None
+    #: the kubeconfig context to use (None: the file's current-context)
+    context: str | None = None
     #: where Git checkouts are cached; one directory per remote
     cache_dir: Path | None = None
     #: port of the Prometheus metrics endpoint (0: pick a free one; None: off)

@@ -18,7 +18,7 @@ import pyrage
 import pytest
 from click.testing import CliRunner, Result
 
-from sealed_gitops.cli import keyring_target
+import sealed_gitops.cluster
 from sealed_gitops.cli.main import cli
 from sealed_gitops.crypto.age import AgeIdentities
 from sealed_gitops.crypto.sops import decrypt_file, master_key_ids
@@ -72,7 +72,7 @@ class FakeCluster:
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeCluster:
     fake = FakeCluster()
-    monkeypatch.setattr(keyring_target, "connect", lambda *_a, **_k: fake)
+    monkeypatch.setattr(sealed_gitops.cluster, "connect", lambda *_a, **_k: fake)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -298,7 +298,7 @@ def test_a_keyring_record_from_git_cannot_steer_the_api_path(
             paths.append(path)
             return {"metadata": {"name": "cluster"}, "status": {"keys": []}}
 
-    monkeypatch.setattr(keyring_target, "connect", lambda *_a, **_k: Recorder())
+    monkeypatch.setattr(sealed_gitops.cluster, "connect", lambda *_a, **_k: Recorder())
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)

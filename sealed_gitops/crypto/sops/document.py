@@ -255,7 +255,9 @@ def unwrap_data_key(meta: Metadata, unwrapper: Unwrapper, *, file: str | None) -
                 continue
             except CryptoError as exc:
                 # a stanza that is ours but does not open (tampered): say which file
-                raise exc.with_file(file) if file else exc
+                if file:
+                    exc.with_file(file)
+                raise
             if part is not None:
                 parts.append(part)
                 break
