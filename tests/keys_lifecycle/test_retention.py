@@ -142,18 +142,21 @@ def _states(four_keys: list[ClusterKey]) -> list[ClusterKey]:
             ret.with_state(KeyState.RETIRED, now=NOW)]
 
 
-@pytest.mark.parametrize("kind", ["secrets", "vault"])
-def test_a_store_deletes_only_retired_keys(
-    kind: str, four_keys: list[ClusterKey], request: pytest.FixtureRequest
+def test_a_secret_store_deletes_only_retired_keys(
+    four_keys: list[ClusterKey], setup: Setup, client: Any
 ) -> None:
-    store: KeyStore
-    if kind == "secrets":
-        setup, client = request.getfixturevalue("setup"), request.getfixturevalue("client")
-        store = SecretStore(client, namespace=setup.namespace, name="direct")
-    else:
-        server: OpenBaoServer = request.getfixturevalue("bao")
-        store = VaultKvStore(server.client(), kv_path=f"secret/data/direct-{uuid.uuid4().hex[:8]}",
-                             address=server.address)
+    _deletes_only_retired(SecretStore(client, namespace=setup.namespace, name="direct"), four_keys)
+
+
+def test_a_vault_store_deletes_only_retired_keys(
+    four_keys: list[ClusterKey], bao: OpenBaoServer
+) -> None:
+    store = VaultKvStore(bao.client(), kv_path=f"secret/data/direct-{uuid.uuid4().hex[:8]}",
+                         address=bao.address)  # fmt: skip
+    _deletes_only_retired(store, four_keys)
+
+
+def _deletes_only_retired(store: KeyStore, four_keys: list[ClusterKey]) -> None:
     keys = _states(four_keys)
     store.save(keys)
     store.save(keys)  # a second version, so the KV history has something to destroy
