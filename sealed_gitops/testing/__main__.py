@@ -45,6 +45,18 @@ def _build() -> int:
         say(f"control plane: {exc}")
         return 1
     say(f"control plane ready in {binaries.directory}")
+    # The peers the interoperability tier runs beside us (issue 14): Flux's controllers and
+    # Sealed Secrets, from their Go modules, cached per version like the control plane.
+    from sealed_gitops.testing.peers import build as peers
+    from sealed_gitops.testing.peers import versions
+
+    for peer in versions.PEERS.values():
+        try:
+            built = peers.ensure_built(peer, progress=say)
+        except ControlPlaneError as exc:
+            say(f"{peer.name}: {exc}")
+            return 1
+        say(f"{peer.name} {peer.version} ready in {built.directory}")
     return 0
 
 
@@ -66,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     real.add_argument("--workdir", type=Path, help="certificates and logs (default: a temp dir)")
     commands.add_parser(
         "build",
-        help="build what the test tiers run, if missing: the control plane (cached per version); "
-        "without Go, say so and succeed (those tests then skip, saying why)",
+        help="build what the test tiers run, if missing: the control plane and the peers (Flux, "
+        "Sealed Secrets), cached per version; without Go, say so and succeed (those tests then "
+        "skip, saying why)",
     )
     args = parser.parse_args(argv)
     if args.command == "build":
