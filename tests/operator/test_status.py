@@ -8,6 +8,7 @@ Ready/Reconciling/Stalled with their reasons, counts, and the requested-at value
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 import time
 from typing import Any
@@ -257,3 +258,30 @@ def test_a_suspended_sync_keeps_its_status_and_counts_nothing(
     wait_for(
         lambda: setup.kube.configmaps()[0]["data"] == {"level": "debug"}, what="resumed, applied"
     )
+
+
+def test_kubectl_get_shows_the_columns_the_docs_promise(
+    setup: Setup, operator_factory: Any, kubeconfig: Any, kubectl_path: Any
+) -> None:
+    """docs/objects.md: `kubectl get sgsync` shows Ready, the last applied revision and the age,
+    `-o wide` adds the message; `kubectl get sgrepo` Ready, revision, age (wide: the URL). On
+    each tier: the emulator once printed NAME AGE only (issue 13)."""
+    _, sha = _first_apply(setup, operator_factory)
+
+    def get(*args: str) -> list[list[str]]:
+        done = subprocess.run(
+            [str(kubectl_path), "--kubeconfig", str(kubeconfig), "-n", setup.namespace, "get",
+             *args], capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        return [line.split() for line in done.stdout.strip().splitlines()]
+
+    header, row = get("sgsync")
+    assert header == ["NAME", "READY", "REVISION", "AGE"]
+    assert row[:3] == ["app", "True", f"main@sha1:{sha}"]
+    header, row = get("sgsync", "-o", "wide")
+    assert header == ["NAME", "READY", "REVISION", "STATUS", "AGE"]
+    assert "Applied" in " ".join(row)
+    header, row = get("sgrepo")
+    assert header[:3] == ["NAME", "READY", "REVISION"] and header[-1] == "AGE"
+    assert row[:3] == ["app", "True", f"main@sha1:{sha}"]
+    assert "URL" in get("sgrepo", "-o", "wide")[0]
