@@ -25,8 +25,6 @@ call returns them in 0.2 s.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -34,11 +32,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sealed_gitops.errors import ControlPlaneError
+from sealed_gitops.testing import gocache
 from sealed_gitops.testing.control_plane import versions
 
 __all__ = [
@@ -53,8 +52,6 @@ __all__ = [
 
 #: Overrides the cache root (the version sub-directory is still added below it).
 CACHE_ENV = "SEALED_GITOPS_CONTROL_PLANE_CACHE"
-#: Where Go's official tarball installs it; not on PATH on every machine.
-_GO_FALLBACK = Path("/usr/local/go/bin/go")
 _STAMP = "stamp.json"
 _ETCD = "etcd"
 #: How much of go's output an error quotes: enough for the failing package and its message.
@@ -88,54 +85,25 @@ class Binaries:
 
 
 def find_go() -> Path | None:
-    """The newest ``go`` of the one on PATH and Go's default install location.
-
-    Not simply PATH first: Debian's ``golang-go`` (Go 1.19, which the Sealed Secrets interop
-    tests use) puts an old ``go`` on PATH of a machine whose Go 1.26 is in /usr/local/go.
-    """
-    candidates: list[Path] = []
-    found = shutil.which("go")
-    if found:
-        candidates.append(Path(found))
-    if _GO_FALLBACK.is_file() and os.access(_GO_FALLBACK, os.X_OK):
-        candidates.append(_GO_FALLBACK)
-    best: tuple[tuple[int, int], Path] | None = None
-    for go in candidates:
-        try:
-            version = go_version(go)
-        except ControlPlaneError:
-            continue
-        if best is None or version > best[0]:
-            best = (version, go)
-    if best is not None:
-        return best[1]
-    return candidates[0] if candidates else None
+    """The newest ``go`` of Go's default install location and the one on PATH (Debian's
+    ``golang-go`` 1.19, which the Sealed Secrets interop tests use, may shadow Go 1.26)."""
+    candidates = gocache.go_candidates()
+    return gocache.newest_go(candidates) or (candidates[0] if candidates else None)
 
 
 def go_version(go: Path) -> tuple[int, int]:
     """``(1, 26)`` for go1.26.8; raises ControlPlaneError when it cannot be read."""
-    try:
-        out = subprocess.run(
-            [str(go), "env", "GOVERSION"], capture_output=True, text=True, timeout=60, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ControlPlaneError(f"{go} env GOVERSION failed: {exc}") from exc
-    match = re.match(r"go(\d+)\.(\d+)", out.strip())
-    if match is None:
-        raise ControlPlaneError(f"cannot read the Go version from {out.strip()!r}")
-    return int(match.group(1)), int(match.group(2))
+    found = gocache.go_version(go)
+    if found is None:
+        raise ControlPlaneError(f"cannot read the Go version of {go} (go env GOVERSION)")
+    return found
 
 
 def cache_directory(*, root: Path | None = None) -> Path:
     """``$SEALED_GITOPS_CONTROL_PLANE_CACHE`` or ``$XDG_CACHE_HOME/sealed-gitops/control-plane``,
     plus the version key."""
     if root is None:
-        override = os.environ.get(CACHE_ENV)
-        if override:
-            root = Path(override)
-        else:
-            xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-            root = Path(xdg) / "sealed-gitops" / "control-plane"
+        root = gocache.cache_root(CACHE_ENV, "control-plane")
     return root / versions.cache_key()
 
 
@@ -156,34 +124,15 @@ def ensure_binaries(*, root: Path | None = None, progress: Progress | None = Non
     wait for it. ``progress`` receives one line per step (the CLI prints them on stderr).
     """
     say = progress or (lambda _line: None)
-    found = cached_binaries(root=root)
-    if found is not None:
-        return found
     target = cache_directory(root=root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent / f".{target.name}.lock", say=say):
-        found = cached_binaries(root=root)  # another process may have built it while we waited
-        if found is not None:
-            return found
-        _build_into(target, say=say)
-    found = cached_binaries(root=root)
-    if found is None:  # pragma: no cover - _build_into renames a complete directory or raises
-        raise ControlPlaneError(f"the build finished but {target} is incomplete")
-    return found
-
-
-@contextlib.contextmanager
-def _locked(path: Path, *, say: Progress) -> Iterator[None]:
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say(f"waiting for another build of the control plane ({path})")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return gocache.ensure_cached(
+        target,
+        cached=lambda: cached_binaries(root=root),
+        build=lambda: _build_into(target, say=say),
+        what="the control plane",
+        say=say,
+        incomplete=ControlPlaneError,
+    )
 
 
 def _build_into(target: Path, *, say: Progress) -> None:

@@ -81,8 +81,11 @@ class Process:
         self.popen.wait()
 
 
-def start_process(name: str, argv: list[str], *, log: Path, cwd: Path) -> Process:
-    """Start ``argv`` with stdout and stderr appended to ``log``.
+def start_process(
+    name: str, argv: list[str], *, log: Path, cwd: Path, env: dict[str, str] | None = None
+) -> Process:
+    """Start ``argv`` (with ``env``, default this process's) with stdout and stderr appended to
+    ``log``.
 
     The parent-death signal is tied to the calling *thread*: start the control plane from a thread
     that lives as long as it should (the main thread, as pytest fixtures and the CLI do).
@@ -97,6 +100,7 @@ def start_process(name: str, argv: list[str], *, log: Path, cwd: Path) -> Proces
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
+                env=env,
                 start_new_session=True,
             )
         except OSError as exc:

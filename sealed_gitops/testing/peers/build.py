@@ -32,21 +32,19 @@ kustomize-controller 123 MB, the Sealed Secrets controller 59 MB and kubeseal 38
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sealed_gitops.errors import ControlPlaneError
+from sealed_gitops.testing import gocache
 from sealed_gitops.testing.peers import versions
 from sealed_gitops.testing.peers.versions import Peer
 
@@ -94,39 +92,13 @@ class Built:
 
 def find_go() -> Path | None:
     """The newest usable ``go``: Go's default install location or the one on PATH."""
-    candidates = [*_GO_CANDIDATES]
-    on_path = shutil.which("go")
-    if on_path:
-        candidates.append(Path(on_path))
-    usable = []
-    for go in candidates:
-        if go.is_file() and os.access(go, os.X_OK):
-            found = _go_version(go)
-            if found is not None and found >= versions.MINIMUM_GO:
-                usable.append((found, go))
-    return max(usable)[1] if usable else None
-
-
-def _go_version(go: Path) -> tuple[int, int] | None:
-    try:
-        out = subprocess.run(
-            [str(go), "env", "GOVERSION"], capture_output=True, text=True, timeout=60, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.match(r"go(\d+)\.(\d+)", out.strip())
-    return (int(match.group(1)), int(match.group(2))) if match else None
+    return gocache.newest_go(gocache.go_candidates(_GO_CANDIDATES), minimum=versions.MINIMUM_GO)
 
 
 def cache_directory(peer: Peer, *, root: Path | None = None) -> Path:
     """``$SEALED_GITOPS_PEERS_CACHE`` or ``$XDG_CACHE_HOME/sealed-gitops/peers``, plus the key."""
     if root is None:
-        override = os.environ.get(CACHE_ENV)
-        if override:
-            root = Path(override)
-        else:
-            xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-            root = Path(xdg) / "sealed-gitops" / "peers"
+        root = gocache.cache_root(CACHE_ENV, "peers")
     return root / peer.cache_key
 
 
@@ -147,33 +119,15 @@ def ensure_built(
 ) -> Built:
     """Return the peer's cached build, building it first if missing (safe across processes)."""
     say = progress or (lambda _line: None)
-    found = cached(peer, root=root)
-    if found is not None:
-        return found
     target = cache_directory(peer, root=root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent / f".{target.name}.lock", say=say):
-        found = cached(peer, root=root)  # another worker may have built it while we waited
-        if found is None:
-            _build_into(peer, target, say=say)
-            found = cached(peer, root=root)
-    if found is None:  # pragma: no cover - _build_into renames a complete directory or raises
-        raise ControlPlaneError(f"the build of {peer.name} finished but {target} is incomplete")
-    return found
-
-
-@contextlib.contextmanager
-def _locked(path: Path, *, say: Progress) -> Iterator[None]:
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say(f"waiting for another build ({path})")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return gocache.ensure_cached(
+        target,
+        cached=lambda: cached(peer, root=root),
+        build=lambda: _build_into(peer, target, say=say),
+        what=f"{peer.name} {peer.version}",
+        say=say,
+        incomplete=ControlPlaneError,
+    )
 
 
 def _build_into(peer: Peer, target: Path, *, say: Progress) -> None:

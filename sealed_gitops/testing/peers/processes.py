@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sealed_gitops.errors import ControlPlaneError
-from sealed_gitops.testing.control_plane.process import Process, free_port
+from sealed_gitops.testing.control_plane.process import Process, free_port, start_process
 from sealed_gitops.testing.peers.build import Built
 
 __all__ = [
@@ -70,23 +70,8 @@ class SealedSecretsController:
 
 
 def _spawn(name: str, argv: list[str], *, env: dict[str, str], log: Path, cwd: Path) -> Process:
-    """Start ``argv`` with ``env``; its output is appended to ``log``."""
-    setpriv = shutil.which("setpriv")
-    command = [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
-    with log.open("ab") as output:
-        try:
-            popen = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ControlPlaneError(f"cannot start {name} ({argv[0]}): {exc}") from exc
-    return Process(name=name, popen=popen, log=log, argv=argv)
+    """Start ``argv`` with ``env``; its output is appended to ``log`` (as the control plane's)."""
+    return start_process(name, argv, log=log, cwd=cwd, env=env)
 
 
 def _answers(url: str) -> bool:
