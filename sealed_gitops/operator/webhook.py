@@ -1,8 +1,9 @@
 """The webhook receiver: a Git push wakes its Repository at once, instead of at the next interval.
 
-Why HMAC and not a secret URL: GitHub, Gitea and GitLab-compatible servers sign the body with
-``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>``; checking it means a leaked URL
-alone cannot trigger fetches. The secret is the ``token`` entry of the Secret named by the
+Why a signature and not a secret URL: GitHub, Gitea/Forgejo/Gogs and Bitbucket sign the body
+with an HMAC-SHA256 of the secret, GitLab sends the secret as a token (each host's scheme:
+:mod:`webhook_auth`); checking it means a leaked URL alone cannot trigger fetches. The secret
+is the ``token`` entry of the Secret named by the
 Repository's ``spec.webhook.secretRef``, in the Repository's namespace. A bad or missing signature
 answers 401 and changes nothing; the answer never says whether the Repository exists.
 
@@ -25,8 +26,6 @@ API reads per Repository and interval. The body is bounded by aiohttp (``client_
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import math
 import re
@@ -36,6 +35,7 @@ from aiohttp import web
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.resources import get_object, read_secret_data, request_reconcile
+from sealed_gitops.operator.webhook_auth import EVENT_HEADERS, PING_EVENTS, credential_of, sign
 from sealed_gitops.operator.webhook_guard import DeliveryLog, RateLimits, TtlCache
 from sealed_gitops.plan import names
 
@@ -47,20 +47,21 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 #: Largest body accepted; push payloads are a few KiB, a larger body is not a push.
 MAX_BODY = 1024 * 1024
 #: Headers that carry a sender's unique id of one delivery (GitHub, Gitea, Gogs).
-DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Gitea-Delivery", "X-Gogs-Delivery")
+DELIVERY_HEADERS = (
+    "X-GitHub-Delivery",
+    "X-Gitea-Delivery",
+    "X-Forgejo-Delivery",
+    "X-Gogs-Delivery",
+    "X-Gitlab-Event-UUID",
+    "X-Request-UUID",  # Bitbucket
+)
 #: Seconds a webhook secret (or its absence) is reused before the API is asked again.
 SECRET_TTL = 5.0
 #: Secret lookups (cache misses) this process makes at once, and per second after that.
 LOOKUP_BURST = 100.0
 LOOKUP_RATE = 20.0
 
-_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-def sign(secret: bytes, body: bytes) -> str:
-    """The header value a sender computes (also used by the tests and the demo)."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def _webhook_secret(ctx: OperatorContext, namespace: str, name: str) -> bytes | None:
@@ -72,11 +73,6 @@ def _webhook_secret(ctx: OperatorContext, namespace: str, name: str) -> bytes | 
         return None
     data, _ = read_secret_data(ctx.client, namespace, ref["name"], purpose="webhook secret")
     return data.get("token")
-
-
-def _well_formed(signature: str) -> bool:
-    # fullmatch on ASCII-only text: compare_digest raises on non-ASCII str, which was a 500
-    return signature.isascii() and _SIGNATURE.fullmatch(signature) is not None
 
 
 def _delivery_id(request: web.Request) -> str | None:
@@ -129,21 +125,21 @@ def webhook_app(
         except names.InvalidName:
             # No Repository can have such a name: nothing to look up, nothing to log verbatim.
             return _answer("not found", 404)
-        given = request.headers.get(SIGNATURE_HEADER, "")
-        if not _well_formed(given):
+        credential = credential_of(request.headers)
+        if credential is None:
             return _answer("invalid signature", 401)
         body = await request.read()  # at most MAX_BODY: aiohttp answers 413 beyond
-        replay = ("signature", namespace, name, given)
+        replay = ("signature", namespace, name, credential.replay_key(body))
         if seen.seen(replay):
             # This exact signature was verified and acted on: a replay, dropped without a lookup.
             return web.json_response({"status": "duplicate"})
         secret = await secret_of(namespace, name)
         if isinstance(secret, float):
             return _answer("too many requests", 429, **{"Retry-After": str(math.ceil(secret))})
-        if not secret or not hmac.compare_digest(given.encode(), sign(secret, body).encode()):
+        if not secret or not credential.verify(secret, body):
             return _answer("invalid signature", 401)
-        event = request.headers.get("X-GitHub-Event") or request.headers.get("X-Gitea-Event")
-        if event == "ping":
+        event = next((request.headers[h] for h in EVENT_HEADERS if h in request.headers), "")
+        if event in PING_EVENTS:
             return web.json_response({"status": "pong"})
         delivery = _delivery_id(request)
         keys = [replay] + ([("delivery", namespace, name, delivery)] if delivery else [])

@@ -3,10 +3,13 @@ signed by a trusted key are applied (issue 6 items 1, 5 and 11)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -234,3 +237,57 @@ def test_without_a_ref_the_remote_head_is_followed(setup: Setup, operator_factor
     operator_factory(ns)
     wait_for(lambda: _password(setup) == "on-trunk", what="the remote HEAD's commit applied")
     assert setup.kube.repository()["status"]["artifact"]["commit"] == sha
+
+
+def _hmac_hex(body: bytes) -> str:
+    return hmac.new(HOOK_TOKEN.encode(), body, hashlib.sha256).hexdigest()
+
+
+#: each host's headers for a push with ``body`` (issue 15: a GitLab delivery got 401)
+HOSTS: dict[str, Callable[[bytes], dict[str, str]]] = {
+    "github": lambda body: {"X-GitHub-Event": "push", SIGNATURE_HEADER: f"sha256={_hmac_hex(body)}",
+                            "X-GitHub-Delivery": str(uuid.uuid4())},
+    "gitea": lambda body: {"X-Gitea-Event": "push", "X-Gitea-Signature": _hmac_hex(body),
+                           "X-Gitea-Delivery": str(uuid.uuid4())},
+    "forgejo": lambda body: {"X-Forgejo-Event": "push", "X-Forgejo-Signature": _hmac_hex(body),
+                             "X-Forgejo-Delivery": str(uuid.uuid4())},
+    "gitlab": lambda body: {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": HOOK_TOKEN,
+                            "X-Gitlab-Event-UUID": str(uuid.uuid4())},
+    "bitbucket": lambda body: {"X-Event-Key": "repo:push",
+                               "X-Hub-Signature": f"sha256={_hmac_hex(body)}",
+                               "X-Request-UUID": str(uuid.uuid4())},
+}  # fmt: skip
+
+
+def _post_as(port: int, ns: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/hook/{ns}/app", data=body, method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - http only
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@pytest.mark.parametrize("host", sorted(HOSTS))
+def test_each_git_host_is_verified_with_its_own_scheme(
+    setup: Setup, operator_factory: Any, host: str
+) -> None:
+    """GitHub, Gitea, Forgejo, GitLab and Bitbucket each sign (or, GitLab, send a token) their
+    own way: a correct delivery is accepted and the push arrives; a signature over another body
+    (GitLab: another token) is 401."""
+    ns = setup.namespace
+    thread = _serve_webhook(setup, operator_factory)
+    sha = _push_password(setup, "hook-new-value")
+    body = b'{"ref": "refs/heads/main", "after": "%s"}' % sha.encode()
+    wrong = {
+        k: v.replace(HOOK_TOKEN, "not-the-secret-at-all") for k, v in HOSTS[host](body).items()
+    }
+    if host != "gitlab":  # an HMAC header made with another secret
+        wrong = HOSTS[host](body + b" ")
+
+    assert _post_as(thread.ports.webhook, ns, body, wrong) == 401
+    assert _post_as(thread.ports.webhook, ns, body, HOSTS[host](body)) == 202
+    wait_for(lambda: _password(setup) == "hook-new-value", timeout=15, what="pushed value")

@@ -18,6 +18,8 @@ microsecond is consumed by each matching request and changes nothing else).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import time
 import uuid
@@ -27,7 +29,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sealed_gitops.operator.webhook import MAX_BODY, SIGNATURE_HEADER, _well_formed, sign
+from sealed_gitops.operator.webhook import MAX_BODY, SIGNATURE_HEADER, sign
+from sealed_gitops.operator.webhook_auth import credential_of
 from sealed_gitops.operator.webhook_guard import DeliveryLog, RateLimits, TtlCache
 from sealed_gitops.testing import KubeEmulator
 from tests.operator.conftest import (
@@ -269,14 +272,36 @@ def test_secret_cache_stays_bounded() -> None:
     assert cache.get("999") == (False, None)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.text(max_size=200))
-def test_any_signature_text_is_judged_without_raising(text: str) -> None:
-    """Fuzz the signature header check: any text (non-ASCII, surrogates, controls) gives a
-    verdict, and only the exact ``sha256=<64 lowercase hex>`` shape is accepted."""
-    verdict = _well_formed(text)
-    assert verdict == (
-        text.startswith("sha256=")
-        and len(text) == 71
-        and all(c in "0123456789abcdef" for c in text[7:])
+def _hmac_shape(text: str, *, prefix: str) -> bool:
+    return (
+        text.startswith(prefix)
+        and len(text) == len(prefix) + 64
+        and all(c in "0123456789abcdef" for c in text[len(prefix) :])
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=200),
+    st.sampled_from(
+        ["X-Hub-Signature-256", "X-Gitea-Signature", "X-Hub-Signature", "X-Gitlab-Token"]
+    ),
+)
+def test_any_signature_text_is_judged_without_raising(text: str, header: str) -> None:
+    """Fuzz each host's header check: any text (non-ASCII, surrogates, controls) gives a
+    verdict, and only the host's exact shape is accepted: ``sha256=<64 lowercase hex>``, 64
+    lowercase hex for Gitea's own header, printable ASCII for GitLab's token."""
+    credential = credential_of({header: text})
+    if header == "X-Gitea-Signature":
+        expected = _hmac_shape(text, prefix="")
+    elif header == "X-Gitlab-Token":
+        expected = 0 < len(text) <= 256 and all("!" <= c <= "~" for c in text)
+    else:
+        expected = _hmac_shape(text, prefix="sha256=")
+    assert (credential is not None) == expected
+    if credential is not None:
+        digest = hmac.new(HOOK_TOKEN, b"{}", hashlib.sha256).hexdigest()
+        right = {"X-Gitea-Signature": digest, "X-Gitlab-Token": HOOK_TOKEN.decode()}.get(
+            header, f"sha256={digest}"
+        )
+        assert credential.verify(HOOK_TOKEN, b"{}") is (text == right)
