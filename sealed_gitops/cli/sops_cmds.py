@@ -60,6 +60,7 @@ from .options import (
 )
 from .sops_codes import (
     CANNOT_READ_INPUT,
+    CONFLICTING_PARAMETERS,
     INVALID_SET_FORMAT,
     INVALID_TREE_PATH,
     coded,
@@ -111,6 +112,33 @@ def _flag_rules(
     if not any(given.values()) and not mac_only_encrypted:
         return None
     return Rules(**given, mac_only_encrypted=mac_only_encrypted)
+
+
+_RULE_KINDS = (
+    "encrypted_regex",
+    "unencrypted_regex",
+    "encrypted_suffix",
+    "unencrypted_suffix",
+    "encrypted_comment_regex",
+    "unencrypted_comment_regex",
+)
+
+
+def _merged_with_rule(flags: Rules, rule: Rules, *, file: str, found: Path | None) -> Rules:
+    """sops' merge of the flags with the matching rule: a flag replaces the rule's setting of
+    the same kind; two kinds at once (a flag's and the rule's) are refused, exit 8, as sops
+    does, instead of silently dropping the rule's (which left values a rule says to encrypt in
+    plaintext, or the reverse)."""
+    merged = {kind: getattr(flags, kind) or getattr(rule, kind) for kind in _RULE_KINDS}
+    if sum(1 for value in merged.values() if value) > 1:
+        set_here = ", ".join(kind for kind in _RULE_KINDS if merged[kind])
+        fail(
+            CONFLICTING_PARAMETERS,
+            f"{file}: cannot use more than one of encrypted_regex, unencrypted_regex, "
+            f"encrypted_suffix, unencrypted_suffix and the comment regexes ({set_here}: the "
+            f"flags and the rule in {found})",
+        )
+    return Rules(**merged, mac_only_encrypted=flags.mac_only_encrypted or rule.mac_only_encrypted)
 
 
 def _is_manifest(plain: bytes, *, fmt: str, file: str) -> bool:
@@ -199,6 +227,8 @@ def encrypt(
             rules = rule.rules
         elif rules is None and rule.rules.mac_only_encrypted:
             rules = Rules(mac_only_encrypted=True)
+        elif rules is not None:
+            rules = _merged_with_rule(rules, rule.rules, file=name, found=found)
     # Only the MAC flag: keep the default a Kubernetes manifest would get otherwise.
     if rules == Rules(mac_only_encrypted=True) and _is_manifest(plain, fmt=fmt, file=name):
         rules = Rules(encrypted_regex=KUBERNETES_ENCRYPTED_REGEX, mac_only_encrypted=True)

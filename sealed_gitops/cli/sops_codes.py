@@ -30,6 +30,7 @@ from sealed_gitops.redact import redact
 
 __all__ = [
     "CANNOT_READ_INPUT",
+    "CONFLICTING_PARAMETERS",
     "DECRYPTING_TREE",
     "FILE_ALREADY_ENCRYPTED",
     "FILE_NOT_MODIFIED",
@@ -54,6 +55,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 GENERIC = 1
 CANNOT_READ_INPUT = 2
 INVALID_SET_FORMAT = 7
+CONFLICTING_PARAMETERS = 8
 DECRYPTING_TREE = 25
 MAC_MISMATCH = 51
 INVALID_TREE_PATH = 91

@@ -130,7 +130,20 @@ def _no_editor(work: Path, key: AgeKey) -> Case:
     return ["edit", "enc.yaml"], ["edit", "enc.yaml"], {"PATH": str(work), "EDITOR": ""}
 
 
+def _rule_and_flag(work: Path, key: AgeKey) -> Case:
+    """A flag of one kind (--unencrypted-suffix) with a matching .sops.yaml rule of another
+    (encrypted_regex): sops refuses; ours silently dropped the rule's regex."""
+    (work / ".sops.yaml").write_text(
+        f"creation_rules:\n- path_regex: plain\\.yaml$\n  encrypted_regex: ^secret$\n"
+        f"  age: {key.public}\n"
+    )
+    (work / "plain.yaml").write_text(PLAIN)
+    args = ["--unencrypted-suffix", "_clear", "plain.yaml"]
+    return ["-e", *args], ["encrypt", *args], {}
+
+
 CASES: dict[str, tuple[Callable[[Path, AgeKey], Case], int]] = {
+    "rule-and-flag-of-two-kinds": (_rule_and_flag, 8),
     "missing-file": (_missing, 100),
     "no-key": (_no_key, 128),
     "already-encrypted": (_already, 203),
