@@ -330,13 +330,24 @@ def test_the_operator_works_with_exactly_the_installed_rights(
 
         # without serviceAccountName, another namespace: the operator's tenancy rule refuses it
         # before anything is applied (invariant 4), and the deployer could not write there either
-        foreign = _wait(lambda: _ready(admin, namespace, "foreign"), what="Sync foreign status")
+        # (DependencyNotReady first, until the Repository publishes its first revision)
+        foreign = _wait(
+            lambda: (r := _ready(admin, namespace, "foreign"))
+            and r.get("reason") != "DependencyNotReady"
+            and r,
+            what="Sync foreign status",
+        )
         assert foreign["status"] == "False", foreign
         assert "may only write into its own namespace" in foreign["message"], foreign
         assert _get(admin, f"/api/v1/namespaces/{NAMESPACE}/configmaps/foreign") is None
 
         # with serviceAccountName: impersonation, and the tenant's RBAC decides (none yet)
-        refused = _wait(lambda: _ready(admin, namespace, "as-sa"), what="Sync as-sa status")
+        refused = _wait(
+            lambda: (r := _ready(admin, namespace, "as-sa"))
+            and r.get("reason") != "DependencyNotReady"
+            and r,
+            what="Sync as-sa status",
+        )
         assert refused["status"] == "False", refused
         assert "forbidden" in refused["message"], refused
         assert f"system:serviceaccount:{namespace}:deployer" in refused["message"], refused
