@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from sealed_gitops.errors import ConfigError
+from sealed_gitops.errors import ConfigError, NoMatchingKey
 from sealed_gitops.keys.cluster_keys import decrypting_keys
 from sealed_gitops.keys.key_store import (
     KeyStore,
@@ -260,3 +260,28 @@ def keyring_decryption_keys(
     with _cache_lock:
         _caches.setdefault(ctx, {})[(namespace, name)] = (states, found, renew_at)
     return found
+
+
+def explain_retired(ctx: OperatorContext, ref: KeyRingRef, exc: NoMatchingKey) -> NoMatchingKey:
+    """``exc`` with the cause named when a file was encrypted for a key this KeyRing retired:
+    "no available key" alone sent people looking for a missing Secret (issue 15: a key retired
+    after ``reencrypt`` was run but not committed)."""
+    keyring = get_object(ctx.client, "KeyRing", ref.namespace, ref.name)
+    notes = []
+    for key in ((keyring or {}).get("status") or {}).get("keys") or ():
+        recipient = str(key.get("ageRecipient") or "")
+        if key.get("state") in ("retired", "deleted") and recipient and recipient in exc.reason:
+            when = key.get("retired") or "an unknown time"
+            notes.append(
+                f"key {str(key.get('fingerprint'))[:16]} of KeyRing {ref.namespace}/{ref.name}, "
+                f"which this file is encrypted for, was retired at {when}"
+            )
+    if not notes:
+        return exc
+    return NoMatchingKey(
+        f"{exc.reason}; {'; '.join(notes)}: re-encrypt the file for the active key "
+        "(sealed-gitops reencrypt, then commit and push)",
+        file=exc.file,
+        key_id=exc.key_id,
+        location=exc.location,
+    )

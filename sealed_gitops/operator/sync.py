@@ -32,11 +32,13 @@ from sealed_gitops.cluster import (
 from sealed_gitops.errors import (
     ClusterError,
     ConfigError,
+    NoMatchingKey,
     SealedGitopsError,
 )
 from sealed_gitops.operator.building import build_for_sync
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.keyring import keyring_decryption_keys
+from sealed_gitops.operator.keyring_access import explain_retired
 from sealed_gitops.operator.ownership import claims_of
 from sealed_gitops.operator.repository import repository_source
 from sealed_gitops.operator.resources import get_object
@@ -227,6 +229,8 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             discovery=ctx.discovery,
         )
     except SealedGitopsError as exc:
+        if isinstance(exc, NoMatchingKey) and parsed.keyring is not None:
+            exc = explain_retired(ctx, parsed.keyring, exc)
         return failed(ctx, sync, memory, exc, revision=revision, retry=retry, started=started)
 
     memory.records = {**memory.records, **applied.records}

@@ -36,12 +36,16 @@ from sealed_gitops.testing.openbao import OpenBaoServer, find_bao, openbao_serve
 from .conftest import (
     Setup,
     active,
+    create_keyring,
+    create_repo_and_sync,
     keyring_path,
     keyring_status,
     published,
     ready,
+    secret_values,
     sops_secret,
     wait_for,
+    wait_keys,
 )
 from .test_rotation_story import _start, backend  # noqa: F401 (the backend fixture)
 
@@ -284,3 +288,36 @@ def test_a_backup_from_before_the_deletion_restores_the_key(
     assert first["fingerprint"] in _stored(setup, client, None)
     time.sleep(1.5)  # longer than the old retention: the new one (720h) keeps it
     assert first["fingerprint"] in _stored(setup, client, None)
+
+
+def test_a_file_for_a_retired_key_fails_saying_the_key_was_retired(
+    setup: Setup, operator_factory: Any, client: Any
+) -> None:
+    """Issue 15: after ``reencrypt`` was run but not pushed, the key got retired and the next
+    reconcile failed with DecryptionFailed and "no available key", which did not say why. The
+    message now names the retired key, when it was retired and what to do."""
+    ns = setup.namespace
+    operator_factory(ns)
+    create_keyring(client, ns)
+    first = active(wait_keys(setup.kube, ns))
+    setup.push({"deploy/db.yaml": sops_secret(first["ageRecipient"], "db", ns, password="r-1")})
+    create_repo_and_sync(setup, {"name": "cluster"})
+    wait_for(lambda: secret_values(setup.kube, "db", ns) == {"password": "r-1"}, what="applied")
+    _rotate(setup, "r1")
+    _annotate(setup, **{"sealed-gitops.io/retire": first["fingerprint"]})
+    retired = wait_for(
+        lambda: next((k for k in published(setup.kube, ns)
+                      if k["fingerprint"] == first["fingerprint"] and k["state"] == "retired"),
+                     None),
+        what="the key retired",
+    )  # fmt: skip
+    setup.push({"deploy/db.yaml": sops_secret(first["ageRecipient"], "db", ns, password="r-2")})
+
+    cond = wait_for(
+        lambda: (c := ready(setup.kube.sync()) or {}).get("reason") == "DecryptionFailed" and c,
+        what="the Sync to fail",
+    )
+    assert f"key {first['fingerprint'][:16]} of KeyRing {ns}/cluster" in cond["message"], cond
+    assert f"was retired at {retired['retired']}" in cond["message"], cond
+    assert "sealed-gitops reencrypt" in cond["message"], cond
+    assert secret_values(setup.kube, "db", ns) == {"password": "r-1"}
