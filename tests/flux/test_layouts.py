@@ -44,6 +44,7 @@ from tests.conftest_tools import (
 from tests.operator.conftest import (
     Setup,
     is_ready,
+    ready,
     wait_for,
 )
 
@@ -650,13 +651,13 @@ def test_the_operator_global_key_and_a_syncs_own_keys_taking_precedence(
     try:
         wait_for(lambda: is_ready(setup.kube.sync("global")), timeout=90, what="global Ready")
         wait_for(lambda: is_ready(setup.kube.sync("app")), timeout=90, what="algorithms Ready")
+        # its verdict, not its first status (DependencyNotReady until the first revision)
         failed = wait_for(
-            lambda: (
-                is_ready(setup.kube.sync("own-keys-only"), "False")
-                and setup.kube.sync("own-keys-only")
-            ),
+            lambda: (s := setup.kube.sync("own-keys-only"))
+            and (ready(s) or {}).get("reason") == "DecryptionFailed"
+            and s,
             timeout=60,
-            what="own-keys-only Ready=False",
+            what="own-keys-only Ready=False DecryptionFailed",
         )
         found = setup.kube.secret("global-age-secret")
         assert found is not None
