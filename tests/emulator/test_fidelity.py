@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sealed_gitops.testing import KubeEmulator
 from sealed_gitops.testing.kube.cells import human_duration
 from sealed_gitops.testing.kube.jsonpath import compile_path
+from tests.conftest_control_plane import CONTROL_PLANE, E2E, E2E_ENV, cluster_tiers
 from tests.emulator.kubehttp import Endpoint
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +35,37 @@ GROUP = "sealed-gitops.io/v1alpha1"
 DNS_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+
+# -- the tiers: this file says the emulator answers as kube-apiserver does, so it runs on both ---
+# (the rest of tests/emulator runs on the emulator, or on a SEALED_GITOPS_E2E_KUBECONFIG cluster)
+
+
+@pytest.fixture(scope="module", params=cluster_tiers())
+def _tier(request: pytest.FixtureRequest) -> Iterator[tuple[Path, KubeEmulator | None]]:
+    if request.param == E2E:
+        yield Path(os.environ[E2E_ENV]), None
+        return
+    if request.param == CONTROL_PLANE:
+        yield request.getfixturevalue("control_plane").kubeconfig_path, None
+        return
+    with KubeEmulator().run_in_thread() as api:
+        yield api.kubeconfig_path, api
+
+
+@pytest.fixture(scope="module")
+def _session_emulator(_tier: tuple[Path, KubeEmulator | None]) -> KubeEmulator | None:
+    return _tier[1]
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(_tier: tuple[Path, KubeEmulator | None]) -> Path:
+    return _tier[0]
+
+
+@pytest.fixture(scope="module")
+def endpoint(kubeconfig: Path) -> Endpoint:
+    return Endpoint.from_kubeconfig(kubeconfig)
 
 
 @pytest.fixture(scope="module")
