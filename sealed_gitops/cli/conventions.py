@@ -43,6 +43,7 @@ __all__ = [
     "output_file_option",
     "output_option",
     "rows_json",
+    "split_ref",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -172,6 +173,24 @@ class LazyModule:
         if self._module is None:
             self._module = importlib.import_module(self._name)
         return getattr(self._module, attr)
+
+
+def split_ref(ref: str, namespace: str | None = None, *, what: str = "") -> tuple[str, str]:
+    """``NAMESPACE/NAME``, or ``NAME`` with ``-n NAMESPACE`` (as ``flux reconcile ks NAME -n``).
+
+    ``what`` (e.g. ``Sync``) prefixes the error message when the reference is malformed.
+    """
+    from sealed_gitops.errors import ConfigError
+
+    ns, sep, name = ref.partition("/")
+    if not sep and namespace and ref:
+        return namespace, ref
+    if not sep or not ns or not name or "/" in name:
+        prefix = f"{what} " if what else ""
+        raise ConfigError(f"{prefix}{ref!r} is not NAMESPACE/NAME (or NAME with -n NAMESPACE)")
+    if namespace and namespace != ns:
+        raise ConfigError(f"{ref!r} is in namespace {ns}, but -n says {namespace}")
+    return ns, name
 
 
 def kubeconfig_option(func: F) -> F:

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sealed_gitops.cli.conventions import dump_json, kube_options, output_option, rows_json
+from sealed_gitops.cli.conventions import (
+    dump_json,
+    kube_options,
+    output_option,
+    rows_json,
+    split_ref,
+)
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.redact import redact
 
@@ -33,17 +39,6 @@ EVENTS_FIELDS = ("time", "type", "reason", "object", "count", "message")
 TRACE_FIELDS = ("object", "sync", "repository", "url", "path", "revision", "author")
 
 _KINDS = {"sync": "Sync", "repository": "Repository"}
-
-
-def _split(ref: str, namespace: str | None, *, what: str) -> tuple[str, str]:
-    ns, sep, name = ref.partition("/")
-    if not sep and namespace and ref:
-        return namespace, ref
-    if not sep or not ns or not name or "/" in name:
-        raise ConfigError(f"{what} {ref!r} is not NAMESPACE/NAME (or NAME with -n NAMESPACE)")
-    if namespace and namespace != ns:
-        raise ConfigError(f"{ref!r} is in namespace {ns}, but -n says {namespace}")
-    return ns, name
 
 
 def _connect(kubeconfig: Path | None, context: str | None) -> KubeClient:
@@ -76,7 +71,7 @@ def tree(
     """The objects a Sync applied (its inventory), like `flux tree kustomization`."""
     from sealed_gitops.plan import Inventory
 
-    ns, name = _split(ref, namespace, what="Sync")
+    ns, name = split_ref(ref, namespace, what="Sync")
     client = _connect(kubeconfig, context)
     try:
         sync = _get(client, "Sync", ns, name)
@@ -136,7 +131,7 @@ def events(
     output: str,
 ) -> None:
     """The Events of a Sync (or Repository), oldest first, like `flux events --for`."""
-    ns, name = _split(ref, namespace, what=_KINDS[kind])
+    ns, name = split_ref(ref, namespace, what=_KINDS[kind])
     kind_name = _KINDS[kind]
     client = _connect(kubeconfig, context)
     try:

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sealed_gitops.cli.conventions import DURATION, LazyModule, format_duration, kubeconfig_option
+from sealed_gitops.cli.conventions import (
+    DURATION,
+    LazyModule,
+    format_duration,
+    kube_options,
+    split_ref,
+)
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.operator.conditions import READY, summarize
 from sealed_gitops.redact import redact
@@ -33,8 +39,6 @@ else:
 __all__ = [
     "HANDLED_AT_FIELD",
     "STATUS_FIELDS",
-    "context_option",
-    "kubeconfig_option",
     "object_rows",
     "reconcile",
     "request_reconcile",
@@ -75,24 +79,9 @@ _kind_option = click.option(
     show_default=True,
     help="Which kind of object NAMESPACE/NAME is.",
 )
-context_option = click.option(
-    "--context", default=None, help="kubeconfig context (default: its current-context)."
+_ref_kube_options = kube_options(
+    namespace_help="Namespace of NAME (then the argument is just NAME)."
 )
-_ref_namespace_option = click.option(
-    "-n", "--namespace", default=None, help="Namespace of NAME (then the argument is just NAME)."
-)
-
-
-def _split_ref(ref: str, namespace: str | None = None) -> tuple[str, str]:
-    """``NAMESPACE/NAME``, or ``NAME`` with ``-n NAMESPACE`` (as ``flux reconcile ks NAME -n``)."""
-    ns, sep, name = ref.partition("/")
-    if not sep and namespace and ref:
-        return namespace, ref
-    if not sep or not ns or not name or "/" in name:
-        raise ConfigError(f"{ref!r} is not NAMESPACE/NAME (or NAME with -n NAMESPACE)")
-    if namespace and namespace != ns:
-        raise ConfigError(f"{ref!r} is in namespace {ns}, but -n says {namespace}")
-    return ns, name
 
 
 def _client(kubeconfig: Path | None, context: str | None = None) -> KubeClient:
@@ -250,9 +239,7 @@ def _sync_repository(client: KubeClient, namespace: str, name: str) -> str:
 @click.option(
     "--timeout", type=DURATION, default="60s", show_default=True, help="How long --wait waits."
 )
-@kubeconfig_option
-@context_option
-@_ref_namespace_option
+@_ref_kube_options
 @click.pass_context
 def reconcile(
     ctx: click.Context,
@@ -271,7 +258,7 @@ def reconcile(
     Without --with-source a Sync applies the revision its Repository published last: after a
     push, that may still be the previous commit (the answer of --wait says which it applied).
     """
-    namespace, name = _split_ref(ref, namespace)
+    namespace, name = split_ref(ref, namespace)
     kind_name = _KINDS[kind]
     seconds, timeout_text = timeout, format_duration(timeout)
     if with_source and kind_name != "Sync":
@@ -324,7 +311,7 @@ def _set_suspend(
     namespace: str | None,
     value: bool,
 ) -> None:
-    namespace, name = _split_ref(ref, namespace)
+    namespace, name = split_ref(ref, namespace)
     kind_name = _KINDS[kind]
     client = _client(kubeconfig, context)
     try:
@@ -337,9 +324,7 @@ def _set_suspend(
 @click.command("suspend")
 @click.argument("ref", metavar="[NAMESPACE/]NAME")
 @_kind_option
-@kubeconfig_option
-@context_option
-@_ref_namespace_option
+@_ref_kube_options
 def suspend(
     *, ref: str, kind: str, kubeconfig: Path | None, context: str | None, namespace: str | None
 ) -> None:
@@ -350,9 +335,7 @@ def suspend(
 @click.command("resume")
 @click.argument("ref", metavar="[NAMESPACE/]NAME")
 @_kind_option
-@kubeconfig_option
-@context_option
-@_ref_namespace_option
+@_ref_kube_options
 def resume(
     *, ref: str, kind: str, kubeconfig: Path | None, context: str | None, namespace: str | None
 ) -> None:
@@ -452,8 +435,7 @@ def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
     show_default=True,
     help="A table for people, or a JSON array for tools.",
 )
-@kubeconfig_option
-@context_option
+@kube_options(namespace_help=None)
 def status(
     *,
     namespace: str | None,
