@@ -31,8 +31,8 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from sealed_gitops.errors import ConfigError, NoMatchingKey
-from sealed_gitops.keys.cluster_keys import decrypting_keys
+from sealed_gitops.errors import ClusterError, ConfigError, FormatError, NoMatchingKey
+from sealed_gitops.keys.cluster_keys import decrypting_keys, format_time, parse_time
 from sealed_gitops.keys.key_store import (
     KeyStore,
     SecretStore,
@@ -266,12 +266,21 @@ def explain_retired(ctx: OperatorContext, ref: KeyRingRef, exc: NoMatchingKey) -
     """``exc`` with the cause named when a file was encrypted for a key this KeyRing retired:
     "no available key" alone sent people looking for a missing Secret (issue 15: a key retired
     after ``reencrypt`` was run but not committed)."""
-    keyring = get_object(ctx.client, "KeyRing", ref.namespace, ref.name)
+    try:
+        keyring = get_object(ctx.client, "KeyRing", ref.namespace, ref.name)
+    except ClusterError:
+        return exc  # only an explanation: the error itself must still reach the status
     notes = []
     for key in ((keyring or {}).get("status") or {}).get("keys") or ():
+        if not isinstance(key, Mapping):
+            continue
         recipient = str(key.get("ageRecipient") or "")
         if key.get("state") in ("retired", "deleted") and recipient and recipient in exc.reason:
-            when = key.get("retired") or "an unknown time"
+            # status is writable by others: only a well-formed time reaches the Sync's status
+            try:
+                when = format_time(parse_time(str(key.get("retired") or "")))
+            except FormatError:
+                when = "an unknown time"
             notes.append(
                 f"key {str(key.get('fingerprint'))[:16]} of KeyRing {ref.namespace}/{ref.name}, "
                 f"which this file is encrypted for, was retired at {when}"
