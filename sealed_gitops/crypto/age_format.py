@@ -192,9 +192,10 @@ def _parse(data: bytes) -> _Header:
             raise LimitExceeded(f"age header has more than {_MAX_STANZAS} stanzas")
         body: list[bytes] = []  # joined once: += would copy a 2 MiB body once per line
         while True:
-            chunk = b64decode_raw(next_line())
-            if len(chunk) > _BYTES_PER_LINE:
+            text = next_line()
+            if len(text) > _COLUMNS:  # checked before decoding, as age does
                 raise FormatError("malformed age stanza body: line too long")
+            chunk = b64decode_raw(text)
             body.append(chunk)
             if len(chunk) < _BYTES_PER_LINE:
                 break
