@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -28,8 +29,10 @@ __all__ = [
     "cache_root",
     "ensure_cached",
     "go_candidates",
+    "go_environment",
     "go_version",
     "newest_go",
+    "run_go",
 ]
 
 #: Where Go's official tarball installs it; not on PATH on every machine.
@@ -37,6 +40,8 @@ GO_DEFAULT = Path("/usr/local/go/bin/go")
 
 T = TypeVar("T")
 Progress = Callable[[str], None]
+#: How much of go's output an error quotes: enough for the failing package and its message.
+_TAIL_CHARS = 4000
 
 
 def go_version(go: Path) -> tuple[int, int] | None:
@@ -120,3 +125,45 @@ def ensure_cached(
     if found is None:  # pragma: no cover - a build renames a complete directory or raises
         raise incomplete(f"the build of {what} finished but {target} is incomplete")
     return found
+
+
+def go_environment(go: Path) -> dict[str, str]:
+    """The environment for a build in a generated module without a go.sum, with ``go``'s directory
+    first on PATH (go starts sub-tools by name, ahead of an older Go on PATH)."""
+    env = dict(os.environ)
+    env["GOFLAGS"] = " ".join(filter(None, [env.get("GOFLAGS", ""), "-mod=mod"]))
+    env["PATH"] = os.pathsep.join(filter(None, [str(go.parent), env.get("PATH", "")]))
+    return env
+
+
+def run_go(
+    go: Path,
+    args: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    error: Callable[[str], Exception],
+) -> str:
+    """Run one go command and return its stdout; a failure raises ``error`` quoting the tail of
+    its output."""
+    with tempfile.TemporaryFile() as output:
+        # stderr to a file, not a pipe: go prints a line per downloaded module and must not block.
+        process = subprocess.Popen(
+            [str(go), *args], stdout=subprocess.PIPE, stderr=output, env=env, cwd=cwd
+        )
+        try:
+            stdout, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise error(f"go {args[0]} did not finish in {timeout:.0f} s") from exc
+        finally:
+            if process.poll() is None:  # interrupted (Ctrl-C, SIGTERM) or timed out
+                process.kill()
+                process.wait()
+        if process.returncode != 0:
+            output.seek(0)
+            tail = output.read().decode(errors="replace")[-_TAIL_CHARS:]
+            raise error(
+                f"go {' '.join(args[:2])} failed with exit status {process.returncode}:\n{tail}"
+            )
+    return stdout.decode(errors="replace")

@@ -29,8 +29,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,8 +52,6 @@ __all__ = [
 CACHE_ENV = "SEALED_GITOPS_CONTROL_PLANE_CACHE"
 _STAMP = "stamp.json"
 _ETCD = "etcd"
-#: How much of go's output an error quotes: enough for the failing package and its message.
-_TAIL_CHARS = 4000
 #: A cold build takes 5-10 minutes on two idle cores; this bounds a hung download, not a slow CI.
 _BUILD_TIMEOUT = 3 * 60 * 60
 
@@ -210,12 +206,7 @@ def _build_into(target: Path, *, say: Progress) -> None:
 
 
 def _go_environment(go: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    # The generated module has no go.sum yet: let go resolve and record the module graph.
-    env["GOFLAGS"] = " ".join(filter(None, [env.get("GOFLAGS", ""), "-mod=mod"]))
-    # go may start sub-tools by name; the fallback location is not on PATH everywhere.
-    env["PATH"] = os.pathsep.join(filter(None, [str(go.parent), env.get("PATH", "")]))
-    return env
+    return gocache.go_environment(go)
 
 
 def _staging_modules(go: Path, *, env: dict[str, str], cwd: Path) -> list[str]:
@@ -248,24 +239,4 @@ def _generated_go_mod(staging_modules: list[str]) -> str:
 
 
 def _run_go(go: Path, args: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> str:
-    """Run one go command; a failure raises ControlPlaneError quoting the tail of its output."""
-    with tempfile.TemporaryFile() as output:
-        # stderr to a file, not a pipe: go prints a line per downloaded module and must not block.
-        process = subprocess.Popen(
-            [str(go), *args], stdout=subprocess.PIPE, stderr=output, env=env, cwd=cwd
-        )
-        try:
-            stdout, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise ControlPlaneError(f"go {args[0]} did not finish in {timeout:.0f} s") from exc
-        finally:
-            if process.poll() is None:  # interrupted (Ctrl-C, SIGTERM) or timed out
-                process.kill()
-                process.wait()
-        if process.returncode != 0:
-            output.seek(0)
-            tail = output.read().decode(errors="replace")[-_TAIL_CHARS:]
-            raise ControlPlaneError(
-                f"go {' '.join(args[:1])} failed with exit status {process.returncode}:\n{tail}"
-            )
-    return stdout.decode(errors="replace")
+    return gocache.run_go(go, args, env=env, cwd=cwd, timeout=timeout, error=ControlPlaneError)

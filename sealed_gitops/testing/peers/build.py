@@ -35,9 +35,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,7 +67,6 @@ MEASURED = {
 }
 _GO_CANDIDATES = (Path("/usr/local/go/bin/go"),)
 _STAMP = "stamp.json"
-_TAIL_CHARS = 4000
 #: A cold build of one peer takes minutes; this bounds a hung download, not a slow machine.
 _BUILD_TIMEOUT = 2 * 60 * 60
 
@@ -238,37 +235,13 @@ def _copy_crds(peer: Peer, module_dir: Path, into: Path) -> None:
 
 
 def _go_environment(go: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    # The wrapper has no go.sum yet: let go resolve and record the module graph.
-    env["GOFLAGS"] = " ".join(filter(None, [env.get("GOFLAGS", ""), "-mod=mod"]))
+    env = gocache.go_environment(go)
     env.setdefault("GOTOOLCHAIN", "local")
-    # go starts sub-tools by name: its own directory first, ahead of an older Go on PATH.
-    env["PATH"] = os.pathsep.join(filter(None, [str(go.parent), env.get("PATH", "")]))
     return env
 
 
 def _run_go(go: Path, args: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> str:
-    """Run one go command; a failure raises ControlPlaneError quoting the tail of its output."""
-    with tempfile.TemporaryFile() as output:
-        # stderr to a file, not a pipe: go prints a line per downloaded module and must not block.
-        process = subprocess.Popen(
-            [str(go), *args], stdout=subprocess.PIPE, stderr=output, env=env, cwd=cwd
-        )
-        try:
-            stdout, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise ControlPlaneError(f"go {args[0]} did not finish in {timeout:.0f} s") from exc
-        finally:
-            if process.poll() is None:  # interrupted or timed out
-                process.kill()
-                process.wait()
-        if process.returncode != 0:
-            output.seek(0)
-            tail = output.read().decode(errors="replace")[-_TAIL_CHARS:]
-            raise ControlPlaneError(
-                f"go {' '.join(args[:2])} failed ({process.returncode}):\n{tail}"
-            )
-    return stdout.decode(errors="replace")
+    return gocache.run_go(go, args, env=env, cwd=cwd, timeout=timeout, error=ControlPlaneError)
 
 
 def main() -> int:
