@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -54,3 +57,14 @@ def decryptions(thread: OperatorThread) -> float:
 def writes(thread: OperatorThread) -> int:
     """Write requests (POST, PUT, PATCH, DELETE) the operator's reconciles sent."""
     return thread.context.client.writes
+
+
+def run_audit_cluster(kubeconfig: Path, ns: str) -> subprocess.CompletedProcess[str]:
+    """`sealed-gitops audit --cluster -n NS --output json`, run as a user runs it (exit 0)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sealed_gitops", "audit", "--cluster", "--kubeconfig",
+         str(kubeconfig), "-n", ns, "--output", "json"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 from sealed_gitops.operator.runner import OperatorThread
 
 from .conftest import Setup, wait_for
+from .manifests import run_audit_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -58,25 +57,7 @@ def test_live_secrets_name_their_commit_and_author(
     assert notes["sealed-gitops.io/source-path"] == "deploy/db.yaml"
     assert notes["sealed-gitops.io/sync"] == f"{ns}/app"
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sealed_gitops",
-            "audit",
-            "--cluster",
-            "--kubeconfig",
-            str(kubeconfig),
-            "-n",
-            ns,
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_audit_cluster(kubeconfig, ns)
     [row] = json.loads(result.stdout)
     assert row == {
         "object": f"Secret/{ns}/db",

@@ -18,14 +18,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sealed_gitops.operator.runner import OperatorThread
 
 from .conftest import Setup, decoded, wait_for
-from .manifests import config_doc, sample, secret_doc
+from .manifests import config_doc, run_audit_cluster, sample, secret_doc
 
 pytestmark = pytest.mark.e2e
 
@@ -39,29 +38,6 @@ def _commit_of(setup: Setup) -> str | None:
     return ((live.get("metadata") or {}).get("annotations") or {}).get("sealed-gitops.io/commit")
 
 
-def _audit_cluster(kubeconfig: Path, ns: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sealed_gitops",
-            "audit",
-            "--cluster",
-            "--kubeconfig",
-            str(kubeconfig),
-            "-n",
-            ns,
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    rows: list[dict[str, Any]] = json.loads(result.stdout)
-    return rows
 
 
 def _live_edit(how: str, kubectl: Path, kubeconfig: Path, ns: str, tmp_path: Path) -> str:
@@ -149,7 +125,7 @@ def test_a_live_edit_is_corrected_as_drift_by_its_field_manager(
     assert metric == 1.0
 
     # the values live now are Alice's: audit --cluster still says so
-    [row] = _audit_cluster(kubeconfig, ns)
+    [row] = json.loads(run_audit_cluster(kubeconfig, ns).stdout)
     assert row["commit"] == f"main@sha1:{alice}"
     assert row["author"] == "Alice Admin <alice@example.invalid>"
 
