@@ -166,6 +166,18 @@ def _aead(shared_secret: bytes) -> tuple[ChaCha20Poly1305, bytes]:
 # --- keys ----------------------------------------------------------------------------------------
 
 
+def _decode_key(text: str, hrp: str, what: str, hint: str = "") -> bytes:
+    """The data of the bech32 key ``text`` whose prefix must be ``hrp``; ConfigError naming
+    ``what`` (never quoting ``text``: it may be a private key) otherwise."""
+    try:
+        found, data = bech32_decode(text.strip())
+    except FormatError as exc:
+        raise ConfigError(f"malformed {what}: {exc.reason}") from exc
+    if found != hrp:
+        raise ConfigError(f"not an {what}" + (f" ({hint})" if hint else ""))
+    return data
+
+
 def is_pq_recipient(text: str) -> bool:
     """Shape only: ``age1pq1`` followed by bech32 characters (validity is :class:`PQRecipient`)."""
     value = text.strip()
@@ -187,13 +199,7 @@ class PQRecipient:
 
     @classmethod
     def parse(cls, text: str) -> PQRecipient:
-        try:
-            hrp, public = bech32_decode(text.strip())
-        except FormatError as exc:
-            raise ConfigError(f"malformed age1pq1 recipient: {exc.reason}") from exc
-        if hrp != _RECIPIENT_HRP:
-            raise ConfigError("not an age1pq1 recipient")
-        return cls(public)
+        return cls(_decode_key(text, _RECIPIENT_HRP, "age1pq1 recipient"))
 
     def __str__(self) -> str:
         return bech32_encode(_RECIPIENT_HRP, self._public)
@@ -243,13 +249,11 @@ class PQIdentity:
     @classmethod
     def parse(cls, text: str) -> PQIdentity:
         """Raises ConfigError without quoting ``text`` (it is a private key)."""
-        try:
-            hrp, seed = bech32_decode(text.strip())
-        except FormatError as exc:
-            raise ConfigError(f"malformed age post-quantum identity: {exc.reason}") from exc
-        if hrp != _IDENTITY_HRP:
-            raise ConfigError("not an age post-quantum identity (upper case AGE-SECRET-KEY-PQ-1)")
-        return cls(seed)
+        return cls(
+            _decode_key(
+                text, _IDENTITY_HRP, "age post-quantum identity", "upper case AGE-SECRET-KEY-PQ-1"
+            )
+        )
 
     def secret_text(self) -> str:
         """The identity line (a private key: for key files only, never for messages)."""
