@@ -15,6 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 __all__ = ["Metrics"]
 
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+#: Distinct ``manager`` label values kept: anyone who may edit a managed object names the field
+#: manager (``--field-manager``), so each new name would otherwise be a new series, for good.
+MAX_DRIFT_MANAGERS = 64
 
 
 class Metrics:
@@ -60,6 +63,7 @@ class Metrics:
             ["namespace", "manager"],
             registry=self.registry,
         )
+        self._drift_managers: set[str] = set()
         self.fetches = Counter(
             "sealed_gitops_git_fetches",
             "Repository checks by result (unchanged, fetched, failure).",
@@ -75,6 +79,15 @@ class Metrics:
     def observe_decryption(self, provider: str, result: str) -> None:
         """The KeyRing observer: called once per real unwrap (cache hits are not counted)."""
         self.decryptions.labels(provider=provider, result=result).inc()
+
+    def observe_drift(self, namespace: str, manager: str) -> None:
+        """Count one drift correction; past MAX_DRIFT_MANAGERS names, new ones count as "other"."""
+        if manager not in self._drift_managers:
+            if len(self._drift_managers) >= MAX_DRIFT_MANAGERS:
+                manager = "other"
+            else:
+                self._drift_managers.add(manager)
+        self.drift_corrected.labels(namespace=namespace, manager=manager).inc()
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""

@@ -307,7 +307,7 @@ def _drift(ctx: OperatorContext, sync: dict[str, Any], applied: ApplyResult) -> 
     )
     for outcome in applied.corrected:
         manager = outcome.drift.by if outcome.drift else "unknown"
-        ctx.metrics.drift_corrected.labels(namespace=namespace, manager=manager).inc()
+        ctx.metrics.observe_drift(namespace, manager)
 
 
 def _ready_message(status: dict[str, Any]) -> str | None:
