@@ -18,19 +18,19 @@ The environment is read when this module is imported: the tests isolate HOME (an
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from sealed_gitops.testing import gocache
 
 __all__ = [
     "AGE",
@@ -114,16 +114,6 @@ def _complete(directory: Path, tool: GoTool) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _go_minor(go: Path, environment: Mapping[str, str]) -> tuple[int, int]:
     out = subprocess.run(
         [str(go), "env", "GOVERSION"],
@@ -143,17 +133,21 @@ def ensure_tool(tool: GoTool, *, root: Path | None = None, go: Path | None = Non
     Raises RuntimeError when Go is missing (only if a build is needed) or the build fails.
     """
     target = (root or cache_root()) / tool.key
-    if _complete(target, tool):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent / f".{tool.key}.lock"):
-        if _complete(target, tool):  # another worker built it while we waited
-            return target
-        go = go or find_go()
-        if go is None:
+
+    def build() -> None:
+        found = go or find_go()
+        if found is None:
             raise RuntimeError(f"Go is not installed: cannot build {tool.name} {tool.version}")
-        _build(tool, go=go, target=target)
-    return target
+        _build(tool, go=found, target=target)
+
+    return gocache.ensure_cached(
+        target,
+        cached=lambda: target if _complete(target, tool) else None,
+        build=build,
+        what=f"{tool.name} {tool.version}",
+        say=lambda _line: None,
+        incomplete=RuntimeError,
+    )
 
 
 def _build(tool: GoTool, *, go: Path, target: Path) -> None:
