@@ -9,7 +9,6 @@ redacts before it stores them (and which are redacted again here).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +22,8 @@ from sealed_gitops.cli.conventions import (
     LazyModule,
     format_duration,
     kube_options,
+    output_option,
+    rows_json,
     split_ref,
 )
 from sealed_gitops.errors import ConfigError
@@ -427,14 +428,7 @@ def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
     show_default=True,
     help="Syncs, Repositories, or both (two tables; in JSON one array, Syncs first).",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="A table for people, or a JSON array for tools.",
-)
+@output_option("table", "json", help="A table for people, or a JSON array for tools.")
 @kube_options(namespace_help=None)
 def status(
     *,
@@ -455,7 +449,7 @@ def status(
     finally:
         client.close()
     if output == "json":
-        click.echo(json.dumps([row for k in kinds for row in found[k]], indent=2))
+        click.echo(rows_json([row for k in kinds for row in found[k]], STATUS_FIELDS))
         return
     for k in kinds:
         title = f"{k}s" if k == "Sync" else "Repositories"
