@@ -396,3 +396,12 @@ def test_a_huge_header_costs_little_and_is_refused() -> None:
     with pytest.raises(FormatError, match="oversized"):
         age_format.decrypt(data + b"AA\n--- " + b"A" * 43 + b"\n", _IDENTITY.unwrap)
     assert time.perf_counter() - started < 2
+
+
+def test_a_hostile_long_pq_recipient_is_refused_at_once() -> None:
+    """A recipient from a committer's .sops.yaml reaches the bech32 checksum loop: one of two
+    million characters (a real one has ~1,960) must be refused before it costs CPU time."""
+    started = time.process_time()
+    with pytest.raises(ConfigError):
+        AgeRecipient("age1pq1" + "q" * 2_000_000)
+    assert time.process_time() - started < 1.0
