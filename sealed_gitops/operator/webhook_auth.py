@@ -13,8 +13,9 @@ its secret token as ``X-Gitlab-Token``) got 401. Each host signs differently:
 Every scheme is judged the same way (issue 11, finding 11): the header must be well formed
 before anything is looked up (a malformed one is 401, whether the Repository exists or not), and
 the comparison is constant-time over ASCII only. The replay key is the signature for the HMAC
-schemes; for GitLab's token, which is the same on every delivery, it is a digest of the body
-(a push's body names its commits, so two pushes never share one).
+schemes; for GitLab's token, which is the same on every delivery, it is an HMAC of the body keyed
+by the token presented (a push's body names its commits, so two pushes never share one; a wrong
+token never finds the key of a delivery already taken).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Credential:
 
     def replay_key(self, body: bytes) -> str:
         if self.form == "token":
-            return "body:" + hashlib.sha256(body).hexdigest()
+            # keyed by the token too: a replay with a wrong token is checked (401), not "duplicate"
+            return "body:" + hmac.new(self.value.encode(), body, hashlib.sha256).hexdigest()
         return self.value
 
 
