@@ -39,7 +39,6 @@ __all__ = [
     "dump_json",
     "format_duration",
     "kube_options",
-    "kubeconfig_option",
     "output_file_option",
     "output_option",
     "rows_json",
@@ -191,16 +190,6 @@ def split_ref(ref: str, namespace: str | None = None, *, what: str = "") -> tupl
     if namespace and namespace != ns:
         raise ConfigError(f"{ref!r} is in namespace {ns}, but -n says {namespace}")
     return ns, name
-
-
-def kubeconfig_option(func: F) -> F:
-    """``--kubeconfig FILE`` (default: ``$KUBECONFIG``, then ``~/.kube/config``)."""
-    return click.option(
-        "--kubeconfig",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="KUBECONFIG",
-        help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
-    )(func)
 
 
 def dump_json(value: Any) -> str:

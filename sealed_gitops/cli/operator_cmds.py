@@ -22,7 +22,7 @@ from typing import Any, TypeVarTuple
 
 import click
 
-from sealed_gitops.cli.conventions import kubeconfig_option
+from sealed_gitops.cli.conventions import kube_options
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.redact import RedactingFilter, install_logging_filter, redact
@@ -172,8 +172,7 @@ def _port(value: str | None) -> int | None:
 
 
 @click.command("operator")
-@kubeconfig_option
-@click.option("--context", default=None, help="kubeconfig context (default: its current-context).")
+@kube_options(namespace_help=None)  # its -n is repeatable: the namespaces it watches
 @click.option(
     "-n",
     "--namespace",
