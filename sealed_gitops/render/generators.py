@@ -45,7 +45,7 @@ from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.kustomize import KustomizeScan
 from sealed_gitops.render.kustomize_scan import is_inline
-from sealed_gitops.render.loader import DEFAULT_LIMITS, load_bytes, load_file, read_limited
+from sealed_gitops.render.loader import DEFAULT_LIMITS, load_bytes, read_limited
 from sealed_gitops.render.sops_sources import (
     MARKERS,
     decrypt_source,
@@ -179,11 +179,7 @@ def find_sources(root: Path, scanned: KustomizeScan) -> list[Source]:
     """Every generator source and patch file of the kustomizations ``scanned`` reached (the scan
     already refused references that are remote or leave the root)."""
     found: list[Source] = []
-    for kfile in scanned.kustomizations:
-        docs = load_file(root / kfile, file=kfile)
-        spec = docs[0][1] if docs else {}
-        if not isinstance(spec, Mapping):
-            continue
+    for kfile, spec in scanned.specs.items():
         place = _Placer(root, os.path.dirname(kfile))
         found.extend(_generator_sources(spec, kfile=kfile, place=place))
         found.extend(_patch_sources(spec, kfile=kfile, place=place))
@@ -284,12 +280,10 @@ def _marked_kustomizations(
         if source.role == _SECRET and source.generator is not None:
             by_generator.setdefault((source.kfile, source.generator), []).append(source)
     rewritten: dict[str, dict[str, Any]] = {}
-    for kfile in scanned.kustomizations:
-        docs = load_file(root / kfile, file=kfile)
-        spec = docs[0][1] if docs else None
-        if not isinstance(spec, Mapping) or not _entries(spec.get(_SECRET)):
+    for kfile, scanned_spec in scanned.specs.items():
+        if not _entries(scanned_spec.get(_SECRET)):
             continue
-        spec = dict(spec)
+        spec = dict(scanned_spec)
         generators = list(spec[_SECRET])
         marked = False
         for index, gen in enumerate(generators):

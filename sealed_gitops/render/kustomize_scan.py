@@ -71,6 +71,9 @@ class KustomizeScan:
     #: kustomization's directory, joined; the resolved path): what a copy of the build needs
     #: (render/staging.py), symlinks included
     references: list[tuple[str, str]] = field(default_factory=list)
+    #: each kustomization file's spec as the scan parsed it (read-only: copy to rewrite), so
+    #: the build's later steps (render/generators.py, render/relocate.py) do not parse it again
+    specs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ class _Scanner:
         spec: Any = docs[0][1] if docs else {}
         if not isinstance(spec, Mapping):
             raise RenderError("kustomization is not a mapping", file=kfile)
+        self.result.specs[kfile] = spec
         for name in _REFUSED_FIELDS:
             if spec.get(name):
                 raise RenderError(f"{name} is not supported (Helm needs the network)", file=kfile)

@@ -34,7 +34,6 @@ from sealed_gitops.render.kustomize_scan import (
     is_inline,
     is_remote,
 )
-from sealed_gitops.render.loader import load_file
 from sealed_gitops.render.walk import inside, resolve_inside
 
 __all__ = ["Relocation", "plan"]
@@ -130,20 +129,13 @@ def plan(
     """The moves the build of ``scanned`` needs (none for a build kustomize takes as it is).
 
     ``specs``: kustomizations already rewritten for the copy (the generator marks of
-    render/generators.py), used instead of the files; the result holds every spec either
+    render/generators.py), used instead of the scan's; the result holds every spec either
     rewrote. ``root`` must be resolved, as for the scan.
     """
     result = Relocation()
     folder = f".sealed-gitops-refs-{secrets.token_hex(4)}"
-    for kfile in scanned.kustomizations:
-        given = (specs or {}).get(kfile)
-        if given is None:
-            docs = load_file(root / kfile, file=kfile)
-            loaded = docs[0][1] if docs else None
-            if not isinstance(loaded, Mapping):
-                continue
-            given = loaded
-        spec = dict(given)
+    for kfile, scanned_spec in scanned.specs.items():
+        spec = dict((specs or {}).get(kfile, scanned_spec))
         move = _Mover(root, kfile, folder, result.files)
         _rewrite(spec, move)
         if move.moved:
