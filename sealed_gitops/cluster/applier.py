@@ -230,7 +230,7 @@ def apply(
     - ``recorded``: the previous result's :attr:`ApplyResult.records`; an object whose digest
       and live resourceVersion both match is not written, and a write of an object whose digest
       matches is a drift correction (:mod:`.drift`): it keeps the commit that set the values
-      (the live annotation, else ``set_by``, the previous result's :attr:`ApplyResult.set_by`).
+      (``set_by``, the previous result's :attr:`ApplyResult.set_by`, else the live annotation).
     - ``claims``: whether another Sync still claims an object it owns (:mod:`.conflicts`); such
       an object fails with OwnershipConflict and is not written.
     - ``discovery``: pass a long-lived one to keep its cache between reconciles.

@@ -93,15 +93,18 @@ def find_drift(
     """The drift a write of ``sent`` corrects, or None when Git changed the object.
 
     - ``mark``: the digest of ``sent``; ``recorded``: (digest, resourceVersion) of our last apply.
-    - ``set_by``: the (commit, author) we last wrote on it, for when the live object lost them
-      (it was deleted, or its annotations were edited away).
+    - ``set_by``: the (commit, author) we last wrote on it; preferred to the live annotations,
+      which whoever made the live change could have edited too (they are read only when this
+      process has not written the object).
     """
     if recorded is None or recorded[0] != mark:
         return None  # never applied by this process, or Git changed it: not drift
-    notes = ((live or {}).get("metadata") or {}).get("annotations") or {}
-    commit = notes.get(COMMIT_ANNOTATION) or (set_by[0] if set_by else None)
-    author = notes.get(AUTHOR_ANNOTATION) if notes.get(COMMIT_ANNOTATION) else None
-    if author is None and set_by and commit == set_by[0]:
-        author = set_by[1]
+    if set_by and set_by[0]:
+        # what we wrote first: the live annotations are the live editor's to change as well
+        commit, author = set_by
+    else:
+        notes = ((live or {}).get("metadata") or {}).get("annotations") or {}
+        commit = notes.get(COMMIT_ANNOTATION)
+        author = notes.get(AUTHOR_ANNOTATION) if commit else None
     managers = editors(live, sent) if live is not None else ()
     return Drift(managers, commit, author)

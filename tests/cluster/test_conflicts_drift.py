@@ -153,6 +153,31 @@ def test_a_deleted_object_is_recreated_as_drift_with_the_commit_it_had(
     assert (notes[COMMIT_ANNOTATION], notes[AUTHOR_ANNOTATION]) == (REV1, ALICE)
 
 
+def test_a_live_editor_cannot_rename_the_commit_a_drift_correction_restores(
+    kube: KubeClient, namespace: str, sync: SyncRef
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/secrets/db"
+    desired = [secret(namespace, "db", {"password": "from-git"})]
+    first = apply(kube, desired, sync=sync, revision=REV1, author=ALICE)
+    forged = {COMMIT_ANNOTATION: "main@sha1:" + "f" * 40, AUTHOR_ANNOTATION: "Mallory <m@x>"}
+    patch = {"metadata": {"annotations": forged}, "data": {"password": "bGl2ZQ=="}}
+    _edit(kube, path, patch, manager="mallory")
+    second = apply(
+        kube,
+        desired,
+        sync=sync,
+        revision=REV2,
+        author=BOB,
+        recorded=first.records,
+        set_by=first.set_by,
+    )
+    [outcome] = second.outcomes
+    assert outcome.drift is not None
+    assert (outcome.drift.commit, outcome.drift.author) == (REV1, ALICE)
+    notes = _get(kube, path)["metadata"]["annotations"]
+    assert (notes[COMMIT_ANNOTATION], notes[AUTHOR_ANNOTATION]) == (REV1, ALICE)
+
+
 def test_a_change_from_git_is_not_drift_even_after_a_live_edit(
     kube: KubeClient, namespace: str, sync: SyncRef
 ) -> None:
