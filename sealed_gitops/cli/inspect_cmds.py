@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sealed_gitops.cli.conventions import (
+    LazyModule,
     dump_json,
     kube_options,
     output_option,
@@ -26,7 +27,11 @@ from sealed_gitops.errors import ConfigError
 from sealed_gitops.redact import redact
 
 if TYPE_CHECKING:
+    from sealed_gitops import cluster
     from sealed_gitops.cluster import KubeClient
+else:
+    # Imported when a command runs: it imports the kubernetes client, which --help does not need.
+    cluster = LazyModule("sealed_gitops.cluster")
 
 __all__ = ["EVENTS_FIELDS", "TRACE_FIELDS", "TREE_FIELDS", "events", "trace", "tree"]
 
@@ -39,12 +44,6 @@ EVENTS_FIELDS = ("time", "type", "reason", "object", "count", "message")
 TRACE_FIELDS = ("object", "sync", "repository", "url", "path", "revision", "author")
 
 _KINDS = {"sync": "Sync", "repository": "Repository"}
-
-
-def _connect(kubeconfig: Path | None, context: str | None) -> KubeClient:
-    from sealed_gitops.cluster import connect
-
-    return connect(kubeconfig, context=context)
 
 
 def _get(client: KubeClient, kind: str, namespace: str, name: str) -> dict[str, Any]:
@@ -72,7 +71,7 @@ def tree(
     from sealed_gitops.plan import Inventory
 
     ns, name = split_ref(ref, namespace, what="Sync")
-    client = _connect(kubeconfig, context)
+    client = cluster.connect(kubeconfig, context=context)
     try:
         sync = _get(client, "Sync", ns, name)
     finally:
@@ -133,7 +132,7 @@ def events(
     """The Events of a Sync (or Repository), oldest first, like `flux events --for`."""
     ns, name = split_ref(ref, namespace, what=_KINDS[kind])
     kind_name = _KINDS[kind]
-    client = _connect(kubeconfig, context)
+    client = cluster.connect(kubeconfig, context=context)
     try:
         found = client.request(
             "GET",
@@ -213,7 +212,7 @@ def trace(
     api_version, kind, name = _parse_object(obj)
     ns = namespace or "default"
     group = api_version.rpartition("/")[0]
-    client = _connect(kubeconfig, context)
+    client = cluster.connect(kubeconfig, context=context)
     try:
         discovery = Discovery(client)
         resource = discovery.find(api_version, kind)

@@ -31,10 +31,12 @@ from sealed_gitops.operator.conditions import READY, summarize
 from sealed_gitops.redact import redact
 
 if TYPE_CHECKING:
+    from sealed_gitops import cluster
     from sealed_gitops.cluster import KubeClient
     from sealed_gitops.operator import resources
 else:
     # Imported when a command runs: both import the kubernetes client, which --help does not need.
+    cluster = LazyModule("sealed_gitops.cluster")
     resources = LazyModule("sealed_gitops.operator.resources")
 
 __all__ = [
@@ -83,12 +85,6 @@ _kind_option = click.option(
 _ref_kube_options = kube_options(
     namespace_help="Namespace of NAME (then the argument is just NAME)."
 )
-
-
-def _client(kubeconfig: Path | None, context: str | None = None) -> KubeClient:
-    from sealed_gitops.cluster import connect
-
-    return connect(kubeconfig, context=context)
 
 
 def request_reconcile(client: KubeClient, kind: str, namespace: str, name: str) -> str:
@@ -264,7 +260,7 @@ def reconcile(
     seconds, timeout_text = timeout, format_duration(timeout)
     if with_source and kind_name != "Sync":
         raise ConfigError("--with-source is for a Sync (a Repository is the source)")
-    client = _client(kubeconfig, context)
+    client = cluster.connect(kubeconfig, context=context)
     try:
         if with_source:
             repository = _sync_repository(client, namespace, name)
@@ -314,7 +310,7 @@ def _set_suspend(
 ) -> None:
     namespace, name = split_ref(ref, namespace)
     kind_name = _KINDS[kind]
-    client = _client(kubeconfig, context)
+    client = cluster.connect(kubeconfig, context=context)
     try:
         _patch(client, kind_name, namespace, name, {"spec": {"suspend": value}})
     finally:
@@ -443,7 +439,7 @@ def status(
     if namespace and all_namespaces:
         raise ConfigError("give either --namespace or --all-namespaces")
     kinds = ["Sync", "Repository"] if kind == "all" else [_KINDS[kind]]
-    client = _client(kubeconfig, context)
+    client = cluster.connect(kubeconfig, context=context)
     try:
         found = {k: object_rows(resources.list_objects(client, k, namespace)) for k in kinds}
     finally:
