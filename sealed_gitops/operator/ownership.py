@@ -27,16 +27,21 @@ log = logging.getLogger("sealed_gitops.operator.sync")
 
 
 def claims_of(ctx: OperatorContext) -> Claims:
-    """A ``claims(owner, oid)`` for one reconcile: each owner Sync is read once."""
+    """A ``claims(owner, oid)`` for one reconcile: each owner Sync is read once (a failed read
+    too: its other objects are not asked for again while the API fails)."""
     seen: dict[SyncRef, Inventory | None] = {}
+    unreadable: set[SyncRef] = set()
 
     def claims(owner: SyncRef, oid: ObjectId) -> bool:
+        if owner in unreadable:
+            return True
         if owner not in seen:
             try:
                 found = get_object(ctx.client, "Sync", owner.namespace, owner.name)
             except ClusterError as exc:
                 # Cannot tell whether it still claims the object: do not take it away.
                 log.warning("cannot read Sync %s to check ownership: %s", owner, exc)
+                unreadable.add(owner)
                 return True
             meta = (found or {}).get("metadata") or {}
             gone = found is None or bool(meta.get("deletionTimestamp"))
