@@ -437,6 +437,23 @@ def test_flattened_metadata_nesting_is_bounded(fmt: str, text: str) -> None:
         load_tree(text.encode(), fmt=fmt, file="x")
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "sops_" + "k" * 100_000 + "__list_99999999=x",  # list index out of range
+        # a value, then a map under it: mixes a map, a list or a value
+        "sops_" + "k" * 100_000 + "__list_0=y\nsops_" + "k" * 100_000 + "__list_0__map_a=x",
+    ],
+)
+def test_flattened_metadata_errors_name_a_bounded_key(line: str) -> None:
+    """A committed key of 100 000 characters is named in the error (a status, an Event)
+    by its first 64 only."""
+    with pytest.raises(SealedGitopsError) as raised:
+        load_tree(f"A=1\n{line}\n".encode(), fmt="dotenv", file="x.env")
+    assert "sops metadata" in str(raised.value)
+    assert len(str(raised.value)) < 300
+
+
 # -- .sops.yaml stores: --------------------------------------------------------------------------
 
 

@@ -77,10 +77,15 @@ def flatten_metadata(branch: TreeBranch) -> list[tuple[str, str]]:
     return out
 
 
+def _shown(key: str) -> str:
+    """A committed key as an error message names it: bounded, as the key itself is not."""
+    return f"{key[:64]!r}..." if len(key) > 64 else repr(key)
+
+
 def _tokens(key: str) -> list[str | int]:
     parts = _TOKEN.split(key)
     if len(parts) > 2 * _MAX_DEPTH + 1:
-        raise FormatError(f"sops metadata: key nested too deep ({key[:64]!r}...)")
+        raise FormatError(f"sops metadata: key nested too deep ({_shown(key)})")
     tokens: list[str | int] = [parts[0]]
     for sep, text in zip(parts[1::2], parts[2::2], strict=True):
         if sep == MAP_SEPARATOR:
@@ -91,7 +96,7 @@ def _tokens(key: str) -> list[str | int]:
             except ValueError:
                 index = 0  # Go's strconv.Atoi error is ignored by sops: index 0
             if not 0 <= index <= _MAX_LIST_INDEX:
-                raise FormatError(f"sops metadata: list index out of range in {key!r}")
+                raise FormatError(f"sops metadata: list index out of range in {_shown(key)}")
             tokens.append(index)
     return tokens
 
@@ -104,7 +109,7 @@ def _place(
         # a map takes a str token, a list an int one: anything else (a value met on the way
         # included) mixes the two
         if not isinstance(node, dict | list) or isinstance(node, dict) != isinstance(token, str):
-            raise FormatError(f"sops metadata: {key!r} mixes a map, a list or a value")
+            raise FormatError(f"sops metadata: {_shown(key)} mixes a map, a list or a value")
         fresh: Any = {} if isinstance(following, str) else []
         if isinstance(node, dict) and isinstance(token, str):
             if following is None:
@@ -119,7 +124,7 @@ def _place(
                 node[token] = fresh
             child = node[token]
         else:  # pragma: no cover - excluded by the check above
-            raise FormatError(f"sops metadata: {key!r} mixes a map, a list or a value")
+            raise FormatError(f"sops metadata: {_shown(key)} mixes a map, a list or a value")
         if isinstance(child, list) and isinstance(following, int) and following >= len(child):
             slots[0] += following + 1 - len(child)
             if slots[0] > _MAX_LIST_SLOTS:
