@@ -130,13 +130,19 @@ def events(
     output: str,
 ) -> None:
     """The Events of a Sync (or Repository), oldest first, like `flux events --for`."""
+    from sealed_gitops.plan import names
+
     ns, name = split_ref(ref, namespace, what=_KINDS[kind])
     kind_name = _KINDS[kind]
+    # Both go into the request (path and field selector): only what Kubernetes admits as names,
+    # so "-n ../../x" or "a,involvedObject.kind=Secret" cannot reach another path or selector.
+    ns = names.namespace(ns, field="namespace")
+    name = names.object_name(name, field=f"{kind_name} name")
     client = cluster.connect(kubeconfig, context=context)
     try:
         found = client.request(
             "GET",
-            f"/api/v1/namespaces/{ns}/events",
+            f"/api/v1/namespaces/{names.segment(ns)}/events",
             query={"fieldSelector": f"involvedObject.kind={kind_name},involvedObject.name={name}"},
             action="list",
             what=f"Events of {kind_name} {ns}/{name}",

@@ -139,3 +139,19 @@ def test_trace_needs_kind_and_name(text: str) -> None:
 
     with pytest.raises(ConfigError):
         _parse_object(text)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["events", "app", "-n", "../../kube-system"],
+        ["events", "team-a/a,involvedObject.kind=Secret"],
+    ],
+)
+def test_events_refuses_a_name_that_would_change_the_request(
+    args: list[str], tmp_path: Path
+) -> None:
+    """Refused before any client is made (the kubeconfig does not even exist)."""
+    result = CliRunner().invoke(cli, [*args, "--kubeconfig", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "is not a valid" in result.stderr
