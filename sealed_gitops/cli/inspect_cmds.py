@@ -24,7 +24,7 @@ from sealed_gitops.cli.conventions import (
     split_ref,
 )
 from sealed_gitops.errors import ConfigError
-from sealed_gitops.redact import redact
+from sealed_gitops.redact import Identity, compose, redact
 
 if TYPE_CHECKING:
     from sealed_gitops import cluster
@@ -171,8 +171,14 @@ def events(
         return
     click.echo("\t".join(("TIME", "TYPE", "REASON", "MESSAGE")))
     for row in rows:
-        message = str(row["message"]).replace("\n", " ")
-        click.echo("\t".join((str(row["time"]), str(row["type"]), str(row["reason"]), message)))
+        # printable only: an Event's text is anyone's who may create Events; no terminal escapes
+        message = _printable(str(row["message"]))
+        cells = (str(row["time"]), str(row["type"]), str(row["reason"]))
+        click.echo("\t".join((*(compose(Identity(c)) for c in cells), message)))
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def _parse_object(text: str) -> tuple[str, str, str]:
@@ -271,6 +277,8 @@ def trace(
         "author": "Author",
     }
     for field in TRACE_FIELDS:
-        click.echo(f"{labels_text[field] + ':':<12}{row[field] or '-'}")
+        # the annotations are a tenant's to write: shown printable and bounded, as identities
+        shown = compose(Identity(str(row[field]))) if row[field] else "-"
+        click.echo(f"{labels_text[field] + ':':<12}{shown}")
     if not sync:
         click.echo(f"! Sync {sync_ns}/{sync_name} no longer exists", err=True)

@@ -155,3 +155,36 @@ def test_events_refuses_a_name_that_would_change_the_request(
     result = CliRunner().invoke(cli, [*args, "--kubeconfig", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "is not a valid" in result.stderr
+
+
+def test_trace_and_events_print_no_terminal_escapes_from_the_cluster(
+    applied: tuple[Setup, str],
+    kubeconfig: Path,  # noqa: F811
+) -> None:
+    """The author and source-path annotations, and Events, are anyone's who may write them: a
+    table shows them printable (an ESC sequence or a newline could rewrite the terminal or
+    forge a line)."""
+    world, _ = applied
+    ns = world.namespace
+    hostile = "Mallory \x1b[2J\x1b[31mhidden\nSync:       forged/line"
+    world.kube.patch(
+        f"/api/v1/namespaces/{ns}/secrets/db",
+        {"metadata": {"annotations": {"sealed-gitops.io/commit-author": hostile}}},
+    )
+    world.kube.client.request("POST", f"/api/v1/namespaces/{ns}/events", body={
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": "hostile", "namespace": ns},
+        "involvedObject": {"apiVersion": "sealed-gitops.io/v1alpha1", "kind": "Sync",
+                           "name": "app", "namespace": ns},
+        "reason": "Applied", "type": "Normal", "message": hostile,
+    }, action="create", what="Event")  # fmt: skip
+
+    traced = _run(kubeconfig, "trace", "Secret/db", "-n", ns)
+    events = _run(kubeconfig, "events", "app", "-n", ns)
+
+    for result in (traced, events):
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.stdout
+    assert [line for line in traced.stdout.splitlines() if line.startswith("Sync:")] == [
+        f"Sync:       {ns}/app"
+    ]
+    assert "Mallory" in traced.stdout and "Mallory" in events.stdout
