@@ -258,7 +258,9 @@ def test_a_decryption_failure_keeps_the_last_applied_state(
              what="fixed Secret applied")
     wait_for(lambda: "gone" not in [cm["metadata"]["name"] for cm in setup.kube.configmaps()],
              what="the removed ConfigMap pruned once the revision is complete")
-    assert setup.kube.status().get("failures") is None
+    # the status is written after the objects it describes: wait for it rather than race it
+    wait_for(lambda: setup.kube.status().get("failures") is None,
+             what="failures cleared from the status once the revision is complete")
 
 
 def test_a_leader_that_loses_its_lease_stops_writing(setup: Setup, operator_factory: Any) -> None:
