@@ -31,6 +31,7 @@ from sealed_gitops.cluster.client import APPLY_PATCH, KubeClient
 from sealed_gitops.cluster.conflicts import Claims, find_conflicts
 from sealed_gitops.cluster.discovery import Discovery
 from sealed_gitops.cluster.drift import find_drift
+from sealed_gitops.cluster.handover import release_sealed_secret_owner
 from sealed_gitops.cluster.live import read_live
 from sealed_gitops.cluster.outcomes import ApplyResult, ObjectOutcome, Policy, Result
 from sealed_gitops.cluster.ownership import FIELD_MANAGER, SyncRef, is_core_secret, with_commit
@@ -202,6 +203,11 @@ def _write(
         what=oid.describe(),
         sensitive=is_core_secret(obj),
     )
+    if is_core_secret(obj):
+        # a Secret taken over from the Sealed Secrets controller must not stay its child
+        released = release_sealed_secret_owner(client, resource, answer, oid)
+        if released is not None:
+            return released
     return str((answer.get("metadata") or {}).get("resourceVersion", ""))
 
 

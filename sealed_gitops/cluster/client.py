@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ class KubeClient:
         path: str,
         *,
         query: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         content_type: str = "application/json",
         action: str,
         what: str,
@@ -163,7 +163,12 @@ class KubeClient:
                 method,
                 url,
                 headers=send,
-                body=dict(body) if body is not None else None,
+                # a JSON patch is a list of operations; every other body is an object
+                body=(
+                    None
+                    if body is None
+                    else dict(body) if isinstance(body, Mapping) else [dict(op) for op in body]
+                ),
                 _request_timeout=(_CONNECT_TIMEOUT, timeout or self.timeout),
             )
             data = answer.read()

@@ -110,16 +110,9 @@ def test_flux_handover_keeps_every_secret_and_our_prune_takes_over(
     [
         # What docs/migrating-from-sealed-secrets.md says to do: orphan the Secrets.
         "orphan",
-        pytest.param(
-            "background",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="our operator's server-side apply leaves the controller's ownerReference "
-                "to the SealedSecret on the Secret it took over, so a plain delete of the "
-                "SealedSecret lets the garbage collector delete the Secret until the next "
-                "reconcile makes it again (a new uid); see the report of issue 14",
-            ),
-        ),
+        # A plain uninstall: the garbage collector follows owner references. Our apply drops the
+        # controller's owner reference when it takes a Secret over (cluster/handover.py).
+        "background",
     ],
 )
 def test_sealed_secrets_handover_keeps_the_secret_after_bitnami_is_removed(
