@@ -45,7 +45,7 @@ from sealed_gitops.testing.control_plane.client import AdminClient
 from sealed_gitops.testing.control_plane.kubeconfigs import write_kubeconfig
 from sealed_gitops.testing.control_plane.process import Process, free_port, start_process
 
-__all__ = ["DEFAULT_AUDIENCE", "ControlPlane"]
+__all__ = ["AUDIT_POLICY", "DEFAULT_AUDIENCE", "ControlPlane"]
 
 #: The issuer (``iss``) of ServiceAccount tokens and the audience the API server accepts: the
 #: in-cluster name of the API server, as on a kubeadm cluster.
@@ -56,6 +56,18 @@ _POLL = 0.1
 #: A port picked free can be taken before the server binds it; such a start is tried again.
 _BIND_RACE = ("address already in use", "bind: ")
 _ATTEMPTS = 3
+#: The audit policy of ``audit_log``: one line (metadata only: who, verb, object, never a body,
+#: so no Secret value reaches the file) per write request once it is answered; reads and
+#: watches are not logged, so the file stays small while a controller lists thousands of objects.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+"""
 
 Progress = Callable[[str], None]
 
@@ -73,6 +85,9 @@ class ControlPlane:
     pki: PkiFiles
     etcd_url: str
     service_account_issuer: str = DEFAULT_AUDIENCE
+    #: where kube-apiserver writes an audit line (JSON) per write request, if asked: benchmarks
+    #: count the API writes a controller makes (:data:`AUDIT_POLICY`); None writes no audit log
+    audit_log: Path | None = None
     #: seconds from the start of each process to its readiness check passing, and ``total``
     timings: dict[str, float] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
@@ -89,12 +104,14 @@ class ControlPlane:
         binaries: Binaries | None = None,
         progress: Progress | None = None,
         timeout: float = _START_TIMEOUT,
+        audit_log: Path | None = None,
     ) -> Iterator[ControlPlane]:
         """Run a control plane for the duration of the ``with`` block, then stop it.
 
         ``workdir`` keeps certificates and logs under ``run-*/`` (a temporary directory, removed
         at stop, if None); ``kubeconfig_path`` defaults to ``<workdir>/admin.kubeconfig``;
-        ``binaries`` defaults to :func:`ensure_binaries` (which builds them on first use).
+        ``binaries`` defaults to :func:`ensure_binaries` (which builds them on first use);
+        ``audit_log``: a file for the audit lines of write requests (:data:`AUDIT_POLICY`).
         """
         plane = cls.launch(
             workdir=workdir,
@@ -102,6 +119,7 @@ class ControlPlane:
             binaries=binaries,
             progress=progress,
             timeout=timeout,
+            audit_log=audit_log,
         )
         try:
             yield plane
@@ -117,6 +135,7 @@ class ControlPlane:
         binaries: Binaries | None = None,
         progress: Progress | None = None,
         timeout: float = _START_TIMEOUT,
+        audit_log: Path | None = None,
     ) -> ControlPlane:
         """Start and return a control plane; the caller must call :meth:`stop`."""
         say = progress or (lambda _line: None)
@@ -136,6 +155,7 @@ class ControlPlane:
                         binaries=binaries,
                         say=say,
                         timeout=timeout,
+                        audit_log=audit_log.absolute() if audit_log else None,
                     )
                 except ControlPlaneError as exc:
                     if attempt == _ATTEMPTS or not any(m in str(exc) for m in _BIND_RACE):
@@ -160,6 +180,7 @@ class ControlPlane:
         binaries: Binaries,
         say: Progress,
         timeout: float,
+        audit_log: Path | None = None,
     ) -> ControlPlane:
         started = time.monotonic()
         deadline = started + timeout
@@ -171,6 +192,7 @@ class ControlPlane:
             workdir=run,
             pki=pki,
             etcd_url=f"http://127.0.0.1:{etcd_port}",
+            audit_log=audit_log,
         )
         try:
             plane._start_etcd(binaries, peer_port=peer_port, say=say, deadline=deadline)
@@ -249,6 +271,12 @@ class ControlPlane:
             "--allow-privileged=true",
             "--profiling=false",
         ]
+        if self.audit_log is not None:
+            policy = self.workdir / "audit-policy.yaml"
+            policy.write_text(AUDIT_POLICY, encoding="utf-8")
+            # The log backend's default mode (blocking) writes each line before the response.
+            argv += [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+                     "--audit-log-format=json", "--audit-log-maxsize=0"]  # fmt: skip
         process = self._spawn("kube-apiserver", argv, say=say)
         client = self.admin_client()
         self._wait(
