@@ -1,0 +1,264 @@
+"""postBuild substitution (render/substitute.py): Flux's grammar, the Secret rule, the bounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sealed_gitops.errors import FormatError, LimitExceeded, RenderError
+from sealed_gitops.plan import ObjectId
+from sealed_gitops.redact import redact
+from sealed_gitops.render.decrypt import RenderedObject
+from sealed_gitops.render.document import DocKind, Failure
+from sealed_gitops.render.substitute import (
+    DISABLE_KEY,
+    Bounds,
+    Origin,
+    Variable,
+    Variables,
+    expand,
+    substitute_objects,
+)
+
+INLINE = "spec.postBuild.substitute"
+
+
+def _vars(**values: str) -> dict[str, Variable]:
+    return {k: Variable(v, Origin.INLINE, INLINE) for k, v in values.items()}
+
+
+def _rendered(obj: dict[str, Any], *, source: DocKind = DocKind.PLAIN) -> RenderedObject:
+    return RenderedObject(
+        id=ObjectId.of(obj), data=obj, file="deploy/x.yaml", index=0, source=source
+    )
+
+
+def _cm(data: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "app", "namespace": "team-a", **meta},
+        "data": data,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        ("${A}", {"A": "x"}, "x"),
+        ("pre-${A}-post", {"A": "x"}, "pre-x-post"),
+        ("${A}${B}", {"A": "1", "B": "2"}, "12"),
+        ("${MISSING}", {}, ""),
+        ("${MISSING:=dflt}", {}, "dflt"),
+        ("${MISSING:-dflt}", {}, "dflt"),
+        ("${EMPTY:-dflt}", {"EMPTY": ""}, "dflt"),
+        ("${EMPTY:=dflt}", {"EMPTY": ""}, "dflt"),
+        ("${EMPTY-dflt}", {"EMPTY": ""}, ""),
+        ("${MISSING-dflt}", {}, "dflt"),
+        ("${A:=dflt}", {"A": "set"}, "set"),
+        ("$${A}", {"A": "x"}, "${A}"),
+        ("$${A} and ${A}", {"A": "x"}, "${A} and x"),
+        ("$A stays", {"A": "x"}, "$A stays"),
+        ("${1A} and ${a.b}", {}, "${1A} and ${a.b}"),
+        ("${_under_1}", {"_under_1": "u"}, "u"),
+        ("cost: $5", {}, "cost: $5"),
+    ],
+)
+def test_expand_grammar(text: str, values: dict[str, str], expected: str) -> None:
+    assert expand(text, _vars(**values)) == expected
+
+
+def test_one_pass_no_recursion() -> None:
+    # A value that looks like a variable is not scanned again: no expansion chain, no bomb.
+    variables = _vars(A="${B}", B="${A}${A}${A}")
+    assert expand("${A}", variables) == "${B}"
+    assert expand("${B}", variables) == "${A}${A}${A}"
+
+
+@given(st.text().filter(lambda t: "$" not in t))
+def test_text_without_dollar_is_unchanged(text: str) -> None:
+    assert expand(text, _vars(A="x")) == text
+    obj = _cm({"k": text})
+    out = substitute_objects([_rendered(obj)], Variables.layered([_vars(A="x")]))
+    assert out[0].data is obj
+
+
+def test_layer_order_later_wins() -> None:
+    first = {"A": Variable("from-cm", Origin.CONFIG_MAP, "ConfigMap ns/one")}
+    second = {"A": Variable("from-secret", Origin.SECRET, "Secret ns/two")}
+    inline = {"A": Variable("inline", Origin.INLINE, INLINE)}
+    assert Variables.layered([first, second]).lookup()["A"].value == "from-secret"
+    assert Variables.layered([first, second, inline]).lookup()["A"].origin is Origin.INLINE
+
+
+def test_bad_variable_name_refused() -> None:
+    with pytest.raises(FormatError, match="not a variable name"):
+        Variables.layered([{"1bad": Variable("x", Origin.INLINE, INLINE)}])
+
+
+def test_value_size_and_growth_bounded() -> None:
+    bounds = Bounds(max_value_bytes=10, max_growth_bytes=100)
+    with pytest.raises(LimitExceeded, match="over 10 bytes"):
+        Variables.layered([_vars(A="x" * 11)], bounds=bounds)
+    variables = Variables.layered([_vars(A="y" * 10)], bounds=bounds)
+    obj = _cm({f"k{i}": "${A}" for i in range(20)})
+    with pytest.raises(LimitExceeded, match="grows the build"):
+        substitute_objects([_rendered(obj)], variables, bounds=bounds)
+
+
+def test_types_follow_the_field() -> None:
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "team-a", "labels": {"replicas": "${R}"}},
+        "spec": {
+            "replicas": "${R}",
+            "paused": "${FLAG}",
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "args": ["${R}"],
+                            "env": [{"name": "PORT", "value": "${R}"}],
+                            "image": "nginx:${R}",
+                        }
+                    ]
+                }
+            },
+        },
+    }
+    out = substitute_objects([_rendered(obj)], Variables.layered([_vars(R="3", FLAG="false")]))[
+        0
+    ].data
+    container = out["spec"]["template"]["spec"]["containers"][0]
+    assert out["spec"]["replicas"] == 3
+    assert out["spec"]["paused"] is False
+    assert out["metadata"]["labels"]["replicas"] == "3"
+    assert container["args"] == ["3"]
+    assert container["env"][0]["value"] == "3"
+    assert container["image"] == "nginx:3"
+    assert obj["spec"]["replicas"] == "${R}"  # the build's own object is not changed
+
+
+@pytest.mark.parametrize("block", ["annotations", "labels"])
+def test_disabled_objects_are_left_alone(block: str) -> None:
+    obj = _cm({"script": "echo ${HOME}"}, **{block: {DISABLE_KEY: "disabled"}})
+    out = substitute_objects([_rendered(obj)], Variables.layered([_vars(HOME="/x")]))
+    assert out[0].data["data"]["script"] == "echo ${HOME}"
+
+
+CANARY = "canary-0f3c9d1e-never-print-me"
+
+
+def _secret_vars() -> Variables:
+    return Variables.layered([{"PASS": Variable(CANARY, Origin.SECRET, "Secret team-a/vars")}])
+
+
+def test_secret_values_go_into_secret_data() -> None:
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "team-a"},
+        "stringData": {"url": "postgres://u:${PASS}@db"},
+        "data": {"raw": "${PASS}"},
+    }
+    out = substitute_objects([_rendered(obj)], _secret_vars())[0].data
+    assert out["stringData"]["url"] == f"postgres://u:{CANARY}@db"
+    assert out["data"]["raw"] == CANARY
+
+
+@pytest.mark.parametrize(
+    ("obj", "where"),
+    [
+        (_cm({"url": "${PASS}"}), "data.url"),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "db", "namespace": "team-a", "labels": {"x": "${PASS}"}},
+                "stringData": {"a": "b"},
+            },
+            "metadata.labels.x",
+        ),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "db", "namespace": "team-a"},
+                "stringData": {"${PASS}": "b"},
+            },
+            "a key under stringData",
+        ),
+        (
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "team-a"},
+                "spec": {"template": {"spec": {"containers": [{"env": [{"value": "${PASS}"}]}]}}},
+            },
+            "spec.template.spec.containers[0].env[0].value",
+        ),
+    ],
+)
+def test_secret_values_refused_elsewhere(obj: dict[str, Any], where: str) -> None:
+    with pytest.raises(RenderError) as caught:
+        substitute_objects([_rendered(obj)], _secret_vars())
+    message = str(caught.value)
+    assert "PASS" in message and "Secret team-a/vars" in message and where in message
+    assert "deploy/x.yaml" in message
+    assert CANARY not in message and CANARY not in redact(message)
+
+
+def test_isolate_lists_the_failure_and_keeps_the_rest() -> None:
+    good = _cm({"a": "${A}"})
+    bad = _cm({"b": "${PASS}"})
+    bad["metadata"]["name"] = "other"
+    variables = Variables.layered(
+        [_vars(A="x"), {"PASS": Variable(CANARY, Origin.SECRET, "Secret team-a/vars")}]
+    )
+    failures: list[Failure] = []
+    out = substitute_objects([_rendered(good), _rendered(bad)], variables, failures=failures)
+    assert [o.id.name for o in out] == ["app"]
+    assert len(failures) == 1 and "PASS" in str(failures[0]) and CANARY not in str(failures[0])
+
+
+def test_names_are_checked_after_substitution() -> None:
+    obj = _cm({}, name="app-${ENV}")
+    out = substitute_objects([_rendered(obj)], Variables.layered([_vars(ENV="prod")]))
+    assert out[0].id.name == "app-prod"
+    with pytest.raises(RenderError, match="not a valid object name"):
+        substitute_objects([_rendered(obj)], Variables.layered([_vars(ENV="x/../../y")]))
+
+
+def test_encrypted_object_may_not_move() -> None:
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "${NS}"},
+        "stringData": {"a": "b"},
+    }
+    rendered = RenderedObject(
+        id=ObjectId("team-a", "db", "", "Secret"),
+        data=obj,
+        file="s.yaml",
+        index=0,
+        source=DocKind.SOPS,
+    )
+    with pytest.raises(RenderError, match="identity of an object decrypted"):
+        substitute_objects([rendered], Variables.layered([_vars(NS="team-b")]))
+
+
+def test_duplicate_after_substitution_refused() -> None:
+    one = _cm({}, name="app-${A}")
+    two = _cm({}, name="app-x")
+    with pytest.raises(RenderError, match="also defined"):
+        substitute_objects([_rendered(one), _rendered(two)], Variables.layered([_vars(A="x")]))
+
+
+def test_nested_default_refused() -> None:
+    with pytest.raises(RenderError, match="may not hold another variable"):
+        substitute_objects([_rendered(_cm({"a": "${A:=${B}}"}))], Variables.layered([_vars(B="x")]))
