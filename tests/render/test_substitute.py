@@ -110,7 +110,7 @@ def test_value_size_and_growth_bounded() -> None:
 
 
 def test_types_follow_the_field() -> None:
-    obj = {
+    obj: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "team-a", "labels": {"replicas": "${R}"}},
