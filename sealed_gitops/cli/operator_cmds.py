@@ -22,7 +22,7 @@ from typing import Any, TypeVarTuple
 
 import click
 
-from sealed_gitops.cli.conventions import kube_options
+from sealed_gitops.cli.conventions import DURATION, kube_options
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.redact import RedactingFilter, install_logging_filter, redact
@@ -226,6 +226,31 @@ def _port(value: str | None) -> int | None:
     help="Namespace of the leader-election Lease.",
 )
 @click.option(
+    "--lease-duration",
+    type=DURATION,
+    default="15s",
+    show_default=True,
+    help="How long a leader's Lease lasts without renewal: a standby takes over about this "
+    "long after the leader dies.",
+)
+@click.option(
+    "--shard",
+    metavar="NAME",
+    default=None,
+    help="Reconcile only the Repositories, Syncs and KeyRings labelled "
+    "sealed-gitops.io/shard=NAME, electing a leader on the Lease sealed-gitops-operator-NAME. "
+    "Without it: only the objects without that label. See docs/sharding.md.",
+)
+@click.option(
+    "--selector",
+    "shard_selector",
+    metavar="SELECTOR",
+    default=None,
+    help="Reconcile the objects matching this label selector instead of the --shard label "
+    "rule (e.g. 'sharding.fluxcd.io/key in (shard1)'); give every sharded operator a --shard "
+    "name too, which names its Lease.",
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Where Git checkouts are cached (default: a temporary directory).",
@@ -303,6 +328,9 @@ def operator_command(
     default_service_account: str | None,
     leader_election: bool,
     lease_namespace: str,
+    lease_duration: float,
+    shard: str | None,
+    shard_selector: str | None,
     cache_dir: Path | None,
     allow_file_urls: bool,
     vault_addresses: tuple[str, ...],
@@ -333,9 +361,18 @@ def operator_command(
         allow_file_urls=allow_file_urls,
     )
     from sealed_gitops.keys.vault import normalize_address
+    from sealed_gitops.operator.sharding import Shard
     from sealed_gitops.plan import names
 
     settings.context = context
+    # Checked here, before the name reaches a Lease, a finalizer or a selector.
+    settings.shard = Shard.of(shard, selector=shard_selector)
+    if settings.leader_lease:
+        settings.leader_lease = settings.shard.lease_name()
+    settings.leader_namespace = names.namespace(lease_namespace, field="--lease-namespace")
+    if lease_duration < 1:
+        raise ConfigError("--lease-duration must be at least 1s")
+    settings.lease_duration = lease_duration
     settings.vault_addresses = [normalize_address(a) for a in vault_addresses]
     settings.cross_namespace_refs = not no_cross_namespace_refs
     if shared_keyring_namespaces:
@@ -356,9 +393,10 @@ def operator_command(
     in_cluster = kubeconfig is None and _in_cluster()
     log = logging.getLogger("sealed_gitops.cli.operator")
     log.info(
-        "starting operator: %s, %s",
+        "starting operator: %s, %s, %s",
         "namespaces " + ", ".join(namespaces) if namespaces else "all namespaces",
         "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or 'default'}",
+        settings.shard,
     )
     if not settings.default_service_account:
         # Allowed (one-tenant clusters, local runs), but say so: such writes need the operator

@@ -23,6 +23,7 @@ from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.keyring import register_keyring_handlers
 from sealed_gitops.operator.repository import reconcile_repository
 from sealed_gitops.operator.resources import GROUP, REQUESTED_AT, VERSION, get_object
+from sealed_gitops.operator.sharding import Shard
 from sealed_gitops.operator.sync import finalize_sync, reconcile_sync
 
 __all__ = ["REQUESTED_AT", "build_registry", "configure_kopf"]
@@ -60,6 +61,12 @@ async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stop
         body = await asyncio.to_thread(get_object, ctx.client, kind, namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
+        if not ctx.settings.shard.owns(body):
+            # Relabelled to another shard since kopf spawned this loop: kopf stops it when it
+            # sees the change; until then, wait rather than reconcile another shard's object
+            # (and rather than return: should the label come back, kopf may never respawn it).
+            await _sleep_until_woken(ctx, kind, namespace, name, seconds=_POLL, stopped=stopped)
+            continue
         try:
             if kind == "Repository":
                 repo_outcome = await asyncio.to_thread(reconcile_repository, ctx, body)
@@ -87,8 +94,15 @@ async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stop
 
 
 def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
-    """The handlers of one operator, bound to its context."""
+    """The handlers of one operator, bound to its context.
+
+    Every handler of our kinds takes only the objects of this operator's shard
+    (``ctx.settings.shard``, a kopf ``when=`` filter): kopf then neither starts a loop for
+    another shard's object nor puts this shard's finalizer on it, and stops the loop of an
+    object relabelled away.
+    """
     registry = kopf.OperatorRegistry()
+    owned = ctx.settings.shard.kopf_owned
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -103,33 +117,36 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
             private_key_path=details["private_key_path"],
         )
 
-    @kopf.daemon(GROUP, VERSION, "repositories", registry=registry, cancellation_timeout=5.0)
+    @kopf.daemon(
+        GROUP, VERSION, "repositories", registry=registry, cancellation_timeout=5.0, when=owned
+    )
     async def repository_daemon(
         *, stopped: Any, namespace: str | None, name: str, **_: Any
     ) -> None:
         await _loop(ctx, "Repository", str(namespace), name, stopped)
 
-    @kopf.daemon(GROUP, VERSION, "syncs", registry=registry, cancellation_timeout=5.0)
+    @kopf.daemon(GROUP, VERSION, "syncs", registry=registry, cancellation_timeout=5.0, when=owned)
     async def sync_daemon(*, stopped: Any, namespace: str | None, name: str, **_: Any) -> None:
         await _loop(ctx, "Sync", str(namespace), name, stopped)
 
     # async: kopf runs plain functions in a worker thread, and the triggers' asyncio events
     # must be set from the event loop that waits on them.
-    @kopf.on.update(GROUP, VERSION, "repositories", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "repositories", registry=registry, when=owned)
     async def repository_changed(
         *, old: Any, new: Any, namespace: str | None, name: str, **_: Any
     ) -> None:
         _wake_on_change(ctx, "Repository", old, new, key=(str(namespace), name))
 
-    @kopf.on.update(GROUP, VERSION, "syncs", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "syncs", registry=registry, when=owned)
     async def sync_changed(
         *, old: Any, new: Any, namespace: str | None, name: str, **_: Any
     ) -> None:
         _wake_on_change(ctx, "Sync", old, new, key=(str(namespace), name))
 
     register_keyring_handlers(registry, ctx)
+    _wake_on_foreign_revisions(registry, ctx)
 
-    @kopf.on.delete(GROUP, VERSION, "syncs", registry=registry)
+    @kopf.on.delete(GROUP, VERSION, "syncs", registry=registry, when=owned)
     async def sync_deleted(*, body: Any, namespace: str | None, name: str, **_: Any) -> None:
         try:
             deleted = await asyncio.to_thread(finalize_sync, ctx, dict(body))
@@ -138,6 +155,31 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         log.info("Sync %s/%s deleted; pruned %d objects", namespace, name, deleted)
 
     return registry
+
+
+def _wake_on_foreign_revisions(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
+    """A Sync of this shard may use a Repository of another shard: that shard fetches and
+    publishes the revision, and this one wakes its followers when the published revision
+    changes (as its own Repository loop would), instead of at the Sync's next interval."""
+    published: dict[tuple[str, str], str] = {}
+
+    @kopf.on.event(
+        GROUP, VERSION, "repositories", registry=registry, when=ctx.settings.shard.kopf_foreign
+    )
+    async def foreign_repository(
+        *, body: Any, type: str | None, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        key = (str(namespace), name)
+        if type == "DELETED":
+            published.pop(key, None)
+            return
+        artifact = (body.get("status") or {}).get("artifact") or {}
+        revision = str(artifact.get("revision") or "")
+        before = published.get(key)
+        published[key] = revision
+        # The first sight (at start-up, or as the Repository leaves this shard) is no news.
+        if revision and before is not None and revision != before:
+            ctx.triggers.repository_changed(*key, reason=f"revision {revision}")
 
 
 def _wake_on_change(
@@ -156,9 +198,13 @@ def _wake_on_change(
         ctx.triggers.fire(kind, *key, reason=reason)
 
 
-def configure_kopf(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
+def configure_kopf(
+    settings: kopf.OperatorSettings, *, shard: Shard | None = None
+) -> kopf.OperatorSettings:
     """Our names for kopf's own bookkeeping, and no Events from kopf's log lines."""
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # One finalizer per shard: kopf strips its finalizer from objects none of its handlers
+    # match, so a shared name would have the shards strip each other's (sharding.py).
+    settings.persistence.finalizer = (shard or Shard.of()).finalizer
     # A prefix of kopf's own: kopf ignores every annotation under its storage prefix when it
     # looks for changes, and requested-at (under GROUP) must wake the loop.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)

@@ -355,13 +355,19 @@ async def _loop(ctx: OperatorContext, namespace: str, name: str, stopped: Any) -
 
 
 def register_keyring_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
-    """Add the KeyRing daemon and its wake-ups to ``registry`` (called by ``build_registry``)."""
+    """Add the KeyRing daemon and its wake-ups to ``registry`` (called by ``build_registry``).
 
-    @kopf.daemon(GROUP, VERSION, "keyrings", registry=registry, cancellation_timeout=5.0)
+    Only the KeyRings of this operator's shard: two shards generating or rotating the same
+    KeyRing's keys at once would race (a Sync of any shard reads a KeyRing's published keys)."""
+    owned = ctx.settings.shard.kopf_owned
+
+    @kopf.daemon(
+        GROUP, VERSION, "keyrings", registry=registry, cancellation_timeout=5.0, when=owned
+    )
     async def keyring_daemon(*, stopped: Any, namespace: str | None, name: str, **_: Any) -> None:
         await _loop(ctx, str(namespace), name, stopped)
 
-    @kopf.on.update(GROUP, VERSION, "keyrings", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "keyrings", registry=registry, when=owned)
     def keyring_changed(*, old: Any, new: Any, namespace: str | None, name: str, **_: Any) -> None:
         old, new = old or {}, new or {}
         before = (old.get("metadata") or {}).get("annotations") or {}

@@ -19,6 +19,7 @@ from typing import Any
 
 from sealed_gitops.cluster import KubeClient
 from sealed_gitops.errors import ApiConflict, ApiNotFound, ClusterError, ConfigError
+from sealed_gitops.plan import names
 
 __all__ = ["Leadership"]
 
@@ -53,8 +54,9 @@ class Leadership:
         duration: float = 15.0,
     ) -> None:
         self.client = client
-        self.namespace = namespace
-        self.name = name
+        # Both go into the Lease's URL; a shard name (--shard) is part of the Lease name.
+        self.namespace = names.namespace(namespace, field="Lease namespace")
+        self.name = names.object_name(name, field="Lease name")
         self.identity = identity
         self.duration = duration
         self.leading = False

@@ -122,7 +122,7 @@ async def run_operator(
                 return
             stack.push_async_callback(asyncio.to_thread, leadership.release)
         keeper = asyncio.create_task(leadership.keep(stop)) if leadership else None
-        kopf_settings = configure_kopf(kopf.OperatorSettings())
+        kopf_settings = configure_kopf(kopf.OperatorSettings(), shard=settings.shard)
         try:
             await kopf.operator(
                 registry=build_registry(ctx),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sealed_gitops.errors import ConfigError
+from sealed_gitops.operator.sharding import Shard
 
 __all__ = ["OperatorSettings", "parse_duration"]
 
@@ -76,6 +77,11 @@ class OperatorSettings:
     identity: str = ""
     #: seconds a leader's Lease lasts without renewal before another replica may take it
     lease_duration: float = 15.0
+    #: which Repositories, Syncs and KeyRings this operator reconciles (``--shard``,
+    #: ``--selector``); the default takes every object without the ``sealed-gitops.io/shard``
+    #: label, as Flux's unsharded controllers do. Its Lease is ``leader_lease`` as set here:
+    #: the CLI names it ``shard.lease_name()`` so that each shard elects its own leader.
+    shard: Shard = field(default_factory=Shard.of)
     #: Vault addresses (``https://host:port``) the operator may authenticate to with its own
     #: service-account JWT (a KeyRing's ``auth.kubernetes``). Empty (the default) refuses that
     #: auth altogether: a tenant's KeyRing could otherwise name a server of theirs and collect

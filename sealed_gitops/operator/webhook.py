@@ -21,6 +21,11 @@ oracle). A signed delivery is acted on once: its signature and its delivery id a
 (bounded, see :mod:`webhook_guard`), and a per-Repository token bucket answers 429 beyond a burst.
 Webhook secrets are cached a few seconds, so a flood of bad signatures costs at most a couple of
 API reads per Repository and interval. The body is bounded by aiohttp (``client_max_size``: 413).
+
+With shards (:mod:`sharding`), a push for a Repository of another shard may land here (one
+Service in front of every operator): it is verified and recorded in the annotation as usual,
+which wakes the owning shard's loop, and this process's trigger is not fired: a shard never
+reconciles another shard's Repository. The answer is the same either way.
 """
 
 from __future__ import annotations
@@ -64,15 +69,18 @@ LOOKUP_RATE = 20.0
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def _webhook_secret(ctx: OperatorContext, namespace: str, name: str) -> bytes | None:
+def _webhook_secret(ctx: OperatorContext, namespace: str, name: str) -> tuple[bytes | None, bool]:
+    """The Repository's webhook secret (None: no Repository or no secret), and whether the
+    Repository belongs to this operator's shard."""
     repo = get_object(ctx.client, "Repository", namespace, name)
     if repo is None:
-        return None
+        return None, False
+    owned = ctx.settings.shard.owns(repo)
     ref = ((repo.get("spec") or {}).get("webhook") or {}).get("secretRef") or {}
     if not ref.get("name"):
-        return None
+        return None, owned
     data, _ = read_secret_data(ctx.client, namespace, ref["name"], purpose="webhook secret")
-    return data.get("token")
+    return data.get("token"), owned
 
 
 def _delivery_id(request: web.Request) -> str | None:
@@ -96,16 +104,18 @@ def webhook_app(
     """The receiver; ``deliveries`` and ``limits`` are this process's memory (bounded)."""
     seen = deliveries or DeliveryLog()
     buckets = limits or RateLimits()
-    secrets: TtlCache[tuple[str, str], bytes | None] = TtlCache(size=1024, ttl=SECRET_TTL)
+    secrets: TtlCache[tuple[str, str], tuple[bytes | None, bool]] = TtlCache(
+        size=1024, ttl=SECRET_TTL
+    )
     # Lookups of names not cached, for the whole process: cycling through made-up (valid) names
     # must not turn unsigned requests into an unbounded stream of API reads.
     lookups = RateLimits(capacity=LOOKUP_BURST, rate=LOOKUP_RATE, size=1)
 
-    async def secret_of(namespace: str, name: str) -> bytes | float | None:
-        """The webhook secret (None: no Repository or no secret), or the seconds to wait when
-        this process has looked up too many names lately."""
+    async def secret_of(namespace: str, name: str) -> tuple[bytes | None, bool] | float:
+        """:func:`_webhook_secret`, or the seconds to wait when this process has looked up too
+        many names lately."""
         found, cached = secrets.get((namespace, name))
-        if found:
+        if found and cached is not None:
             return cached
         wait = lookups.take(("*", "*"))
         if wait:
@@ -114,7 +124,7 @@ def webhook_app(
             secret = await asyncio.to_thread(_webhook_secret, ctx, namespace, name)
         except SealedGitopsError as exc:
             log.warning("webhook for Repository %s/%s: %s", namespace, name, exc)
-            return None  # not cached: an API hiccup should not hold for SECRET_TTL
+            return None, False  # not cached: an API hiccup should not hold for SECRET_TTL
         secrets.put((namespace, name), secret)
         return secret
 
@@ -133,9 +143,10 @@ def webhook_app(
         if seen.seen(replay):
             # This exact signature was verified and acted on: a replay, dropped without a lookup.
             return web.json_response({"status": "duplicate"})
-        secret = await secret_of(namespace, name)
-        if isinstance(secret, float):
-            return _answer("too many requests", 429, **{"Retry-After": str(math.ceil(secret))})
+        found = await secret_of(namespace, name)
+        if isinstance(found, float):
+            return _answer("too many requests", 429, **{"Retry-After": str(math.ceil(found))})
+        secret, owned = found
         if not secret or not credential.verify(secret, body):
             return _answer("invalid signature", 401)
         event = next((request.headers[h] for h in EVENT_HEADERS if h in request.headers), "")
@@ -150,11 +161,13 @@ def webhook_app(
             log.info("webhook: Repository %s/%s: rate limited", namespace, name)
             return _answer("too many deliveries", 429, **{"Retry-After": str(math.ceil(wait))})
         seen.claim(*keys)
-        ctx.triggers.fire("Repository", namespace, name, reason="webhook")
+        if owned:
+            ctx.triggers.fire("Repository", namespace, name, reason="webhook")
         try:
             await asyncio.to_thread(request_reconcile, ctx.client, "Repository", namespace, name)
         except SealedGitopsError as exc:
-            # Only this replica's trigger fired: enough when it leads, lost when it stands by.
+            # Only this replica's trigger fired (if its shard's): enough when it leads, lost
+            # when it stands by or the Repository is another shard's.
             # 503 tells the sender to deliver again (GitHub shows it as a failed delivery), so
             # the delivery is not remembered as taken.
             seen.release(*keys)
