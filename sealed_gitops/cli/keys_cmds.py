@@ -63,6 +63,7 @@ from sealed_gitops.keys.sops_config_edit import plan_sops_config
 from sealed_gitops.redact import redact, register
 
 from .keyring_target import Target, cluster_options, find_target, published_keys
+from .retire_check import blockers
 
 __all__ = ["KEYS_LIST_FIELDS", "REENCRYPT_FIELDS", "keys", "reencrypt"]
 
@@ -215,7 +216,18 @@ def rotate_cmd(
 @keys.command("retire")
 @click.argument("fingerprint")
 @cluster_options
-@click.option("--repo", type=click.Path(exists=True, path_type=Path), default=Path("."))
+@click.option(
+    "--repo",
+    type=click.Path(exists=True, path_type=Path),
+    default=Path("."),
+    help="Working tree to warn about: files here that still need the key (the cluster decides).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Retire even while a Sync's published revision needs the key or cannot be checked "
+    "(its next reconcile of such a file fails).",
+)
 @click.option(
     "--timeout", type=DURATION, default="60s", show_default=True, help="How long to wait."
 )
@@ -226,9 +238,14 @@ def retire(
     kubeconfig: str | None,
     context: str | None,
     repo: Path,
+    force: bool,
     timeout: float,
 ) -> None:
-    """Retire a key; refused while a file under --repo can only be decrypted with it."""
+    """Retire a key; refused while a Sync's published revision still needs it.
+
+    Decided from what the cluster applies: every Sync that decrypts with this KeyRing, at the
+    revision its Repository published, as the operator recorded it (status.decryptionKeys).
+    """
     target, _ = find_target(keyring, kubeconfig, context, repo)
     body = target.get()
     published = published_keys(body)
@@ -244,15 +261,19 @@ def retire(
         click.echo(f"key {fp[:16]} is already {key.get('state')}")
         return
     usable = [str(k["fingerprint"]) for k in published if k.get("state") in DECRYPTING_STATES]
-    files = scan_repository(repo, [KeyRef.from_status(k) for k in published])
-    needing = only_key_users(files, fp, usable=usable)
-    if needing:
-        more = f" and {len(needing) - 10} more" if len(needing) > 10 else ""
-        shown = ", ".join(needing[:10]) + more
+    # The cluster decides (issue 15): what each Sync's published revision needs, not this tree.
+    blocking, using = blockers(target.client, body, fingerprint=fp, usable=usable)
+    if blocking and not force:
         raise ConfigError(
-            f"refused: {len(needing)} file(s) can only be decrypted with key {fp[:16]}: "
-            f"{shown}; run sealed-gitops reencrypt first"
+            f"refused: key {fp[:16]} of {target.describe()} is still needed, or its use cannot "
+            "be checked:\n  "
+            + "\n  ".join(b.message for b in blocking)
+            + "\n(re-encrypt with sealed-gitops reencrypt, commit, push and reconcile; "
+            "--force retires anyway)"
         )
+    for blocker in blocking:
+        click.echo(f"warning: --force: {blocker.message}", err=True)
+    _warn_local(repo, published, fp, usable)
     current = ((body.get("metadata") or {}).get("annotations") or {}).get(RETIRE_ANNOTATION, "")
     listed = [x for x in current.split(",") if x]
     if fp not in listed:
@@ -264,7 +285,21 @@ def retire(
         timeout=timeout,
         what="for the retirement",
     )
-    click.echo(f"key {fp[:16]} retired")
+    click.echo(f"key {fp[:16]} retired ({using} Sync(s) use {target.describe()})")
+
+
+def _warn_local(repo: Path, published: list[dict[str, Any]], fp: str, usable: list[str]) -> None:
+    """A warning (never a refusal) for working-tree files that still need the key: pushed as
+    they are, they would fail to decrypt once it is retired."""
+    files = scan_repository(repo, [KeyRef.from_status(k) for k in published])
+    needing = only_key_users(files, fp, usable=usable)
+    if needing:
+        more = f" and {len(needing) - 10} more" if len(needing) > 10 else ""
+        click.echo(
+            f"warning: {len(needing)} file(s) under {repo} can only be decrypted with key "
+            f"{fp[:16]}: {', '.join(needing[:10])}{more}; re-encrypt them before you push them",
+            err=True,
+        )
 
 
 def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:

@@ -275,7 +275,11 @@ def explain_retired(ctx: OperatorContext, ref: KeyRingRef, exc: NoMatchingKey) -
         if not isinstance(key, Mapping):
             continue
         recipient = str(key.get("ageRecipient") or "")
-        if key.get("state") in ("retired", "deleted") and recipient and recipient in exc.reason:
+        # A SOPS file names its age recipients; a SealedSecret value its key-id hint.
+        ours = (recipient and recipient in exc.reason) or (
+            exc.key_id and exc.key_id == key.get("fingerprint")
+        )
+        if key.get("state") in ("retired", "deleted") and ours:
             # status is writable by others: only a well-formed time reaches the Sync's status
             try:
                 when = format_time(parse_time(str(key.get("retired") or "")))

@@ -39,6 +39,7 @@ from sealed_gitops.operator.building import build_for_sync
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.keyring import keyring_decryption_keys
 from sealed_gitops.operator.keyring_access import explain_retired
+from sealed_gitops.operator.keys_in_use import keys_in_use
 from sealed_gitops.operator.ownership import claims_of
 from sealed_gitops.operator.repository import repository_source
 from sealed_gitops.operator.resources import get_object
@@ -200,16 +201,26 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     previous = _previous_inventory(memory, status.get("inventory"))
     ref = SyncRef(namespace, name)
     revision: str | None = None
+    in_use: dict[str, Any] | None = None
     try:
         artifact, published = _artifact(ctx, parsed)
         revision = str(published.get("revision") or artifact.revision)
         progressing(ctx, sync, revision=revision)
+        keys = _keys(ctx, memory, parsed)
+        # Which KeyRing keys this revision needs, for `keys retire` (recorded even if it fails).
+        in_use = keys_in_use(
+            ctx,
+            keyring=parsed.keyring,
+            commit=artifact.commit,
+            root=artifact.path,
+            revision=revision,
+        )
         built = build_for_sync(
             memory,
             artifact=artifact,
             spec=spec,
             policy=policy,
-            keys=_keys(ctx, memory, parsed),
+            keys=keys,
             namespace=namespace,  # where objects land (with targetNamespace): scopes need it
             target_namespace=parsed.target_namespace,
         )
@@ -231,7 +242,9 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     except SealedGitopsError as exc:
         if isinstance(exc, NoMatchingKey) and parsed.keyring is not None:
             exc = explain_retired(ctx, parsed.keyring, exc)
-        return failed(ctx, sync, memory, exc, revision=revision, retry=retry, started=started)
+        return failed(
+            ctx, sync, memory, exc, revision=revision, retry=retry, started=started, in_use=in_use
+        )
 
     memory.records = {**memory.records, **applied.records}
     memory.set_by = {**memory.set_by, **applied.set_by}
@@ -262,6 +275,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         interval=interval,
         retry=retry,
         started=started,
+        in_use=in_use,
     )
 
 

@@ -13,7 +13,7 @@ a message built with :func:`~sealed_gitops.redact.compose`, so no committed valu
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from sealed_gitops.errors import (
     SourceError,
     VerificationFailed,
 )
+from sealed_gitops.keys.usage_record import next_status
 from sealed_gitops.operator.conditions import (
     READY,
     RECONCILING,
@@ -162,6 +163,7 @@ def succeeded(
     interval: float,
     retry: float,
     started: float,
+    in_use: Mapping[str, Any] | None = None,
 ) -> SyncOutcome:
     meta = sync["metadata"]
     namespace, generation = meta["namespace"], meta.get("generation")
@@ -241,6 +243,9 @@ def succeeded(
     }
     if ok:
         new_status["lastAppliedRevision"] = revision
+    if in_use is not None:
+        # The keys this revision needs, for `keys retire` (issue 15, Must 4).
+        new_status["decryptionKeys"] = next_status(status.get("decryptionKeys"), in_use, applied=ok)
     update_status(ctx.client, "Sync", sync, new_status)
     if changed:
         # Who committed it, so the Event alone answers "who changed this Secret?".
@@ -326,6 +331,7 @@ def failed(
     revision: str | None,
     retry: float,
     started: float,
+    in_use: Mapping[str, Any] | None = None,
 ) -> SyncOutcome:
     meta = sync["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
@@ -345,6 +351,10 @@ def failed(
     new_status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
     if revision:
         new_status["lastAttemptedRevision"] = revision
+    if in_use is not None:
+        new_status["decryptionKeys"] = next_status(
+            status.get("decryptionKeys"), in_use, applied=False
+        )
     try:
         update_status(ctx.client, "Sync", sync, new_status)
         if message != _ready_message(status):

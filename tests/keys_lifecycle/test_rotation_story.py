@@ -148,7 +148,16 @@ def test_rotate_reencrypt_retire(
         what="a new revision for the previous key applied after the rotation",
     )
 
-    # retire is refused while files need the old key
+    # retire is refused while the revision the Sync applies needs the old key (as recorded by the
+    # operator in the Sync's status: wait for the record of the revision just applied)
+    wait_for(
+        lambda: (setup.kube.status().get("decryptionKeys") or {}).get("lastApplied", {}).get(
+            "revision"
+        )
+        == setup.kube.repository()["status"]["artifact"]["revision"],
+        timeout=90,
+        what="the keys of the published revision recorded",
+    )
     refused = run_cli(["keys", "retire", old["fingerprint"][:16]], cwd=work, ok=False)
     assert refused.exit_code == 1
     assert "deploy/db.yaml" in refused.output and "deploy/api.yaml" in refused.output
@@ -170,6 +179,8 @@ def test_rotate_reencrypt_retire(
     setup.repo.push()
     counts = _counts(run_cli(["keys", "list"], cwd=work).output)
     assert counts == {old["fingerprint"][:16]: 0, new["fingerprint"][:16]: 2}
+    # the cluster decides: the Sync applies the pushed revision before the old key may go
+    run_cli(["reconcile", "--with-source", f"{ns}/app", "--wait"], cwd=work)
 
     # retire now passes; the Sync still applies with the new key only
     run_cli(["keys", "retire", old["fingerprint"][:16]], cwd=work)
