@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 from sealed_gitops.plan import ObjectId, order_key
 from sealed_gitops.render import Document, Failure, render
 from sealed_gitops.render.cache import ContentCache
+from sealed_gitops.render.committed import CommittedFiles
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject, decrypt_documents
 from sealed_gitops.render.loader import DEFAULT_LIMITS, Limits
 from sealed_gitops.render.placement import Placement
+from sealed_gitops.render.substitute import Substitution
 
 if TYPE_CHECKING:
     # Only a type here: importing the source package pulls in GitPython, which a local
@@ -69,14 +71,19 @@ def build(
     artifact: Artifact | None = None,
     cache: ContentCache | None = None,
     placement: Placement | None = None,
+    substitution: Substitution | None = None,
 ) -> BuildResult:
     """Render and decrypt the manifests under ``root/path``: the pipeline without the cluster.
 
     ``cache`` (the operator keeps one per Sync and keyring) makes unchanged files free.
     ``placement`` (a Sync's target and own namespace) says where objects land, so an encrypted
-    one is opened only for the namespace it will really be written to.
+    one is opened only for the namespace it will really be written to. ``substitution`` (a
+    Sync's ``postBuild`` variables) is applied to plain documents before decryption and to
+    decrypted objects after it (see :mod:`sealed_gitops.render.substitute`).
     """
     failures: list[Failure] | None = [] if policy is FailurePolicy.ISOLATE else None
+    # every file this build reads, read and parsed once for both phases (render/committed.py)
+    files = CommittedFiles(root.resolve(), limits=limits)
 
     try:
         # Phase 1, render: files or a kustomize build -> documents, still encrypted.
@@ -88,7 +95,12 @@ def build(
             cache=cache,
             sops_keys=keys.sops,
             sops_binding=keys.sops_binding,
+            files=files,
         )
+
+        if substitution is not None:
+            # Phase 1b, postBuild on plain documents: their ids may hold variables.
+            documents = substitution.documents(documents, failures=failures)
 
         # Phase 2, decrypt: documents -> objects; plaintext exists from here on, in memory only.
         objects = decrypt_documents(
@@ -99,7 +111,11 @@ def build(
             failures=failures,
             cache=cache,
             placement=placement,
+            files=files,
         )
+        if substitution is not None:
+            # Phase 2b, postBuild on decrypted objects: values from Secrets only into Secrets.
+            objects = substitution.objects(objects, failures=failures)
     finally:
         if cache is not None:
             cache.sweep()  # what this build did not read is gone: one repository's worth at most

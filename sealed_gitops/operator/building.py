@@ -21,6 +21,7 @@ from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.placement import Placement
+from sealed_gitops.render.substitute import Substitution, Variables
 from sealed_gitops.source import Artifact
 
 __all__ = ["build_for_sync"]
@@ -42,11 +43,14 @@ def build_for_sync(
     keys: DecryptionKeys,
     namespace: str,
     target_namespace: str | None,
+    variables: Variables | None = None,
 ) -> BuildResult:
     """Phases 2 and 3 (render, decrypt) for one Sync, reusing what is still valid.
 
     ``namespace`` is the Sync's own: where its namespaced objects without one land;
-    ``target_namespace`` the checked ``spec.targetNamespace`` (:class:`~.specs.SyncSpec`).
+    ``target_namespace`` the checked ``spec.targetNamespace`` (:class:`~.specs.SyncSpec`);
+    ``variables`` the Sync's ``postBuild`` variables (:mod:`.post_build`), part of what a build
+    is made from like the placement.
     """
     if not _same_keys(memory, keys):
         memory.cache = ContentCache()
@@ -65,6 +69,7 @@ def build_for_sync(
         policy,
         placement,  # a build opened for one placement never serves another
         keys.sops_binding,
+        variables,  # a changed ConfigMap value is a new build, without a new commit
     )
     if memory.built is not None and memory.build_key == key:
         return memory.built
@@ -77,6 +82,7 @@ def build_for_sync(
         artifact=artifact,
         cache=memory.cache,
         placement=placement,
+        substitution=None if variables is None else Substitution(variables),
     )
     memory.built, memory.build_key = (built, key) if built.complete else (None, ())
     return built

@@ -71,6 +71,8 @@ class SyncMemory:
     desired_key: tuple[object, ...] = ()
     #: the last ``status.inventory`` read and its parsed form (2,000 ids cost a parse)
     inventory: tuple[object, Inventory] | None = None
+    #: the remote cluster of ``spec.kubeConfig``: (Secret's resourceVersion and key, client)
+    remote: tuple[tuple[str, str], KubeClient, Discovery] | None = None
 
 
 @dataclass
@@ -108,6 +110,8 @@ class OperatorContext:
             memory = self._syncs.pop((namespace, name), None)
         if memory and memory.keyring:
             memory.keyring.close()
+        if memory and memory.remote:
+            memory.remote[1].close()
         self.triggers.forget("Sync", namespace, name)
 
     def client_as(self, namespace: str, service_account: str | None) -> KubeClient:
@@ -155,4 +159,6 @@ class OperatorContext:
         for memory in memories:
             if memory.keyring:
                 memory.keyring.close()
+            if memory.remote:
+                memory.remote[1].close()
         self.client.close()

@@ -27,6 +27,7 @@ from sealed_gitops.render.placement import landing_namespace
 
 if TYPE_CHECKING:
     # Only for annotations: context.py imports write_account from here.
+    from sealed_gitops.cluster import Discovery
     from sealed_gitops.operator.context import OperatorContext
     from sealed_gitops.operator.settings import OperatorSettings
 
@@ -62,10 +63,10 @@ def write_account(
     return account or None
 
 
-def _namespaced(ctx: OperatorContext, obj: dict[str, Any]) -> bool:
+def _namespaced(discovery: Discovery, obj: dict[str, Any]) -> bool:
     """Scope from API discovery; for kinds the server does not know yet, the built-in list."""
     kind = str(obj.get("kind", ""))
-    resource = ctx.discovery.find(str(obj.get("apiVersion", "")), kind)
+    resource = discovery.find(str(obj.get("apiVersion", "")), kind)
     if resource is not None:
         return resource.namespaced
     return kind not in CLUSTER_SCOPED_KINDS
@@ -78,19 +79,22 @@ def place_objects(
     sync_namespace: str,
     target_namespace: str | None,
     service_account: str | None,
+    discovery: Discovery | None = None,
 ) -> tuple[list[dict[str, Any]], dict[ObjectId, str]]:
     """The objects with their namespaces settled, and each one's source path.
 
     ``targetNamespace`` overrides the namespace of every namespaced object (as Flux does);
-    otherwise a namespaced object without one goes to the Sync's namespace.
+    otherwise a namespaced object without one goes to the Sync's namespace. ``discovery`` is
+    the target cluster's (a remote one, see ``remote.py``); the operator's own by default.
     """
+    discovery = discovery or ctx.discovery
     allow = ctx.settings.target_namespace_allowlist
     placed: list[dict[str, Any]] = []
     sources: dict[ObjectId, str] = {}
     refused: list[str] = []
     for rendered in objects:
         obj = rendered.data
-        if _namespaced(ctx, obj):
+        if _namespaced(discovery, obj):
             meta = obj.get("metadata") or {}
             # The same rule the decrypt stage opened sealed values under (render/placement.py).
             wanted = (

@@ -122,6 +122,15 @@ def classify(data: Mapping[str, Any]) -> DocKind:
     return DocKind.PLAIN
 
 
+def _has_variable(data: Mapping[str, Any]) -> bool:
+    """Whether an identifying field holds a postBuild variable (``${...}``)."""
+    meta = data.get("metadata")
+    fields = [data.get("apiVersion"), data.get("kind")]
+    if isinstance(meta, Mapping):
+        fields += [meta.get("name"), meta.get("namespace")]
+    return any(isinstance(f, str) and "${" in f for f in fields)
+
+
 def make_document(data: Any, *, file: str, index: int, via: str | None = None) -> Document:
     """Validate one parsed document and wrap it; a :class:`FormatError` names file and index.
 
@@ -148,6 +157,10 @@ def make_document(data: Any, *, file: str, index: int, via: str | None = None) -
     try:
         oid = ObjectId.of(data)
     except FormatError as exc:
+        if doc_kind is DocKind.PLAIN and _has_variable(data):
+            # ``name: app-${ENV}``: known after postBuild substitution (render/substitute.py),
+            # which checks the substituted id; unsubstituted, decryption refuses it as before.
+            return Document(file, index, data, doc_kind, None, via)
         raise FormatError(exc.reason, file=file, location=location) from None
     return Document(file, index, data, doc_kind, oid, via)
 

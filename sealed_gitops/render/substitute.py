@@ -1,10 +1,19 @@
-"""Post-build variable substitution (a Sync's ``postBuild``), over objects held in memory.
+"""Post-build variable substitution (a Sync's ``postBuild``), over documents held in memory.
 
 Why a render stage of its own, and why it works the way it does: Flux replaces ``${VAR}`` in the
 text of a kustomize build, which lets a value change the structure around it (a newline and a
 ``namespace:`` line) and lets any value land anywhere. This project keeps one rule above all:
-plaintext reaches nothing but Secret objects. So substitution here runs *after* decryption, on
-the parsed objects, one string at a time:
+plaintext reaches nothing but Secret objects. So substitution here works on parsed documents, one
+string at a time, at two moments of the pipeline (:class:`Substitution`):
+
+- plain documents between render and decryption, so their names and namespaces may hold
+  variables (``app-${ENV}``); placement and tenancy then judge the substituted objects, so a
+  variable cannot move an object into a namespace the Sync may not write;
+- decrypted objects after decryption (a SOPS MAC covers every value of its file, so nothing in
+  it can change before it is opened); their kind, name and namespace stay the ones their file
+  gives, since the decryption stage checked scopes and bindings against those.
+
+And everywhere:
 
 - a value replaces text inside one string (a value, or a mapping key); it can never add a field,
   so the object's shape is the one committed. Only a string that is exactly one ``${VAR}``, in a
@@ -13,19 +22,18 @@ the parsed objects, one string at a time:
   as in Flux;
 - a value that came from a Secret (``substituteFrom`` of kind Secret) is substituted only into a
   value directly under ``data`` or ``stringData`` of a v1 Secret; anywhere else the object fails
-  with an error naming the file, the object and the variable (never the value);
-- an object decrypted from Git keeps the kind, name and namespace its file gave it: the
-  decryption stage checked the scope and binding against those, so substitution may not move it;
+  with an error naming the file, the object and the variable (never the value), and the value is
+  registered with the redaction layer the moment it is read;
 - replacement is one pass: substituted text is never scanned again, so no value can expand
   another (no recursion, no bomb); values and the total growth of a build are bounded
   (:class:`Bounds`).
 
 The grammar is the part of Flux's envsubst people use: ``${NAME}``, ``${NAME:-default}`` and
 ``${NAME:=default}`` (default when unset or empty), ``${NAME-default}`` and ``${NAME=default}``
-(default when unset), names ``[_a-zA-Z][_a-zA-Z0-9]*``, ``$${NAME}`` for a literal ``${NAME}``.
-An unset variable without a default becomes the empty string, as Flux does by default. Objects
-with the annotation or label ``kustomize.toolkit.fluxcd.io/substitute: disabled`` are left alone.
-Placement and tenancy run after this stage, on the substituted objects.
+(default when unset), names ``[_a-zA-Z][_a-zA-Z0-9]*``, ``$${NAME}`` for a literal ``${NAME}``,
+``$NAME`` without braces left alone. An unset variable without a default becomes the empty
+string, as Flux does by default. Objects with the annotation or label
+``kustomize.toolkit.fluxcd.io/substitute: disabled`` are left alone.
 """
 
 from __future__ import annotations
@@ -41,17 +49,17 @@ from sealed_gitops.errors import FormatError, LimitExceeded, RenderError, Sealed
 from sealed_gitops.plan import ObjectId
 from sealed_gitops.redact import register
 from sealed_gitops.render.decrypt import RenderedObject
-from sealed_gitops.render.document import DocKind, Failure
+from sealed_gitops.render.document import DocKind, Document, Failure
 
 __all__ = [
     "DISABLE_KEY",
     "NAME_PATTERN",
     "Bounds",
     "Origin",
+    "Substitution",
     "Variable",
     "Variables",
     "expand",
-    "substitute_objects",
 ]
 
 #: Flux's variable-name rule; the CRD's ``propertyNames`` pattern says the same.
@@ -294,78 +302,102 @@ class _Walker:
         return new
 
 
-def _substitute_one(
-    rendered: RenderedObject, variables: Mapping[str, Variable], budget: _Budget
-) -> RenderedObject:
-    obj = rendered.data
-    if _disabled(obj):
-        return rendered
-    secret = obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
-    new = _Walker(variables, budget, secret=secret).walk(obj, ())
-    if new is obj:
-        return rendered
+def _changed(
+    data: Mapping[str, Any], variables: Mapping[str, Variable], budget: _Budget
+) -> tuple[dict[str, Any], ObjectId] | None:
+    """``data`` substituted and its (checked) id; None when nothing in it changed."""
+    if _disabled(data):
+        return None
+    secret = data.get("kind") == "Secret" and data.get("apiVersion") == "v1"
+    new = _Walker(variables, budget, secret=secret).walk(data, ())
+    if new is data:
+        return None
     try:
-        obj_id = ObjectId.of(new)  # the substituted name and namespace, checked as Kubernetes does
+        return new, ObjectId.of(new)  # the name and namespace checked as Kubernetes does
     except FormatError as exc:
         raise _Refused(f"after substitution, {exc.reason}") from None
-    if obj_id != rendered.id and rendered.source is not DocKind.PLAIN:
-        raise _Refused(
-            f"substitution would change the identity of an object decrypted from Git to "
-            f"{obj_id.describe()}; an encrypted object's kind, name and namespace are the ones "
-            "its file gives"
-        )
-    return replace(rendered, id=obj_id, data=new)
 
 
-def substitute_objects(
-    objects: Sequence[RenderedObject],
-    variables: Variables,
-    *,
-    bounds: Bounds = DEFAULT_BOUNDS,
-    failures: list[Failure] | None = None,
-) -> list[RenderedObject]:
-    """``objects`` with the variables substituted; the same list when none has a variable.
+class Substitution:
+    """One build's substitution: the variables, and how much the build may still grow.
 
-    With ``failures`` (the isolate policy) a failing object is listed there and left out;
-    without it the first failure raises. Errors name the file, the object and the variable.
+    The pipeline calls :meth:`documents` between render and decryption (plain documents: their
+    identity may hold variables, and tenancy judges the result) and :meth:`objects` after it
+    (decrypted objects: a SOPS MAC covers every value of its file, so they can only be
+    substituted once open, and their identity stays the one their file gives). Every string is
+    substituted exactly once. With ``failures`` (the isolate policy) a failing document is listed
+    there and left out; without it the first failure raises. Errors name the file, the object
+    and the variable, never a value.
     """
-    lookup = variables.lookup()
-    budget = _Budget(bounds.max_growth_bytes)
-    out: list[RenderedObject] = []
-    seen: dict[ObjectId, RenderedObject] = {}
-    for rendered in objects:
+
+    def __init__(self, variables: Variables, *, bounds: Bounds = DEFAULT_BOUNDS) -> None:
+        self.variables = variables
+        self._lookup = variables.lookup()
+        self._budget = _Budget(bounds.max_growth_bytes)
+
+    def _fail(
+        self,
+        exc: SealedGitopsError,
+        *,
+        file: str,
+        index: int,
+        what: str | None,
+        failures: list[Failure] | None,
+    ) -> None:
+        exc.with_file(file)
+        if exc.location is None:
+            exc.location = f"document {index}"
+        # A build over the growth bound is refused whole: isolating it would cost the same.
+        if failures is None or isinstance(exc, LimitExceeded):
+            raise exc
+        failures.append(Failure(file=file, index=index, object=what, reason=exc.reason, error=exc))
+
+    def _one(self, data: Mapping[str, Any], what: str) -> tuple[dict[str, Any], ObjectId] | None:
         try:
+            return _changed(data, self._lookup, self._budget)
+        except _Refused as exc:
+            raise RenderError(f"{what}: postBuild: {exc.reason}") from None
+
+    def documents(
+        self, documents: Sequence[Document], *, failures: list[Failure] | None = None
+    ) -> list[Document]:
+        """Plain documents substituted; every other document is returned as it is."""
+        out: list[Document] = []
+        for doc in documents:
+            if doc.kind is not DocKind.PLAIN:
+                out.append(doc)
+                continue
+            what = doc.id.describe() if doc.id else str(doc.data.get("kind") or "object")
             try:
-                done = _substitute_one(rendered, lookup, budget)
-            except _Refused as exc:
-                raise RenderError(
-                    f"{rendered.id.describe()}: postBuild: {exc.reason}",
-                    file=rendered.file,
-                    location=f"document {rendered.index}",
-                ) from None
-            if done.id in seen:
-                raise RenderError(
-                    f"after postBuild substitution {done.id.describe()} is also defined in "
-                    f"{seen[done.id].location}",
-                    file=rendered.file,
-                    location=f"document {rendered.index}",
+                changed = self._one(doc.data, what)
+            except SealedGitopsError as exc:
+                self._fail(exc, file=doc.file, index=doc.index, what=what, failures=failures)
+                continue
+            out.append(doc if changed is None else replace(doc, data=changed[0], id=changed[1]))
+        return out
+
+    def objects(
+        self, objects: Sequence[RenderedObject], *, failures: list[Failure] | None = None
+    ) -> list[RenderedObject]:
+        """Decrypted objects substituted (plain ones were done by :meth:`documents`)."""
+        out: list[RenderedObject] = []
+        for rendered in objects:
+            if rendered.source is DocKind.PLAIN:
+                out.append(rendered)
+                continue
+            what = rendered.id.describe()
+            try:
+                changed = self._one(rendered.data, what)
+                if changed is not None and changed[1] != rendered.id:
+                    raise RenderError(
+                        f"{what}: postBuild: substitution would change the identity of an "
+                        f"object decrypted from Git to {changed[1].describe()}; its kind, name "
+                        "and namespace are the ones its file gives"
+                    )
+            except SealedGitopsError as exc:
+                self._fail(
+                    exc, file=rendered.file, index=rendered.index, what=what, failures=failures
                 )
-        except SealedGitopsError as exc:
-            if isinstance(exc, LimitExceeded) or failures is None:
-                exc.with_file(rendered.file)
-                raise
-            failures.append(
-                Failure(
-                    file=rendered.file,
-                    index=rendered.index,
-                    object=rendered.id.describe(),
-                    reason=exc.reason,
-                    error=exc,
-                )
-            )
-            continue
-        seen[done.id] = done
-        out.append(done)
-    if len(out) == len(objects) and all(a is b for a, b in zip(out, objects, strict=True)):
-        return list(objects)
-    return out
+                continue
+            out.append(rendered if changed is None else replace(rendered, data=changed[0]))
+        return out

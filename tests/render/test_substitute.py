@@ -12,15 +12,15 @@ from sealed_gitops.errors import FormatError, LimitExceeded, RenderError
 from sealed_gitops.plan import ObjectId
 from sealed_gitops.redact import redact
 from sealed_gitops.render.decrypt import RenderedObject
-from sealed_gitops.render.document import DocKind, Failure
+from sealed_gitops.render.document import DocKind, Document, Failure, make_document
 from sealed_gitops.render.substitute import (
     DISABLE_KEY,
     Bounds,
     Origin,
+    Substitution,
     Variable,
     Variables,
     expand,
-    substitute_objects,
 )
 
 INLINE = "spec.postBuild.substitute"
@@ -30,10 +30,28 @@ def _vars(**values: str) -> dict[str, Variable]:
     return {k: Variable(v, Origin.INLINE, INLINE) for k, v in values.items()}
 
 
-def _rendered(obj: dict[str, Any], *, source: DocKind = DocKind.PLAIN) -> RenderedObject:
+def _rendered(obj: dict[str, Any], *, source: DocKind = DocKind.SOPS) -> RenderedObject:
+    """A decrypted object (substituted after decryption)."""
     return RenderedObject(
         id=ObjectId.of(obj), data=obj, file="deploy/x.yaml", index=0, source=source
     )
+
+
+def _plain(
+    objs: list[dict[str, Any]],
+    variables: Variables,
+    *,
+    bounds: Bounds | None = None,
+    failures: list[Failure] | None = None,
+) -> list[Document]:
+    """Plain documents (substituted before decryption)."""
+    docs = [make_document(o, file="deploy/x.yaml", index=i) for i, o in enumerate(objs)]
+    run = Substitution(variables, bounds=bounds or Bounds())
+    return run.documents(docs, failures=failures)
+
+
+def _decrypted(objs: list[RenderedObject], variables: Variables) -> list[RenderedObject]:
+    return Substitution(variables).objects(objs)
 
 
 def _cm(data: dict[str, Any], **meta: Any) -> dict[str, Any]:
@@ -82,7 +100,7 @@ def test_one_pass_no_recursion() -> None:
 def test_text_without_dollar_is_unchanged(text: str) -> None:
     assert expand(text, _vars(A="x")) == text
     obj = _cm({"k": text})
-    out = substitute_objects([_rendered(obj)], Variables.layered([_vars(A="x")]))
+    out = _plain([obj], Variables.layered([_vars(A="x")]))
     assert out[0].data is obj
 
 
@@ -106,7 +124,7 @@ def test_value_size_and_growth_bounded() -> None:
     variables = Variables.layered([_vars(A="y" * 10)], bounds=bounds)
     obj = _cm({f"k{i}": "${A}" for i in range(20)})
     with pytest.raises(LimitExceeded, match="grows the build"):
-        substitute_objects([_rendered(obj)], variables, bounds=bounds)
+        _plain([obj], variables, bounds=bounds)
 
 
 def test_types_follow_the_field() -> None:
@@ -131,9 +149,7 @@ def test_types_follow_the_field() -> None:
             },
         },
     }
-    out = substitute_objects([_rendered(obj)], Variables.layered([_vars(R="3", FLAG="false")]))[
-        0
-    ].data
+    out = _plain([obj], Variables.layered([_vars(R="3", FLAG="false")]))[0].data
     container = out["spec"]["template"]["spec"]["containers"][0]
     assert out["spec"]["replicas"] == 3
     assert out["spec"]["paused"] is False
@@ -147,7 +163,7 @@ def test_types_follow_the_field() -> None:
 @pytest.mark.parametrize("block", ["annotations", "labels"])
 def test_disabled_objects_are_left_alone(block: str) -> None:
     obj = _cm({"script": "echo ${HOME}"}, **{block: {DISABLE_KEY: "disabled"}})
-    out = substitute_objects([_rendered(obj)], Variables.layered([_vars(HOME="/x")]))
+    out = _plain([obj], Variables.layered([_vars(HOME="/x")]))
     assert out[0].data["data"]["script"] == "echo ${HOME}"
 
 
@@ -166,7 +182,7 @@ def test_secret_values_go_into_secret_data() -> None:
         "stringData": {"url": "postgres://u:${PASS}@db"},
         "data": {"raw": "${PASS}"},
     }
-    out = substitute_objects([_rendered(obj)], _secret_vars())[0].data
+    out = _decrypted([_rendered(obj)], _secret_vars())[0].data
     assert out["stringData"]["url"] == f"postgres://u:{CANARY}@db"
     assert out["data"]["raw"] == CANARY
 
@@ -206,7 +222,10 @@ def test_secret_values_go_into_secret_data() -> None:
 )
 def test_secret_values_refused_elsewhere(obj: dict[str, Any], where: str) -> None:
     with pytest.raises(RenderError) as caught:
-        substitute_objects([_rendered(obj)], _secret_vars())
+        if obj["kind"] == "Secret":
+            _decrypted([_rendered(obj)], _secret_vars())
+        else:
+            _plain([obj], _secret_vars())
     message = str(caught.value)
     assert "PASS" in message and "Secret team-a/vars" in message and where in message
     assert "deploy/x.yaml" in message
@@ -221,17 +240,24 @@ def test_isolate_lists_the_failure_and_keeps_the_rest() -> None:
         [_vars(A="x"), {"PASS": Variable(CANARY, Origin.SECRET, "Secret team-a/vars")}]
     )
     failures: list[Failure] = []
-    out = substitute_objects([_rendered(good), _rendered(bad)], variables, failures=failures)
-    assert [o.id.name for o in out] == ["app"]
+    out = _plain([good, bad], variables, failures=failures)
+    assert [o.id.name for o in out if o.id] == ["app"]
     assert len(failures) == 1 and "PASS" in str(failures[0]) and CANARY not in str(failures[0])
 
 
 def test_names_are_checked_after_substitution() -> None:
     obj = _cm({}, name="app-${ENV}")
-    out = substitute_objects([_rendered(obj)], Variables.layered([_vars(ENV="prod")]))
-    assert out[0].id.name == "app-prod"
+    out = _plain([obj], Variables.layered([_vars(ENV="prod")]))
+    assert out[0].id is not None and out[0].id.name == "app-prod"
     with pytest.raises(RenderError, match="not a valid object name"):
-        substitute_objects([_rendered(obj)], Variables.layered([_vars(ENV="x/../../y")]))
+        _plain([obj], Variables.layered([_vars(ENV="x/../../y")]))
+
+
+def test_a_variable_in_the_namespace_defers_the_id() -> None:
+    obj = _cm({}, namespace="${NS}")
+    assert make_document(obj, file="a.yaml", index=0).id is None
+    out = _plain([obj], Variables.layered([_vars(NS="team-b")]))
+    assert out[0].id == ObjectId("team-b", "app", "", "ConfigMap")
 
 
 def test_encrypted_object_may_not_move() -> None:
@@ -249,16 +275,23 @@ def test_encrypted_object_may_not_move() -> None:
         source=DocKind.SOPS,
     )
     with pytest.raises(RenderError, match="identity of an object decrypted"):
-        substitute_objects([rendered], Variables.layered([_vars(NS="team-b")]))
+        _decrypted([rendered], Variables.layered([_vars(NS="team-b")]))
 
 
-def test_duplicate_after_substitution_refused() -> None:
-    one = _cm({}, name="app-${A}")
-    two = _cm({}, name="app-x")
-    with pytest.raises(RenderError, match="also defined"):
-        substitute_objects([_rendered(one), _rendered(two)], Variables.layered([_vars(A="x")]))
+def test_each_string_is_substituted_once() -> None:
+    # A plain object done before decryption is not done again after it.
+    variables = Variables.layered([_vars(A="${B}", B="boom")])
+    docs = _plain([_cm({"a": "${A}"})], variables)
+    rendered = RenderedObject(
+        id=docs[0].id or ObjectId("x", "x", "", "X"),
+        data=dict(docs[0].data),
+        file="deploy/x.yaml",
+        index=0,
+        source=DocKind.PLAIN,
+    )
+    assert _decrypted([rendered], variables)[0].data["data"] == {"a": "${B}"}
 
 
 def test_nested_default_refused() -> None:
     with pytest.raises(RenderError, match="may not hold another variable"):
-        substitute_objects([_rendered(_cm({"a": "${A:=${B}}"}))], Variables.layered([_vars(B="x")]))
+        _plain([_cm({"a": "${A:=${B}}"})], Variables.layered([_vars(B="x")]))
