@@ -21,6 +21,12 @@ from typing import Any
 
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.operator.settings import parse_duration
+from sealed_gitops.operator.specs_post_build import (
+    KubeConfigRef,
+    PostBuildSpec,
+    parse_kube_config,
+    parse_post_build,
+)
 from sealed_gitops.plan import names
 
 __all__ = [
@@ -140,6 +146,10 @@ class SyncSpec:
     keyring: KeyRingRef | None
     suspend: bool
     prune: bool
+    #: ``spec.postBuild``: variables substituted into the build (:mod:`.specs_post_build`)
+    post_build: PostBuildSpec | None = None
+    #: ``spec.kubeConfig.secretRef``: apply to the remote cluster that Secret's kubeconfig names
+    kube_config: KubeConfigRef | None = None
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> SyncSpec:
@@ -190,6 +200,8 @@ class SyncSpec:
             keyring=keyring,
             suspend=bool(spec.get("suspend")),
             prune=bool(spec.get("prune", True)),
+            post_build=parse_post_build(spec),
+            kube_config=parse_kube_config(spec),
         )
 
 

@@ -22,6 +22,7 @@ from sealed_gitops.audit.log import IDENTITY_ATTRIBUTE
 from sealed_gitops.cluster import (
     ApplyResult,
     Desired,
+    Discovery,
     Policy,
     PruneResult,
     SyncRef,
@@ -41,6 +42,8 @@ from sealed_gitops.operator.keyring import keyring_decryption_keys
 from sealed_gitops.operator.keyring_access import explain_retired
 from sealed_gitops.operator.keys_in_use import keys_in_use
 from sealed_gitops.operator.ownership import claims_of
+from sealed_gitops.operator.post_build import post_build_variables
+from sealed_gitops.operator.remote import target_cluster
 from sealed_gitops.operator.repository import repository_source
 from sealed_gitops.operator.resources import get_object
 from sealed_gitops.operator.specs import RepositorySpec, SyncSpec
@@ -108,12 +111,13 @@ def _desired(
     *,
     ref: SyncRef,
     parsed: SyncSpec,
+    discovery: Discovery,
 ) -> Desired:
     """Phase 4a, tenancy and preparation: the build's objects placed in their namespaces (or
     refused) and prepared for apply; kept while the build and the placement rules are the same,
     so a no-op reconcile does not copy, digest and sort every object again."""
     target, account = parsed.target_namespace, parsed.service_account
-    rules = (target, account, tuple(ctx.settings.target_namespace_allowlist))
+    rules = (target, account, tuple(ctx.settings.target_namespace_allowlist), discovery)
     # The build by identity: build_for_sync returns the very same object while it is valid
     # (the key holds the build itself, so its identity cannot pass to a newer one).
     if (
@@ -129,9 +133,10 @@ def _desired(
         sync_namespace=ref.namespace,
         target_namespace=target,
         service_account=account,
+        discovery=discovery,  # the target cluster's: a remote one knows its own kinds
     )
     memory.desired = prepare_desired(
-        objects, sync=ref, sources=sources, digest_key=ctx.digest_key, discovery=ctx.discovery
+        objects, sync=ref, sources=sources, digest_key=ctx.digest_key, discovery=discovery
     )
     memory.desired_key = (built, *rules)
     return memory.desired
@@ -223,9 +228,15 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             keys=keys,
             namespace=namespace,  # where objects land (with targetNamespace): scopes need it
             target_namespace=parsed.target_namespace,
+            # postBuild variables, read as the Sync; substituted in the build, before placement
+            variables=post_build_variables(
+                ctx.client_as(namespace, parsed.service_account), parsed
+            ),
         )
-        desired = _desired(ctx, memory, built, ref=ref, parsed=parsed)
-        client = ctx.client_as(namespace, parsed.service_account)
+        # Where the objects live: this cluster, or the one spec.kubeConfig names (remote.py).
+        cluster = target_cluster(ctx, memory, parsed)
+        desired = _desired(ctx, memory, built, ref=ref, parsed=parsed, discovery=cluster.discovery)
+        client = cluster.client
         applied = apply(
             client,
             desired,
@@ -237,7 +248,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             claims=claims_of(ctx),
             policy=Policy.ISOLATE if policy is FailurePolicy.ISOLATE else Policy.ATOMIC,
             digest_key=ctx.digest_key,
-            discovery=ctx.discovery,
+            discovery=cluster.discovery,
         )
     except SealedGitopsError as exc:
         if isinstance(exc, NoMatchingKey) and parsed.keyring is not None:
@@ -258,7 +269,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     pruned: PruneResult | None = None
     if complete and parsed.prune:
         pruned = prune(
-            client, previous=previous, current=inventory, sync=ref, discovery=ctx.discovery
+            client, previous=previous, current=inventory, sync=ref, discovery=cluster.discovery
         )
     _audit(f"{namespace}/{name}", published, applied)
     return succeeded(
