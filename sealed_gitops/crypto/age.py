@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyrage
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from sealed_gitops.crypto import age_format
 from sealed_gitops.crypto.age_pq import IDENTITY_PREFIX as _PQ_PREFIX
@@ -171,6 +169,11 @@ class ParsedIdentities:
 
 def _ssh_identity(pem: str, line: int) -> tuple[str, Any] | SkippedIdentity:
     """An SSH private key block as ``(public key id, pyrage identity)``, or why it was skipped."""
+    # Imported here: cryptography's serialization (SSH, PEM, RSA, EC) costs ~4 ms at start-up
+    # and only SSH identities need it; an X25519 key file never does (issue 16, start-up).
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     data = pem.encode("ascii", "replace")
     try:
         if "OPENSSH" in pem.splitlines()[0]:

@@ -19,10 +19,12 @@ so ``.sgignore`` lines cost linear time too.
 from __future__ import annotations
 
 from functools import lru_cache
-
-import re2
+from typing import TYPE_CHECKING
 
 from sealed_gitops.errors import FormatError, SealedGitopsError
+
+if TYPE_CHECKING:
+    import re2
 
 __all__ = [
     "MAX_PATTERN_BYTES",
@@ -70,6 +72,8 @@ class _Refused(Exception):
 
 
 def _options() -> re2.Options:
+    import re2  # here, not at the top: see _compiled
+
     options = re2.Options()
     options.max_mem = MAX_PROGRAM_MEMORY
     options.log_errors = False  # RE2 would print the pattern on stderr: the error says enough
@@ -84,6 +88,10 @@ def _compiled(source: str) -> Pattern:
         raise _Refused("not UTF-8") from exc
     if len(encoded) > MAX_PATTERN_BYTES:
         raise _Refused(f"longer than {MAX_PATTERN_BYTES} bytes")
+    # Imported on the first pattern, not with the module: RE2 costs ~2 ms at start-up, and
+    # decrypting a file whose metadata names no pattern never needs it (issue 16, start-up).
+    import re2
+
     try:
         return Pattern(source, re2.compile(encoded, _options()))
     except re2.error as exc:

@@ -23,13 +23,14 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 from sealed_gitops.errors import FormatError
 
@@ -95,6 +96,11 @@ def make_certificate(
     serial: int | None = None,
 ) -> x509.Certificate:
     """A self-signed certificate with the controller's fields (see the module docstring)."""
+    # Imported here: cryptography.x509 costs ~18 ms at start-up, and `build` and the sops
+    # commands import this module for fingerprint() alone (issue 16, start-up).
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
     start = not_before or dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else [])
     public = private_key.public_key()
@@ -241,6 +247,8 @@ def _tls_key_of(secret: dict[str, Any], *, source: str) -> bytes | None:
 
 def load_public_key(data: bytes, *, source: str) -> rsa.RSAPublicKey:
     """The RSA public key of a PEM certificate (what ``kubeseal --fetch-cert`` prints) or key."""
+    from cryptography import x509  # here, not at the top: see make_certificate
+
     for match in _PEM_BLOCK.finditer(data):
         kind = match.group(1)
         try:

@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import gnupg
-
 from sealed_gitops.crypto.sops.masterkey import KeyStanza
 from sealed_gitops.errors import ConfigError, IntegrityError, KeyProviderError, NoMatchingKey
 
@@ -112,6 +110,11 @@ class GnuPG:
             if self._gpg is None:
                 if self.home is not None and not Path(self.home).is_dir():
                     raise ConfigError(f"GNUPGHOME {self.home} does not exist")
+                # Imported here, not at the top: python-gnupg pulls in email, socket and
+                # subprocess (~6 ms), and every sops command imports this module for the
+                # class alone, while only files with a PGP key ever start gpg (issue 16).
+                import gnupg
+
                 try:
                     self._gpg = gnupg.GPG(
                         gpgbinary=self.binary,

@@ -20,9 +20,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import stat
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +77,8 @@ def locate_sops() -> Path:
                         f"{candidate} is not executable and cannot be made so"
                     ) from exc
             return candidate
+    import shutil  # here: only a file sops alone can open needs the binary (start-up, issue 16)
+
     on_path = shutil.which("sops")
     if on_path:
         return Path(on_path)
@@ -209,6 +209,10 @@ class SopsBinary:
         filename: str | None,
         cwd: Path | None = None,
     ) -> bytes:
+        # Imported here, not at the top: every sops command imports this module for
+        # needs_sops_binary(), and subprocess costs ~2 ms at start-up (issue 16).
+        import subprocess
+
         try:
             proc = subprocess.run(
                 [str(self.path), *args],
