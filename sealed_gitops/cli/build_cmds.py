@@ -12,7 +12,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import yaml
@@ -27,6 +27,9 @@ from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
 from sealed_gitops.redact import MASK, is_registered, redact
 from sealed_gitops.render.decrypt import DecryptionKeys, RenderedObject
 from sealed_gitops.render.placement import Placement
+
+if TYPE_CHECKING:
+    from sealed_gitops.render import Failure
 
 __all__ = [
     "build_command",
@@ -106,7 +109,10 @@ def load_decryption_keys(
 
 
 def _emit(objects: list[RenderedObject], *, output: str, show_secrets: bool) -> str:
-    items = [obj.data if show_secrets else masked(obj.data) for obj in objects]
+    return _dump([obj.data if show_secrets else masked(obj.data) for obj in objects], output=output)
+
+
+def _dump(items: list[dict[str, Any]], *, output: str) -> str:
     if output == "json":
         doc = {"apiVersion": "v1", "kind": "List", "items": items}
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -135,6 +141,12 @@ def _report(result: BuildResult) -> None:
     help="atomic: any failure fails the build; isolate: leave failing documents out.",
 )
 @click.option("--allow-plain-secrets", is_flag=True, help="Accept unencrypted Secrets in Git.")
+@click.option(
+    "--no-decrypt",
+    is_flag=True,
+    help="Render without decrypting (no key needed): every encrypted value is shown as "
+    "<encrypted>, so the shape of each object is seen.",
+)
 @placement_options
 @decryption_key_options()
 def build_command(
@@ -146,6 +158,7 @@ def build_command(
     output: str,
     failure_policy: str,
     allow_plain_secrets: bool,
+    no_decrypt: bool,
     target_namespace: str | None,
     sync_namespace: str | None,
     age_identities: tuple[Path, ...],
@@ -153,6 +166,8 @@ def build_command(
     gnupghome: Path | None,
 ) -> None:
     """Render and decrypt PATH (a local checkout, or --repo at --ref) as the operator would."""
+    if no_decrypt and show_secrets:
+        raise ConfigError("--show-secrets needs decryption: drop --no-decrypt")
     if ref_text and not repo_url:
         raise ConfigError("--ref needs --repo")
     artifact = None
@@ -164,11 +179,15 @@ def build_command(
         root = artifact.path
     else:
         root, path = split_root(Path(path))
-    keys = load_decryption_keys(
-        age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
-    )
     placement = Placement(
         target_namespace=target_namespace or None, default_namespace=sync_namespace or None
+    )
+    if no_decrypt:
+        _build_undecrypted(root, path, placement=placement, output=output,
+                           allow_plain_secrets=allow_plain_secrets)  # fmt: skip
+        return
+    keys = load_decryption_keys(
+        age_identities=age_identities, sealing_keys=sealing_keys, gnupghome=gnupghome
     )
     result = build(
         root=root,
@@ -183,6 +202,29 @@ def build_command(
     click.echo(_emit(objects, output=output, show_secrets=show_secrets), nl=False)
     _report(result)
     if result.failures:
+        raise click.exceptions.Exit(1)
+
+
+def _build_undecrypted(
+    root: Path, path: str, *, placement: Placement, output: str, allow_plain_secrets: bool
+) -> None:
+    """``build --no-decrypt``: exit 0 when the only failures say "a key is needed"."""
+    # Imported here: the keyless preview is one flag of build, its modules are not needed else.
+    from sealed_gitops.cli.preview import describe_failures, render_undecrypted
+    from sealed_gitops.plan import order_key
+
+    failures: list[Failure] = []
+    objects = render_undecrypted(
+        root, path, placement=placement, allow_plain_secrets=allow_plain_secrets, failures=failures
+    )
+    # In apply order; a document whose identity is encrypted too goes last, as written.
+    known = sorted(((o.id, o) for o in objects if o.id is not None), key=lambda p: order_key(p[0]))
+    ordered = [o for _, o in known] + [o for o in objects if o.id is None]
+    click.echo(_dump([o.data for o in ordered], output=output), nl=False)
+    lines, fatal = describe_failures(failures)
+    for line in lines:
+        click.echo(redact(line), err=True)
+    if fatal:
         raise click.exceptions.Exit(1)
 
 

@@ -20,6 +20,7 @@ import kopf
 from sealed_gitops import redact
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.diff_request import register_diff_request_handler
 from sealed_gitops.operator.keyring import register_keyring_handlers
 from sealed_gitops.operator.repository import reconcile_repository
 from sealed_gitops.operator.resources import GROUP, REQUESTED_AT, VERSION, get_object
@@ -144,6 +145,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         _wake_on_change(ctx, "Sync", old, new, key=(str(namespace), name))
 
     register_keyring_handlers(registry, ctx)
+    register_diff_request_handler(registry, ctx, when=owned)
     _wake_on_foreign_revisions(registry, ctx)
 
     @kopf.on.delete(GROUP, VERSION, "syncs", registry=registry, when=owned)

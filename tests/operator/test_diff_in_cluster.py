@@ -1,0 +1,183 @@
+"""``diff --sync NS/NAME --in-cluster`` and the keyless ``diff --sync`` (issue 15, Must 6).
+
+The person running the CLI has no key: the Sync's age key lives only in a cluster Secret. The
+Sync is suspended after its first apply and a second commit changes one value, adds a key and
+removes one, so the Repository publishes a revision the live Secret does not match yet. Then:
+
+* ``diff --in-cluster`` asks the operator, which builds and decrypts the published revision and
+  answers in ``status.diff`` with key names and added/changed/removed only;
+* ``diff --sync`` without ``--in-cluster`` finds no key, says so, and compares ciphertexts with
+  the revision the Sync applied (from the local clone), which tells the same keys apart.
+
+A canary value (old and new) must be absent from the status, the Events and every CLI output;
+the CLI runs as a real process with an empty key environment. Runs on both tiers (emulator and
+the real control plane) through the fixtures of conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sealed_gitops.crypto.sops import set_value, unset_value
+from sealed_gitops.keys.discovery import discover_keyring
+from sealed_gitops.operator.diff_request import DIFF_REQUESTED
+
+from .conftest import Setup, wait_for
+from .manifests import config_doc, secret_doc
+
+pytestmark = pytest.mark.e2e
+
+OLD_CANARY = "canary-old-Rt5w-in-cluster-diff"
+NEW_CANARY = "canary-new-Vb8q-in-cluster-diff"
+WAIT = 120.0
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user without any key runs it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SOPS_", "VAULT_", "SEALED_GITOPS_")) and k != "GNUPGHOME"
+    }
+    env["HOME"] = str(cwd)
+    result = subprocess.run(
+        [sys.executable, "-m", "sealed_gitops", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    for canary in (OLD_CANARY, NEW_CANARY):
+        assert canary not in result.stdout + result.stderr
+    return result
+
+
+def _edit(setup: Setup, tmp_path: Path) -> str:
+    """The second commit: password changed, ``extra`` added, ``user`` removed (the other
+    ciphertexts kept, as sops and ``sealed-gitops set`` keep them)."""
+    identity = tmp_path / "test-only.agekey"
+    identity.write_text(setup.age_secret + "\n")
+    ring = discover_keyring(age_identity_files=[identity])
+    path = setup.repo.path / "deploy" / "db.yaml"
+    data = path.read_bytes()
+    data = set_value(data, '["stringData"]["password"]', json.dumps(NEW_CANARY), unwrapper=ring)
+    data = set_value(data, '["stringData"]["extra"]', '"extra-x"', unwrapper=ring)
+    data = unset_value(data, '["stringData"]["user"]', unwrapper=ring)
+    identity.unlink()
+    return setup.push({"deploy/db.yaml": data.decode()}, message="rotate the password")
+
+
+@pytest.fixture
+def suspended_with_news(setup: Setup, operator_factory: Any, tmp_path: Path) -> str:
+    """Applied at the first commit, suspended, the second commit published; its sha."""
+    ns = setup.namespace
+    first = setup.push(
+        {
+            "deploy/db.yaml": setup.encrypt(
+                secret_doc("db", ns, password=OLD_CANARY, user="user-x1")
+            ),
+            "deploy/cm.yaml": config_doc("settings", ns, level="info"),
+        }
+    )
+    setup.objects()
+    operator_factory(ns)
+    wait_for(
+        lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{first}",
+        timeout=WAIT,
+        what="first apply",
+    )
+    setup.kube.patch(setup.kube.sync_path(), {"spec": {"suspend": True}})
+    second = _edit(setup, tmp_path)
+    setup.kube.patch(
+        f"/apis/sealed-gitops.io/v1alpha1/namespaces/{ns}/repositories/app",
+        {"metadata": {"annotations": {"sealed-gitops.io/requested-at": second}}},
+    )
+    wait_for(
+        lambda: (
+            (setup.kube.repository().get("status") or {}).get("artifact", {}).get("commit")
+            == second
+        ),
+        timeout=WAIT,
+        what="the second commit published",
+    )
+    return second
+
+
+def test_in_cluster_diff_answers_key_names_only(
+    setup: Setup, suspended_with_news: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    ns = setup.namespace
+    result = _cli(tmp_path, "diff", "--sync", f"{ns}/app", "--in-cluster",
+                  "--kubeconfig", str(kubeconfig), "--timeout", "2m", "-o", "json")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["kind"], r["name"], r["action"]) for r in rows] == [("Secret", "db", "update")]
+    assert rows[0]["keys"] == {
+        "added": ["extra"], "changed": ["password"], "removed": ["user"], "unknown": [],
+    }  # fmt: skip
+    answer = setup.kube.status()["diff"]
+    assert answer["revision"] == f"main@sha1:{suspended_with_news}"
+    assert answer["requestedAt"] == setup.kube.sync()["metadata"]["annotations"][DIFF_REQUESTED]
+    assert answer["truncated"] is False
+    # Names and verdicts, nothing else: no value, length or digest to brute-force.
+    assert answer["objects"] == [
+        {
+            "kind": "Secret",
+            "namespace": ns,
+            "name": "db",
+            "action": "update",
+            "keys": {"added": ["extra"], "changed": ["password"], "removed": ["user"]},
+        }
+    ]
+    everything = json.dumps([setup.kube.sync(), setup.kube.events()])
+    for canary in (OLD_CANARY, NEW_CANARY):
+        assert canary not in everything
+    # Nothing was applied: the preview of a suspended Sync leaves the live Secret as it was.
+    live = setup.kube.secret("db")
+    assert live is not None and set(live["data"]) == {"password", "user"}
+
+    text = _cli(tmp_path, "diff", "--sync", f"{ns}/app", "--in-cluster",
+                "--kubeconfig", str(kubeconfig), "--timeout", "2m")  # fmt: skip
+    assert text.returncode == 1, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0] == f"update Secret {ns}/db"
+    assert "  ~ key password: changed" in lines and "  - key user: removed" in lines
+
+
+def test_keyless_sync_diff_falls_back_to_ciphertexts(
+    setup: Setup, suspended_with_news: str, kubeconfig: Path
+) -> None:
+    """The failure this issue reports: ``diff --sync`` without a key said "no available key".
+    Now it says which keys the published change touches, from ciphertexts alone."""
+    ns = setup.namespace
+    work = setup.repo.path
+    result = _cli(work, "diff", "deploy", "--sync", f"{ns}/app",
+                  "--kubeconfig", str(kubeconfig), "-o", "json")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "comparing encrypted objects by ciphertext" in result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {"db"}
+    assert rows["db"]["action"] == "update"
+    assert rows["db"]["keys"] == {
+        "added": ["extra"], "changed": ["password"], "removed": ["user"], "unknown": [],
+    }  # fmt: skip
+    explicit = _cli(work, "diff", "deploy", "--sync", f"{ns}/app", "--no-decrypt",
+                    "--kubeconfig", str(kubeconfig), "-o", "json")  # fmt: skip
+    assert explicit.returncode == 1, explicit.stderr
+    assert json.loads(explicit.stdout) == json.loads(result.stdout)
+
+
+def test_in_cluster_diff_without_an_operator_times_out_clearly(
+    setup: Setup, kubeconfig: Path, tmp_path: Path
+) -> None:
+    setup.objects()
+    result = _cli(tmp_path, "diff", "--sync", f"{setup.namespace}/app", "--in-cluster",
+                  "--kubeconfig", str(kubeconfig), "--timeout", "1s")  # fmt: skip
+    assert result.returncode == 2
+    assert "no answer from the operator within 1s" in result.stderr
+    missing = _cli(tmp_path, "diff", "--in-cluster", "--kubeconfig", str(kubeconfig))
+    assert missing.returncode == 2 and "--in-cluster needs --sync" in missing.stderr
