@@ -503,3 +503,81 @@ def test_a_webhook_for_another_shards_repository_is_relayed_not_reconciled(
     assert _fetches(owner) > owner_fetches
     assert _fetches(other) == 0 and reconciles(other) == 0
     assert other.running and owner.running
+
+
+# -- across shards, and from one shard to another -----------------------------------------------
+
+
+def _label(setup: Setup, kind: str, shard: str) -> None:
+    setup.kube.patch(
+        f"{GROUP_PATH}/{setup.namespace}/{kind}/app",
+        {"metadata": {"labels": {SHARD_LABEL: shard}}},
+    )
+
+
+def _password(setup: Setup) -> str | None:
+    return decoded(setup.kube.secret("db") or {}).get("password")
+
+
+def _push_password(setup: Setup, value: str) -> str:
+    return setup.push({"deploy/db.yaml": setup.encrypt(secret_doc("db", setup.namespace,
+                                                                  password=value))})  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_a_sync_follows_the_revision_its_repository_publishes_from_another_shard(
+    setup: Setup, operator_factory: Any
+) -> None:
+    """The Sync (shard-a) polls hourly; its Repository (shard-b) every second. Only shard-b
+    fetches; shard-a sees the new published revision on its watch and wakes the Sync."""
+    _push_password(setup, "cross-shard-old")
+    setup.objects(interval="1h", repository_spec={"interval": "1s"})
+    _label(setup, "repositories", "shard-b")
+    _label(setup, "syncs", "shard-a")
+    syncs = operator_factory(setup.namespace, shard=Shard.of("shard-a"))
+    sources = operator_factory(setup.namespace, shard=Shard.of("shard-b"))
+    wait_for(lambda: _password(setup) == "cross-shard-old", timeout=60, what="first apply")
+
+    _push_password(setup, "cross-shard-new")
+    started = time.monotonic()
+    wait_for(lambda: _password(setup) == "cross-shard-new", timeout=30, what="the new revision")
+    assert time.monotonic() - started < 30  # the Sync's own interval is an hour
+    assert _fetches(syncs) == 0 and _fetches(sources) >= 2  # each did only its own work
+    assert reconciles(sources) == 0 and reconciles(syncs) >= 2
+
+
+@pytest.mark.e2e
+def test_a_relabelled_sync_moves_to_the_other_shard_which_then_prunes_on_delete(
+    setup: Setup, operator_factory: Any
+) -> None:
+    _push_password(setup, "move-old")
+    setup.objects(interval="1s")
+    for kind in ("repositories", "syncs"):
+        _label(setup, kind, "shard-a")
+    old = operator_factory(setup.namespace, shard=Shard.of("shard-a"))
+    new = operator_factory(setup.namespace, shard=Shard.of("shard-b"))
+    wait_for(lambda: _password(setup) == "move-old", timeout=60, what="first apply by shard-a")
+    assert setup.kube.sync()["metadata"]["finalizers"] == ["shard.sealed-gitops.io/shard-a"]
+
+    for kind in ("repositories", "syncs"):
+        _label(setup, kind, "shard-b")
+    wait_for(
+        lambda: (
+            setup.kube.sync()["metadata"].get("finalizers") == ["shard.sealed-gitops.io/shard-b"]
+        ),
+        timeout=30,
+        what="shard-a's finalizer replaced by shard-b's",
+    )
+    before = reconciles(old)
+    sha = _push_password(setup, "move-new")
+    wait_for(lambda: _password(setup) == "move-new", timeout=30, what="the value by shard-b")
+    wait_for(
+        lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{sha}",
+        timeout=30,
+        what="the revision recorded",
+    )
+    assert reconciles(new) >= 1 and reconciles(old) == before
+
+    setup.kube.delete(setup.kube.sync_path())
+    wait_for(lambda: setup.kube.secret("db") is None, timeout=30, what="the Secret pruned")
+    wait_for(lambda: setup.kube.get(setup.kube.sync_path()) is None, timeout=30, what="Sync gone")
