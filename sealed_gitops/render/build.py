@@ -31,6 +31,7 @@ from sealed_gitops.plan.ids import ObjectId
 from sealed_gitops.render import generators, isolate, kustomize
 from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.cache import ContentCache
+from sealed_gitops.render.committed import CommittedFiles
 from sealed_gitops.render.document import (
     DocKind,
     Document,
@@ -38,13 +39,7 @@ from sealed_gitops.render.document import (
     make_document,
     mark_decrypted,
 )
-from sealed_gitops.render.loader import (
-    DEFAULT_LIMITS,
-    Limits,
-    load_bytes,
-    load_file,
-    read_limited,
-)
+from sealed_gitops.render.loader import DEFAULT_LIMITS, Limits, load_bytes
 from sealed_gitops.render.sops_sources import open_secret_document
 from sealed_gitops.render.walk import Unit, walk
 
@@ -78,7 +73,7 @@ def _index_of(exc: SealedGitopsError) -> int | None:
 
 def _load_unit_file(
     unit: Unit,
-    limits: Limits,
+    files: CommittedFiles,
     out: _Collector,
     cache: ContentCache | None = None,
     *,
@@ -87,18 +82,7 @@ def _load_unit_file(
 ) -> list[Document]:
     docs: list[Document] = []
     try:
-        if cache is None:
-            parsed = load_file(unit.path, file=unit.rel, limits=limits)
-        else:
-            data = read_limited(unit.path, file=unit.rel, limits=limits)
-            parsed = cache.get_or_compute(
-                "parsed",
-                unit.rel,
-                data,
-                lambda: load_bytes(
-                    data, file=unit.rel, json_format=unit.path.suffix == ".json", limits=limits
-                ),
-            )
+        parsed = files.documents(unit.rel, path=unit.path, cache=cache)
     except SealedGitopsError as exc:
         out.fail(exc, file=unit.rel, index=_index_of(exc))
         return docs
@@ -111,12 +95,12 @@ def _load_unit_file(
     return docs
 
 
-def _sops_originals(root: Path, files: Iterable[str], limits: Limits) -> dict[str, list[Document]]:
+def _sops_originals(files: CommittedFiles, manifests: Iterable[str]) -> dict[str, list[Document]]:
     """SOPS documents of the files a build reads, as written, by MAC."""
     found: dict[str, list[Document]] = {}
-    for rel in files:
+    for rel in manifests:
         try:
-            parsed = load_file(root / rel, file=rel, limits=limits)
+            parsed = files.documents(rel)
         except SealedGitopsError:
             continue  # kustomize read it fine or failed on it; either way it is reported there
         for index, data in parsed:
@@ -234,6 +218,7 @@ def _build_unit(
     out: _Collector,
     sops_keys: Unwrapper | None = None,
     sops_binding: NamespaceBinding = NamespaceBinding.NONE,
+    files: CommittedFiles,
 ) -> list[Document]:
     docs: list[Document] = []
     # the plaintext of generator sources and patches, for this unit's builds only: an isolate
@@ -274,7 +259,7 @@ def _build_unit(
             out.fail(again, file=unit.rel, index=None)
             return docs
     originals = (
-        _sops_originals(root, scanned.manifests, limits)
+        _sops_originals(files, scanned.manifests)
         if any(isinstance(d, Mapping) and "sops" in d for _, d in parsed)
         else {}
     )
@@ -326,6 +311,7 @@ def render(
     cache: ContentCache | None = None,
     sops_keys: Unwrapper | None = None,
     sops_binding: NamespaceBinding = NamespaceBinding.NONE,
+    files: CommittedFiles | None = None,
 ) -> list[Document]:
     """Every document declared under ``path`` of the repository checked out at ``root``.
 
@@ -340,6 +326,8 @@ def render(
       and Secret ``data`` values that are SOPS documents (render/generators.py); without them
       such a build fails with NoMatchingKey. ``sops_binding``: the KeyRing's namespace binding;
       Strict refuses those files (they cannot name their namespace under their MAC).
+    - ``files``: the build's :class:`CommittedFiles` (rooted at ``root``, with ``limits``), so
+      the decryption stage gets the bytes and SOPS trees read here instead of parsing again.
 
     The result is in a deterministic order: units (files and kustomizations) by path, documents
     of a file by index, those of a kustomization in kustomize's output order. A SOPS document
@@ -347,6 +335,8 @@ def render(
     """
     out = _Collector(failures)
     root = root.resolve()
+    if files is None:
+        files = CommittedFiles(root, limits=limits)
     docs: list[Document] = []
     for unit in walk(root, path):
         if unit.kustomize:
@@ -360,12 +350,13 @@ def render(
                     out=out,
                     sops_keys=sops_keys,
                     sops_binding=sops_binding,
+                    files=files,
                 )
             )
         else:
             docs.extend(
                 _load_unit_file(
-                    unit, limits, out, cache, sops_keys=sops_keys, sops_binding=sops_binding
+                    unit, files, out, cache, sops_keys=sops_keys, sops_binding=sops_binding
                 )
             )
     return _refuse_duplicates(docs, out)

@@ -42,9 +42,9 @@ from sealed_gitops.render.binding import (
     unseal_where_it_lands,
 )
 from sealed_gitops.render.cache import ContentCache
+from sealed_gitops.render.committed import CommittedFiles
 from sealed_gitops.render.document import DocKind, Document, Failure
 from sealed_gitops.render.leftover import refuse_leftover_ciphertext
-from sealed_gitops.render.loader import load_file
 from sealed_gitops.render.placement import Placement
 from sealed_gitops.render.sops_sources import tree_to_python
 from sealed_gitops.render.transformed import open_transformed
@@ -139,14 +139,15 @@ class _Stage:
         failures: list[Failure] | None,
         cache: ContentCache | None = None,
         placement: Placement,
+        files: CommittedFiles,
     ) -> None:
         self.root = root
         self.keys = keys
         self.failures = failures
         self.cache = cache
         self.placement = placement
+        self.files = files
         self.sops_files: dict[str, _OpenedSops | SealedGitopsError] = {}
-        self.committed_files: dict[str, list[tuple[int, Any]]] = {}
 
     def fail(self, doc: Document, error: SealedGitopsError) -> None:
         error.with_file(doc.file)
@@ -173,10 +174,13 @@ class _Stage:
             return NoMatchingKey("no SOPS keys were given to decrypt this file", file=file)
         unwrapper = self.keys.sops
         try:
-            data = (self.root / file).read_bytes()
+            # the bytes (and SOPS tree) the render stage read, else the file as committed now
+            given = self.files.sops_input(file)
+            data = given.data if given is not None else (self.root / file).read_bytes()
+            tree = given.tree if given is not None else None
 
             def opened() -> _OpenedSops:
-                document = decrypt_document(data, unwrapper=unwrapper, file=file)
+                document = decrypt_document(data, unwrapper=unwrapper, file=file, parsed=tree)
                 branches = [tree_to_python(b) for b in document.branches]
                 return _OpenedSops(branches, document.metadata.rules, document.data_key)
 
@@ -189,11 +193,8 @@ class _Stage:
             return FormatError(f"cannot read: {exc.strerror}", file=file)
 
     def committed(self, doc: Document) -> Mapping[str, Any]:
-        """The source document of a transformed one, parsed as committed."""
-        parsed = self.committed_files.get(doc.file)
-        if parsed is None:
-            parsed = self.committed_files[doc.file] = load_file(self.root / doc.file, file=doc.file)
-        for index, data in parsed:
+        """The source document of a transformed one, parsed as committed (once per build)."""
+        for index, data in self.files.documents(doc.file):
             if index == doc.index and isinstance(data, Mapping):
                 return data
         raise FormatError(f"document {doc.index} not found in the committed file", file=doc.file)
@@ -250,6 +251,7 @@ def decrypt_documents(
     failures: list[Failure] | None = None,
     cache: ContentCache | None = None,
     placement: Placement | None = None,
+    files: CommittedFiles | None = None,
 ) -> list[RenderedObject]:
     """Open every encrypted document; plain ones pass through unchanged.
 
@@ -259,10 +261,17 @@ def decrypt_documents(
     raises (atomic). Objects whose ids were hidden by encryption are checked for duplicates here.
     ``cache`` reuses what the same bytes decrypted to before: drop it when ``keys`` change.
     ``placement`` says where the objects will land (a Sync's target and own namespace); without
-    it each object is judged where its file puts it.
+    it each object is judged where its file puts it. ``files``: the build's
+    :class:`CommittedFiles` that rendered ``documents`` (the bytes and SOPS trees it read are
+    used instead of reading and parsing each file again).
     """
     stage = _Stage(
-        root=root, keys=keys, failures=failures, cache=cache, placement=placement or Placement()
+        root=root,
+        keys=keys,
+        failures=failures,
+        cache=cache,
+        placement=placement or Placement(),
+        files=files if files is not None else CommittedFiles(root),
     )
     out: list[RenderedObject] = []
     seen: dict[ObjectId, RenderedObject] = {}

@@ -41,9 +41,19 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
-from sealed_gitops.errors import FormatError, LimitExceeded
+from sealed_gitops.crypto.sops.tree import TreeBranch
+from sealed_gitops.crypto.sops.yaml_load import PLAIN_TAG, branches_from_nodes, make_loader
+from sealed_gitops.errors import FormatError, LimitExceeded, SealedGitopsError
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "load_bytes", "load_file", "read_limited"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "Loaded",
+    "load_bytes",
+    "load_file",
+    "load_with_sops",
+    "read_limited",
+]
 
 MiB = 1024 * 1024
 
@@ -69,22 +79,11 @@ DEFAULT_LIMITS = Limits()
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_MAP_TAG = "tag:yaml.org,2002:map"
 
 
 class _CoreResolver(BaseResolver):
-    """YAML 1.2 core schema: the implicit types go-yaml v3 resolves, nothing else."""
-
-    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
-        """The tag of an untagged node: core-schema types for plain scalars, else str/seq/map."""
-        if kind is ScalarNode:
-            if implicit[0]:
-                for tag, regexp in _IMPLICIT_BY_FIRST.get(value[:1], ()):
-                    if regexp.match(value):
-                        return tag
-            return _STR_TAG
-        return _SEQ_TAG if kind is SequenceNode else _MAP_TAG
+    """YAML 1.2 core schema: the implicit types go-yaml v3 resolves, nothing else (the table
+    only: parsing tags plain scalars :data:`PLAIN_TAG`, and :func:`_core_tag` resolves them)."""
 
 
 _CoreResolver.add_implicit_resolver(
@@ -114,6 +113,23 @@ _CoreResolver.add_implicit_resolver(_MERGE_TAG, re.compile(r"^(?:<<)$"), ["<"])
 _IMPLICIT_BY_FIRST: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
     first: tuple(resolvers) for first, resolvers in _CoreResolver.yaml_implicit_resolvers.items()
 }
+
+
+def _core_tag(node: Node) -> str:
+    """The node's tag, a plain scalar's resolved by the core schema (as ``CoreResolver`` did).
+
+    Why the parser does not resolve it: the parse is shared with the SOPS engine (go-yaml's
+    rules, :mod:`sealed_gitops.crypto.sops.yaml_load`), so a SOPS file is parsed once per build
+    and each reader resolves plain scalars by its own rules.
+    """
+    tag: str = node.tag
+    if tag != PLAIN_TAG:
+        return tag
+    value: str = node.value
+    for resolved, regexp in _IMPLICIT_BY_FIRST.get(value[:1], ()):
+        if regexp.match(value):
+            return resolved
+    return _STR_TAG
 
 
 class _Refused(Exception):
@@ -220,7 +236,7 @@ class _Builder:
         return value
 
     def _scalar(self, node: ScalarNode) -> Any:
-        tag, text = node.tag, node.value
+        tag, text = _core_tag(node), node.value
         try:
             if tag == _STR_TAG:
                 return text
@@ -248,7 +264,7 @@ class _Builder:
         size = 1
         nbytes = 0
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
+            if _core_tag(key_node) == _MERGE_TAG:
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 # Earlier sources win over later ones; explicit keys win over all of them.
                 for source in reversed(sources):
@@ -277,37 +293,6 @@ class _Builder:
         return merged, size, nbytes
 
 
-try:
-    from yaml._yaml import CParser
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    CParser = None  # type: ignore[assignment,misc]
-
-if CParser is not None:
-
-    class _Loader(CParser, _CoreResolver):
-        """libyaml parses and composes (fast); building and the checks are :class:`_Builder`."""
-
-        def __init__(self, stream: str) -> None:
-            CParser.__init__(self, stream)
-            _CoreResolver.__init__(self)
-
-else:  # pragma: no cover - PyYAML built without libyaml
-
-    class _Loader(  # type: ignore[no-redef]
-        yaml.reader.Reader,
-        yaml.scanner.Scanner,
-        yaml.parser.Parser,
-        yaml.composer.Composer,
-        _CoreResolver,
-    ):
-        def __init__(self, stream: str) -> None:
-            yaml.reader.Reader.__init__(self, stream)
-            yaml.scanner.Scanner.__init__(self)
-            yaml.parser.Parser.__init__(self)
-            yaml.composer.Composer.__init__(self)
-            _CoreResolver.__init__(self)
-
-
 def _decode(data: bytes, *, file: str) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -317,8 +302,12 @@ def _decode(data: bytes, *, file: str) -> str:
         raise FormatError(f"not UTF-8 (invalid byte at offset {exc.start})", file=file) from None
 
 
-def _yaml_documents(text: str, *, file: str, limits: Limits) -> Iterator[tuple[int, Any]]:
-    loader = _Loader(text)
+def _yaml_documents(
+    text: str, *, file: str, limits: Limits, nodes: list[Node | None] | None = None
+) -> Iterator[tuple[int, Any]]:
+    """(index, value) of each document; each document's node graph is appended to ``nodes``
+    when given (for the SOPS engine to build its own tree from the same parse)."""
+    loader = make_loader(text)
     index = -1
     try:
         while True:
@@ -333,6 +322,8 @@ def _yaml_documents(text: str, *, file: str, limits: Limits) -> Iterator[tuple[i
                         location=f"document {index}",
                     )
                 node = loader.get_node()
+                if nodes is not None:
+                    nodes.append(node)
                 if node is None:
                     continue
                 value = _Builder(limits.max_nodes, byte_limit=limits.max_expanded_bytes).build(node)
@@ -405,6 +396,45 @@ def load_bytes(
         value = _json_document(text, file=file)
         return [] if value is None else [(0, value)]
     return [(i, v) for i, v in _yaml_documents(text, file=file, limits=limits) if v is not None]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A file's documents, and the SOPS engine's tree of the same parse when it holds SOPS."""
+
+    documents: list[tuple[int, Any]]
+    #: one branch per YAML document (as ``load_yaml`` builds it) when a document has a ``sops``
+    #: mapping; None for JSON, for a file without SOPS metadata, or when the engine's own
+    #: limits refuse the tree (the decryption stage then parses it again and says why)
+    sops: list[TreeBranch] | None = None
+
+
+def load_with_sops(
+    data: bytes, *, file: str, json_format: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> Loaded:
+    """:func:`load_bytes`, plus the SOPS tree of a SOPS file from the same parse.
+
+    Why: a build reads every SOPS file as a manifest (to classify and name it) and the
+    decryption stage reads it again as a SOPS tree (go-yaml's scalar rules, comments, for the
+    MAC). Both are built from one libyaml node graph here, so the file is parsed once.
+    """
+    if json_format:
+        return Loaded(load_bytes(data, file=file, json_format=True, limits=limits))
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(f"file is larger than {limits.max_bytes} bytes", file=file)
+    text = _decode(data, file=file)
+    nodes: list[Node | None] = []
+    documents = [
+        (i, v)
+        for i, v in _yaml_documents(text, file=file, limits=limits, nodes=nodes)
+        if v is not None
+    ]
+    if not any(isinstance(v, dict) and isinstance(v.get("sops"), dict) for _, v in documents):
+        return Loaded(documents)
+    try:
+        return Loaded(documents, branches_from_nodes(text, nodes))
+    except SealedGitopsError:
+        return Loaded(documents)
 
 
 def read_limited(path: Path, *, file: str, limits: Limits = DEFAULT_LIMITS) -> bytes:

@@ -305,12 +305,20 @@ def decrypt_document(
     ignore_mac: bool = False,
     data_key: bytes | None = None,
     keep_stash: bool = False,
+    parsed: list[TreeBranch] | None = None,
 ) -> Decrypted:
-    """Decrypt and verify a document. ``ignore_mac=True`` is for recovery only."""
+    """Decrypt and verify a document. ``ignore_mac=True`` is for recovery only.
+
+    ``parsed``: the YAML tree of exactly ``data`` as :func:`load_tree` builds it, when the
+    caller has it already (a build's manifest loader parses a SOPS file once for both readers,
+    ``render/loader.py``); the MAC is verified over it all the same. Ignored for other formats.
+    """
     kind = detect_format(file, fmt)
-    encrypted, meta = split_metadata(
-        load_tree(data, fmt=kind, file=file, encrypted=True), file=file
-    )
+    if parsed is not None and kind == "yaml" and len(data) <= MAX_INPUT_BYTES:
+        tree = parsed
+    else:
+        tree = load_tree(data, fmt=kind, file=file, encrypted=True)
+    encrypted, meta = split_metadata(tree, file=file)
     key = data_key if data_key is not None else unwrap_data_key(meta, unwrapper, file=file)
     stash: Stash | None = {} if keep_stash else None
     with _naming(file):

@@ -33,7 +33,15 @@ from sealed_gitops.errors import FormatError, LimitExceeded
 from .tree import TreeBranch
 from .values import Comment, Timestamp
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_EXPANDED_BYTES", "load_yaml"]
+__all__ = [
+    "MAX_ALIAS_NODES",
+    "MAX_EXPANDED_BYTES",
+    "PLAIN_TAG",
+    "branches_from_nodes",
+    "compose",
+    "load_yaml",
+    "make_loader",
+]
 
 #: Nodes that may be reached a second time through aliases before the document is refused.
 MAX_ALIAS_NODES = 10_000
@@ -41,7 +49,10 @@ MAX_ALIAS_NODES = 10_000
 #: input cap (``document.MAX_INPUT_BYTES``), the same bound the manifest loader applies.
 MAX_EXPANDED_BYTES = 20 * 1024 * 1024
 
-_PLAIN = "!sops-plain"
+#: The tag :func:`compose` gives an untagged plain scalar: each reader resolves it by its own
+#: rules (go-yaml's here, the YAML 1.2 core schema in the manifest loader).
+PLAIN_TAG = "!sops-plain"
+_PLAIN = PLAIN_TAG
 _INT_RE = re.compile(r"^[-+]?(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|[0-9][0-9_]*)$")
 _FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _TS_RE = re.compile(
@@ -311,33 +322,57 @@ def _merge(box: _Box) -> None:
     box.obj[:] = merged
 
 
-def load_yaml(text: str) -> list[TreeBranch]:
-    """Parse a (multi-document) YAML text into one branch per document."""
+def compose(text: str) -> list[Node | None]:
+    """libyaml's node graph of every document of ``text``, plain scalars tagged :data:`PLAIN_TAG`.
+
+    The one parse of a file: :func:`branches_from_nodes` builds the SOPS tree from it, and the
+    manifest loader (``render/loader.py``) its own view of the same nodes, so a SOPS file met by
+    a build is parsed once.
+    """
+    nodes: list[Node | None] = []
+    try:
+        loader = make_loader(text)
+        try:
+            while loader.check_node():
+                nodes.append(loader.get_node())
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc) from exc
+    except RecursionError as exc:
+        raise LimitExceeded("YAML nesting is too deep") from exc
+    return nodes
+
+
+def make_loader(text: str) -> Any:
+    """A composer over ``text`` whose resolver marks untagged plain scalars :data:`PLAIN_TAG`."""
+    return _Loader(text)
+
+
+def _yaml_error(exc: yaml.YAMLError) -> FormatError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}" if mark is not None else None
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    return FormatError(f"invalid YAML: {problem}", location=where)
+
+
+def branches_from_nodes(text: str, nodes: list[Node | None]) -> list[TreeBranch]:
+    """One branch per document of ``text`` from its :func:`compose`-d ``nodes``."""
     builder = _Builder(aliases="*" in text)
     branches: list[TreeBranch] = []
     boxes: list[_Box] = []
     try:
-        loader = _Loader(text)
-        try:
-            while loader.check_node():
-                node = loader.get_node()
-                if node is None:
-                    continue
-                if isinstance(node, ScalarNode) and node.tag == _PLAIN and node.value == "":
-                    branches.append(TreeBranch())
-                    continue
-                if not isinstance(node, MappingNode):
-                    raise FormatError("a YAML document must be a mapping")
-                value, box = builder.value(node)
-                branches.append(value)
-                boxes.append(box or _Box(value, 0, 0, len(text)))
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise FormatError(f"invalid YAML: {problem}", location=where) from exc
+        for node in nodes:
+            if node is None:
+                continue
+            if isinstance(node, ScalarNode) and node.tag == _PLAIN and node.value == "":
+                branches.append(TreeBranch())
+                continue
+            if not isinstance(node, MappingNode):
+                raise FormatError("a YAML document must be a mapping")
+            value, box = builder.value(node)
+            branches.append(value)
+            boxes.append(box or _Box(value, 0, 0, len(text)))
     except RecursionError as exc:
         raise LimitExceeded("YAML nesting is too deep") from exc
     if "#" in text and boxes:
@@ -347,3 +382,8 @@ def load_yaml(text: str) -> list[TreeBranch]:
         for box in boxes:
             _merge(box)
     return branches
+
+
+def load_yaml(text: str) -> list[TreeBranch]:
+    """Parse a (multi-document) YAML text into one branch per document."""
+    return branches_from_nodes(text, compose(text))

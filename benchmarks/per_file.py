@@ -1,0 +1,269 @@
+"""The marginal cost of ``build`` per SOPS file against its floor, measured in the same run.
+
+Why this benchmark exists (issue 16, Must 2): a build's cost grows with the number of encrypted
+files, and each file has an irreducible floor: unwrap its data key (age X25519), AES-GCM-decrypt
+its values, parse its YAML once. Everything above that floor is our own overhead. This makes N
+small age-encrypted Secrets (with the engine's own encrypt: the bytes are the ones ``sops``
+writes, which tests/crypto checks) and, in each of ``--runs`` interleaved repetitions, times:
+
+- ``build`` (:func:`sealed_gitops.pipeline.build`, what ``sealed-gitops build`` calls) of the
+  first ``--small`` files and of all ``--large`` files, each with a fresh keyring, so every data
+  key is really unwrapped; the marginal cost per file is ``(t_large - t_small) / (large -
+  small)``, which takes start-up and per-build fixed costs out;
+- the floor over the same ``--large`` files: read the bytes, ``yaml.load_all`` with libyaml's
+  ``CSafeLoader``, ``pyrage.decrypt`` of the age stanza, ``AESGCM.decrypt`` of every
+  ``ENC[...]`` value with its key path as AAD. No MAC, no checks, no redaction: the floor.
+
+Prints wall and CPU (user+sys, children included) medians with their spread (min-max), and the
+ratio of the CPU medians; the last line is ``per-file: marginal=X.XXms floor=Y.YYms
+ratio=Z.ZZx`` (CPU). Exits 1 when the ratio is above ``--goal`` (3x).
+
+Usage: ``.venv/bin/python benchmarks/per_file.py [--small 50] [--large 500] [--runs 7]``
+Profile: ``... benchmarks/per_file.py --profile`` prints cProfile's top entries of one build of
+the large set instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import os
+import pstats
+import re
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import yaml
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sealed_gitops.crypto.age import AgeRecipient
+from sealed_gitops.crypto.sops import encrypt_bytes
+from sealed_gitops.keys.discovery import discover_keyring
+from sealed_gitops.pipeline import build
+from sealed_gitops.render.decrypt import DecryptionKeys
+
+MANIFEST = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app-{n}
+  namespace: bench
+type: Opaque
+stringData:
+  username: user-{n}
+  password: pw-{n}-{rand}
+  url: postgres://db-{n}.bench.svc:5432/app
+"""
+
+LAYOUTS = ("files", "kustomize", "transformed")
+
+_ENC = re.compile(r"^ENC\[AES256_GCM,data:(.*),iv:(.*),tag:(.*),type:(.*)\]$")
+
+
+def make_files(folder: Path, count: int, *, recipient: str) -> list[Path]:
+    keys = [[AgeRecipient(recipient)]]
+    files = []
+    for n in range(count):
+        name = f"secret-{n:04d}.yaml"
+        plain = MANIFEST.format(n=n, rand=os.urandom(6).hex()).encode()
+        target = folder / name
+        target.write_bytes(encrypt_bytes(plain, key_groups=keys, file=name))
+        files.append(target)
+    return files
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed(action: Callable[[], object]) -> tuple[float, float]:
+    """(wall, cpu) seconds of one call."""
+    wall, cpu = time.perf_counter(), _cpu()
+    action()
+    return time.perf_counter() - wall, _cpu() - cpu
+
+
+def _values(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
+    """(AAD, ENC string) of every encrypted value, the ``sops`` branch left out."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not path and key == "sops":
+                continue
+            yield from _values(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _values(item, path)
+    elif isinstance(node, str) and node.startswith("ENC["):
+        yield "".join(f"{p}:" for p in path), node
+
+
+def floor(files: list[Path], identity: Any) -> int:
+    """The least any tool must do per file; returns the number of values opened."""
+    opened = 0
+    for path in files:
+        docs = list(yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader))
+        enc = docs[0]["sops"]["age"][0]["enc"]
+        aead = AESGCM(pyrage.decrypt(enc.encode(), [identity]))
+        for doc in docs:
+            for aad, text in _values(doc):
+                match = _ENC.match(text)
+                assert match is not None
+                data, iv, tag = (base64.b64decode(match.group(i)) for i in (1, 2, 3))
+                aead.decrypt(iv, data + tag, aad.encode())
+                opened += 1
+    return opened
+
+
+def spread(values: list[float], scale: float) -> str:
+    return (
+        f"{statistics.median(values) * scale:8.2f} "
+        f"({min(values) * scale:.2f}-{max(values) * scale:.2f})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=50)
+    parser.add_argument("--large", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=7, help="repetitions (>= 5)")
+    parser.add_argument("--goal", type=float, default=3.0, help="ratio to exit 0 under")
+    parser.add_argument("--profile", action="store_true", help="cProfile one large build")
+    parser.add_argument("--top", type=int, default=30, help="entries of the profile to print")
+    parser.add_argument(
+        "--layout",
+        nargs="+",
+        choices=LAYOUTS,
+        default=list(LAYOUTS),
+        help="files: a plain directory; kustomize: one kustomization listing the files; "
+        "transformed: the same with a namespace transformer (default: all three)",
+    )
+    args = parser.parse_args(argv)
+    if args.large <= args.small:
+        parser.error("--large must be above --small")
+
+    with tempfile.TemporaryDirectory(prefix="sg-per-file-") as tmp:
+        root = Path(tmp)
+        identity = pyrage.x25519.Identity.generate()
+        key_file = root / "age.txt"
+        key_file.write_text(f"{identity}\n")
+        made = root / "made"
+        made.mkdir()
+        files = make_files(made, args.large, recipient=str(identity.to_public()))
+        values = floor(files[:1], identity)
+        print(
+            f"{args.large} Secrets, {values} encrypted values each, "
+            f"{max(args.runs, 5)} runs; medians (min-max), ms"
+        )
+        ratios: list[float] = []
+        marginals: list[float] = []
+        floors: list[float] = []
+        for layout in args.layout:
+            trees = {
+                size: lay_out(root / layout / str(size), files[:size], layout=layout)
+                for size in (args.small, args.large)
+            }
+            marginal, floor_cpu = measure(
+                args, layout=layout, trees=trees, files=files, key_file=key_file, identity=identity
+            )
+            if args.profile:
+                continue
+            ratios.append(marginal / floor_cpu)
+            marginals.append(marginal)
+            floors.append(floor_cpu)
+    if args.profile:
+        return 0
+    worst = max(range(len(ratios)), key=ratios.__getitem__)
+    print(
+        f"per-file: marginal={marginals[worst] * 1000:.2f}ms floor={floors[worst] * 1000:.2f}ms "
+        f"ratio={ratios[worst]:.2f}x"
+    )
+    return 0 if ratios[worst] <= args.goal else 1
+
+
+def lay_out(tree: Path, files: list[Path], *, layout: str) -> Path:
+    """``tree/deploy`` holding ``files``: a plain directory, or one kustomization listing them
+    (``kustomize``), or the same with a ``namespace:`` transformer, so that every document is
+    transformed and checked against its committed file (``transformed``)."""
+    deploy = tree / "deploy"
+    deploy.mkdir(parents=True)
+    for path in files:
+        shutil.copy(path, deploy / path.name)
+    if layout != "files":
+        head = "namespace: moved\n" if layout == "transformed" else ""
+        listed = "".join(f"- {path.name}\n" for path in files)
+        (deploy / "kustomization.yaml").write_text(f"{head}resources:\n{listed}")
+    return deploy
+
+
+def measure(
+    args: argparse.Namespace,
+    *,
+    layout: str,
+    trees: dict[int, Path],
+    files: list[Path],
+    key_file: Path,
+    identity: Any,
+) -> tuple[float, float]:
+    """Print one layout's table; (marginal, floor) CPU seconds per file, medians."""
+
+    def run(size: int) -> None:
+        ring = discover_keyring(age_identity_files=[key_file], use_environment=False)
+        tree = trees[size]
+        result = build(root=tree.parent, path="deploy", keys=DecryptionKeys(sops=ring))
+        assert len(result.objects) == size, len(result.objects)
+
+    run(args.small)  # warm the imports and the file system cache
+    if args.profile:
+        print(f"== {layout}: cProfile of one build of {args.large} files")
+        profiler = cProfile.Profile()
+        profiler.runcall(run, args.large)
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(args.top)
+        stats.sort_stats("cumulative").print_stats(args.top)
+        return 0.0, 0.0
+
+    walls: dict[str, list[float]] = {"small": [], "large": [], "floor": [], "marginal": []}
+    cpus: dict[str, list[float]] = {key: [] for key in walls}
+    extra = args.large - args.small
+    for _ in range(max(args.runs, 5)):
+        for name, action in (
+            ("small", lambda: run(args.small)),
+            ("large", lambda: run(args.large)),
+            ("floor", lambda: floor(files, identity)),
+        ):
+            wall, cpu = timed(action)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+        walls["marginal"].append((walls["large"][-1] - walls["small"][-1]) / extra)
+        cpus["marginal"].append((cpus["large"][-1] - cpus["small"][-1]) / extra)
+
+    print(f"== layout {layout}{'':18} {'wall':>22} {'cpu':>22}")
+    for name, label, scale in (
+        ("small", f"build of {args.small} files", 1000),
+        ("large", f"build of {args.large} files", 1000),
+        ("marginal", "build, marginal per file", 1000),
+        ("floor", "floor per file", 1000 / len(files)),
+    ):
+        print(f"{label:34} {spread(walls[name], scale):>22} {spread(cpus[name], scale):>22}")
+    marginal_cpu = statistics.median(cpus["marginal"])
+    floor_cpu = statistics.median(cpus["floor"]) / len(files)
+    wall_ratio = statistics.median(walls["marginal"]) / (
+        statistics.median(walls["floor"]) / len(files)
+    )
+    print(f"{layout}: wall ratio {wall_ratio:.2f}x, cpu ratio {marginal_cpu / floor_cpu:.2f}x")
+    return marginal_cpu, floor_cpu
+
+
+if __name__ == "__main__":
+    sys.exit(main())
