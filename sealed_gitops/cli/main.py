@@ -52,6 +52,7 @@ COMMANDS: dict[str, str] = {
     "tree": "sealed_gitops.cli.inspect_cmds:tree",
     "events": "sealed_gitops.cli.inspect_cmds:events",
     "trace": "sealed_gitops.cli.inspect_cmds:trace",
+    "logs": "sealed_gitops.cli.logs_cmds:logs",
 }
 
 #: command name -> the line ``sealed-gitops --help`` shows for it, so listing the commands imports
@@ -95,6 +96,7 @@ SUMMARIES: dict[str, str | None] = {
     "tree": "The objects a Sync applied (its inventory), like `flux tree kustomization`.",
     "events": "The Events of a Sync (or Repository), oldest first, like `flux events --for`.",
     "trace": "A live object back to the Sync that applied it, its source path and revision.",
+    "logs": "The operator's log lines about one Sync (or Repository, KeyRing), like `flux logs`.",
 }
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.

@@ -24,6 +24,7 @@ import click
 
 from sealed_gitops.cli.conventions import DURATION, kube_options
 from sealed_gitops.errors import ConfigError
+from sealed_gitops.operator import log_context
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.redact import RedactingFilter, install_logging_filter, redact
 
@@ -43,8 +44,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        # kopf's per-object loggers say which object a line is about.
-        ref = getattr(record, "k8s_ref", None)
+        # kopf's per-object loggers say which object a line is about; the project's own lines
+        # in a reconcile loop get it from the loop's context (`sealed-gitops logs` filters on it).
+        ref = getattr(record, "k8s_ref", None) or log_context.current()
         if isinstance(ref, dict):
             line["object"] = {k: ref.get(k) for k in ("kind", "namespace", "name") if ref.get(k)}
         return json.dumps(line, sort_keys=False)

@@ -19,6 +19,7 @@ import kopf
 
 from sealed_gitops import redact
 from sealed_gitops.errors import SealedGitopsError
+from sealed_gitops.operator import log_context
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.diff_request import register_diff_request_handler
 from sealed_gitops.operator.keyring import register_keyring_handlers
@@ -58,6 +59,8 @@ async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stop
     # This daemon's task (and the threads it starts) register and redact as its tenant: a value
     # committed for one namespace cannot blank another namespace's status (issue 11, finding 10).
     redact.enter_scope(namespace)
+    # ... and every line it logs names its object (`sealed-gitops logs`, issue 15 Must 7).
+    log_context.about(kind, namespace, name)
     while not stopped:
         body = await asyncio.to_thread(get_object, ctx.client, kind, namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):

@@ -62,6 +62,7 @@ from sealed_gitops.keys.retention import (
     due_for_deletion,
     status_keys,
 )
+from sealed_gitops.operator import log_context
 from sealed_gitops.operator.conditions import READY, Reason, set_condition
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.keyring_access import forget, keyring_decryption_keys, store_for
@@ -333,6 +334,7 @@ def serve_requests(
 
 
 async def _loop(ctx: OperatorContext, namespace: str, name: str, stopped: Any) -> None:
+    log_context.about("KeyRing", namespace, name)  # every line of this loop names its KeyRing
     failures = 0
     while not stopped:
         body = await asyncio.to_thread(get_object, ctx.client, "KeyRing", namespace, name)

@@ -10,7 +10,7 @@ the authenticator and authorizer.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import yaml
@@ -18,6 +18,7 @@ from aiohttp import web
 
 from sealed_gitops.testing.kube import protobuf
 from sealed_gitops.testing.kube.objects import Objects
+from sealed_gitops.testing.kube.pod_logs import serve_pod_log
 from sealed_gitops.testing.kube.requestinfo import RequestInfo
 from sealed_gitops.testing.kube.resources import ResourceType
 from sealed_gitops.testing.kube.scale import get_scale, write_scale
@@ -122,10 +123,13 @@ class ResourceHandler:
         objects: Objects,
         specials: dict[tuple[str, str, str], Special],
         bookmark_interval: float,
+        pod_logs: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
         self.objects = objects
         self.specials = specials
         self.bookmark_interval = bookmark_interval
+        #: the text served as each pod's log (namespace, name): there is no kubelet here
+        self.pod_logs = pod_logs if pod_logs is not None else {}
 
     async def __call__(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         registry = self.objects.registry
@@ -137,6 +141,8 @@ class ResourceHandler:
             if info.verb != "create":
                 raise method_not_allowed(f"{info.verb} is not supported on {rt.plural}")
             return json_response(await special(request, info, await _body(request)), status=201)
+        if rt.key == ("", "pods") and info.subresource == "log":
+            return serve_pod_log(request, info, objects=self.objects, rt=rt, logs=self.pod_logs)
         scale = info.subresource == "scale" and any(
             sub[0] == "scale" for sub in rt.extra_subresources
         )

@@ -85,6 +85,8 @@ class KubeEmulator:
         self.registry = Registry()
         self.objects = Objects(store=self.store, registry=self.registry)
         self.faults = FaultInjector()
+        #: what ``GET pods/NAME/log`` serves, by (namespace, pod name): a test sets it (no kubelet)
+        self.pod_logs: dict[tuple[str, str], str] = {}
         self.authenticator = Authenticator(static_tokens={self.token: ADMIN_USER, **(users or {})})
         # Keyed on the RBAC resources' own writes, so other writes keep the snapshot cached.
         self.authorizer = Authorizer(lister=self.objects.lister, version=self._rbac_version)
@@ -127,6 +129,7 @@ class KubeEmulator:
             objects=self.objects,
             specials=specials.table(),
             bookmark_interval=self._bookmark_interval,
+            pod_logs=self.pod_logs,
         )
         discovery = DiscoveryHandler(registry=self.registry)
 
