@@ -8,7 +8,9 @@ This times, taking turns so that noise hits both sides alike, the console script
 - ``set FILE PATH VALUE`` against ``sops set FILE PATH VALUE`` (each on its own copy);
 - ``verify FILE`` against ``sops decrypt FILE`` (sops has no verify; decrypting checks the MAC);
 - ``--help``, ``--version`` and ``build DIR`` of one file against their 0.3 s goal;
-- ``python -c pass``: the interpreter's own start, the floor under every Python command.
+- ``python -c pass``: the interpreter's own start, the floor under every Python command;
+- ``python -c "import click, yaml, ..."``: the libraries a one-file decrypt cannot do without
+  (:data:`LIBRARIES`), imported and nothing run: the floor under our ``decrypt``.
 
 Each line gives wall and CPU time (children included), median and spread of ``--runs``; the
 ratios are sops / sealed-gitops (above 1.0: we are faster). The last line is the worst CPU-time
@@ -46,6 +48,18 @@ stringData:
   username: user
   password: hunter2
 """
+
+#: What a one-file decrypt needs whatever the code around it: the CLI parser, the YAML parser,
+#: AES-GCM, age (X25519), SHA-512 for the MAC, RE2 for encrypted_regex, logging for redaction.
+LIBRARIES = (
+    "click",
+    "yaml",
+    "cryptography.hazmat.primitives.ciphers.aead",
+    "pyrage",
+    "hashlib",
+    "re2",
+    "logging",
+)
 
 #: Absolute goals (seconds, median wall) for commands sops has no counterpart of.
 ABSOLUTE_GOAL = 0.3
@@ -133,6 +147,10 @@ def main() -> int:
             )
         absolute: dict[str, Stats] = {
             "python -c pass": repeat(_runner([sys.executable, "-c", "pass"], env), runs=args.runs),
+            "python -c 'import <LIBRARIES>'": repeat(
+                _runner([sys.executable, "-c", f"import {', '.join(LIBRARIES)}"], env),
+                runs=args.runs,
+            ),
             "--help": repeat(_runner([ours, "--help"], env), runs=args.runs, warmup=1),
             "--version": repeat(_runner([ours, "--version"], env), runs=args.runs),
             "build of one file": repeat(
