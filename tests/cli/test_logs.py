@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyrage
 import pytest
@@ -260,3 +261,43 @@ def test_through_the_api_from_the_operator_pods(
     missing = _logs(f"{ns}/app", "--operator-namespace", "default", "--kubeconfig",
                     str(kubeconfig))  # fmt: skip
     assert missing.exit_code == 1 and "--from-file" in missing.output
+    # --follow: the emulator's stream sends the stored text again and ends (a container that
+    # exited); what the backlog printed is not printed twice, and a new line is
+    emulator.pod_logs[(ns, "operator-b")] += (
+        _json(dt.datetime.now(dt.UTC).isoformat(), f"Sync {ns}/app: one more line") + "\n"
+    )
+    followed = _logs(f"{ns}/app", *common, "-o", "json", "-f")
+    assert followed.exit_code == 0, followed.output
+    again = [json.loads(row) for row in followed.output.splitlines()]
+    assert again[: len(rows)] == rows and [r["message"] for r in again[len(rows) :]] == [
+        f"Sync {ns}/app: one more line"
+    ]
+
+
+def test_the_emulators_pod_log_honours_limit_bytes_and_needs_the_pod(
+    _cluster: tuple[Path, KubeEmulator | None],  # noqa: F811
+    client: Any,  # noqa: F811
+) -> None:
+    from sealed_gitops.cluster.pod_logs import read_pod_log
+    from sealed_gitops.errors import ApiNotFound
+
+    emulator = _cluster[1]
+    if emulator is None:
+        pytest.skip("the emulator's own pods/log (a real server asks the kubelet of a node)")
+    name = "log-probe"
+    client.request(
+        "POST", "/api/v1/namespaces/default/pods",
+        body={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+              "spec": {"containers": [{"name": "c", "image": "x"}]}},
+        action="create", what="Pod",
+    )  # fmt: skip
+    try:
+        emulator.pod_logs[("default", name)] = "one\ntwo\nthree\n"
+        assert read_pod_log(client, "default", name) == "one\ntwo\nthree\n"
+        assert read_pod_log(client, "default", name, limit_bytes=5) == "one\nt"
+        with pytest.raises(ApiNotFound):
+            read_pod_log(client, "default", "no-such-pod")
+    finally:
+        client.request(
+            "DELETE", f"/api/v1/namespaces/default/pods/{name}", action="delete", what="Pod"
+        )

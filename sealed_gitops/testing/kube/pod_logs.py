@@ -5,10 +5,10 @@ proxies that request to the kubelet of the pod's node; the emulator has no kubel
 containers, so a test stores the log text it wants served (:attr:`KubeEmulator.pod_logs`,
 keyed by namespace and pod name) and this module serves it for a pod that exists.
 
-Honoured: ``tailLines`` (the last N lines) and ``limitBytes`` (the first N bytes), as the kubelet
-applies them. Accepted and not applied: ``sinceSeconds``/``sinceTime`` (the emulator has no
-container-runtime timestamps), ``container``, ``timestamps``; ``follow`` returns the text and
-ends the stream, as a container that exited would. See docs/emulator.md ("Known differences").
+Honoured: ``limitBytes`` (the first N bytes), as the kubelet applies it. Accepted and not
+applied: ``sinceSeconds``/``sinceTime`` (the emulator has no container-runtime timestamps),
+``tailLines``, ``container``, ``timestamps``; ``follow`` returns the text and ends the stream, as
+a container that exited would. See docs/emulator.md ("Known differences").
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def _count(request: web.Request, name: str) -> int | None:
         value = int(raw)
     except ValueError:
         raise bad_request(f"{name}: invalid value {raw!r}") from None
-    if value < 0 or (name == "limitBytes" and value == 0):
-        raise bad_request(f"{name}: must be {'greater than 0' if name == 'limitBytes' else '>= 0'}")
+    if value <= 0:
+        raise bad_request(f"{name}: must be greater than 0")
     return value
 
 
@@ -52,10 +52,6 @@ def serve_pod_log(
     namespace, name = info.namespace or "", info.name or ""
     objects.get(rt, namespace, name)  # a missing pod is the API's 404, as on a real server
     text = logs.get((namespace, name), "")
-    tail = _count(request, "tailLines")
-    if tail is not None:
-        lines = text.splitlines(keepends=True)
-        text = "".join(lines[len(lines) - tail :] if tail else [])
     limit = _count(request, "limitBytes")
     data = text.encode("utf-8")
     if limit is not None:
