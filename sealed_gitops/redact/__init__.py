@@ -125,15 +125,19 @@ def _visible() -> list[Registry]:
 
 def register(value: str | bytes) -> None:
     """Remember a plaintext value so that :func:`redact` masks it (in all its forms) from now on."""
-    forms = expand(value)
-    if not forms:
-        return
     name = _current.get()
+    # A value registered before in the same place is not expanded again (several stages
+    # register the same plaintext); which registry remembers that is the one that got the
+    # value's short forms, and a restore makes every registry forget (see restore()).
+    target = _GLOBAL if name is None else _scoped_registry(name)
+    if target.holds_value(value):
+        return
+    forms = expand(value)
     if name is None:
-        _GLOBAL.add(forms)
+        _GLOBAL.add_value(value, forms)
         return
     _GLOBAL.add(f for f in forms if len(f) >= GLOBAL_LENGTH)
-    _scoped_registry(name).add(f for f in forms if len(f) < GLOBAL_LENGTH)
+    target.add_value(value, [f for f in forms if len(f) < GLOBAL_LENGTH])
 
 
 def is_registered(value: str | bytes) -> bool:
@@ -164,6 +168,7 @@ def restore(saved: Snapshot) -> None:
     """Put the registry back to a :func:`snapshot`; with it a test suite isolates its tests."""
     if _GLOBAL.frozen() != saved.global_forms:
         _GLOBAL.reset(saved.global_forms)
+    _GLOBAL.forget_values()
     with _scopes_lock:
         wanted = dict(saved.scoped)
         for name in list(_scoped):
@@ -171,6 +176,10 @@ def restore(saved: Snapshot) -> None:
                 del _scoped[name]
             elif _scoped[name].frozen() != wanted[name]:
                 _scoped[name] = Registry(wanted[name])
+            else:
+                # its forms are as saved, but a value it remembers may have lost its long
+                # forms from the global registry: the next registration expands it again
+                _scoped[name].forget_values()
         for name, forms in wanted.items():
             _scoped.setdefault(name, Registry(forms))
 

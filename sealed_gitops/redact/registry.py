@@ -10,6 +10,7 @@ lookup per position and scope, whatever the number of forms.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -31,6 +32,8 @@ class Registry:
         self.lock = threading.Lock()
         self.values: set[str] = set()
         self.index: Index = {}
+        #: the values whose every form was added here (see :meth:`holds_value`)
+        self.sources: set[str | bytes] = set()
         self.add(values)
 
     def add(self, forms: Iterable[str]) -> None:
@@ -41,12 +44,34 @@ class Registry:
                 self.values.add(form)
                 key = form[:KEY]
                 # A new list, assigned at once: a concurrent mask() reads the old or the new one.
-                self.index[key] = sorted([*self.index.get(key, ()), form], key=len, reverse=True)
+                # Kept longest first by inserting in place, not sorting again: values with a
+                # common prefix (URLs, one password scheme) made each add cost a sort of them all.
+                bucket = list(self.index.get(key, ()))
+                bucket.insert(bisect.bisect_right(bucket, -len(form), key=_minus_len), form)
+                self.index[key] = bucket
+
+    def holds_value(self, value: str | bytes) -> bool:
+        """Whether :meth:`add_value` added every form of ``value`` here already: the same
+        plaintext is registered by several stages (the tree walk, the document walk), and
+        expanding it into its forms again is most of the cost of registering it."""
+        return value in self.sources
+
+    def add_value(self, value: str | bytes, forms: Iterable[str]) -> None:
+        """Add the ``forms`` of ``value`` and remember that it holds all of them."""
+        self.add(forms)
+        with self.lock:
+            self.sources.add(value)
+
+    def forget_values(self) -> None:
+        """Forget which values were added whole (their forms stay): the next registration of
+        each expands it again (after a restore, whose other registries may have lost forms)."""
+        with self.lock:
+            self.sources.clear()
 
     def reset(self, values: Iterable[str]) -> None:
         fresh = Registry(values)
         with self.lock:
-            self.values, self.index = fresh.values, fresh.index
+            self.values, self.index, self.sources = fresh.values, fresh.index, fresh.sources
 
     def __contains__(self, form: object) -> bool:
         with self.lock:
@@ -59,6 +84,10 @@ class Registry:
     def frozen(self) -> frozenset[str]:
         with self.lock:
             return frozenset(self.values)
+
+
+def _minus_len(form: str) -> int:
+    return -len(form)
 
 
 def mask(text: str, indexes: Sequence[Index], replacement: str) -> str:
