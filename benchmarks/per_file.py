@@ -36,8 +36,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,10 @@ from sealed_gitops.crypto.sops import encrypt_bytes
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.pipeline import build
 from sealed_gitops.render.decrypt import DecryptionKeys
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import MIN_RUNS, Sample, Stats
+from _timing import measure as timed
 
 MANIFEST = """\
 apiVersion: v1
@@ -81,17 +84,9 @@ def make_files(folder: Path, count: int, *, recipient: str) -> list[Path]:
     return files
 
 
-def _cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
+def _children_cpu() -> float:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def timed(action: Callable[[], object]) -> tuple[float, float]:
-    """(wall, cpu) seconds of one call."""
-    wall, cpu = time.perf_counter(), _cpu()
-    action()
-    return time.perf_counter() - wall, _cpu() - cpu
+    return kids.ru_utime + kids.ru_stime
 
 
 def _values(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
@@ -125,13 +120,6 @@ def floor(files: list[Path], identity: Any) -> int:
     return opened
 
 
-def spread(values: list[float], scale: float) -> str:
-    return (
-        f"{statistics.median(values) * scale:8.2f} "
-        f"({min(values) * scale:.2f}-{max(values) * scale:.2f})"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=50)
@@ -162,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         files = make_files(made, args.large, recipient=str(identity.to_public()))
         values = floor(files[:1], identity)
         print(
-            f"{args.large} Secrets, {values} encrypted values each, "
-            f"{max(args.runs, 5)} runs; medians (min-max), ms"
+            f"{args.large} Secrets, {values} encrypted values each, {max(args.runs, MIN_RUNS)} runs"
         )
         ratios: list[float] = []
         marginals: list[float] = []
@@ -233,35 +220,42 @@ def measure(
         stats.sort_stats("cumulative").print_stats(args.top)
         return 0.0, 0.0
 
-    walls: dict[str, list[float]] = {"small": [], "large": [], "floor": [], "marginal": []}
-    cpus: dict[str, list[float]] = {key: [] for key in walls}
+    samples: dict[str, list[Sample]] = {"small": [], "large": [], "floor": [], "marginal": []}
+    children: list[float] = []  # kustomize's CPU per extra file, per run
     extra = args.large - args.small
-    for _ in range(max(args.runs, 5)):
-        for name, action in (
-            ("small", lambda: run(args.small)),
-            ("large", lambda: run(args.large)),
-            ("floor", lambda: floor(files, identity)),
-        ):
-            wall, cpu = timed(action)
-            walls[name].append(wall)
-            cpus[name].append(cpu)
-        walls["marginal"].append((walls["large"][-1] - walls["small"][-1]) / extra)
-        cpus["marginal"].append((cpus["large"][-1] - cpus["small"][-1]) / extra)
+    for _ in range(max(args.runs, MIN_RUNS)):
+        kids = _children_cpu()
+        samples["small"].append(timed(lambda: run(args.small)))
+        kids_small = _children_cpu() - kids
+        samples["large"].append(timed(lambda: run(args.large)))
+        kids_large = _children_cpu() - kids - kids_small
+        samples["floor"].append(timed(lambda: floor(files, identity)))
+        small, large = samples["small"][-1], samples["large"][-1]
+        marginal = Sample((large.wall - small.wall) / extra, (large.cpu - small.cpu) / extra)
+        samples["marginal"].append(marginal)
+        children.append((kids_large - kids_small) / extra)
+    summary = {name: Stats(tuple(runs)) for name, runs in samples.items()}
+    summary["floor"] = summary["floor"].scaled(1 / len(files))
 
-    print(f"== layout {layout}{'':18} {'wall':>22} {'cpu':>22}")
-    for name, label, scale in (
-        ("small", f"build of {args.small} files", 1000),
-        ("large", f"build of {args.large} files", 1000),
-        ("marginal", "build, marginal per file", 1000),
-        ("floor", "floor per file", 1000 / len(files)),
+    print(f"== layout {layout}: medians (min-max, IQR), n={len(children)}")
+    for name, label, unit in (
+        ("small", f"build of {args.small} files", "s"),
+        ("large", f"build of {args.large} files", "s"),
+        ("marginal", "build, marginal per file", "ms"),
+        ("floor", "floor per file", "ms"),
     ):
-        print(f"{label:34} {spread(walls[name], scale):>22} {spread(cpus[name], scale):>22}")
-    marginal_cpu = statistics.median(cpus["marginal"])
-    floor_cpu = statistics.median(cpus["floor"]) / len(files)
-    wall_ratio = statistics.median(walls["marginal"]) / (
-        statistics.median(walls["floor"]) / len(files)
+        print(f"  {label:26} {summary[name].describe(unit=unit).rsplit(', n=', 1)[0]}")
+    marginal_cpu, floor_cpu = summary["marginal"].cpu, summary["floor"].cpu
+    kustomize = statistics.median(children)
+    own = marginal_cpu - kustomize
+    print(
+        f"  of the marginal CPU, kustomize (child processes): {kustomize * 1000:.2f} ms, "
+        f"sealed-gitops: {own * 1000:.2f} ms ({own / floor_cpu:.2f}x the floor)"
     )
-    print(f"{layout}: wall ratio {wall_ratio:.2f}x, cpu ratio {marginal_cpu / floor_cpu:.2f}x")
+    print(
+        f"  {layout}: wall ratio {summary['marginal'].wall / summary['floor'].wall:.2f}x, "
+        f"cpu ratio {marginal_cpu / floor_cpu:.2f}x"
+    )
     return marginal_cpu, floor_cpu
 
 
