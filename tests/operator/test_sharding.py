@@ -22,12 +22,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
 
+from sealed_gitops.cluster import KubeClient
 from sealed_gitops.errors import ConfigError
+from sealed_gitops.operator.leader import Leadership
 from sealed_gitops.operator.sharding import (
     FLUX_SHARD_LABEL,
     SHARD_LABEL,
@@ -140,15 +142,34 @@ def test_a_selector_is_parsed_into_requirements() -> None:
     )
 
 
-def test_the_cli_refuses_a_bad_shard_name_before_connecting(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "../../x"], "--shard: '../../x' is not a valid DNS-1123 label"),
+        (["--shard", "Shard1"], "--shard: 'Shard1' is not a valid DNS-1123 label"),
+        (["--shard", "s", "--selector", "a in (b"], "is not a valid label key"),
+        (["--lease-duration", "0s"], "--lease-duration must be at least 1s"),
+        (["--lease-namespace", "a/b"], "--lease-namespace: 'a/b' is not a valid namespace"),
+    ],
+)
+def test_the_cli_refuses_bad_shard_options_before_connecting(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "sealed_gitops", "operator", "--kubeconfig",
-         str(tmp_path / "none"), "--shard", "../../x", "--metrics-port", "off",
-         "--webhook-port", "off"],
+         str(tmp_path / "none"), "--metrics-port", "off", "--webhook-port", "off", *args],
         capture_output=True, text=True, env=ENV, timeout=60, check=False,
     )  # fmt: skip
-    assert done.returncode != 0
-    assert "--shard" in done.stderr and "not a valid DNS-1123 label" in done.stderr
+    assert done.returncode == 1, done.stderr
+    assert message in done.stderr
+
+
+def test_a_lease_name_is_checked_before_it_reaches_a_url() -> None:
+    client = cast(KubeClient, object())  # never used: the name is refused first
+    with pytest.raises(InvalidName):
+        Leadership(client, namespace="ns", name="sealed-gitops-operator-../../x", identity="me")
+    with pytest.raises(InvalidName):
+        Leadership(client, namespace="a/b", name="lease", identity="me")
 
 
 # -- the overlay -------------------------------------------------------------------------------
