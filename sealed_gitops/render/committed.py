@@ -18,6 +18,7 @@ what the loader parsed). A build that is given no :class:`CommittedFiles` behave
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,11 @@ class CommittedFiles:
                 "parsed", rel, data, lambda: self._load(rel, data, json_format=json_format)
             )
         self._documents[rel] = parsed
+        if not any(
+            isinstance(v, Mapping) and isinstance(v.get("sops"), Mapping) for _, v in parsed
+        ):
+            # only SOPS files are read again (for their MAC): a ConfigMap's bytes need not stay
+            self._bytes.pop(rel, None)
         return parsed
 
     def _load(self, rel: str, data: bytes, *, json_format: bool) -> list[tuple[int, Any]]:
@@ -90,9 +96,10 @@ class CommittedFiles:
         return loaded.documents
 
     def sops_input(self, rel: str) -> SopsInput | None:
-        """The bytes this build read of ``rel`` and its SOPS tree, handed over once; None when
-        the build did not read the file (the caller reads it itself)."""
-        data = self._bytes.get(rel)
+        """The bytes this build read of ``rel`` and its SOPS tree, handed over once (the
+        decryption stage opens each file once); None when the build did not read the file as a
+        SOPS file, or handed it over already (the caller reads it itself)."""
+        data = self._bytes.pop(rel, None)
         if data is None:
             return None
         return SopsInput(data, self._trees.pop(rel, None))
