@@ -298,13 +298,14 @@ def finalize_sync(ctx: OperatorContext, sync: dict[str, Any]) -> int:
     deleted = 0
     if spec.get("prune", True) and not spec.get("suspend"):
         previous = Inventory.from_status((sync.get("status") or {}).get("inventory"))
-        client = ctx.client_as(namespace, spec.get("serviceAccountName"))
+        # This cluster, or the remote one spec.kubeConfig names (remote.py).
+        target = target_cluster(ctx, ctx.sync_memory(namespace, name), SyncSpec.parse(sync))
         result = prune(
-            client,
+            target.client,
             previous=previous,
             current=Inventory(),
             sync=SyncRef(namespace, name),
-            discovery=ctx.discovery,
+            discovery=target.discovery,
         )
         if not result.ok:
             raise ClusterError("; ".join(o.describe() for o in result.outcomes if o.error))

@@ -91,6 +91,14 @@ def test_objects_go_to_the_remote_cluster(
         what="drift corrected remotely",
     )
 
+    # deleting the Sync prunes its objects on the remote cluster (deletionPolicy MirrorPrune)
+    setup.kube.delete(setup.kube.sync_path())
+    wait_for(
+        lambda: _remote_cm(far, "app") is None and far.secret("db") is None,
+        timeout=WAIT,
+        what="remote objects deleted with the Sync",
+    )
+
 
 def _hostile(remote: KubeEmulator, change: dict[str, Any]) -> bytes:
     config = yaml.safe_load(remote.kubeconfig_path.read_text())
