@@ -59,6 +59,8 @@ class Reason:
     INVALID_NAME = "InvalidName"
     #: an object of the Sync is live under another Sync that claims it (issue 15): not applied
     OWNERSHIP_CONFLICT = "OwnershipConflict"
+    #: applied, but spec.wait / spec.healthChecks objects are not healthy (kstatus) in time
+    HEALTH_CHECK_FAILED = "HealthCheckFailed"
 
 
 def now_rfc3339() -> str:

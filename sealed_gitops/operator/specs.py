@@ -15,6 +15,7 @@ failure policy, allowPlainSecrets) keep their existing readers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ from sealed_gitops.operator.specs_post_build import (
 from sealed_gitops.plan import names
 
 __all__ = [
+    "DELETION_POLICIES",
+    "DependencyRef",
+    "HealthCheckRef",
     "KeyRingRef",
     "KeyRingSpec",
     "Metadata",
@@ -133,6 +137,88 @@ class KeyRingRef:
     cross_namespace: bool
 
 
+#: ``spec.deletionPolicy`` values, as Flux spells them; MirrorPrune (the default) follows prune.
+DELETION_POLICIES = ("MirrorPrune", "Delete", "WaitForTermination", "Orphan")
+#: Most entries of ``dependsOn`` / ``healthChecks`` (the CRD's maxItems says the same): each
+#: entry costs a GET per reconcile, so a tenant cannot make one Sync cost thousands.
+MAX_REFS = 100
+_API_VERSION = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
+
+
+@dataclass(frozen=True)
+class DependencyRef:
+    """One ``spec.dependsOn`` entry: a Sync that must be Ready first (namespace defaulted)."""
+
+    namespace: str
+    name: str
+
+    def describe(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class HealthCheckRef:
+    """One ``spec.healthChecks`` entry: an object whose kstatus decides the Sync's readiness.
+    ``namespace`` is the Sync's own when not given (ignored for a cluster-scoped kind)."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+
+def _items(spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = spec.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_REFS:
+        raise ConfigError(f"spec.{key} must be a list of at most {MAX_REFS} objects")
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"spec.{key}[{index}] must be an object")
+    return value
+
+
+def _depends_on(spec: Mapping[str, Any], meta: Metadata) -> tuple[DependencyRef, ...]:
+    refs: list[DependencyRef] = []
+    for index, item in enumerate(_items(spec, "dependsOn")):
+        field = f"spec.dependsOn[{index}]"
+        name = names.object_name(item.get("name"), field=f"{field}.name")
+        ns = item.get("namespace")
+        ns = meta.namespace if ns in (None, "") else names.namespace(ns, field=f"{field}.namespace")
+        if (ns, name) == (meta.namespace, meta.name):
+            raise ConfigError(f"{field} names this Sync itself ({ns}/{name}): it would never run")
+        if DependencyRef(ns, name) not in refs:
+            refs.append(DependencyRef(ns, name))
+    return tuple(refs)
+
+
+def _health_checks(spec: Mapping[str, Any], meta: Metadata) -> tuple[HealthCheckRef, ...]:
+    refs: list[HealthCheckRef] = []
+    for index, item in enumerate(_items(spec, "healthChecks")):
+        field = f"spec.healthChecks[{index}]"
+        api_version, kind = item.get("apiVersion"), item.get("kind")
+        if not isinstance(api_version, str) or not _API_VERSION.match(api_version):
+            raise ConfigError(f"{field}.apiVersion must be GROUP/VERSION or v1, e.g. apps/v1")
+        if not isinstance(kind, str) or not _KIND.match(kind):
+            raise ConfigError(f"{field}.kind must be a kind such as Deployment")
+        ns = item.get("namespace")
+        refs.append(
+            HealthCheckRef(
+                api_version=api_version,
+                kind=kind,
+                namespace=(
+                    meta.namespace
+                    if ns in (None, "")
+                    else names.namespace(ns, field=f"{field}.namespace")
+                ),
+                name=names.object_name(item.get("name"), field=f"{field}.name"),
+            )
+        )
+    return tuple(refs)
+
+
 @dataclass(frozen=True)
 class SyncSpec:
     meta: Metadata
@@ -146,6 +232,16 @@ class SyncSpec:
     keyring: KeyRingRef | None
     suspend: bool
     prune: bool
+    #: ``spec.dependsOn``: Syncs that must be Ready at their latest revision before this one runs
+    depends_on: tuple[DependencyRef, ...] = ()
+    #: ``spec.wait``: every applied object must be healthy (kstatus Current) for Ready=True
+    wait: bool = False
+    #: ``spec.healthChecks``: the objects that must be healthy (ignored when ``wait`` is on)
+    health_checks: tuple[HealthCheckRef, ...] = ()
+    #: ``spec.timeout`` in seconds: bounds apply plus the health checks (Flux: the interval)
+    timeout: float = 300.0
+    #: ``spec.deletionPolicy``: what deleting the Sync does to its inventory
+    deletion_policy: str = "MirrorPrune"
     #: ``spec.postBuild``: variables substituted into the build (:mod:`.specs_post_build`)
     post_build: PostBuildSpec | None = None
     #: ``spec.kubeConfig.secretRef``: apply to the remote cluster that Secret's kubeconfig names
@@ -178,10 +274,18 @@ class SyncSpec:
             )
         target = spec.get("targetNamespace")
         account = spec.get("serviceAccountName")
+        interval = parse_duration(spec.get("interval"), default=300.0, what="spec.interval")
+        deletion_policy = spec.get("deletionPolicy") or "MirrorPrune"
+        if deletion_policy not in DELETION_POLICIES:
+            raise ConfigError(
+                f"spec.deletionPolicy {str(deletion_policy)[:64]!r} is not one of "
+                + ", ".join(DELETION_POLICIES)
+            )
+        timeout = spec.get("timeout")
         return cls(
             meta=meta,
             repository=repository,
-            interval=parse_duration(spec.get("interval"), default=300.0, what="spec.interval"),
+            interval=interval,
             retry_interval=parse_duration(
                 spec.get("retryInterval"), default=30.0, what="spec.retryInterval"
             ),
@@ -200,6 +304,15 @@ class SyncSpec:
             keyring=keyring,
             suspend=bool(spec.get("suspend")),
             prune=bool(spec.get("prune", True)),
+            depends_on=_depends_on(spec, meta),
+            wait=bool(spec.get("wait")),
+            health_checks=_health_checks(spec, meta),
+            timeout=parse_duration(
+                None if timeout is None else str(timeout)[:64],
+                default=interval,
+                what="spec.timeout",
+            ),
+            deletion_policy=str(deletion_policy),
             post_build=parse_post_build(spec),
             kube_config=parse_kube_config(spec),
         )

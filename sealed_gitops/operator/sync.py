@@ -31,13 +31,15 @@ from sealed_gitops.cluster import (
     prune,
 )
 from sealed_gitops.errors import (
-    ClusterError,
     ConfigError,
     NoMatchingKey,
     SealedGitopsError,
 )
 from sealed_gitops.operator.building import build_for_sync
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
+from sealed_gitops.operator.deletion import finalize_sync
+from sealed_gitops.operator.dependencies import check_dependencies
+from sealed_gitops.operator.health_checks import health_phase
 from sealed_gitops.operator.keyring import keyring_decryption_keys
 from sealed_gitops.operator.keyring_access import explain_retired
 from sealed_gitops.operator.keys_in_use import keys_in_use
@@ -184,6 +186,30 @@ def _audit(sync: str, published: dict[str, Any], applied: ApplyResult) -> None:
         )
 
 
+def _dependencies(
+    ctx: OperatorContext,
+    sync: dict[str, Any],
+    memory: SyncMemory,
+    parsed: SyncSpec,
+    *,
+    started: float,
+) -> SyncOutcome | None:
+    """Phase 0, order: None when every dependsOn Sync is Ready at its latest revision, else the
+    outcome of waiting (retried at retryInterval: the wait is expected, not a growing failure)
+    or of a refused reference or a cycle (the spec must change)."""
+    try:
+        check_dependencies(ctx, parsed)
+    except DependencyNotReady as exc:
+        waited = failed(ctx, sync, memory, exc, revision=None, retry=parsed.retry_interval,
+                        started=started)  # fmt: skip
+        return SyncOutcome(requeue_after=parsed.retry_interval, result=waited.result)
+    except SealedGitopsError as exc:
+        return failed(
+            ctx, sync, memory, exc, revision=None, retry=parsed.retry_interval, started=started
+        )
+    return None
+
+
 def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     """One reconcile of ``sync`` (as read from the API); returns when to run again."""
     meta = sync.get("metadata") or {}
@@ -202,6 +228,9 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         return SyncOutcome(requeue_after=interval, result="suspended")
 
     started = time.monotonic()
+    waiting = _dependencies(ctx, sync, memory, parsed, started=started)
+    if waiting is not None:
+        return waiting
     policy = FailurePolicy.parse(str(spec.get("failurePolicy") or "Atomic"))
     previous = _previous_inventory(memory, status.get("inventory"))
     ref = SyncRef(namespace, name)
@@ -237,6 +266,8 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         cluster = target_cluster(ctx, memory, parsed)
         desired = _desired(ctx, memory, built, ref=ref, parsed=parsed, discovery=cluster.discovery)
         client = cluster.client
+        # spec.timeout bounds apply and the health checks together (Flux's rule).
+        deadline = time.monotonic() + parsed.timeout
         applied = apply(
             client,
             desired,
@@ -272,6 +303,12 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             client, previous=previous, current=inventory, sync=ref, discovery=cluster.discovery
         )
     _audit(f"{namespace}/{name}", published, applied)
+    # Phase 6, health (spec.wait / healthChecks): Ready only once what was applied runs.
+    unhealthy = (
+        health_phase(ctx, client, parsed, inventory, deadline=deadline, discovery=cluster.discovery)
+        if complete
+        else None
+    )
     return succeeded(
         ctx,
         sync,
@@ -287,28 +324,5 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         retry=retry,
         started=started,
         in_use=in_use,
+        unhealthy=unhealthy,
     )
-
-
-def finalize_sync(ctx: OperatorContext, sync: dict[str, Any]) -> int:
-    """On deletion of a Sync with prune on: delete every object of its inventory."""
-    meta = sync.get("metadata") or {}
-    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-    spec = sync.get("spec") or {}
-    deleted = 0
-    if spec.get("prune", True) and not spec.get("suspend"):
-        previous = Inventory.from_status((sync.get("status") or {}).get("inventory"))
-        # This cluster, or the remote one spec.kubeConfig names (remote.py).
-        target = target_cluster(ctx, ctx.sync_memory(namespace, name), SyncSpec.parse(sync))
-        result = prune(
-            target.client,
-            previous=previous,
-            current=Inventory(),
-            sync=SyncRef(namespace, name),
-            discovery=target.discovery,
-        )
-        if not result.ok:
-            raise ClusterError("; ".join(o.describe() for o in result.outcomes if o.error))
-        deleted = result.deleted
-    ctx.forget_sync(namespace, name)
-    return deleted

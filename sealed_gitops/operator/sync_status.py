@@ -164,7 +164,10 @@ def succeeded(
     retry: float,
     started: float,
     in_use: Mapping[str, Any] | None = None,
+    unhealthy: str | None = None,
 ) -> SyncOutcome:
+    """The status after a revision went through apply (and prune); ``unhealthy`` is the health
+    phase's report when what was applied is not healthy (spec.wait / spec.healthChecks)."""
     meta = sync["metadata"]
     namespace, generation = meta["namespace"], meta.get("generation")
     status = dict(sync.get("status") or {})
@@ -182,8 +185,20 @@ def succeeded(
     if pruned and not pruned.ok:
         problems += [o.describe() for o in pruned.outcomes if o.error is not None]
     ok = not problems
+    healthy = ok and unhealthy is None
     conditions = status.get("conditions")
-    if ok:
+    if ok and unhealthy is not None:
+        # Applied but not running (yet): Flux's HealthCheckFailed, and not the applied revision.
+        message = unhealthy
+        conditions = set_condition(
+            conditions,
+            type_=READY,
+            status=False,
+            reason=Reason.HEALTH_CHECK_FAILED,
+            message=message,
+            generation=generation,
+        )
+    elif ok:
         message = compose("Applied revision: ", Identity(revision))
         conditions = set_condition(
             conditions,
@@ -193,7 +208,6 @@ def succeeded(
             message=message,
             generation=generation,
         )
-        memory.failures = 0
     else:
         reason = (
             Reason.PRUNE_FAILED
@@ -220,7 +234,7 @@ def succeeded(
             message=message,
             generation=generation,
         )
-        memory.failures += 1
+    memory.failures = 0 if healthy else memory.failures + 1
     conditions = remove_condition(remove_condition(conditions, RECONCILING), STALLED)
     counts = {
         "objects": len(inventory.entries),
@@ -241,7 +255,7 @@ def succeeded(
         # Isolate lists what it left out; a conflict is left out like a failed document.
         "failures": (failed_docs + _conflict_lines(memory, applied, isolate=isolate)) or None,
     }
-    if ok:
+    if healthy:
         new_status["lastAppliedRevision"] = revision
     if in_use is not None:
         # The keys this revision needs, for `keys retire` (issue 15, Must 4).
@@ -262,7 +276,29 @@ def succeeded(
         ctx.metrics.pruned.labels(namespace=namespace).inc(len(deleted))
     if applied.corrected:
         _drift(ctx, sync, applied)
-    if problems and message != _ready_message(status):
+    if message != _ready_message(status):
+        _warn(ctx, sync, applied, problems=problems, unhealthy=None if healthy else message)
+    result = "success" if healthy else "partial"
+    ctx.metrics.observe_reconcile("Sync", result, started=started)
+    memory.last_revision = revision
+    return SyncOutcome(
+        requeue_after=interval if healthy else ctx.backoff(memory.failures, base=retry),
+        result=result,
+    )
+
+
+def _warn(
+    ctx: OperatorContext,
+    sync: dict[str, Any],
+    applied: ApplyResult,
+    *,
+    problems: list[str],
+    unhealthy: str | None,
+) -> None:
+    """The Warning Event of a new failure: objects that failed or conflict, or (all applied)
+    what is not healthy."""
+    if problems:
+        conflicts = bool(applied.conflicts)
         record_event(
             ctx.client,
             involved=sync,
@@ -272,12 +308,14 @@ def succeeded(
         )
         if conflicts:
             tell_owners(ctx, sync, applied)
-    result = "success" if ok else "partial"
-    ctx.metrics.observe_reconcile("Sync", result, started=started)
-    memory.last_revision = revision
-    return SyncOutcome(
-        requeue_after=interval if ok else ctx.backoff(memory.failures, base=retry), result=result
-    )
+    elif unhealthy is not None:
+        record_event(
+            ctx.client,
+            involved=sync,
+            reason=Reason.HEALTH_CHECK_FAILED,
+            message=unhealthy,
+            type=EventType.WARNING,
+        )
 
 
 def _conflict_lines(
