@@ -9,12 +9,13 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from .conftest import Kube, Setup, decoded, is_ready, wait_failed, wait_for
+from .conftest import Kube, Setup, decoded, is_ready, ready, wait_failed, wait_for
 from .manifests import secret_doc
 
 pytestmark = pytest.mark.e2e
@@ -185,3 +186,63 @@ def test_a_variable_cannot_move_an_object_into_another_namespace(
         assert cond["reason"] == "AccessDenied", cond
         assert other in cond["message"], cond
         assert setup.kube.configmaps(other) == []
+
+
+def test_sources_are_read_as_the_sync(
+    rbac_setup: Setup, operator_factory: Any, rbac_kubeconfig: Path
+) -> None:
+    """With serviceAccountName the variables are read with that account's rights: one that may
+    manage ConfigMaps but not read Secrets gets a 403 for the Secret, named in the status."""
+    setup = rbac_setup
+    ns = setup.namespace
+    kube = setup.kube
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "cm-only", "namespace": ns},
+        }
+    )
+    kube.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "cm-only", "namespace": ns},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                }
+            ],
+        }
+    )
+    kube.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "cm-only", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-only"},
+            "subjects": [{"kind": "ServiceAccount", "name": "cm-only", "namespace": ns}],
+        }
+    )
+    _configmap(kube, "cluster-vars", {"REGION": "eu-1"})
+    setup.secret_object("secret-vars", {"DB_PASS": "not-for-this-account"})
+    setup.push({"deploy/app.yaml": _cm("app", ns, {"region": "${REGION}"})})
+    spec: dict[str, Any] = {
+        "serviceAccountName": "cm-only",
+        "postBuild": {"substituteFrom": [{"kind": "ConfigMap", "name": "cluster-vars"}]},
+    }
+    setup.objects(extra_spec=spec)
+    operator_factory(ns, kubeconfig=str(rbac_kubeconfig))
+    wait_for(lambda: _data(kube, "app") == {"region": "eu-1"}, timeout=WAIT, what="applied")
+
+    spec["postBuild"]["substituteFrom"].append({"kind": "Secret", "name": "secret-vars"})
+    kube.patch(kube.sync_path(), {"spec": {"postBuild": spec["postBuild"]}})
+
+    def refused() -> dict[str, Any] | None:
+        cond = ready(kube.sync()) or {}
+        return cond if cond.get("status") == "False" and "secret-vars" in cond["message"] else None
+
+    cond = wait_for(refused, timeout=WAIT, what="the Secret read refused")
+    assert "403" in cond["message"] or "forbidden" in cond["message"].lower(), cond
