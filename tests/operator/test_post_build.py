@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sealed_gitops.errors import ClusterError
+
 from .conftest import Kube, Setup, decoded, is_ready, ready, wait_failed, wait_for
 from .manifests import secret_doc
 
@@ -246,3 +248,28 @@ def test_sources_are_read_as_the_sync(
 
     cond = wait_for(refused, timeout=WAIT, what="the Secret read refused")
     assert "403" in cond["message"] or "forbidden" in cond["message"].lower(), cond
+
+
+@pytest.mark.parametrize(
+    "post_build",
+    [
+        {"substitute": {f"V{i}": "x" for i in range(257)}},
+        {"substitute": {"A": "x" * 16385}},
+        {"substituteFrom": [{"kind": "Pod", "name": "a"}]},
+        {"substituteFrom": [{"kind": "Secret", "name": "../x"}]},
+        {"substituteFrom": [{"kind": "Secret", "name": "a"}] * 33},
+    ],
+)
+def test_the_api_server_refuses_out_of_bounds_specs(
+    setup: Setup, post_build: dict[str, Any]
+) -> None:
+    """The CRD schema says the same bounds as SyncSpec (crds/sync.yaml)."""
+    with pytest.raises(ClusterError):
+        setup.kube.create(
+            {
+                "apiVersion": "sealed-gitops.io/v1alpha1",
+                "kind": "Sync",
+                "metadata": {"name": "bounded", "namespace": setup.namespace},
+                "spec": {"repositoryRef": {"name": "app"}, "postBuild": post_build},
+            }
+        )

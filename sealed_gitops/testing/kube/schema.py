@@ -4,12 +4,13 @@ Why: the operator and the CLI write Syncs, Repositories and KeyRings, and people
 hand; a real server prunes fields the schema does not declare, fills in ``default`` values and
 refuses (422 Invalid, one ``details.causes`` entry per field) what breaks ``type``, ``required``,
 ``pattern``, ``maxLength``/``minLength``, ``enum``, ``minimum``/``maximum``, ``minItems``/
-``maxItems`` or ``nullable``. An emulator that stored anything let tests pass that fail on a
-cluster. The order is the server's: prune (unknown fields are refused with 400 under
-``fieldValidation=Strict``, what kubectl sends, and reported as warnings under ``Warn``), default,
-then validate. Patterns are RE2 (the server's dialect) through the project's wrapper: a CRD is
-input like any other. Messages follow kube-openapi's (``spec.path in body should match '...'``)
-wrapped in apimachinery's field errors (``spec.path: Invalid value: "x": ...``).
+``maxItems``, ``maxProperties`` or ``nullable``. An emulator that stored anything let tests
+pass that fail on a cluster. The order is the server's: prune (unknown fields are refused with
+400 under ``fieldValidation=Strict``, what kubectl sends, and reported as warnings under
+``Warn``), default, then validate. Patterns are RE2 (the server's dialect) through the
+project's wrapper: a CRD is input like any other. Messages follow kube-openapi's
+(``spec.path in body should match '...'``) wrapped in apimachinery's field errors
+(``spec.path: Invalid value: "x": ...``).
 """
 
 from __future__ import annotations
@@ -238,17 +239,31 @@ def validate(value: Any, schema: dict[str, Any], *, path: str = "") -> list[Fiel
     elif isinstance(value, list):
         found += _list_problems(value, schema, path)
     elif isinstance(value, dict):
-        for key in schema.get("required") or []:
-            if key not in value:
-                found.append(FieldError(_join(path, key), "FieldValueRequired", "Required value"))
-        properties = schema.get("properties") or {}
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if not path and key in _ROOT:
-                continue
-            sub = properties.get(key) or (extra if isinstance(extra, dict) else None)
-            if sub is not None:
-                found += validate(item, sub, path=_join(path, key))
+        found += _mapping_problems(value, schema, path)
+    return found
+
+
+def _mapping_problems(value: dict[str, Any], schema: dict[str, Any], path: str) -> list[FieldError]:
+    found: list[FieldError] = []
+    most = schema.get("maxProperties")
+    if most is not None and len(value) > most:
+        # The server reports it as it does maxItems (field.TooMany).
+        found.append(
+            FieldError(
+                path, "FieldValueTooMany", f"Too many: {len(value)}: must have at most {most} items"
+            )
+        )
+    for key in schema.get("required") or []:
+        if key not in value:
+            found.append(FieldError(_join(path, key), "FieldValueRequired", "Required value"))
+    properties = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    for key, item in value.items():
+        if not path and key in _ROOT:
+            continue
+        sub = properties.get(key) or (extra if isinstance(extra, dict) else None)
+        if sub is not None:
+            found += validate(item, sub, path=_join(path, key))
     return found
 
 
