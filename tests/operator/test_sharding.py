@@ -605,3 +605,44 @@ def test_a_relabelled_sync_moves_to_the_other_shard_which_then_prunes_on_delete(
     setup.kube.delete(setup.kube.sync_path())
     wait_for(lambda: setup.kube.secret("db") is None, timeout=30, what="the Secret pruned")
     wait_for(lambda: setup.kube.get(setup.kube.sync_path()) is None, timeout=30, what="Sync gone")
+
+
+@pytest.mark.e2e
+def test_a_keyring_is_kept_by_its_own_shard_only(setup: Setup, operator_factory: Any) -> None:
+    """KeyRings are sharded too: two operators generating one KeyRing's keys would race."""
+    ns = setup.namespace
+    path = f"{GROUP_PATH}/{ns}/keyrings/cluster"
+    setup.kube.client.request(
+        "POST",
+        f"{GROUP_PATH}/{ns}/keyrings",
+        body={
+            "apiVersion": "sealed-gitops.io/v1alpha1",
+            "kind": "KeyRing",
+            "metadata": {
+                "name": "cluster",
+                "namespace": ns,
+                "labels": {SHARD_LABEL: "shard-b"},
+                # 2048-bit RSA, test-only, as the key life-cycle tests do: fast to generate
+                "annotations": {"sealed-gitops.io/test-key-bits": "2048"},
+            },
+            "spec": {},
+        },
+        action="create",
+        what="KeyRing",
+    )
+    operator_factory(ns, shard=Shard.of("shard-a"))
+    operator_factory(ns)  # the unsharded operator: objects without the label
+    time.sleep(3.0)  # both have listed the KeyRing by now (the owner below needs about 1 s)
+    untouched = setup.kube.get(path) or {}
+    assert not untouched.get("status") and not untouched["metadata"].get("finalizers")
+
+    operator_factory(ns, shard=Shard.of("shard-b"))
+    keys = wait_for(
+        lambda: ((setup.kube.get(path) or {}).get("status") or {}).get("keys"),
+        timeout=60,
+        what="the KeyRing's keys published by shard-b",
+    )
+    assert keys
+    assert (setup.kube.get(path) or {})["metadata"]["finalizers"] == [
+        "shard.sealed-gitops.io/shard-b"
+    ]
