@@ -82,7 +82,8 @@ def _difference(entry: dict[str, Any]) -> CipherDifference:
     )
     label = str(compose(Identity(oid.describe())))
     action = str(entry.get("action") or "update")
-    return CipherDifference(label, oid, action, verdicts, bool(keys), "")
+    secret = oid.kind == "Secret" and not oid.group
+    return CipherDifference(label, oid, action, verdicts, secret or bool(keys), "")
 
 
 def request_cluster_diff(

@@ -133,8 +133,11 @@ class CipherDifference:
             "namespace": self.id.namespace if self.id else None,
             "name": self.id.name if self.id else None,
             "action": self.action,
-            "encrypted": self.encrypted,
-            "keys": {k: [_key(n) for n in v] for k, v in self.keys.as_dict().items()},
+            "keys": (
+                {k: [_key(n) for n in v] for k, v in self.keys.as_dict().items()}
+                if self.encrypted
+                else None
+            ),
             "note": self.keys.note(),
             "diff": redact(self.text),
         }

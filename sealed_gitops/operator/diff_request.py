@@ -26,16 +26,18 @@ import kopf
 
 from sealed_gitops.cluster import SyncRef, read_live
 from sealed_gitops.errors import SealedGitopsError
+from sealed_gitops.operator.building import build_for_sync
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
+from sealed_gitops.operator.post_build import post_build_variables
+from sealed_gitops.operator.remote import Target, target_cluster
 from sealed_gitops.operator.resources import GROUP, VERSION, patch_status
 from sealed_gitops.operator.specs import SyncSpec
 from sealed_gitops.operator.sync import _artifact, _keys
 from sealed_gitops.operator.tenancy import place_objects
-from sealed_gitops.pipeline import FailurePolicy, build
-from sealed_gitops.plan import Change, Inventory, ObjectId, secret_key_changes
+from sealed_gitops.pipeline import BuildResult, FailurePolicy
+from sealed_gitops.plan import Change, Inventory, InventoryEntry, ObjectId, secret_key_changes
 from sealed_gitops.plan.changes import is_contained
 from sealed_gitops.redact import Identity, compose, cut
-from sealed_gitops.render.placement import Placement
 
 __all__ = [
     "DIFF_REQUESTED",
@@ -113,37 +115,24 @@ def _key_verdicts(
     return verdicts
 
 
-def _compute(ctx: OperatorContext, sync: Mapping[str, Any]) -> dict[str, Any]:
-    """The answer's revision and objects (build, place, read live, compare: nothing applied)."""
-    parsed = SyncSpec.parse(dict(sync))
-    namespace, name = parsed.meta.namespace, parsed.meta.name
-    spec = sync.get("spec") or {}
-    artifact, published = _artifact(ctx, parsed)
-    # A memory of its own: the reconcile loop's (its keyring, its caches) is another thread's.
-    memory = SyncMemory()
-    try:
-        built = build(
-            root=artifact.path,
-            path=str(spec.get("path") or "."),
-            keys=_keys(ctx, memory, parsed),
-            policy=FailurePolicy.ATOMIC,
-            allow_plain_secrets=bool(spec.get("allowPlainSecrets")),
-            artifact=artifact,
-            placement=Placement(
-                target_namespace=parsed.target_namespace, default_namespace=namespace
-            ),
-        )
-    finally:
-        if memory.keyring is not None:
-            memory.keyring.close()
+def _live_and_desired(
+    ctx: OperatorContext,
+    sync: Mapping[str, Any],
+    parsed: SyncSpec,
+    built: BuildResult,
+    cluster: Target,
+) -> tuple[dict[ObjectId, dict[str, Any]], dict[ObjectId, dict[str, Any]], list[InventoryEntry]]:
+    """The placed, prepared objects; their live versions; the inventory entries left behind."""
+    namespace = parsed.meta.namespace
     objects, sources = place_objects(
         ctx,
         built.objects,
         sync_namespace=namespace,
         target_namespace=parsed.target_namespace,
         service_account=parsed.service_account,
+        discovery=cluster.discovery,
     )
-    ref = SyncRef(namespace, name)
+    ref = SyncRef(namespace, parsed.meta.name)
     desired = {}
     for obj in objects:
         oid = ObjectId.of(obj)
@@ -154,9 +143,52 @@ def _compute(ctx: OperatorContext, sync: Mapping[str, Any]) -> dict[str, Any]:
     for entry in gone:
         group = entry.id.group
         versions[entry.id] = f"{group}/{entry.version}" if group else entry.version
-    # As the Sync's own identity: the answer shows only what its apply could see.
-    client = ctx.client_as(namespace, parsed.service_account)
-    live = read_live(client, ctx.discovery, versions, sync=ref)
+    live = read_live(cluster.client, cluster.discovery, versions, sync=ref)
+    return live, desired, gone
+
+
+def _compute(ctx: OperatorContext, sync: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer's revision and objects (build, place, read live, compare: nothing applied)."""
+    parsed = SyncSpec.parse(dict(sync))
+    namespace = parsed.meta.namespace
+    spec = sync.get("spec") or {}
+    artifact, published = _artifact(ctx, parsed)
+    # A memory of its own: the reconcile loop's (its keyring, caches, remote client) is
+    # another thread's. The build, placement and cluster are the reconcile's own phases.
+    memory = SyncMemory()
+    try:
+        built = build_for_sync(
+            memory,
+            artifact=artifact,
+            spec=dict(spec),
+            policy=FailurePolicy.ATOMIC,
+            keys=_keys(ctx, memory, parsed),
+            namespace=namespace,
+            target_namespace=parsed.target_namespace,
+            variables=post_build_variables(
+                ctx.client_as(namespace, parsed.service_account), parsed
+            ),
+        )
+        # This cluster or the one spec.kubeConfig names; as the Sync's own identity, so the
+        # answer shows only what its apply could see.
+        cluster = target_cluster(ctx, memory, parsed)
+        live, desired, gone = _live_and_desired(ctx, sync, parsed, built, cluster)
+    finally:
+        if memory.keyring is not None:
+            memory.keyring.close()
+        if memory.remote is not None:
+            memory.remote[1].close()
+    listed, truncated = _listed(live, desired, gone)
+    revision = str(published.get("revision") or artifact.revision)
+    return {"revision": str(compose(Identity(revision))), "objects": listed, "truncated": truncated}
+
+
+def _listed(
+    live: Mapping[ObjectId, Mapping[str, Any]],
+    desired: Mapping[ObjectId, Mapping[str, Any]],
+    gone: list[InventoryEntry],
+) -> tuple[list[dict[str, Any]], bool]:
+    """The objects that would change, bounded, and whether any was left out."""
     rows: list[tuple[ObjectId, str, dict[str, list[str]]]] = []
     for oid in sorted(desired):
         before, after = live.get(oid), desired[oid]
@@ -174,8 +206,7 @@ def _compute(ctx: OperatorContext, sync: Mapping[str, Any]) -> dict[str, Any]:
         shown, cut_keys = _entry(oid, action, keys)
         listed.append(shown)
         truncated = truncated or cut_keys
-    revision = str(published.get("revision") or artifact.revision)
-    return {"revision": str(compose(Identity(revision))), "objects": listed, "truncated": truncated}
+    return listed, truncated
 
 
 def answer_diff_request(ctx: OperatorContext, sync: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -204,7 +235,11 @@ def register_diff_request_handler(
     when: Callable[..., bool] | None = None,
 ) -> None:
     """Answer diff requests when a Sync's annotation changes (called by ``build_registry``;
-    ``when``: the shard filter the other handlers of our kinds use)."""
+    ``when``: the shard filter the other handlers of our kinds use).
+
+    No resume handler: kopf keeps the last handled state in the object, so a request made
+    while no operator ran is an update to the one that starts next.
+    """
     import asyncio
 
     @kopf.on.update(GROUP, VERSION, "syncs", registry=registry, when=when)
@@ -213,10 +248,4 @@ def register_diff_request_handler(
         # whether this request was answered already.
         if pending_request(body or {}) is not None:
             # In a thread: building and decrypting must not stall kopf's event loop.
-            await asyncio.to_thread(answer_diff_request, ctx, dict(body))
-
-    @kopf.on.resume(GROUP, VERSION, "syncs", registry=registry, when=when)
-    async def sync_diff_resumed(*, body: Any, **_: Any) -> None:
-        # A request made while no operator ran is answered when one starts.
-        if pending_request(body or {}) is not None:
             await asyncio.to_thread(answer_diff_request, ctx, dict(body))

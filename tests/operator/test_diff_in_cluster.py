@@ -181,3 +181,63 @@ def test_in_cluster_diff_without_an_operator_times_out_clearly(
     assert "no answer from the operator within 1s" in result.stderr
     missing = _cli(tmp_path, "diff", "--in-cluster", "--kubeconfig", str(kubeconfig))
     assert missing.returncode == 2 and "--in-cluster needs --sync" in missing.stderr
+
+
+def test_a_request_made_while_no_operator_ran_is_answered_by_the_next(
+    setup: Setup, operator_factory: Any
+) -> None:
+    """kopf keeps the last handled state in the object: an annotation set while the operator
+    was down is an update for the one that starts next (so no resume handler is needed)."""
+    ns = setup.namespace
+    sha = setup.push({"deploy/cm.yaml": config_doc("settings", ns, level="info")})
+    setup.objects()
+    first = operator_factory(ns)
+    wait_for(
+        lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{sha}",
+        timeout=WAIT,
+        what="first apply",
+    )
+    first.stop()
+    token = "2026-12-05T10:00:00.000001Z"
+    setup.kube.patch(setup.kube.sync_path(), {"metadata": {"annotations": {DIFF_REQUESTED: token}}})
+    operator_factory(ns)
+    answer = wait_for(
+        lambda: (
+            (setup.kube.status().get("diff") or {}).get("requestedAt") == token
+            and setup.kube.status()["diff"]
+        ),
+        timeout=WAIT,
+        what="the answer of the restarted operator",
+    )
+    assert answer["objects"] == [] and answer["revision"] == f"main@sha1:{sha}"
+
+
+def test_in_cluster_diff_substitutes_post_build_variables_as_a_reconcile_does(
+    setup: Setup, operator_factory: Any, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """Computed as the reconcile applies: with the variables substituted, the applied revision
+    differs from nothing live (without them, ``${LEVEL}`` would differ from ``info``)."""
+    ns = setup.namespace
+    sha = setup.push({"deploy/cm.yaml": config_doc("settings", ns, level="${LEVEL}")})
+    setup.objects(extra_spec={"postBuild": {"substitute": {"LEVEL": "info"}}})
+    operator_factory(ns)
+    wait_for(
+        lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{sha}",
+        timeout=WAIT,
+        what="first apply",
+    )
+    same = _cli(tmp_path, "diff", "--sync", f"{ns}/app", "--in-cluster",
+                "--kubeconfig", str(kubeconfig), "--timeout", "2m", "-o", "json")  # fmt: skip
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout) == []
+    setup.kube.patch(setup.kube.sync_path(), {"spec": {"suspend": True}})
+    setup.kube.patch(
+        setup.kube.sync_path(), {"spec": {"postBuild": {"substitute": {"LEVEL": "debug"}}}}
+    )
+    changed = _cli(tmp_path, "diff", "--sync", f"{ns}/app", "--in-cluster",
+                   "--kubeconfig", str(kubeconfig), "--timeout", "2m", "-o", "json")  # fmt: skip
+    assert changed.returncode == 1, changed.stderr
+    rows = json.loads(changed.stdout)
+    assert [(r["kind"], r["name"], r["action"], r["keys"]) for r in rows] == [
+        ("ConfigMap", "settings", "update", None)
+    ]
