@@ -40,12 +40,24 @@ class Target:
     remote: bool
 
 
+def _forget_remote(memory: SyncMemory) -> None:
+    """Drop the remote client and what was learnt about the objects of the cluster it reached:
+    what was applied where (resourceVersions, digests) says nothing about another cluster."""
+    if memory.remote is not None:
+        memory.remote[1].close()
+        memory.remote = None
+    memory.records, memory.set_by = {}, {}
+    memory.desired, memory.desired_key = None, ()
+
+
 def target_cluster(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -> Target:
     """The client and discovery the cluster phases of ``parsed`` use."""
     namespace = parsed.meta.namespace
     local = ctx.client_as(namespace, parsed.service_account)
     ref = parsed.kube_config
     if ref is None:
+        if memory.remote is not None:  # the Sync no longer targets a remote cluster
+            _forget_remote(memory)
         return Target(local, ctx.discovery, remote=False)
     data, version = read_secret_data(local, namespace, ref.secret, purpose="spec.kubeConfig")
     wanted = (ref.key,) if ref.key else DEFAULT_KEYS
@@ -66,8 +78,7 @@ def target_cluster(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -
             timeout=ctx.settings.api_timeout,
             halted=ctx.client.halted,  # a stopping replica stops writing everywhere
         )
-        if memory.remote is not None:
-            memory.remote[1].close()
+        _forget_remote(memory)
         discovery = Discovery(client)
         memory.remote = (kept, client, discovery)
     if parsed.service_account:
