@@ -12,7 +12,6 @@ bounded), since a tenant chose them.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,16 +34,12 @@ POLL = 0.25
 
 
 def _request(client: KubeClient, namespace: str, name: str) -> str:
-    from sealed_gitops.operator.diff_request import DIFF_REQUESTED
-    from sealed_gitops.operator.resources import get_object, patch_metadata
+    from sealed_gitops.operator.resources import DIFF_REQUESTED, annotate_now, get_object
 
-    sync = get_object(client, "Sync", namespace, name)
-    if sync is None:
+    if get_object(client, "Sync", namespace, name) is None:
         raise ConfigError(f"Sync {namespace}/{name} not found")
-    # Microseconds: two requests within one second must differ, or the second wakes nothing.
-    token = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    patch_metadata(client, "Sync", namespace, name, {"annotations": {DIFF_REQUESTED: token}})
-    return token
+    # As reconcile asks (resources.request_reconcile): a new time, so the annotation changes.
+    return annotate_now(client, "Sync", namespace, name, annotation=DIFF_REQUESTED)
 
 
 def _wait(client: KubeClient, namespace: str, name: str, *, token: str,

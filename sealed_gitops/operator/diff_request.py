@@ -30,7 +30,7 @@ from sealed_gitops.operator.building import build_for_sync
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.post_build import post_build_variables
 from sealed_gitops.operator.remote import Target, target_cluster
-from sealed_gitops.operator.resources import GROUP, VERSION, patch_status
+from sealed_gitops.operator.resources import DIFF_REQUESTED, GROUP, VERSION, patch_status
 from sealed_gitops.operator.specs import SyncSpec
 from sealed_gitops.operator.sync import _artifact, _keys
 from sealed_gitops.operator.tenancy import place_objects
@@ -51,8 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The annotation whose new value asks for a diff (its value is echoed as ``requestedAt``).
-DIFF_REQUESTED = f"{GROUP}/diff-requested"
 #: Most objects one answer lists; a status is no place for a whole repository.
 MAX_OBJECTS = 200
 #: Most key names listed per verdict of one object.

@@ -21,10 +21,12 @@ from sealed_gitops.plan.names import segment
 from sealed_gitops.redact import register
 
 __all__ = [
+    "DIFF_REQUESTED",
     "GROUP",
     "PLURALS",
     "REQUESTED_AT",
     "VERSION",
+    "annotate_now",
     "get_object",
     "list_objects",
     "object_path",
@@ -45,6 +47,11 @@ PLURALS = {"Repository": "repositories", "Sync": "syncs", "KeyRing": "keyrings"}
 #: the Sync echoes the value it handled in ``status.lastHandledReconcileAt``.
 REQUESTED_AT = "sealed-gitops.io/requested-at"
 
+#: Annotation whose change asks the operator for a key-by-key diff of a Sync (``diff
+#: --in-cluster``); the answer in ``status.diff`` echoes it as ``requestedAt``
+#: (:mod:`sealed_gitops.operator.diff_request`).
+DIFF_REQUESTED = "sealed-gitops.io/diff-requested"
+
 
 def requested_at(obj: Mapping[str, Any]) -> str | None:
     """The object's requested-at annotation, if any."""
@@ -60,8 +67,16 @@ def request_reconcile(client: KubeClient, kind: str, namespace: str, name: str) 
     Microseconds: two requests within one second must still differ, or the second one would
     not change the object and wake nothing.
     """
+    return annotate_now(client, kind, namespace, name, annotation=REQUESTED_AT)
+
+
+def annotate_now(
+    client: KubeClient, kind: str, namespace: str, name: str, *, annotation: str
+) -> str:
+    """Set ``annotation`` to the current time (microseconds) and return the value written: how
+    a request reaches the leading replica's kopf update handler (reconcile, diff)."""
     value = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    patch_metadata(client, kind, namespace, name, {"annotations": {REQUESTED_AT: value}})
+    patch_metadata(client, kind, namespace, name, {"annotations": {annotation: value}})
     return value
 
 

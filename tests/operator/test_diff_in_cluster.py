@@ -241,3 +241,31 @@ def test_in_cluster_diff_substitutes_post_build_variables_as_a_reconcile_does(
     assert [(r["kind"], r["name"], r["action"], r["keys"]) for r in rows] == [
         ("ConfigMap", "settings", "update", None)
     ]
+
+
+def test_the_answer_is_bounded_and_names_are_identities() -> None:
+    """Key names are a tenant's to choose: each is cut and made printable, and the lists and
+    the object count are bounded, ``truncated`` saying so. No value reaches the answer."""
+    from sealed_gitops.operator.diff_request import MAX_KEY_NAME, MAX_KEYS, MAX_OBJECTS, _listed
+    from sealed_gitops.plan import ObjectId
+
+    hostile = "evil\x1b[2J\nforged" + "k" * 400
+    values = {f"key-{i:03d}": "dmFsdWU=" for i in range(MAX_KEYS + 20)}
+    values[hostile] = "dmFsdWU="
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "a"}}
+    desired = {ObjectId("a", "db", "", "Secret"): {**secret, "data": values}}
+    listed, truncated = _listed({}, desired, [])
+    assert truncated
+    (entry,) = listed
+    added = entry["keys"]["added"]
+    assert len(added) == MAX_KEYS and entry["action"] == "create"
+    assert all(len(name) <= MAX_KEY_NAME and name.isprintable() for name in added)
+    assert "dmFsdWU=" not in json.dumps(listed)
+    many = {
+        ObjectId("a", f"cm-{i:03d}", "", "ConfigMap"): {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i:03d}"},
+        }
+        for i in range(MAX_OBJECTS + 5)
+    }  # fmt: skip
+    listed, truncated = _listed({}, many, [])
+    assert truncated and len(listed) == MAX_OBJECTS
