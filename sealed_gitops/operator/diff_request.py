@@ -24,6 +24,7 @@ from typing import Any
 
 import kopf
 
+from sealed_gitops import redact
 from sealed_gitops.cluster import SyncRef, read_live
 from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.operator.building import build_for_sync
@@ -215,11 +216,14 @@ def answer_diff_request(ctx: OperatorContext, sync: Mapping[str, Any]) -> dict[s
     meta = sync.get("metadata") or {}
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
     answer: dict[str, Any] = {"requestedAt": token}
-    try:
-        answer.update(_compute(ctx, sync))
-    except SealedGitopsError as exc:
-        # Redacted, then cut: an error may quote a file, never a value (invariant 1).
-        answer["error"] = cut(str(exc), limit=MAX_ERROR)
+    # As the tenant, like its reconcile loop: what this build decrypts is registered for
+    # redaction in its namespace's scope, so it cannot blank another tenant's text.
+    with redact.scope(namespace):
+        try:
+            answer.update(_compute(ctx, sync))
+        except SealedGitopsError as exc:
+            # Redacted, then cut: an error may quote a file, never a value (invariant 1).
+            answer["error"] = cut(str(exc), limit=MAX_ERROR)
     answer["computedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patch_status(ctx.client, "Sync", namespace, name, {"diff": answer})
     log.info("Sync %s/%s: answered diff request %s", namespace, name, token)

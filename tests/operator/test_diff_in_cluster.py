@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from sealed_gitops import redact
 from sealed_gitops.crypto.sops import set_value, unset_value
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.operator.diff_request import DIFF_REQUESTED
@@ -64,9 +65,10 @@ def _edit(setup: Setup, tmp_path: Path) -> str:
     ring = discover_keyring(age_identity_files=[identity])
     path = setup.repo.path / "deploy" / "db.yaml"
     data = path.read_bytes()
-    data = set_value(data, '["stringData"]["password"]', json.dumps(NEW_CANARY), unwrapper=ring)
     data = set_value(data, '["stringData"]["extra"]', '"extra-x"', unwrapper=ring)
     data = unset_value(data, '["stringData"]["user"]', unwrapper=ring)
+    # Last: this test process never decrypts the new value (the redaction scope check below).
+    data = set_value(data, '["stringData"]["password"]', json.dumps(NEW_CANARY), unwrapper=ring)
     identity.unlink()
     return setup.push({"deploy/db.yaml": data.decode()}, message="rotate the password")
 
@@ -136,6 +138,12 @@ def test_in_cluster_diff_answers_key_names_only(
     everything = json.dumps([setup.kube.sync(), setup.kube.events()])
     for canary in (OLD_CANARY, NEW_CANARY):
         assert canary not in everything
+    # The new value was decrypted by the diff alone (the Sync is suspended): registered for
+    # redaction in the tenant's scope, as its reconcile loop registers, not for every tenant.
+    with redact.scope(ns):
+        assert redact.is_registered(NEW_CANARY)
+    with redact.scope(f"{ns}-other"):
+        assert not redact.is_registered(NEW_CANARY)
     # Nothing was applied: the preview of a suspended Sync leaves the live Secret as it was.
     live = setup.kube.secret("db")
     assert live is not None and set(live["data"]) == {"password", "user"}
