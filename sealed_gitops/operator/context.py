@@ -73,6 +73,9 @@ class SyncMemory:
     inventory: tuple[object, Inventory] | None = None
     #: the remote cluster of ``spec.kubeConfig``: (Secret's resourceVersion and key, client)
     remote: tuple[tuple[str, str], KubeClient, Discovery] | None = None
+    #: the health checks under way: ((revision, generation), deadline in time.monotonic()),
+    #: so a wait spread over several reconciles keeps the deadline of its first apply
+    health_wait: tuple[tuple[object, ...], float] | None = None
 
 
 @dataclass

@@ -8,6 +8,13 @@ shares ``spec.timeout`` with apply: the deadline is the apply's start plus the t
 that turns Failed ends the wait at once (no point waiting out the timeout on a stalled rollout);
 otherwise, when the deadline passes, the report names each object that is not healthy and why.
 
+The wait does not hold a worker thread for the whole timeout (the operator's threads are shared by
+every Sync and Repository, and a 5-minute rollout would starve them): one reconcile waits at most
+``PATIENCE`` seconds, then reports the wait as pending (Ready=False, reason Progressing) and the
+Sync looks again ``POLL_AGAIN`` seconds later; the next reconcile re-applies (a no-op when nothing
+changed) and continues the same wait, with the deadline of the first apply of that revision and
+generation kept in the Sync's memory.
+
 Reading follows the tenancy rule of writing: the objects are read as the identity the Sync
 writes with, and a Sync that writes with the operator's own rights may check only the namespaces
 it may write into (:mod:`.tenancy`), so a health check cannot be used to watch another tenant.
@@ -17,24 +24,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sealed_gitops.cluster import Discovery, KubeClient
 from sealed_gitops.cluster.health import Health, Status, read_health
 from sealed_gitops.cluster.live import api_version_of
 from sealed_gitops.errors import SealedGitopsError
-from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.specs import SyncSpec
 from sealed_gitops.operator.tenancy import TenancyRefused, write_account
 from sealed_gitops.plan import Inventory, ObjectId
 from sealed_gitops.plan.ids import split_api_version
 from sealed_gitops.redact import Identity, compose
 
-__all__ = ["MAX_REPORTED", "await_health", "health_phase", "health_targets"]
+__all__ = ["MAX_REPORTED", "POLL_AGAIN", "HealthReport", "await_health", "health_phase",
+           "health_targets"]  # fmt: skip
 
 #: Seconds between two reads of the objects while waiting: a rollout takes seconds to minutes.
 POLL = 1.0
+#: Most seconds one reconcile waits before it hands its thread back (see the module docstring).
+PATIENCE = 5.0
+#: Seconds until the next reconcile continues a pending wait.
+POLL_AGAIN = 2.0
 #: Objects named in a HealthCheckFailed message; the rest are counted.
 MAX_REPORTED = 10
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What is not healthy, and why."""
+
+    message: str
+    #: True: the wait is over (HealthCheckFailed); False: still within the timeout, look again
+    final: bool
 
 
 def health_phase(
@@ -43,22 +65,35 @@ def health_phase(
     parsed: SyncSpec,
     inventory: Inventory,
     *,
+    memory: SyncMemory,
+    key: tuple[object, ...],
     deadline: float,
     discovery: Discovery | None = None,
-) -> str | None:
+) -> HealthReport | None:
     """The phase as the reconcile runs it: None when healthy (or nothing to check), else the
-    HealthCheckFailed message; a refused or unreadable target is a failed check too.
+    report; a refused or unreadable target is a failed check too. ``key`` (revision and
+    generation) says which wait this is: a wait already under way keeps its first ``deadline``.
     ``discovery`` is the target cluster's (a remote one, ``remote.py``); the operator's by
     default."""
     if not (parsed.wait or parsed.health_checks):
+        memory.health_wait = None
         return None
+    if memory.health_wait is not None and memory.health_wait[0] == key:
+        deadline = memory.health_wait[1]
     try:
         targets = health_targets(ctx, parsed, inventory, discovery=discovery)
-        return await_health(
-            client, discovery or ctx.discovery, targets, deadline=deadline, timeout=parsed.timeout
+        report = await_health(
+            client,
+            discovery or ctx.discovery,
+            targets,
+            deadline=deadline,
+            timeout=parsed.timeout,
+            patience=PATIENCE,
         )
     except SealedGitopsError as exc:
-        return compose("health check: ", str(exc))
+        report = HealthReport(compose("health check: ", str(exc)), final=True)
+    memory.health_wait = (key, deadline) if report is not None and not report.final else None
+    return report
 
 
 def health_targets(
@@ -114,25 +149,29 @@ def await_health(
     *,
     deadline: float,
     timeout: float,
-) -> str | None:
-    """None once every target is Current; else, when one is Failed or ``deadline`` (a
-    ``time.monotonic()`` value) passes, a message naming each unhealthy object and why."""
+    patience: float | None = None,
+) -> HealthReport | None:
+    """None once every target is Current; a final report when one is Failed or ``deadline`` (a
+    ``time.monotonic()`` value) passes; a pending one after ``patience`` seconds (or when the
+    operator stops) while the deadline is still ahead. Reports name each object and why."""
     if not targets:
         return None
+    until = deadline if patience is None else min(deadline, time.monotonic() + patience)
     while True:
         health = read_health(client, discovery, targets)
         failed = {oid: h for oid, h in health.items() if h.status is Status.FAILED}
         if failed:
-            return _report("health check failed: ", failed)
+            return HealthReport(_report("health check failed: ", failed), final=True)
         waiting = {oid: h for oid, h in health.items() if not h.current}
         if not waiting:
             return None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return _report(f"health check timed out after {_seconds(timeout)}: ", waiting)
+        now = time.monotonic()
+        if now >= deadline:
+            prefix = f"health check timed out after {_seconds(timeout)}: "
+            return HealthReport(_report(prefix, waiting), final=True)
         # A stopping operator halts the client: stop waiting then, not at the deadline.
-        if client.halted.wait(min(POLL, left)):
-            return _report("health check interrupted: ", waiting)
+        if now >= until or client.halted.wait(min(POLL, until - now)):
+            return HealthReport(_report("waiting for health checks: ", waiting), final=False)
 
 
 def _seconds(value: float) -> str:

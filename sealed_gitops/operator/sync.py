@@ -303,9 +303,19 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             client, previous=previous, current=inventory, sync=ref, discovery=cluster.discovery
         )
     _audit(f"{namespace}/{name}", published, applied)
-    # Phase 6, health (spec.wait / healthChecks): Ready only once what was applied runs.
-    unhealthy = (
-        health_phase(ctx, client, parsed, inventory, deadline=deadline, discovery=cluster.discovery)
+    # Phase 6, health (spec.wait / healthChecks): Ready only once what was applied runs; a long
+    # wait is spread over reconciles (Progressing meanwhile), not held in this thread.
+    health = (
+        health_phase(
+            ctx,
+            client,
+            parsed,
+            inventory,
+            memory=memory,
+            key=(revision, (sync.get("metadata") or {}).get("generation")),
+            deadline=deadline,
+            discovery=cluster.discovery,
+        )
         if complete
         else None
     )
@@ -324,5 +334,5 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         retry=retry,
         started=started,
         in_use=in_use,
-        unhealthy=unhealthy,
+        health=health,
     )

@@ -40,6 +40,7 @@ from sealed_gitops.operator.conditions import (
     set_condition,
 )
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
+from sealed_gitops.operator.health_checks import POLL_AGAIN, HealthReport
 from sealed_gitops.operator.ownership import conflict_lines, tell_owners
 from sealed_gitops.operator.resources import patch_status, update_status
 from sealed_gitops.operator.tenancy import TenancyRefused
@@ -164,10 +165,11 @@ def succeeded(
     retry: float,
     started: float,
     in_use: Mapping[str, Any] | None = None,
-    unhealthy: str | None = None,
+    health: HealthReport | None = None,
 ) -> SyncOutcome:
-    """The status after a revision went through apply (and prune); ``unhealthy`` is the health
-    phase's report when what was applied is not healthy (spec.wait / spec.healthChecks)."""
+    """The status after a revision went through apply (and prune); ``health`` is the health
+    phase's report when what was applied is not healthy (spec.wait / spec.healthChecks): final
+    (HealthCheckFailed) or still within the timeout (Progressing, looked at again soon)."""
     meta = sync["metadata"]
     namespace, generation = meta["namespace"], meta.get("generation")
     status = dict(sync.get("status") or {})
@@ -185,16 +187,17 @@ def succeeded(
     if pruned and not pruned.ok:
         problems += [o.describe() for o in pruned.outcomes if o.error is not None]
     ok = not problems
-    healthy = ok and unhealthy is None
+    healthy = ok and health is None
+    pending = ok and health is not None and not health.final
     conditions = status.get("conditions")
-    if ok and unhealthy is not None:
+    if ok and health is not None:
         # Applied but not running (yet): Flux's HealthCheckFailed, and not the applied revision.
-        message = unhealthy
+        message = health.message
         conditions = set_condition(
             conditions,
             type_=READY,
             status=False,
-            reason=Reason.HEALTH_CHECK_FAILED,
+            reason=Reason.PROGRESSING if pending else Reason.HEALTH_CHECK_FAILED,
             message=message,
             generation=generation,
         )
@@ -234,7 +237,7 @@ def succeeded(
             message=message,
             generation=generation,
         )
-    memory.failures = 0 if healthy else memory.failures + 1
+    memory.failures = 0 if healthy else memory.failures + (0 if pending else 1)
     conditions = remove_condition(remove_condition(conditions, RECONCILING), STALLED)
     counts = {
         "objects": len(inventory.entries),
@@ -277,12 +280,20 @@ def succeeded(
     if applied.corrected:
         _drift(ctx, sync, applied)
     if message != _ready_message(status):
-        _warn(ctx, sync, applied, problems=problems, unhealthy=None if healthy else message)
-    result = "success" if healthy else "partial"
+        _warn(
+            ctx, sync, applied, problems=problems, unhealthy=None if healthy or pending else message
+        )
+    result = "success" if healthy else "progressing" if pending else "partial"
     ctx.metrics.observe_reconcile("Sync", result, started=started)
     memory.last_revision = revision
     return SyncOutcome(
-        requeue_after=interval if healthy else ctx.backoff(memory.failures, base=retry),
+        requeue_after=(
+            interval
+            if healthy
+            else POLL_AGAIN
+            if pending
+            else ctx.backoff(memory.failures, base=retry)
+        ),
         result=result,
     )
 

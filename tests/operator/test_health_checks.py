@@ -1,11 +1,11 @@
 """Issue 15, Must 9: ``spec.wait`` / ``spec.healthChecks`` / ``spec.timeout``, as Flux has them.
 
 After applying, a Sync with ``wait`` waits for every applied object, one with ``healthChecks`` for
-the listed ones, to be healthy by kstatus; it is Ready=True only then, and Ready=False reason
-HealthCheckFailed naming the object and why once ``spec.timeout`` passes (or at once when an
-object is Failed). No controller runs the objects here (the emulator has none; the control plane
-has no scheduler), so the tests play the controller: they write the objects' status through the
-status subresource, on both tiers.
+the listed ones, to be healthy by kstatus; it is Ready=True only then, Ready=False reason
+Progressing while it waits, and Ready=False reason HealthCheckFailed naming the object and why
+once ``spec.timeout`` passes (or at once when an object is Failed). No controller runs the
+objects here (the emulator has none; the control plane has no scheduler), so the tests play the
+controller: they write the objects' status through the status subresource, on both tiers.
 """
 
 from __future__ import annotations
@@ -246,10 +246,28 @@ def test_wait_holds_ready_until_every_applied_object_is_healthy(
             timeout=90,
             what="Widget applied",
         )
-        time.sleep(2)  # the reconcile is waiting on the Widget now: nothing says Ready
+        # Still within the timeout: Progressing, naming what it waits for (a reconcile waits a
+        # few seconds, then hands its thread back and looks again soon).
+        group = api_version.partition("/")[0]
+
+        def waiting() -> dict[str, Any] | None:
+            cond = ready(setup.kube.sync())
+            if (
+                cond
+                and cond["status"] == "False"
+                and cond["reason"] == "Progressing"
+                and f"waiting for health checks: Widget.{group} {ns}/w" in cond["message"]
+            ):
+                return cond
+            return None
+
+        cond = wait_for(waiting, timeout=90, what="Progressing while the Widget warms up")
+        assert "InProgress: Ready is False: warming up" in cond["message"]
+        time.sleep(8)  # longer than one reconcile's patience: still waiting, not failed
         status = setup.kube.status()
         assert "lastAppliedRevision" not in status
-        assert (ready(setup.kube.sync()) or {}).get("status") != "True"
+        assert (ready(setup.kube.sync()) or {}).get("reason") == "Progressing"
+        assert not [e for e in setup.kube.events() if e.get("reason") == "HealthCheckFailed"]
 
         _set_status(setup, path, {"conditions": [_ready_cond("True", "warm")]})
         wait_for(_ready_at(setup, sha), timeout=90, what="Ready once the Widget is healthy")
