@@ -108,6 +108,17 @@ class Rules:
         return Selector(self).should_encrypt(path, stack, is_comment)
 
 
+#: What a path rule's pattern says of a map key, shared by every walk in the process: the files
+#: of a repository repeat a few keys (``apiVersion``, ``metadata``, ``data``...) under one rule,
+#: and RE2 searched each again in every file of every build. Only map keys are kept (a file
+#: shows them in clear: never a value or a decrypted comment), only short ones, and at most
+#: :data:`_KEY_VERDICTS_MAX` of them (the dict is emptied when full: a hostile file can only
+#: make it useless, not large).
+_KEY_VERDICTS: dict[tuple[str, str], bool] = {}
+_KEY_VERDICTS_MAX = 4096
+_KEY_VERDICT_LENGTH = 128
+
+
 class Selector:
     """The rules of one walk, their patterns compiled once (RE2, linear time).
 
@@ -115,7 +126,8 @@ class Selector:
     go through :func:`~sealed_gitops.crypto.patterns.compile_pattern` (issue 11, finding 6). A walk
     asks about every key of the path and every comment of the stack for each value, so a long
     key would be searched once per value below it; each answer is remembered for the walk (and
-    only for the walk: a decrypted comment is plaintext and must not outlive it).
+    only for the walk: a decrypted comment is plaintext and must not outlive it). Short map keys'
+    answers are remembered for the process (:data:`_KEY_VERDICTS`).
     """
 
     def __init__(self, rules: Rules) -> None:
@@ -137,6 +149,25 @@ class Selector:
                 return True
         return False
 
+    def _found_in_path(self, name: str, path: Path) -> bool:
+        """:meth:`_found` for map keys: the answers for short keys are kept across walks."""
+        pattern = self._patterns[name]
+        for key in path:
+            if len(key) > _KEY_VERDICT_LENGTH:
+                if self._found(name, (key,)):
+                    return True
+                continue
+            slot = (pattern.source, key)
+            answer = _KEY_VERDICTS.get(slot)
+            if answer is None:
+                answer = pattern.search(key)
+                if len(_KEY_VERDICTS) >= _KEY_VERDICTS_MAX:
+                    _KEY_VERDICTS.clear()
+                _KEY_VERDICTS[slot] = answer
+            if answer:
+                return True
+        return False
+
     def should_encrypt(self, path: Path, stack: list[list[str]], is_comment: bool) -> bool:
         rules = self.rules
         encrypted = True
@@ -144,10 +175,10 @@ class Selector:
             encrypted = False
         if rules.encrypted_suffix:
             encrypted = any(p.endswith(rules.encrypted_suffix) for p in path)
-        if rules.unencrypted_regex and self._found("unencrypted_regex", path):
+        if rules.unencrypted_regex and self._found_in_path("unencrypted_regex", path):
             encrypted = False
         if rules.encrypted_regex:
-            encrypted = self._found("encrypted_regex", path)
+            encrypted = self._found_in_path("encrypted_regex", path)
         if rules.unencrypted_comment_regex and self._found(
             "unencrypted_comment_regex", (c for level in stack for c in level)
         ):
