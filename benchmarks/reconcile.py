@@ -95,12 +95,14 @@ def create(client: Any, path: str, body: dict[str, Any]) -> None:
 
 def get_sync(client: Any, name: str) -> dict[str, Any]:
     path = f"/apis/sealed-gitops.io/v1alpha1/namespaces/{NS}/syncs/{name}"
-    return client.request("GET", path, action="get", what="sync")
+    found: dict[str, Any] = client.request("GET", path, action="get", what="sync")
+    return found
 
 
 def get_repo(client: Any) -> dict[str, Any]:
     path = f"/apis/sealed-gitops.io/v1alpha1/namespaces/{NS}/repositories/app"
-    return client.request("GET", path, action="get", what="repo")
+    found: dict[str, Any] = client.request("GET", path, action="get", what="repo")
+    return found
 
 
 def secret_value(client: Any, name: str) -> str | None:
@@ -338,7 +340,8 @@ def run(  # noqa: PLR0915
     outcome = reconcile_sync(ctx, get_sync(client, "app"))
     assert outcome.result == "success", get_sync(client, "app").get("status")
 
-    unwraps = ctx.metrics.decryptions._metrics
+    # prometheus_client keeps a labelled metric's children in _metrics (no public reader)
+    unwraps: dict[Any, Any] = ctx.metrics.decryptions._metrics
     decryptions_before = sum(m._value.get() for m in unwraps.values())
     reconcile_sync(ctx, get_sync(client, "app"))  # status settles (counts change once)
     reconcile_sync(ctx, get_sync(client, "app"))
