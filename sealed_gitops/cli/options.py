@@ -15,7 +15,6 @@ import contextlib
 import functools
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +225,10 @@ def atomic_write(target: Path, data: bytes, *, private: bool = False) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o600 if private else 0o666 & ~umask
+    # Imported here: tempfile pulls in shutil, bz2 and lzma (~2 ms of start-up), and a decrypt
+    # to stdout writes no file (issue 16, start-up).
+    import tempfile
+
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +256,8 @@ def _temporary_gnupghome() -> Path:
     """
     shm = Path("/dev/shm")  # noqa: S108 - deliberate: memory-backed, private 0700 directory
     base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    import tempfile  # here: only a GnuPG home from a Secret needs it (start-up, issue 16)
+
     path = Path(tempfile.mkdtemp(prefix="sg-gpg-", dir=base))
     path.chmod(0o700)
     return path

@@ -149,6 +149,9 @@ def test_one_file_command_imports_no_cluster_git_or_ui_library(
     if command in ("decrypt", "encrypt", "set", "verify"):
         # the control that the command did its work: the SOPS engine was loaded
         assert "sealed_gitops.crypto.sops.document" in modules
+    if command == "decrypt":
+        # to stdout: no file is written, so no tempfile (and its shutil, bz2, lzma)
+        assert "tempfile" not in modules
     if command == "verify":
         # verify reads files with render.loader only; render.build (kustomize) stays unloaded
         assert "sealed_gitops.render.build" not in modules
