@@ -238,6 +238,10 @@ def diff_command(
 
             if not sync_text:
                 raise ConfigError("--in-cluster needs --sync NAMESPACE/NAME")
+            if base_rev or no_decrypt or repo_url:
+                # never ignore a flag silently: the operator compares its published revision
+                raise ConfigError("--in-cluster compares what the Sync's Repository publishes: "
+                                  "no --base, --no-decrypt or --repo")  # fmt: skip
             found: Sequence[Difference | CipherDifference] = request_cluster_diff(
                 kubeconfig=kubeconfig, context=context, sync_text=sync_text, timeout=timeout
             )

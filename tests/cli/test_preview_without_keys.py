@@ -296,6 +296,8 @@ def test_diff_base_between_two_revisions_and_unchanged_tree(repo: Repo) -> None:
     missing = _cli(repo, "diff", "deploy", "--base", "0" * 40)
     assert missing.returncode == 2
     assert b"not in the repository" in missing.stderr
+    mixed = _cli(repo, "diff", "--sync", "a/b", "--in-cluster", "--base", "HEAD")
+    assert mixed.returncode == 2 and b"no --base" in mixed.stderr
 
 
 def test_hostile_key_names_are_printed_bounded_and_printable(repo: Repo) -> None:

@@ -54,6 +54,7 @@ def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
     for canary in (OLD_CANARY, NEW_CANARY):
         assert canary not in result.stdout + result.stderr
+    assert "ENC[" not in result.stdout + result.stderr  # nor a ciphertext
     return result
 
 
