@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sealed_gitops import redact
 from sealed_gitops.crypto.sops import set_value, unset_value
@@ -278,3 +279,85 @@ def test_the_answer_is_bounded_and_names_are_identities() -> None:
     }  # fmt: skip
     listed, truncated = _listed({}, many, [])
     assert truncated and len(listed) == MAX_OBJECTS
+
+
+def test_keyring_model_sops_and_sealed_in_cluster_exact_keyless_honest(
+    setup: Setup, operator_factory: Any, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """The recommended model: the KeyRing's keys never leave the cluster, so a committer
+    re-encrypts a SOPS file whole (a new data key) and reseals one SealedSecret value. The
+    operator tells exactly which keys changed; the keyless diff says what ciphertexts can:
+    the SOPS file was re-encrypted (values unknown), the sealed ``token`` was sealed anew."""
+    from tests.keys_lifecycle.conftest import (
+        active,
+        create_keyring,
+        create_repo_and_sync,
+        sealed_secret,
+        sops_secret,
+        wait_keys,
+    )
+
+    ns = setup.namespace
+    operator_factory(ns)
+    create_keyring(setup.kube.client, ns)
+    key = active(wait_keys(setup.kube, ns))
+    age, certificate = key["ageRecipient"], key["sealingCertificate"]
+    first = setup.push(
+        {
+            "deploy/db.yaml": sops_secret(age, "db", ns, password=OLD_CANARY, user="u-1x"),
+            "deploy/api.yaml": sealed_secret(certificate, "api", ns, token=OLD_CANARY, region="r1"),
+        }
+    )
+    create_repo_and_sync(setup, {"name": "cluster"})
+    wait_for(
+        lambda: setup.kube.status().get("lastAppliedRevision") == f"main@sha1:{first}",
+        timeout=WAIT,
+        what="first apply",
+    )
+    setup.kube.patch(setup.kube.sync_path(), {"spec": {"suspend": True}})
+    old_api = (setup.repo.path / "deploy" / "api.yaml").read_text()
+    new_api = yaml.safe_load(
+        sealed_secret(certificate, "api", ns, token=NEW_CANARY, region="r1", zone="z1")
+    )
+    # As kubeseal --merge-into: the value not given keeps its ciphertext.
+    new_api["spec"]["encryptedData"]["region"] = yaml.safe_load(old_api)["spec"]["encryptedData"][
+        "region"
+    ]
+    second = setup.push(
+        {
+            "deploy/db.yaml": sops_secret(
+                age, "db", ns, password=NEW_CANARY, user="u-1x", extra="e-1x"
+            ),
+            "deploy/api.yaml": yaml.safe_dump(new_api, sort_keys=False),
+        }
+    )
+    wait_for(
+        lambda: (
+            (setup.kube.repository().get("status") or {}).get("artifact", {}).get("commit")
+            == second
+        ),
+        timeout=WAIT,
+        what="the second commit published",
+    )
+    exact = _cli(tmp_path, "diff", "--sync", f"{ns}/app", "--in-cluster",
+                 "--kubeconfig", str(kubeconfig), "--timeout", "2m", "-o", "json")  # fmt: skip
+    assert exact.returncode == 1, exact.stderr
+    keys = {r["name"]: r["keys"] for r in json.loads(exact.stdout)}
+    empty: list[str] = []
+    assert keys == {
+        "api": {"added": ["zone"], "changed": ["token"], "removed": empty, "unknown": empty},
+        "db": {"added": ["extra"], "changed": ["password"], "removed": empty, "unknown": empty},
+    }
+    keyless = _cli(setup.repo.path, "diff", "deploy", "--sync", f"{ns}/app",
+                   "--kubeconfig", str(kubeconfig), "-o", "json")  # fmt: skip
+    assert keyless.returncode == 1, keyless.stderr
+    rows = {r["name"]: r for r in json.loads(keyless.stdout)}
+    assert rows["db"]["note"] == "re-encrypted, values unknown"
+    assert rows["db"]["keys"] == {
+        "added": ["extra"], "changed": empty, "removed": empty, "unknown": ["password", "user"],
+    }  # fmt: skip
+    assert rows["api"]["keys"] == {
+        "added": ["zone"], "changed": ["token"], "removed": empty, "unknown": empty,
+    }  # fmt: skip
+    everything = json.dumps([setup.kube.sync(), setup.kube.events()])
+    assert OLD_CANARY not in everything and NEW_CANARY not in everything
