@@ -167,7 +167,9 @@ class KubeClient:
                 body=(
                     None
                     if body is None
-                    else dict(body) if isinstance(body, Mapping) else [dict(op) for op in body]
+                    else dict(body)
+                    if isinstance(body, Mapping)
+                    else [dict(op) for op in body]
                 ),
                 _request_timeout=(_CONNECT_TIMEOUT, timeout or self.timeout),
             )

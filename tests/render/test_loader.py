@@ -7,11 +7,12 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.nodes import ScalarNode
 from yaml.resolver import BaseResolver
 
+from sealed_gitops.crypto.sops.yaml_load import PLAIN_TAG
 from sealed_gitops.errors import FormatError, LimitExceeded
-from sealed_gitops.render.loader import Limits, _CoreResolver, load_bytes
+from sealed_gitops.render.loader import Limits, _core_tag, _CoreResolver, load_bytes
 
 
 def billion_laughs(levels: int = 9) -> bytes:
@@ -133,11 +134,12 @@ def test_bom_is_tolerated_and_json_null_is_empty() -> None:
         st.text(max_size=12),
         st.sampled_from(["", "~", "null", "<<", "0x1F", "0o17", "-.inf", ".NaN", "1e3", "TRUE"]),
     ),
-    plain=st.booleans(),
 )
-def test_the_fast_resolver_agrees_with_pyyamls(value: str, plain: bool) -> None:
-    # The loader's resolve() is a shortcut of PyYAML's over the same implicit resolvers.
+def test_the_fast_tag_table_agrees_with_pyyamls_resolver(value: str) -> None:
+    # The parse leaves plain scalars tagged PLAIN_TAG and _core_tag resolves them from a table
+    # frozen out of _CoreResolver: the same tag as PyYAML's generic resolve() over it.
     resolver = _CoreResolver()
-    for kind in (ScalarNode, SequenceNode, MappingNode):
-        expected = BaseResolver.resolve(resolver, kind, value, (plain, not plain))  # type: ignore[no-untyped-call]
-        assert resolver.resolve(kind, value, (plain, not plain)) == expected
+    expected = BaseResolver.resolve(resolver, ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    assert _core_tag(ScalarNode(PLAIN_TAG, value)) == expected
+    # a quoted or tagged scalar keeps the tag the parser gave it
+    assert _core_tag(ScalarNode("tag:yaml.org,2002:str", value)) == "tag:yaml.org,2002:str"
