@@ -272,6 +272,14 @@ def _port(value: str | None) -> int | None:
     "list http:// explicitly to allow plain HTTP.",
 )
 @click.option(
+    "--remote-cluster-address",
+    "remote_cluster_addresses",
+    multiple=True,
+    metavar="URL",
+    help="An API server (https://host[:port]) a Sync's spec.kubeConfig may target (repeatable; "
+    "'*' for any). None by default: remote clusters are refused.",
+)
+@click.option(
     "--no-cross-namespace-refs/--cross-namespace-refs",
     "no_cross_namespace_refs",
     default=True,
@@ -336,6 +344,7 @@ def operator_command(
     cache_dir: Path | None,
     allow_file_urls: bool,
     vault_addresses: tuple[str, ...],
+    remote_cluster_addresses: tuple[str, ...],
     no_cross_namespace_refs: bool,
     shared_keyring_namespaces: tuple[str, ...],
     vault_kv_path_prefixes: tuple[str, ...],
@@ -376,6 +385,11 @@ def operator_command(
         raise ConfigError("--lease-duration must be at least 1s")
     settings.lease_duration = lease_duration
     settings.vault_addresses = [normalize_address(a) for a in vault_addresses]
+    from sealed_gitops.cluster.kubeconfig import server_origin
+
+    settings.remote_cluster_addresses = [
+        a if a == "*" else server_origin(a) for a in remote_cluster_addresses
+    ]
     settings.cross_namespace_refs = not no_cross_namespace_refs
     if shared_keyring_namespaces:
         settings.shared_keyring_namespaces = [

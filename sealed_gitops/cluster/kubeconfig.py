@@ -30,7 +30,7 @@ import os
 import re
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +41,14 @@ from kubernetes import client as k8s_client
 from sealed_gitops.cluster.client import DEFAULT_TIMEOUT, KubeClient
 from sealed_gitops.errors import ConfigError
 
-__all__ = ["MAX_KUBECONFIG_BYTES", "RemoteConfig", "parse_kubeconfig", "remote_client"]
+__all__ = [
+    "MAX_KUBECONFIG_BYTES",
+    "RemoteConfig",
+    "check_allowed",
+    "parse_kubeconfig",
+    "remote_client",
+    "server_origin",
+]
 
 #: A kubeconfig with a CA and a client certificate is a few KiB; a Secret holds at most 1 MiB.
 MAX_KUBECONFIG_BYTES = 256 * 1024
@@ -150,6 +157,38 @@ def _server(value: Any, *, source: str) -> str:
     if port == 0:
         raise ConfigError(f"{source}: cluster.server has port 0")
     return value.rstrip("/")
+
+
+def server_origin(url: str) -> str:
+    """``https://host:port`` of an API server URL, lower-cased, the port always written: what
+    an allowed address and a kubeconfig's server are compared by (``https://h`` is ``h:443``)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme != "https" or not parts.hostname:
+        raise ConfigError(f"not an API server address (want https://host[:port]): {url[:200]!r}")
+    try:
+        port = parts.port or 443
+    except ValueError:
+        raise ConfigError(f"not an API server address: {url[:200]!r}") from None
+    host = parts.hostname.lower()
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def check_allowed(server: str, allowed: Sequence[str], *, source: str) -> None:
+    """Refuse ``server`` unless the cluster admin listed its origin (or ``*``).
+
+    Why: the kubeconfig is the tenant's, so the operator would send requests wherever it points,
+    from inside the cluster's network (an internal service, a cloud metadata endpoint behind
+    https). The operator's ``--remote-cluster-address`` list decides, as ``--vault-address`` does
+    for Vault.
+    """
+    if "*" in allowed:
+        return
+    origin = server_origin(server)
+    if origin not in {server_origin(a) for a in allowed}:
+        raise ConfigError(
+            f"{source}: cluster.server {origin} is not an allowed remote cluster "
+            "(the operator's --remote-cluster-address lists them; none by default)"
+        )
 
 
 def parse_kubeconfig(data: bytes, *, source: str) -> RemoteConfig:

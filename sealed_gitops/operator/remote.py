@@ -7,8 +7,9 @@ client and which API discovery those phases get, so none of them can mix the two
 
 The kubeconfig is read from the Secret in the Sync's namespace with the rights the Sync uses
 (:meth:`OperatorContext.client_as`), checked as hostile input
-(:mod:`sealed_gitops.cluster.kubeconfig`: inline credentials only, no plugins, no files), and the
-client is kept while the Secret's resourceVersion holds. On the remote cluster the Sync acts as the
+(:mod:`sealed_gitops.cluster.kubeconfig`: inline credentials only, no plugins, no files, and a
+server the cluster admin listed with ``--remote-cluster-address``), and the client is kept
+while the Secret's resourceVersion holds. On the remote cluster the Sync acts as the
 kubeconfig's identity, impersonating its ``serviceAccountName`` there when it names one (as Flux
 does); the operator's ``--default-service-account`` is an account of the operator's cluster, so it
 is not used remotely.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sealed_gitops.cluster import Discovery, Identity, KubeClient
-from sealed_gitops.cluster.kubeconfig import parse_kubeconfig, remote_client
+from sealed_gitops.cluster.kubeconfig import check_allowed, parse_kubeconfig, remote_client
 from sealed_gitops.errors import ConfigError
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.resources import read_secret_data
@@ -72,6 +73,7 @@ def target_cluster(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -
         client, discovery = memory.remote[1], memory.remote[2]
     else:
         config = parse_kubeconfig(data[key], source=source)
+        check_allowed(config.server, ctx.settings.remote_cluster_addresses, source=source)
         client = remote_client(
             config,
             source=source,

@@ -90,6 +90,10 @@ class OperatorSettings:
     #: ``tokenSecretRef`` token too, once the list is set. Scheme included: plain ``http://`` is
     #: used only for an address the admin lists with ``http://``.
     vault_addresses: list[str] = field(default_factory=list)
+    #: API servers (``https://host[:port]``) a Sync's ``spec.kubeConfig`` may point the operator
+    #: at; ``*`` for any. Empty (the default) refuses remote clusters: a tenant's kubeconfig could
+    #: otherwise make the operator send requests to any address its network reaches.
+    remote_cluster_addresses: list[str] = field(default_factory=list)
     #: whether a reference may name another namespace (a Sync's ``keyRingRef.namespace``).
     #: False (the default, ``--no-cross-namespace-refs``) refuses them, except to KeyRings in
     #: ``shared_keyring_namespaces``: a tenant must not pick another tenant's objects.

@@ -63,7 +63,8 @@ def test_objects_go_to_the_remote_cluster(
         }
     )
     setup.objects(extra_spec={"kubeConfig": {"secretRef": {"name": "remote-kubeconfig"}}})
-    operator_factory(ns)
+    # the admin lists the remote API server (as https://HOST, the default port spelt out)
+    operator_factory(ns, remote_cluster_addresses=[remote.url])
 
     wait_for(lambda: is_ready(setup.kube.sync()), timeout=WAIT, what="Ready=True")
     app = _remote_cm(far, "app")
@@ -126,7 +127,7 @@ def test_hostile_kubeconfig_is_refused(
     setup.secret_object("remote-kubeconfig", {"value": _hostile(remote, change)})
     setup.push({"deploy/app.yaml": config_doc("app", ns, level="info")})
     setup.objects(extra_spec={"kubeConfig": {"secretRef": {"name": "remote-kubeconfig"}}})
-    operator_factory(ns)
+    operator_factory(ns, remote_cluster_addresses=["*"])
     cond = wait_failed(setup.kube, timeout=WAIT)
     assert f"user.{field} is refused" in cond["message"], cond
     assert "remote-kubeconfig" in cond["message"], cond
@@ -142,6 +143,25 @@ def test_missing_key_names_the_keys_looked_for(
     setup.secret_object("remote-kubeconfig", {"config": remote.kubeconfig_path.read_bytes()})
     setup.push({"deploy/app.yaml": config_doc("app", setup.namespace, level="info")})
     setup.objects(extra_spec={"kubeConfig": {"secretRef": {"name": "remote-kubeconfig"}}})
-    operator_factory(setup.namespace)
+    operator_factory(setup.namespace, remote_cluster_addresses=["*"])
     cond = wait_failed(setup.kube, timeout=WAIT)
     assert "value or value.yaml" in cond["message"], cond
+
+
+@pytest.mark.parametrize("allowed", [[], ["https://127.0.0.1:1"], ["https://localhost"]])
+def test_a_remote_cluster_the_admin_did_not_list_is_refused_before_any_request(
+    setup: Setup, operator_factory: Any, remote: KubeEmulator, allowed: list[str]
+) -> None:
+    """A tenant's kubeconfig must not make the operator reach any address it likes (an
+    internal service, a metadata endpoint): only the admin's --remote-cluster-address list."""
+    ns = setup.namespace
+    _kubeconfig_secret(setup, remote)
+    setup.push({"deploy/app.yaml": config_doc("app", ns, level="info")})
+    setup.objects(extra_spec={"kubeConfig": {"secretRef": {"name": "remote-kubeconfig"}}})
+    remote.faults.add(count=1000, delay=0.001)  # counts every resource request that arrives
+    operator_factory(ns, remote_cluster_addresses=allowed)
+    cond = wait_failed(setup.kube, timeout=WAIT)
+    assert "is not an allowed remote cluster" in cond["message"], cond
+    assert "--remote-cluster-address" in cond["message"], cond
+    assert remote.url in cond["message"] and "remote-kubeconfig" in cond["message"], cond
+    assert remote.faults.pending() == 1000, "a request reached the remote cluster"
