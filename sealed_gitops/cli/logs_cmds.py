@@ -46,9 +46,11 @@ else:
 
 __all__ = ["DEFAULT_SELECTOR", "OPERATOR_NAMESPACE", "logs"]
 
-#: Where deploy/ installs the operator, and the labels of its Deployment's pods.
+#: Where deploy/ installs the operator, and the label every operator pod carries: the unsharded
+#: Deployment's (component ``operator``) and each shard's (component ``operator-<shard>``), so
+#: the lines about an object are found whichever shard reconciles it.
 OPERATOR_NAMESPACE = "sealed-gitops-system"
-DEFAULT_SELECTOR = "app.kubernetes.io/name=sealed-gitops,app.kubernetes.io/component=operator"
+DEFAULT_SELECTOR = "app.kubernetes.io/name=sealed-gitops"
 #: Bytes of a saved log read at most (the newest lines are wanted: cut the file first).
 MAX_FILE = 64 * 1024 * 1024
 

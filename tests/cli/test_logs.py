@@ -232,9 +232,14 @@ def test_through_the_api_from_the_operator_pods(
         )
     world, lines = request.getfixturevalue("failing_sync")
     ns = world.namespace
-    labels = dict(part.split("=") for part in DEFAULT_SELECTOR.split(","))
+    selected = dict(part.split("=") for part in DEFAULT_SELECTOR.split(","))
     half = len(lines) // 2
-    for pod, text in (("operator-a", lines[:half]), ("operator-b", lines[half:])):
+    # the unsharded operator's pod and a shard's (deploy/shards/shard1): both are read
+    for pod, text, component in (
+        ("operator-a", lines[:half], "operator"),
+        ("operator-b", lines[half:], "operator-shard1"),
+    ):
+        labels = {**selected, "app.kubernetes.io/component": component}
         world.kube.client.request(
             "POST",
             f"/api/v1/namespaces/{ns}/pods",
@@ -252,7 +257,9 @@ def test_through_the_api_from_the_operator_pods(
     result = _logs(f"{ns}/app", *common, "-o", "json")
     assert result.exit_code == 0, result.output
     rows = [json.loads(row) for row in result.output.splitlines()]
-    assert rows and {row["pod"] for row in rows} <= {"operator-a", "operator-b"}
+    pods = {row["pod"] for row in rows}
+    assert pods <= {"operator-a", "operator-b"}
+    assert "operator-b" in pods, "the shard's pod was not read"
     assert any("DecryptionFailed" in row["message"] for row in rows)
     assert all(row["object"]["name"] == "app" and row["object"]["kind"] == "Sync" for row in rows)
     assert [row["time"] for row in rows] == sorted(row["time"] for row in rows)
