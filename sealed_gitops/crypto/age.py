@@ -21,17 +21,26 @@ recipient type", naming the type.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyrage
 
-from sealed_gitops.crypto import age_format
-from sealed_gitops.crypto.age_pq import IDENTITY_PREFIX as _PQ_PREFIX
-from sealed_gitops.crypto.age_pq import PQIdentity, PQRecipient, is_pq_recipient
 from sealed_gitops.crypto.sops.masterkey import KeyStanza
 from sealed_gitops.errors import ConfigError, CryptoError, KeyProviderError, SealedGitopsError
+
+if TYPE_CHECKING:
+    from sealed_gitops.crypto import age_format
+    from sealed_gitops.crypto.age_pq import PQIdentity
+
+#: age_pq's RECIPIENT_PREFIX and IDENTITY_PREFIX, repeated so that telling a post-quantum key
+#: from a classic one imports nothing: age_pq and age_format (ML-KEM, HKDF, the age file format)
+#: are imported only when a post-quantum key is there, instead of costing ~3 ms of every sops
+#: command's start-up (issue 16). tests/cli/test_startup_imports.py checks they match.
+_PQ_RECIPIENT_PREFIX = "age1pq1"
+_PQ_PREFIX = "AGE-SECRET-" + "KEY-PQ-1"
 
 __all__ = [
     "AgeIdentities",
@@ -68,8 +77,11 @@ def recipient_type(recipient: str) -> str:
     text = recipient.strip()
     if _X25519_RECIPIENT.match(text):
         return "x25519"
-    if is_pq_recipient(text):
-        return PQ_TYPE
+    if text.startswith(_PQ_RECIPIENT_PREFIX):
+        from sealed_gitops.crypto.age_pq import is_pq_recipient
+
+        if is_pq_recipient(text):
+            return PQ_TYPE
     first = text.split(maxsplit=1)[0] if text else ""
     if first in _SSH_TYPES:
         return first
@@ -93,6 +105,12 @@ def _short(recipient: str) -> str:
     return text if len(text) <= 64 else text[:24] + "..." + text[-8:]
 
 
+def _is_pq_identity(identity: object) -> bool:
+    """True for a post-quantum identity (one exists only once age_pq has been imported)."""
+    module = sys.modules.get("sealed_gitops.crypto.age_pq")
+    return module is not None and isinstance(identity, module.PQIdentity)
+
+
 def _ssh_key_id(public_line: str) -> str:
     """``type base64`` of an SSH public key line: the comment is not part of the key."""
     return " ".join(public_line.split()[:2])
@@ -110,8 +128,11 @@ class AgeRecipient:
         if problem is not None:
             raise ConfigError(f"{problem}: {_short(text)!r}")
         self._recipient: Any
+        self._pq = recipient_type(text) == PQ_TYPE
         try:
-            if recipient_type(text) == PQ_TYPE:
+            if self._pq:
+                from sealed_gitops.crypto.age_pq import PQRecipient
+
                 self._recipient = PQRecipient.parse(text)
             elif text.startswith("ssh-"):
                 self._recipient = pyrage.ssh.Recipient.from_str(text)
@@ -128,7 +149,9 @@ class AgeRecipient:
         return self._text
 
     def wrap(self, data_key: bytes) -> KeyStanza:
-        if isinstance(self._recipient, PQRecipient):
+        if self._pq:
+            from sealed_gitops.crypto import age_format
+
             data = age_format.encrypt(data_key, [self._recipient.wrap])
             return KeyStanza("age", {"recipient": self._text, "enc": age_format.armor(data)})
         try:
@@ -199,6 +222,8 @@ def _ssh_identity(pem: str, line: int) -> tuple[str, Any] | SkippedIdentity:
 
 def _line_identity(line: str, number: int) -> tuple[str, Any] | SkippedIdentity:
     if line.startswith(_PQ_PREFIX):
+        from sealed_gitops.crypto.age_pq import PQIdentity
+
         try:
             pq = PQIdentity.parse(line)
         except ConfigError as exc:
@@ -266,7 +291,7 @@ def parse_identity_text(text: str) -> ParsedIdentities:
 def parse_identities(text: str) -> list[Any]:
     """The identities of an identities text that ``pyrage.decrypt`` can use (X25519 and SSH;
     post-quantum ones are only usable through :class:`AgeIdentities`); others are skipped."""
-    return [i for i in parse_identity_text(text).identities if not isinstance(i, PQIdentity)]
+    return [i for i in parse_identity_text(text).identities if not _is_pq_identity(i)]
 
 
 class AgeIdentities:
@@ -330,9 +355,11 @@ def _open(enc: str, candidates: list[Any], *, key_id: str | None) -> bytes | Non
     is the stanza's recipient when it names one: then damage is an error, else "not ours".
     Errors never quote the stanza or a key: only what kind of damage was found.
     """
-    pq = [i for i in candidates if isinstance(i, PQIdentity)]
-    classic = [i for i in candidates if not isinstance(i, PQIdentity)]
+    pq = [i for i in candidates if _is_pq_identity(i)]
+    classic = [i for i in candidates if not _is_pq_identity(i)]
     if pq:
+        from sealed_gitops.crypto import age_format
+
         try:
             data = age_format.dearmor(enc)
             opened = age_format.decrypt(data, lambda s: next(_unwrapped(pq, s), None))

@@ -26,7 +26,13 @@ from tests.cli.conftest import SECRET_YAML, AgeKey
 FORBIDDEN = ("git", "kopf", "kubernetes", "aiohttp", "rich", "hvac")
 
 #: Modules the SOPS commands stopped importing at start-up; each is imported where it is used.
-MOVED = ("gnupg", "cryptography.x509")
+#: (age_pq and age_format: only for a post-quantum key; these files have X25519 keys.)
+MOVED = (
+    "gnupg",
+    "cryptography.x509",
+    "sealed_gitops.crypto.age_pq",
+    "sealed_gitops.crypto.age_format",
+)
 
 #: Runs the real entry point (what ``.venv/bin/sealed-gitops`` calls) and writes the exit code and
 #: the loaded modules to the file named first. ``--preload M`` imports M first: the control that
@@ -163,6 +169,14 @@ def test_decrypt_of_a_file_without_patterns_needs_no_re2(
     modules = _modules_after("decrypt", str(files["no_regex"]), cwd=work, key=age_keys[0])
     assert "sealed_gitops.crypto.sops.document" in modules
     assert _loaded(modules, ("re2",)) == []
+
+
+def test_the_post_quantum_prefixes_crypto_age_repeats_are_age_pqs() -> None:
+    """crypto/age tells a post-quantum key by prefix without importing age_pq: same prefixes."""
+    from sealed_gitops.crypto import age, age_pq
+
+    assert age._PQ_PREFIX == age_pq.IDENTITY_PREFIX
+    assert age._PQ_RECIPIENT_PREFIX == age_pq.RECIPIENT_PREFIX
 
 
 def test_the_check_sees_a_module_that_is_loaded(
