@@ -33,7 +33,7 @@ from sealed_gitops.operator.post_build import post_build_variables
 from sealed_gitops.operator.remote import Target, target_cluster
 from sealed_gitops.operator.resources import DIFF_REQUESTED, GROUP, VERSION, patch_status
 from sealed_gitops.operator.specs import SyncSpec
-from sealed_gitops.operator.sync import _artifact, _keys
+from sealed_gitops.operator.sync import decryption_keys, published_artifact
 from sealed_gitops.operator.tenancy import place_objects
 from sealed_gitops.pipeline import BuildResult, FailurePolicy
 from sealed_gitops.plan import Change, Inventory, InventoryEntry, ObjectId, secret_key_changes
@@ -151,7 +151,7 @@ def _compute(ctx: OperatorContext, sync: Mapping[str, Any]) -> dict[str, Any]:
     parsed = SyncSpec.parse(dict(sync))
     namespace = parsed.meta.namespace
     spec = sync.get("spec") or {}
-    artifact, published = _artifact(ctx, parsed)
+    artifact, published = published_artifact(ctx, parsed)
     # A memory of its own: the reconcile loop's (its keyring, caches, remote client) is
     # another thread's. The build, placement and cluster are the reconcile's own phases.
     memory = SyncMemory()
@@ -161,7 +161,7 @@ def _compute(ctx: OperatorContext, sync: Mapping[str, Any]) -> dict[str, Any]:
             artifact=artifact,
             spec=dict(spec),
             policy=FailurePolicy.ATOMIC,
-            keys=_keys(ctx, memory, parsed),
+            keys=decryption_keys(ctx, memory, parsed),
             namespace=namespace,
             target_namespace=parsed.target_namespace,
             variables=post_build_variables(

@@ -63,13 +63,19 @@ from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.source import Ref
 from sealed_gitops.source import fetch as git_fetch
 
-__all__ = ["SyncOutcome", "finalize_sync", "reconcile_sync"]
+__all__ = [
+    "SyncOutcome",
+    "decryption_keys",
+    "finalize_sync",
+    "published_artifact",
+    "reconcile_sync",
+]
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("sealed_gitops.audit")
 
 
-def _artifact(ctx: OperatorContext, parsed: SyncSpec) -> tuple[Any, dict[str, Any]]:
+def published_artifact(ctx: OperatorContext, parsed: SyncSpec) -> tuple[Any, dict[str, Any]]:
     """Phase 1, source: the commit the Repository published, checked out from the cache."""
     namespace, repo_name = parsed.meta.namespace, parsed.repository
     repo = get_object(ctx.client, "Repository", namespace, repo_name)
@@ -90,7 +96,7 @@ def _artifact(ctx: OperatorContext, parsed: SyncSpec) -> tuple[Any, dict[str, An
     return artifact, published
 
 
-def _keys(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -> DecryptionKeys:
+def decryption_keys(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -> DecryptionKeys:
     namespace = parsed.meta.namespace
     if parsed.keyring is not None:
         return keyring_decryption_keys(ctx, namespace, parsed.keyring)
@@ -237,10 +243,10 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     revision: str | None = None
     in_use: dict[str, Any] | None = None
     try:
-        artifact, published = _artifact(ctx, parsed)
+        artifact, published = published_artifact(ctx, parsed)
         revision = str(published.get("revision") or artifact.revision)
         progressing(ctx, sync, revision=revision)
-        keys = _keys(ctx, memory, parsed)
+        keys = decryption_keys(ctx, memory, parsed)
         # Which KeyRing keys this revision needs, for `keys retire` (recorded even if it fails).
         in_use = keys_in_use(
             ctx,
