@@ -13,7 +13,7 @@ a message built with :func:`~sealed_gitops.redact.compose`, so no committed valu
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +41,14 @@ from sealed_gitops.operator.conditions import (
 )
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.health_checks import POLL_AGAIN, HealthReport
-from sealed_gitops.operator.ownership import conflict_lines, tell_owners
+from sealed_gitops.operator.ownership import conflict_lines
 from sealed_gitops.operator.resources import patch_status, update_status
+from sealed_gitops.operator.sync_events import (
+    MAX_EVENT_LINES,
+    drift_event,
+    event_names,
+    warn,
+)
 from sealed_gitops.operator.tenancy import TenancyRefused
 from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory
@@ -60,10 +66,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("sealed_gitops.operator.sync")
-
-
-#: Lines of object changes in one Event; the rest is counted, not listed.
-MAX_EVENT_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -105,23 +107,6 @@ def _failure_lines(result: BuildResult) -> list[dict[str, Any]]:
         {"file": f.file, "index": f.index, "object": f.object, "reason": redact(f.reason)}
         for f in result.failures
     ]
-
-
-def _summary(lines: Iterable[str]) -> str:
-    items = list(lines)
-    shown = items[:MAX_EVENT_LINES]
-    more = len(items) - len(shown)
-    return "\n".join(shown) + (f"\n... and {more} more" if more > 0 else "")
-
-
-def _names(lines: Iterable[str]) -> list[str]:
-    """:func:`_summary` of object names, as parts for :func:`compose` (names are identities)."""
-    items = list(lines)
-    parts: list[str] = []
-    for line in items[:MAX_EVENT_LINES]:
-        parts += [Identity(line), "\n"]
-    more = len(items) - MAX_EVENT_LINES
-    return [*parts[:-1], f"\n... and {more} more"] if more > 0 else parts[:-1]
 
 
 def progressing(ctx: OperatorContext, sync: dict[str, Any], *, revision: str) -> None:
@@ -264,6 +249,14 @@ def succeeded(
         # The keys this revision needs, for `keys retire` (issue 15, Must 4).
         new_status["decryptionKeys"] = next_status(status.get("decryptionKeys"), in_use, applied=ok)
     update_status(ctx.client, "Sync", sync, new_status)
+    ctx.metrics.state.sync_status(
+        namespace,
+        meta["name"],
+        ready=healthy,
+        decryption_failures=sum(
+            reason_for(f.error) == Reason.DECRYPTION_FAILED for f in built.failures
+        ),
+    )
     if changed:
         # Who committed it, so the Event alone answers "who changed this Secret?".
         by = [" by ", Identity(author)] if author else []
@@ -271,16 +264,18 @@ def succeeded(
             ctx.client,
             involved=sync,
             reason="Applied",
-            message=compose(Identity(revision), *by, "\n", *_names(changed)),
+            message=compose(Identity(revision), *by, "\n", *event_names(changed)),
         )
         ctx.metrics.applied.labels(namespace=namespace).inc(len(changed))
     if deleted:
-        record_event(ctx.client, involved=sync, reason="Pruned", message=compose(*_names(deleted)))
+        record_event(
+            ctx.client, involved=sync, reason="Pruned", message=compose(*event_names(deleted))
+        )
         ctx.metrics.pruned.labels(namespace=namespace).inc(len(deleted))
     if applied.corrected:
-        _drift(ctx, sync, applied)
+        drift_event(ctx, sync, applied)
     if message != _ready_message(status):
-        _warn(
+        warn(
             ctx, sync, applied, problems=problems, unhealthy=None if healthy or pending else message
         )
     result = "success" if healthy else "progressing" if pending else "partial"
@@ -298,37 +293,6 @@ def succeeded(
     )
 
 
-def _warn(
-    ctx: OperatorContext,
-    sync: dict[str, Any],
-    applied: ApplyResult,
-    *,
-    problems: list[str],
-    unhealthy: str | None,
-) -> None:
-    """The Warning Event of a new failure: objects that failed or conflict, or (all applied)
-    what is not healthy."""
-    if problems:
-        conflicts = bool(applied.conflicts)
-        record_event(
-            ctx.client,
-            involved=sync,
-            reason=Reason.OWNERSHIP_CONFLICT if conflicts else Reason.PARTIALLY_APPLIED,
-            message=_summary(problems),
-            type=EventType.WARNING,
-        )
-        if conflicts:
-            tell_owners(ctx, sync, applied)
-    elif unhealthy is not None:
-        record_event(
-            ctx.client,
-            involved=sync,
-            reason=Reason.HEALTH_CHECK_FAILED,
-            message=unhealthy,
-            type=EventType.WARNING,
-        )
-
-
 def _conflict_lines(
     memory: SyncMemory, applied: ApplyResult, *, isolate: bool
 ) -> list[dict[str, Any]]:
@@ -336,32 +300,6 @@ def _conflict_lines(
         return []
     sources = dict(memory.desired.sources) if memory.desired is not None else {}
     return conflict_lines(applied, sources)
-
-
-def _drift(ctx: OperatorContext, sync: dict[str, Any], applied: ApplyResult) -> None:
-    """The DriftCorrected Event and metric: what was restored and whose live edit it reverted.
-
-    Never a commit author: nobody committed these changes (issue 15, Must 3).
-    """
-    namespace = sync["metadata"]["namespace"]
-    managers = sorted({m for o in applied.corrected if o.drift for m in o.drift.managers})
-    by: list[str] = [" (live change by "]
-    for index, manager in enumerate(managers):
-        by += [", " if index else "", Identity(manager)]
-    record_event(
-        ctx.client,
-        involved=sync,
-        reason="DriftCorrected",
-        message=compose(
-            "Restored the last applied state",
-            *((*by, ")") if managers else ()),
-            "\n",
-            *_names(o.describe() for o in applied.corrected),
-        ),
-    )
-    for outcome in applied.corrected:
-        manager = outcome.drift.by if outcome.drift else "unknown"
-        ctx.metrics.observe_drift(namespace, manager)
 
 
 def _ready_message(status: dict[str, Any]) -> str | None:
@@ -413,6 +351,12 @@ def failed(
     except ClusterError as status_error:
         log.warning("Sync %s/%s: cannot write status: %s", namespace, name, status_error)
     log.warning("Sync %s/%s: %s: %s", namespace, name, reason, message)
+    ctx.metrics.state.sync_status(
+        namespace,
+        name,
+        ready=False,
+        decryption_failures=1 if reason == Reason.DECRYPTION_FAILED else 0,
+    )
     memory.failures += 1
     ctx.metrics.observe_reconcile("Sync", "failure", started=started)
     # Over a limit: no fast retry loop (a new revision or spec triggers a reconcile anyway).
