@@ -14,6 +14,7 @@ placement is never reused for another (issue 11, finding 2).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sealed_gitops.operator.context import SyncMemory
@@ -44,13 +45,15 @@ def build_for_sync(
     namespace: str,
     target_namespace: str | None,
     variables: Variables | None = None,
+    observe_decrypted: Callable[[int], None] | None = None,
 ) -> BuildResult:
     """Phases 2 and 3 (render, decrypt) for one Sync, reusing what is still valid.
 
     ``namespace`` is the Sync's own: where its namespaced objects without one land;
     ``target_namespace`` the checked ``spec.targetNamespace`` (:class:`~.specs.SyncSpec`);
     ``variables`` the Sync's ``postBuild`` variables (:mod:`.post_build`), part of what a build
-    is made from like the placement.
+    is made from like the placement. ``observe_decrypted(n)``: told how many SOPS files this
+    call really opened (the operator's ``sealed_gitops_sops_files_decrypted`` metric).
     """
     if not _same_keys(memory, keys):
         memory.cache = ContentCache()
@@ -73,6 +76,8 @@ def build_for_sync(
     )
     if memory.built is not None and memory.build_key == key:
         return memory.built
+    cache = memory.cache
+    opened_before = cache.computed.get("decrypted", 0)
     built = build(
         root=artifact.path,
         path=path,
@@ -80,9 +85,11 @@ def build_for_sync(
         policy=policy,
         allow_plain_secrets=allow_plain,
         artifact=artifact,
-        cache=memory.cache,
+        cache=cache,
         placement=placement,
         substitution=None if variables is None else Substitution(variables),
     )
+    if observe_decrypted is not None:
+        observe_decrypted(cache.computed.get("decrypted", 0) - opened_before)
     memory.built, memory.build_key = (built, key) if built.complete else (None, ())
     return built

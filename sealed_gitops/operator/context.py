@@ -23,6 +23,7 @@ from sealed_gitops.cluster import Desired, Discovery, Identity, KubeClient, conn
 from sealed_gitops.keys.discovery import keyring_from_secret_data
 from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.operator.metrics import Metrics
+from sealed_gitops.operator.request_metrics import register_request_counter
 from sealed_gitops.operator.resources import read_secret_data
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.operator.tenancy import write_account
@@ -93,6 +94,7 @@ class OperatorContext:
         self.discovery = Discovery(self.client)
         self.triggers = Triggers()
         self.metrics = Metrics()
+        register_request_counter(self.metrics.registry, self.client.counts)
         #: key of the HMAC over applied objects: digests of Secrets must not be guessable
         self.digest_key = secrets.token_bytes(32)
         self.cache_dir: Path | None = settings.cache_dir

@@ -64,6 +64,13 @@ class Metrics:
             registry=self.registry,
         )
         self._drift_managers: set[str] = set()
+        self.sops_files_decrypted = Counter(
+            "sealed_gitops_sops_files_decrypted",
+            "SOPS files opened (MAC checked, every value decrypted) by Sync builds; a file whose "
+            "bytes did not change since the Sync's last build is not opened again, so a no-op "
+            "reconcile adds 0 (data-key unwraps alone would miss decryptions with a cached key).",
+            registry=self.registry,
+        )
         self.fetches = Counter(
             "sealed_gitops_git_fetches",
             "Repository checks by result (unchanged, fetched, failure).",

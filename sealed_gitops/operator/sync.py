@@ -267,6 +267,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             variables=post_build_variables(
                 ctx.client_as(namespace, parsed.service_account), parsed
             ),
+            observe_decrypted=ctx.metrics.sops_files_decrypted.inc,
         )
         # Where the objects live: this cluster, or the one spec.kubeConfig names (remote.py).
         cluster = target_cluster(ctx, memory, parsed)

@@ -32,6 +32,9 @@ class ContentCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        #: results computed (not served from the cache), by ``what``: the operator's count of
+        #: files really decrypted (a no-op reconcile must add none) reads ``computed["decrypted"]``
+        self.computed: dict[str, int] = {}
 
     def get_or_compute(self, what: str, rel: str, data: bytes, compute: Callable[[], T]) -> T:
         """The cached result for these bytes of ``rel``, or ``compute()`` (errors not cached)."""
@@ -44,6 +47,7 @@ class ContentCache:
         value = compute()
         with self._lock:
             self.misses += 1
+            self.computed[what] = self.computed.get(what, 0) + 1
             self._entries[key] = value
         return value
 
