@@ -50,7 +50,8 @@ def _build() -> int:
     from sealed_gitops.testing.peers import build as peers
     from sealed_gitops.testing.peers import versions
 
-    for peer in versions.PEERS.values():
+    # Helm too (issue 17): the tests of deploy/chart lint, render and install it.
+    for peer in (*versions.PEERS.values(), *versions.TOOLS.values()):
         try:
             built = peers.ensure_built(peer, progress=say)
         except ControlPlaneError as exc:

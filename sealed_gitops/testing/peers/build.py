@@ -165,7 +165,7 @@ def _build_into(peer: Peer, target: Path, *, say: Progress) -> None:
             [
                 "build",
                 "-trimpath",
-                f"-ldflags=-s -w -X main.VERSION={peer.version}",
+                f"-ldflags=-s -w -X {peer.version_variable}={peer.version}",
                 "-o",
                 f"{staging}/",
                 *packages,
@@ -246,7 +246,7 @@ def _run_go(go: Path, args: list[str], *, env: dict[str, str], cwd: Path, timeou
 
 def main() -> int:
     """``python -m sealed_gitops.testing.peers.build``: build what is missing, print the cache."""
-    for peer in versions.PEERS.values():
+    for peer in (*versions.PEERS.values(), *versions.TOOLS.values()):
         started = time.monotonic()
         built = ensure_built(peer, progress=lambda line: print(line, file=sys.stderr))
         print(f"{peer.name} {peer.version}: {built.directory} ({time.monotonic() - started:.1f} s)")

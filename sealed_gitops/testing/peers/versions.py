@@ -28,6 +28,12 @@ repository, which a dependency cannot use; the published ``api`` module at the r
 the same code) and pin a few third-party modules; the build copies every replace that names a
 module version and drops the directory ones. The CRDs come from each module as its developers
 apply them: ``config/crd/bases`` for Flux, the Helm chart's ``crds`` for Sealed Secrets.
+
+Tools built the same way (:data:`TOOLS`), not run beside us but used by the tests on our own
+install: ``helm.sh/helm/v4`` **v4.3.2** (``go 1.26.0``; its go.mod has no replace, the wrapper is
+only the common path), ``helm`` for the chart in ``deploy/chart`` (lint, template, install).
+Helm 4, not 3: the current major release, the one new clusters get; the chart is ``apiVersion: v2``,
+which Helm 3 reads too.
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "HELM",
     "KUSTOMIZE_CONTROLLER",
     "MINIMUM_GO",
     "PEERS",
     "SEALED_SECRETS",
     "SOURCE_CONTROLLER",
+    "TOOLS",
     "Peer",
 ]
 
@@ -66,6 +74,8 @@ class Peer:
     #: ``(module, version)`` replaces the build adds: dependency versions the module proxy this
     #: project uses does not serve, each swapped for the nearest one it does (see the docstring).
     substitutes: tuple[tuple[str, str], ...] = ()
+    #: The string variable ``go build -X`` sets to :attr:`version` (what ``--version`` prints).
+    version_variable: str = "main.VERSION"
 
     @property
     def import_path(self) -> str:
@@ -110,3 +120,16 @@ SEALED_SECRETS: Final = Peer(
 PEERS: Final = {
     peer.name: peer for peer in (SOURCE_CONTROLLER, KUSTOMIZE_CONTROLLER, SEALED_SECRETS)
 }
+
+HELM: Final = Peer(
+    name="helm",
+    module="helm.sh/helm/v4",
+    version="v4.3.2",
+    commands=(("helm", "cmd/helm"),),
+    crds=(),
+    # as helm's own Makefile sets it; without it `helm version` says v4.3 (the source default)
+    version_variable="helm.sh/helm/v4/internal/version.version",
+)
+
+#: Go tools built like the peers for the tests of our own install (deploy/chart).
+TOOLS: Final = {tool.name: tool for tool in (HELM,)}
