@@ -488,8 +488,13 @@ def run_demo(
     verbose: bool,
     kubeconfig: Path | None = None,
     context: str | None = None,
+    hold: Callable[[Path, Path], None] | None = None,
 ) -> None:
-    """The whole story; raises DemoFailed (or a SealedGitopsError) when a step fails."""
+    """The whole story; raises DemoFailed (or a SealedGitopsError) when a step fails.
+
+    ``hold(kubeconfig, checkout)``, when given, runs after the last step while the API server,
+    the operator and Bob's checkout are still there (the web view's browser tests look at them).
+    """
     story = Story(console, timeout=timeout)
     keys = {who: pyrage.x25519.Identity.generate() for who in ("cluster", "Alice", "Bob")}
     first = VALUE_PREFIX + secrets.token_urlsafe(12)
@@ -526,6 +531,8 @@ def run_demo(
         _prune(story, tmp)
         _tamper(story, tmp, second)
         _audit(story, tmp)
+        if hold is not None:
+            hold(config, tmp / "bob")
         story.step(
             "Stop the operator and the emulator, remove the temporary directory"
             if kubeconfig is None

@@ -53,6 +53,7 @@ COMMANDS: dict[str, str] = {
     "events": "sealed_gitops.cli.inspect_cmds:events",
     "trace": "sealed_gitops.cli.inspect_cmds:trace",
     "logs": "sealed_gitops.cli.logs_cmds:logs",
+    "ui": "sealed_gitops.cli.ui_cmds:ui",
 }
 
 #: command name -> the line ``sealed-gitops --help`` shows for it, so listing the commands imports
@@ -97,6 +98,7 @@ SUMMARIES: dict[str, str | None] = {
     "events": "The Events of a Sync (or Repository), oldest first, like `flux events --for`.",
     "trace": "A live object back to the Sync that applied it, its source path and revision.",
     "logs": "The operator's log lines about one Sync (or Repository, KeyRing), like `flux logs`.",
+    "ui": "A read-only web view of Syncs, KeyRings and Secrets' audit trails, with your rights.",
 }
 
 #: exit code for an expected failure (bad input, failed check); click uses 2 for usage errors.
