@@ -8,7 +8,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMPS := .make-stamps
 # python3-venv: Debian's python3 cannot make a virtualenv without it (no ensurepip).
-SYSTEM_PACKAGES := python3-venv git gnupg openssh-server openssh-client golang-go
+# chromium: the web view's browser tests (tests/ui) drive it with Playwright (no browser download).
+SYSTEM_PACKAGES := python3-venv git gnupg openssh-server openssh-client golang-go chromium
 
 # Go 1.26 lives in /usr/local/go on the project's machines; Debian's golang-go (installed below
 # for the Sealed Secrets interop tests) is older and must not shadow it for the builds from source.
@@ -16,7 +17,8 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: install system-deps demo test lint typecheck check clean fuzz
 
-$(STAMPS)/system:
+# Re-checked when this list changes (Makefile newer than the stamp); dpkg -s keeps it idempotent.
+$(STAMPS)/system: Makefile
 	@mkdir -p $(STAMPS)
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
