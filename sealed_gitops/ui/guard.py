@@ -88,7 +88,10 @@ def guard_middleware(hosts: frozenset[str]) -> Middleware:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            response = exc
+            # A 404 (or any other HTTP error) gets the same headers as a page.
+            for name, value in _HEADERS.items():
+                exc.headers[name] = value
+            raise
         return _with_headers(response)
 
     return guard
