@@ -100,19 +100,20 @@ def ui_url(demo: DemoCluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 class Recorder:
-    """Every response the browser receives, with its body, for the canary search."""
+    """Every response the browser receives, with its body, for the canary search.
+
+    Bodies are read as each response arrives: once the page navigates away, the browser no
+    longer holds them.
+    """
 
     def __init__(self) -> None:
-        self.responses: list[Any] = []
+        self.bodies: list[tuple[str, bytes]] = []
         #: console errors: a script or stylesheet the CSP refused, a missing resource
         self.errors: list[str] = []
 
     def record(self, response: Any) -> None:
-        self.responses.append(response)
-
-    def bodies(self) -> list[tuple[str, bytes]]:
         # The view never redirects, so every response has a body to read.
-        return [(response.url, response.body()) for response in self.responses]
+        self.bodies.append((response.url, response.body()))
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,7 @@ def test_keyrings_and_secrets_pages_load(ui_url: str, browser_page: tuple[Any, R
 
 def test_no_secret_value_in_any_response(browser_page: tuple[Any, Recorder]) -> None:
     _, recorder = browser_page
-    bodies = recorder.bodies()
+    bodies = recorder.bodies
     assert len(bodies) >= 8  # the pages above, their stylesheet and script
     for url, body in bodies:
         text = body.decode("utf-8", errors="replace")
