@@ -10,12 +10,13 @@ operator's objects (``reconcile``, ``suspend``, ``resume``, ``status``) are in `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVarTuple
@@ -197,6 +198,14 @@ def _port(value: str | None) -> int | None:
     help="Webhook receiver port; 0 picks one; 'off' disables.",
 )
 @click.option(
+    "--ui-port",
+    default="off",
+    show_default=True,
+    help="Read-only web view (sealed-gitops ui) on 127.0.0.1, for kubectl port-forward; 0 "
+    "picks one. It reads with the operator's rights: whoever may port-forward to the pod sees "
+    "every Sync and KeyRing it sees (never a value).",
+)
+@click.option(
     "--bind-address",
     default="127.0.0.1",
     show_default=True,
@@ -333,6 +342,7 @@ def operator_command(
     all_namespaces: bool,
     metrics_port: str,
     webhook_port: str,
+    ui_port: str,
     bind_address: str,
     allow_target_namespaces: tuple[str, ...],
     default_service_account: str | None,
@@ -421,6 +431,27 @@ def operator_command(
             "no --default-service-account: Syncs without serviceAccountName are applied with "
             "the operator's own rights"
         )
-    with asyncio.Runner(loop_factory=_StopOnSignalLoop) as runner:
-        runner.run(_run(settings))
+    with contextlib.ExitStack() as stack:
+        port = _port(ui_port)
+        if port is not None:
+            stack.enter_context(_web_view(kubeconfig, context, in_cluster=in_cluster, port=port))
+        with asyncio.Runner(loop_factory=_StopOnSignalLoop) as runner:
+            runner.run(_run(settings))
     log.info("operator stopped")
+
+
+@contextlib.contextmanager
+def _web_view(
+    kubeconfig: Path | None, context: str | None, *, in_cluster: bool, port: int
+) -> Iterator[None]:
+    """``--ui-port``: the web view in a thread, with a client of its own (same identity)."""
+    from sealed_gitops.cluster import connect
+    from sealed_gitops.ui import UiSettings, UiThread
+
+    client = connect(kubeconfig, context=context, in_cluster=in_cluster)
+    try:
+        with UiThread(client, UiSettings(bind="127.0.0.1", port=port)) as view:
+            logging.getLogger("sealed_gitops.cli.operator").info("web view on %s", view.url)
+            yield
+    finally:
+        client.close()
