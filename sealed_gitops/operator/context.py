@@ -31,6 +31,7 @@ from sealed_gitops.operator.triggers import Triggers
 from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory, ObjectId
 from sealed_gitops.render.cache import ContentCache
+from sealed_gitops.source import Artifact
 
 __all__ = ["OperatorContext", "SyncMemory", "connect_for"]
 
@@ -77,6 +78,8 @@ class SyncMemory:
     #: the health checks under way: ((revision, generation), deadline in time.monotonic()),
     #: so a wait spread over several reconciles keeps the deadline of its first apply
     health_wait: tuple[tuple[object, ...], float] | None = None
+    #: the checkout of the last reconcile and what it was fetched with (operator/artifact_memo)
+    artifact: tuple[tuple[object, ...], Artifact] | None = None
 
 
 @dataclass

@@ -35,6 +35,7 @@ from sealed_gitops.errors import (
     NoMatchingKey,
     SealedGitopsError,
 )
+from sealed_gitops.operator.artifact_memo import remembered_artifact
 from sealed_gitops.operator.building import build_for_sync
 from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.deletion import finalize_sync
@@ -60,7 +61,7 @@ from sealed_gitops.operator.tenancy import place_objects
 from sealed_gitops.pipeline import BuildResult, FailurePolicy
 from sealed_gitops.plan import Inventory
 from sealed_gitops.render.decrypt import DecryptionKeys
-from sealed_gitops.source import Ref
+from sealed_gitops.source import Artifact, Ref
 from sealed_gitops.source import fetch as git_fetch
 
 __all__ = [
@@ -75,8 +76,14 @@ log = logging.getLogger(__name__)
 audit_log = logging.getLogger("sealed_gitops.audit")
 
 
-def published_artifact(ctx: OperatorContext, parsed: SyncSpec) -> tuple[Any, dict[str, Any]]:
-    """Phase 1, source: the commit the Repository published, checked out from the cache."""
+def published_artifact(
+    ctx: OperatorContext, parsed: SyncSpec, *, memory: SyncMemory | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Phase 1, source: the commit the Repository published, checked out from the cache.
+
+    With ``memory`` (the Sync's), the checkout of its last reconcile is reused while the
+    commit, URL and credentials are the same and it is still on disk (:mod:`.artifact_memo`).
+    """
     namespace, repo_name = parsed.meta.namespace, parsed.repository
     repo = get_object(ctx.client, "Repository", namespace, repo_name)
     if repo is None:
@@ -85,15 +92,23 @@ def published_artifact(ctx: OperatorContext, parsed: SyncSpec) -> tuple[Any, dic
     if not published.get("commit"):
         raise DependencyNotReady(f"Repository {namespace}/{repo_name} has no verified revision yet")
     source = repository_source(ctx, RepositorySpec.parse(repo), verify=False)
-    artifact = git_fetch(
-        source.url,
-        Ref(commit=str(published["commit"])),
-        source.auth,
-        timeout=source.timeout,
-        cache_dir=ctx.cache_dir,
-        schemes=ctx.settings.allowed_schemes,
-    )
-    return artifact, published
+    commit = str(published["commit"])
+
+    def fetch() -> Artifact:
+        return git_fetch(
+            source.url,
+            Ref(commit=commit),
+            source.auth,
+            timeout=source.timeout,
+            cache_dir=ctx.cache_dir,
+            schemes=ctx.settings.allowed_schemes,
+        )
+
+    if memory is None:
+        return fetch(), published
+    key = (source.url, source.auth, ctx.cache_dir, ctx.settings.allowed_schemes)
+    memory.artifact = remembered_artifact(memory.artifact, key=key, commit=commit, fetch=fetch)
+    return memory.artifact[1], published
 
 
 def decryption_keys(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -> DecryptionKeys:
@@ -243,7 +258,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     revision: str | None = None
     in_use: dict[str, Any] | None = None
     try:
-        artifact, published = published_artifact(ctx, parsed)
+        artifact, published = published_artifact(ctx, parsed, memory=memory)
         revision = str(published.get("revision") or artifact.revision)
         progressing(ctx, sync, revision=revision)
         keys = decryption_keys(ctx, memory, parsed)
