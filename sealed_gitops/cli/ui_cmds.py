@@ -19,7 +19,9 @@ __all__ = ["ui"]
 
 
 @click.command("ui")
-@kube_options(namespace_help=None)
+@kube_options(
+    namespace_help="Show only this namespace (for rights that end at one namespace); default: all."
+)
 @click.option(
     "--port",
     default=8080,
@@ -58,6 +60,7 @@ def ui(
     *,
     kubeconfig: Path | None,
     context: str | None,
+    namespace: str | None,
     port: int,
     bind: str,
     allow_hosts: tuple[str, ...],
@@ -69,6 +72,7 @@ def ui(
 ) -> None:
     """A read-only web view of Syncs, KeyRings and Secrets' audit trails, with your rights."""
     from sealed_gitops.cluster import connect
+    from sealed_gitops.plan import names
     from sealed_gitops.ui import Comparer, UiSettings, serve
 
     comparer = Comparer()
@@ -80,6 +84,7 @@ def ui(
         )
         comparer = Comparer(sops=keys.sops, sealing=keys.sealing or None)
     settings = UiSettings(
+        namespace=names.namespace(namespace, field="--namespace") if namespace else None,
         bind=bind,
         port=port,
         extra_hosts=allow_hosts,

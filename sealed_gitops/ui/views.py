@@ -45,6 +45,8 @@ class UiSettings:
     bind: str = "127.0.0.1"
     #: TCP port; 0 lets the OS pick one (the URL is printed)
     port: int = 8080
+    #: list only this namespace (a user whose rights end at one namespace cannot list them all)
+    namespace: str | None = None
     #: further Host names the server answers to (a wildcard bind behind a known name)
     extra_hosts: Sequence[str] = ()
     #: local checkouts of the repositories, for the Secrets' audit timelines
@@ -91,10 +93,15 @@ def _ref(request: web.Request) -> tuple[str, str]:
 
 
 async def index(request: web.Request) -> web.Response:
+    ns = request.app[_SETTINGS].namespace
+
     def work(client: KubeClient) -> tuple[list[reads.ObjectRow], list[reads.ObjectRow]]:
-        syncs = reads.object_rows(reads.fetch_list(client, "Sync"), kind="Sync")
-        repos = reads.object_rows(reads.fetch_list(client, "Repository"), kind="Repository")
-        return syncs, repos
+        syncs = reads.fetch_list(client, "Sync", namespace=ns)
+        repos = reads.fetch_list(client, "Repository", namespace=ns)
+        return (
+            reads.object_rows(syncs, kind="Sync"),
+            reads.object_rows(repos, kind="Repository"),
+        )
 
     syncs, repos = await _read(request, work)
     return _render(request, "index.html", page="syncs", syncs=syncs, repositories=repos)
@@ -123,10 +130,12 @@ def _events(client: KubeClient, namespace: str, kind: str, name: str) -> list[An
 
 
 async def keyrings(request: web.Request) -> web.Response:
+    ns = request.app[_SETTINGS].namespace
+
     def work(client: KubeClient) -> list[reads.KeyRingRow]:
         return reads.keyring_rows(
-            reads.fetch_list(client, "KeyRing"),
-            reads.fetch_list(client, "Sync"),
+            reads.fetch_list(client, "KeyRing", namespace=ns),
+            reads.fetch_list(client, "Sync", namespace=ns),
             now=dt.datetime.now(dt.UTC),
         )
 
@@ -135,7 +144,8 @@ async def keyrings(request: web.Request) -> web.Response:
 
 
 async def secrets(request: web.Request) -> web.Response:
-    rows = await _read(request, live_secrets)
+    ns = request.app[_SETTINGS].namespace
+    rows = await _read(request, lambda client: live_secrets(client, namespace=ns))
     return _render(request, "secrets.html", page="secrets", secrets=rows)
 
 

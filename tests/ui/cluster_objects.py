@@ -25,13 +25,15 @@ from sealed_gitops.cluster import (
     wait_established,
 )
 
-__all__ = ["CANARY", "HOSTILE", "NS", "populate"]
+__all__ = ["CANARY", "DRIFT_MANAGER", "HOSTILE", "NS", "populate"]
 
 NS = "ui-t1"
 #: a value that must never reach a page, in any form
 CANARY = "canary-value-5f1d0c"
 #: what a tenant may write into a message: it must arrive as text, never as markup
 HOSTILE = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
+#: the field manager whose live edit the operator reverted
+DRIFT_MANAGER = "kubectl-edit"
 FP_OLD = "a" * 64
 FP_NEW = "b" * 64
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
@@ -150,4 +152,15 @@ def populate(client: KubeClient) -> None:
             },
         },
         "data": {"password": base64.b64encode(CANARY.encode()).decode()},
+    })  # fmt: skip
+    # The operator's account of a drift correction it made to that Secret.
+    _post(client, f"/api/v1/namespaces/{NS}/events", {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "good.drift", "namespace": NS},
+        "involvedObject": {"apiVersion": "sealed-gitops.io/v1alpha1", "kind": "Sync",
+                           "namespace": NS, "name": "good"},
+        "reason": "DriftCorrected", "type": "Normal",
+        "message": f"Restored the last applied state (live change by {DRIFT_MANAGER})\n"
+                   f"configured Secret {NS}/db",
+        "lastTimestamp": "2026-12-05T10:05:00Z",
     })  # fmt: skip

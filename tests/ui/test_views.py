@@ -20,7 +20,7 @@ from sealed_gitops.testing import KubeEmulator
 from sealed_gitops.ui import UiSettings, make_app
 from sealed_gitops.ui.guard import allowed_hosts, host_name
 from sealed_gitops.ui.reads import inventory_tree, keyring_rows
-from tests.ui.cluster_objects import CANARY, FP_NEW, FP_OLD, NS, populate
+from tests.ui.cluster_objects import CANARY, DRIFT_MANAGER, FP_NEW, FP_OLD, NS, populate
 
 PAGES = [
     "/",
@@ -119,6 +119,13 @@ async def test_secret_pages_never_carry_a_value(web: TestClient[Any, Any]) -> No
     text = await (await web.get(f"/secrets/{NS}/db")).text()
     assert "not compared (no keys given to the UI)" in text
     assert "--repo PATH" in text  # no checkout: the page says how to get a timeline
+
+
+async def test_secret_timeline_marks_drift_corrections(web: TestClient[Any, Any]) -> None:
+    """The Sync's DriftCorrected Event names the Secret: the timeline shows it as such."""
+    text = await (await web.get(f"/secrets/{NS}/db")).text()
+    assert 'class="event change-drift-corrected drift"' in text
+    assert f"live change by {DRIFT_MANAGER}" in text
 
 
 @pytest.mark.parametrize(
