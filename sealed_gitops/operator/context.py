@@ -121,6 +121,7 @@ class OperatorContext:
         if memory and memory.remote:
             memory.remote[1].close()
         self.triggers.forget("Sync", namespace, name)
+        self.metrics.state.forget_sync(namespace, name)
 
     def client_as(self, namespace: str, service_account: str | None) -> KubeClient:
         """The client a Sync applies and prunes with: impersonating its ``serviceAccountName``,

@@ -33,6 +33,7 @@ certificates are written there, and every private part is registered for redacti
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import json
 import logging
@@ -213,6 +214,7 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
         log.warning("KeyRing %s/%s: %s", namespace, name, exc)
         return ctx.backoff(1, base=5.0)
     active = next(k for k in keys if k.state is KeyState.ACTIVE)
+    _observe(ctx, keyring, keys, active)
     problems: list[str] = extra["problems"]
     message = "; ".join(problems) if problems else f"active key {active.fingerprint[:16]}"
     new_status: dict[str, Any] = {
@@ -245,6 +247,26 @@ def reconcile_keyring(ctx: OperatorContext, keyring: dict[str, Any]) -> float:
             )
     serve_requests(ctx, namespace=namespace, name=name, keys=keys)
     return wake
+
+
+def _observe(
+    ctx: OperatorContext, keyring: Mapping[str, Any], keys: Sequence[ClusterKey], active: ClusterKey
+) -> None:
+    """Tell the metrics what this pass saw: a key past its rotation time is alerted on from
+    them (``state_metrics``): the age keeps growing while later passes fail."""
+    meta = keyring.get("metadata") or {}
+    spec = keyring.get("spec") or {}
+    try:
+        created = parse_time(active.created)
+    except SealedGitopsError:
+        return  # a restored key without its creation time: no age to tell
+    ctx.metrics.state.keyring_status(
+        str(meta.get("namespace")),
+        str(meta.get("name")),
+        active_created=created,
+        interval=parse_duration(spec.get("rotationInterval"), default=0.0, what="rotationInterval"),
+        states=collections.Counter(str(k.state) for k in keys),
+    )
 
 
 def _reason(exc: SealedGitopsError) -> str:
@@ -340,6 +362,7 @@ async def _loop(ctx: OperatorContext, namespace: str, name: str, stopped: Any) -
         body = await asyncio.to_thread(get_object, ctx.client, "KeyRing", namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             forget(ctx, namespace, name)
+            ctx.metrics.state.forget_keyring(namespace, name)
             return
         try:
             delay = await asyncio.to_thread(reconcile_keyring, ctx, body)

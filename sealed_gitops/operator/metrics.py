@@ -12,6 +12,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from sealed_gitops.operator.state_metrics import StateMetrics
+
 __all__ = ["Metrics"]
 
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -64,6 +66,8 @@ class Metrics:
             registry=self.registry,
         )
         self._drift_managers: set[str] = set()
+        #: per-object state the alerts read (Ready, key ages, webhook refusals)
+        self.state = StateMetrics(self.registry)
         self.sops_files_decrypted = Counter(
             "sealed_gitops_sops_files_decrypted",
             "SOPS files opened (MAC checked, every value decrypted) by Sync builds; a file whose "

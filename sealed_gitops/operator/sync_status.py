@@ -249,14 +249,6 @@ def succeeded(
         # The keys this revision needs, for `keys retire` (issue 15, Must 4).
         new_status["decryptionKeys"] = next_status(status.get("decryptionKeys"), in_use, applied=ok)
     update_status(ctx.client, "Sync", sync, new_status)
-    ctx.metrics.state.sync_status(
-        namespace,
-        meta["name"],
-        ready=healthy,
-        decryption_failures=sum(
-            reason_for(f.error) == Reason.DECRYPTION_FAILED for f in built.failures
-        ),
-    )
     if changed:
         # Who committed it, so the Event alone answers "who changed this Secret?".
         by = [" by ", Identity(author)] if author else []
@@ -279,7 +271,14 @@ def succeeded(
             ctx, sync, applied, problems=problems, unhealthy=None if healthy or pending else message
         )
     result = "success" if healthy else "progressing" if pending else "partial"
-    ctx.metrics.observe_reconcile("Sync", result, started=started)
+    _observe(
+        ctx,
+        meta,
+        result,
+        ready=healthy,
+        undecrypted=sum(reason_for(f.error) == Reason.DECRYPTION_FAILED for f in built.failures),
+        started=started,
+    )
     memory.last_revision = revision
     return SyncOutcome(
         requeue_after=(
@@ -290,6 +289,23 @@ def succeeded(
             else ctx.backoff(memory.failures, base=retry)
         ),
         result=result,
+    )
+
+
+def _observe(
+    ctx: OperatorContext,
+    meta: Mapping[str, Any],
+    result: str,
+    *,
+    ready: bool,
+    undecrypted: int,
+    started: float,
+) -> None:
+    """The reconcile's metrics: its result and duration, the Sync's Ready state and the files
+    it could not decrypt (``state_metrics``: what the alerts read)."""
+    ctx.metrics.observe_reconcile("Sync", result, started=started)
+    ctx.metrics.state.sync_status(
+        meta["namespace"], meta["name"], ready=ready, decryption_failures=undecrypted
     )
 
 
@@ -351,14 +367,9 @@ def failed(
     except ClusterError as status_error:
         log.warning("Sync %s/%s: cannot write status: %s", namespace, name, status_error)
     log.warning("Sync %s/%s: %s: %s", namespace, name, reason, message)
-    ctx.metrics.state.sync_status(
-        namespace,
-        name,
-        ready=False,
-        decryption_failures=1 if reason == Reason.DECRYPTION_FAILED else 0,
-    )
     memory.failures += 1
-    ctx.metrics.observe_reconcile("Sync", "failure", started=started)
+    undecrypted = 1 if reason == Reason.DECRYPTION_FAILED else 0
+    _observe(ctx, meta, "failure", ready=False, undecrypted=undecrypted, started=started)
     # Over a limit: no fast retry loop (a new revision or spec triggers a reconcile anyway).
     delay = (
         ctx.settings.max_backoff

@@ -34,6 +34,7 @@ import asyncio
 import logging
 import math
 import re
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -47,6 +48,8 @@ from sealed_gitops.plan import names
 __all__ = ["SIGNATURE_HEADER", "sign", "webhook_app"]
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 #: Largest body accepted; push payloads are a few KiB, a larger body is not a push.
@@ -93,6 +96,25 @@ def _delivery_id(request: web.Request) -> str | None:
 
 def _answer(error: str, status: int, **headers: str) -> web.Response:
     return web.json_response({"error": error}, status=status, headers=headers or None)
+
+
+def _counted(ctx: OperatorContext, handler: Handler) -> Handler:
+    """``handler`` with every answer counted by result: refused signatures are what an alert
+    watches (``state_metrics``)."""
+
+    async def counted(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # 413 from request.read()
+            ctx.metrics.state.webhook_answered(exc.status, None)
+            raise
+        body = response.body if isinstance(response, web.Response) else None
+        ctx.metrics.state.webhook_answered(
+            response.status, body if isinstance(body, bytes) else None
+        )
+        return response
+
+    return counted
 
 
 def webhook_app(
@@ -177,5 +199,5 @@ def webhook_app(
         return web.json_response({"status": "accepted"}, status=202)
 
     app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_post("/hook/{namespace}/{name}", receive)
+    app.router.add_post("/hook/{namespace}/{name}", _counted(ctx, receive))
     return app
