@@ -58,6 +58,14 @@ def _build() -> int:
             say(f"{peer.name}: {exc}")
             return 1
         say(f"{peer.name} {peer.version} ready in {built.directory}")
+    # promtool checks the alerting rules and the dashboard of deploy/monitoring/.
+    from sealed_gitops.testing.promtool import PROMTOOL, ensure_promtool
+
+    try:
+        say(f"promtool {PROMTOOL.version} ready: {ensure_promtool(progress=say)}")
+    except ControlPlaneError as exc:
+        say(f"promtool: {exc}")
+        return 1
     return 0
 
 
@@ -79,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     real.add_argument("--workdir", type=Path, help="certificates and logs (default: a temp dir)")
     commands.add_parser(
         "build",
-        help="build what the test tiers run, if missing: the control plane and the peers (Flux, "
-        "Sealed Secrets), cached per version; without Go, say so and succeed (those tests then "
-        "skip, saying why)",
+        help="build what the test tiers run, if missing: the control plane, the peers (Flux, "
+        "Sealed Secrets) and promtool, cached per version; without Go, say so and succeed "
+        "(those tests then skip, saying why)",
     )
     args = parser.parse_args(argv)
     if args.command == "build":
