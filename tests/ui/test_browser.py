@@ -2,9 +2,11 @@
 
 What a person does: opens the overview, sees the failing Sync and its reason, follows the Sync to
 its inventory, clicks the Secret and reads its timeline (Alice added the password, Bob changed
-it, Mallory's change is there but not live), and checks KeyRings. Every response the browser
-receives (pages, the stylesheet, the script) is collected and searched for the demo's secret
-values (the canary) and for the cluster's private key. With SEALED_GITOPS_UI_SCREENSHOTS=1 the
+it, Mallory's change is there but not live, each live value matches Git), checks KeyRings, and
+sees a live edit of the password reported as "differs". In each test every response the browser
+receives (pages, the stylesheet, the script) is searched for the demo's secret values (the
+canary, also the edited one) and for the cluster's private key, and the console must show no
+error (a CSP refusal would). With SEALED_GITOPS_UI_SCREENSHOTS=1 the
 main views are saved to docs/img/ui-*.png for docs/ui.md.
 """
 
@@ -100,10 +102,11 @@ def ui_url(demo: DemoCluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 class Recorder:
-    """Every response the browser receives, with its body, for the canary search.
+    """Every response one test's page receives, with its body, and the console's errors.
 
     Bodies are read as each response arrives: once the page navigates away, the browser no
-    longer holds them.
+    longer holds them. Each test checks its own responses (:meth:`check`), so the tests stay
+    independent when pytest-xdist spreads them over workers.
     """
 
     def __init__(self) -> None:
@@ -115,21 +118,41 @@ class Recorder:
         # The view never redirects, so every response has a body to read.
         self.bodies.append((response.url, response.body()))
 
+    def console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def check(self) -> None:
+        """No canary in any response, no browser error (a CSP refusal, a missing resource)."""
+        assert self.bodies, "no response recorded"
+        for url, body in self.bodies:
+            text = body.decode("utf-8", errors="replace")
+            for canary in CANARIES:
+                assert canary not in text, f"{canary!r} in the response for {url}"
+        assert self.errors == []
+
 
 @pytest.fixture(scope="module")
-def browser_page(ui_url: str) -> Iterator[tuple[Any, Recorder]]:
-    recorder = Recorder()
+def browser(ui_url: str) -> Iterator[Any]:
     with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.on("response", recorder.record)
-            page.on(
-                "console", lambda m: recorder.errors.append(m.text) if m.type == "error" else None
-            )
-            yield page, recorder
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+@pytest.fixture
+def browser_page(browser: Any) -> Iterator[tuple[Any, Recorder]]:
+    recorder = Recorder()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.on("response", recorder.record)
+        page.on("console", recorder.console)
+        yield page, recorder
+    finally:
+        context.close()
 
 
 def _shot(page: Any, name: str) -> None:
@@ -141,19 +164,20 @@ def _shot(page: Any, name: str) -> None:
 def test_overview_shows_the_failing_sync_and_its_reason(
     ui_url: str, browser_page: tuple[Any, Recorder]
 ) -> None:
-    page, _ = browser_page
+    page, recorder = browser_page
     page.goto(ui_url)
     row = page.locator("#syncs tr.sync", has_text="app")
     assert row.get_attribute("data-ready") == "False"
     assert SECRET_FILE in row.locator(".failures").inner_text()
     assert page.locator("#repositories tr.repository").count() == 1
     _shot(page, "syncs")
+    recorder.check()
 
 
 def test_sync_page_shows_reason_and_inventory(
     ui_url: str, browser_page: tuple[Any, Recorder]
 ) -> None:
-    page, _ = browser_page
+    page, recorder = browser_page
     page.goto(ui_url)
     page.locator("a.sync-link", has_text="app").click()
     page.wait_for_url(f"**/syncs/{NS}/app")
@@ -163,12 +187,13 @@ def test_sync_page_shows_reason_and_inventory(
     assert "Secret" in inventory and "db" in inventory
     assert "settings" not in inventory  # pruned: no longer in the inventory
     _shot(page, "sync")
+    recorder.check()
 
 
 def test_click_on_a_secret_shows_its_timeline(
     ui_url: str, browser_page: tuple[Any, Recorder]
 ) -> None:
-    page, _ = browser_page
+    page, recorder = browser_page
     page.goto(f"{ui_url}syncs/{NS}/app")
     page.locator("#inventory a.secret-link", has_text="db").click()
     page.wait_for_url(f"**/secrets/{NS}/db")
@@ -185,10 +210,11 @@ def test_click_on_a_secret_shows_its_timeline(
     for i in range(matches.count()):
         assert matches.nth(i).locator("td").nth(1).inner_text() == "matches"
     _shot(page, "secret")
+    recorder.check()
 
 
 def test_keyrings_and_secrets_pages_load(ui_url: str, browser_page: tuple[Any, Recorder]) -> None:
-    page, _ = browser_page
+    page, recorder = browser_page
     page.goto(f"{ui_url}keyrings")
     ring = page.locator("section.keyring", has_text="cluster-keys")
     assert ring.locator("tr.key-active").count() == 1
@@ -197,19 +223,29 @@ def test_keyrings_and_secrets_pages_load(ui_url: str, browser_page: tuple[Any, R
     assert page.locator("#secrets tr.secret", has_text=f"{NS}/db").count() == 1
     page.fill("input.filter", "no-such-secret")
     assert page.locator("#secrets tr.secret.hidden").count() == 1  # the filter script ran
+    recorder.check()
 
 
-def test_no_secret_value_in_any_response(browser_page: tuple[Any, Recorder]) -> None:
-    _, recorder = browser_page
-    bodies = recorder.bodies
-    assert len(bodies) >= 8  # the pages above, their stylesheet and script
-    for url, body in bodies:
-        text = body.decode("utf-8", errors="replace")
-        for canary in CANARIES:
-            assert canary not in text, f"{canary!r} in the response for {url}"
-
-
-def test_the_browser_reported_no_error(browser_page: tuple[Any, Recorder]) -> None:
-    """No CSP violation (the script and stylesheet are ours), no missing resource."""
-    _, recorder = browser_page
-    assert recorder.errors == []
+def test_a_live_edit_shows_as_differs(
+    demo: DemoCluster, ui_url: str, browser_page: tuple[Any, Recorder]
+) -> None:
+    """Someone edits the live password (the last commit is refused, so nothing restores it)."""
+    page, recorder = browser_page
+    edited = base64.b64encode((VALUE_PREFIX + "edited-live").encode()).decode()
+    demo.client.request(
+        "PATCH",
+        f"/api/v1/namespaces/{NS}/secrets/db",
+        body={"data": {"password": edited}},
+        query={"fieldManager": "kubectl-edit"},
+        content_type="application/merge-patch+json",
+        action="patch",
+        what="Secret db",
+        sensitive=True,
+    )
+    page.goto(f"{ui_url}secrets/{NS}/db")
+    verdicts = {
+        row.locator("td").nth(0).inner_text(): row.locator("td").nth(1).inner_text()
+        for row in page.locator("#matches tr.match").all()
+    }
+    assert verdicts == {"password": "differs", "username": "matches"}
+    recorder.check()
