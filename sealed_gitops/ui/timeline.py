@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ __all__ = ["Comparer", "SecretPage", "TimelineRow", "secret_page"]
 
 #: seconds a git call may take (a checkout's history is the user's, but still bounded)
 GIT_TIMEOUT = 30.0
+_HEX = re.compile(r"[0-9a-fA-F]{7,64}")
 
 
 @dataclass
@@ -143,8 +145,21 @@ def _git(checkout: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def _sha(revision: str) -> str:
-    """``main@sha1:abc…`` -> ``abc…``; a bare sha stays as it is."""
-    return revision.rsplit(":", 1)[-1] if revision else ""
+    """``main@sha1:abc…`` -> ``abc…``; a bare sha stays as it is; anything else is "".
+
+    The annotation is written by whoever may edit the Secret: only a hex object name may reach
+    a git command line (``--output=…`` would be an option).
+    """
+    sha = revision.rsplit(":", 1)[-1] if revision else ""
+    return sha.lower() if _HEX.fullmatch(sha) else ""
+
+
+def _repo_path(path: str) -> str:
+    """The annotation's source path if it is a plain relative path inside a checkout, else ""."""
+    parts = path.split("/")
+    if not path or path.startswith(("-", "/")) or "\\" in path or ".." in parts or "" in parts:
+        return ""
+    return path
 
 
 def _checkout_for(checkouts: Sequence[Path], *, commit: str, file: str) -> Path | None:
@@ -238,14 +253,16 @@ def secret_page(
         namespace=namespace,
         name=name,
         sync=str(notes.get(SYNC_ANNOTATION) or ""),
-        file=str(notes.get(SOURCE_PATH_ANNOTATION) or ""),
+        file=_repo_path(str(notes.get(SOURCE_PATH_ANNOTATION) or "")),
         live_commit=_sha(str(notes.get(COMMIT_ANNOTATION) or "")),
         live_author=str(notes.get(AUTHOR_ANNOTATION) or ""),
         keys=sorted(live_digests),
     )
     checkout = _checkout_for(checkouts, commit=page.live_commit, file=page.file)
     if not page.file:
-        page.notes.append("not written by sealed-gitops (no source-path annotation): no timeline")
+        page.notes.append(
+            "no usable source-path annotation (not written by sealed-gitops?): no timeline"
+        )
     elif checkout is None:
         page.notes.append(
             "no local checkout holds this Secret's file or commit: start the UI with --repo PATH "

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sealed_gitops.cluster import KubeClient, connect
 from sealed_gitops.testing import KubeEmulator
-from sealed_gitops.ui import UiSettings, make_app
+from sealed_gitops.ui import UiSettings, make_app, timeline
 from sealed_gitops.ui.guard import allowed_hosts, host_name
 from sealed_gitops.ui.reads import inventory_tree, keyring_rows
 from tests.ui.cluster_objects import CANARY, DRIFT_MANAGER, FP_NEW, FP_OLD, NS, populate
@@ -200,3 +200,32 @@ def test_a_retired_key_is_needed_only_by_files_no_usable_key_opens() -> None:
     assert old.needed_by == (("n/s", "4", ("x.yaml",)), ("n/t", "?", ()))
     assert new.needed_by == (("n/t", "?", ()),)  # a truncated record answers nothing
     assert (old.age, new.age) == ("4d", "12h")
+
+
+@pytest.mark.parametrize(
+    ("annotation", "sha"),
+    [
+        ("main@sha1:" + "ab" * 20, "ab" * 20),
+        ("C0FFEE1", "c0ffee1"),
+        ("main@sha1:--output=/tmp/x", ""),  # would be an option of git show
+        ("--upload-pack=touch x", ""),
+        ("", ""),
+    ],
+)
+def test_only_a_hex_commit_reaches_git(annotation: str, sha: str) -> None:
+    assert timeline._sha(annotation) == sha
+
+
+@pytest.mark.parametrize(
+    ("annotation", "path"),
+    [
+        ("deploy/db.sops.yaml", "deploy/db.sops.yaml"),
+        ("../../etc/passwd", ""),
+        ("/etc/passwd", ""),
+        ("-p", ""),
+        ("deploy//x", ""),
+        ("deploy\\..\\x", ""),
+    ],
+)
+def test_only_a_relative_path_inside_the_checkout_is_audited(annotation: str, path: str) -> None:
+    assert timeline._repo_path(annotation) == path
