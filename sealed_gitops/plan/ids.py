@@ -58,6 +58,9 @@ class ObjectId:
     def __post_init__(self) -> None:
         # Ids are made thousands of times per reconcile: one combined test, details only on error.
         head = self.namespace + self.group + self.kind
+        # Hashed about twenty times each per reconcile (dict and set lookups of the apply plan):
+        # the generated __hash__ would build and hash the field tuple every time.
+        object.__setattr__(self, "_hash", hash((self.namespace, self.name, self.group, self.kind)))
         if (
             self.kind
             and "_" not in head
@@ -84,6 +87,13 @@ class ObjectId:
             raise FormatError(f"object namespace {self.namespace[:80]!r} is not a valid namespace")
         if not names.is_path_segment_name(self.name):
             raise FormatError(f"object name {self.name[:80]!r} is not a valid object name")
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[no-any-return,attr-defined]
+
+    def __reduce__(self) -> tuple[type[ObjectId], tuple[str, str, str, str]]:
+        # Rebuilt through __init__ when unpickled: a string's hash differs between processes.
+        return (ObjectId, (self.namespace, self.name, self.group, self.kind))
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ObjectId:
