@@ -163,7 +163,22 @@ def run_scenario(
             },
         )
         wait_keys(env.kube, ns)
-        baseline = _scrape(thread)
+        labels = {"namespace": ns, "keyring": "cluster"}
+        # Healthy means a key well within its interval; one that aged meanwhile (a slow machine)
+        # is rotated by the operator while Vault is still up.
+        baseline = wait_for(
+            lambda: (
+                (s := _scrape(thread))
+                and (
+                    s.value("sealed_gitops_keyring_active_key_age_seconds", **labels)
+                    or KEY_INTERVAL
+                )
+                < KEY_INTERVAL / 2
+                and s
+            ),
+            timeout=WAIT,
+            what="a baseline scrape with a young active key",
+        )
         # Vault goes away: every later KeyRing pass fails, none can rotate.
         bao.stop()
         # A revision with a file for a key the cluster does not hold.
@@ -196,7 +211,6 @@ def run_scenario(
             timeout=WAIT,
             what="the KeyRing to report its store unreachable",
         )
-        labels = {"namespace": ns, "keyring": "cluster"}
         after = wait_for(
             lambda: (
                 (s := _scrape(thread))
