@@ -122,6 +122,12 @@ def _not_ready_for(env: Setup, name: str, reason: str | None = None) -> dict[str
     return cond if reason is None or cond["reason"] == reason else None
 
 
+def _young_key(scrape: Scrape, labels: dict[str, str]) -> Scrape | None:
+    """``scrape`` when the KeyRing's active key is in the first half of its interval."""
+    age = scrape.value("sealed_gitops_keyring_active_key_age_seconds", **labels)
+    return scrape if age is not None and age < KEY_INTERVAL / 2 else None
+
+
 def _start_operator(kubeconfig: Path, namespace: str, cache: Path) -> OperatorThread:
     settings = OperatorSettings(
         namespaces=[namespace],
@@ -167,15 +173,7 @@ def run_scenario(
         # Healthy means a key well within its interval; one that aged meanwhile (a slow machine)
         # is rotated by the operator while Vault is still up.
         baseline = wait_for(
-            lambda: (
-                (s := _scrape(thread))
-                and (
-                    s.value("sealed_gitops_keyring_active_key_age_seconds", **labels)
-                    or KEY_INTERVAL
-                )
-                < KEY_INTERVAL / 2
-                and s
-            ),
+            lambda: _young_key(_scrape(thread), labels),
             timeout=WAIT,
             what="a baseline scrape with a young active key",
         )
