@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import kopf
@@ -27,6 +26,7 @@ from sealed_gitops.operator.repository import reconcile_repository
 from sealed_gitops.operator.resources import GROUP, REQUESTED_AT, VERSION, get_object
 from sealed_gitops.operator.sharding import Shard
 from sealed_gitops.operator.sync import finalize_sync, reconcile_sync
+from sealed_gitops.operator.wakeup import sleep_until_woken
 
 __all__ = ["REQUESTED_AT", "build_registry", "configure_kopf"]
 
@@ -42,17 +42,10 @@ _POLL = 0.5
 async def _sleep_until_woken(
     ctx: OperatorContext, kind: str, namespace: str, name: str, *, seconds: float, stopped: Any
 ) -> list[str]:
-    """Wait for the trigger, the interval or the stop flag, whichever comes first."""
+    """Wait for the trigger, the interval or the stop flag, whichever comes first (without
+    polling: :mod:`.wakeup`)."""
     trigger = ctx.triggers.get(kind, namespace, name)
-    deadline = time.monotonic() + seconds
-    while not stopped:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return ["interval"]
-        reasons = await trigger.wait(min(left, _POLL))
-        if reasons != ["interval"]:
-            return reasons
-    return ["stopped"]
+    return await sleep_until_woken(trigger, seconds=seconds, stopped=stopped)
 
 
 async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stopped: Any) -> None:
