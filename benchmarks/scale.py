@@ -112,7 +112,8 @@ def noop_window(operator: Operator, layout: Layout) -> dict[str, float]:
         ),
         timeout=layout.interval * 4 + 120,
         what="an interval of every Sync",
-        pause=0.5,
+        # each look is a /metrics scrape the operator's CPU pays for (a few ms): look seldom
+        pause=max(0.2, min(2.0, layout.interval / 10)),
     )
     after, cpu_after = operator.metrics(), process_cpu(operator.pid)
 
