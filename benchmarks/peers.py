@@ -302,4 +302,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: every `with` has stopped what it started
+        sys.exit("peers: interrupted; every process it started was stopped")
