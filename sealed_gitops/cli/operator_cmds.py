@@ -118,7 +118,10 @@ def _stop_on(stop: asyncio.Event, name: str) -> None:
 
 
 async def _run(settings: OperatorSettings) -> None:
+    from sealed_gitops.operator.gc_tuning import tune_collector
     from sealed_gitops.operator.runner import run_operator
+
+    tune_collector()  # a long-lived process with a large heap (operator/gc_tuning.py)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
