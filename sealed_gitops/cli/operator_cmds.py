@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +112,16 @@ class _StopOnSignalLoop(asyncio.SelectorEventLoop):
         super().add_signal_handler(sig, callback, *args)
 
 
+#: Set by a SIGTERM/SIGINT that arrives before the event loop has its handlers (the web view
+#: starts first): without it such a signal killed the process with the default action, so a
+#: pod stopped during start-up never released what it held.
+_EARLY_STOP = threading.Event()
+
+
+def _early_signal(signum: int, _frame: object) -> None:
+    _EARLY_STOP.set()
+
+
 def _stop_on(stop: asyncio.Event, name: str) -> None:
     if not stop.is_set():
         logging.getLogger("sealed_gitops.cli.operator").info("%s received, stopping", name)
@@ -129,6 +140,8 @@ async def _run(settings: OperatorSettings) -> None:
         loop.stop_flag = stop
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    if _EARLY_STOP.is_set():  # a signal that came while the web view was starting
+        _stop_on(stop, "signal before start")
     # The context connects as the settings say: the pod's service account when in a pod.
     await run_operator(settings, stop=stop)
 
@@ -435,6 +448,11 @@ def operator_command(
             "the operator's own rights"
         )
     with contextlib.ExitStack() as stack:
+        _EARLY_STOP.clear()
+        if threading.current_thread() is threading.main_thread():
+            for sig in _STOP_SIGNALS:
+                # the old handler comes back afterwards (the command may run inside a test)
+                stack.callback(signal.signal, sig, signal.signal(sig, _early_signal))
         port = _port(ui_port)
         if port is not None:
             stack.enter_context(_web_view(kubeconfig, context, in_cluster=in_cluster, port=port))

@@ -458,6 +458,8 @@ def test_defaults_and_pruning(crds: None, run_kubectl: Any, namespace: str) -> N
         "suspend": False,
         "failurePolicy": "Atomic",
         "allowPlainSecrets": False,
+        "deletionPolicy": "MirrorPrune",
+        "wait": False,
     }
     strict = run_kubectl(
         "create", "-f", "-", stdin=_sync(namespace, "strict", bogus=1), check=False

@@ -100,3 +100,21 @@ def test_ui_port_is_off_by_default(kubeconfig: Path, tmp_path: Path) -> None:
         assert "web view" not in log.read_text()
     finally:
         _stop(proc)
+
+
+def test_a_sigterm_while_the_view_starts_stops_the_operator_cleanly(
+    kubeconfig: Path, tmp_path: Path
+) -> None:
+    """The web view starts before the event loop has its signal handlers; a SIGTERM in between
+    (a pod deleted while starting) must still mean a clean stop, not death by the signal."""
+    proc, log = _operator(kubeconfig, tmp_path, "--ui-port", "0")
+    try:
+        deadline = time.monotonic() + 60
+        while "web view on" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    assert "operator stopped" in log.read_text()
