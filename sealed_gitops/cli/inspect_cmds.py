@@ -97,18 +97,6 @@ def tree(
         click.echo(f"{branch} {row['kind']}/{where}{row['name']}")
 
 
-def _event_time(event: dict[str, Any]) -> str:
-    series = event.get("series") or {}
-    return str(
-        event.get("lastTimestamp")
-        or series.get("lastObservedTime")
-        or event.get("eventTime")
-        or event.get("firstTimestamp")
-        or (event.get("metadata") or {}).get("creationTimestamp")
-        or ""
-    )
-
-
 @click.command("events")
 @click.argument("ref", metavar="[NAMESPACE/]NAME")
 @click.option(
@@ -152,7 +140,7 @@ def events(
     rows = sorted(
         (
             {
-                "time": _event_time(event),
+                "time": cluster.event_time(event),
                 "type": str(event.get("type") or ""),
                 "reason": str(event.get("reason") or ""),
                 "object": f"{kind_name}/{name}",

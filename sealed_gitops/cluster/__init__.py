@@ -23,7 +23,7 @@ from sealed_gitops.cluster.client import DEFAULT_TIMEOUT, Identity, KubeClient, 
 from sealed_gitops.cluster.conflicts import Claims, owner_of
 from sealed_gitops.cluster.discovery import Discovery, Resource
 from sealed_gitops.cluster.drift import Drift
-from sealed_gitops.cluster.events import EventType, record_event
+from sealed_gitops.cluster.events import EventType, event_time, record_event
 from sealed_gitops.cluster.live import read_live
 from sealed_gitops.cluster.outcomes import ApplyResult, ObjectOutcome, Policy, Result
 from sealed_gitops.cluster.ownership import (
@@ -65,6 +65,7 @@ __all__ = [
     "SyncRef",
     "apply",
     "connect",
+    "event_time",
     "owner_of",
     "prepare_desired",
     "prune",

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from sealed_gitops.cluster.client import KubeClient
 from sealed_gitops.redact import cut
 
-__all__ = ["COMPONENT", "EventType", "record_event"]
+__all__ = ["COMPONENT", "EventType", "event_time", "record_event"]
 
 COMPONENT = "sealed-gitops"
 #: The API server refuses core/v1 Event messages longer than this many bytes.
@@ -82,4 +82,18 @@ def record_event(
         body=event,
         action="record event on",
         what=f"{ref['kind']} {namespace}/{name}",
+    )
+
+
+def event_time(event: Mapping[str, Any]) -> str:
+    """When an Event last happened, whichever API generation wrote it (core/v1's
+    ``lastTimestamp``, events.k8s.io's ``series``/``eventTime``), for sorting and showing."""
+    series = event.get("series") or {}
+    return str(
+        event.get("lastTimestamp")
+        or series.get("lastObservedTime")
+        or event.get("eventTime")
+        or event.get("firstTimestamp")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
     )

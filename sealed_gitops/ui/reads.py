@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealed_gitops.cluster import KubeClient
+from sealed_gitops.cluster import KubeClient, event_time
 from sealed_gitops.errors import ApiNotFound
 from sealed_gitops.keys.usage_record import needs
 from sealed_gitops.plan import Inventory
@@ -93,18 +93,6 @@ def fetch_events(client: KubeClient, *, namespace: str, kind: str, name: str) ->
         e for e in answer.get("items") or [] if (e.get("involvedObject") or {}).get("name") == name
     ]
     return sorted(items, key=event_time)
-
-
-def event_time(event: Mapping[str, Any]) -> str:
-    series = event.get("series") or {}
-    return str(
-        event.get("lastTimestamp")
-        or series.get("lastObservedTime")
-        or event.get("eventTime")
-        or event.get("firstTimestamp")
-        or (event.get("metadata") or {}).get("creationTimestamp")
-        or ""
-    )
 
 
 # -- Syncs and Repositories --------------------------------------------------------------------
