@@ -17,19 +17,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
-import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 import pyrage
@@ -39,154 +34,31 @@ from rich.markup import escape
 
 from sealed_gitops.audit import audit_history
 from sealed_gitops.cli.conventions import DURATION
-from sealed_gitops.cluster import Discovery, KubeClient, connect, wait_established
-from sealed_gitops.errors import ApiNotFound, SealedGitopsError
+from sealed_gitops.cli.demo_story import (
+    ALICE,
+    BOB,
+    CONFIG_FILE,
+    CRD_DIR,
+    MALLORY,
+    NS,
+    PASSWORD_KEY,
+    SECRET_FILE,
+    VALUE_PREFIX,
+    DemoFailed,
+    Story,
+    commit,
+    git,
+    manifest,
+    ready_condition,
+    run_cli,
+)
+from sealed_gitops.cluster import Discovery, connect, wait_established
+from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.operator.settings import OperatorSettings
 from sealed_gitops.redact import redact, register
 
-__all__ = ["DemoFailed", "demo"]
-
-T = TypeVar("T")
-
-NS = "team-a"
-SECRET_FILE = "deploy/db.sops.yaml"  # noqa: S105 - a file name
-CONFIG_FILE = "deploy/settings.yaml"
-PASSWORD_KEY = '["stringData"]["password"]'  # noqa: S105 - a path in the document
-#: Every plaintext value starts so; tests search the output for it (the canary).
-VALUE_PREFIX = "demo-db-password-"
-ALICE = ("Alice", "alice@example.invalid")
-BOB = ("Bob", "bob@example.invalid")
-MALLORY = ("Mallory", "mallory@example.invalid")
-CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
-
-
-class DemoFailed(Exception):
-    """A step's expectation did not hold (the demo exits 1)."""
-
-
-class Story:
-    """Prints the steps and checks; owns the pieces every step uses."""
-
-    def __init__(self, console: Console, *, timeout: float) -> None:
-        self.console = console
-        self.timeout = timeout
-        self.started = time.monotonic()
-        self.step_no = 0
-        self.hash_key = secrets.token_bytes(32)
-        self.client: KubeClient | None = None
-
-    @property
-    def api(self) -> KubeClient:
-        if self.client is None:
-            raise DemoFailed("no API client yet")
-        return self.client
-
-    def step(self, title: str) -> None:
-        self.step_no += 1
-        self.console.print(f"\n[bold cyan]{self.step_no:>2}.[/] [bold]{escape(title)}[/]")
-
-    def ok(self, text: str) -> None:
-        elapsed = time.monotonic() - self.started
-        self.console.print(f"    [green]✔[/] {escape(text)} [dim]({elapsed:.1f}s)[/]")
-
-    def say(self, text: str) -> None:
-        self.console.print(f"    {escape(text)}", highlight=False)
-
-    def digest(self, value: bytes) -> bytes:
-        return hmac.new(self.hash_key, value, hashlib.sha256).digest()
-
-    def wait(self, check: Callable[[], T | None], *, what: str) -> T:
-        deadline = time.monotonic() + self.timeout
-        last: T | None = None
-        while time.monotonic() < deadline:
-            last = check()
-            if last:
-                return last
-            time.sleep(0.1)
-        raise DemoFailed(f"timed out after {self.timeout:.0f}s waiting for {what}")
-
-    def get(self, path: str) -> dict[str, Any] | None:
-        try:
-            return self.api.request("GET", path, action="read", what=path)
-        except ApiNotFound:
-            return None
-
-    def post(self, path: str, obj: dict[str, Any]) -> None:
-        self.api.request("POST", path, body=obj, action="create", what=obj["kind"])
-
-    def secret_data(self, name: str) -> dict[str, bytes] | None:
-        secret = self.get(f"/api/v1/namespaces/{NS}/secrets/{name}")
-        if secret is None:
-            return None
-        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-        for value in data.values():
-            register(value)
-        return data
-
-    def sync(self) -> dict[str, Any]:
-        return self.get(f"/apis/sealed-gitops.io/v1alpha1/namespaces/{NS}/syncs/app") or {}
-
-
-def _ready(obj: dict[str, Any]) -> dict[str, Any]:
-    for cond in (obj.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == "Ready":
-            return dict(cond)
-    return {}
-
-
-def _git(cwd: Path, *args: str, author: tuple[str, str] | None = None) -> str:
-    who = author or ALICE
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": who[0],
-        "GIT_AUTHOR_EMAIL": who[1],
-        "GIT_COMMITTER_NAME": who[0],
-        "GIT_COMMITTER_EMAIL": who[1],
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise DemoFailed(f"git {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def _cli(cwd: Path, *args: str, stdin: bytes, env: dict[str, str] | None = None) -> None:
-    """Run ``sealed-gitops ARGS`` as a person would: a new process, data through stdin."""
-    done = subprocess.run(
-        [sys.executable, "-m", "sealed_gitops", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-    if done.returncode != 0:
-        raise DemoFailed(f"sealed-gitops {args[0]}: {done.stderr.decode(errors='replace')}")
-
-
-def _commit(cwd: Path, message: str, *, author: tuple[str, str]) -> str:
-    _git(cwd, "add", "-A")
-    _git(cwd, "commit", "-q", "-m", message, author=author)
-    _git(cwd, "push", "-q", "origin", "main")
-    return _git(cwd, "rev-parse", "HEAD")
-
-
-def _manifest(password: str) -> bytes:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "db", "namespace": NS},
-            "type": "Opaque",
-            "stringData": {"username": "app", "password": password},
-        },
-        sort_keys=False,
-    ).encode()
-
+__all__ = ["NS", "SECRET_FILE", "VALUE_PREFIX", "DemoFailed", "demo", "run_demo"]
 
 # -- the steps --------------------------------------------------------------------------------
 
@@ -222,16 +94,16 @@ def _make_repository(story: Story, tmp: Path, cluster_key: str, people: dict[str
     story.step("Create a Git repository and commit the public keys (.sops.yaml)")
     remote = tmp / "remote.git"
     remote.mkdir()
-    _git(remote, "init", "-q", "--bare", "-b", "main")
+    git(remote, "init", "-q", "--bare", "-b", "main")
     alice = tmp / "alice"
-    _git(tmp, "clone", "-q", str(remote), str(alice))
+    git(tmp, "clone", "-q", str(remote), str(alice))
     # An empty clone's branch follows init.defaultBranch on older git; the remote's is main.
-    _git(alice, "symbolic-ref", "HEAD", "refs/heads/main")
+    git(alice, "symbolic-ref", "HEAD", "refs/heads/main")
     recipients = [cluster_key, *people.values()]
     sops_yaml = {"creation_rules": [{"age": ",".join(recipients)}]}
     (alice / ".sops.yaml").write_text(yaml.safe_dump(sops_yaml), encoding="utf-8")
     (alice / "deploy").mkdir()
-    _commit(alice, "Add .sops.yaml: the cluster, Alice and Bob may decrypt", author=ALICE)
+    commit(alice, "Add .sops.yaml: the cluster, Alice and Bob may decrypt", author=ALICE)
     story.ok(f"bare remote {remote.name}, Alice's clone; recipients: cluster, {', '.join(people)}")
     return remote
 
@@ -256,8 +128,8 @@ def _store_cluster_key(story: Story, identity: str) -> None:
 def _alice_commits(story: Story, tmp: Path, password: str) -> str:
     story.step("Alice encrypts the database Secret with `sealed-gitops encrypt` and commits it")
     alice = tmp / "alice"
-    _cli(
-        alice, "encrypt", "-", "--input-type", "yaml", "-w", SECRET_FILE, stdin=_manifest(password)
+    run_cli(
+        alice, "encrypt", "-", "--input-type", "yaml", "-w", SECRET_FILE, stdin=manifest(password)
     )
     text = (alice / SECRET_FILE).read_text(encoding="utf-8")
     if VALUE_PREFIX in text or "ENC[AES256_GCM" not in text:
@@ -273,7 +145,7 @@ def _alice_commits(story: Story, tmp: Path, password: str) -> str:
         ),
         encoding="utf-8",
     )
-    sha = _commit(alice, "Add the database Secret and settings", author=ALICE)
+    sha = commit(alice, "Add the database Secret and settings", author=ALICE)
     story.ok(f"commit {sha[:12]} by Alice: {SECRET_FILE} (encrypted), {CONFIG_FILE} (plain)")
     return sha
 
@@ -327,8 +199,8 @@ def _synced(story: Story, sha: str, password: str) -> None:
 def _bob_changes(story: Story, tmp: Path, remote: Path, bob_key: str, password: str) -> str:
     story.step("Bob rotates the password with `sealed-gitops set` (stable ciphertext)")
     bob = tmp / "bob"
-    _git(tmp, "clone", "-q", str(remote), str(bob))
-    _cli(
+    git(tmp, "clone", "-q", str(remote), str(bob))
+    run_cli(
         bob,
         "set",
         SECRET_FILE,
@@ -337,10 +209,10 @@ def _bob_changes(story: Story, tmp: Path, remote: Path, bob_key: str, password: 
         stdin=json.dumps(password).encode(),
         env={"SOPS_AGE_KEY": bob_key},
     )
-    stat = _git(bob, "diff", "--stat")
+    stat = git(bob, "diff", "--stat")
     changed = [
         line[1:].split(":", 1)[0].strip()
-        for line in _git(bob, "diff", "-U0").splitlines()
+        for line in git(bob, "diff", "-U0").splitlines()
         if line.startswith("+") and not line.startswith("+++")
     ]
     story.say(f"git diff --stat: {stat.splitlines()[0].strip() if stat else '(none)'}")
@@ -348,7 +220,7 @@ def _bob_changes(story: Story, tmp: Path, remote: Path, bob_key: str, password: 
     # lastmodified has one-second resolution: within the same second it does not change.
     if sorted(set(changed) - {"lastmodified"}) != ["mac", "password"]:
         raise DemoFailed(f"expected only password, mac and lastmodified to change: {changed}")
-    sha = _commit(bob, "Rotate the database password", author=BOB)
+    sha = commit(bob, "Rotate the database password", author=BOB)
     story.ok(f"commit {sha[:12]} by Bob: one value changed, username's ciphertext untouched")
     wanted = story.digest(password.encode())
 
@@ -379,8 +251,8 @@ def _bob_changes(story: Story, tmp: Path, remote: Path, bob_key: str, password: 
 def _prune(story: Story, tmp: Path) -> None:
     story.step("Bob removes the ConfigMap from Git; the operator prunes it")
     bob = tmp / "bob"
-    _git(bob, "rm", "-q", CONFIG_FILE)
-    sha = _commit(bob, "Remove the settings ConfigMap", author=BOB)
+    git(bob, "rm", "-q", CONFIG_FILE)
+    sha = commit(bob, "Remove the settings ConfigMap", author=BOB)
     story.ok(f"commit {sha[:12]}: {CONFIG_FILE} removed")
     story.wait(
         lambda: story.get(f"/api/v1/namespaces/{NS}/configmaps/settings") is None or None,
@@ -402,10 +274,11 @@ def _tamper(story: Story, tmp: Path, password: str) -> None:
     flipped = "A" if lines[line][at] != "A" else "B"
     lines[line] = lines[line][:at] + flipped + lines[line][at + 1 :]
     path.write_text("".join(lines), encoding="utf-8")
-    sha = _commit(bob, "Update password", author=MALLORY)
+    sha = commit(bob, "Update password", author=MALLORY)
     story.ok(f"commit {sha[:12]} by Mallory")
     cond = story.wait(
-        lambda: (c := _ready(story.sync())) and c.get("status") == "False" and c, what="Ready=False"
+        lambda: (c := ready_condition(story.sync())) and c.get("status") == "False" and c,
+        what="Ready=False",
     )
     story.ok(f"Sync Ready=False, reason {cond.get('reason')}")
     story.say(f"message: {str(cond.get('message', ''))[:160]}")
