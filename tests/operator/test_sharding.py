@@ -259,7 +259,8 @@ def test_the_shard_overlay_builds_a_second_operator(kubectl_path: Path) -> None:
 
 SYNCS = 30
 SHARD_OF = {i: "shard-a" if i < SYNCS // 2 else "shard-b" for i in range(SYNCS)}
-LEASE_DURATION = 4.0
+# 6 s, renewed every 2 s: a loaded CI machine once let a 4 s Lease lapse mid-test (load 20).
+LEASE_DURATION = 6.0
 #: Beyond the Lease duration: the standby's poll (duration / 5), its start-up, a loaded machine.
 TAKEOVER_MARGIN = 8.0
 
