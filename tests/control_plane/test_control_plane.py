@@ -10,6 +10,7 @@ start that fails half-way stops what it had started.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,18 @@ def processes_mentioning(text: str) -> list[int]:
         except OSError:
             continue  # exited while we looked
     return found
+
+
+def test_the_server_reports_the_release_it_was_built_from(kubectl: Kubectl) -> None:
+    """Clients check the server's version (Helm's kubeVersion, kubectl's skew warning): the
+    build stamps the release, as Kubernetes' own build does, not ``v0.0.0-master``."""
+    from sealed_gitops.testing.control_plane import versions
+
+    served = json.loads(kubectl("get", "--raw", "/version").stdout)
+    release = versions.KUBERNETES_VERSION
+    assert served["gitVersion"] == release
+    assert (served["major"], served["minor"]) == tuple(release.lstrip("v").split(".")[:2])
+    assert served["gitTreeState"] == "clean"
 
 
 def test_a_namespace_and_a_secret_round_trip(kubectl: Kubectl) -> None:

@@ -174,7 +174,7 @@ def _build_into(target: Path, *, say: Progress) -> None:
             [
                 "build",
                 "-trimpath",
-                "-ldflags=-s -w",
+                "-ldflags=" + " ".join(["-s", "-w", *versions.version_ldflags()]),
                 "-o",
                 f"{bin_dir}/",
                 *packages,

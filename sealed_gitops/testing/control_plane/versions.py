@@ -23,6 +23,7 @@ __all__ = [
     "MINIMUM_GO",
     "cache_key",
     "staging_version",
+    "version_ldflags",
 ]
 
 #: The Kubernetes release built; its own go.mod lists the staging modules that need a replace.
@@ -48,8 +49,31 @@ def staging_version(kubernetes_version: str = KUBERNETES_VERSION) -> str:
     return f"v0.{rest}"
 
 
+#: Bumped when the build itself changes (flags), so a cache from the old recipe is not reused.
+BUILD_RECIPE: Final = "r2"
+
+
 def cache_key(
     kubernetes_version: str = KUBERNETES_VERSION, etcd_version: str = ETCD_VERSION
 ) -> str:
     """The cache sub-directory for one pair of releases: a new pin never reuses old binaries."""
-    return f"{kubernetes_version}-{etcd_version}"
+    return f"{kubernetes_version}-{etcd_version}-{BUILD_RECIPE}"
+
+
+def version_ldflags(kubernetes_version: str = KUBERNETES_VERSION) -> list[str]:
+    """``-X`` settings that make the binaries report their release, as Kubernetes' own build
+    (``hack/lib/version.sh``) stamps it. Without them ``/version`` says ``v0.0.0-master``, and
+    clients that check the server's version (Helm's ``kubeVersion``, kubectl's skew warning)
+    judge a cluster that does not exist."""
+    major, minor, _ = kubernetes_version.lstrip("v").split(".", 2)
+    values = {
+        "gitVersion": kubernetes_version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+    }
+    return [
+        f"-X {package}.{name}={value}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for name, value in values.items()
+    ]
