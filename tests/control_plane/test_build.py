@@ -26,7 +26,8 @@ def test_the_cache_is_keyed_by_both_versions_and_can_be_moved(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(build.CACHE_ENV, str(tmp_path / "elsewhere"))
-    expected = tmp_path / "elsewhere" / f"{versions.KUBERNETES_VERSION}-{versions.ETCD_VERSION}"
+    key = f"{versions.KUBERNETES_VERSION}-{versions.ETCD_VERSION}-{versions.BUILD_RECIPE}"
+    expected = tmp_path / "elsewhere" / key
     assert build.cache_directory() == expected
     monkeypatch.delenv(build.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
