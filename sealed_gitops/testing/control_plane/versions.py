@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "BUILD_RECIPE",
     "ETCD_MAIN_PACKAGE",
     "ETCD_MODULE",
     "ETCD_VERSION",
