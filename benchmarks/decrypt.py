@@ -38,20 +38,8 @@ from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.testing.sops_tool import find_sops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _secrets import secret_manifest, sops_encrypt
 from _timing import MIN_RUNS, Sample, Stats, measure, print_ratio
-
-MANIFEST = """\
-apiVersion: v1
-kind: Secret
-metadata:
-  name: app-{n}
-  namespace: bench
-type: Opaque
-stringData:
-  username: user-{n}
-  password: pw-{n}-{rand}
-  url: postgres://db-{n}.bench.svc:5432/app
-"""
 
 
 def make_files(folder: Path, count: int, *, sops: str, recipient: str, workers: int) -> list[Path]:
@@ -59,21 +47,8 @@ def make_files(folder: Path, count: int, *, sops: str, recipient: str, workers: 
 
     def one(n: int) -> Path:
         plain = folder / f"plain-{n}.yaml"
-        plain.write_text(MANIFEST.format(n=n, rand=os.urandom(6).hex()))
-        out = subprocess.run(
-            [
-                sops,
-                "encrypt",
-                "--age",
-                recipient,
-                "--encrypted-regex",
-                "^(data|stringData)$",
-                str(plain),
-            ],
-            env=env,
-            capture_output=True,
-            check=True,
-        ).stdout
+        plain.write_text(secret_manifest(n))
+        out = sops_encrypt(sops, plain, recipient=recipient, env=env)
         plain.unlink()
         target = folder / f"secret-{n}.yaml"
         target.write_bytes(out)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
-import os
 import pstats
 import re
 import resource
@@ -51,21 +50,9 @@ from sealed_gitops.pipeline import build
 from sealed_gitops.render.decrypt import DecryptionKeys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _secrets import secret_manifest
 from _timing import MIN_RUNS, Sample, Stats
 from _timing import measure as timed
-
-MANIFEST = """\
-apiVersion: v1
-kind: Secret
-metadata:
-  name: app-{n}
-  namespace: bench
-type: Opaque
-stringData:
-  username: user-{n}
-  password: pw-{n}-{rand}
-  url: postgres://db-{n}.bench.svc:5432/app
-"""
 
 LAYOUTS = ("files", "kustomize", "transformed")
 
@@ -77,7 +64,7 @@ def make_files(folder: Path, count: int, *, recipient: str) -> list[Path]:
     files = []
     for n in range(count):
         name = f"secret-{n:04d}.yaml"
-        plain = MANIFEST.format(n=n, rand=os.urandom(6).hex()).encode()
+        plain = secret_manifest(n).encode()
         target = folder / name
         target.write_bytes(encrypt_bytes(plain, key_groups=keys, file=name))
         files.append(target)

@@ -35,6 +35,7 @@ import pyrage
 from sealed_gitops.testing.sops_tool import find_sops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _secrets import sops_encrypt
 from _timing import MIN_RUNS, Stats, alternate, print_ratio, repeat
 
 MANIFEST = """\
@@ -99,22 +100,7 @@ def main() -> int:
         plain = root / "plain.yaml"
         plain.write_text(MANIFEST)
         encrypted = root / "secret.yaml"
-        encrypted.write_bytes(
-            subprocess.run(
-                [
-                    sops,
-                    "encrypt",
-                    "--age",
-                    recipient,
-                    "--encrypted-regex",
-                    "^(data|stringData)$",
-                    str(plain),
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-            ).stdout
-        )
+        encrypted.write_bytes(sops_encrypt(sops, plain, recipient=recipient, env=env))
         ours_copy, sops_copy = root / "ours-set.yaml", root / "sops-set.yaml"
         shutil.copy(encrypted, ours_copy)
         shutil.copy(encrypted, sops_copy)
