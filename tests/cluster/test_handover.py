@@ -1,13 +1,15 @@
 """A Secret taken over from the Sealed Secrets controller stops being its SealedSecret's child.
 
 The real controller's side of this (uninstall, garbage collector) is proved against the real
-controller in tests/peers/test_handover.py; here the apply step itself, on the emulator (or the
-cluster SEALED_GITOPS_E2E_KUBECONFIG names).
+controller in tests/peers/test_handover.py; here the apply step itself, on both tiers (the
+emulator and the real control plane, or the cluster SEALED_GITOPS_E2E_KUBECONFIG names): the
+real API server's ownerReferences patch semantics are what the release relies on.
 """
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +17,19 @@ import pytest
 from sealed_gitops.cluster import KubeClient, Result, SyncRef, apply
 from sealed_gitops.cluster.handover import sealed_owners
 from tests.cluster.manifests import config_map, secret
+from tests.conftest_control_plane import CONTROL_PLANE, cluster_tiers
 
 pytestmark = pytest.mark.e2e
 
 REV = "main@sha1:" + "3" * 40
+
+
+@pytest.fixture(scope="module", params=cluster_tiers())
+def kubeconfig(request: pytest.FixtureRequest, kubeconfig: Path) -> Path:
+    """This module on each tier: the suite's cluster (emulator or E2E), or the control plane."""
+    if request.param == CONTROL_PLANE:
+        return Path(request.getfixturevalue("control_plane").kubeconfig_path)
+    return kubeconfig
 
 
 def _owner(kind: str, api_version: str, name: str) -> dict[str, Any]:
@@ -40,7 +51,11 @@ def test_apply_drops_only_the_sealed_secret_owner_of_a_secret_it_takes_over(
     kube: KubeClient, namespace: str, sync: SyncRef
 ) -> None:
     sealed = _owner("SealedSecret", "bitnami.com/v1alpha1", "db")
-    other = _owner("ConfigMap", "v1", "keeper")  # someone's deliberate owner: it stays
+    # someone's deliberate owner: it stays. It exists, as the real garbage collector would
+    # otherwise delete the Secret for a dangling owner in the middle of the test.
+    _create(kube, namespace, config_map(namespace, "keeper", {}))
+    keeper = _get(kube, f"/api/v1/namespaces/{namespace}/configmaps/keeper")
+    other = _owner("ConfigMap", "v1", "keeper") | {"uid": keeper["metadata"]["uid"]}
     _create(kube, namespace, secret(namespace, "db", {"password": "from-the-controller"},
                                     ownerReferences=[other, sealed]))  # fmt: skip
     result = apply(kube, [secret(namespace, "db", {"password": "from-the-controller"})],
