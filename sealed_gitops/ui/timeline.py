@@ -42,8 +42,8 @@ from sealed_gitops.crypto.sops import Unwrapper, decrypt_document
 from sealed_gitops.crypto.sops.document import detect_format, load_tree
 from sealed_gitops.errors import ApiNotFound, ClusterError, SealedGitopsError
 from sealed_gitops.keys.sealing import SealingKeyring
+from sealed_gitops.plan.names import is_label, is_subdomain, object_name, segment
 from sealed_gitops.plan.names import namespace as valid_namespace
-from sealed_gitops.plan.names import object_name, segment
 from sealed_gitops.redact import redact, register
 
 __all__ = ["Comparer", "SecretPage", "TimelineRow", "secret_page"]
@@ -51,6 +51,8 @@ __all__ = ["Comparer", "SecretPage", "TimelineRow", "secret_page"]
 #: seconds a git call may take (a checkout's history is the user's, but still bounded)
 GIT_TIMEOUT = 30.0
 _HEX = re.compile(r"[0-9a-fA-F]{7,64}")
+#: longest source path taken from an annotation (Linux's PATH_MAX)
+MAX_PATH = 4096
 
 
 @dataclass
@@ -155,11 +157,32 @@ def _sha(revision: str) -> str:
 
 
 def _repo_path(path: str) -> str:
-    """The annotation's source path if it is a plain relative path inside a checkout, else ""."""
+    """The annotation's source path if it is a plain relative path inside a checkout, else "".
+
+    Bounded and printable too: a NUL would make ``subprocess`` raise (a 500 instead of a page),
+    and a control character has no business in a path git shows.
+    """
     parts = path.split("/")
-    if not path or path.startswith(("-", "/")) or "\\" in path or ".." in parts or "" in parts:
+    if (
+        not path
+        or len(path) > MAX_PATH
+        or not path.isprintable()
+        or path.startswith(("-", "/"))
+        or "\\" in path
+        or ".." in parts
+        or "" in parts
+    ):
         return ""
     return path
+
+
+def _sync_ref(value: str) -> str:
+    """The annotation's ``namespace/name`` of the Sync if both are DNS-1123 names, else "".
+
+    Whoever may edit the Secret writes it; the page links to it and asks the API for its Events.
+    """
+    ns, slash, name = value.partition("/")
+    return value if slash and is_label(ns) and is_subdomain(name) else ""
 
 
 def _checkout_for(checkouts: Sequence[Path], *, commit: str, file: str) -> Path | None:
@@ -252,7 +275,7 @@ def secret_page(
     page = SecretPage(
         namespace=namespace,
         name=name,
-        sync=str(notes.get(SYNC_ANNOTATION) or ""),
+        sync=_sync_ref(str(notes.get(SYNC_ANNOTATION) or "")),
         file=_repo_path(str(notes.get(SOURCE_PATH_ANNOTATION) or "")),
         live_commit=_sha(str(notes.get(COMMIT_ANNOTATION) or "")),
         live_author=str(notes.get(AUTHOR_ANNOTATION) or ""),

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from sealed_gitops.cluster import KubeClient, connect
+from sealed_gitops.cluster import SYNC_ANNOTATION, KubeClient, connect
 from sealed_gitops.testing import KubeEmulator
 from sealed_gitops.ui import UiSettings, make_app, timeline
 from sealed_gitops.ui.guard import allowed_hosts, host_name
@@ -225,7 +225,51 @@ def test_only_a_hex_commit_reaches_git(annotation: str, sha: str) -> None:
         ("-p", ""),
         ("deploy//x", ""),
         ("deploy\\..\\x", ""),
+        ("deploy/db\x00.yaml", ""),  # subprocess would raise: a 500 instead of the page
+        ("deploy/db\n.yaml", ""),
+        ("d" * (timeline.MAX_PATH + 1), ""),
     ],
 )
 def test_only_a_relative_path_inside_the_checkout_is_audited(annotation: str, path: str) -> None:
     assert timeline._repo_path(annotation) == path
+
+
+async def test_a_forged_sync_annotation_is_neither_linked_nor_read(
+    web: TestClient[Any, Any], kube: KubeClient
+) -> None:
+    """Whoever may edit a Secret writes its Sync annotation: only a valid ``ns/name`` is used."""
+    forged = "x/../../keyrings?"
+    kube.request(
+        "POST",
+        f"/api/v1/namespaces/{NS}/secrets",
+        body={
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "forged",
+                "namespace": NS,
+                "annotations": {SYNC_ANNOTATION: forged},
+            },
+        },
+        action="create",
+        what="Secret forged",
+    )
+    response = await web.get(f"/secrets/{NS}/forged")
+    assert response.status == 200, await response.text()
+    text = await response.text()
+    assert 'href="/syncs/' not in text
+    assert "keyrings?" not in text
+
+
+@pytest.mark.parametrize(
+    ("annotation", "ref"),
+    [
+        (f"{NS}/good", f"{NS}/good"),
+        ("x/../../keyrings", ""),
+        ("x/a,involvedObject.kind=Secret", ""),  # would widen the Events' field selector
+        ("no-slash", ""),
+        ("UPPER/x", ""),
+    ],
+)
+def test_only_a_valid_sync_reference_is_kept(annotation: str, ref: str) -> None:
+    assert timeline._sync_ref(annotation) == ref
