@@ -119,11 +119,29 @@ def needs(record: Mapping[str, Any], fingerprint: str, *, usable: Iterable[str])
         return Need(0, (), undecidable=True)
     count, examples = 0, []
     for group in groups:
-        if not isinstance(group, Mapping) or not isinstance(group.get("keySets"), list):
+        sets = _key_sets(group)
+        if sets is None:
             return Need(0, (), undecidable=True)
-        sets = [set(map(str, s)) for s in group["keySets"] if isinstance(s, list)]
         if group.get("unknown") or any(fingerprint in s and not s & others for s in sets):
             files = group.get("files")
             count += files if isinstance(files, int) and files > 0 else 1
-            examples += [str(p)[:MAX_PATH] for p in group.get("examples") or () if p]
+            listed = group.get("examples")
+            if isinstance(listed, list):
+                examples += [
+                    p[:MAX_PATH] for p in listed[:MAX_EXAMPLES] if isinstance(p, str) and p
+                ]
     return Need(count, tuple(examples))
+
+
+def _key_sets(group: object) -> list[set[str]] | None:
+    """A group's key sets as :func:`usage_record` writes them, or None for anything else: each
+    set a list of fingerprints, and at least one set unless a value is unattributed. Dropping a
+    malformed set instead would answer "not needed" for the files it stands for."""
+    if not isinstance(group, Mapping) or not isinstance(group.get("keySets"), list):
+        return None
+    sets = group["keySets"]
+    if not all(isinstance(s, list) and all(isinstance(k, str) for k in s) for s in sets):
+        return None
+    if not sets and not group.get("unknown"):
+        return None
+    return [set(s) for s in sets]

@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from sealed_gitops.keys.dependencies import FileKeys
-from sealed_gitops.keys.usage_record import MAX_GROUPS, needs, next_status, usage_record
+from sealed_gitops.keys.usage_record import (
+    MAX_EXAMPLES,
+    MAX_GROUPS,
+    needs,
+    next_status,
+    usage_record,
+)
 
 from .conftest import (
     Setup,
@@ -73,6 +79,34 @@ def test_a_record_nobody_can_rely_on_is_undecidable_never_not_needed() -> None:
     assert needs(record, A, usable=[A]).undecidable
     assert needs({"revision": "r", "groups": "forged"}, A, usable=[A]).undecidable
     assert needs({"groups": [{"keySets": "x"}]}, A, usable=[A]).undecidable
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        # a key set written as a string, not a list: dropping it would answer "not needed"
+        {"keySets": [A], "files": 1},
+        {"keySets": [[A], {"x": A}], "files": 1},
+        # a key set naming a key as something other than a string
+        {"keySets": [[A, 1]], "files": 1},
+        # nothing would open the group's files: usage_record never writes that
+        {"keySets": [], "unknown": False, "files": 1},
+    ],
+)
+def test_a_forged_group_is_undecidable_never_not_needed(group: dict[str, Any]) -> None:
+    # status.decryptionKeys may be edited by anyone who may write the Sync's status: a group
+    # that usage_record could not have written must not let `keys retire` go ahead.
+    assert needs({"revision": "r", "groups": [group]}, A, usable=[A, B]).undecidable
+
+
+def test_examples_read_back_from_a_status_are_bounded() -> None:
+    # A forged record may list any number of examples (or a string): the refusal names at most
+    # MAX_EXAMPLES files per group, each a path, never the characters of a string.
+    forged = {"keySets": [[A]], "files": 1, "examples": [f"{i}.yaml" for i in range(10_000)]}
+    need = needs({"revision": "r", "groups": [forged]}, A, usable=[A])
+    assert (need.files, len(need.examples)) == (1, MAX_EXAMPLES)
+    chars = {"keySets": [[A]], "files": 1, "examples": "abc"}
+    assert needs({"revision": "r", "groups": [chars]}, A, usable=[A]).examples == ()
 
 
 def test_last_applied_changes_only_with_an_applied_revision() -> None:
