@@ -16,6 +16,7 @@ import pytest
 from sealed_gitops.cluster import (
     AUTHOR_ANNOTATION,
     COMMIT_ANNOTATION,
+    ApplyResult,
     KubeClient,
     Policy,
     Result,
@@ -48,6 +49,22 @@ def _edit(kube: KubeClient, path: str, body: dict[str, Any], *, manager: str) ->
         content_type="application/merge-patch+json",
         action="edit",
         what=path,
+    )
+
+
+def _apply_next(
+    kube: KubeClient, desired: list[dict[str, Any]], *, sync: SyncRef, after: ApplyResult
+) -> ApplyResult:
+    """Bob's commit (REV2) applied after Alice's ``after``, carrying its records as a
+    reconcile does, so drift since then is found and blamed on the right commit."""
+    return apply(
+        kube,
+        desired,
+        sync=sync,
+        revision=REV2,
+        author=BOB,
+        recorded=after.records,
+        set_by=after.set_by,
     )
 
 
@@ -106,15 +123,7 @@ def test_a_live_edit_is_corrected_as_drift_and_keeps_the_commit(
     _edit(kube, path, {"data": {"password": edited}}, manager="alice-console")
     _edit(kube, path, {"metadata": {"labels": {"team": "a"}}}, manager="labeller")
 
-    second = apply(
-        kube,
-        desired,
-        sync=sync,
-        revision=REV2,
-        author=BOB,
-        recorded=first.records,
-        set_by=first.set_by,
-    )
+    second = _apply_next(kube, desired, sync=sync, after=first)
     [outcome] = second.outcomes
     assert outcome.result is Result.CONFIGURED
     assert outcome.drift is not None
@@ -136,15 +145,7 @@ def test_a_deleted_object_is_recreated_as_drift_with_the_commit_it_had(
     desired = [secret(namespace, "db", {"password": "from-git"})]
     first = apply(kube, desired, sync=sync, revision=REV1, author=ALICE)
     kube.request("DELETE", path, action="delete", what=path)
-    second = apply(
-        kube,
-        desired,
-        sync=sync,
-        revision=REV2,
-        author=BOB,
-        recorded=first.records,
-        set_by=first.set_by,
-    )
+    second = _apply_next(kube, desired, sync=sync, after=first)
     [outcome] = second.outcomes
     assert outcome.result is Result.CREATED
     assert outcome.drift is not None and outcome.drift.managers == ()
@@ -162,15 +163,7 @@ def test_a_live_editor_cannot_rename_the_commit_a_drift_correction_restores(
     forged = {COMMIT_ANNOTATION: "main@sha1:" + "f" * 40, AUTHOR_ANNOTATION: "Mallory <m@x>"}
     patch = {"metadata": {"annotations": forged}, "data": {"password": "bGl2ZQ=="}}
     _edit(kube, path, patch, manager="mallory")
-    second = apply(
-        kube,
-        desired,
-        sync=sync,
-        revision=REV2,
-        author=BOB,
-        recorded=first.records,
-        set_by=first.set_by,
-    )
+    second = _apply_next(kube, desired, sync=sync, after=first)
     [outcome] = second.outcomes
     assert outcome.drift is not None
     assert (outcome.drift.commit, outcome.drift.author) == (REV1, ALICE)
@@ -186,14 +179,8 @@ def test_a_change_from_git_is_not_drift_even_after_a_live_edit(
         kube, [secret(namespace, "db", {"password": "v1"})], sync=sync, revision=REV1, author=ALICE
     )
     _edit(kube, path, {"data": {"password": base64.b64encode(b"live").decode()}}, manager="x")
-    second = apply(
-        kube,
-        [secret(namespace, "db", {"password": "v2"})],
-        sync=sync,
-        revision=REV2,
-        author=BOB,
-        recorded=first.records,
-        set_by=first.set_by,
+    second = _apply_next(
+        kube, [secret(namespace, "db", {"password": "v2"})], sync=sync, after=first
     )
     [outcome] = second.outcomes
     assert outcome.drift is None and second.changed == (outcome,)
