@@ -1,11 +1,14 @@
 """The view has the user's rights and no more: what RBAC refuses them, the page refuses too.
 
 A user bound to a Role that may read Syncs, Repositories and KeyRings in one namespace, and not
-Secrets or Events, opens every page through the view started with their own credentials.
+Secrets or Events, opens every page through the view started with their own credentials. On both
+tiers: the emulator (a token user) and the real control plane (a ServiceAccount's token), whose
+RBAC authorizer is the one that counts.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +17,18 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sealed_gitops.cluster import KubeClient, connect
+from sealed_gitops.errors import ApiForbidden
 from sealed_gitops.testing import KubeEmulator
+from sealed_gitops.testing.control_plane import ControlPlane
 from sealed_gitops.testing.kube.auth import UserInfo
 from sealed_gitops.ui import UiSettings, make_app
+from tests.conftest_control_plane import CONTROL_PLANE, E2E, E2E_ENV, cluster_tiers
 from tests.ui.cluster_objects import CANARY, NS, populate
 
 VIEWER_TOKEN = "viewer-token-for-ui-tests"
 
 
-def _rbac(admin: KubeClient) -> None:
+def _rbac(admin: KubeClient, *, subject: dict[str, str]) -> None:
     rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}"
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -41,30 +47,77 @@ def _rbac(admin: KubeClient) -> None:
         "kind": "RoleBinding",
         "metadata": {"name": "sync-viewer", "namespace": NS},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "sync-viewer"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}],
+        "subjects": [subject],
     }
     admin.request("POST", f"{rbac}/roles", body=role, action="create", what="Role")
     admin.request("POST", f"{rbac}/rolebindings", body=binding, action="create", what="binding")
 
 
-@pytest.fixture(scope="module")
-def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClient]:
+def _emulator_viewer(tmp: Path) -> Iterator[KubeClient]:
     users = {VIEWER_TOKEN: UserInfo(username="viewer", groups=("system:authenticated",))}
     with KubeEmulator(rbac=True, users=users).run_in_thread() as api:
         admin = connect(api.kubeconfig_path)
         try:
             populate(admin)
-            _rbac(admin)
+            _rbac(admin, subject={"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                  "name": "viewer"})  # fmt: skip
         finally:
             admin.close()
-        path: Path = api.write_kubeconfig(
-            tmp_path_factory.mktemp("viewer") / "kubeconfig", token=VIEWER_TOKEN
-        )
-        client = connect(path)
+        client = connect(api.write_kubeconfig(tmp / "kubeconfig", token=VIEWER_TOKEN))
         try:
             yield client
         finally:
             client.close()
+
+
+def _control_plane_viewer(plane: ControlPlane, tmp: Path) -> Iterator[KubeClient]:
+    admin = connect(plane.kubeconfig_path)
+    try:
+        populate(admin)
+        account = {"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": "viewer", "namespace": NS}}  # fmt: skip
+        admin.request("POST", f"/api/v1/namespaces/{NS}/serviceaccounts", body=account,
+                      action="create", what="ServiceAccount viewer")  # fmt: skip
+        _rbac(admin, subject={"kind": "ServiceAccount", "name": "viewer", "namespace": NS})
+    finally:
+        admin.close()
+    client = connect(plane.service_account_kubeconfig(tmp / "kubeconfig", namespace=NS,
+                                                      name="viewer"))  # fmt: skip
+    try:
+        _wait_for_the_binding(client)
+        yield client
+    finally:
+        client.close()
+
+
+def _wait_for_the_binding(client: KubeClient, *, timeout: float = 60.0) -> None:
+    """The real authorizer sees a new RoleBinding through its informer: wait until it does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.request("GET", f"/apis/sealed-gitops.io/v1alpha1/namespaces/{NS}/syncs",
+                           action="list", what="Syncs")  # fmt: skip
+            return
+        except ApiForbidden:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module", params=cluster_tiers())
+def viewer(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KubeClient]:
+    tmp = tmp_path_factory.mktemp("viewer")
+    if request.param == E2E:
+        pytest.skip(
+            f"{E2E_ENV}: this module makes its own namespace, CRDs and viewer; it runs on the "
+            "emulator and control-plane tiers"
+        )
+    if request.param == CONTROL_PLANE:
+        yield from _control_plane_viewer(request.getfixturevalue("control_plane"), tmp)
+    else:
+        yield from _emulator_viewer(tmp)
 
 
 async def _view(client: KubeClient, namespace: str | None) -> AsyncIterator[TestClient[Any, Any]]:
