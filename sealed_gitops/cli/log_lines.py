@@ -59,8 +59,11 @@ def _time(value: Any) -> dt.datetime | None:
 
 def _printable(text: str) -> str:
     """``text`` with every non-printable character escaped (``\\x1b``, ``\\n``), bounded."""
+    # Only what can be shown is escaped (one more character, so a longer text still gets the
+    # "..."): a whole read may hold one line of megabytes, and this runs for every line.
     shown = "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in text[: MAX_MESSAGE + 1]
     )
     return shown if len(shown) <= MAX_MESSAGE else shown[: MAX_MESSAGE - 3] + "..."
 

@@ -87,6 +87,11 @@ def test_a_line_is_shown_escaped_and_bounded() -> None:
     assert "\x1b" not in shown and "\n" not in shown and "\r" not in shown
     assert "\\x1b[2J" in shown and "\\n" in shown
     assert len(shown) < MAX_MESSAGE + 200
+    # the bound is exact: a message that fits is whole, one character more is cut with "..."
+    fits = parse_line(_json("2026-12-05T10:00:00+00:00", "z" * MAX_MESSAGE)).human(show_pod=False)
+    assert fits.endswith(" " + "z" * MAX_MESSAGE)
+    over = parse_line(_json("2026-12-05T10:00:00+00:00", "z" * (MAX_MESSAGE + 1)))
+    assert over.human(show_pod=False).endswith("z" * (MAX_MESSAGE - 3) + "...")
     as_json = parse_line(_json("2026-12-05T10:00:00+00:00", forged), pod="op-1").json()
     assert "\x1b" not in as_json and "\n" not in as_json
     assert json.loads(as_json)["message"] == forged and json.loads(as_json)["pod"] == "op-1"
