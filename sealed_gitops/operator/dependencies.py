@@ -136,7 +136,9 @@ def _refuse_cycles(ctx: OperatorContext, parsed: SyncSpec) -> None:
         if key == me:
             loop = " -> ".join(f"{ns}/{name}" for ns, name in (*path, me))
             raise ConfigError(f"spec.dependsOn: dependency cycle {loop}")
-        if key in seen:
+        # Refused, an edge into another namespace closes no loop (that Sync never runs), and
+        # following it would read another tenant's Syncs with the operator's rights.
+        if key in seen or (key[0] != me[0] and not ctx.settings.cross_namespace_refs):
             continue
         seen.add(key)
         sync = get_object(ctx.client, "Sync", *key)

@@ -8,14 +8,19 @@ follows the cross-namespace rule (refused by default, AccessDenied).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
-from sealed_gitops.errors import ConfigError
+from sealed_gitops.errors import ApiNotFound, ConfigError
+from sealed_gitops.operator.context import OperatorContext
+from sealed_gitops.operator.dependencies import check_dependencies
 from sealed_gitops.operator.runner import OperatorThread
 from sealed_gitops.operator.specs import DependencyRef, SyncSpec
+from sealed_gitops.operator.sync_status import DependencyNotReady
 
 from .conftest import Setup, ready, wait_for
 from .manifests import config_doc
@@ -55,6 +60,52 @@ def test_depends_on_is_parsed_with_the_namespace_defaulted() -> None:
 def test_hostile_depends_on_is_refused_naming_the_field(depends_on: Any, field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         _parse({"dependsOn": depends_on})
+
+
+class _Syncs:
+    """A stand-in API server holding Syncs by path; remembers every path read."""
+
+    def __init__(self, syncs: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.syncs = syncs
+        self.read: list[str] = []
+        self.halted = threading.Event()
+
+    def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        self.read.append(path)
+        parts = path.split("/")
+        found = self.syncs.get((parts[-3], parts[-1])) if parts[-2] == "syncs" else None
+        if found is None:
+            raise ApiNotFound(f"{path} not found")
+        return found
+
+
+def test_the_cycle_search_does_not_look_into_other_namespaces_when_refs_are_refused() -> None:
+    # team-a/app -> team-a/infra -> team-b/db -> team-a/app: infra's cross-namespace reference is
+    # refused (it never runs), so the loop is not one; following it would read team-b's Syncs
+    # with the operator's rights and tell team-a, in app's status, that team-b/db exists and
+    # what it depends on.
+    def sync(ns: str, name: str, deps: list[dict[str, str]]) -> dict[str, Any]:
+        return {"metadata": {"namespace": ns, "name": name}, "spec": {"dependsOn": deps}}
+
+    client = _Syncs(
+        {
+            ("team-a", "infra"): sync("team-a", "infra", [{"name": "db", "namespace": "team-b"}]),
+            ("team-b", "db"): sync("team-b", "db", [{"name": "app", "namespace": "team-a"}]),
+        }
+    )
+    ctx = cast(
+        OperatorContext,
+        SimpleNamespace(client=client, settings=SimpleNamespace(cross_namespace_refs=False)),
+    )
+    with pytest.raises(DependencyNotReady, match="team-a/infra is not Ready"):
+        check_dependencies(ctx, _parse({"dependsOn": [{"name": "infra"}]}))
+    assert [p for p in client.read if "/namespaces/team-b/" in p] == []
+
+    # Allowed by the admin, the same graph is a cycle, named.
+    client.read.clear()
+    ctx.settings.cross_namespace_refs = True
+    with pytest.raises(ConfigError, match="cycle team-a/app -> team-a/infra -> team-b/db"):
+        check_dependencies(ctx, _parse({"dependsOn": [{"name": "infra"}]}))
 
 
 # -- through the operator ------------------------------------------------------------------------
