@@ -31,7 +31,7 @@ from sealed_gitops.testing.control_plane import Binaries, ControlPlane
 from sealed_gitops.testing.gitserver import WorkRepo
 from tests.deploy.conftest import DEPLOY, NAMESPACE, OPERATOR_SA, kubectl_run
 from tests.deploy.helm_tool import CHART, Helm, helm_fixture
-from tests.deploy.test_install import _get, _ready, _request, _sync, _token_kubeconfig, _wait
+from tests.deploy.test_install import _get, _ready, _request, _sync, _wait
 
 pytestmark = [pytest.mark.control_plane, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -109,7 +109,7 @@ def test_install_reconcile_as_the_charts_account_and_uninstall(
         assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
         # -- one reconcile with exactly the chart's rights ----------------------------------
-        _reconcile_as_the_operator(kubeconfig, kubectl, tmp_path)
+        _reconcile_as_the_operator(plane, kubectl, tmp_path)
     except BaseException:
         helm("uninstall", RELEASE, *base, check=False)
         raise
@@ -138,22 +138,15 @@ def test_install_reconcile_as_the_charts_account_and_uninstall(
         assert _exists(kubectl, kubeconfig, "crd", crd, None)
 
 
-def _reconcile_as_the_operator(kubeconfig: Path, kubectl: Path, tmp_path: Path) -> None:
+def _reconcile_as_the_operator(plane: ControlPlane, kubectl: Path, tmp_path: Path) -> None:
+    kubeconfig = plane.kubeconfig_path
     admin: KubeClient = connect(kubeconfig)
     namespace = f"team-{uuid.uuid4().hex[:8]}"
     try:
-        answer = _request(
-            admin,
-            "POST",
-            f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{OPERATOR_SA}/token",
-            {
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenRequest",
-                "spec": {"expirationSeconds": 3600},
-            },
+        # a token the TokenRequest API issues for the chart's account (a pod's projected token)
+        operator_config = plane.service_account_kubeconfig(
+            tmp_path / "operator.kubeconfig", namespace=NAMESPACE, name=OPERATOR_SA
         )
-        operator_config = tmp_path / "operator.kubeconfig"
-        _token_kubeconfig(kubeconfig, operator_config, token=answer["status"]["token"])
 
         # a namespace handed over as docs/install.md says: kubectl apply -n NS -k deploy/tenant
         _request(admin, "POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
