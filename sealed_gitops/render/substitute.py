@@ -203,7 +203,11 @@ def expand(
                 raise LimitExceeded("postBuild substitution grows the build over its limit")
         return value
 
-    return _EXPR.sub(replace_one, text)
+    # After the last "}" no ${...} can close, only "$${" escapes can match (a match never
+    # straddles: it ends in "}" or is three characters none of which is "}"). Scanning the
+    # regex there would try every unclosed "${NAME:-" up to the end of the text: quadratic.
+    end = text.rfind("}") + 1
+    return _EXPR.sub(replace_one, text[:end]) + text[end:].replace("$${", "${")
 
 
 def _disabled(obj: Mapping[str, Any]) -> bool:

@@ -295,3 +295,17 @@ def test_each_string_is_substituted_once() -> None:
 def test_nested_default_refused() -> None:
     with pytest.raises(RenderError, match="may not hold another variable"):
         _plain([_cm({"a": "${A:=${B}}"})], Variables.layered([_vars(B="x")]))
+
+
+def test_unclosed_defaults_scan_in_linear_time() -> None:
+    """A committed string of many ``${A:-`` openings with no ``}`` after them: the regex tried
+    each opening up to the end of the text (quadratic; 200 KB took ~50 s). The text after the
+    last ``}`` holds no variable, only ``$${`` escapes."""
+    import time
+
+    text = "${A:-" * 40_000 + "$${"
+    start = time.monotonic()
+    out = expand(text, _vars(A="x"))
+    assert time.monotonic() - start < 2.0
+    assert out == "${A:-" * 40_000 + "${"
+    assert expand("${A}-$${B}-${C" * 3 + "$${", _vars(A="x")) == "x-${B}-${C" * 3 + "${"
