@@ -82,6 +82,8 @@ def fetch_object(client: KubeClient, kind: str, namespace: str, name: str) -> di
 def fetch_events(client: KubeClient, *, namespace: str, kind: str, name: str) -> list[Any]:
     """Events about one object, oldest first (the user may lack the right: then none)."""
     ns = segment(valid_namespace(namespace, field="namespace"))
+    # checked here, where it meets the selector: a ',' in it would add a term of its own
+    name = object_name(name, field="name")
     answer = client.request(
         "GET",
         f"/api/v1/namespaces/{ns}/events",

@@ -16,10 +16,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sealed_gitops.cluster import SYNC_ANNOTATION, KubeClient, connect
+from sealed_gitops.plan.names import InvalidName
 from sealed_gitops.testing import KubeEmulator
 from sealed_gitops.ui import UiSettings, make_app, timeline
 from sealed_gitops.ui.guard import allowed_hosts, host_name
-from sealed_gitops.ui.reads import inventory_tree, keyring_rows
+from sealed_gitops.ui.reads import fetch_events, inventory_tree, keyring_rows
 from tests.ui.cluster_objects import CANARY, DRIFT_MANAGER, FP_NEW, FP_OLD, NS, populate
 
 PAGES = [
@@ -273,3 +274,10 @@ async def test_a_forged_sync_annotation_is_neither_linked_nor_read(
 )
 def test_only_a_valid_sync_reference_is_kept(annotation: str, ref: str) -> None:
     assert timeline._sync_ref(annotation) == ref
+
+
+def test_an_events_query_takes_only_a_valid_name(kube: KubeClient) -> None:
+    """A name with a ',' would add a term to the Events' field selector: refused before the API."""
+    with pytest.raises(InvalidName):
+        fetch_events(kube, namespace=NS, kind="Sync", name="good,involvedObject.kind=Secret")
+    assert fetch_events(kube, namespace=NS, kind="Sync", name="good")  # the drift Event
