@@ -228,7 +228,10 @@ _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
 def _typed(value: str) -> Any:
     """``value`` as a YAML 1.2 core-schema plain scalar reads: number, boolean, else string."""
     if _INT.match(value):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # over int()'s digit limit: no integer Kubernetes would take
+            return value
     if _FLOAT.match(value):
         number = float(value)
         return number if math.isfinite(number) else value

@@ -309,3 +309,20 @@ def test_unclosed_defaults_scan_in_linear_time() -> None:
     assert time.monotonic() - start < 2.0
     assert out == "${A:-" * 40_000 + "${"
     assert expand("${A}-$${B}-${C" * 3 + "$${", _vars(A="x")) == "x-${B}-${C" * 3 + "${"
+
+
+def test_a_huge_number_stays_a_string() -> None:
+    """``replicas: ${N}`` with thousands of digits: int() refuses over 4300 digits with a
+    ValueError, which escaped the render's error tree (not a SealedGitopsError) and so the
+    isolate policy; such a value is no number Kubernetes takes, it stays a string."""
+    digits = "1" * 5000
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "app", "namespace": "team-a"},
+        "spec": {"replicas": "${N}"},
+    }
+    out = _plain([obj], Variables.layered([_vars(N=digits)]))
+    assert out[0].data["spec"]["replicas"] == digits
+    small = _plain([obj], Variables.layered([_vars(N="3")]))[0].data
+    assert small["spec"]["replicas"] == 3
