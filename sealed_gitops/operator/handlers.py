@@ -62,6 +62,7 @@ async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stop
             # Relabelled to another shard since kopf spawned this loop: kopf stops it when it
             # sees the change; until then, wait rather than reconcile another shard's object
             # (and rather than return: should the label come back, kopf may never respawn it).
+            _stop_reporting(ctx, kind, namespace, name)
             await _sleep_until_woken(ctx, kind, namespace, name, seconds=_POLL, stopped=stopped)
             continue
         try:
@@ -88,6 +89,17 @@ async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stop
             delay = ctx.backoff(memory.failures, base=5.0)
             log.warning("%s %s/%s: %s (retry in %.0fs)", kind, namespace, name, exc, delay)
         await _sleep_until_woken(ctx, kind, namespace, name, seconds=delay, stopped=stopped)
+    # Stopped by kopf: the object was relabelled to another shard (kopf stops the loop at once,
+    # before it wakes to see the label), or the operator stops.
+    _stop_reporting(ctx, kind, namespace, name)
+
+
+def _stop_reporting(ctx: OperatorContext, kind: str, namespace: str, name: str) -> None:
+    """Drop the object's alert series (``state_metrics``) once this process no longer
+    reconciles it: kept, a last not-Ready would stand next to the owning shard's series and
+    keep an alert firing for a Sync another shard has fixed."""
+    if kind == "Sync":
+        ctx.metrics.state.forget_sync(namespace, name)
 
 
 def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:

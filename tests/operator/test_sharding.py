@@ -592,6 +592,17 @@ def test_a_relabelled_sync_moves_to_the_other_shard_which_then_prunes_on_delete(
         timeout=30,
         what="shard-a's finalizer replaced by shard-b's",
     )
+    # shard-a no longer reports the Sync: a series it kept (last Ready, or not) would stand next
+    # to shard-b's, and an alert on a not-Ready Sync would fire for a Sync another shard fixed.
+    labels = {"namespace": setup.namespace, "name": "app"}
+    wait_for(
+        lambda: (
+            old.context.metrics.registry.get_sample_value("sealed_gitops_sync_ready", labels)
+            is None
+        ),
+        timeout=30,
+        what="shard-a's sealed_gitops_sync_ready series of the Sync removed",
+    )
     before = reconciles(old)
     sha = _push_password(setup, "move-new")
     wait_for(lambda: _password(setup) == "move-new", timeout=30, what="the value by shard-b")
