@@ -49,7 +49,7 @@ from sealed_gitops.errors import FormatError, LimitExceeded, RenderError, Sealed
 from sealed_gitops.plan import ObjectId
 from sealed_gitops.redact import register
 from sealed_gitops.render.decrypt import RenderedObject
-from sealed_gitops.render.document import DocKind, Document, Failure
+from sealed_gitops.render.document import DocKind, Document, Failure, classify
 
 __all__ = [
     "DISABLE_KEY",
@@ -319,6 +319,13 @@ def _changed(
     new = _Walker(variables, budget, secret=secret).walk(data, ())
     if new is data:
         return None
+    # The render stage classified the document as committed (plain, plain Secret, SOPS,
+    # SealedSecret) and later stages trust that: a variable may not change it, or
+    # ``kind: ${K}`` would carry committed plaintext into a Secret past the plain-Secret rule.
+    before, after = classify(data), classify(new)
+    if after is not before:
+        what = "a plain Secret" if after is DocKind.PLAIN_SECRET else f"a {after.value} document"
+        raise _Refused(f"substitution would make a {before.value} document {what}")
     try:
         return new, ObjectId.of(new)  # the name and namespace checked as Kubernetes does
     except FormatError as exc:

@@ -326,3 +326,24 @@ def test_a_huge_number_stays_a_string() -> None:
     assert out[0].data["spec"]["replicas"] == digits
     small = _plain([obj], Variables.layered([_vars(N="3")]))[0].data
     assert small["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("kind", "Secret"), ("apiVersion", "v1")],
+)
+def test_a_variable_may_not_turn_a_document_into_a_plain_secret(field: str, value: str) -> None:
+    """``kind: ${K}`` with K=Secret: the document was classified (plain, not "a plain Secret in
+    Git", which is refused) before substitution, so committed plaintext reached a Secret."""
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "app", "namespace": "team-a"},
+        "stringData": {"password": "committed-in-plaintext"},
+        field: "${V}",
+    }
+    with pytest.raises(RenderError, match="plain Secret"):
+        _plain([obj], Variables.layered([_vars(V=value)]))
+    failures: list[Failure] = []
+    assert _plain([obj], Variables.layered([_vars(V=value)]), failures=failures) == []
+    assert len(failures) == 1
