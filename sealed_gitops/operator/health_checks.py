@@ -68,13 +68,13 @@ def health_phase(
     memory: SyncMemory,
     key: tuple[object, ...],
     deadline: float,
-    discovery: Discovery | None = None,
+    discovery: Discovery,
 ) -> HealthReport | None:
     """The phase as the reconcile runs it: None when healthy (or nothing to check), else the
     report; a refused or unreadable target is a failed check too. ``key`` (revision and
     generation) says which wait this is: a wait already under way keeps its first ``deadline``.
-    ``discovery`` is the target cluster's (a remote one, ``remote.py``); the operator's by
-    default."""
+    ``discovery`` is the target cluster's (the operator's own, or a remote one: ``remote.py``);
+    required, so a forgotten one cannot silently read the other cluster's kinds."""
     if not (parsed.wait or parsed.health_checks):
         memory.health_wait = None
         return None
@@ -84,7 +84,7 @@ def health_phase(
         targets = health_targets(ctx, parsed, inventory, discovery=discovery)
         report = await_health(
             client,
-            discovery or ctx.discovery,
+            discovery,
             targets,
             deadline=deadline,
             timeout=parsed.timeout,
@@ -101,7 +101,7 @@ def health_targets(
     parsed: SyncSpec,
     inventory: Inventory,
     *,
-    discovery: Discovery | None = None,
+    discovery: Discovery,
 ) -> dict[ObjectId, str]:
     """What must be healthy (id -> apiVersion): the revision's objects with ``wait``, else the
     ``healthChecks`` (Flux ignores the list when ``wait`` is on); empty when neither is set."""
@@ -120,7 +120,7 @@ def health_targets(
     allow = ctx.settings.target_namespace_allowlist
     for ref in parsed.health_checks:
         group, _ = split_api_version(ref.api_version)
-        resource = (discovery or ctx.discovery).find(ref.api_version, ref.kind)
+        resource = discovery.find(ref.api_version, ref.kind)
         namespaced = resource.namespaced if resource is not None else True
         oid = ObjectId(
             namespace=ref.namespace if namespaced else "", name=ref.name, group=group, kind=ref.kind

@@ -79,15 +79,15 @@ def place_objects(
     sync_namespace: str,
     target_namespace: str | None,
     service_account: str | None,
-    discovery: Discovery | None = None,
+    discovery: Discovery,
 ) -> tuple[list[dict[str, Any]], dict[ObjectId, str]]:
     """The objects with their namespaces settled, and each one's source path.
 
     ``targetNamespace`` overrides the namespace of every namespaced object (as Flux does);
     otherwise a namespaced object without one goes to the Sync's namespace. ``discovery`` is
-    the target cluster's (a remote one, see ``remote.py``); the operator's own by default.
+    the target cluster's (the operator's own, or a remote one: ``remote.py``); required, so a
+    forgotten one cannot silently judge scopes by the other cluster's kinds.
     """
-    discovery = discovery or ctx.discovery
     allow = ctx.settings.target_namespace_allowlist
     placed: list[dict[str, Any]] = []
     sources: dict[ObjectId, str] = {}
