@@ -38,7 +38,6 @@ class Target:
 
     client: KubeClient
     discovery: Discovery
-    remote: bool
 
 
 def _forget_remote(memory: SyncMemory) -> None:
@@ -59,7 +58,7 @@ def target_cluster(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -
     if ref is None:
         if memory.remote is not None:  # the Sync no longer targets a remote cluster
             _forget_remote(memory)
-        return Target(local, ctx.discovery, remote=False)
+        return Target(local, ctx.discovery)
     data, version = read_secret_data(local, namespace, ref.secret, purpose="spec.kubeConfig")
     wanted = (ref.key,) if ref.key else DEFAULT_KEYS
     key = next((k for k in wanted if k in data), None)
@@ -85,4 +84,4 @@ def target_cluster(ctx: OperatorContext, memory: SyncMemory, parsed: SyncSpec) -
         memory.remote = (kept, client, discovery)
     if parsed.service_account:
         client = client.impersonating(Identity.service_account(namespace, parsed.service_account))
-    return Target(client, discovery, remote=True)
+    return Target(client, discovery)
