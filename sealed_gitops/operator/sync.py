@@ -220,14 +220,13 @@ def _dependencies(
     or of a refused reference or a cycle (the spec must change)."""
     try:
         check_dependencies(ctx, parsed)
-    except DependencyNotReady as exc:
-        waited = failed(ctx, sync, memory, exc, revision=None, retry=parsed.retry_interval,
-                        started=started)  # fmt: skip
-        return SyncOutcome(requeue_after=parsed.retry_interval, result=waited.result)
     except SealedGitopsError as exc:
-        return failed(
+        outcome = failed(
             ctx, sync, memory, exc, revision=None, retry=parsed.retry_interval, started=started
         )
+        if isinstance(exc, DependencyNotReady):  # expected: no growing backoff
+            return SyncOutcome(requeue_after=parsed.retry_interval, result=outcome.result)
+        return outcome
     return None
 
 
@@ -334,7 +333,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             parsed,
             inventory,
             memory=memory,
-            key=(revision, (sync.get("metadata") or {}).get("generation")),
+            key=(revision, meta.get("generation")),
             deadline=deadline,
             discovery=cluster.discovery,
         )
