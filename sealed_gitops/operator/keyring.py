@@ -74,6 +74,7 @@ from sealed_gitops.operator.resources import (
     patch_status,
 )
 from sealed_gitops.operator.settings import parse_duration
+from sealed_gitops.operator.wakeup import sleep_until_woken
 from sealed_gitops.plan.names import InvalidName, segment
 
 __all__ = [
@@ -93,7 +94,6 @@ TEST_KEY_BITS_ANNOTATION = "sealed-gitops.io/test-key-bits"
 
 #: Longest sleep of the loop in seconds: how late a missed request watch event is noticed.
 MAX_SLEEP = 30.0
-_POLL = 0.5
 
 
 def _now() -> dt.datetime:
@@ -371,12 +371,10 @@ async def _loop(ctx: OperatorContext, namespace: str, name: str, stopped: Any) -
             failures += 1
             delay = ctx.backoff(failures, base=2.0)
             log.warning("KeyRing %s/%s: %s (retry in %.0fs)", namespace, name, exc, delay)
+        # On the trigger and kopf's stop flag together, like the Sync and Repository loops
+        # (:mod:`.wakeup`): no wake-up every half second while nothing happens.
         trigger = ctx.triggers.get("KeyRing", namespace, name)
-        deadline = asyncio.get_running_loop().time() + delay
-        while not stopped:
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0 or await trigger.wait(min(left, _POLL)) != ["interval"]:
-                break
+        await sleep_until_woken(trigger, seconds=delay, stopped=stopped)
 
 
 def register_keyring_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
