@@ -77,7 +77,7 @@ def _difference(entry: dict[str, Any]) -> CipherDifference:
     )
     label = str(compose(Identity(oid.describe())))
     action = str(entry.get("action") or "update")
-    secret = oid.kind == "Secret" and not oid.group
+    secret = oid.is_core_secret
     return CipherDifference(label, oid, action, verdicts, secret or bool(keys), "")
 
 

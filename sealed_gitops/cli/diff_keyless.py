@@ -149,7 +149,7 @@ def sync_differences(
     ids = {o.id for o in head if o.id is not None}
     gone = [e for e in inventory.entries if e.id not in ids]
     for entry in gone:
-        if not _is_secret(entry.id):  # a Secret's values are never read: the inventory says
+        if not entry.id.is_core_secret:  # a Secret's values are never read: the inventory says
             group = entry.id.group
             versions[entry.id] = f"{group}/{entry.version}" if group else entry.version
     live = read_live(client, Discovery(client), versions, sync=sync)
@@ -160,7 +160,7 @@ def sync_differences(
             found_rows.append(CipherDifference(oid.describe(), oid, action, KeyDiff(), False, text))
     base_by_id = {o.id: o for o in base if o.id is not None}
     for entry in gone:
-        if _is_secret(entry.id):
+        if entry.id.is_core_secret:
             prior = base_by_id.get(entry.id)
             keys = compare(prior.cipher, None) if prior is not None else KeyDiff()
             found_rows.append(
@@ -172,10 +172,6 @@ def sync_differences(
                 CipherDifference(entry.id.describe(), entry.id, "prune", KeyDiff(), False, text)
             )
     return found_rows
-
-
-def _is_secret(oid: ObjectId) -> bool:
-    return oid.kind == "Secret" and oid.group == ""
 
 
 def _by_inventory(difference: CipherDifference, owned: set[ObjectId]) -> CipherDifference:

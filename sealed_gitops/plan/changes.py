@@ -259,7 +259,7 @@ def plan_changes(
     for obj in desired:
         oid = ObjectId.of(obj)
         current = live.get(oid)
-        is_secret = oid.kind == "Secret" and oid.group == ""
+        is_secret = oid.is_core_secret
         keys = tuple(secret_key_changes(obj, current)) if is_secret else ()
         if current is None:
             change = Change.CREATE
@@ -284,7 +284,7 @@ def plan_changes(
             continue
         change = Change.KEEP if _prune_disabled(current) else Change.PRUNE
         keys = ()
-        if entry.id.kind == "Secret" and entry.id.group == "" and change is Change.PRUNE:
+        if entry.id.is_core_secret and change is Change.PRUNE:
             keys = tuple(secret_key_changes(None, current))
         buckets[change].append(ObjectChange(entry.id, change, entry.version, keys))
 

@@ -127,7 +127,7 @@ def object_diff(
     if ref is None:
         return ""
     oid = ObjectId.of(ref)
-    is_secret = oid.kind == "Secret" and oid.group == ""
+    is_secret = oid.is_core_secret
     if sensitive is None:
         sensitive = is_secret
     before = _clean(live)

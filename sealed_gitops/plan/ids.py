@@ -95,6 +95,11 @@ class ObjectId:
         # Rebuilt through __init__ when unpickled: a string's hash differs between processes.
         return (ObjectId, (self.namespace, self.name, self.group, self.kind))
 
+    @property
+    def is_core_secret(self) -> bool:
+        """A core ``v1`` Secret: the one kind whose values are secret (compared by key, masked)."""
+        return self.kind == "Secret" and not self.group
+
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> ObjectId:
         """The id of a manifest (a mapping with apiVersion, kind and metadata)."""
