@@ -375,6 +375,9 @@ async def _loop(ctx: OperatorContext, namespace: str, name: str, stopped: Any) -
         # (:mod:`.wakeup`): no wake-up every half second while nothing happens.
         trigger = ctx.triggers.get("KeyRing", namespace, name)
         await sleep_until_woken(trigger, seconds=delay, stopped=stopped)
+    # Stopped by kopf (relabelled to another shard, or the operator stops): the owner reports
+    # the key's age now; a series kept here would go on ageing and fire the rotation alert.
+    ctx.metrics.state.forget_keyring(namespace, name)
 
 
 def register_keyring_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:

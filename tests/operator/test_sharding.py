@@ -648,7 +648,7 @@ def test_a_keyring_is_kept_by_its_own_shard_only(setup: Setup, operator_factory:
     untouched = setup.kube.get(path) or {}
     assert not untouched.get("status") and not untouched["metadata"].get("finalizers")
 
-    operator_factory(ns, shard=Shard.of("shard-b"))
+    owner = operator_factory(ns, shard=Shard.of("shard-b"))
     keys = wait_for(
         lambda: ((setup.kube.get(path) or {}).get("status") or {}).get("keys"),
         timeout=60,
@@ -658,3 +658,20 @@ def test_a_keyring_is_kept_by_its_own_shard_only(setup: Setup, operator_factory:
     assert (setup.kube.get(path) or {})["metadata"]["finalizers"] == [
         "shard.sealed-gitops.io/shard-b"
     ]
+
+    # Moved to a shard no operator here runs: shard-b stops reporting the key's age, which
+    # would otherwise go on growing in its series and fire the rotation alert for a KeyRing
+    # it no longer rotates.
+    labels = {"namespace": ns, "keyring": "cluster"}
+    age = "sealed_gitops_keyring_active_key_age_seconds"
+    wait_for(
+        lambda: owner.context.metrics.registry.get_sample_value(age, labels) is not None,
+        timeout=30,
+        what="shard-b's key-age series",
+    )
+    setup.kube.patch(path, {"metadata": {"labels": {SHARD_LABEL: "shard-c"}}})
+    wait_for(
+        lambda: owner.context.metrics.registry.get_sample_value(age, labels) is None,
+        timeout=30,
+        what="shard-b's key-age series removed after the move",
+    )
