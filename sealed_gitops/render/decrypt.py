@@ -176,7 +176,8 @@ class _Stage:
         try:
             # the bytes (and SOPS tree) the render stage read, else the file as committed now
             given = self.files.sops_input(file)
-            data = given.data if given is not None else (self.root / file).read_bytes()
+            # (bounded by the loader's size limit either way)
+            data = given.data if given is not None else self.files.read(file)
             tree = given.tree if given is not None else None
 
             def opened() -> _OpenedSops:
