@@ -70,7 +70,9 @@ def pending_request(sync: Mapping[str, Any]) -> str | None:
     token = annotations.get(DIFF_REQUESTED)
     if not isinstance(token, str) or not token:
         return None
-    token = token[:MAX_TOKEN]
+    # Anyone who may patch the Sync writes it: printable before it reaches the status or a
+    # log line (a newline would forge a line of the text log); an ISO time stays as it is.
+    token = str(compose(Identity(token[:MAX_TOKEN])))
     answered = ((sync.get("status") or {}).get("diff") or {}).get("requestedAt")
     return None if token == answered else token
 

@@ -361,3 +361,23 @@ def test_keyring_model_sops_and_sealed_in_cluster_exact_keyless_honest(
     }  # fmt: skip
     everything = json.dumps([setup.kube.sync(), setup.kube.events()])
     assert OLD_CANARY not in everything and NEW_CANARY not in everything
+
+
+def test_a_diff_request_token_is_made_printable_before_it_is_echoed() -> None:
+    """The annotation is anyone's who may patch the Sync: its value reaches the status and the
+    operator's log line, so a newline (a forged log line) or an escape sequence is neutralised."""
+    from sealed_gitops.operator.diff_request import MAX_TOKEN, pending_request
+    from sealed_gitops.operator.resources import DIFF_REQUESTED
+
+    def sync(token: str, answered: str | None = None) -> dict[str, Any]:
+        return {"metadata": {"annotations": {DIFF_REQUESTED: token}},
+                "status": {"diff": {"requestedAt": answered}} if answered else {}}  # fmt: skip
+
+    assert pending_request(sync("2026-12-05T10:00:00Z")) == "2026-12-05T10:00:00Z"
+    forged = pending_request(sync("x\n2026-12-05 INFO forged line\x1b[2J"))
+    assert forged is not None
+    assert "\n" not in forged and "\x1b" not in forged
+    assert len(pending_request(sync("a" * 10_000)) or "") <= MAX_TOKEN
+    # answered once: the printable form is what the status echoes, so it is not asked again
+    once = pending_request(sync("x\ny"))
+    assert once is not None and pending_request(sync("x\ny", answered=once)) is None
