@@ -65,6 +65,13 @@ LIBRARIES = (
 #: Absolute goals (seconds, median wall) for commands sops has no counterpart of.
 ABSOLUTE_GOAL = 0.3
 
+#: The least a CPython process must import to decrypt a SOPS YAML file at all, whatever code is
+#: around it: a YAML parser and AES-GCM. Run with ``-I -S`` (no ``site``, no environment) and the
+#: venv's site-packages put on ``sys.path`` by hand, so not even the interpreter's own start-up
+#: options are paid for. If this alone is slower than ``sops decrypt``, no CPython ``decrypt`` can
+#: be as fast, and the printed ratio says by how much.
+FLOOR_IMPORTS = "import yaml; from cryptography.hazmat.primitives.ciphers.aead import AESGCM"
+
 
 def _runner(command: list[str], env: dict[str, str]) -> Callable[[], None]:
     def run() -> None:
@@ -131,6 +138,21 @@ def main() -> int:
             ratios[name] = print_ratio(
                 f"  sops / sealed-gitops {name}", baseline=sops_stats, ours=ours_stats
             )
+        site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+        floor = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            f"import sys; sys.path.append({site_packages!r}); {FLOOR_IMPORTS}",
+        ]
+        floor_stats, sops_stats = alternate(
+            _runner(floor, env), _runner(pairs["decrypt"][1], env), runs=args.runs
+        )
+        print("floor of any CPython decrypt (python -I -S, import yaml + AESGCM, nothing run):")
+        print(f"  python: {floor_stats.describe(unit='ms')}")
+        print(f"  sops decrypt: {sops_stats.describe(unit='ms')}")
+        print_ratio("  sops / that floor", baseline=sops_stats, ours=floor_stats)
         absolute: dict[str, Stats] = {
             "python -c pass": repeat(_runner([sys.executable, "-c", "pass"], env), runs=args.runs),
             "python -c 'import <LIBRARIES>'": repeat(
