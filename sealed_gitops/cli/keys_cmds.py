@@ -1,38 +1,27 @@
-"""``sealed-gitops keys fetch|list|rotate|retire|backup|restore`` and ``sealed-gitops reencrypt``.
+"""``sealed-gitops keys fetch|list|rotate|retire`` and the ``keys`` group itself.
 
-Why these live together: they are one workflow around a KeyRing (fetch the public keys, rotate,
-re-encrypt, retire, and keep a backup), and they share how the cluster is found
-(:mod:`.keyring_target`). What ``keys fetch`` changes in ``.sops.yaml`` is
-:mod:`sealed_gitops.keys.sops_config_edit`.
-
-``reencrypt`` never sees a private key or a plaintext value: it sends the files' key stanzas and
-sealed ciphertexts to the operator in a request ConfigMap and writes back what the operator
-returns (see ``operator/keyring.py`` and docs/key-rotation.md). ``backup`` is the one command that
-reads private keys, on purpose, with the caller's own credentials, and writes them only encrypted
-to the recipient given.
+Why these live together: they are one workflow around a KeyRing's public side (fetch the public
+keys, rotate, retire), and they share how the cluster is found (:mod:`.keyring_target`). What
+``keys fetch`` changes in ``.sops.yaml`` is :mod:`sealed_gitops.keys.sops_config_edit`. The two
+commands that move private keys, ``keys backup`` and ``keys restore``, are in
+:mod:`.keys_backup` and joined to the group here; ``sealed-gitops reencrypt`` is in
+:mod:`.reencrypt_cmds`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
 import click
-import pyrage
-import yaml
 
-from sealed_gitops.cli.conventions import DURATION, output_file_option, output_option, rows_json
+from sealed_gitops.cli.conventions import DURATION, output_option, rows_json
 from sealed_gitops.cli.options import atomic_write
-from sealed_gitops.crypto.age import parse_identities
-from sealed_gitops.errors import ConfigError, FormatError, SealedGitopsError
+from sealed_gitops.errors import ConfigError, SealedGitopsError
 from sealed_gitops.keys.cluster_keys import (
     RETIRE_ANNOTATION,
     ROTATE_ANNOTATION,
-    ClusterKey,
-    KeyState,
-    format_time,
 )
 from sealed_gitops.keys.dependencies import (
     KeyRef,
@@ -40,35 +29,15 @@ from sealed_gitops.keys.dependencies import (
     scan_repository,
     users_of,
 )
-from sealed_gitops.keys.key_store import (
-    KeyStore,
-    SecretStore,
-    VaultKvStore,
-    keyring_kv_path,
-    vault_session,
-)
-from sealed_gitops.keys.reencrypt import (
-    groups_from_wire,
-    replace_key_groups,
-)
-from sealed_gitops.keys.reencrypt_client import (
-    exchange,
-    replace_sealed,
-    request_batches,
-    request_items,
-)
 from sealed_gitops.keys.repo_keys import KeyRingRecord, active_key, write_public_keys
 from sealed_gitops.keys.retention import DECRYPTING_STATES
 from sealed_gitops.keys.sops_config_edit import plan_sops_config
-from sealed_gitops.redact import redact, register
 
 from .keyring_target import Target, cluster_options, find_target, published_keys
+from .keys_backup import backup, restore
 from .retire_check import blockers
 
-__all__ = ["KEYS_LIST_FIELDS", "REENCRYPT_FIELDS", "keys", "reencrypt"]
-
-REQUESTED_AT = "sealed-gitops.io/requested-at"
-BACKUP_KIND = "KeyRingBackup"
+__all__ = ["KEYS_LIST_FIELDS", "keys"]
 
 
 # -- keys ----------------------------------------------------------------------------------------
@@ -302,172 +271,6 @@ def _warn_local(repo: Path, published: list[dict[str, Any]], fp: str, usable: li
         )
 
 
-def _store(target: Target, body: dict[str, Any], *, owner: bool) -> KeyStore:
-    spec = body.get("spec") or {}
-    meta = body.get("metadata") or {}
-    if (spec.get("backend") or "kubernetes") == "vault":
-        vault = spec.get("vault") or {}
-        session = vault_session(str(vault.get("address")), token=os.environ.get("VAULT_TOKEN"))
-        return VaultKvStore(
-            session.client,
-            kv_path=keyring_kv_path(vault, namespace=target.namespace, name=target.name),
-            address=str(vault.get("address")),
-        )
-    return SecretStore(
-        target.client,
-        namespace=target.namespace,
-        name=target.name,
-        owner_uid=str(meta.get("uid")) if owner else None,
-    )
-
-
-@keys.command("backup")
-@click.option("--to", "recipient", required=True, help="age recipient of the offline key.")
-@output_file_option(help="Where the encrypted backup is written.", required=True, dest="output")
-@cluster_options
-def backup(
-    *,
-    recipient: str,
-    output: Path,
-    keyring: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-) -> None:
-    """Export the KeyRing's private keys, encrypted to an offline age recipient."""
-    try:
-        to = pyrage.x25519.Recipient.from_str(recipient.strip())
-    except Exception as exc:
-        raise ConfigError(f"invalid age recipient {recipient!r}") from exc
-    target, _ = find_target(keyring, kubeconfig, context, Path.cwd())
-    body = target.get()
-    stored = _store(target, body, owner=False).load()
-    document = {
-        "kind": BACKUP_KIND,
-        "keyring": f"{target.namespace}/{target.name}",
-        "created": format_time(dt.datetime.now(dt.UTC)),
-        "keys": [k.record() for k in stored],
-    }
-    plain = yaml.safe_dump(document, sort_keys=False).encode()
-    armored = pyrage.encrypt(plain, [to], armored=True)
-    atomic_write(output, armored, private=True)
-    click.echo(f"{output}: {len(stored)} key(s) of {target.describe()}, encrypted to {recipient}")
-
-
-@keys.command("restore")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--identity",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="age identity file of the backup recipient (default: $SOPS_AGE_KEY_FILE).",
-)
-@cluster_options
-def restore(
-    *,
-    file: Path,
-    identity: Path | None,
-    keyring: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-) -> None:
-    """Bring backed-up keys back into a KeyRing (which must exist)."""
-    ident_path = identity or (
-        Path(os.environ["SOPS_AGE_KEY_FILE"]) if os.environ.get("SOPS_AGE_KEY_FILE") else None
-    )
-    if ident_path is None:
-        raise ConfigError("give --identity (or set SOPS_AGE_KEY_FILE) to open the backup")
-    identities = parse_identities(ident_path.read_text(encoding="utf-8"))
-    try:
-        plain = pyrage.decrypt(file.read_bytes(), identities)
-    except Exception as exc:
-        raise FormatError("the backup does not open with that identity", file=str(file)) from exc
-    register(plain)
-    document = yaml.safe_load(plain)
-    if not isinstance(document, dict) or document.get("kind") != BACKUP_KIND:
-        raise FormatError(f"not a {BACKUP_KIND}", file=str(file))
-    restored = [
-        ClusterKey.from_record(r, source=f"{file} key {i}")
-        for i, r in enumerate(document.get("keys") or [])
-    ]
-    target, _ = find_target(
-        keyring or str(document.get("keyring")), kubeconfig, context, Path.cwd()
-    )
-    body = target.get()
-    store = _store(target, body, owner=True)
-    current = store.load()
-    known = {k.fingerprint for k in restored}
-    keep = [k for k in current if k.fingerprint not in known]
-    if any(k.state is KeyState.ACTIVE for k in restored):
-        keep = [k.with_state(KeyState.PREVIOUS) if k.state is KeyState.ACTIVE else k for k in keep]
-    store.save([*restored, *keep])
-    target.annotate({REQUESTED_AT: dt.datetime.now(dt.UTC).isoformat()})
-    click.echo(f"restored {len(restored)} key(s) into {target.describe()}")
-
-
-# -- reencrypt -----------------------------------------------------------------------------------
-
-
-#: Fields of each row of ``reencrypt --output json``, in this order (a stable interface for tools):
-#: the file, ``re-encrypted``, ``unchanged`` or ``failed``, and the operator's (redacted) error.
-REENCRYPT_FIELDS = ("file", "result", "error")
-
-
-@click.command("reencrypt")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@cluster_options
-@click.option("--rotate-data-key", is_flag=True, help="Also replace each SOPS file's data key.")
-@click.option("--timeout", type=DURATION, default="2m", show_default=True,
-              help="How long to wait for the operator's answer to each batch.")  # fmt: skip
-@output_option("text", "json")
-def reencrypt(
-    *,
-    paths: tuple[Path, ...],
-    keyring: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    rotate_data_key: bool,
-    timeout: float,
-    output: str,
-) -> None:
-    """Re-wrap SOPS files and re-seal SealedSecrets for the KeyRing's active key, in the cluster."""
-    target, _ = find_target(keyring, kubeconfig, context, paths[0])
-    items = request_items(paths, rotate_data_key=rotate_data_key)
-    rows: list[dict[str, str]] = []
-    for batch in request_batches(items):
-        answers = exchange(
-            target.client,
-            namespace=target.namespace,
-            keyring=target.name,
-            items=batch,
-            timeout=timeout,
-        )
-        for answer in answers:
-            file = Path(str(answer.get("file")))
-            if answer.get("error"):
-                error = redact(str(answer["error"]))
-                rows.append({"file": str(file), "result": "failed", "error": error})
-                if output == "text":
-                    click.echo(f"error: {error}", err=True)
-                continue
-            if not answer.get("changed"):
-                rows.append({"file": str(file), "result": "unchanged", "error": ""})
-                continue
-            if "groups" in answer:
-                data = replace_key_groups(
-                    file.read_bytes(), groups_from_wire(answer["groups"]), file=str(file)
-                )
-                atomic_write(file, data)
-            elif "content" in answer:
-                atomic_write(file, str(answer["content"]).encode("utf-8"))
-            elif "documents" in answer:
-                atomic_write(file, replace_sealed(file.read_bytes(), list(answer["documents"])))
-            rows.append({"file": str(file), "result": "re-encrypted", "error": ""})
-            if output == "text":
-                click.echo(f"{file}: re-encrypted")
-    changed = sum(1 for row in rows if row["result"] == "re-encrypted")
-    failed = sum(1 for row in rows if row["result"] == "failed")
-    if output == "json":
-        click.echo(rows_json(rows, REENCRYPT_FIELDS))
-    else:
-        click.echo(f"{changed} file(s) re-encrypted, {len(items) - changed - failed} unchanged")
-    if failed:
-        raise ConfigError(f"{failed} file(s) could not be re-encrypted")
+# Moving private keys is a command apart (:mod:`.keys_backup`), but a subcommand of ``keys``.
+keys.add_command(backup)
+keys.add_command(restore)

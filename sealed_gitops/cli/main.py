@@ -39,7 +39,7 @@ COMMANDS: dict[str, str] = {
     "git-textconv": "sealed_gitops.cli.audit_cmds:git_textconv",
     "git-merge": "sealed_gitops.cli.audit_cmds:git_merge",
     "keys": "sealed_gitops.cli.keys_cmds:keys",
-    "reencrypt": "sealed_gitops.cli.keys_cmds:reencrypt",
+    "reencrypt": "sealed_gitops.cli.reencrypt_cmds:reencrypt",
     "operator": "sealed_gitops.cli.operator_cmds:operator_command",
     "reconcile": "sealed_gitops.cli.status_cmds:reconcile",
     "suspend": "sealed_gitops.cli.status_cmds:suspend",

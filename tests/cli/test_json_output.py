@@ -3,7 +3,7 @@
 ``verify`` runs on local files; ``diff`` and ``keys list`` against the Kubernetes emulator (or
 SEALED_GITOPS_E2E_KUBECONFIG) through the operator tests' fixtures. Every Secret value here holds
 the canary, and no output may contain it. ``reencrypt --output json`` needs a running operator to
-answer; its rows are built by the same code path as the text lines (see keys_cmds.reencrypt).
+answer; its rows are built by the same code path as the text lines (see reencrypt_cmds.reencrypt).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import pyrage
 import pytest
 import yaml
 
-from sealed_gitops.cli.keys_cmds import BACKUP_KIND
+from sealed_gitops.cli.keys_backup import BACKUP_KIND
 from sealed_gitops.testing.control_plane import ControlPlane
 from sealed_gitops.testing.peers import versions
 from sealed_gitops.testing.peers.build import Built, cached, ensure_built, find_go

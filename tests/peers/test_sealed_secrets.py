@@ -28,7 +28,7 @@ import pyrage
 import pytest
 import yaml
 
-from sealed_gitops.cli.keys_cmds import BACKUP_KIND
+from sealed_gitops.cli.keys_backup import BACKUP_KIND
 from sealed_gitops.crypto.sealing_keys import SealingKey, make_certificate, tls_secret_manifest
 from sealed_gitops.keys.cluster_keys import ClusterKey
 from tests.control_plane.conftest import Kubectl
