@@ -4,14 +4,13 @@ Why apart from ``operator_cmds.py``: these are what ``flux reconcile``, ``flux s
 and ``flux get`` are for Flux users. They only read and patch our custom resources through the
 project's client, so they work from any laptop with a kubeconfig and need no operator code.
 Nothing here ever reads a Secret; messages printed come from conditions, which the operator
-redacts before it stores them (and which are redacted again here).
+redacts before it stores them (and which are redacted again here). How ``status`` turns objects
+into rows and a table is :mod:`.status_table`.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +26,16 @@ from sealed_gitops.cli.conventions import (
     split_ref,
 )
 from sealed_gitops.errors import ConfigError
-from sealed_gitops.operator.conditions import READY, summarize
+from sealed_gitops.operator.conditions import summarize
 from sealed_gitops.redact import redact
+
+from .status_table import (
+    STATUS_FIELDS,
+    applied_revision,
+    object_rows,
+    print_table,
+    ready_condition,
+)
 
 if TYPE_CHECKING:
     from sealed_gitops import cluster
@@ -60,19 +67,6 @@ HANDLED_AT_FIELD = "lastHandledReconcileAt"
 #: seconds of an unchanged, current status, ``--wait`` takes the request as handled.
 SETTLE_SECONDS = 3.0
 
-#: Fields of each row of ``status --output json``, in this order (a stable interface for tools).
-STATUS_FIELDS = (
-    "kind",
-    "namespace",
-    "name",
-    "ready",
-    "reason",
-    "revision",
-    "lastAttemptedRevision",
-    "suspended",
-    "message",
-)
-
 _KINDS = {"sync": "Sync", "repository": "Repository"}
 
 _kind_option = click.option(
@@ -90,20 +84,6 @@ _ref_kube_options = kube_options(
 def request_reconcile(client: KubeClient, kind: str, namespace: str, name: str) -> str:
     """Annotate the object so the operator reconciles it now; the requested-at value."""
     return resources.request_reconcile(client, kind, namespace, name)
-
-
-def _ready(obj: dict[str, Any]) -> dict[str, Any]:
-    for cond in (obj.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == READY:
-            return dict(cond)
-    return {}
-
-
-def _revision(obj: dict[str, Any]) -> str:
-    status = obj.get("status") or {}
-    if obj.get("kind") == "Repository":
-        return str((status.get("artifact") or {}).get("revision") or "")
-    return str(status.get("lastAppliedRevision") or "")
 
 
 def _patch(client: KubeClient, kind: str, namespace: str, name: str, body: dict[str, Any]) -> Any:
@@ -161,7 +141,7 @@ def wait_reconciled(
             raise ConfigError(f"{kind} {namespace}/{name} was deleted while waiting")
         status = obj.get("status") or {}
         generation = (obj.get("metadata") or {}).get("generation")
-        ready = _ready(obj)
+        ready = ready_condition(obj)
         current = bool(ready) and ready.get("observedGeneration") == generation
         if HANDLED_AT_FIELD in status:
             if status[HANDLED_AT_FIELD] == requested and current:
@@ -271,7 +251,9 @@ def reconcile(
                 what = f"Repository {namespace}/{repository}"
                 click.echo(f"✗ {what} not fetched within {timeout_text}", err=True)
                 ctx.exit(1)
-            click.echo(f"✔ Repository {namespace}/{repository} at {_revision(fetched) or '-'}")
+            click.echo(
+                f"✔ Repository {namespace}/{repository} at {applied_revision(fetched) or '-'}"
+            )
         current = resources.get_object(client, kind_name, namespace, name) or {}
         asked = source_revision(client, current)
         obj = _request_and_wait(client, kind_name, namespace, name, wait=wait, timeout=seconds)
@@ -284,11 +266,13 @@ def reconcile(
         ctx.exit(1)
     ready, message = summarize((obj.get("status") or {}).get("conditions"))
     if ready != "True":
-        click.echo(f"✗ {_ready(obj).get('reason', 'NotReady')}: {redact(message)}", err=True)
+        click.echo(
+            f"✗ {ready_condition(obj).get('reason', 'NotReady')}: {redact(message)}", err=True
+        )
         ctx.exit(1)
     click.echo(f"✔ {redact(message) or 'Ready'}")
     if kind_name == "Sync":
-        applied = _revision(obj)
+        applied = applied_revision(obj)
         click.echo(f"✔ applied revision {applied or '-'}")
         if asked and applied != asked:
             click.echo(f"! the Repository publishes {asked}; the Sync is still on {applied}")
@@ -343,77 +327,6 @@ def resume(
 # -- status -----------------------------------------------------------------------------------
 
 
-def object_rows(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row with :data:`STATUS_FIELDS` per object, sorted by kind, namespace and name."""
-    rows = []
-    for obj in objects:
-        meta = obj.get("metadata") or {}
-        ready = _ready(obj)
-        rows.append(
-            {
-                "kind": str(obj.get("kind") or ""),
-                "namespace": str(meta.get("namespace") or ""),
-                "name": str(meta.get("name") or ""),
-                "ready": str(ready.get("status") or "Unknown"),
-                "reason": str(ready.get("reason") or ""),
-                "revision": _revision(obj),
-                "lastAttemptedRevision": str(
-                    (obj.get("status") or {}).get("lastAttemptedRevision") or ""
-                ),
-                "suspended": bool((obj.get("spec") or {}).get("suspend")),
-                "message": redact(str(ready.get("message") or "")),
-            }
-        )
-    return sorted(rows, key=lambda r: (r["kind"], r["namespace"], r["name"]))
-
-
-def _short(revision: str) -> str:
-    """``main@sha1:0123456789ab`` instead of the full 40 hex digits, for a table."""
-    head, sep, sha = revision.rpartition(":")
-    return f"{head}{sep}{sha[:12]}" if sep and len(sha) > 12 else revision
-
-
-_TABLE = (
-    ("NAMESPACE", "namespace"),
-    ("NAME", "name"),
-    ("READY", "ready"),
-    ("REVISION", "revision"),
-    ("SUSPENDED", "suspended"),
-    ("MESSAGE", "message"),
-)
-
-
-def _cell(row: dict[str, Any], key: str) -> str:
-    if key == "revision":
-        return _short(str(row[key]))
-    if key == "suspended":
-        return "True" if row[key] else "False"
-    return str(row[key]).replace("\n", " ")
-
-
-def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
-    if not sys.stdout.isatty():
-        # Piped: tab-separated columns without colour or box drawing, one object per line.
-        click.echo("\t".join(h for h, _ in _TABLE))
-        for row in rows:
-            click.echo("\t".join(_cell(row, k) for _, k in _TABLE))
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for header, _ in _TABLE:
-        table.add_column(header, overflow="fold", ratio=3 if header == "MESSAGE" else None)
-    colour = {"True": "green", "False": "red"}
-    for row in rows:
-        cells = [escape(_cell(row, k)) for _, k in _TABLE]
-        style = colour.get(row["ready"], "yellow")
-        cells[2] = f"[{style}]{cells[2]}[/]"
-        table.add_row(*cells)
-    Console(highlight=False).print(table)
-
-
 @click.command("status")
 @click.option("-n", "--namespace", help="Only this namespace.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace (the default).")
@@ -453,4 +366,4 @@ def status(
             where = f" in namespace {namespace}" if namespace else ""
             click.echo(f"no {title}{where}", err=True)
             continue
-        _print_table(title, found[k])
+        print_table(title, found[k])
