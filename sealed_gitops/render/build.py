@@ -28,7 +28,7 @@ from typing import Any
 from sealed_gitops.crypto.sops import Unwrapper
 from sealed_gitops.errors import RenderError, SealedGitopsError
 from sealed_gitops.plan.ids import ObjectId
-from sealed_gitops.render import generators, isolate, kustomize
+from sealed_gitops.render import generators, isolate, kustomize, kustomize_native
 from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.committed import CommittedFiles
@@ -280,6 +280,47 @@ def _build_unit(
     return docs
 
 
+def _native_unit(
+    unit: Unit,
+    built: list[kustomize_native.NativeDocument],
+    out: _Collector,
+    *,
+    sops_keys: Unwrapper | None = None,
+    sops_binding: NamespaceBinding = NamespaceBinding.NONE,
+) -> list[Document]:
+    """The documents of a kustomization built without kustomize (render/kustomize_native.py),
+    named as the kustomize path names them: a SOPS document by its committed file and index
+    (it is the committed document, or a copy whose namespace the kustomization set, which the
+    decryption stage checks as any transformed one), any other by the kustomization and its
+    place in the output."""
+    docs: list[Document] = []
+    for position, native in enumerate(built):
+        try:
+            doc = make_document(native.data, file=unit.rel, index=position, via=unit.rel)
+            if doc.kind is DocKind.SOPS:
+                # known here, so no MAC matching (_restore) is needed
+                doc = Document(
+                    native.file,
+                    native.index,
+                    native.data,
+                    DocKind.SOPS,
+                    doc.id,
+                    unit.rel,
+                    transformed=native.renamespaced,
+                )
+            else:
+                doc = open_secret_document(doc, unwrapper=sops_keys, binding=sops_binding)
+            docs.append(doc)
+        except SealedGitopsError as exc:
+            out.fail(
+                exc,
+                file=exc.file or unit.rel,
+                index=_index_of(exc) or position,
+                obj=object_name(native.data),
+            )
+    return docs
+
+
 def _refuse_duplicates(docs: list[Document], out: _Collector) -> list[Document]:
     by_id: dict[ObjectId, list[Document]] = {}
     for doc in docs:
@@ -339,7 +380,17 @@ def render(
         files = CommittedFiles(root, limits=limits)
     docs: list[Document] = []
     for unit in walk(root, path):
-        if unit.kustomize:
+        built = (
+            kustomize_native.build(root, unit.path, files=files, cache=cache)
+            if unit.kustomize
+            else None
+        )
+        if built is not None:
+            # a kustomization kustomize would print unchanged (or only re-namespaced)
+            docs.extend(
+                _native_unit(unit, built, out, sops_keys=sops_keys, sops_binding=sops_binding)
+            )
+        elif unit.kustomize:
             docs.extend(
                 _build_unit(
                     root,
