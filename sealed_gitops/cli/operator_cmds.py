@@ -4,128 +4,44 @@ Why this module exists: it is how the operator runs, as the container's command 
 local cluster. It sets up logging that always redacts, maps its flags onto
 :class:`~sealed_gitops.operator.settings.OperatorSettings`, and shuts down cleanly on SIGTERM,
 releasing its Lease so a standby takes over at once. The commands that only read and patch the
-operator's objects (``reconcile``, ``suspend``, ``resume``, ``status``) are in ``status_cmds.py``.
+operator's objects (``reconcile``, ``suspend``, ``resume``, ``status``) are in ``status_cmds.py``;
+the process-wide set-up (logging, signals) is :mod:`.operator_process`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
-import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVarTuple
 
 import click
 
 from sealed_gitops.cli.conventions import DURATION, kube_options
 from sealed_gitops.errors import ConfigError
-from sealed_gitops.operator import log_context
 from sealed_gitops.operator.settings import OperatorSettings
-from sealed_gitops.redact import RedactingFilter, install_logging_filter, redact
 
-__all__ = ["JsonFormatter", "configure_logging", "operator_command"]
+from .operator_process import (
+    EARLY_STOP,
+    STOP_SIGNALS,
+    StopOnSignalLoop,
+    configure_logging,
+    early_signal,
+    stop_on,
+)
+
+__all__ = ["operator_command"]
 
 
 # -- operator ---------------------------------------------------------------------------------
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message (redacted by the filter)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": redact(record.getMessage()),
-        }
-        # kopf's per-object loggers say which object a line is about; the project's own lines
-        # in a reconcile loop get it from the loop's context (`sealed-gitops logs` filters on it).
-        ref = getattr(record, "k8s_ref", None) or log_context.current()
-        if isinstance(ref, dict):
-            line["object"] = {k: ref.get(k) for k in ("kind", "namespace", "name") if ref.get(k)}
-        return json.dumps(line, sort_keys=False)
-
-
-def configure_logging(*, log_format: str, level: int) -> None:
-    """Root logging for the operator process: one stderr handler, always redacting, and the
-    audit lines on stdout.
-
-    Filters on the root *logger* do not see records propagated from child loggers; a filter on
-    the root *handler* does, so that is where the redaction must sit. kopf's loggers propagate to
-    the root; any handler they carry gets the filter too.
-    """
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    install_logging_filter()
-    for name in list(logging.Logger.manager.loggerDict):
-        if name == "kopf" or name.startswith("kopf."):
-            install_logging_filter(logging.getLogger(name))
-    # Quiet libraries whose debug chatter (URLs with tokens in query strings, headers) is noise.
-    for noisy in ("urllib3", "kubernetes", "asyncio", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    # Who changed which Secret key: one JSON line each on stdout, whatever the log level, apart
-    # from the diagnostics on stderr (issue 8: log shippers read it as a record of changes).
-    # Imported here, as the other heavy modules: `operator --help` needs none of them.
-    from sealed_gitops.audit.log import install_audit_stream
-
-    install_audit_stream()
-
-
 def _in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_Ts = TypeVarTuple("_Ts")
-
-
-class _StopOnSignalLoop(asyncio.SelectorEventLoop):
-    """An event loop on which SIGTERM and SIGINT always mean "set the operator's stop flag".
-
-    kopf installs its own handlers for both signals when it runs in the main thread; on that
-    path its stop-flag waiter stays pending and shutdown sits out kopf's 5-second grace for
-    hung tasks. Routing every handler for these signals to our flag makes a signal take the
-    same quick path as a programmatic stop (the Lease is released either way).
-    """
-
-    stop_flag: asyncio.Event | None = None
-
-    def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
-        if self.stop_flag is not None and sig in _STOP_SIGNALS:
-            super().add_signal_handler(sig, _stop_on, self.stop_flag, signal.Signals(sig).name)
-            return
-        super().add_signal_handler(sig, callback, *args)
-
-
-#: Set by a SIGTERM/SIGINT that arrives before the event loop has its handlers (the web view
-#: starts first): without it such a signal killed the process with the default action, so a
-#: pod stopped during start-up never released what it held.
-_EARLY_STOP = threading.Event()
-
-
-def _early_signal(signum: int, _frame: object) -> None:
-    _EARLY_STOP.set()
-
-
-def _stop_on(stop: asyncio.Event, name: str) -> None:
-    if not stop.is_set():
-        logging.getLogger("sealed_gitops.cli.operator").info("%s received, stopping", name)
-    stop.set()
 
 
 async def _run(settings: OperatorSettings) -> None:
@@ -136,12 +52,12 @@ async def _run(settings: OperatorSettings) -> None:
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    if isinstance(loop, _StopOnSignalLoop):
+    if isinstance(loop, StopOnSignalLoop):
         loop.stop_flag = stop
-    for sig in _STOP_SIGNALS:
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    if _EARLY_STOP.is_set():  # a signal that came while the web view was starting
-        _stop_on(stop, "signal before start")
+    if EARLY_STOP.is_set():  # a signal that came while the web view was starting
+        stop_on(stop, "signal before start")
     # The context connects as the settings say: the pod's service account when in a pod.
     await run_operator(settings, stop=stop)
 
@@ -448,15 +364,15 @@ def operator_command(
             "the operator's own rights"
         )
     with contextlib.ExitStack() as stack:
-        _EARLY_STOP.clear()
+        EARLY_STOP.clear()
         if threading.current_thread() is threading.main_thread():
-            for sig in _STOP_SIGNALS:
+            for sig in STOP_SIGNALS:
                 # the old handler comes back afterwards (the command may run inside a test)
-                stack.callback(signal.signal, sig, signal.signal(sig, _early_signal))
+                stack.callback(signal.signal, sig, signal.signal(sig, early_signal))
         port = _port(ui_port)
         if port is not None:
             stack.enter_context(_web_view(kubeconfig, context, in_cluster=in_cluster, port=port))
-        with asyncio.Runner(loop_factory=_StopOnSignalLoop) as runner:
+        with asyncio.Runner(loop_factory=StopOnSignalLoop) as runner:
             runner.run(_run(settings))
     log.info("operator stopped")
 

@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 from sealed_gitops.cli.log_lines import MAX_MESSAGE, ObjectRef, newest, parse_line
 from sealed_gitops.cli.logs_cmds import DEFAULT_SELECTOR
 from sealed_gitops.cli.main import cli
-from sealed_gitops.cli.operator_cmds import JsonFormatter
+from sealed_gitops.cli.operator_process import JsonFormatter
 from sealed_gitops.crypto.age import AgeRecipient
 from sealed_gitops.crypto.sops import encrypt_bytes
 from sealed_gitops.redact import RedactingFilter
