@@ -1,4 +1,4 @@
-"""``sealed-gitops encrypt|decrypt|set|unset``: the sops commands, natively.
+"""``sealed-gitops encrypt|decrypt``: the sops commands, natively (set, unset: :mod:`.set_cmds`).
 
 Why this module exists: users come from ``sops`` and expect its commands, flags and
 ``.sops.yaml`` to work unchanged. Each command here reads a file, asks ``crypto.sops`` (the
@@ -12,9 +12,7 @@ when ``SEALED_GITOPS_SOPS_BACKEND=binary`` (a switch for tests and for comparing
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,8 +28,6 @@ from sealed_gitops.crypto.sops import (
     encrypt_bytes,
     extract,
     parse_path,
-    set_value,
-    unset_value,
 )
 from sealed_gitops.crypto.sops.document import dump_tree, load_tree, split_metadata
 from sealed_gitops.errors import ConfigError, NoMatchingKey
@@ -51,7 +47,6 @@ from .options import (
     emit,
     file_format,
     format_options,
-    kept_format,
     key_options,
     matching_rule,
     output_options,
@@ -61,14 +56,13 @@ from .options import (
 from .sops_codes import (
     CANNOT_READ_INPUT,
     CONFLICTING_PARAMETERS,
-    INVALID_SET_FORMAT,
     INVALID_TREE_PATH,
     coded,
     fail,
     with_sops_codes,
 )
 
-__all__ = ["decrypt", "decrypt_to_bytes", "encrypt", "read_metadata", "set_cmd", "unset_cmd"]
+__all__ = ["decrypt", "decrypt_to_bytes", "encrypt", "read_metadata"]
 
 #: Set to ``binary`` to decrypt every file with the real sops (tests, behaviour comparisons).
 BACKEND_ENV = "SEALED_GITOPS_SOPS_BACKEND"
@@ -352,88 +346,3 @@ def decrypt(
         stores=store_settings(file),
     )
     emit(plain, source=file, output=output, in_place=in_place, private=True)
-
-
-# -- set / unset ------------------------------------------------------------------------------
-
-
-def _value_json(value: str | None, value_file: Path | None, value_stdin: bool) -> str:
-    given = sum(1 for v in (value is not None, value_file is not None, value_stdin) if v)
-    if given != 1:
-        raise ConfigError("give the value once: as VALUE, --value-file or --value-stdin")
-    if value_file is not None:
-        return value_file.read_text(encoding="utf-8")
-    if value_stdin:
-        return sys.stdin.read()
-    return value if value is not None else ""
-
-
-@click.command("set")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("path")
-@click.argument("value", required=False)
-@click.option(
-    "--value-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Read the JSON value from this file (keeps it out of the process list).",
-)
-@click.option("--value-stdin", is_flag=True, help="Read the JSON value from stdin.")
-@format_options
-@key_options
-@with_sops_codes()
-def set_cmd(
-    *,
-    file: str,
-    path: str,
-    value: str | None,
-    value_file: Path | None,
-    value_stdin: bool,
-    input_type: str | None,
-    output_type: str | None,
-    keys: KeyInputs,
-) -> None:
-    """Set the value at PATH in FILE, in place (VALUE is JSON, PATH like '["data"]["k"]')."""
-    fmt = kept_format(file, input_type, output_type)
-    value_json = _value_json(value, value_file, value_stdin)
-    with coded(INVALID_TREE_PATH):
-        parts = parse_path(path)
-    try:
-        json.loads(value_json)
-    except ValueError:
-        fail(INVALID_SET_FORMAT, f"{file}: the value is not valid JSON")
-    with keys.keyring() as ring:
-        result = set_value(
-            read_input(file),
-            parts,
-            value_json,
-            unwrapper=ring,
-            file=file,
-            fmt=fmt,
-            stores=store_settings(file),
-        )
-    emit(result, source=file, output=None, in_place=True)
-
-
-@click.command("unset")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("path")
-@format_options
-@key_options
-@with_sops_codes()
-def unset_cmd(
-    *,
-    file: str,
-    path: str,
-    input_type: str | None,
-    output_type: str | None,
-    keys: KeyInputs,
-) -> None:
-    """Remove PATH from FILE, in place."""
-    fmt = kept_format(file, input_type, output_type)
-    with coded(INVALID_TREE_PATH):
-        parts = parse_path(path)
-    with keys.keyring() as ring:
-        result = unset_value(
-            read_input(file), parts, unwrapper=ring, file=file, fmt=fmt, stores=store_settings(file)
-        )
-    emit(result, source=file, output=None, in_place=True)
