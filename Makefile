@@ -47,9 +47,11 @@ demo: install
 # First the real control plane the API suites also run on (issue 13), built from its Go modules
 # once per version and cached (~5 min cold on 2 cores, 0.3 s warm): before pytest, so that no
 # test waits for a build inside its timeout. Without Go it says so and those tests skip.
+# --durations: the slowest tests are named at the end of every run, so that a suite creeping
+# towards CI's limit shows where its time went.
 test: install
 	$(BIN)/python -m sealed_gitops.testing build
-	$(BIN)/python -m pytest -n auto -q -p no:cacheprovider
+	$(BIN)/python -m pytest -n auto -q -p no:cacheprovider --durations=25
 
 # The fuzz harnesses of tests/security/test_fuzz.py, much longer than in `make test`: hypothesis
 # with FUZZ_EXAMPLES inputs per parser, then (with the `fuzz` extra installed) atheris,
