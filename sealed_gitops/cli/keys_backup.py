@@ -23,13 +23,8 @@ from sealed_gitops.cli.options import atomic_write
 from sealed_gitops.crypto.age import parse_identities
 from sealed_gitops.errors import ConfigError, FormatError
 from sealed_gitops.keys.cluster_keys import ClusterKey, KeyState, format_time
-from sealed_gitops.keys.key_store import (
-    KeyStore,
-    SecretStore,
-    VaultKvStore,
-    keyring_kv_path,
-    vault_session,
-)
+from sealed_gitops.keys.key_store import KeyStore, SecretStore
+from sealed_gitops.keys.vault_kv_store import VaultKvStore, keyring_kv_path, vault_session
 from sealed_gitops.redact import register
 
 from .keyring_target import Target, cluster_options, find_target

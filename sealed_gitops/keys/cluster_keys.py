@@ -5,7 +5,8 @@ SOPS files and an RSA sealing key (with its self-signed certificate) for SealedS
 operator stores the private parts (in a Secret per key, or in one Vault KV v2 secret), publishes
 the public parts in the KeyRing's status, and the CLI writes the public parts into the repository.
 All of them must agree on one shape, so the shape, the states, and the (de)serialisations live
-here, apart from the I/O that moves them (``operator/keyring.py``, ``cli/keys_cmds.py``, ``cli/keys_backup.py``).
+here, apart from the I/O that moves them (``operator/keyring.py``, ``cli/keys_cmds.py``,
+``cli/keys_backup.py``).
 
 A key's id is the fingerprint of its sealing key (hex SHA-256 of the DER SubjectPublicKeyInfo):
 the same id SealedSecrets' key-id hints carry, so a sealed value names its key directly; a SOPS

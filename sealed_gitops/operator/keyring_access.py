@@ -33,15 +33,14 @@ from typing import Any
 
 from sealed_gitops.errors import ClusterError, ConfigError, FormatError, NoMatchingKey
 from sealed_gitops.keys.cluster_keys import decrypting_keys, format_time, parse_time
-from sealed_gitops.keys.key_store import (
-    KeyStore,
-    SecretStore,
+from sealed_gitops.keys.key_store import KeyStore, SecretStore
+from sealed_gitops.keys.vault import VaultUnwrapper, normalize_address
+from sealed_gitops.keys.vault_kv_store import (
     VaultKvStore,
     default_kv_path,
     kv_path_allowed,
     vault_session,
 )
-from sealed_gitops.keys.vault import VaultUnwrapper, normalize_address
 from sealed_gitops.operator.context import OperatorContext
 from sealed_gitops.operator.resources import get_object, read_secret_data
 from sealed_gitops.operator.specs import KeyRingRef, KeyRingSpec, VaultSpec

@@ -29,8 +29,9 @@ from sealed_gitops.keys.cluster_keys import (
     secret_name,
 )
 from sealed_gitops.keys.dependencies import KeyRef, scan_repository
-from sealed_gitops.keys.key_store import KeyStore, SecretStore, VaultKvStore
+from sealed_gitops.keys.key_store import KeyStore, SecretStore
 from sealed_gitops.keys.retention import DELETED, due_for_deletion, status_keys
+from sealed_gitops.keys.vault_kv_store import VaultKvStore
 from sealed_gitops.testing.openbao import OpenBaoServer, find_bao, openbao_server
 
 from .conftest import (

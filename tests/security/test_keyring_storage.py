@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from sealed_gitops.errors import ConfigError
-from sealed_gitops.keys.key_store import kv_path_allowed
+from sealed_gitops.keys.vault_kv_store import kv_path_allowed
 from sealed_gitops.testing.openbao import OpenBaoServer, find_bao, openbao_server
 from tests.keys_lifecycle.conftest import (
     active,
