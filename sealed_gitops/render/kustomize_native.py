@@ -62,7 +62,7 @@ from sealed_gitops.render.kustomize_scan import MAX_KUSTOMIZATIONS, OUTPUT_LIMIT
 from sealed_gitops.render.loader import load_file
 from sealed_gitops.render.walk import KUSTOMIZATION_NAMES, resolve_inside
 
-__all__ = ["RENAMESPACED_KINDS", "NativeDocument", "build"]
+__all__ = ["RENAMESPACED_KINDS", "NativeDocument", "build", "reads_otherwise"]
 
 #: (apiVersion, kind) whose namespace transform in kustomize is only ``metadata.namespace``
 RENAMESPACED_KINDS = frozenset({("v1", "Secret"), ("v1", "ConfigMap")})
@@ -73,17 +73,18 @@ _SUFFIXES = (".yaml", ".yml")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _API = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]+")
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
-#: what kustomize's YAML reader handles its own way: a tag, anchor or alias starting a node,
-#: a directive line, a BOM, a carriage return (conservative: also matches inside some strings)
-_ODD = re.compile(rb"(?:^|[\s\[\]{},:?-])[!&*]|(?:^|\n)%|\r|^\xef\xbb\xbf")
 #: plain scalars that kustomize's reader (go-yaml, then JSON) reads otherwise than the loader's
 #: YAML 1.2 core schema: a leading-zero or prefixed number (``0777`` is 511 there, 777 here),
 #: digits with ``_`` (a number there, a string here), a date (an RFC 3339 time there)
 _RESOLVED_OTHERWISE = re.compile(
-    rb"(?:^|[\s\[{,])[-+]?(?:0[0-9_bBoOxX][0-9a-fA-F_]*|[0-9][0-9_]*_[0-9_]*)[ \t]*(?:$|[\n,\]}#:])"
-    rb"|(?:^|[\s\[{,])[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}",
-    re.MULTILINE,
+    rb"[-+]?(?:0[0-9_bBoOxX][0-9a-fA-F_]*|[0-9][0-9_]*_[0-9_]*):?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*"
 )
+#: the first bytes of a token worth a closer look: the above, and a tag (``!``), an anchor
+#: (``&``), an alias (``*``) or a directive (``%``), which kustomize's reader handles its own way
+_SUSPECT = frozenset(b"0123456789+-!&*%")
+_NODE_MARKS = frozenset(b"!&*%")
+#: flow indicators and a quoted key's colon split tokens too (``[0777,1]``, ``{"a":0777}``)
+_FLOW = bytes.maketrans(b"[]{},", b"     ")
 #: ints kustomize keeps exact (go-yaml's int64; past it a float)
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 #: annotation prefixes kustomize reads, sets or removes itself
@@ -122,6 +123,8 @@ class _Ineligible(Exception):
 class _Builder:
     def __init__(self, root: Path, files: CommittedFiles, cache: ContentCache | None) -> None:
         self.root = root
+        self.root_text = str(root)
+        self.prefix = self.root_text.rstrip("/") + "/"
         self.files = files
         self.cache = cache
         self.directories: set[Path] = set()
@@ -130,7 +133,14 @@ class _Builder:
         self.count = 0
 
     def rel_of(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix() if path != self.root else "."
+        """``path`` (resolved, inside the root: checked where it was resolved) relative to the
+        root; string slicing, as pathlib's relative_to was a tenth of a build's own time."""
+        text = str(path)
+        if text == self.root_text:
+            return "."
+        if not text.startswith(self.prefix):
+            raise _Ineligible
+        return text[len(self.prefix) :]
 
     def visit(self, directory: Path) -> list[NativeDocument]:
         if directory in self.directories or len(self.directories) >= MAX_KUSTOMIZATIONS:
@@ -186,15 +196,29 @@ class _Builder:
         rel = self.rel_of(target)
         data = self.files.read(rel, path=target)
         self.size += len(data)
-        if self.size > OUTPUT_LIMITS.max_bytes or _ODD.search(data):
-            raise _Ineligible
-        if _RESOLVED_OTHERWISE.search(data):
+        if self.size > OUTPUT_LIMITS.max_bytes or reads_otherwise(data):
             raise _Ineligible
         parsed = self.files.documents(rel, path=target, cache=self.cache)
         self.count += len(parsed)
         if self.count > OUTPUT_LIMITS.max_documents:
             raise _Ineligible
         return [NativeDocument(rel, index, _checked(doc)) for index, doc in parsed]
+
+
+def reads_otherwise(data: bytes) -> bool:
+    """Whether kustomize's YAML reader may read ``data`` otherwise than the loader: a
+    whitespace- or flow-separated token that may be such a scalar or node mark, a carriage
+    return or a BOM (conservative: a token inside a quoted or block string counts too). A token
+    split of the bytes, not a regular expression over them: this runs on every file, and a
+    regex that tries each position cost more than the file's parse."""
+    if b"\r" in data or data.startswith(b"\xef\xbb\xbf"):
+        return True
+    tokens = data.translate(_FLOW).replace(b'":', b'" ').replace(b"':", b"' ").split()
+    for token in tokens:
+        first = token[0]
+        if first in _SUSPECT and (first in _NODE_MARKS or _RESOLVED_OTHERWISE.fullmatch(token)):
+            return True
+    return False
 
 
 def _is_label(value: Any) -> bool:
@@ -241,12 +265,14 @@ def _check_values(value: Any) -> None:
     refuses others), no float (``1.0`` comes back as ``1``), ints within int64."""
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise _Ineligible
-            _check_values(item)
+            if type(item) is not str:  # most leaves: nothing to check
+                _check_values(item)
     elif isinstance(value, list):
         for item in value:
-            _check_values(item)
+            if type(item) is not str:
+                _check_values(item)
     elif isinstance(value, float) or (
         isinstance(value, int) and not isinstance(value, bool) and not _INT_MIN <= value <= _INT_MAX
     ):

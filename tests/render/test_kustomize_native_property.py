@@ -4,8 +4,9 @@ Two properties over random trees of kustomizations (random names, namespaces, ne
 orders, document separators, comments):
 
 - **eligible trees build natively, and as kustomize does**: a tree that only lists files, with
-  ``namespace:`` only over Secrets and ConfigMaps, is built without kustomize, and its objects
-  equal kustomize's, in kustomize's order, as JSON (types included);
+  ``namespace:`` only over Secrets and ConfigMaps, is built without kustomize (unless the
+  conservative byte screen ``reads_otherwise`` turns a file away: counted as an event), and its
+  objects equal kustomize's, in kustomize's order, as JSON (types included);
 - **the native build is sound**: for trees with values kustomize's YAML reader and JSON round
   trip treat their own way (plain ``0777``, ``1_000``, dates, floats, ``0x1F``, anchors, tags,
   non-string keys, nulls, ``namespace:`` over other kinds, repeated names), the native build
@@ -16,7 +17,6 @@ orders, document separators, comments):
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from sealed_gitops.render.kustomize_native import reads_otherwise
 from tests.render.kustomize_differential import as_text, kustomize_objects, native_objects
 
 #: a file: documents, each a list of (top-level key, value as YAML text) chunks
@@ -131,7 +132,7 @@ def _data(draw: st.DrawFn, *, raw: bool) -> str:
 @st.composite
 def _document(draw: st.DrawFn, *, kinds: list[tuple[str, str]], name: str, raw: bool) -> str:
     api, kind = draw(st.sampled_from(kinds))
-    meta = [f"  name: {name}"]
+    meta = [f"  name: {name if raw and draw(st.booleans()) else _quoted(name)}"]
     if draw(st.booleans()):
         meta.append(f"  namespace: {_quoted(draw(_LABEL))}")
     if draw(st.booleans()):
@@ -237,7 +238,6 @@ def _run(kubectl: str, files: dict[str, str], check: Callable[[Any, Any], None])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         check(native_objects(root, root / "app"), kustomize_objects(kubectl, root / "app"))
-        shutil.rmtree(root / "app")
 
 
 _SETTINGS = settings(
@@ -252,8 +252,15 @@ _SETTINGS = settings(
 def test_eligible_trees_build_natively_as_kustomize_does(
     kubectl: str, files: dict[str, str]
 ) -> None:
+    # the one screen allowed to turn an eligible tree away: the byte-level look for scalars
+    # kustomize may read otherwise, which is conservative (it also fires inside some strings)
+    screened = any(reads_otherwise(text.encode()) for text in files.values())
+    event("screened out by reads_otherwise" if screened else "not screened")
+
     def check(native: Any, expected: Any) -> None:
         assert expected is not None, "kustomize failed on an eligible tree"
+        if screened and native is None:
+            return
         assert native is not None, "an eligible tree fell back to kustomize"
         assert as_text(native) == as_text(expected)
 
