@@ -14,7 +14,7 @@ caller runs kustomize, which gives the real result or the real error. Eligible, 
 - a directory with exactly one kustomization file (``kustomization.yaml``/``.yml``/
   ``Kustomization``), its target inside the root, holding one mapping with no other fields than
   ``apiVersion``/``kind`` (``kustomize.config.k8s.io/v1beta1`` ``Kustomization`` or absent),
-  ``resources`` and ``namespace`` (a DNS-1123 label);
+  ``resources`` (not empty) and ``namespace`` (a DNS-1123 label);
 - each resource a local relative path (not remote, not absolute) that stays inside the root with
   symlinks resolved (:func:`~sealed_gitops.render.walk.resolve_inside`, as the scan checks it):
   a directory reached once whose kustomization is itself eligible, or a ``.yaml``/``.yml``
@@ -59,7 +59,7 @@ from sealed_gitops.errors import SealedGitopsError
 from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.committed import CommittedFiles
 from sealed_gitops.render.kustomize_scan import MAX_KUSTOMIZATIONS, OUTPUT_LIMITS, is_remote
-from sealed_gitops.render.loader import load_file
+from sealed_gitops.render.loader import load_bytes, read_limited
 from sealed_gitops.render.walk import KUSTOMIZATION_NAMES, resolve_inside
 
 __all__ = ["RENAMESPACED_KINDS", "NativeDocument", "build", "reads_otherwise"]
@@ -68,6 +68,10 @@ __all__ = ["RENAMESPACED_KINDS", "NativeDocument", "build", "reads_otherwise"]
 RENAMESPACED_KINDS = frozenset({("v1", "Secret"), ("v1", "ConfigMap")})
 
 _FIELDS = frozenset({"apiVersion", "kind", "resources", "namespace"})
+_TOP_KEYS = (b"apiVersion:", b"kind:", b"resources:", b"namespace:")
+#: how a line that is not a top-level key of a block mapping starts (blank, indented, comment,
+#: a sequence item or a document marker)
+_INDENTED = (b"", b" ", b"\t", b"#", b"-")
 _API_VERSION = "kustomize.config.k8s.io/v1beta1"
 _SUFFIXES = (".yaml", ".yml")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -148,8 +152,10 @@ class _Builder:
         self.directories.add(directory)
         spec = self.kustomization(directory)
         namespace = spec.get("namespace")
-        entries = spec.get("resources", [])
-        if not isinstance(entries, list) or (namespace is not None and not _is_label(namespace)):
+        entries = spec.get("resources")
+        if not isinstance(entries, list) or not entries:
+            raise _Ineligible  # nothing to gain from an empty build: kustomize's own answer
+        if namespace is not None and not _is_label(namespace):
             raise _Ineligible
         docs: list[NativeDocument] = []
         for entry in entries:
@@ -161,8 +167,14 @@ class _Builder:
         found = [directory / n for n in KUSTOMIZATION_NAMES if (directory / n).is_file()]
         if len(found) != 1:
             raise _Ineligible  # none, or several (kustomize refuses several)
-        target = resolve_inside(self.root, self.rel_of(found[0]))
-        docs = load_file(target, file=self.rel_of(found[0]))
+        rel = self.rel_of(found[0])
+        data = read_limited(resolve_inside(self.root, rel), file=rel)
+        # A top-level key of another field, seen before parsing: kustomize then parses it for
+        # its scan, and a fallback costs no second parse. The parse below decides the rest.
+        for line in data.split(b"\n"):
+            if line[:1] not in _INDENTED and not line.startswith(_TOP_KEYS):
+                raise _Ineligible
+        docs = load_bytes(data, file=rel)
         if len(docs) != 1 or not isinstance(docs[0][1], Mapping):
             raise _Ineligible
         spec: Mapping[str, Any] = docs[0][1]

@@ -119,7 +119,12 @@ def test_a_transformed_build_parses_each_sops_file_once(
 ) -> None:
     for n in range(3):
         write(f"app/s{n}.yaml", _encrypted(f"s{n}", f"password-number-{n}", age_key[0]))
-    write("app/kustomization.yaml", "namespace: moved\nresources: [s0.yaml, s1.yaml, s2.yaml]\n")
+    # commonLabels keeps this build on kustomize (namespace: alone is built without it, where
+    # the kustomization and each file are parsed once: tests/render/test_kustomize_native.py)
+    write(
+        "app/kustomization.yaml",
+        "namespace: moved\ncommonLabels: {a: b}\nresources: [s0.yaml, s1.yaml, s2.yaml]\n",
+    )
     parses.clear()  # encrypting parsed the plaintext
     result = build(root=repo, path="app", keys=keys())
     assert {obj.id.namespace for obj in result.objects} == {"moved"}

@@ -13,13 +13,15 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sealed_gitops.crypto.sops import yaml_load as sops_yaml
 from sealed_gitops.errors import IntegrityError, PathError, ScopeMismatch, SealedGitopsError
 from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.pipeline import build
-from sealed_gitops.render import DocKind, kustomize, render
+from sealed_gitops.render import DocKind, kustomize, loader, render
 from sealed_gitops.render.binding import NamespaceBinding
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.loader import load_bytes
@@ -60,7 +62,6 @@ ELIGIBLE: dict[str, dict[str, str]] = {
         "app/base/deeper/kustomization.yaml": "resources:\n- s.yaml\n",
         "app/base/deeper/s.yaml": SECRET.format(name="deep", value="v"),
     },
-    "empty-resources": {"app/kustomization.yaml": "resources: []\n"},
     "values-kept-as-written": {
         "app/kustomization.yaml": "resources:\n- cm.yaml\n",
         "app/cm.yaml": (
@@ -90,6 +91,8 @@ ELIGIBLE: dict[str, dict[str, str]] = {
 
 #: layouts that must go through kustomize (native returns None)
 INELIGIBLE: dict[str, dict[str, str]] = {
+    "empty-resources": {"app/kustomization.yaml": "resources: []\n"},
+    "no-resources": {"app/kustomization.yaml": "namespace: a\n"},
     "name-prefix": {"app/kustomization.yaml": "namePrefix: p-\nresources:\n- cm.yaml\n"},
     "labels": {"app/kustomization.yaml": "commonLabels:\n  a: b\nresources:\n- cm.yaml\n"},
     "generator": {"app/kustomization.yaml": "configMapGenerator:\n- name: g\n  literals: [a=b]\n"},
@@ -368,3 +371,38 @@ def test_a_borrowed_ciphertext_still_fails(
     one.write_text(text)
     with pytest.raises(IntegrityError):
         build(root=repo, path="app", keys=_keys(age_key, NamespaceBinding.NONE))
+
+
+def test_each_file_is_parsed_once_and_no_output_is_parsed(
+    repo: Path,
+    write: Write,
+    sops_encrypt: Callable[[Path], None],
+    age_key: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The transformed layout without kustomize: the kustomization and each SOPS file parsed
+    once (the kustomize path parses its output too: tests/render/test_committed.py)."""
+    for n in range(3):
+        sops_encrypt(write(f"app/s{n}.yaml", SECRET.format(name=f"s{n}", value=f"pw-{n}")))
+    write("app/kustomization.yaml", "namespace: moved\nresources: [s0.yaml, s1.yaml, s2.yaml]\n")
+    parses: list[int] = []
+    original = sops_yaml.make_loader
+
+    def counting(text: str) -> Any:
+        parses.append(len(text))
+        return original(text)
+
+    monkeypatch.setattr(sops_yaml, "make_loader", counting)
+    monkeypatch.setattr(loader, "make_loader", counting)
+    result = build(root=repo, path="app", keys=_keys(age_key, NamespaceBinding.NONE))
+    assert sorted(str(obj.id) for obj in result.objects) == [
+        "moved_s0__Secret",
+        "moved_s1__Secret",
+        "moved_s2__Secret",
+    ]
+    assert sorted(obj.data["stringData"]["password"] for obj in result.objects) == [
+        "pw-0",
+        "pw-1",
+        "pw-2",
+    ]
+    assert len(parses) == 1 + 3

@@ -196,7 +196,7 @@ def _tree(draw: st.DrawFn, *, raw: bool) -> dict[str, str]:
         moved = moved or namespace is not None
         kinds = ANY_KIND if raw or not moved else MOVABLE
         entries: list[str] = []
-        for n in range(draw(st.integers(0, 3))):
+        for n in range(draw(st.integers(1, 3))):  # an empty kustomization goes to kustomize
             rel = draw(st.sampled_from([f"f{n}.yaml", f"f{n}.yml", f"sub{n}/f.yaml"]))
             count = draw(st.integers(0, 3))
             files[f"{path}/{rel}"] = draw(
