@@ -22,6 +22,7 @@ them, and there is never a ``last-applied-configuration`` annotation holding a c
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -152,14 +153,21 @@ def _rv(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
 
+@functools.lru_cache(maxsize=256)
+def _version(api_version: str) -> str:
+    """The version part of an apiVersion (a Sync has a few distinct ones and many objects)."""
+    return split_api_version(api_version)[1]
+
+
 def _plan(
     desired: Desired,
     live: Mapping[ObjectId, Mapping[str, Any]],
     *,
     recorded: Mapping[ObjectId, tuple[str, str]],
     digest_key: bytes | None,
-) -> dict[ObjectId, ObjectChange]:
-    """The change of every object; the field comparison runs only where the record differs.
+) -> tuple[dict[ObjectId, ObjectChange], int]:
+    """The change of every object, and how many needed the field comparison (it runs only
+    where the record differs).
 
     An object whose recorded (digest, resourceVersion) still matches is unchanged without
     looking further (the cheap path that keeps a no-op reconcile fast); the others go through
@@ -167,17 +175,23 @@ def _plan(
     """
     changes: dict[ObjectId, ObjectChange] = {}
     rest = []
+    marks, versions = desired.marks, desired.versions
     for _, items in desired.stages:
         for oid, obj in items:
             current = live.get(oid)
-            if current is not None and recorded.get(oid) == (desired.marks[oid], _rv(current)):
-                version = split_api_version(desired.versions[oid])[1]
-                changes[oid] = ObjectChange(oid, Change.UNCHANGED, version)
+            record = recorded.get(oid)
+            if (
+                current is not None
+                and record is not None
+                and record[0] == marks[oid]
+                and record[1] == _rv(current)
+            ):
+                changes[oid] = ObjectChange(oid, Change.UNCHANGED, _version(versions[oid]))
             else:
                 rest.append(obj)
     plan = plan_changes(rest, live, digest_key=digest_key)
     changes.update((c.id, c) for c in plan.create + plan.update + plan.unchanged)
-    return changes
+    return changes, len(rest)
 
 
 def _write(
@@ -261,14 +275,14 @@ def apply(
     live = read_live(client, discovery, versions, sync=sync, failures=failures)
     # Known before anything is written, like an unreadable object: under Atomic, nothing is.
     failures.update(find_conflicts(live, desired.ids, sync=sync, claims=claims))
-    changes = _plan(desired, live, recorded=recorded, digest_key=digest_key)
+    changes, rest_planned = _plan(desired, live, recorded=recorded, digest_key=digest_key)
 
     outcomes: list[ObjectOutcome] = []
     stopped = bool(failures) and policy is Policy.ATOMIC
     for _, items in desired.stages:
         written_crds: list[tuple[int, str]] = []
         for oid, obj in items:
-            version = split_api_version(versions[oid])[1]
+            version = _version(versions[oid])
             change = changes[oid]
             mark = desired.marks[oid]
             if oid in failures:
@@ -329,4 +343,8 @@ def apply(
         if written_crds:
             # New kinds are served now; forget what discovery said before they existed.
             discovery.invalidate()
-    return ApplyResult(tuple(outcomes))
+    # Unchanged by record, every one, and nothing failed: the records given are the records now.
+    quiet = (
+        not failures and not rest_planned and all(o.result is Result.UNCHANGED for o in outcomes)
+    )
+    return ApplyResult(tuple(outcomes), quiet=quiet)

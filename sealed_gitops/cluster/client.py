@@ -229,6 +229,11 @@ def connect(
         else:
             detail = str(exc)
         raise ConfigError(f"cannot load the {where.strip()}: {detail}") from exc
+    # The proxy as resolved now (the kubeconfig's proxy-url, else the environment's for this
+    # host), pinned through the public setter: a kubeconfig with a token installs a refresh hook
+    # that sets the host again before every request, and each time the client re-read every
+    # environment variable for proxy settings (about a third of a small GET's CPU time).
+    configuration.proxy = configuration.proxy
     # Retries of connection errors stay with urllib3 (a few, quickly); the caller backs off.
     configuration.retries = urllib3.Retry(
         total=2, connect=2, read=0, redirect=0, status=0, backoff_factor=0.1

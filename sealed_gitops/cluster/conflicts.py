@@ -51,7 +51,14 @@ def find_conflicts(
     """The ids among ``ids`` whose live object another Sync owns and still claims."""
     conflicts: dict[ObjectId, OwnershipConflict] = {}
     for oid in ids:
-        owner = owner_of(live.get(oid))
+        current = live.get(oid)
+        labels = ((current or {}).get("metadata") or {}).get("labels") or {}
+        if (
+            labels.get(SYNC_NAME_LABEL) == sync.name
+            and labels.get(SYNC_NAMESPACE_LABEL) == sync.namespace
+        ):
+            continue  # our own labels, the common case: no owner to parse and check
+        owner = owner_of(current)
         if owner is None or owner == sync:
             continue
         if claims is not None and not claims(owner, oid):

@@ -131,16 +131,20 @@ def _list(
         action="list",
         what=f"{resource.plural} {namespace}".strip(),
     )
+    # Keyed by (namespace, name) among the ids of this kind, an item maps to the caller's own
+    # id without an id made per item, and the caller's later lookups by those ids find them by
+    # identity (a no-op reconcile reads every object it applied this way: per object, this
+    # loop is the cost).
+    by_name = {
+        (oid.namespace, oid.name): oid
+        for oid in wanted
+        if oid.group == resource.group and oid.kind == resource.kind
+    }
     found: dict[ObjectId, dict[str, Any]] = {}
     for item in listed.get("items") or ():
         meta = item.get("metadata") or {}
-        oid = ObjectId(
-            namespace=str(meta.get("namespace") or ""),
-            name=str(meta.get("name") or ""),
-            group=resource.group,
-            kind=resource.kind,
-        )
-        if oid in wanted:
+        oid = by_name.get((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+        if oid is not None:
             # LIST items lack apiVersion and kind; put them back so callers see an object.
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)

@@ -7,6 +7,8 @@ know what a ``FAILED`` or a drift-corrected ``CONFIGURED`` means. Pure: no I/O.
 
 from __future__ import annotations
 
+import collections
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -61,9 +63,17 @@ class ObjectOutcome:
 @dataclass(frozen=True)
 class ApplyResult:
     outcomes: tuple[ObjectOutcome, ...]
+    #: every object was unchanged because its recorded (digest, resourceVersion) still matched:
+    #: :attr:`records` then repeats the records given to the apply, and nothing was written
+    quiet: bool = False
+
+    @functools.cached_property
+    def _results(self) -> collections.Counter[Result]:
+        # Counted once: the status, Events and metrics of a reconcile ask for several counts.
+        return collections.Counter(o.result for o in self.outcomes)
 
     def _count(self, *results: Result) -> int:
-        return sum(1 for o in self.outcomes if o.result in results)
+        return sum(self._results[r] for r in results)
 
     @property
     def applied(self) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sealed_gitops.operator.context import SyncMemory
 from sealed_gitops.pipeline import BuildResult, FailurePolicy, build
-from sealed_gitops.render.cache import ContentCache
+from sealed_gitops.render.cache import DECRYPTED_SUPERSEDES_PARSED, ContentCache
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.render.placement import Placement
 from sealed_gitops.render.substitute import Substitution, Variables
@@ -56,7 +56,7 @@ def build_for_sync(
     call really opened (the operator's ``sealed_gitops_sops_files_decrypted`` metric).
     """
     if not _same_keys(memory, keys):
-        memory.cache = ContentCache()
+        memory.cache = ContentCache(superseded=DECRYPTED_SUPERSEDES_PARSED)
         memory.cache_keys = (keys.sops, keys.sealing)
         memory.built, memory.build_key = None, ()
     path = str(spec.get("path") or ".")

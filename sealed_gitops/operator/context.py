@@ -30,7 +30,7 @@ from sealed_gitops.operator.tenancy import write_account
 from sealed_gitops.operator.triggers import Triggers
 from sealed_gitops.pipeline import BuildResult
 from sealed_gitops.plan import Inventory, ObjectId
-from sealed_gitops.render.cache import ContentCache
+from sealed_gitops.render.cache import DECRYPTED_SUPERSEDES_PARSED, ContentCache
 from sealed_gitops.source import Artifact
 
 __all__ = ["OperatorContext", "SyncMemory", "connect_for"]
@@ -62,8 +62,11 @@ class SyncMemory:
     keyring_source: tuple[str, str] | None = None  # ("namespace/secret", resourceVersion)
     failures: int = 0
     last_revision: str | None = None
-    #: parsed and decrypted files by content, valid for the keys in ``cache_keys``
-    cache: ContentCache = field(default_factory=ContentCache)
+    #: parsed and decrypted files by content, valid for the keys in ``cache_keys``; a SOPS
+    #: file's decrypted result only, not also its parsed ciphertext (render/cache.py)
+    cache: ContentCache = field(
+        default_factory=lambda: ContentCache(superseded=DECRYPTED_SUPERSEDES_PARSED)
+    )
     cache_keys: tuple[object, ...] = ()
     #: the last complete build and what it was built from (commit, path, options, keys)
     built: BuildResult | None = None
@@ -71,8 +74,11 @@ class SyncMemory:
     #: the last build's objects placed and prepared for apply, and what they were made from
     desired: Desired | None = None
     desired_key: tuple[object, ...] = ()
-    #: the last ``status.inventory`` read and its parsed form (2,000 ids cost a parse)
-    inventory: tuple[object, Inventory] | None = None
+    #: the last ``status.inventory`` read, its parsed form (2,000 ids cost a parse) and whether
+    #: the parse writes back as exactly what was read
+    inventory: tuple[object, Inventory, bool] | None = None
+    #: the last next inventory, and the prepared objects and previous inventory it came from
+    next_inventory: tuple[Desired, Inventory, Inventory] | None = None
     #: the remote cluster of ``spec.kubeConfig``: (Secret's resourceVersion and key, client)
     remote: tuple[tuple[str, str], KubeClient, Discovery] | None = None
     #: the health checks under way: ((revision, generation), deadline in time.monotonic()),

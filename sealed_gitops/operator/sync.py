@@ -170,8 +170,39 @@ def _previous_inventory(memory: SyncMemory, raw: Any) -> Inventory:
     if memory.inventory is not None and memory.inventory[0] == raw:
         return memory.inventory[1]
     parsed = Inventory.from_status(raw)
-    memory.inventory = (raw, parsed)
+    # whether the status holds exactly what writing this inventory would write (sorted, no
+    # duplicates): then the status form of an unchanged inventory is ``raw`` itself
+    memory.inventory = (raw, parsed, parsed.to_status() == raw)
     return parsed
+
+
+def _next_inventory(
+    memory: SyncMemory, applied: ApplyResult, previous: Inventory, desired: Desired
+) -> Inventory:
+    """``applied.next_inventory(previous)``; the very ``previous`` object when equal to it.
+
+    When every object applied (or was unchanged), the next inventory is the prepared objects'
+    ids and versions, so for the same ``desired`` and ``previous`` objects the answer is the
+    one of the last reconcile: kept, a no-op reconcile builds, sorts and compares no entries.
+    """
+    if not applied.ok:
+        return applied.next_inventory(previous)
+    held = memory.next_inventory
+    if held is not None and held[0] is desired and held[1] is previous:
+        return held[2]
+    computed = applied.next_inventory(previous)
+    result = previous if computed.entries == previous.entries else computed
+    memory.next_inventory = (desired, previous, result)
+    return result
+
+
+def _inventory_status(memory: SyncMemory, inventory: Inventory) -> Any:
+    """The status form of ``inventory``: the status as read when it is the previous inventory
+    unchanged (a no-op reconcile then makes no list of entries to compare), else a new one."""
+    held = memory.inventory
+    if held is not None and held[1] is inventory and held[2]:
+        return held[0]
+    return inventory.to_status()
 
 
 def _audit(sync: str, published: dict[str, Any], applied: ApplyResult) -> None:
@@ -309,9 +340,10 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
             ctx, sync, memory, exc, revision=revision, retry=retry, started=started, in_use=in_use
         )
 
-    memory.records = {**memory.records, **applied.records}
-    memory.set_by = {**memory.set_by, **applied.set_by}
-    inventory = applied.next_inventory(previous)
+    if not applied.quiet:  # a quiet apply repeats the records it was given: nothing to merge
+        memory.records = {**memory.records, **applied.records}
+        memory.set_by = {**memory.set_by, **applied.set_by}
+    inventory = _next_inventory(memory, applied, previous, desired)
     complete = built.complete and applied.ok
     if not complete:
         # Nothing is pruned after an incomplete revision, so everything applied before is still
@@ -348,6 +380,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         applied=applied,
         pruned=pruned,
         inventory=inventory,
+        inventory_status=_inventory_status(memory, inventory),
         revision=revision,
         author=published.get("author"),
         isolate=policy is FailurePolicy.ISOLATE,

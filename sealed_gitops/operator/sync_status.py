@@ -143,6 +143,7 @@ def succeeded(
     applied: ApplyResult,
     pruned: PruneResult | None,
     inventory: Inventory,
+    inventory_status: Any = None,
     revision: str,
     author: str | None = None,
     isolate: bool,
@@ -154,7 +155,8 @@ def succeeded(
 ) -> SyncOutcome:
     """The status after a revision went through apply (and prune); ``health`` is the health
     phase's report when what was applied is not healthy (spec.wait / spec.healthChecks): final
-    (HealthCheckFailed) or still within the timeout (Progressing, looked at again soon)."""
+    (HealthCheckFailed) or still within the timeout (Progressing, looked at again soon).
+    ``inventory_status``: ``inventory.to_status()`` when the caller has it already."""
     meta = sync["metadata"]
     namespace, generation = meta["namespace"], meta.get("generation")
     status = dict(sync.get("status") or {})
@@ -238,7 +240,7 @@ def succeeded(
         "observedGeneration": generation,
         "conditions": conditions,
         "lastAttemptedRevision": revision,
-        "inventory": inventory.to_status(),
+        "inventory": inventory.to_status() if inventory_status is None else inventory_status,
         "counts": counts,
         # Isolate lists what it left out; a conflict is left out like a failed document.
         "failures": (failed_docs + _conflict_lines(memory, applied, isolate=isolate)) or None,

@@ -17,6 +17,7 @@ that, and the name is what remains.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,18 +43,21 @@ def split_api_version(api_version: str) -> tuple[str, str]:
     return (group, version) if slash else ("", api_version)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectId:
     """What identifies an object in a cluster, independent of its API version.
 
     Field order makes the natural sort (namespace, name, group, kind) match the string form, so a
-    sorted inventory reads the same as a sorted list of ids.
+    sorted inventory reads the same as a sorted list of ids. Slots: the operator keeps a few ids
+    per applied object between reconciles (records, inventory, prepared objects), 20,000 objects
+    and more; without a ``__dict__`` each one is about 100 bytes smaller.
     """
 
     namespace: str
     name: str
     group: str
     kind: str
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Ids are made thousands of times per reconcile: one combined test, details only on error.
@@ -89,7 +93,7 @@ class ObjectId:
             raise FormatError(f"object name {self.name[:80]!r} is not a valid object name")
 
     def __hash__(self) -> int:
-        return self._hash  # type: ignore[no-any-return,attr-defined]
+        return self._hash
 
     def __reduce__(self) -> tuple[type[ObjectId], tuple[str, str, str, str]]:
         # Rebuilt through __init__ when unpickled: a string's hash differs between processes.
@@ -127,7 +131,14 @@ class ObjectId:
         if not (sep1 and sep2 and sep3):
             raise FormatError(f"object id {text!r} is not namespace_name_group_kind")
         name = rest.replace(_COLON, ":")
-        return cls(namespace=namespace, name=name, group=group, kind=kind)
+        # A Sync's inventory, parsed from its status, is kept between reconciles: a cluster has
+        # few namespaces, groups and kinds, so one copy of each serves every id read back.
+        return cls(
+            namespace=sys.intern(namespace),
+            name=name,
+            group=sys.intern(group),
+            kind=sys.intern(kind),
+        )
 
     def describe(self) -> str:
         """How messages name the object: ``Secret team-a/db`` or ``Namespace admin``."""
@@ -136,7 +147,7 @@ class ObjectId:
         return f"{kind} {where}"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class InventoryEntry:
     """One applied object: its id and the API version it was applied with (Flux's ``v``)."""
 
@@ -154,6 +165,13 @@ class InventoryEntry:
             raise FormatError("inventory entry without an id") from exc
 
 
+def _entry_order(entry: InventoryEntry) -> tuple[str, str, str, str, str]:
+    """The dataclass order of entries (id fields, then version) as one tuple: sorting by it
+    compares in C, where the generated ``__lt__`` builds two tuples per comparison."""
+    oid = entry.id
+    return (oid.namespace, oid.name, oid.group, oid.kind, entry.version)
+
+
 @dataclass(frozen=True)
 class Inventory:
     """The set of objects a Sync applied, kept sorted so that status writes are stable.
@@ -168,7 +186,7 @@ class Inventory:
         by_id: dict[ObjectId, InventoryEntry] = {}
         for entry in self.entries:
             by_id[entry.id] = entry
-        object.__setattr__(self, "entries", tuple(sorted(by_id.values())))
+        object.__setattr__(self, "entries", tuple(sorted(by_id.values(), key=_entry_order)))
 
     @classmethod
     def new(cls, objects: Iterable[Mapping[str, Any]]) -> Inventory:
@@ -189,8 +207,9 @@ class Inventory:
     def to_status(self) -> dict[str, list[dict[str, str]]]:
         return {"entries": [e.to_dict() for e in self.entries]}
 
-    @property
+    @functools.cached_property
     def ids(self) -> frozenset[ObjectId]:
+        # Made once per inventory: membership tests and diffs ask for it per reconcile.
         return frozenset(e.id for e in self.entries)
 
     def __len__(self) -> int:
