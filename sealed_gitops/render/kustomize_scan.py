@@ -201,7 +201,8 @@ class _Scanner:
             raise RenderError("directory has no kustomization", file=self.rel_of(directory))
         kfile = self.rel_of(kpath)
         self.result.kustomizations.append(kfile)
-        docs = load_file(kpath, file=kfile)
+        # the kustomization file itself may be a symlink: it is read only inside the root too
+        docs = load_file(resolve_inside(self.root, kfile, what="kustomization"), file=kfile)
         spec: Any = docs[0][1] if docs else {}
         if not isinstance(spec, Mapping):
             raise RenderError("kustomization is not a mapping", file=kfile)

@@ -406,3 +406,15 @@ def test_each_file_is_parsed_once_and_no_output_is_parsed(
         "pw-2",
     ]
     assert len(parses) == 1 + 3
+
+
+def test_a_kustomization_file_linked_out_of_the_root_is_not_read(repo: Path) -> None:
+    """Neither path reads a kustomization file whose symlink leaves the root (the scan read
+    it, and named what it found there in its error)."""
+    outside = repo.parent / "outside.yaml"
+    outside.write_text("resources:\n- /etc/hostname\nnote: outside-value-42\n")
+    (repo / "app").mkdir()
+    os.symlink(outside, repo / "app" / "kustomization.yaml")
+    assert native_objects(repo, repo / "app") is None
+    with pytest.raises(PathError, match="kustomization leaves the repository root"):
+        render(repo, "app", kubectl="/nonexistent/kubectl")
