@@ -60,7 +60,7 @@ from sealed_gitops.render.cache import ContentCache
 from sealed_gitops.render.committed import CommittedFiles
 from sealed_gitops.render.kustomize_scan import MAX_KUSTOMIZATIONS, OUTPUT_LIMITS, is_remote
 from sealed_gitops.render.loader import load_bytes, read_limited
-from sealed_gitops.render.walk import KUSTOMIZATION_NAMES, resolve_inside
+from sealed_gitops.render.walk import KUSTOMIZATION_NAMES
 
 __all__ = ["RENAMESPACED_KINDS", "NativeDocument", "build", "reads_otherwise"]
 
@@ -125,28 +125,32 @@ class _Ineligible(Exception):
 
 
 class _Builder:
+    """One native build. Paths are resolved strings here, not :class:`Path` objects: the
+    pathlib calls were most of the native build's own time (60 us a file)."""
+
     def __init__(self, root: Path, files: CommittedFiles, cache: ContentCache | None) -> None:
-        self.root = root
-        self.root_text = str(root)
-        self.prefix = self.root_text.rstrip("/") + "/"
+        self.root = str(root)
+        self.prefix = self.root.rstrip("/") + "/"
         self.files = files
         self.cache = cache
-        self.directories: set[Path] = set()
-        self.listed: set[Path] = set()
+        self.directories: set[str] = set()
+        self.listed: set[str] = set()
         self.size = 0
         self.count = 0
 
-    def rel_of(self, path: Path) -> str:
-        """``path`` (resolved, inside the root: checked where it was resolved) relative to the
-        root; string slicing, as pathlib's relative_to was a tenth of a build's own time."""
-        text = str(path)
-        if text == self.root_text:
-            return "."
-        if not text.startswith(self.prefix):
-            raise _Ineligible
-        return text[len(self.prefix) :]
+    def rel_of(self, real: str) -> str:
+        """A resolved path inside the root, relative to it."""
+        return "." if real == self.root else real[len(self.prefix) :]
 
-    def visit(self, directory: Path) -> list[NativeDocument]:
+    def inside(self, rel: str) -> str:
+        """``root/rel`` with symlinks resolved, when it stays inside the root (the check of
+        :func:`~sealed_gitops.render.walk.resolve_inside`; outside, the scan refuses it)."""
+        real = os.path.realpath(os.path.join(self.root, rel))
+        if real != self.root and not real.startswith(self.prefix):
+            raise _Ineligible
+        return real
+
+    def visit(self, directory: str) -> list[NativeDocument]:
         if directory in self.directories or len(self.directories) >= MAX_KUSTOMIZATIONS:
             raise _Ineligible
         self.directories.add(directory)
@@ -160,15 +164,21 @@ class _Builder:
         docs: list[NativeDocument] = []
         for entry in entries:
             target, mode = self.resolve(directory, entry)
-            docs.extend(self.visit(target) if stat.S_ISDIR(mode) else self.read(directory, target))
+            is_dir = stat.S_ISDIR(mode)
+            docs.extend(self.visit(target) if is_dir else self.read(directory, target, mode))
         return docs if namespace is None else [_renamespaced(d, namespace) for d in docs]
 
-    def kustomization(self, directory: Path) -> Mapping[str, Any]:
-        found = [directory / n for n in KUSTOMIZATION_NAMES if (directory / n).is_file()]
+    def kustomization(self, directory: str) -> Mapping[str, Any]:
+        found = [
+            os.path.join(directory, name)
+            for name in KUSTOMIZATION_NAMES
+            if os.path.isfile(os.path.join(directory, name))
+        ]
         if len(found) != 1:
             raise _Ineligible  # none, or several (kustomize refuses several)
-        rel = self.rel_of(found[0])
-        data = read_limited(resolve_inside(self.root, rel), file=rel)
+        rel = self.rel_of(directory)
+        rel = os.path.basename(found[0]) if rel == "." else f"{rel}/{os.path.basename(found[0])}"
+        data = read_limited(Path(self.inside(rel)), file=rel)
         # A top-level key of another field, seen before parsing: kustomize then parses it for
         # its scan, and a fallback costs no second parse. The parse below decides the rest.
         for line in data.split(b"\n"):
@@ -184,7 +194,7 @@ class _Builder:
             raise _Ineligible
         return spec
 
-    def resolve(self, directory: Path, entry: Any) -> tuple[Path, int]:
+    def resolve(self, directory: str, entry: Any) -> tuple[str, int]:
         """The resolved target of one ``resources`` entry and its mode, checked as the scan
         checks it (local, relative, inside the root with symlinks resolved)."""
         if not isinstance(entry, str) or not entry or entry.strip() != entry or "\0" in entry:
@@ -194,23 +204,24 @@ class _Builder:
         rel = os.path.normpath(os.path.join(self.rel_of(directory), entry))
         if rel == ".." or rel.startswith("../"):
             raise _Ineligible
-        target = resolve_inside(self.root, rel)
-        return target, target.stat().st_mode
+        target = self.inside(rel)
+        return target, os.stat(target).st_mode
 
-    def read(self, directory: Path, target: Path) -> list[NativeDocument]:
+    def read(self, directory: str, target: str, mode: int) -> list[NativeDocument]:
         if (
             target in self.listed
-            or target.suffix not in _SUFFIXES
-            or not target.is_relative_to(directory)
+            or not target.endswith(_SUFFIXES)
+            or not target.startswith(directory.rstrip("/") + "/")
+            or not stat.S_ISREG(mode)
         ):
-            raise _Ineligible
+            raise _Ineligible  # listed twice, not a YAML file, outside its kustomization's dir
         self.listed.add(target)
-        rel = self.rel_of(target)
-        data = self.files.read(rel, path=target)
+        rel, where = self.rel_of(target), Path(target)
+        data = self.files.read(rel, path=where)
         self.size += len(data)
         if self.size > OUTPUT_LIMITS.max_bytes or reads_otherwise(data):
             raise _Ineligible
-        parsed = self.files.documents(rel, path=target, cache=self.cache)
+        parsed = self.files.documents(rel, path=where, cache=self.cache)
         self.count += len(parsed)
         if self.count > OUTPUT_LIMITS.max_documents:
             raise _Ineligible
@@ -325,7 +336,7 @@ def build(
     """
     builder = _Builder(root, files, cache)
     try:
-        docs = builder.visit(directory)
+        docs = builder.visit(str(directory))
     except (_Ineligible, SealedGitopsError, OSError):
         return None
     seen: set[tuple[str, str]] = set()
