@@ -541,8 +541,8 @@ def test_the_operator_applies_the_flux_layouts(
             if e.get("reason") == "Applied"
         )
 
-    before = applied()
-    assert before, "the first revision was applied with an Applied Event"
+    # the Event is recorded after the status says Ready: wait for it, never read it once
+    before = wait_for(applied, timeout=60, what="the first revision's Applied Event")
     repo.write("README.md", "a revision that changes no object\n")
     revision = setup.repo.commit("docs only")
     setup.repo.push()

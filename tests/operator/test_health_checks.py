@@ -312,8 +312,13 @@ def test_health_checks_time_out_naming_the_object_and_why(
     assert "lastAppliedRevision" not in status
     # the objects were applied and are tracked, whatever their health
     assert any("web" in e["id"] for e in status["inventory"]["entries"])
-    events = [e for e in setup.kube.events() if e.get("reason") == "HealthCheckFailed"]
-    assert events and events[0]["type"] == "Warning"
+    # the Event is recorded after the status: wait for it, never read it once
+    events = wait_for(
+        lambda: [e for e in setup.kube.events() if e.get("reason") == "HealthCheckFailed"],
+        timeout=60,
+        what="HealthCheckFailed Event",
+    )
+    assert events[0]["type"] == "Warning"
 
 
 @pytest.mark.e2e
