@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ from tests.conftest_tools import AgeKey
 
 #: random per process: no file of the test suite (or another xdist worker's build) holds it
 CANARY = f"canary-generated-{secrets.token_hex(8)}"
+#: when the canary came to be: a file whose inode has not changed since (its ctime, which
+#: nothing can set back, unlike mtime) cannot hold it, so the search reads only newer files
+CANARY_BORN = time.time() - 2.0
 
 
 def _env() -> dict[str, str]:
@@ -112,21 +116,31 @@ def by_kind(objects: list[Any], kind: str) -> list[dict[str, Any]]:
 
 
 def assert_no_plaintext_anywhere(*places: Path) -> None:
-    """The canary is in no file under ``places`` (the checkout, tmp, /dev/shm, a cache)."""
+    """The canary is in no file under ``places`` (the checkout, tmp, /dev/shm, a cache).
+
+    Only files whose inode changed since the canary was made are read (``find -newerct``: a
+    whole /tmp on a machine that runs the suite holds hundreds of thousands of files, and
+    walking them in Python took seconds per call).
+    """
     needle = CANARY.encode()
     b64 = base64.b64encode(CANARY.encode())[:16]
     for place in places:
-        for dirpath, _, files in os.walk(place):
-            for name in files:
-                path = Path(dirpath) / name
-                try:
-                    if not path.is_file() or path.stat().st_size > 16 << 20:
-                        continue
-                    data = path.read_bytes()
-                except OSError:
-                    continue
-                assert needle not in data, f"plaintext written to {path}"
-                assert b64 not in data, f"base64 plaintext written to {path}"
+        # ctime, not mtime: nothing can set it back, so a file written after the canary
+        # existed is newer than CANARY_BORN by its ctime whatever its mtime says
+        found = subprocess.run(
+            ["find", str(place), "-xdev", "-type", "f", "-size", "-16M",
+             "-newerct", f"@{CANARY_BORN:.3f}", "-print0"],
+            capture_output=True, check=False, timeout=120,
+        )  # fmt: skip
+        for name in found.stdout.split(b"\0"):
+            if not name:
+                continue
+            try:
+                data = Path(os.fsdecode(name)).read_bytes()
+            except OSError:
+                continue  # gone (another worker's), or not ours to read
+            assert needle not in data, f"plaintext written to {os.fsdecode(name)}"
+            assert b64 not in data, f"base64 plaintext written to {os.fsdecode(name)}"
 
 
 @pytest.fixture
