@@ -27,6 +27,11 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from sealed_gitops.cluster.apierrors import error_for_status, unavailable
+
+try:
+    import orjson
+except ImportError:  # an install without it (an image from an older lock): the standard parser
+    orjson = None  # type: ignore[assignment]
 from sealed_gitops.errors import ApiUnavailable, ConfigError
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "Identity",
     "KubeClient",
     "connect",
+    "decode_json",
 ]
 
 #: Seconds to wait for a connection and for each read of an answer; no request waits forever.
@@ -185,10 +191,33 @@ class KubeClient:
         if not data:
             return {}
         try:
-            decoded = json.loads(data)
+            decoded = decode_json(data)
         except ValueError as exc:
             raise error_for_status(502, None, action=action, what=what) from exc
         return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+
+#: every digit as "0", so that one ``find`` sees a run of 19 digits anywhere in an answer
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+
+
+def decode_json(data: bytes) -> Any:
+    """An answer's JSON, decoded as ``json.loads`` decodes it, in about half its time.
+
+    Why: a no-op reconcile decodes every object it applied (two labelled LISTs per Sync), and
+    that was the largest single cost of it. orjson decodes it, except what orjson reads
+    differently: an integer beyond 64 bits becomes a float there (an int in ``json``), so an
+    answer with a run of 19 digits or more anywhere goes to ``json``; and what orjson refuses
+    (``NaN``, lone surrogates, another encoding than UTF-8) goes to ``json`` too, which decodes
+    it or raises its ValueError.
+    """
+    if orjson is not None and data.translate(_DIGITS_AS_ZERO).find(_LONG_NUMBER) < 0:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
 
 
 def connect(
