@@ -21,8 +21,10 @@ caller runs kustomize, which gives the real result or the real error. Eligible, 
   regular file, listed once, inside its kustomization's directory (kustomize's
   ``LoadRestrictionsRootOnly``; the kustomize path copies other files in, render/relocate.py);
 - each file parsed by the safe loader under the build's limits without error, and holding no
-  anchor, alias, tag, directive, BOM or CR (kustomize's YAML reader would expand, keep or
-  re-resolve those its own way: not worth proving equal);
+  anchor, alias, tag, directive, BOM or CR, nor a plain scalar go-yaml resolves otherwise than
+  the YAML 1.2 core schema (``0777``, ``1_000``, a date) (:func:`reads_otherwise`); kustomize
+  reads each object with go-yaml and passes it through JSON, so its values must also survive
+  that as they are: string keys, no float (``1.0`` comes back ``1``), ints within int64;
 - each document a mapping with string ``apiVersion`` (``v1`` or ``group/version``) and ``kind``
   (not a ``...List``), a ``metadata.name``, no kustomize-internal annotation
   (``config.kubernetes.io/...``), an identity in clear (a SOPS document whose name is encrypted
