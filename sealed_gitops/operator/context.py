@@ -74,9 +74,9 @@ class SyncMemory:
     #: the last build's objects placed and prepared for apply, and what they were made from
     desired: Desired | None = None
     desired_key: tuple[object, ...] = ()
-    #: the last ``status.inventory`` read, its parsed form (2,000 ids cost a parse) and whether
-    #: the parse writes back as exactly what was read
-    inventory: tuple[object, Inventory, bool] | None = None
+    #: the fingerprint of the last ``status.inventory`` read, its parsed form (2,000 ids cost a
+    #: parse) and whether the parse writes back as exactly what was read
+    inventory: tuple[bytes, Inventory, bool] | None = None
     #: the last next inventory, and the prepared objects and previous inventory it came from
     next_inventory: tuple[Desired, Inventory, Inventory] | None = None
     #: the remote cluster of ``spec.kubeConfig``: (Secret's resourceVersion and key, client)

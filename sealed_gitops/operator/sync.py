@@ -60,6 +60,7 @@ from sealed_gitops.operator.sync_status import (
 from sealed_gitops.operator.tenancy import place_objects
 from sealed_gitops.pipeline import BuildResult, FailurePolicy
 from sealed_gitops.plan import Inventory
+from sealed_gitops.plan.ids import status_fingerprint
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.source import Artifact, Ref
 from sealed_gitops.source import fetch as git_fetch
@@ -166,13 +167,18 @@ def _desired(
 
 
 def _previous_inventory(memory: SyncMemory, raw: Any) -> Inventory:
-    """``status.inventory`` parsed, or the parse kept from the last reconcile if it is equal."""
-    if memory.inventory is not None and memory.inventory[0] == raw:
+    """``status.inventory`` parsed, or the parse kept from the last reconcile if it is equal.
+
+    Equal by fingerprint (SHA-256 of its canonical JSON): the status as read is not kept, an
+    entry of it per applied object, for as long as the Sync exists.
+    """
+    key = status_fingerprint(raw)
+    if memory.inventory is not None and memory.inventory[0] == key:
         return memory.inventory[1]
     parsed = Inventory.from_status(raw)
     # whether the status holds exactly what writing this inventory would write (sorted, no
-    # duplicates): then the status form of an unchanged inventory is ``raw`` itself
-    memory.inventory = (raw, parsed, parsed.to_status() == raw)
+    # duplicates): then the status form of an unchanged inventory is the status as read
+    memory.inventory = (key, parsed, parsed.to_status() == raw)
     return parsed
 
 
@@ -196,12 +202,13 @@ def _next_inventory(
     return result
 
 
-def _inventory_status(memory: SyncMemory, inventory: Inventory) -> Any:
-    """The status form of ``inventory``: the status as read when it is the previous inventory
-    unchanged (a no-op reconcile then makes no list of entries to compare), else a new one."""
+def _inventory_status(memory: SyncMemory, inventory: Inventory, raw: Any) -> Any:
+    """The status form of ``inventory``: ``raw``, the status as read, when it is the previous
+    inventory unchanged (a no-op reconcile then makes no list of entries to compare), else a
+    new one."""
     held = memory.inventory
     if held is not None and held[1] is inventory and held[2]:
-        return held[0]
+        return raw
     return inventory.to_status()
 
 
@@ -380,7 +387,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         applied=applied,
         pruned=pruned,
         inventory=inventory,
-        inventory_status=_inventory_status(memory, inventory),
+        inventory_status=_inventory_status(memory, inventory, status.get("inventory")),
         revision=revision,
         author=published.get("author"),
         isolate=policy is FailurePolicy.ISOLATE,

@@ -17,6 +17,8 @@ that, and the name is what remains.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from typing import Any
 from sealed_gitops.errors import FormatError
 from sealed_gitops.plan import names
 
-__all__ = ["Inventory", "InventoryEntry", "ObjectId", "split_api_version"]
+__all__ = ["Inventory", "InventoryEntry", "ObjectId", "split_api_version", "status_fingerprint"]
 
 _SEP = "_"
 _COLON = "__"
@@ -235,3 +237,16 @@ class Inventory:
         """Only the entries whose id is in ``ids``."""
         wanted = set(ids)
         return Inventory(tuple(e for e in self.entries if e.id in wanted))
+
+
+def status_fingerprint(data: Any) -> bytes:
+    """SHA-256 of ``data`` (a status field as read: JSON values) as canonical JSON.
+
+    Why: the operator compares each Sync's ``status.inventory`` with the one it parsed last time;
+    a fingerprint of that one is all it needs to keep, where the status itself holds an entry per
+    applied object. Equal fingerprints mean equal values (what differs only as ``1`` and
+    ``1.0`` fingerprints differently: a parse more, never a wrong one).
+    """
+    # the standard library's: it writes NaN as NaN (orjson as null, the same as None)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()

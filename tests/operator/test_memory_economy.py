@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 
+from sealed_gitops.operator.context import SyncMemory
+from sealed_gitops.operator.sync import _previous_inventory
+from sealed_gitops.plan.ids import status_fingerprint
 from sealed_gitops.render.cache import DECRYPTED_SUPERSEDES_PARSED, ContentCache
 
 from .conftest import Setup, decoded, is_ready, wait_for
@@ -53,6 +56,37 @@ def test_without_a_policy_the_cache_keeps_both() -> None:
     cache = ContentCache()
     _build(cache, {"db.yaml": b"sops"}, decrypt={"db.yaml"})
     assert (cache.held("parsed"), cache.held("decrypted")) == (1, 1)
+
+
+def _status(*ids: str) -> dict[str, Any]:
+    return {"entries": [{"id": i, "v": "v1"} for i in ids]}
+
+
+def test_the_status_inventory_is_kept_as_a_fingerprint_and_parsed_again_when_it_changes() -> None:
+    memory = SyncMemory()
+    first = _previous_inventory(memory, _status("ns_a__Secret", "ns_b__Secret"))
+    # the same status read again (a new but equal value): the parse of last time, nothing kept
+    # of the status itself but its fingerprint
+    assert _previous_inventory(memory, _status("ns_a__Secret", "ns_b__Secret")) is first
+    assert memory.inventory is not None and memory.inventory[0] == status_fingerprint(
+        _status("ns_a__Secret", "ns_b__Secret")
+    )
+    assert memory.inventory[2]  # sorted and unique: it writes back as read
+    # someone edits the status: parsed again, and what the edit says is what is used
+    edited = _previous_inventory(memory, _status("ns_a__Secret"))
+    assert edited is not first and [str(e.id) for e in edited.entries] == ["ns_a__Secret"]
+    # unsorted as read: parsed (sorted), and not taken as the status form of the parse
+    _previous_inventory(memory, _status("ns_b__Secret", "ns_a__Secret"))
+    assert memory.inventory is not None and not memory.inventory[2]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [({"a": [1]}, {"a": [1.0]}), ({"a": None}, {"a": float("nan")}), ({"a": "1"}, {"a": 1})],
+)
+def test_different_status_values_have_different_fingerprints(one: Any, other: Any) -> None:
+    assert status_fingerprint(one) != status_fingerprint(other)
+    assert status_fingerprint({"x": 1, "y": one}) == status_fingerprint({"y": one, "x": 1})
 
 
 @pytest.mark.e2e
