@@ -1,10 +1,10 @@
-"""Fixtures of the cluster suite: one RBAC-enforcing emulator per session, or a real cluster.
+"""Fixtures of the cluster suite: each test on the RBAC-enforcing emulator and on the real
+control plane (one of each per session), or on the cluster ``SEALED_GITOPS_E2E_KUBECONFIG`` names.
 
 The emulator runs with RBAC on, as a real cluster does, so impersonation tests mean something;
-the admin token belongs to ``system:masters`` and may do anything. With
-``SEALED_GITOPS_E2E_KUBECONFIG`` set, the same tests run against that cluster, and those that need
-the emulator (fault injection) skip. Every test works in namespaces of its own and uses a unique
-Sync name, so tests run in parallel (``-n auto``) without stepping on each other.
+the admin token belongs to ``system:masters`` and may do anything. On a real API server the tests
+that need the emulator (fault injection) skip. Every test works in namespaces of its own and uses
+a unique Sync name, so tests run in parallel (``-n auto``) without stepping on each other.
 """
 
 from __future__ import annotations
@@ -20,33 +20,37 @@ import pytest
 from sealed_gitops.cluster import KubeClient, SyncRef, connect
 from sealed_gitops.errors import ApiNotFound
 from sealed_gitops.testing import KubeEmulator
+from tests.conftest_control_plane import CONTROL_PLANE, E2E, E2E_ENV, cluster_tiers
 
-E2E_ENV = "SEALED_GITOPS_E2E_KUBECONFIG"
 
-
-@pytest.fixture(scope="session")
-def _session_emulator() -> Iterator[KubeEmulator | None]:
-    if os.environ.get(E2E_ENV):
-        yield None
+@pytest.fixture(scope="session", params=cluster_tiers())
+def _session_cluster(request: pytest.FixtureRequest) -> Iterator[tuple[Path, KubeEmulator | None]]:
+    """One cluster per tier (issue 13): the RBAC-enforcing emulator, the real control plane
+    built from source, or the cluster SEALED_GITOPS_E2E_KUBECONFIG names; every test of the
+    suite runs on each (its id says which)."""
+    if request.param == E2E:
+        yield Path(os.environ[E2E_ENV]), None
+        return
+    if request.param == CONTROL_PLANE:
+        yield Path(request.getfixturevalue("control_plane").kubeconfig_path), None
         return
     with KubeEmulator(rbac=True).run_in_thread() as api:
-        yield api
+        yield api.kubeconfig_path, api
 
 
 @pytest.fixture
-def emulator(_session_emulator: KubeEmulator | None) -> KubeEmulator:
-    """The session's emulator; skips when the suite runs against a real cluster."""
-    if _session_emulator is None:
-        pytest.skip(f"needs the emulator's fault injection; {E2E_ENV} points at a real cluster")
-    _session_emulator.faults.clear()
-    return _session_emulator
+def emulator(_session_cluster: tuple[Path, KubeEmulator | None]) -> KubeEmulator:
+    """The session's emulator; skips on a real API server (the control plane, or E2E)."""
+    api = _session_cluster[1]
+    if api is None:
+        pytest.skip("emulator-only behaviour (fault injection): this tier is a real API server")
+    api.faults.clear()
+    return api
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(_session_emulator: KubeEmulator | None) -> Path:
-    if _session_emulator is None:
-        return Path(os.environ[E2E_ENV])
-    return _session_emulator.kubeconfig_path
+def kubeconfig(_session_cluster: tuple[Path, KubeEmulator | None]) -> Path:
+    return _session_cluster[0]
 
 
 @pytest.fixture

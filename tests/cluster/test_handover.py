@@ -9,7 +9,6 @@ real API server's ownerReferences patch semantics are what the release relies on
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,19 +16,10 @@ import pytest
 from sealed_gitops.cluster import KubeClient, Result, SyncRef, apply
 from sealed_gitops.cluster.handover import sealed_owners
 from tests.cluster.manifests import config_map, secret
-from tests.conftest_control_plane import CONTROL_PLANE, cluster_tiers
 
 pytestmark = pytest.mark.e2e
 
 REV = "main@sha1:" + "3" * 40
-
-
-@pytest.fixture(scope="module", params=cluster_tiers())
-def kubeconfig(request: pytest.FixtureRequest, kubeconfig: Path) -> Path:
-    """This module on each tier: the suite's cluster (emulator or E2E), or the control plane."""
-    if request.param == CONTROL_PLANE:
-        return Path(request.getfixturevalue("control_plane").kubeconfig_path)
-    return kubeconfig
 
 
 def _owner(kind: str, api_version: str, name: str) -> dict[str, Any]:
