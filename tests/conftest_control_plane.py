@@ -12,13 +12,16 @@ API-touching suites run on: ``emulator`` alone is the fast loop while editing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sealed_gitops.testing import KubeEmulator
 from sealed_gitops.testing.control_plane import (
     Binaries,
     ControlPlane,
@@ -71,3 +74,21 @@ def control_plane(
         workdir=tmp_path_factory.mktemp("control-plane"), binaries=control_plane_binaries
     ) as plane:
         yield plane
+
+
+@contextlib.contextmanager
+def tier_cluster(
+    request: pytest.FixtureRequest, *, rbac: bool = False
+) -> Iterator[tuple[Path, KubeEmulator | None]]:
+    """The cluster of ``request.param`` (one of :func:`cluster_tiers`): its kubeconfig, and the
+    emulator when the tier is one (None on a real API server, where fault injection is not
+    available). For a fixture with ``params=cluster_tiers()``: ``with tier_cluster(request) as
+    (kubeconfig, emulator): yield ...``."""
+    if request.param == E2E:
+        yield Path(os.environ[E2E_ENV]), None
+    elif request.param == CONTROL_PLANE:
+        plane: ControlPlane = request.getfixturevalue("control_plane")
+        yield plane.kubeconfig_path, None
+    else:
+        with KubeEmulator(rbac=rbac).run_in_thread() as api:
+            yield api.kubeconfig_path, api

@@ -10,7 +10,6 @@ a unique Sync name, so tests run in parallel (``-n auto``) without stepping on e
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from sealed_gitops.cluster import KubeClient, SyncRef, connect
 from sealed_gitops.errors import ApiNotFound
 from sealed_gitops.testing import KubeEmulator
-from tests.conftest_control_plane import CONTROL_PLANE, E2E, E2E_ENV, cluster_tiers
+from tests.conftest_control_plane import cluster_tiers, tier_cluster
 
 
 @pytest.fixture(scope="session", params=cluster_tiers())
@@ -28,14 +27,8 @@ def _session_cluster(request: pytest.FixtureRequest) -> Iterator[tuple[Path, Kub
     """One cluster per tier (issue 13): the RBAC-enforcing emulator, the real control plane
     built from source, or the cluster SEALED_GITOPS_E2E_KUBECONFIG names; every test of the
     suite runs on each (its id says which)."""
-    if request.param == E2E:
-        yield Path(os.environ[E2E_ENV]), None
-        return
-    if request.param == CONTROL_PLANE:
-        yield Path(request.getfixturevalue("control_plane").kubeconfig_path), None
-        return
-    with KubeEmulator(rbac=True).run_in_thread() as api:
-        yield api.kubeconfig_path, api
+    with tier_cluster(request, rbac=True) as cluster:
+        yield cluster
 
 
 @pytest.fixture

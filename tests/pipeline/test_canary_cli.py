@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sealed_gitops.testing import KubeEmulator
+from tests.conftest_control_plane import cluster_tiers, tier_cluster
 
 from .conftest import AgeKey, secret
 
@@ -30,10 +30,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_env")]
 _MAC = re.compile(r"(mac: ENC\[AES256_GCM,data:)(.)")
 
 
-@pytest.fixture(scope="module")
-def kubeconfig() -> Iterator[Path]:
-    with KubeEmulator().run_in_thread() as api:
-        yield api.kubeconfig_path
+@pytest.fixture(scope="module", params=cluster_tiers())
+def kubeconfig(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Each test on the emulator and on the real control plane (or the E2E cluster)."""
+    with tier_cluster(request) as (path, _):
+        yield path
 
 
 def _sops(sops_binary: str, path: Path, recipient: str, *, everything: bool = False) -> None:

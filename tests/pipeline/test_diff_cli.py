@@ -13,21 +13,18 @@ from pathlib import Path
 import pytest
 
 from sealed_gitops.cluster import KubeClient, connect
-from sealed_gitops.testing import KubeEmulator
+from tests.conftest_control_plane import cluster_tiers, tier_cluster
 
 from .conftest import AgeKey, Writer, config_map, secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_env")]
 
 
-@pytest.fixture(scope="module")
-def kubeconfig() -> Iterator[Path]:
-    value = os.environ.get("SEALED_GITOPS_E2E_KUBECONFIG")
-    if value:
-        yield Path(value)
-        return
-    with KubeEmulator().run_in_thread() as api:
-        yield api.kubeconfig_path
+@pytest.fixture(scope="module", params=cluster_tiers())
+def kubeconfig(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Each test on the emulator and on the real control plane (or the E2E cluster)."""
+    with tier_cluster(request) as (path, _):
+        yield path
 
 
 @pytest.fixture
