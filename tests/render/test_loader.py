@@ -12,7 +12,8 @@ from yaml.resolver import BaseResolver
 
 from sealed_gitops.crypto.sops.yaml_load import PLAIN_TAG
 from sealed_gitops.errors import FormatError, LimitExceeded
-from sealed_gitops.render.loader import Limits, _core_tag, _CoreResolver, load_bytes
+from sealed_gitops.render.loader import Limits, load_bytes
+from sealed_gitops.render.yaml_values import CoreResolver, core_tag
 
 
 def billion_laughs(levels: int = 9) -> bytes:
@@ -136,10 +137,10 @@ def test_bom_is_tolerated_and_json_null_is_empty() -> None:
     ),
 )
 def test_the_fast_tag_table_agrees_with_pyyamls_resolver(value: str) -> None:
-    # The parse leaves plain scalars tagged PLAIN_TAG and _core_tag resolves them from a table
-    # frozen out of _CoreResolver: the same tag as PyYAML's generic resolve() over it.
-    resolver = _CoreResolver()
+    # The parse leaves plain scalars tagged PLAIN_TAG and core_tag resolves them from a table
+    # frozen out of CoreResolver: the same tag as PyYAML's generic resolve() over it.
+    resolver = CoreResolver()
     expected = BaseResolver.resolve(resolver, ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
-    assert _core_tag(ScalarNode(PLAIN_TAG, value)) == expected
+    assert core_tag(ScalarNode(PLAIN_TAG, value)) == expected
     # a quoted or tagged scalar keeps the tag the parser gave it
-    assert _core_tag(ScalarNode("tag:yaml.org,2002:str", value)) == "tag:yaml.org,2002:str"
+    assert core_tag(ScalarNode("tag:yaml.org,2002:str", value)) == "tag:yaml.org,2002:str"
