@@ -9,7 +9,6 @@ changed values (plus ``mac`` and ``lastmodified``) differ in the output.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -34,7 +33,8 @@ from .document import (
 from .masterkey import MasterKey, Unwrapper
 from .metadata import Metadata
 from .tree import Rules, TreeBranch
-from .values import Comment, Timestamp
+from .tree_paths import lookup, parse_path, set_at, to_tree, unset_at
+from .values import Timestamp
 
 __all__ = [
     "KUBERNETES_ENCRYPTED_REGEX",
@@ -54,92 +54,6 @@ __all__ = [
 
 #: What a Kubernetes manifest gets when no rule says otherwise: its metadata stays readable.
 KUBERNETES_ENCRYPTED_REGEX = "^(data|stringData)$"
-
-_PATH_RE = re.compile(r'\[\s*(?:"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(-?\d+))\s*\]')
-
-
-def parse_path(text: str) -> list[str | int]:
-    """Parse sops' path syntax ``["data"]["password"]`` / ``[0]`` into keys and indexes."""
-    out: list[str | int] = []
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        match = _PATH_RE.match(text, pos)
-        if match is None:
-            raise InputError(f'invalid path {text!r}: expected ["key"] or [index] parts')
-        double, single, index = match.groups()
-        if index is not None:
-            out.append(int(index))
-        else:
-            raw = double if double is not None else single
-            out.append(json.loads(f'"{raw}"') if double is not None else str(raw))
-        pos = match.end()
-    if not out:
-        raise InputError("empty path")
-    return out
-
-
-def _to_tree(value: Any) -> Any:
-    if isinstance(value, dict):
-        return TreeBranch((str(k), _to_tree(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return [_to_tree(v) for v in value]
-    return value
-
-
-def _lookup(root: Any, path: Sequence[str | int], *, file: str | None) -> Any:
-    current = root
-    for part in path:
-        if isinstance(part, int):
-            items = (
-                [v for v in current if not isinstance(v, Comment)]
-                if isinstance(current, list) and not isinstance(current, TreeBranch)
-                else None
-            )
-            if items is None or not -len(items) <= part < len(items):
-                raise InputError(f"path component [{part}] not found", file=file)
-            current = items[part]
-        else:
-            if not isinstance(current, TreeBranch) or part not in current.keys_in_order():
-                raise InputError(f"path component [{part!r}] not found", file=file)
-            current = current.get(part)
-    return current
-
-
-def _set(node: Any, path: Sequence[str | int], value: Any) -> Any:
-    head, rest = path[0], path[1:]
-    if isinstance(node, TreeBranch) and isinstance(head, str):
-        for i, (k, v) in enumerate(node):
-            if k == head and isinstance(k, str):
-                node[i] = (k, _set(v, rest, value) if rest else value)
-                return node
-        node.append((head, _set(None, rest, value) if rest else value))
-        return node
-    if isinstance(node, list) and not isinstance(node, TreeBranch) and isinstance(head, int):
-        slots = [i for i, v in enumerate(node) if not isinstance(v, Comment)]
-        if head < len(slots):
-            node[slots[head]] = _set(node[slots[head]], rest, value) if rest else value
-        else:
-            node.append(_set(None, rest, value) if rest else value)
-        return node
-    fresh: Any = TreeBranch() if isinstance(head, str) else []
-    return _set(fresh, path, value)
-
-
-def _unset(node: Any, path: Sequence[str | int], *, file: str | None) -> None:
-    parent = _lookup(node, path[:-1], file=file)
-    last = path[-1]
-    if isinstance(parent, TreeBranch) and isinstance(last, str):
-        for i, (k, _) in enumerate(parent):
-            if k == last and isinstance(k, str):
-                del parent[i]
-                return
-    elif isinstance(parent, list) and isinstance(last, int):
-        slots = [i for i, v in enumerate(parent) if not isinstance(v, Comment)]
-        if 0 <= last < len(slots):
-            del parent[slots[last]]
-            return
-    raise InputError(f"path component [{last!r}] not found", file=file)
 
 
 def decrypt_file(
@@ -198,7 +112,7 @@ def extract(
     doc = decrypt_document(
         data, unwrapper=unwrapper, file=file, fmt=stored_format(data, file=file, fmt=fmt)
     )
-    value = _lookup(doc.branches[0], parts, file=file)
+    value = lookup(doc.branches[0], parts, file=file)
     if isinstance(value, TreeBranch):
         return dump_tree([value], fmt=doc.fmt, stores=stores)
     if isinstance(value, bytes):
@@ -246,12 +160,12 @@ def set_value(
     parts = parse_path(path) if isinstance(path, str) else list(path)
     try:
         # sops unmarshals VALUE into interface{}: every JSON number is a float64 (type:float)
-        value = _to_tree(json.loads(value_json, parse_int=float))
+        value = to_tree(json.loads(value_json, parse_int=float))
     except json.JSONDecodeError as exc:
         raise InputError("the value is not valid JSON", file=file) from exc
 
     def edit(branches: list[TreeBranch]) -> None:
-        branches[0] = _set(branches[0], parts, value)
+        branches[0] = set_at(branches[0], parts, value)
 
     return _rewrite(data, unwrapper=unwrapper, file=file, fmt=fmt, edit=edit, stores=stores)
 
@@ -272,7 +186,7 @@ def unset_value(
         unwrapper=unwrapper,
         file=file,
         fmt=fmt,
-        edit=lambda branches: _unset(branches[0], parts, file=file),
+        edit=lambda branches: unset_at(branches[0], parts, file=file),
         stores=stores,
     )
 
