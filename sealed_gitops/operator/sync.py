@@ -41,6 +41,13 @@ from sealed_gitops.operator.context import OperatorContext, SyncMemory
 from sealed_gitops.operator.deletion import finalize_sync
 from sealed_gitops.operator.dependencies import check_dependencies
 from sealed_gitops.operator.health_checks import health_phase
+from sealed_gitops.operator.heap import release_free_heap
+from sealed_gitops.operator.inventory_memo import (
+    expect_inventory,
+    inventory_status,
+    next_inventory,
+    previous_inventory,
+)
 from sealed_gitops.operator.keyring import keyring_decryption_keys
 from sealed_gitops.operator.keyring_access import explain_retired
 from sealed_gitops.operator.keys_in_use import keys_in_use
@@ -60,7 +67,6 @@ from sealed_gitops.operator.sync_status import (
 from sealed_gitops.operator.tenancy import place_objects
 from sealed_gitops.pipeline import BuildResult, FailurePolicy
 from sealed_gitops.plan import Inventory
-from sealed_gitops.plan.ids import status_fingerprint
 from sealed_gitops.render.decrypt import DecryptionKeys
 from sealed_gitops.source import Artifact, Ref
 from sealed_gitops.source import fetch as git_fetch
@@ -166,50 +172,14 @@ def _desired(
     return memory.desired
 
 
-def _previous_inventory(memory: SyncMemory, raw: Any) -> Inventory:
-    """``status.inventory`` parsed, or the parse kept from the last reconcile if it is equal.
-
-    Equal by fingerprint (SHA-256 of its canonical JSON): the status as read is not kept, an
-    entry of it per applied object, for as long as the Sync exists.
-    """
-    key = status_fingerprint(raw)
-    if memory.inventory is not None and memory.inventory[0] == key:
-        return memory.inventory[1]
-    parsed = Inventory.from_status(raw)
-    # whether the status holds exactly what writing this inventory would write (sorted, no
-    # duplicates): then the status form of an unchanged inventory is the status as read
-    memory.inventory = (key, parsed, parsed.to_status() == raw)
-    return parsed
-
-
-def _next_inventory(
-    memory: SyncMemory, applied: ApplyResult, previous: Inventory, desired: Desired
-) -> Inventory:
-    """``applied.next_inventory(previous)``; the very ``previous`` object when equal to it.
-
-    When every object applied (or was unchanged), the next inventory is the prepared objects'
-    ids and versions, so for the same ``desired`` and ``previous`` objects the answer is the
-    one of the last reconcile: kept, a no-op reconcile builds, sorts and compares no entries.
-    """
-    if not applied.ok:
-        return applied.next_inventory(previous)
-    held = memory.next_inventory
-    if held is not None and held[0] is desired and held[1] is previous:
-        return held[2]
-    computed = applied.next_inventory(previous)
-    result = previous if computed.entries == previous.entries else computed
-    memory.next_inventory = (desired, previous, result)
-    return result
-
-
-def _inventory_status(memory: SyncMemory, inventory: Inventory, raw: Any) -> Any:
-    """The status form of ``inventory``: ``raw``, the status as read, when it is the previous
-    inventory unchanged (a no-op reconcile then makes no list of entries to compare), else a
-    new one."""
-    held = memory.inventory
-    if held is not None and held[1] is inventory and held[2]:
-        return raw
-    return inventory.to_status()
+def _settle(memory: SyncMemory, applied: ApplyResult, inventory: Inventory, written: Any) -> None:
+    """After the status write: the inventory just written is the next reconcile's parse of it
+    (:mod:`.inventory_memo`), and after a reconcile that wrote objects (the first one, one after
+    a commit, a drift correction) the C allocator's free pages go back (:mod:`.heap`); a quiet
+    apply, a no-op, allocated little and skips it."""
+    expect_inventory(memory, inventory, written)
+    if not applied.quiet:
+        release_free_heap()
 
 
 def _audit(sync: str, published: dict[str, Any], applied: ApplyResult) -> None:
@@ -290,7 +260,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     if waiting is not None:
         return waiting
     policy = FailurePolicy.parse(str(spec.get("failurePolicy") or "Atomic"))
-    previous = _previous_inventory(memory, status.get("inventory"))
+    previous = previous_inventory(memory, status.get("inventory"))
     ref = SyncRef(namespace, name)
     revision: str | None = None
     in_use: dict[str, Any] | None = None
@@ -350,7 +320,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
     if not applied.quiet:  # a quiet apply repeats the records it was given: nothing to merge
         memory.records = {**memory.records, **applied.records}
         memory.set_by = {**memory.set_by, **applied.set_by}
-    inventory = _next_inventory(memory, applied, previous, desired)
+    inventory = next_inventory(memory, applied, previous, desired)
     complete = built.complete and applied.ok
     if not complete:
         # Nothing is pruned after an incomplete revision, so everything applied before is still
@@ -379,7 +349,8 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         if complete
         else None
     )
-    return succeeded(
+    written = inventory_status(memory, inventory, status.get("inventory"))
+    outcome = succeeded(
         ctx,
         sync,
         memory,
@@ -387,7 +358,7 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         applied=applied,
         pruned=pruned,
         inventory=inventory,
-        inventory_status=_inventory_status(memory, inventory, status.get("inventory")),
+        inventory_status=written,
         revision=revision,
         author=published.get("author"),
         isolate=policy is FailurePolicy.ISOLATE,
@@ -397,3 +368,5 @@ def reconcile_sync(ctx: OperatorContext, sync: dict[str, Any]) -> SyncOutcome:
         in_use=in_use,
         health=health,
     )
+    _settle(memory, applied, inventory, written)
+    return outcome

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from sealed_gitops.operator.context import SyncMemory
-from sealed_gitops.operator.sync import _previous_inventory
+from sealed_gitops.operator.inventory_memo import previous_inventory as _previous_inventory
 from sealed_gitops.plan.ids import status_fingerprint
 from sealed_gitops.render.cache import DECRYPTED_SUPERSEDES_PARSED, ContentCache
 
