@@ -18,6 +18,7 @@ whose values are live, and it is left out of the digest that decides whether to 
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,6 +100,11 @@ class SyncRef:
         """A label selector that matches exactly the objects this Sync applied."""
         return ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
 
+    @functools.cached_property
+    def _shared_labels(self) -> dict[str, str]:
+        # written to the instance's __dict__ (not through the frozen __setattr__) on first use
+        return self.labels
+
     def owns(self, obj: Mapping[str, Any] | None) -> bool:
         """Whether the live object still carries both of this Sync's labels."""
         labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
@@ -135,7 +141,11 @@ class SyncRef:
             meta["annotations"] = annotations
         else:
             meta.pop("annotations", None)
-        meta["labels"] = {**(meta.get("labels") or {}), **self.labels}
+        own = meta.get("labels")
+        # An object without labels of its own gets the one dict of this SyncRef's labels, shared
+        # by every object it prepares (prepared objects are never mutated): 2,000 objects of a
+        # Sync would otherwise keep 2,000 equal dicts for as long as they stay prepared.
+        meta["labels"] = {**own, **self.labels} if own else self._shared_labels
         out["metadata"] = meta
         return out
 

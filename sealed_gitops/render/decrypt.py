@@ -67,9 +67,12 @@ class DecryptionKeys:
     sops_binding: NamespaceBinding = NamespaceBinding.NONE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderedObject:
-    """One object ready to plan and apply; ``data`` holds plaintext for Secrets (memory only)."""
+    """One object ready to plan and apply; ``data`` holds plaintext for Secrets (memory only).
+
+    Slotted: the operator keeps one per object of each Sync's last build (no ``__dict__``).
+    """
 
     id: ObjectId
     data: dict[str, Any]
