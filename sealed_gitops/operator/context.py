@@ -13,6 +13,7 @@ longer leads. What it already wrote is safe; the next leader converges from the 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import threading
@@ -110,6 +111,8 @@ class OperatorContext:
         self._lock = threading.Lock()
         self._syncs: dict[tuple[str, str], SyncMemory] = {}
         self._repositories: dict[tuple[str, str], RepositoryMemory] = {}
+        #: turns of the Sync reconcile loops (handlers.py): ``settings.concurrent_syncs`` at once
+        self.sync_turns = asyncio.Semaphore(max(1, settings.concurrent_syncs))
 
     def sync_memory(self, namespace: str, name: str) -> SyncMemory:
         with self._lock:

@@ -11,6 +11,7 @@ can run in one process (tests, the demo).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -55,43 +56,57 @@ async def _loop(ctx: OperatorContext, kind: str, namespace: str, name: str, stop
     # ... and every line it logs names its object (`sealed-gitops logs`, issue 15 Must 7).
     log_context.about(kind, namespace, name)
     while not stopped:
-        body = await asyncio.to_thread(get_object, ctx.client, kind, namespace, name)
-        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            return
-        if not ctx.settings.shard.owns(body):
-            # Relabelled to another shard since kopf spawned this loop: kopf stops it when it
-            # sees the change; until then, wait rather than reconcile another shard's object
-            # (and rather than return: should the label come back, kopf may never respawn it).
-            _stop_reporting(ctx, kind, namespace, name)
-            await _sleep_until_woken(ctx, kind, namespace, name, seconds=_POLL, stopped=stopped)
-            continue
-        try:
-            if kind == "Repository":
-                repo_outcome = await asyncio.to_thread(reconcile_repository, ctx, body)
-                if repo_outcome.new_revision:
-                    ctx.triggers.repository_changed(
-                        namespace, name, reason=f"revision {repo_outcome.new_revision}"
-                    )
-                delay = repo_outcome.requeue_after
-            else:
-                delay = (await asyncio.to_thread(reconcile_sync, ctx, body)).requeue_after
-        except SealedGitopsError as exc:
-            if ctx.client.halted.is_set():
-                log.info("%s %s/%s: stopped mid-reconcile (%s)", kind, namespace, name, exc)
+        # A Sync waits for its turn (settings.concurrent_syncs: how much passing memory runs at
+        # once) before it reads its body, so it reconciles what the API holds when it starts.
+        turn = ctx.sync_turns if kind == "Sync" else contextlib.nullcontext()
+        async with turn:
+            body = await asyncio.to_thread(get_object, ctx.client, kind, namespace, name)
+            if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
                 return
-            # Status could not even be written (API down): keep everything, retry with backoff.
-            memory = (
-                ctx.sync_memory(namespace, name)
-                if kind == "Sync"
-                else ctx.repository_memory(namespace, name)
-            )
-            memory.failures += 1
-            delay = ctx.backoff(memory.failures, base=5.0)
-            log.warning("%s %s/%s: %s (retry in %.0fs)", kind, namespace, name, exc, delay)
+            if ctx.settings.shard.owns(body):
+                delay = await _reconcile(ctx, kind, namespace, name, body)
+                if delay is None:
+                    return
+            else:
+                # Relabelled to another shard since kopf spawned this loop: kopf stops it when it
+                # sees the change; until then, wait rather than reconcile another shard's object
+                # (and rather than return: should the label come back, kopf may never respawn it).
+                _stop_reporting(ctx, kind, namespace, name)
+                delay = _POLL
         await _sleep_until_woken(ctx, kind, namespace, name, seconds=delay, stopped=stopped)
     # Stopped by kopf: the object was relabelled to another shard (kopf stops the loop at once,
     # before it wakes to see the label), or the operator stops.
     _stop_reporting(ctx, kind, namespace, name)
+
+
+async def _reconcile(
+    ctx: OperatorContext, kind: str, namespace: str, name: str, body: dict[str, Any]
+) -> float | None:
+    """One reconcile in a worker thread; seconds until the next, or None once the operator
+    has halted (the loop ends)."""
+    try:
+        if kind == "Repository":
+            repo_outcome = await asyncio.to_thread(reconcile_repository, ctx, body)
+            if repo_outcome.new_revision:
+                ctx.triggers.repository_changed(
+                    namespace, name, reason=f"revision {repo_outcome.new_revision}"
+                )
+            return repo_outcome.requeue_after
+        return (await asyncio.to_thread(reconcile_sync, ctx, body)).requeue_after
+    except SealedGitopsError as exc:
+        if ctx.client.halted.is_set():
+            log.info("%s %s/%s: stopped mid-reconcile (%s)", kind, namespace, name, exc)
+            return None
+        # Status could not even be written (API down): keep everything, retry with backoff.
+        memory = (
+            ctx.sync_memory(namespace, name)
+            if kind == "Sync"
+            else ctx.repository_memory(namespace, name)
+        )
+        memory.failures += 1
+        delay = ctx.backoff(memory.failures, base=5.0)
+        log.warning("%s %s/%s: %s (retry in %.0fs)", kind, namespace, name, exc, delay)
+        return delay
 
 
 def _stop_reporting(ctx: OperatorContext, kind: str, namespace: str, name: str) -> None:

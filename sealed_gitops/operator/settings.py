@@ -67,6 +67,12 @@ class OperatorSettings:
     #: seconds one Kubernetes API request may take before it counts as failed (ApiUnavailable);
     #: long enough for a slow apply of a big object, short enough that a hung server is retried
     api_timeout: float = 30.0
+    #: Sync reconciles that run at once (Flux's ``--concurrent``); the others wait their turn.
+    #: Each holds its build's passing memory while it runs (files, API answers, request bodies),
+    #: and with the GIL a few already keep two cores busy: in ``benchmarks/scale.py`` at 20,000
+    #: objects in 100 Syncs, six at once (the thread pool's size on 2 cores) peaked about 16 MB
+    #: higher than three. At least 1.
+    concurrent_syncs: int = 3
     #: seconds a single git fetch may take when the Repository does not say
     default_fetch_timeout: float = 60.0
     #: name of the Lease used for leader election; None runs without election (one replica)
