@@ -194,6 +194,15 @@ def _port(value: str | None) -> int | None:
     "name too, which names its Lease.",
 )
 @click.option(
+    "--concurrent",
+    "concurrent_syncs",
+    type=click.IntRange(min=1, max=64),
+    default=OperatorSettings.concurrent_syncs,
+    show_default=True,
+    help="Sync reconciles that run at once (Flux's --concurrent); the others wait their turn. "
+    "More is faster on a slow or remote API server and holds more memory at the peak.",
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Where Git checkouts are cached (default: a temporary directory).",
@@ -283,6 +292,7 @@ def operator_command(
     lease_duration: float,
     shard: str | None,
     shard_selector: str | None,
+    concurrent_syncs: int,
     cache_dir: Path | None,
     allow_file_urls: bool,
     vault_addresses: tuple[str, ...],
@@ -319,6 +329,7 @@ def operator_command(
 
     settings.context = context
     # Checked here, before the name reaches a Lease, a finalizer or a selector.
+    settings.concurrent_syncs = concurrent_syncs
     settings.shard = Shard.of(shard, selector=shard_selector)
     if settings.leader_lease:
         settings.leader_lease = settings.shard.lease_name()
