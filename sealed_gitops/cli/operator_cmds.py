@@ -323,7 +323,7 @@ def operator_command(
         cache_dir=cache_dir,
         allow_file_urls=allow_file_urls,
     )
-    from sealed_gitops.keys.vault import normalize_address
+    from sealed_gitops.keys.vault_addresses import normalize_address
     from sealed_gitops.operator.sharding import Shard
     from sealed_gitops.plan import names
 

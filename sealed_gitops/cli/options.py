@@ -39,7 +39,7 @@ from sealed_gitops.keys.discovery import discover_keyring
 from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.keys.pgp import GnuPG
 from sealed_gitops.keys.recipients import KeyFactory
-from sealed_gitops.keys.vault import resolve_vault_token
+from sealed_gitops.keys.vault_addresses import resolve_vault_token
 
 __all__ = [
     "STDIN",

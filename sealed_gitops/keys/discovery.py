@@ -37,10 +37,9 @@ from sealed_gitops.errors import ConfigError, KeyProviderError
 from sealed_gitops.keys.age_identities import age_unwrapper
 from sealed_gitops.keys.keyring import KeyRing
 from sealed_gitops.keys.pgp import GnuPG, PgpUnwrapper
-from sealed_gitops.keys.vault import (
+from sealed_gitops.keys.vault import DEFAULT_TIMEOUT, VaultUnwrapper
+from sealed_gitops.keys.vault_addresses import (
     ADDRESSES_ENV,
-    DEFAULT_TIMEOUT,
-    VaultUnwrapper,
     cli_vault_addresses,
     resolve_vault_token,
 )

@@ -29,7 +29,8 @@ from sealed_gitops.crypto.sops.masterkey import MasterKey
 from sealed_gitops.errors import ConfigError, SealedGitopsError
 from sealed_gitops.keys.age_identities import AGE_KIND, age_recipient
 from sealed_gitops.keys.pgp import GnuPG, PgpMasterKey
-from sealed_gitops.keys.vault import DEFAULT_TIMEOUT, VaultTransitKey, parse_transit_uri
+from sealed_gitops.keys.vault import DEFAULT_TIMEOUT, VaultTransitKey
+from sealed_gitops.keys.vault_addresses import parse_transit_uri
 
 __all__ = [
     "KeyFactory",

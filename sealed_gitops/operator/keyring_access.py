@@ -34,7 +34,8 @@ from typing import Any
 from sealed_gitops.errors import ClusterError, ConfigError, FormatError, NoMatchingKey
 from sealed_gitops.keys.cluster_keys import decrypting_keys, format_time, parse_time
 from sealed_gitops.keys.key_store import KeyStore, SecretStore
-from sealed_gitops.keys.vault import VaultUnwrapper, normalize_address
+from sealed_gitops.keys.vault import VaultUnwrapper
+from sealed_gitops.keys.vault_addresses import normalize_address
 from sealed_gitops.keys.vault_kv_store import (
     VaultKvStore,
     default_kv_path,

@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 from sealed_gitops.crypto.sops.masterkey import KeyStanza, MasterKey, Unwrapper
 from sealed_gitops.errors import ConfigError, IntegrityError, KeyProviderError
 from sealed_gitops.keys.keyring import KeyRing
-from sealed_gitops.keys.vault import (
+from sealed_gitops.keys.vault import VaultTransitKey, VaultUnwrapper
+from sealed_gitops.keys.vault_addresses import (
     TransitKeyRef,
-    VaultTransitKey,
-    VaultUnwrapper,
     normalize_address,
     parse_transit_uri,
     resolve_vault_token,

@@ -389,14 +389,14 @@ def test_the_unwrapper_checks_and_quotes_the_path_itself(committer_vault: Record
 def test_cli_allow_list_from_the_environment(
     env: dict[str, str], expected: frozenset[str] | None
 ) -> None:
-    from sealed_gitops.keys.vault import cli_vault_addresses
+    from sealed_gitops.keys.vault_addresses import cli_vault_addresses
 
     assert cli_vault_addresses(env) == expected
 
 
 def test_cli_allow_list_refuses_what_is_not_an_address() -> None:
     from sealed_gitops.errors import ConfigError
-    from sealed_gitops.keys.vault import cli_vault_addresses
+    from sealed_gitops.keys.vault_addresses import cli_vault_addresses
 
     with pytest.raises(ConfigError, match="SEALED_GITOPS_VAULT_ADDRESSES"):
         cli_vault_addresses({"SEALED_GITOPS_VAULT_ADDRESSES": "vault:8200"})
