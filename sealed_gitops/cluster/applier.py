@@ -106,10 +106,28 @@ def _established(crd: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
+def _served(discovery: Discovery, crd: Mapping[str, Any]) -> bool:
+    """Whether discovery lists the CRD's kind in each served version. A real kube-apiserver
+    sets Established a moment before its discovery document lists the new resource; an object
+    of the kind applied in between failed with "the server does not serve kind" (seen on the
+    control-plane tier of tests/cluster/test_prune.py)."""
+    spec = crd.get("spec") or {}
+    group, kind = str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))
+    for version in spec.get("versions") or ():
+        if not isinstance(version, Mapping) or not version.get("served", True):
+            continue
+        api_version = f"{group}/{version.get('name')}"
+        discovery.invalidate(api_version)
+        if discovery.find(api_version, kind) is None:
+            return False
+    return True
+
+
 def wait_established(
     client: KubeClient, discovery: Discovery, name: str, *, timeout: float
 ) -> None:
-    """Wait until the CRD ``name`` is Established; ClusterError after ``timeout`` seconds."""
+    """Wait until the CRD ``name`` is Established and discovery serves its kind; ClusterError
+    after ``timeout`` seconds."""
     resource = discovery.resource(f"{_CRD_GROUP}/v1", "CustomResourceDefinition")
     deadline = time.monotonic() + timeout
     delay = 0.05
@@ -117,7 +135,7 @@ def wait_established(
         crd = client.request(
             "GET", resource.path(name=name), action="read", what=f"CustomResourceDefinition {name}"
         )
-        if _established(crd):
+        if _established(crd) and _served(discovery, crd):
             return
         if time.monotonic() >= deadline:
             raise ClusterError(

@@ -672,6 +672,6 @@ def test_a_keyring_is_kept_by_its_own_shard_only(setup: Setup, operator_factory:
     setup.kube.patch(path, {"metadata": {"labels": {SHARD_LABEL: "shard-c"}}})
     wait_for(
         lambda: owner.context.metrics.registry.get_sample_value(age, labels) is None,
-        timeout=30,
+        timeout=90,
         what="shard-b's key-age series removed after the move",
     )
