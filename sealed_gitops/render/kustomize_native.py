@@ -82,9 +82,14 @@ _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 #: plain scalars that kustomize's reader (go-yaml, then JSON) reads otherwise than the loader's
 #: YAML 1.2 core schema: a leading-zero or prefixed number (``0777`` is 511 there, 777 here),
 #: digits with ``_`` (a number there, a string here), a date (an RFC 3339 time there)
+#: Each alternative has one way to match a token (no two adjacent parts can take the same
+#: byte), so a fullmatch is linear in the token: digits with an ``_`` somewhere are found by
+#: ``[0-9][0-9_]*`` plus a test for ``_`` (:func:`_number_otherwise`), not by a pattern that
+#: places the ``_``, which backtracked quadratically on a committer's ``1_1_1_..._1x``.
 _RESOLVED_OTHERWISE = re.compile(
-    rb"[-+]?(?:0[0-9_bBoOxX][0-9a-fA-F_]*|[0-9][0-9_]*_[0-9_]*):?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*"
+    rb"[-+]?0[0-9_bBoOxX][0-9a-fA-F_]*:?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*"
 )
+_DIGITS = re.compile(rb"[-+]?[0-9][0-9_]*:?")
 #: the first bytes of a token worth a closer look: the above, and a tag (``!``), an anchor
 #: (``&``), an alias (``*``) or a directive (``%``), which kustomize's reader handles its own way
 _SUSPECT = frozenset(b"0123456789+-!&*%")
@@ -241,9 +246,17 @@ def reads_otherwise(data: bytes) -> bool:
     tokens = data.translate(_FLOW).replace(b'":', b'" ').replace(b"':", b"' ").split()
     for token in tokens:
         first = token[0]
-        if first in _SUSPECT and (first in _NODE_MARKS or _RESOLVED_OTHERWISE.fullmatch(token)):
+        if first in _SUSPECT and (first in _NODE_MARKS or _number_otherwise(token)):
             return True
     return False
+
+
+def _number_otherwise(token: bytes) -> bool:
+    """A plain scalar go-yaml resolves otherwise than the loader: a leading-zero or prefixed
+    number, digits with ``_``, a date (see :data:`_RESOLVED_OTHERWISE`)."""
+    if _RESOLVED_OTHERWISE.fullmatch(token):
+        return True
+    return b"_" in token and _DIGITS.fullmatch(token) is not None
 
 
 def _is_label(value: Any) -> bool:
